@@ -1,0 +1,282 @@
+"""Every message the actors, the supervisor and the node child exchange.
+
+Actors talk only with ``tell``/``ask`` of these frozen, slotted dataclasses, so a
+message can never be mutated after it was sent and a test can build any of them to
+inject it. Messages that cross the pipe to the node child hold only plain values
+(str, int, Decimal, tuples) so they pickle without dragging Nautilus objects along.
+Money is ``Decimal``; it is rounded only when displayed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from typing import Protocol
+
+
+class Mailbox(Protocol):
+    """Anything a message can be told to: a pykka ``ActorRef`` or a test ``Inbox``."""
+
+    def tell(self, message: object) -> None: ...
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class DecisionKind(StrEnum):
+    FATAL = "fatal"
+    TRANSIENT = "transient"
+    UNKNOWN = "unknown"
+
+
+class TradingState(StrEnum):
+    ACTIVE = "ACTIVE"
+    HALTED = "HALTED"
+    REDUCING = "REDUCING"
+
+
+# ---------------------------------------------------------------- commands
+
+
+@dataclass(frozen=True, slots=True)
+class Halt:
+    """Stop new orders and cancel the strategy's open orders; the node keeps running."""
+
+    reason: str
+    source: str = "operator"
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    reason: str
+    source: str = "operator"
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """Graceful shutdown: the only path that ends the node."""
+
+    reason: str = "requested"
+
+
+@dataclass(frozen=True, slots=True)
+class TakeSnapshot:
+    """Ask the node for its state; the ``Snapshot`` goes to ``reply_to``."""
+
+    reply_to: Mailbox | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointNow:
+    """Make the checkpointer take a checkpoint at once (also its timer tick)."""
+
+    final: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    request_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    role: str
+    request_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    severity: Severity
+    title: str
+    text: str
+    key: str = ""  # identical keys may be folded together by the alerter
+
+
+# ---------------------------------------------------------------- supervision
+
+
+@dataclass(frozen=True, slots=True)
+class WhereIs:
+    """Directory lookup by role; the reply is the current ``ActorRef`` or ``None``."""
+
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChildExited:
+    """A child reports its own end; ``abnormal`` is a crash, not a requested stop."""
+
+    role: str
+    actor_urn: str
+    abnormal: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RestartChild:
+    """Sent by the supervisor to itself when a restart's backoff delay has passed."""
+
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisorTerminated:
+    """Told to the supervisor's parent when the tree stopped itself (escalation)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Escalated:
+    """Restart intensity was exceeded; what the supervisor did about it."""
+
+    role: str
+    restarts: int
+    period_s: float
+    action: str
+
+
+# ---------------------------------------------------------------- node pipe: child -> parent
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStarted:
+    pid: int
+    trader_id: str
+    instrument_id: str
+    replay_cursor: int
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStopped:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFilled:
+    client_order_id: str
+    trade_id: str
+    instrument_id: str
+    side: str
+    quantity: Decimal
+    price: Decimal
+    commission: Decimal
+    ts_event: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRejected:
+    client_order_id: str
+    reason: str
+    denied: bool  # True: refused by the RiskEngine before reaching the venue
+
+
+@dataclass(frozen=True, slots=True)
+class OrdersCanceled:
+    """The open orders a halt cancelled, confirmed by ``OrderCanceled`` events."""
+
+    client_order_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TradingStateChanged:
+    state: TradingState
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorRaised:
+    """Any failure anywhere, on its way to the classifier."""
+
+    source: str
+    error_type: str
+    message: str
+    code: int | None = None
+
+
+# ---------------------------------------------------------------- snapshots
+
+
+@dataclass(frozen=True, slots=True)
+class OrderView:
+    client_order_id: str
+    instrument_id: str
+    side: str
+    order_type: str
+    quantity: Decimal
+    filled_qty: Decimal
+    price: Decimal | None
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class PositionView:
+    position_id: str
+    instrument_id: str
+    side: str
+    quantity: Decimal
+    avg_px_open: Decimal
+    realized_pnl: Decimal
+    unrealized_pnl: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    taken_at_ns: int
+    trader_id: str
+    trading_state: TradingState
+    currency: str
+    balance: Decimal
+    equity: Decimal
+    realized_pnl: Decimal
+    unrealized_pnl: Decimal
+    replay_cursor: int
+    open_orders: tuple[OrderView, ...] = ()
+    positions: tuple[PositionView, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRequest:
+    """Pipe form of ``TakeSnapshot``: the parent keeps ``reply_to`` by ``request_id``."""
+
+    request_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotReply:
+    request_id: int
+    snapshot: Snapshot
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointSaved:
+    checkpoint_id: int
+    taken_at_ns: int
+    final: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    kind: DecisionKind
+    reason: str
+    error: ErrorRaised = field(
+        default_factory=lambda: ErrorRaised(source="", error_type="", message="")
+    )
+
+
+NodeCommand = Halt | Resume | Stop | SnapshotRequest | Ping
+NodeEvent = (
+    NodeStarted
+    | NodeStopped
+    | OrderFilled
+    | OrderRejected
+    | OrdersCanceled
+    | TradingStateChanged
+    | ErrorRaised
+    | SnapshotReply
+    | Pong
+)

@@ -1,0 +1,228 @@
+"""The Nautilus ``Actor`` inside the node child that speaks the project's messages.
+
+Commands from the parent arrive on the node's event loop (the pipe reader thread
+hands them over with ``call_soon_threadsafe``) and become Nautilus calls; Nautilus
+order and risk events become outgoing messages. Because pings are answered on the
+loop, a hung loop shows up as missed pongs in the parent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+
+from nautilus_trader.common.actor import Actor
+from nautilus_trader.config import ActorConfig
+from nautilus_trader.model.enums import TradingState as NautilusTradingState
+from nautilus_trader.model.enums import (
+    order_side_to_str,
+    order_status_to_str,
+    order_type_to_str,
+    position_side_to_str,
+)
+from nautilus_trader.model.events import (
+    OrderCanceled as NtOrderCanceled,
+)
+from nautilus_trader.model.events import (
+    OrderDenied as NtOrderDenied,
+)
+from nautilus_trader.model.events import (
+    OrderFilled as NtOrderFilled,
+)
+from nautilus_trader.model.events import (
+    OrderRejected as NtOrderRejected,
+)
+from nautilus_trader.model.data import BarType
+from nautilus_trader.model.identifiers import InstrumentId
+from nautilus_trader.model.objects import Price
+from nautilus_trader.model.orders import Order
+from nautilus_trader.model.position import Position
+from nautilus_trader.risk.engine import RiskEngine
+
+from actors.messages import (
+    ErrorRaised,
+    Halt,
+    NodeCommand,
+    NodeEvent,
+    OrderFilled,
+    OrderRejected,
+    OrdersCanceled,
+    OrderView,
+    Ping,
+    Pong,
+    PositionView,
+    Resume,
+    Snapshot,
+    SnapshotReply,
+    SnapshotRequest,
+    Stop,
+    TradingState,
+    TradingStateChanged,
+)
+from actors.node.replay import ReplayDataClient
+from actors.node.strategy import EmaCross
+
+_NT_STATE = {
+    TradingState.ACTIVE: NautilusTradingState.ACTIVE,
+    TradingState.HALTED: NautilusTradingState.HALTED,
+    TradingState.REDUCING: NautilusTradingState.REDUCING,
+}
+
+
+def _dec(value: object) -> Decimal:
+    return Decimal(str(value))
+
+
+class Bridge(Actor):
+    def __init__(
+        self,
+        send: Callable[[NodeEvent], None],
+        request_stop: Callable[[str], None],
+        risk_engine: RiskEngine,
+        strategy: EmaCross,
+        replay: ReplayDataClient | None,
+        instrument_id: str,
+        bar_type: BarType,
+        currency: str,
+    ) -> None:
+        super().__init__(ActorConfig(component_id="BRIDGE"))
+        self._send = send
+        self._request_stop = request_stop
+        self._risk_engine = risk_engine
+        self._strategy = strategy
+        self._replay = replay
+        self._instrument_id = InstrumentId.from_str(instrument_id)
+        self._bar_type = bar_type
+        self._currency = currency
+        self._state = TradingState.ACTIVE
+        self._cancelling: set[str] = set()
+        self._cancelled: list[str] = []
+
+    # ------------------------------------------------------------ lifecycle
+
+    def on_start(self) -> None:
+        self.msgbus.subscribe(topic="events.order.*", handler=self._on_order_event)
+
+    # ------------------------------------------------------------ commands
+
+    def handle(self, command: NodeCommand) -> None:
+        """Runs on the node loop; an exception is reported, never lost."""
+        try:
+            match command:
+                case Halt(reason=reason):
+                    self._halt(reason)
+                case Resume(reason=reason):
+                    self._set_state(TradingState.ACTIVE, reason)
+                case SnapshotRequest(request_id=request_id):
+                    self._send(SnapshotReply(request_id, self.snapshot()))
+                case Ping(request_id=request_id):
+                    self._send(Pong(role="node", request_id=request_id))
+                case Stop(reason=reason):
+                    self._request_stop(reason)
+        except Exception as exc:  # reported to the classifier through the parent
+            self._send(ErrorRaised("node.bridge", type(exc).__name__, str(exc)))
+
+    def _set_state(self, state: TradingState, reason: str) -> None:
+        self._risk_engine.set_trading_state(_NT_STATE[state])
+        self._state = state
+        self._send(TradingStateChanged(state, reason))
+
+    def _halt(self, reason: str) -> None:
+        self._set_state(TradingState.HALTED, reason)
+        open_orders = self.cache.orders_open(strategy_id=self._strategy.id)
+        self._cancelling = {o.client_order_id.value for o in open_orders}
+        self._cancelled = []
+        if not self._cancelling:
+            self._send(OrdersCanceled(()))
+            return
+        self._strategy.cancel_all_orders(self._instrument_id)
+
+    # ------------------------------------------------------------ events
+
+    def _on_order_event(self, event: object) -> None:
+        match event:
+            case NtOrderFilled():
+                self._send(
+                    OrderFilled(
+                        client_order_id=event.client_order_id.value,
+                        trade_id=event.trade_id.value,
+                        instrument_id=event.instrument_id.value,
+                        side=event.order_side.name,
+                        quantity=event.last_qty.as_decimal(),
+                        price=event.last_px.as_decimal(),
+                        commission=event.commission.as_decimal(),
+                        ts_event=event.ts_event,
+                    )
+                )
+            case NtOrderDenied():
+                self._send(OrderRejected(event.client_order_id.value, event.reason, denied=True))
+            case NtOrderRejected():
+                self._send(OrderRejected(event.client_order_id.value, event.reason, denied=False))
+            case NtOrderCanceled():
+                order_id = event.client_order_id.value
+                if order_id in self._cancelling:
+                    self._cancelling.discard(order_id)
+                    self._cancelled.append(order_id)
+                    if not self._cancelling:
+                        self._send(OrdersCanceled(tuple(self._cancelled)))
+
+    # ------------------------------------------------------------ snapshot
+
+    def snapshot(self) -> Snapshot:
+        venue = self._instrument_id.venue
+        account = self.portfolio.account(venue)
+        balance = Decimal(0)
+        if account is not None:
+            for currency, money in account.balances_total().items():
+                if currency.code == self._currency:
+                    balance = money.as_decimal()
+        last_bar = self.cache.bar(self._bar_type)
+        last = last_bar.close if last_bar is not None else None
+        positions = tuple(_position_view(p, last) for p in self.cache.positions_open())
+        unrealized = sum((p.unrealized_pnl for p in positions), Decimal(0))
+        realized = sum(
+            (_dec(p.realized_pnl.as_decimal()) for p in self.cache.positions() if p.realized_pnl),
+            Decimal(0),
+        )
+        return Snapshot(
+            taken_at_ns=self.clock.timestamp_ns(),
+            trader_id=self.trader_id.value,
+            trading_state=self._state,
+            currency=self._currency,
+            balance=balance,
+            equity=balance + unrealized,
+            realized_pnl=realized,
+            unrealized_pnl=unrealized,
+            replay_cursor=self._replay.cursor if self._replay is not None else 0,
+            open_orders=tuple(_order_view(o) for o in self.cache.orders_open()),
+            positions=positions,
+        )
+
+
+def _order_view(order: Order) -> OrderView:
+    price = order.price.as_decimal() if order.has_price else None
+    return OrderView(
+        client_order_id=order.client_order_id.value,
+        instrument_id=order.instrument_id.value,
+        side=order_side_to_str(order.side),
+        order_type=order_type_to_str(order.order_type),
+        quantity=order.quantity.as_decimal(),
+        filled_qty=order.filled_qty.as_decimal(),
+        price=price,
+        status=order_status_to_str(order.status),
+    )
+
+
+def _position_view(position: Position, last: Price | None) -> PositionView:
+    unrealized = Decimal(0)
+    if last is not None:
+        unrealized = position.unrealized_pnl(last).as_decimal()
+    return PositionView(
+        position_id=position.id.value,
+        instrument_id=position.instrument_id.value,
+        side=position_side_to_str(position.side),
+        quantity=position.quantity.as_decimal(),
+        avg_px_open=_dec(position.avg_px_open),
+        realized_pnl=position.realized_pnl.as_decimal() if position.realized_pnl else Decimal(0),
+        unrealized_pnl=unrealized,
+    )

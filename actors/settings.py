@@ -1,0 +1,89 @@
+"""Typed settings the actors and the node child are built from.
+
+The config loader (``supervisor.config``) validates a TOML file into these; the
+node child receives ``NodeSettings`` pickled through the spawn context, so every
+field is a plain value. Secrets are never part of settings: they stay in the
+environment and are read where they are used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+
+
+class Mode(StrEnum):
+    REPLAY = "replay"
+    BINANCE_SANDBOX = "binance-sandbox"
+    BINANCE_TESTNET = "binance-testnet"
+
+
+class SizingMethod(StrEnum):
+    FIXED_FRACTIONAL = "fixed_fractional"
+    KELLY = "kelly"
+    ATR = "atr"
+
+
+@dataclass(frozen=True, slots=True)
+class SizingSettings:
+    method: SizingMethod = SizingMethod.FIXED_FRACTIONAL
+    # fixed_fractional: the stop distance as a fraction of price
+    stop_loss_pct: Decimal = Decimal("0.02")
+    # kelly
+    win_rate: Decimal = Decimal("0.55")
+    payoff_ratio: Decimal = Decimal("1.5")
+    kelly_fraction: Decimal = Decimal("0.5")
+    # atr: stop distance = atr_multiplier * ATR(atr_period)
+    atr_period: int = 14
+    atr_multiplier: Decimal = Decimal("2")
+
+
+@dataclass(frozen=True, slots=True)
+class RiskLimits:
+    risk_per_trade: Decimal = Decimal("0.01")
+    max_leverage: Decimal = Decimal("3")
+    max_drawdown_pct: Decimal = Decimal("20")
+    daily_loss_limit_pct: Decimal = Decimal("5")
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaySettings:
+    """Where bars come from and how fast they are played.
+
+    ``speed`` multiplies the bar interval: 1 is real time, 240 plays a one-minute
+    bar every 0.25 s, 0 plays as fast as the node takes them.
+    """
+
+    source: str = "synthetic"
+    path: Path | None = None
+    seed: int = 7
+    bars: int = 50_000
+    bar_minutes: int = 1
+    speed: float = 240.0
+    start_price: Decimal = Decimal("60000")
+    volatility: Decimal = Decimal("0.002")
+
+
+@dataclass(frozen=True, slots=True)
+class StrategySettings:
+    name: str = "ema_cross"
+    fast_period: int = 10
+    slow_period: int = 30
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSettings:
+    trader_id: str = "PAPER-001"
+    mode: Mode = Mode.REPLAY
+    instrument_id: str = "BTCUSDT-PERP.BINANCE"
+    starting_balance: Decimal = Decimal("100000")
+    currency: str = "USDT"
+    leverage: Decimal = Decimal("3")
+    replay: ReplaySettings = field(default_factory=ReplaySettings)
+    strategy: StrategySettings = field(default_factory=StrategySettings)
+    sizing: SizingSettings = field(default_factory=SizingSettings)
+    risk: RiskLimits = field(default_factory=RiskLimits)
+    start_cursor: int = 0
+    log_level: str = "WARNING"
