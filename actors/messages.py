@@ -72,9 +72,23 @@ class TakeSnapshot:
 
 @dataclass(frozen=True, slots=True)
 class CheckpointNow:
-    """Make the checkpointer take a checkpoint at once (also its timer tick)."""
+    """Make the checkpointer take a checkpoint at once (also its timer tick).
+
+    ``notify`` receives ``CheckpointSaved`` or ``CheckpointFailed`` for this request.
+    """
 
     final: bool = False
+    notify: Mailbox | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LastSnapshot:
+    """Ask the checkpointer for the newest snapshot it holds (reply: Snapshot | None)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Beat:
+    """Heartbeat tick for the checkpointer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +270,12 @@ class SnapshotReply:
 class CheckpointSaved:
     checkpoint_id: int
     taken_at_ns: int
+    final: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointFailed:
+    reason: str
     final: bool
 
 

@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from nautilus_trader.common.actor import Actor
 from nautilus_trader.config import ActorConfig
+from nautilus_trader.model.data import BarType
 from nautilus_trader.model.enums import TradingState as NautilusTradingState
 from nautilus_trader.model.enums import (
     order_side_to_str,
@@ -32,7 +33,6 @@ from nautilus_trader.model.events import (
 from nautilus_trader.model.events import (
     OrderRejected as NtOrderRejected,
 )
-from nautilus_trader.model.data import BarType
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.objects import Price
 from nautilus_trader.model.orders import Order
@@ -179,11 +179,11 @@ class Bridge(Actor):
         last_bar = self.cache.bar(self._bar_type)
         last = last_bar.close if last_bar is not None else None
         positions = tuple(_position_view(p, last) for p in self.cache.positions_open())
-        unrealized = sum((p.unrealized_pnl for p in positions), Decimal(0))
-        realized = sum(
-            (_dec(p.realized_pnl.as_decimal()) for p in self.cache.positions() if p.realized_pnl),
-            Decimal(0),
-        )
+        # The portfolio keeps the realized PnL of closed (and flipped) positions too.
+        realized_money = self.portfolio.realized_pnl(self._instrument_id)
+        unrealized_money = self.portfolio.unrealized_pnl(self._instrument_id)
+        realized = realized_money.as_decimal() if realized_money is not None else Decimal(0)
+        unrealized = unrealized_money.as_decimal() if unrealized_money is not None else Decimal(0)
         return Snapshot(
             taken_at_ns=self.clock.timestamp_ns(),
             trader_id=self.trader_id.value,

@@ -10,7 +10,9 @@ died) the node stops itself, so no child outlives its supervisor.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import threading
 from multiprocessing.connection import Connection
 
@@ -36,7 +38,7 @@ STARTUP_POLL_S = 0.02
 class _Pipe:
     """Serialises sends from the loop thread; a broken pipe means the parent is gone."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection[NodeEvent, NodeCommand]) -> None:
         self._conn = conn
         self._lock = threading.Lock()
         self.broken = False
@@ -88,7 +90,7 @@ def build_node_config(settings: NodeSettings) -> TradingNodeConfig:
     )
 
 
-async def _serve(conn: Connection, settings: NodeSettings) -> None:
+async def _serve(conn: Connection[NodeEvent, NodeCommand], settings: NodeSettings) -> None:
     loop = asyncio.get_running_loop()
     pipe = _Pipe(conn)
     stop_requested = asyncio.Event()
@@ -99,6 +101,12 @@ async def _serve(conn: Connection, settings: NodeSettings) -> None:
         stop_requested.set()
 
     node = TradingNode(config=build_node_config(settings), loop=loop)
+    # Shutdown is the parent's decision, sent over the pipe: a terminal's Ctrl-C or
+    # systemd's SIGTERM to the whole cgroup must not kill the node before the
+    # parent has taken its final checkpoint.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.remove_signal_handler(sig)
+        signal.signal(sig, signal.SIG_IGN)
     venue = settings.instrument_id.rsplit(".", 1)[1]
     node.add_data_client_factory(REPLAY_CLIENT, ReplayDataClientFactory)
     node.add_exec_client_factory(venue, SandboxLiveExecClientFactory)
@@ -162,15 +170,15 @@ async def _serve(conn: Connection, settings: NodeSettings) -> None:
     pipe.send(NodeStopped(stop_reason[0] if stop_reason else "node stopped by itself"))
 
 
-def run_node(conn: Connection, settings: NodeSettings) -> None:
+def run_node(conn: Connection[NodeEvent, NodeCommand], settings: NodeSettings) -> None:
     """Spawn target: serve until told to stop; a start-up failure is reported, exit 1."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     try:
         asyncio.run(_serve(conn, settings))
     except Exception as exc:
-        try:
+        with contextlib.suppress(OSError):
             conn.send(ErrorRaised("node.host", type(exc).__name__, str(exc)))
-        except OSError:
-            pass
         conn.close()
         os._exit(1)
     conn.close()

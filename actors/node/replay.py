@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 from pathlib import Path
+from typing import ClassVar
 
 from nautilus_trader.cache.cache import Cache
 from nautilus_trader.common.component import LiveClock, MessageBus
@@ -34,7 +35,6 @@ _INSTRUMENTS = {
     "BTCUSDT-PERP.BINANCE": TestInstrumentProvider.btcusdt_perp_binance,
     "ETHUSDT-PERP.BINANCE": TestInstrumentProvider.ethusdt_perp_binance,
 }
-SUPPORTED_INSTRUMENTS = tuple(_INSTRUMENTS)
 
 
 def make_instrument(instrument_id: str) -> Instrument:
@@ -168,7 +168,7 @@ def _path(row: Ohlcv) -> tuple[Decimal, Decimal, Decimal, Decimal]:
 class ReplayDataClientFactory(LiveDataClientFactory):
     """Builds the replay client and remembers it so the bridge can read its cursor."""
 
-    created: dict[str, ReplayDataClient] = {}
+    created: ClassVar[dict[str, ReplayDataClient]] = {}
 
     @staticmethod
     def create(  # type: ignore[override]

@@ -116,7 +116,7 @@ class EmaCross(Strategy):
             return
         fast, slow = self._fast.value, self._slow.value
         signal = 1 if fast > slow else -1 if fast < slow else 0
-        if signal == 0 or signal == self._signal:
+        if signal in (0, self._signal):
             return
         self._signal = signal
         self._turn(OrderSide.BUY if signal > 0 else OrderSide.SELL, bar.close.as_decimal())

@@ -1,0 +1,156 @@
+"""What every supervised actor shares: its context, peer lookup and exit reports.
+
+An actor never keeps a peer's ``ActorRef`` across that peer's restart: it asks the
+supervisor's directory by role (``WhereIs``) and re-asks when the cached reference
+has died, so a restarted peer is found again. Its own end, normal or a crash, is
+reported to the supervisor as ``ChildExited`` - the OTP exit signal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Protocol, runtime_checkable
+
+import pykka
+
+from actors.messages import ChildExited, Ping, Pong, WhereIs
+
+log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class PeerRef(Protocol):
+    def tell(self, message: object) -> None: ...
+
+    def is_alive(self) -> bool: ...
+
+
+@runtime_checkable
+class AskablePeer(Protocol):
+    def ask(self, message: object, *, timeout: float | None = None) -> object: ...
+
+
+class Directory(Protocol):
+    """The supervisor as seen by its children: told exits, asked ``WhereIs``."""
+
+    def tell(self, message: object) -> None: ...
+
+    def ask(self, message: object, *, timeout: float | None = None) -> object: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ChildContext:
+    role: str
+    directory: Directory
+    lookup_timeout_s: float = 2.0
+
+
+class Peers:
+    """Role -> reference, resolved through the directory and refreshed when dead."""
+
+    def __init__(self, ctx: ChildContext) -> None:
+        self._ctx = ctx
+        self._cache: dict[str, PeerRef] = {}
+
+    def get(self, role: str) -> PeerRef | None:
+        ref = self._cache.get(role)
+        if ref is not None and ref.is_alive():
+            return ref
+        self._cache.pop(role, None)
+        try:
+            reply = self._ctx.directory.ask(WhereIs(role), timeout=self._ctx.lookup_timeout_s)
+        except (pykka.ActorDeadError, pykka.Timeout):
+            return None
+        if isinstance(reply, PeerRef):
+            self._cache[role] = reply
+            return reply
+        return None
+
+    def ask(self, role: str, message: object, timeout: float) -> object:
+        """Ask a peer and wait at most ``timeout``; ``None`` when it cannot answer."""
+        ref = self.get(role)
+        if not isinstance(ref, AskablePeer):
+            return None
+        try:
+            return ref.ask(message, timeout=timeout)
+        except (pykka.ActorDeadError, pykka.Timeout):
+            return None
+
+    def tell(self, role: str, message: object) -> bool:
+        """Deliver or report ``False``; one retry covers a peer restarted meanwhile."""
+        for _ in range(2):
+            ref = self.get(role)
+            if ref is None:
+                break
+            try:
+                ref.tell(message)
+                return True
+            except pykka.ActorDeadError:
+                self._cache.pop(role, None)
+        log.warning("%s: no live %r to receive %s", self._ctx.role, role, type(message).__name__)
+        return False
+
+
+class SupervisedActor(pykka.ThreadingActor):
+    """Base class: subclasses implement ``started``, ``receive`` and ``stopped``."""
+
+    def __init__(self, ctx: ChildContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.peers = Peers(ctx)
+
+    # Hooks for subclasses -------------------------------------------------
+
+    def started(self) -> None:
+        """Acquire resources; raising here is a crash reported to the supervisor."""
+
+    def receive(self, message: object) -> object:
+        log.warning("%s: unexpected message %r", self.ctx.role, message)
+        return None
+
+    def stopped(self) -> None:
+        """Release resources; runs on a normal stop and after a crash."""
+
+    # pykka plumbing ---------------------------------------------------------
+
+    def on_start(self) -> None:
+        try:
+            self.started()
+        except Exception as exc:
+            self._release()
+            self._report_exit(abnormal=True, reason=f"start failed: {exc!r}")
+            raise
+
+    def on_receive(self, message: object) -> object:
+        if isinstance(message, Ping):
+            return Pong(self.ctx.role, message.request_id)
+        return self.receive(message)
+
+    def on_failure(
+        self,
+        exception_type: type[BaseException] | None,
+        exception_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._release()
+        self._report_exit(abnormal=True, reason=repr(exception_value))
+
+    def on_stop(self) -> None:
+        self._release()
+        self._report_exit(abnormal=False, reason="stopped")
+
+    def _release(self) -> None:
+        try:
+            self.stopped()
+        except Exception:
+            log.exception("%s: error while releasing resources", self.ctx.role)
+
+    def _report_exit(self, abnormal: bool, reason: str) -> None:
+        # If the supervisor is gone there is nobody left to tell.
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.ctx.directory.tell(
+                ChildExited(self.ctx.role, self.actor_urn, abnormal=abnormal, reason=reason)
+            )

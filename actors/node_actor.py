@@ -1,0 +1,208 @@
+"""TradingNodeActor: owns the node host child process for as long as it lives.
+
+The actor and its child share one life: when the child exits unexpectedly, stops
+answering pings, or its pipe breaks, the actor fails, and the supervisor's restart
+of the actor is what spawns a fresh child. Messages from the child are read on a
+small thread and re-told to the actor, so every handler runs on the actor thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import threading
+import time
+from dataclasses import dataclass, replace
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+
+import pykka
+
+from actors.base import ChildContext, SupervisedActor
+from actors.messages import (
+    ErrorRaised,
+    Halt,
+    LastSnapshot,
+    Mailbox,
+    NodeCommand,
+    NodeEvent,
+    NodeStarted,
+    NodeStopped,
+    OrderFilled,
+    OrderRejected,
+    OrdersCanceled,
+    Ping,
+    Pong,
+    Resume,
+    Snapshot,
+    SnapshotReply,
+    SnapshotRequest,
+    Stop,
+    TakeSnapshot,
+    TradingStateChanged,
+)
+from actors.node.host import run_node
+from actors.settings import NodeSettings
+from actors.timer import Interval
+
+log = logging.getLogger(__name__)
+
+ROLE = "node"
+
+
+class NodeCrashed(RuntimeError):
+    """The node child died, hung or lost its pipe: the actor fails with it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChildProcessExited:
+    exitcode: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckChild:
+    """Ping tick: probe the child's event loop and judge the last answer."""
+
+
+class TradingNodeActor(SupervisedActor):
+    def __init__(
+        self,
+        ctx: ChildContext,
+        settings: NodeSettings,
+        ping_interval_s: float = 1.0,
+        hang_timeout_s: float = 15.0,
+        stop_timeout_s: float = 10.0,
+    ) -> None:
+        super().__init__(ctx)
+        self.settings = settings
+        self._ping_interval_s = ping_interval_s
+        self._hang_timeout_s = hang_timeout_s
+        self._stop_timeout_s = stop_timeout_s
+        self._proc: BaseProcess | None = None
+        self._conn: Connection[NodeCommand, NodeEvent] | None = None
+        self._pinger: Interval | None = None
+        self._stopping = False
+        self._waiting: dict[int, Mailbox] = {}
+        self._next_id = 0
+        self._last_pong = time.monotonic()
+        self.started_info: NodeStarted | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    def started(self) -> None:
+        settings = self.settings
+        last = self.peers.ask("checkpointer", LastSnapshot(), timeout=2.0)
+        if isinstance(last, Snapshot) and last.trader_id == settings.trader_id:
+            settings = replace(
+                settings, start_cursor=max(settings.start_cursor, last.replay_cursor)
+            )
+        ctx = multiprocessing.get_context("spawn")
+        parent_end, child_end = ctx.Pipe(duplex=True)
+        proc = ctx.Process(
+            target=run_node, args=(child_end, settings), name="node-host", daemon=True
+        )
+        proc.start()
+        child_end.close()
+        self._proc, self._conn = proc, parent_end
+        self._last_pong = time.monotonic() + 30.0  # grace for the child's start-up
+        threading.Thread(
+            target=_pump, args=(parent_end, proc, self.actor_ref), name="node-pipe", daemon=True
+        ).start()
+        self._pinger = Interval(self._ping_interval_s, self.actor_ref, CheckChild, "node-ping")
+        log.info("node child pid %s starting at replay cursor %d", proc.pid, settings.start_cursor)
+
+    def stopped(self) -> None:
+        self._stopping = True
+        if self._pinger is not None:
+            self._pinger.cancel()
+        proc, conn = self._proc, self._conn
+        if proc is None or conn is None:
+            return
+        if proc.is_alive():
+            with contextlib.suppress(OSError):
+                conn.send(Stop("actor stopping"))
+            proc.join(self._stop_timeout_s)
+            if proc.is_alive():
+                log.error(
+                    "node child %s did not stop in %.1f s; killing", proc.pid, self._stop_timeout_s
+                )
+                proc.kill()
+                proc.join(2.0)
+        conn.close()
+
+    # ------------------------------------------------------------ messages
+
+    def receive(self, message: object) -> object:
+        match message:
+            case NodeStarted():
+                self.started_info = message
+                self._last_pong = time.monotonic()
+                log.info("node child %d trading %s", message.pid, message.instrument_id)
+                self.peers.tell("checkpointer", message)
+            case OrderFilled() | OrdersCanceled() | TradingStateChanged() | NodeStopped():
+                self.peers.tell("checkpointer", message)
+            case OrderRejected():
+                self.peers.tell("checkpointer", message)
+                self.peers.tell("classifier", message)
+            case ErrorRaised():
+                self.peers.tell("classifier", message)
+            case SnapshotReply(request_id=request_id, snapshot=snapshot):
+                reply_to = self._waiting.pop(request_id, None)
+                if reply_to is not None:
+                    reply_to.tell(snapshot)
+            case Pong():
+                self._last_pong = time.monotonic()
+            case ChildProcessExited(exitcode=code):
+                if not self._stopping:
+                    raise NodeCrashed(f"node child exited with code {code}")
+            case CheckChild():
+                self._check_child()
+            case Halt() | Resume():
+                self._send(message)
+            case TakeSnapshot(reply_to=reply_to):
+                if reply_to is not None:
+                    self._next_id += 1
+                    self._waiting[self._next_id] = reply_to
+                    self._send(SnapshotRequest(self._next_id))
+            case Stop():
+                self.actor_ref.stop(block=False)
+            case _:
+                return super().receive(message)
+        return None
+
+    def _check_child(self) -> None:
+        silent_for = time.monotonic() - self._last_pong
+        if silent_for > self._hang_timeout_s:
+            if self._proc is not None and self._proc.is_alive():
+                self._proc.kill()
+            raise NodeCrashed(f"node child silent for {silent_for:.1f} s (hung); killed")
+        self._send(Ping())
+
+    def _send(self, command: NodeCommand) -> None:
+        if self._conn is None:
+            raise NodeCrashed("node child not started")
+        try:
+            self._conn.send(command)
+        except OSError as exc:
+            raise NodeCrashed(f"node pipe broken: {exc}") from exc
+
+
+def _pump(
+    conn: Connection[NodeCommand, NodeEvent],
+    proc: BaseProcess,
+    ref: pykka.ActorRef[TradingNodeActor],
+) -> None:
+    """Re-tell everything the child sends; report its exit when the pipe closes."""
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            break
+        try:
+            ref.tell(message)
+        except pykka.ActorDeadError:
+            return
+    proc.join(5.0)
+    with contextlib.suppress(pykka.ActorDeadError):
+        ref.tell(ChildProcessExited(proc.exitcode))

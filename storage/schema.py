@@ -1,0 +1,94 @@
+"""Schema of the service database, versioned with ``PRAGMA user_version``.
+
+Each migration is applied once, in order, inside a transaction; a database written
+by a newer version of the service is refused rather than misread.
+"""
+
+from __future__ import annotations
+
+import sqlite_utils
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: runs, checkpoints, events, alert outbox, heartbeat
+    """
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        trader_id TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        started_at TEXT NOT NULL,
+        stopped_at TEXT,
+        exit_reason TEXT
+    );
+    CREATE TABLE checkpoints (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        trader_id TEXT NOT NULL,
+        taken_at TEXT NOT NULL,
+        saved_at TEXT NOT NULL,
+        final INTEGER NOT NULL DEFAULT 0,
+        trading_state TEXT NOT NULL,
+        currency TEXT NOT NULL,
+        balance TEXT NOT NULL,
+        equity TEXT NOT NULL,
+        realized_pnl TEXT NOT NULL,
+        unrealized_pnl TEXT NOT NULL,
+        open_orders INTEGER NOT NULL,
+        positions INTEGER NOT NULL,
+        replay_cursor INTEGER NOT NULL,
+        snapshot TEXT NOT NULL
+    );
+    CREATE INDEX checkpoints_by_trader ON checkpoints(trader_id, id);
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL,
+        trader_id TEXT NOT NULL,
+        at TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        payload TEXT NOT NULL
+    );
+    CREATE INDEX events_by_kind ON events(trader_id, kind, id);
+    CREATE TABLE alert_outbox (
+        id INTEGER PRIMARY KEY,
+        trader_id TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        title TEXT NOT NULL,
+        text TEXT NOT NULL,
+        key TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        delivered_at TEXT
+    );
+    CREATE TABLE heartbeat (
+        trader_id TEXT PRIMARY KEY,
+        run_id INTEGER NOT NULL,
+        pid INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        at TEXT NOT NULL,
+        at_epoch REAL NOT NULL
+    );
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class SchemaError(RuntimeError):
+    pass
+
+
+def migrate(db: sqlite_utils.Database) -> int:
+    row = db.execute("PRAGMA user_version").fetchone()
+    version = int(row[0]) if row else 0
+    if version > SCHEMA_VERSION:
+        raise SchemaError(
+            f"database schema version {version} is newer than this service ({SCHEMA_VERSION})"
+        )
+    for number in range(version, SCHEMA_VERSION):
+        with db.atomic():
+            for statement in MIGRATIONS[number].split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {number + 1}")
+    return SCHEMA_VERSION

@@ -1,0 +1,151 @@
+"""Read-only status queries: the contract a CLI, a dashboard or a job manager reads.
+
+Readers open the file read-only, so they never block the service's writer (WAL)
+and can never change it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import TypedDict
+
+from storage.store import StorageError
+
+
+class PositionRow(TypedDict):
+    position_id: str
+    instrument_id: str
+    side: str
+    quantity: str
+    avg_px_open: str
+    realized_pnl: str
+    unrealized_pnl: str
+
+
+class StatusReport(TypedDict):
+    state: str
+    mode: str
+    trader_id: str
+    run_id: int
+    pid: int
+    started_at: str
+    stopped_at: str | None
+    heartbeat_at: str | None
+    heartbeat_age_s: float | None
+    last_checkpoint_at: str | None
+    checkpoints: int
+    trading_state: str | None
+    currency: str | None
+    balance: str | None
+    equity: str | None
+    realized_pnl: str | None
+    unrealized_pnl: str | None
+    open_orders: int
+    positions: list[PositionRow]
+    fills: int
+    rejects: int
+    replay_cursor: int | None
+
+
+def open_readonly(path: Path) -> sqlite3.Connection:
+    if not path.is_file():
+        raise StorageError(f"no database at {path} (has the service run with this --db?)")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
+        conn.row_factory = sqlite3.Row
+        conn.execute("SELECT 1 FROM runs LIMIT 1")
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot read database {path}: {exc}") from exc
+    return conn
+
+
+def read_status(path: Path, trader_id: str | None, stale_after_s: float) -> StatusReport | None:
+    conn = open_readonly(path)
+    try:
+        return _status(conn, trader_id, stale_after_s)
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot read status from {path}: {exc}") from exc
+    finally:
+        conn.close()
+
+
+def _status(
+    conn: sqlite3.Connection, trader_id: str | None, stale_after_s: float
+) -> StatusReport | None:
+    if trader_id is None:
+        run = conn.execute("SELECT * FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+    else:
+        run = conn.execute(
+            "SELECT * FROM runs WHERE trader_id = ? ORDER BY id DESC LIMIT 1", [trader_id]
+        ).fetchone()
+    if run is None:
+        return None
+    tid = str(run["trader_id"])
+    beat = conn.execute("SELECT * FROM heartbeat WHERE trader_id = ?", [tid]).fetchone()
+    cp = conn.execute(
+        "SELECT * FROM checkpoints WHERE trader_id = ? ORDER BY id DESC LIMIT 1", [tid]
+    ).fetchone()
+    n_checkpoints = conn.execute(
+        "SELECT count(*) FROM checkpoints WHERE trader_id = ?", [tid]
+    ).fetchone()[0]
+    fills = conn.execute(
+        "SELECT count(*) FROM events WHERE trader_id = ? AND kind = 'fill'", [tid]
+    ).fetchone()[0]
+    rejects = conn.execute(
+        "SELECT count(*) FROM events WHERE trader_id = ? AND kind = 'reject'", [tid]
+    ).fetchone()[0]
+
+    age = None if beat is None else max(0.0, time.time() - float(beat["at_epoch"]))
+    if run["stopped_at"] is not None:
+        state = "stopped"
+    elif beat is None or beat["run_id"] != run["id"] or (age is not None and age > stale_after_s):
+        state = "not_running"
+    else:
+        state = str(beat["state"])
+
+    positions: list[PositionRow] = []
+    if cp is not None:
+        snapshot = json.loads(cp["snapshot"])
+        positions = [
+            PositionRow(
+                position_id=str(p["position_id"]),
+                instrument_id=str(p["instrument_id"]),
+                side=str(p["side"]),
+                quantity=str(p["quantity"]),
+                avg_px_open=str(p["avg_px_open"]),
+                realized_pnl=str(p["realized_pnl"]),
+                unrealized_pnl=str(p["unrealized_pnl"]),
+            )
+            for p in snapshot["positions"]
+        ]
+
+    def col(name: str) -> str | None:
+        return None if cp is None else str(cp[name])
+
+    return StatusReport(
+        state=state,
+        mode=str(run["mode"]),
+        trader_id=tid,
+        run_id=int(run["id"]),
+        pid=int(run["pid"]),
+        started_at=str(run["started_at"]),
+        stopped_at=run["stopped_at"],
+        heartbeat_at=None if beat is None else str(beat["at"]),
+        heartbeat_age_s=None if age is None else round(age, 3),
+        last_checkpoint_at=col("saved_at"),
+        checkpoints=int(n_checkpoints),
+        trading_state=col("trading_state"),
+        currency=col("currency"),
+        balance=col("balance"),
+        equity=col("equity"),
+        realized_pnl=col("realized_pnl"),
+        unrealized_pnl=col("unrealized_pnl"),
+        open_orders=0 if cp is None else int(cp["open_orders"]),
+        positions=positions,
+        fills=int(fills),
+        rejects=int(rejects),
+        replay_cursor=None if cp is None else int(cp["replay_cursor"]),
+    )

@@ -1,0 +1,210 @@
+"""The service database: one SQLite file in WAL mode, written through sqlite-utils.
+
+Each actor that writes owns its own ``Store`` (SQLite connections belong to one
+thread). A checkpoint is one transaction: the summary row, the full snapshot and
+the retention trim commit together or not at all. Every failure surfaces as a
+``StorageError`` with the path and the SQLite reason, so the owning actor can
+report it instead of losing it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlite_utils
+
+from actors.messages import Alert, Snapshot
+from storage.codec import snapshot_from_json, to_json
+from storage.schema import migrate
+
+DEFAULT_KEEP_LAST = 1000
+
+
+class StorageError(RuntimeError):
+    """A database operation failed; the message names the file and the cause."""
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def ns_to_iso(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    run_id: int
+    trader_id: str
+    mode: str
+
+
+def connect(path: Path, timeout_s: float = 5.0) -> sqlite_utils.Database:
+    """Open (creating if needed) and migrate the database; WAL for concurrent readers."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), timeout=timeout_s, check_same_thread=True)
+        db = sqlite_utils.Database(conn)
+        with db.ensure_autocommit_on():
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+        migrate(db)
+    except (sqlite3.Error, OSError) as exc:
+        raise StorageError(f"cannot open database {path}: {exc}") from exc
+    return db
+
+
+class Store:
+    def __init__(self, path: Path, timeout_s: float = 5.0) -> None:
+        self.path = path
+        self.db = connect(path, timeout_s)
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.db.close()
+
+    def _fail(self, what: str, exc: BaseException) -> StorageError:
+        return StorageError(f"{what} failed on {self.path}: {type(exc).__name__}: {exc}")
+
+    # ------------------------------------------------------------ runs
+
+    def open_run(self, trader_id: str, mode: str, pid: int | None = None) -> RunInfo:
+        try:
+            with self.db.atomic():
+                table = self.db.table("runs")
+                table.insert(
+                    {
+                        "trader_id": trader_id,
+                        "mode": mode,
+                        "pid": pid if pid is not None else os.getpid(),
+                        "started_at": utc_now(),
+                    }
+                )
+                run_id = int(table.last_pk)  # type: ignore[arg-type]
+        except sqlite3.Error as exc:
+            raise self._fail("opening a run", exc) from exc
+        return RunInfo(run_id, trader_id, mode)
+
+    def close_run(self, run: RunInfo, reason: str) -> None:
+        try:
+            with self.db.atomic():
+                self.db.table("runs").update(
+                    run.run_id, {"stopped_at": utc_now(), "exit_reason": reason}
+                )
+                self.db.execute(
+                    "UPDATE heartbeat SET state = 'stopped', at = ?, at_epoch = ? "
+                    "WHERE trader_id = ?",
+                    [utc_now(), time.time(), run.trader_id],
+                )
+        except sqlite3.Error as exc:
+            raise self._fail("closing a run", exc) from exc
+
+    # ------------------------------------------------------------ checkpoints
+
+    def write_checkpoint(
+        self,
+        run: RunInfo,
+        snapshot: Snapshot,
+        final: bool = False,
+        keep_last: int = DEFAULT_KEEP_LAST,
+    ) -> int:
+        row = {
+            "run_id": run.run_id,
+            "trader_id": run.trader_id,
+            "taken_at": ns_to_iso(snapshot.taken_at_ns),
+            "saved_at": utc_now(),
+            "final": int(final),
+            "trading_state": snapshot.trading_state.value,
+            "currency": snapshot.currency,
+            "balance": str(snapshot.balance),
+            "equity": str(snapshot.equity),
+            "realized_pnl": str(snapshot.realized_pnl),
+            "unrealized_pnl": str(snapshot.unrealized_pnl),
+            "open_orders": len(snapshot.open_orders),
+            "positions": len(snapshot.positions),
+            "replay_cursor": snapshot.replay_cursor,
+            "snapshot": to_json(snapshot),
+        }
+        try:
+            with self.db.atomic():
+                table = self.db.table("checkpoints")
+                table.insert(row)
+                checkpoint_id = int(table.last_pk)  # type: ignore[arg-type]
+                self.db.execute(
+                    "DELETE FROM checkpoints WHERE trader_id = ? AND id <= ?",
+                    [run.trader_id, checkpoint_id - keep_last],
+                )
+        except sqlite3.Error as exc:
+            raise self._fail("writing a checkpoint", exc) from exc
+        return checkpoint_id
+
+    def last_snapshot(self, trader_id: str) -> Snapshot | None:
+        try:
+            rows = list(
+                self.db.query(
+                    "SELECT snapshot FROM checkpoints WHERE trader_id = ? ORDER BY id DESC LIMIT 1",
+                    [trader_id],
+                )
+            )
+        except sqlite3.Error as exc:
+            raise self._fail("reading the last checkpoint", exc) from exc
+        return snapshot_from_json(str(rows[0]["snapshot"])) if rows else None
+
+    # ------------------------------------------------------------ events, heartbeat, alerts
+
+    def append_event(self, run: RunInfo, kind: str, payload: object) -> None:
+        try:
+            with self.db.atomic():
+                self.db.table("events").insert(
+                    {
+                        "run_id": run.run_id,
+                        "trader_id": run.trader_id,
+                        "at": utc_now(),
+                        "kind": kind,
+                        "payload": to_json(payload),
+                    }
+                )
+        except sqlite3.Error as exc:
+            raise self._fail(f"appending a {kind} event", exc) from exc
+
+    def beat(self, run: RunInfo, state: str) -> None:
+        try:
+            with self.db.atomic():
+                self.db.table("heartbeat").upsert(
+                    {
+                        "trader_id": run.trader_id,
+                        "run_id": run.run_id,
+                        "pid": os.getpid(),
+                        "state": state,
+                        "at": utc_now(),
+                        "at_epoch": time.time(),
+                    },
+                    pk="trader_id",
+                )
+        except sqlite3.Error as exc:
+            raise self._fail("writing the heartbeat", exc) from exc
+
+    def enqueue_alert(self, trader_id: str, alert: Alert) -> int:
+        try:
+            with self.db.atomic():
+                table = self.db.table("alert_outbox")
+                table.insert(
+                    {
+                        "trader_id": trader_id,
+                        "created_at": utc_now(),
+                        "severity": alert.severity.value,
+                        "title": alert.title,
+                        "text": alert.text,
+                        "key": alert.key or alert.title,
+                    }
+                )
+                return int(table.last_pk)  # type: ignore[arg-type]
+        except sqlite3.Error as exc:
+            raise self._fail("queuing an alert", exc) from exc

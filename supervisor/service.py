@@ -1,0 +1,124 @@
+"""The service tree: which actors run, in what order, under which policy.
+
+Start order is alerter, classifier, checkpointer, node, so every peer a child may
+need on start-up is already there; shutdown runs in reverse, after a final
+checkpoint has been taken while the node still answers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import pykka
+
+from actors.alerter import AlerterActor
+from actors.checkpointer import CheckpointerActor
+from actors.classifier import ClassifierActor
+from actors.inbox import Inbox
+from actors.messages import CheckpointFailed, CheckpointNow, CheckpointSaved, WhereIs
+from actors.node_actor import TradingNodeActor
+from storage import RunInfo, Store
+from supervisor.config import ServiceConfig
+from supervisor.spec import ChildSpec, Restart, SupervisorSpec
+from supervisor.supervisor import Supervisor
+
+log = logging.getLogger(__name__)
+
+FINAL_CHECKPOINT_TIMEOUT_S = 15.0
+
+
+def service_spec(config: ServiceConfig, run: RunInfo) -> SupervisorSpec:
+    db, node = config.db_path, config.node
+    sv = config.supervision
+    return SupervisorSpec(
+        children=(
+            ChildSpec(
+                "alerter",
+                lambda ctx: AlerterActor.start(ctx, db, node.trader_id, node.mode.value),
+                Restart.PERMANENT,
+            ),
+            ChildSpec("classifier", ClassifierActor.start, Restart.PERMANENT),
+            ChildSpec(
+                "checkpointer",
+                lambda ctx: CheckpointerActor.start(
+                    ctx,
+                    db,
+                    run,
+                    interval_s=config.checkpoint_interval_s,
+                    heartbeat_interval_s=config.heartbeat_interval_s,
+                    keep_last=config.keep_checkpoints,
+                ),
+                Restart.PERMANENT,
+            ),
+            ChildSpec(
+                "node",
+                lambda ctx: TradingNodeActor.start(ctx, node),
+                Restart.PERMANENT,
+                shutdown_timeout_s=20.0,
+            ),
+        ),
+        strategy=sv.strategy,
+        max_restarts=sv.max_restarts,
+        period_s=sv.period_s,
+        backoff_initial_s=sv.backoff_initial_s,
+        backoff_max_s=sv.backoff_max_s,
+        escalation=sv.escalation,
+    )
+
+
+class Service:
+    """One run of the tree: opens the run record, starts, stops with a final checkpoint."""
+
+    def __init__(self, config: ServiceConfig) -> None:
+        self.config = config
+        self.events = Inbox()
+        self._store = Store(config.db_path)
+        self.run = self._store.open_run(config.node.trader_id, config.node.mode.value, os.getpid())
+        self.supervisor: pykka.ActorRef[Supervisor] | None = None
+
+    def start(self) -> None:
+        self.supervisor = Supervisor.start(service_spec(self.config, self.run), parent=self.events)
+        log.info(
+            "service started: trader %s, mode %s, run %d, db %s",
+            self.run.trader_id,
+            self.run.mode,
+            self.run.run_id,
+            self.config.db_path,
+        )
+
+    def final_checkpoint(self) -> CheckpointSaved | CheckpointFailed:
+        if self.supervisor is None or not self.supervisor.is_alive():
+            return CheckpointFailed("supervisor is not running", final=True)
+        try:
+            checkpointer = self.supervisor.ask(WhereIs("checkpointer"), timeout=5.0)
+        except (pykka.ActorDeadError, pykka.Timeout):
+            checkpointer = None
+        if not isinstance(checkpointer, pykka.ActorRef):
+            return CheckpointFailed("checkpointer is not running", final=True)
+        reply = Inbox()
+        checkpointer.tell(CheckpointNow(final=True, notify=reply))
+        try:
+            result = reply.expect_any(
+                (CheckpointSaved, CheckpointFailed), timeout=FINAL_CHECKPOINT_TIMEOUT_S
+            )
+        except TimeoutError as exc:
+            return CheckpointFailed(str(exc), final=True)
+        assert isinstance(result, CheckpointSaved | CheckpointFailed)
+        return result
+
+    def stop(self, reason: str) -> CheckpointSaved | CheckpointFailed:
+        result = self.final_checkpoint()
+        if isinstance(result, CheckpointSaved):
+            log.info("final checkpoint %d saved", result.checkpoint_id)
+        else:
+            log.error("final checkpoint failed: %s", result.reason)
+        if self.supervisor is not None:
+            try:
+                self.supervisor.stop(block=True, timeout=60.0)
+            except pykka.Timeout:
+                log.error("supervisor did not stop within 60 s")
+        self._store.close_run(self.run, reason)
+        self._store.close()
+        log.info("service stopped: %s", reason)
+        return result

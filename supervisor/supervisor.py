@@ -1,0 +1,204 @@
+"""The supervisor: an actor that starts its children and applies restart policy.
+
+It follows OTP: children start in spec order and stop in reverse; a child's exit
+(``ChildExited``) is matched against its restart type; ``one_for_one`` restarts the
+child, ``rest_for_one`` also restarts every child started after it; more than
+``max_restarts`` restarts within ``period_s`` escalates (halt trading, alert, then
+stop the tree or carry on degraded). Restarts wait a tenacity backoff delay, sent
+as a ``RestartChild`` message to itself so the directory keeps answering meanwhile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+import pykka
+import tenacity
+
+from actors.base import ChildContext
+from actors.messages import (
+    Alert,
+    ChildExited,
+    Escalated,
+    Halt,
+    Mailbox,
+    Ping,
+    Pong,
+    RestartChild,
+    Severity,
+    Stop,
+    SupervisorTerminated,
+    WhereIs,
+)
+from supervisor.spec import ChildRef, ChildSpec, Escalation, Restart, Strategy, SupervisorSpec
+
+log = logging.getLogger(__name__)
+
+ROLE = "supervisor"
+
+
+def backoff_delay(spec: SupervisorSpec, attempt: int) -> float:
+    """Delay before restart number ``attempt`` (1-based) in the current period."""
+    if spec.backoff_initial_s <= 0:
+        return 0.0
+    wait = tenacity.wait_exponential(multiplier=spec.backoff_initial_s, max=spec.backoff_max_s)
+    state = tenacity.RetryCallState(retry_object=tenacity.Retrying(), fn=None, args=(), kwargs={})
+    state.attempt_number = attempt
+    return float(wait(state))
+
+
+class Supervisor(pykka.ThreadingActor):
+    def __init__(
+        self,
+        spec: SupervisorSpec,
+        parent: Mailbox | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self.spec = spec
+        self._parent = parent
+        self._clock = clock
+        self._specs = {c.role: c for c in spec.children}
+        self._order = [c.role for c in spec.children]
+        self._refs: dict[str, ChildRef] = {}
+        self._restarts: deque[float] = deque()
+        self._pending: set[str] = set()
+        self._timers: list[threading.Timer] = []
+        self._terminating = False
+        self.restart_count = 0
+
+    # ------------------------------------------------------------ lifecycle
+
+    def on_start(self) -> None:
+        for role in self._order:
+            self._start_child(role)
+
+    def on_stop(self) -> None:
+        self._terminating = True
+        for timer in self._timers:
+            timer.cancel()
+        self._stop_children(list(reversed(self._order)))
+
+    # ------------------------------------------------------------ messages
+
+    def on_receive(self, message: object) -> object:
+        match message:
+            case WhereIs(role=role):
+                ref = self._refs.get(role)
+                return ref if ref is not None and ref.is_alive() else None
+            case ChildExited():
+                self._on_exit(message)
+            case RestartChild(role=role):
+                self._pending.discard(role)
+                if not self._terminating and role not in self._refs:
+                    self._start_child(role)
+            case Ping(request_id=request_id):
+                return Pong(ROLE, request_id)
+            case Stop(reason=reason):
+                log.info("supervisor stopping: %s", reason)
+                self.actor_ref.stop(block=False)
+            case _:
+                log.warning("supervisor: unexpected message %r", message)
+        return None
+
+    # ------------------------------------------------------------ policy
+
+    def _on_exit(self, exit_: ChildExited) -> None:
+        current = self._refs.get(exit_.role)
+        if current is None or current.actor_urn != exit_.actor_urn or self._terminating:
+            return  # a stop we asked for, or news about an older incarnation
+        del self._refs[exit_.role]
+        spec = self._specs[exit_.role]
+        log.log(
+            logging.ERROR if exit_.abnormal else logging.INFO,
+            "child %s exited (%s)",
+            exit_.role,
+            exit_.reason,
+        )
+        if spec.restart is Restart.TEMPORARY or (
+            spec.restart is Restart.TRANSIENT and not exit_.abnormal
+        ):
+            return
+        now = self._clock()
+        self._restarts.append(now)
+        while self._restarts and now - self._restarts[0] > self.spec.period_s:
+            self._restarts.popleft()
+        if len(self._restarts) > self.spec.max_restarts:
+            self._escalate(exit_)
+            return
+        group = [exit_.role]
+        if self.spec.strategy is Strategy.REST_FOR_ONE:
+            later = self._order[self._order.index(exit_.role) + 1 :]
+            self._stop_children(list(reversed(later)))
+            group += [r for r in later if self._specs[r].restart is not Restart.TEMPORARY]
+        delay = backoff_delay(self.spec, len(self._restarts))
+        self.restart_count += 1
+        for role in group:
+            self._schedule_restart(role, delay)
+
+    def _schedule_restart(self, role: str, delay: float) -> None:
+        self._pending.add(role)
+        if delay <= 0:
+            self.actor_ref.tell(RestartChild(role))
+            return
+        timer = threading.Timer(delay, self._tell_self, args=(RestartChild(role),))
+        timer.daemon = True
+        self._timers.append(timer)
+        timer.start()
+
+    def _tell_self(self, message: object) -> None:
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.actor_ref.tell(message)
+
+    def _escalate(self, exit_: ChildExited) -> None:
+        n, period = len(self._restarts), self.spec.period_s
+        reason = f"{exit_.role} failed {n} times in {period:g} s (last: {exit_.reason})"
+        action = (
+            "stopping the service"
+            if self.spec.escalation is Escalation.HALT_AND_STOP
+            else f"leaving {exit_.role} down, trading halted"
+        )
+        log.critical("restart intensity exceeded: %s; %s", reason, action)
+        halt_target = self._refs.get(self.spec.halt_role)
+        if halt_target is not None:
+            halt_target.tell(Halt(reason=f"supervisor escalation: {reason}", source=ROLE))
+        alerter = self._refs.get(self.spec.alert_role)
+        if alerter is not None:
+            alerter.tell(
+                Alert(
+                    Severity.CRITICAL,
+                    "Restart intensity exceeded",
+                    f"{reason}. Action: {action}.",
+                    key=f"escalation:{exit_.role}",
+                )
+            )
+        if self._parent is not None:
+            self._parent.tell(Escalated(exit_.role, n, period, action))
+        if self.spec.escalation is Escalation.HALT_AND_STOP:
+            if self._parent is not None:
+                self._parent.tell(SupervisorTerminated(reason))
+            self.actor_ref.stop(block=False)
+
+    # ------------------------------------------------------------ children
+
+    def _start_child(self, role: str) -> None:
+        spec = self._specs[role]
+        ref = spec.start(ChildContext(role=role, directory=self.actor_ref))
+        self._refs[role] = ref
+        log.info("started %s (%s)", role, ref.actor_urn)
+
+    def _stop_children(self, roles: list[str]) -> None:
+        for role in roles:
+            ref = self._refs.pop(role, None)
+            if ref is None:
+                continue
+            spec: ChildSpec = self._specs[role]
+            try:
+                ref.stop(block=True, timeout=spec.shutdown_timeout_s)
+            except pykka.Timeout:
+                log.error("%s did not stop within %.1f s", role, spec.shutdown_timeout_s)
