@@ -56,6 +56,7 @@ class CheckpointerActor(SupervisedActor):
         interval_s: float = 60.0,
         heartbeat_interval_s: float = 5.0,
         keep_last: int = DEFAULT_KEEP_LAST,
+        busy_timeout_s: float = 5.0,
     ) -> None:
         super().__init__(ctx)
         self._db_path = db_path
@@ -63,6 +64,7 @@ class CheckpointerActor(SupervisedActor):
         self._interval_s = interval_s
         self._heartbeat_interval_s = heartbeat_interval_s
         self._keep_last = keep_last
+        self._busy_timeout_s = busy_timeout_s
         self._store: Store | None = None
         self._timers: list[Interval] = []
         self._waiting: list[tuple[bool, Mailbox | None]] = []
@@ -72,7 +74,7 @@ class CheckpointerActor(SupervisedActor):
         self.failed = 0
 
     def started(self) -> None:
-        self._store = Store(self._db_path)
+        self._store = Store(self._db_path, timeout_s=self._busy_timeout_s)
         self._last = self._store.last_snapshot(self._run.trader_id)
         self._beat()
         self._timers = [

@@ -131,6 +131,15 @@ class ChildExited:
 
 
 @dataclass(frozen=True, slots=True)
+class ChildStarted:
+    """Told to the supervisor's parent on every start and restart of a child."""
+
+    role: str
+    actor_urn: str
+    restart: bool
+
+
+@dataclass(frozen=True, slots=True)
 class RestartChild:
     """Sent by the supervisor to itself when a restart's backoff delay has passed."""
 

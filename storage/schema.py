@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sqlite_utils
 
+from storage.errors import SchemaError
+
 MIGRATIONS: tuple[str, ...] = (
     # 1: runs, checkpoints, events, alert outbox, heartbeat
     """
@@ -72,10 +74,6 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
-
-
-class SchemaError(RuntimeError):
-    pass
 
 
 def migrate(db: sqlite_utils.Database) -> int:

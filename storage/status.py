@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import TypedDict
 
-from storage.store import StorageError
+from storage.errors import StorageError
 
 
 class PositionRow(TypedDict):

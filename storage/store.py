@@ -21,13 +21,10 @@ import sqlite_utils
 
 from actors.messages import Alert, Snapshot
 from storage.codec import snapshot_from_json, to_json
+from storage.errors import StorageError
 from storage.schema import migrate
 
 DEFAULT_KEEP_LAST = 1000
-
-
-class StorageError(RuntimeError):
-    """A database operation failed; the message names the file and the cause."""
 
 
 def utc_now() -> str:

@@ -24,6 +24,7 @@ from actors.base import ChildContext
 from actors.messages import (
     Alert,
     ChildExited,
+    ChildStarted,
     Escalated,
     Halt,
     Mailbox,
@@ -70,19 +71,22 @@ class Supervisor(pykka.ThreadingActor):
         self._pending: set[str] = set()
         self._timers: list[threading.Timer] = []
         self._terminating = False
+        self._termination_reason: str | None = None
         self.restart_count = 0
 
     # ------------------------------------------------------------ lifecycle
 
     def on_start(self) -> None:
         for role in self._order:
-            self._start_child(role)
+            self._start_child(role, restart=False)
 
     def on_stop(self) -> None:
         self._terminating = True
         for timer in self._timers:
             timer.cancel()
         self._stop_children(list(reversed(self._order)))
+        if self._termination_reason is not None and self._parent is not None:
+            self._parent.tell(SupervisorTerminated(self._termination_reason))
 
     # ------------------------------------------------------------ messages
 
@@ -93,10 +97,12 @@ class Supervisor(pykka.ThreadingActor):
                 return ref if ref is not None and ref.is_alive() else None
             case ChildExited():
                 self._on_exit(message)
+                if self._parent is not None:
+                    self._parent.tell(message)
             case RestartChild(role=role):
                 self._pending.discard(role)
                 if not self._terminating and role not in self._refs:
-                    self._start_child(role)
+                    self._start_child(role, restart=True)
             case Ping(request_id=request_id):
                 return Pong(ROLE, request_id)
             case Stop(reason=reason):
@@ -113,13 +119,16 @@ class Supervisor(pykka.ThreadingActor):
         if current is None or current.actor_urn != exit_.actor_urn or self._terminating:
             return  # a stop we asked for, or news about an older incarnation
         del self._refs[exit_.role]
-        spec = self._specs[exit_.role]
         log.log(
             logging.ERROR if exit_.abnormal else logging.INFO,
             "child %s exited (%s)",
             exit_.role,
             exit_.reason,
         )
+        self._apply_policy(exit_)
+
+    def _apply_policy(self, exit_: ChildExited) -> None:
+        spec = self._specs[exit_.role]
         if spec.restart is Restart.TEMPORARY or (
             spec.restart is Restart.TRANSIENT and not exit_.abnormal
         ):
@@ -180,17 +189,23 @@ class Supervisor(pykka.ThreadingActor):
         if self._parent is not None:
             self._parent.tell(Escalated(exit_.role, n, period, action))
         if self.spec.escalation is Escalation.HALT_AND_STOP:
-            if self._parent is not None:
-                self._parent.tell(SupervisorTerminated(reason))
+            self._termination_reason = reason  # told to the parent once all children stopped
             self.actor_ref.stop(block=False)
 
     # ------------------------------------------------------------ children
 
-    def _start_child(self, role: str) -> None:
+    def _start_child(self, role: str, restart: bool) -> None:
         spec = self._specs[role]
-        ref = spec.start(ChildContext(role=role, directory=self.actor_ref))
+        try:
+            ref = spec.start(ChildContext(role=role, directory=self.actor_ref))
+        except Exception as exc:  # a failed start is a failure like any other
+            log.exception("starting %s failed", role)
+            self._apply_policy(ChildExited(role, "", abnormal=True, reason=f"start: {exc!r}"))
+            return
         self._refs[role] = ref
-        log.info("started %s (%s)", role, ref.actor_urn)
+        log.info("%s %s (%s)", "restarted" if restart else "started", role, ref.actor_urn)
+        if self._parent is not None:
+            self._parent.tell(ChildStarted(role, ref.actor_urn, restart))
 
     def _stop_children(self, roles: list[str]) -> None:
         for role in roles:

@@ -1,0 +1,153 @@
+"""Config loading: the bundled example is valid; bad input lists every problem at once."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from actors.settings import Mode, SizingMethod
+from supervisor.config import ConfigError, load_config, parse_config
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, str(ROOT / "scripts" / "run_supervisor.py")]
+
+
+def test_bundled_example_is_the_offline_replay_default():
+    config = load_config(None, env={})
+    assert config.node.mode is Mode.REPLAY
+    assert config.node.replay.source == "synthetic"
+    assert config.node.sizing.method is SizingMethod.FIXED_FRACTIONAL
+    assert config.node.risk.risk_per_trade == Decimal("0.01")
+    assert config.checkpoint_interval_s == 60
+
+
+def test_values_are_read_into_typed_settings():
+    config = parse_config(
+        """
+        [service]
+        trader_id = "ALPHA-7"
+        db_path = "x/y.db"
+        [sizing]
+        method = "kelly"
+        win_rate = 0.6
+        payoff_ratio = "2"
+        [risk]
+        max_leverage = 2
+        """,
+        "t.toml",
+        env={},
+    )
+    assert config.node.trader_id == "ALPHA-7"
+    assert config.db_path == Path("x/y.db")
+    assert config.node.sizing.method is SizingMethod.KELLY
+    assert config.node.sizing.win_rate == Decimal("0.6")
+    assert config.node.risk.max_leverage == Decimal(2)
+
+
+BAD = """
+[service]
+trader_id = "no_dash"
+mode = "moon"
+colour = "blue"
+checkpoint_interval_s = -5
+
+[sizing]
+method = "martingale"
+
+[risk]
+risk_per_trade = 0.5
+max_leverage = 0
+max_drawdown_pct = 150
+
+[strategy]
+fast_period = 30
+slow_period = 10
+
+[telemetry]
+x = 1
+"""
+
+
+def test_every_problem_is_reported_together():
+    with pytest.raises(ConfigError) as info:
+        parse_config(BAD, "bad.toml", env={})
+    text = "\n".join(info.value.problems)
+    for expected in (
+        "service.trader_id",
+        "service.mode: 'moon' is not one of",
+        "service.colour: unknown key",
+        "service.checkpoint_interval_s: must be > 0",
+        "sizing.method: 'martingale' is not one of fixed_fractional, kelly, atr",
+        "risk.risk_per_trade: must be <= 0.1",
+        "risk.max_leverage: must be > 0",
+        "risk.max_drawdown_pct: must be <= 100",
+        "fast_period (30) must be less than slow_period (10)",
+        "[telemetry]: unknown section",
+    ):
+        assert expected in text, f"missing: {expected}\n{text}"
+    assert len(info.value.problems) == 10
+
+
+def test_testnet_mode_names_the_missing_environment_secrets_without_values():
+    with pytest.raises(ConfigError) as info:
+        parse_config('[service]\nmode = "binance-testnet"\n', "t.toml", env={})
+    text = "\n".join(info.value.problems)
+    assert "BINANCE_FUTURES_TESTNET_API_KEY" in text
+    assert "BINANCE_FUTURES_TESTNET_API_SECRET" in text
+
+
+def test_kelly_without_an_edge_is_rejected():
+    with pytest.raises(ConfigError, match="no edge"):
+        parse_config('[sizing]\nmethod = "kelly"\nwin_rate = 0.3\npayoff_ratio = 1\n', "k", env={})
+
+
+def test_replay_file_must_exist(tmp_path):
+    missing = tmp_path / "nope.csv"
+    with pytest.raises(ConfigError, match="does not exist"):
+        parse_config(f'[replay]\nsource = "file"\npath = "{missing}"\n', "f", env={})
+
+
+def test_broken_toml_is_one_clear_problem():
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        parse_config("[service\n", "broken.toml", env={})
+
+
+def test_config_check_cli_lists_problems_and_exits_2(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(BAD)
+    done = subprocess.run(
+        [*CLI, "config", "check", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "10 problem(s)" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "sizing.method" in done.stderr
+
+
+def test_config_check_cli_accepts_the_default():
+    done = subprocess.run(
+        [*CLI, "config", "check"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "ok" in done.stdout
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path):
+    done = subprocess.run(
+        [*CLI, "run", "--config", str(tmp_path / "absent.toml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "cannot read config file" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -1,0 +1,145 @@
+"""The database: exact round trips, atomic bounded checkpoints, status, bad files."""
+
+from __future__ import annotations
+
+import sqlite3
+from decimal import Decimal
+
+import pytest
+
+from actors.messages import Alert, OrderFilled, OrderView, PositionView, Severity
+from storage import SCHEMA_VERSION, SchemaError, StorageError, Store, read_status
+from tests.helpers import snapshot
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "state" / "t.db")
+    yield s
+    s.close()
+
+
+def full_snapshot():
+    return snapshot(
+        open_orders=(
+            OrderView(
+                "O-1",
+                "BTCUSDT-PERP.BINANCE",
+                "BUY",
+                "LIMIT",
+                D("0.5"),
+                D(0),
+                D("59000.1"),
+                "ACCEPTED",
+            ),
+        ),
+        positions=(
+            PositionView(
+                "P-1",
+                "BTCUSDT-PERP.BINANCE",
+                "LONG",
+                D("0.123"),
+                D("60000.5"),
+                D("-1.5"),
+                D("12.25"),
+            ),
+        ),
+    )
+
+
+D = Decimal
+
+
+def test_checkpoint_round_trips_exactly(store):
+    run = store.open_run("TEST-001", "replay")
+    snap = full_snapshot()
+    store.write_checkpoint(run, snap)
+    assert store.last_snapshot("TEST-001") == snap
+    assert store.last_snapshot("OTHER-001") is None
+
+
+def test_wal_and_schema_version(store):
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_retention_keeps_only_the_last_n(store):
+    run = store.open_run("TEST-001", "replay")
+    for cursor in range(50):
+        store.write_checkpoint(run, snapshot(replay_cursor=cursor), keep_last=10)
+    rows = list(store.db.query("SELECT replay_cursor FROM checkpoints ORDER BY id"))
+    assert [r["replay_cursor"] for r in rows] == list(range(40, 50))
+
+
+def test_status_reports_the_contract_keys(tmp_path, store):
+    run = store.open_run("TEST-001", "replay")
+    store.beat(run, "running")
+    store.write_checkpoint(run, full_snapshot())
+    fill = OrderFilled("O-1", "T-1", "BTCUSDT-PERP.BINANCE", "BUY", D("0.1"), D(60000), D("1.2"), 1)
+    store.append_event(run, "fill", fill)
+    store.append_event(run, "fill", fill)
+
+    report = read_status(store.path, None, stale_after_s=60)
+    assert report is not None
+    assert report["state"] == "running"
+    assert (report["mode"], report["trader_id"]) == ("replay", "TEST-001")
+    assert report["fills"] == 2
+    assert report["balance"] == "100000.12345678"
+    assert report["open_orders"] == 1
+    assert report["positions"][0]["quantity"] == "0.123"
+    assert report["heartbeat_at"] and report["last_checkpoint_at"]
+
+    store.close_run(run, "test over")
+    assert read_status(store.path, "TEST-001", 60)["state"] == "stopped"
+
+
+def test_stale_heartbeat_reads_as_not_running(store):
+    run = store.open_run("TEST-001", "replay")
+    store.beat(run, "running")
+    store.db.execute("UPDATE heartbeat SET at_epoch = at_epoch - 100")
+    store.db.conn.commit()
+    assert read_status(store.path, None, stale_after_s=15)["state"] == "not_running"
+
+
+def test_alerts_are_queued_in_the_outbox(store):
+    store.enqueue_alert("TEST-001", Alert(Severity.CRITICAL, "Halted", "because"))
+    row = next(store.db.query("SELECT * FROM alert_outbox"))
+    assert (row["severity"], row["status"], row["title"]) == ("critical", "pending", "Halted")
+
+
+def test_missing_database_is_a_clear_error(tmp_path):
+    with pytest.raises(StorageError, match="no database at"):
+        read_status(tmp_path / "absent.db", None, 15)
+
+
+def test_corrupt_file_is_refused_with_its_path(tmp_path):
+    path = tmp_path / "corrupt.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StorageError, match=str(path)):
+        Store(path)
+
+
+def test_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "future.db"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(SchemaError, match="newer"):
+        Store(path)
+
+
+def test_locked_database_fails_the_write_instead_of_hanging(tmp_path):
+    store = Store(tmp_path / "locked.db", timeout_s=0.2)
+    run = store.open_run("TEST-001", "replay")
+    holder = sqlite3.connect(store.path)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(StorageError, match="database is locked"):
+            store.write_checkpoint(run, snapshot())
+    finally:
+        holder.rollback()
+        holder.close()
+        store.close()
+    reopened = Store(store.path)
+    assert reopened.last_snapshot("TEST-001") is None
+    reopened.close()
