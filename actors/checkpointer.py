@@ -1,22 +1,33 @@
 """CheckpointerActor: owns the database writer; checkpoints, events, heartbeat.
 
-Every ``interval_s`` it asks the node for a snapshot and writes it in one
-transaction. A failed write is never swallowed: it goes to the classifier as an
-``ErrorRaised`` and to whoever asked for that checkpoint as ``CheckpointFailed``.
+It asks the node for a snapshot every ``interval_s`` and also right after anything
+that changes what a restart must restore (a fill, a halt or resume, confirmed
+cancels, the node starting), coalescing requests while one is in flight. So the last
+checkpoint is never older than the last fill, and a restart neither loses a trade
+nor replays it. Each write is one transaction.
+
+A failed write is never swallowed: it goes to the classifier as ``ErrorRaised`` and
+to whoever asked for that checkpoint as ``CheckpointFailed``; when no checkpoint has
+succeeded for ``halt_after_intervals`` intervals, trading is halted, because a
+service that cannot record its state must not keep taking risk.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from actors.base import ChildContext, SupervisedActor
 from actors.messages import (
+    Alert,
     Beat,
     CheckpointFailed,
     CheckpointNow,
     CheckpointSaved,
     ErrorRaised,
+    Halt,
     LastSnapshot,
     Mailbox,
     NodeStarted,
@@ -24,14 +35,15 @@ from actors.messages import (
     OrderFilled,
     OrderRejected,
     OrdersCanceled,
+    Severity,
     Snapshot,
     TakeSnapshot,
     TradingState,
     TradingStateChanged,
 )
 from actors.timer import Interval
-from storage import RunInfo, StorageError, Store
-from storage.store import DEFAULT_KEEP_LAST
+from storage import Retention, RunInfo, StorageError, Store
+from storage.store import DEFAULT_RETENTION, ns_to_iso
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +59,11 @@ EVENT_KINDS: dict[type, str] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class CheckpointTick:
+    """The periodic timer: checkpoint, and judge how long since the last success."""
+
+
 class CheckpointerActor(SupervisedActor):
     def __init__(
         self,
@@ -55,30 +72,41 @@ class CheckpointerActor(SupervisedActor):
         run: RunInfo,
         interval_s: float = 60.0,
         heartbeat_interval_s: float = 5.0,
-        keep_last: int = DEFAULT_KEEP_LAST,
+        retention: Retention = DEFAULT_RETENTION,
         busy_timeout_s: float = 5.0,
+        halt_after_intervals: int = 3,
+        db_pragmas: tuple[str, ...] = (),
     ) -> None:
         super().__init__(ctx)
         self._db_path = db_path
         self._run = run
         self._interval_s = interval_s
         self._heartbeat_interval_s = heartbeat_interval_s
-        self._keep_last = keep_last
+        self._retention = retention
         self._busy_timeout_s = busy_timeout_s
+        self._halt_after_s = halt_after_intervals * interval_s
+        self._db_pragmas = db_pragmas
         self._store: Store | None = None
         self._timers: list[Interval] = []
         self._waiting: list[tuple[bool, Mailbox | None]] = []
+        self._dirty = False
         self._last: Snapshot | None = None
+        self._last_success = time.monotonic()
+        self._last_error = ""
+        self._halted_for_storage = False
         self._state = "starting"
         self.saved = 0
         self.failed = 0
 
     def started(self) -> None:
         self._store = Store(self._db_path, timeout_s=self._busy_timeout_s)
+        for pragma in self._db_pragmas:
+            self._store.db.execute(f"PRAGMA {pragma}")
         self._last = self._store.last_snapshot(self._run.trader_id)
+        self._last_success = time.monotonic()
         self._beat()
         self._timers = [
-            Interval(self._interval_s, self.actor_ref, CheckpointNow, "checkpoint-timer"),
+            Interval(self._interval_s, self.actor_ref, CheckpointTick, "checkpoint-timer"),
             Interval(self._heartbeat_interval_s, self.actor_ref, Beat, "heartbeat-timer"),
         ]
 
@@ -98,6 +126,9 @@ class CheckpointerActor(SupervisedActor):
         match message:
             case CheckpointNow(final=final, notify=notify):
                 self._request(final, notify)
+            case CheckpointTick():
+                self._check_staleness()
+                self._request(False, None)
             case Snapshot():
                 self._write(message)
             case Beat():
@@ -108,18 +139,33 @@ class CheckpointerActor(SupervisedActor):
                 self._state = "halted" if state is TradingState.HALTED else "running"
                 self._event(message)
                 self._beat()
+                self._request(False, None, coalesce=True)
             case NodeStarted():
-                self._state = "halted" if self._state == "halted" else "running"
+                restored = message.restored
+                if restored is None or restored.trading_state is not TradingState.HALTED:
+                    self._state = "running"
+                else:
+                    self._state = "halted"
                 self._event(message)
+                if restored is not None:
+                    self._record_restore(message, restored)
                 self._beat()
-                self._request(False, None)  # a first checkpoint as soon as it trades
-            case OrderFilled() | OrderRejected() | OrdersCanceled() | NodeStopped():
+                self._request(False, None, coalesce=True)
+            case OrderFilled() | OrdersCanceled():
+                self._event(message)
+                self._request(False, None, coalesce=True)
+            case OrderRejected() | NodeStopped():
                 self._event(message)
             case _:
                 return super().receive(message)
         return None
 
-    def _request(self, final: bool, notify: Mailbox | None) -> None:
+    # ------------------------------------------------------------ checkpoints
+
+    def _request(self, final: bool, notify: Mailbox | None, coalesce: bool = False) -> None:
+        if coalesce and self._waiting:
+            self._dirty = True  # one more snapshot once the pending one is written
+            return
         self._waiting.append((final, notify))
         if not self.peers.tell("node", TakeSnapshot(reply_to=self.actor_ref)):
             self._waiting.pop()
@@ -132,27 +178,65 @@ class CheckpointerActor(SupervisedActor):
         final, notify = self._waiting.pop(0) if self._waiting else (False, None)
         try:
             checkpoint_id = self.store.write_checkpoint(
-                self._run, snapshot, final=final, keep_last=self._keep_last
+                self._run, snapshot, final=final, retention=self._retention
             )
         except StorageError as exc:
             self.failed += 1
+            self._last_error = str(exc)
             self._report(exc)
             if notify is not None:
                 notify.tell(CheckpointFailed(str(exc), final))
+        else:
+            self.saved += 1
+            self._last = snapshot
+            self._last_success = time.monotonic()
+            if self._halted_for_storage:
+                self._halted_for_storage = False
+                self._alert(Severity.INFO, "Checkpoints recovered", "Writes succeed again.")
+            log.debug("checkpoint %d at cursor %d", checkpoint_id, snapshot.replay_cursor)
+            if notify is not None:
+                notify.tell(CheckpointSaved(checkpoint_id, snapshot.taken_at_ns, final))
+        if self._dirty and not self._waiting:
+            self._dirty = False
+            self._request(False, None)
+
+    def _check_staleness(self) -> None:
+        silent_s = time.monotonic() - self._last_success
+        if self._halted_for_storage or silent_s < self._halt_after_s:
             return
-        self.saved += 1
-        self._last = snapshot
-        log.info(
-            "checkpoint %d: equity %s %s, %d open orders, %d positions, cursor %d",
-            checkpoint_id,
-            snapshot.equity,
-            snapshot.currency,
-            len(snapshot.open_orders),
-            len(snapshot.positions),
-            snapshot.replay_cursor,
+        self._halted_for_storage = True
+        reason = (
+            f"no checkpoint succeeded for {silent_s:.0f} s "
+            f"({self._halt_after_s / self._interval_s:g} intervals); last error: {self._last_error}"
         )
-        if notify is not None:
-            notify.tell(CheckpointSaved(checkpoint_id, snapshot.taken_at_ns, final))
+        log.critical("halting: %s", reason)
+        self.peers.tell("node", Halt(reason=reason, source=ROLE))
+        self._alert(Severity.CRITICAL, "Checkpoints failing: trading halted", reason)
+
+    # ------------------------------------------------------------ events, heartbeat
+
+    def _record_restore(self, started: NodeStarted, restored: Snapshot) -> None:
+        gap_s = (
+            (restored.taken_at_ns - started.restored_from_ns) / 1e9
+            if started.restored_from_ns is not None
+            else None
+        )
+        payload = {
+            "from_checkpoint_taken_at": (
+                ns_to_iso(started.restored_from_ns) if started.restored_from_ns else None
+            ),
+            "gap_s": gap_s,
+            "balance": restored.balance,
+            "positions": len(restored.positions),
+            "open_orders": len(restored.open_orders),
+            "replay_cursor": restored.replay_cursor,
+            "trading_state": restored.trading_state.value,
+        }
+        try:
+            self.store.append_event(self._run, "restored", payload)
+        except StorageError as exc:
+            self._report(exc)
+        log.info("restored from checkpoint after a %.1f s gap: %s", gap_s or 0.0, payload)
 
     def _event(self, message: object) -> None:
         try:
@@ -165,6 +249,9 @@ class CheckpointerActor(SupervisedActor):
             self.store.beat(self._run, self._state)
         except StorageError as exc:
             self._report(exc)
+
+    def _alert(self, severity: Severity, title: str, text: str) -> None:
+        self.peers.tell("alerter", Alert(severity, title, text, key=f"storage:{title}"))
 
     def _report(self, exc: StorageError) -> None:
         log.error("%s", exc)

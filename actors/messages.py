@@ -44,16 +44,24 @@ class TradingState(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Halt:
-    """Stop new orders and cancel the strategy's open orders; the node keeps running."""
+    """Stop new orders and cancel the strategy's open orders; the node keeps running.
+
+    ``notify`` receives ``OrdersCanceled`` once every cancel is confirmed. It stays in
+    the parent: the node actor strips it before the command crosses the pipe.
+    """
 
     reason: str
     source: str = "operator"
+    notify: Mailbox | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Resume:
+    """Trading ACTIVE again; ``notify`` receives the ``TradingStateChanged``."""
+
     reason: str
     source: str = "operator"
+    notify: Mailbox | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,15 +171,62 @@ class Escalated:
     action: str
 
 
+# ---------------------------------------------------------------- snapshots
+
+
+@dataclass(frozen=True, slots=True)
+class OrderView:
+    client_order_id: str
+    instrument_id: str
+    side: str
+    order_type: str
+    quantity: Decimal
+    filled_qty: Decimal
+    price: Decimal | None
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class PositionView:
+    position_id: str
+    instrument_id: str
+    side: str
+    quantity: Decimal
+    avg_px_open: Decimal
+    realized_pnl: Decimal
+    unrealized_pnl: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    taken_at_ns: int
+    trader_id: str
+    trading_state: TradingState
+    currency: str
+    balance: Decimal
+    equity: Decimal
+    realized_pnl: Decimal
+    unrealized_pnl: Decimal
+    replay_cursor: int
+    open_orders: tuple[OrderView, ...] = ()
+    positions: tuple[PositionView, ...] = ()
+    orders_total: int = 0
+    halt_reason: str = ""
+
+
 # ---------------------------------------------------------------- node pipe: child -> parent
 
 
 @dataclass(frozen=True, slots=True)
 class NodeStarted:
+    """The node trades. ``restored`` is its state right after a restore, before any new bar."""
+
     pid: int
     trader_id: str
     instrument_id: str
     replay_cursor: int
+    restored: Snapshot | None = None
+    restored_from_ns: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,47 +274,6 @@ class ErrorRaised:
     error_type: str
     message: str
     code: int | None = None
-
-
-# ---------------------------------------------------------------- snapshots
-
-
-@dataclass(frozen=True, slots=True)
-class OrderView:
-    client_order_id: str
-    instrument_id: str
-    side: str
-    order_type: str
-    quantity: Decimal
-    filled_qty: Decimal
-    price: Decimal | None
-    status: str
-
-
-@dataclass(frozen=True, slots=True)
-class PositionView:
-    position_id: str
-    instrument_id: str
-    side: str
-    quantity: Decimal
-    avg_px_open: Decimal
-    realized_pnl: Decimal
-    unrealized_pnl: Decimal
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    taken_at_ns: int
-    trader_id: str
-    trading_state: TradingState
-    currency: str
-    balance: Decimal
-    equity: Decimal
-    realized_pnl: Decimal
-    unrealized_pnl: Decimal
-    replay_cursor: int
-    open_orders: tuple[OrderView, ...] = ()
-    positions: tuple[PositionView, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ import pykka
 
 from actors.base import ChildContext, SupervisedActor
 from actors.messages import (
+    Alert,
     ErrorRaised,
     Halt,
     LastSnapshot,
@@ -35,11 +36,13 @@ from actors.messages import (
     Ping,
     Pong,
     Resume,
+    Severity,
     Snapshot,
     SnapshotReply,
     SnapshotRequest,
     Stop,
     TakeSnapshot,
+    TradingState,
     TradingStateChanged,
 )
 from actors.node.host import run_node
@@ -70,12 +73,17 @@ class TradingNodeActor(SupervisedActor):
         self,
         ctx: ChildContext,
         settings: NodeSettings,
+        restore: bool = True,
         ping_interval_s: float = 1.0,
         hang_timeout_s: float = 15.0,
         stop_timeout_s: float = 10.0,
     ) -> None:
         super().__init__(ctx)
         self.settings = settings
+        self._restore = restore
+        self._halt_waiters: list[Mailbox] = []
+        self._resume_waiters: list[Mailbox] = []
+        self._halt_reason = ""
         self._ping_interval_s = ping_interval_s
         self._hang_timeout_s = hang_timeout_s
         self._stop_timeout_s = stop_timeout_s
@@ -140,7 +148,18 @@ class TradingNodeActor(SupervisedActor):
                 self._last_pong = time.monotonic()
                 log.info("node child %d trading %s", message.pid, message.instrument_id)
                 self.peers.tell("checkpointer", message)
-            case OrderFilled() | OrdersCanceled() | TradingStateChanged() | NodeStopped():
+            case OrdersCanceled():
+                self.peers.tell("checkpointer", message)
+                self._halt_done(message)
+            case TradingStateChanged(state=state):
+                self.peers.tell("checkpointer", message)
+                if state is TradingState.HALTED:
+                    self._halt_reason = message.reason
+                else:
+                    for waiter in self._resume_waiters:
+                        waiter.tell(message)
+                    self._resume_waiters.clear()
+            case OrderFilled() | NodeStopped():
                 self.peers.tell("checkpointer", message)
             case OrderRejected():
                 self.peers.tell("checkpointer", message)
@@ -158,8 +177,14 @@ class TradingNodeActor(SupervisedActor):
                     raise NodeCrashed(f"node child exited with code {code}")
             case CheckChild():
                 self._check_child()
-            case Halt() | Resume():
-                self._send(message)
+            case Halt(notify=notify):
+                if notify is not None:
+                    self._halt_waiters.append(notify)
+                self._send(replace(message, notify=None))
+            case Resume(notify=notify):
+                if notify is not None:
+                    self._resume_waiters.append(notify)
+                self._send(replace(message, notify=None))
             case TakeSnapshot(reply_to=reply_to):
                 if reply_to is not None:
                     self._next_id += 1
@@ -170,6 +195,23 @@ class TradingNodeActor(SupervisedActor):
             case _:
                 return super().receive(message)
         return None
+
+    def _halt_done(self, cancelled: OrdersCanceled) -> None:
+        """The halt is complete: cancels confirmed. Tell the waiters and the operator."""
+        for waiter in self._halt_waiters:
+            waiter.tell(cancelled)
+        self._halt_waiters.clear()
+        n = len(cancelled.client_order_ids)
+        self.peers.tell(
+            "alerter",
+            Alert(
+                Severity.CRITICAL,
+                "Trading halted",
+                f"{self._halt_reason or 'halt requested'}. {n} open order(s) cancelled "
+                "(confirmed); no new orders pass; data and checkpoints continue.",
+                key="halted",
+            ),
+        )
 
     def _check_child(self) -> None:
         silent_for = time.monotonic() - self._last_pong

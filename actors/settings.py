@@ -13,6 +13,8 @@ from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 
+from actors.messages import Snapshot
+
 SUPPORTED_INSTRUMENTS = ("BTCUSDT-PERP.BINANCE", "ETHUSDT-PERP.BINANCE")
 
 
@@ -73,6 +75,8 @@ class StrategySettings:
     name: str = "ema_cross"
     fast_period: int = 10
     slow_period: int = 30
+    ladder_orders: int = 0
+    ladder_step_pct: Decimal = Decimal("0.01")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,4 +92,5 @@ class NodeSettings:
     sizing: SizingSettings = field(default_factory=SizingSettings)
     risk: RiskLimits = field(default_factory=RiskLimits)
     start_cursor: int = 0
+    restore: Snapshot | None = None  # state to rebuild before the first bar
     log_level: str = "WARNING"

@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Command line of the supervised paper-trading service.
 
-    run_supervisor.py run [--config PATH] [--db PATH] [--duration SECONDS]
+    run_supervisor.py run [--config PATH] [--db PATH] [--duration SECONDS] [--fresh]
     run_supervisor.py status [--config PATH] [--db PATH] [--json]
+    run_supervisor.py halt|resume|stop [--config PATH] [--db PATH] [--reason TEXT]
+    run_supervisor.py events [--config PATH] [--db PATH] [--tail N] [--json]
     run_supervisor.py config check [--config PATH]
 
 Exit codes: 0 success; 1 runtime or storage error; 2 bad config or usage;
-3 the service stopped itself (restart intensity escalation) or status found it not
-running; 4 status found no run in the database.
+3 the service stopped itself (restart intensity escalation), or it is not running
+(status with a stale heartbeat, a control command with nobody to carry it out);
+4 status found no run in the database.
 """
 
 from __future__ import annotations
@@ -15,11 +18,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from types import FrameType
 
 import anyio
 
@@ -27,72 +28,21 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # runnable as a plain script from a checkout
     sys.path.insert(0, str(ROOT))
 
-from actors.inbox import Inbox  # noqa: E402
-from actors.messages import SupervisorTerminated  # noqa: E402
-from storage import StatusReport, StorageError, read_status  # noqa: E402
+from storage import (  # noqa: E402
+    Command,
+    CommandStatus,
+    ControlChannel,
+    StatusReport,
+    StorageError,
+    read_events,
+    read_status,
+)
 from supervisor.config import ConfigError, ServiceConfig, load_config  # noqa: E402
+from supervisor.runtime import EarlySignals, serve  # noqa: E402
 
 EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_NOT_RUNNING, EXIT_NO_RUN = 0, 1, 2, 3, 4
-POLL_S = 0.2
 
 log = logging.getLogger("run_supervisor")
-
-
-@dataclass(frozen=True, slots=True)
-class StopOutcome:
-    reason: str
-    graceful: bool
-
-
-class EarlySignals:
-    """Records SIGINT/SIGTERM that arrive before the async loop listens for them."""
-
-    def __init__(self) -> None:
-        self.received: list[int] = []
-
-    def install(self) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, self._record)
-
-    def _record(self, signum: int, frame: FrameType | None) -> None:
-        self.received.append(signum)
-
-
-async def wait_for_stop(
-    events: Inbox, duration_s: float | None, early: EarlySignals
-) -> StopOutcome:
-    """Until a signal, the end of ``duration_s`` or the tree stopping itself."""
-    outcome: list[StopOutcome] = []
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        if early.received:
-            return StopOutcome(f"signal {signal.Signals(early.received[0]).name}", True)
-        async with anyio.create_task_group() as tg:
-
-            async def on_signal() -> None:
-                async for signum in signals:
-                    outcome.append(StopOutcome(f"signal {signal.Signals(signum).name}", True))
-                    tg.cancel_scope.cancel()
-                    return
-
-            async def on_tree() -> None:
-                while True:
-                    for message in events.poll():
-                        if isinstance(message, SupervisorTerminated):
-                            outcome.append(StopOutcome(f"escalation: {message.reason}", False))
-                            tg.cancel_scope.cancel()
-                            return
-                    await anyio.sleep(POLL_S)
-
-            async def on_duration(seconds: float) -> None:
-                await anyio.sleep(seconds)
-                outcome.append(StopOutcome(f"duration of {seconds:g} s reached", True))
-                tg.cancel_scope.cancel()
-
-            tg.start_soon(on_signal)
-            tg.start_soon(on_tree)
-            if duration_s is not None:
-                tg.start_soon(on_duration, duration_s)
-    return outcome[0] if outcome else StopOutcome("stopped", True)
 
 
 def _load(args: argparse.Namespace) -> ServiceConfig:
@@ -124,12 +74,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from supervisor.service import Service  # heavy: imports Nautilus
 
     try:
-        service = Service(config)
+        service = Service(config, restore=not args.fresh)
     except StorageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     service.start()
-    outcome = anyio.run(wait_for_stop, service.events, args.duration, early, backend="trio")
+    outcome = anyio.run(serve, service, args.duration, early, backend="trio")
     log.info("stopping: %s", outcome.reason)
     service.stop(outcome.reason)
     return EXIT_OK if outcome.graceful else EXIT_NOT_RUNNING
@@ -180,6 +130,63 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_NOT_RUNNING if report["state"] == "not_running" else EXIT_OK
 
 
+def cmd_control(args: argparse.Namespace) -> int:
+    """halt | resume | stop: queue the command for the running service, wait for its ack."""
+    try:
+        config = _load(args)
+    except ConfigError as exc:
+        _print_problems(exc)
+        return EXIT_CONFIG
+    trader_id = config.node.trader_id if args.config is not None else None
+    try:
+        report = read_status(
+            config.db_path, trader_id, stale_after_s=3 * config.heartbeat_interval_s
+        )
+    except StorageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if report is None or report["state"] not in ("running", "halted", "starting"):
+        state = "no run recorded" if report is None else report["state"]
+        print(f"service is not running ({state}); nothing sent", file=sys.stderr)
+        return EXIT_NOT_RUNNING
+    command = Command(args.command)
+    reason = args.reason or f"{command} requested from the command line"
+    channel = ControlChannel(config.db_path)
+    try:
+        request_id = channel.submit(report["trader_id"], command, reason)
+        done = channel.wait(request_id, args.timeout)
+    except StorageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    finally:
+        channel.close()
+    print(f"{command} #{request_id}: {done.status}: {done.result or 'no answer yet'}")
+    if done.status is CommandStatus.DONE:
+        return EXIT_OK
+    return EXIT_ERROR if done.status is CommandStatus.FAILED else EXIT_NOT_RUNNING
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    try:
+        config = _load(args)
+    except ConfigError as exc:
+        _print_problems(exc)
+        return EXIT_CONFIG
+    trader_id = config.node.trader_id if args.config is not None else None
+    try:
+        events = read_events(config.db_path, trader_id, args.tail)
+    except StorageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if args.json:
+        print(json.dumps(events, indent=2))
+    else:
+        for event in events:
+            details = " ".join(f"{k}={v}" for k, v in event["payload"].items())
+            print(f"{event['at']} #{event['id']} {event['kind']:<16} {details}")
+    return EXIT_OK
+
+
 def cmd_config_check(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
@@ -202,7 +209,27 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, help="TOML config (default: bundled replay example)")
     run.add_argument("--db", type=Path, help="database path (overrides service.db_path)")
     run.add_argument("--duration", type=float, help="stop gracefully after SECONDS")
+    run.add_argument("--fresh", action="store_true", help="do not restore from the last checkpoint")
     run.set_defaults(func=cmd_run)
+
+    for name, text in (
+        ("halt", "halt trading: cancel the strategy's open orders, deny new ones"),
+        ("resume", "resume trading after a halt"),
+        ("stop", "stop the service gracefully (final checkpoint, exit 0)"),
+    ):
+        control = sub.add_parser(name, help=text)
+        control.add_argument("--config", type=Path)
+        control.add_argument("--db", type=Path)
+        control.add_argument("--reason", help="recorded with the command and in the alert")
+        control.add_argument("--timeout", type=float, default=30.0, help="wait for the ack")
+        control.set_defaults(func=cmd_control)
+
+    events = sub.add_parser("events", help="the event log: fills, rejects, state changes")
+    events.add_argument("--config", type=Path)
+    events.add_argument("--db", type=Path)
+    events.add_argument("--tail", type=int, default=20)
+    events.add_argument("--json", action="store_true")
+    events.set_defaults(func=cmd_events)
 
     status = sub.add_parser("status", help="state, balance and positions from the database")
     status.add_argument("--config", type=Path)

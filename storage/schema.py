@@ -71,6 +71,20 @@ MIGRATIONS: tuple[str, ...] = (
         at_epoch REAL NOT NULL
     );
     """,
+    # 2: operator commands for a running service (CLI and dashboard write, service acks)
+    """
+    CREATE TABLE control (
+        id INTEGER PRIMARY KEY,
+        trader_id TEXT NOT NULL,
+        command TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        requested_at TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        result TEXT,
+        acked_at TEXT
+    );
+    CREATE INDEX control_pending ON control(trader_id, status, id);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

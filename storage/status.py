@@ -149,3 +149,41 @@ def _status(
         rejects=int(rejects),
         replay_cursor=None if cp is None else int(cp["replay_cursor"]),
     )
+
+
+class EventRow(TypedDict):
+    id: int
+    run_id: int
+    at: str
+    kind: str
+    payload: dict[str, object]
+
+
+def read_events(path: Path, trader_id: str | None, tail: int) -> list[EventRow]:
+    """The last ``tail`` events, oldest first (of the latest run's trader by default)."""
+    conn = open_readonly(path)
+    try:
+        if trader_id is None:
+            run = conn.execute("SELECT trader_id FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+            if run is None:
+                return []
+            trader_id = str(run["trader_id"])
+        rows = conn.execute(
+            "SELECT * FROM (SELECT * FROM events WHERE trader_id = ? ORDER BY id DESC LIMIT ?) "
+            "ORDER BY id",
+            [trader_id, tail],
+        ).fetchall()
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot read events from {path}: {exc}") from exc
+    finally:
+        conn.close()
+    return [
+        EventRow(
+            id=int(r["id"]),
+            run_id=int(r["run_id"]),
+            at=str(r["at"]),
+            kind=str(r["kind"]),
+            payload=json.loads(r["payload"]),
+        )
+        for r in rows
+    ]

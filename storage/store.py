@@ -27,6 +27,25 @@ from storage.schema import migrate
 DEFAULT_KEEP_LAST = 1000
 
 
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """Keep the last ``keep_last`` checkpoints, plus the first of every hour for
+    ``hourly_for_h`` hours and the first of every day for ``daily_for_d`` days, so the
+    table stays bounded (at most keep_last + hourly_for_h + daily_for_d rows) however
+    long the service runs."""
+
+    keep_last: int = DEFAULT_KEEP_LAST
+    hourly_for_h: int = 48
+    daily_for_d: int = 90
+
+    @property
+    def bound(self) -> int:
+        return self.keep_last + self.hourly_for_h + self.daily_for_d + 2
+
+
+DEFAULT_RETENTION = Retention()
+
+
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -42,17 +61,21 @@ class RunInfo:
     mode: str
 
 
-def connect(path: Path, timeout_s: float = 5.0) -> sqlite_utils.Database:
+def connect(
+    path: Path, timeout_s: float = 5.0, check_same_thread: bool = True
+) -> sqlite_utils.Database:
     """Open (creating if needed) and migrate the database; WAL for concurrent readers."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(path), timeout=timeout_s, check_same_thread=True)
+        conn = sqlite3.connect(str(path), timeout=timeout_s, check_same_thread=check_same_thread)
         db = sqlite_utils.Database(conn)
         with db.ensure_autocommit_on():
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
         migrate(db)
+    except StorageError:
+        raise
     except (sqlite3.Error, OSError) as exc:
         raise StorageError(f"cannot open database {path}: {exc}") from exc
     return db
@@ -110,7 +133,7 @@ class Store:
         run: RunInfo,
         snapshot: Snapshot,
         final: bool = False,
-        keep_last: int = DEFAULT_KEEP_LAST,
+        retention: Retention = DEFAULT_RETENTION,
     ) -> int:
         row = {
             "run_id": run.run_id,
@@ -134,13 +157,31 @@ class Store:
                 table = self.db.table("checkpoints")
                 table.insert(row)
                 checkpoint_id = int(table.last_pk)  # type: ignore[arg-type]
-                self.db.execute(
-                    "DELETE FROM checkpoints WHERE trader_id = ? AND id <= ?",
-                    [run.trader_id, checkpoint_id - keep_last],
-                )
+                self._trim(run.trader_id, snapshot.taken_at_ns, retention)
         except sqlite3.Error as exc:
             raise self._fail("writing a checkpoint", exc) from exc
         return checkpoint_id
+
+    def _trim(self, trader_id: str, now_ns: int, retention: Retention) -> None:
+        sql = (
+            "DELETE FROM checkpoints WHERE trader_id = :t AND id < ("
+            "SELECT min(id) FROM (SELECT id FROM checkpoints WHERE trader_id = :t "
+            "ORDER BY id DESC LIMIT :n))"
+        )
+        params: dict[str, str | int] = {"t": trader_id, "n": retention.keep_last}
+        # The first checkpoint of each hour (ISO prefix of 13 chars) and day (10 chars)
+        # inside its window survives the trim.
+        for name, hours, prefix in (
+            ("hour_cutoff", retention.hourly_for_h, 13),
+            ("day_cutoff", retention.daily_for_d * 24, 10),
+        ):
+            if hours > 0:
+                params[name] = ns_to_iso(now_ns - hours * 3_600_000_000_000)
+                sql += (
+                    f" AND id NOT IN (SELECT min(id) FROM checkpoints WHERE trader_id = :t "
+                    f"AND taken_at > :{name} GROUP BY substr(taken_at, 1, {prefix}))"  # noqa: S608
+                )
+        self.db.execute(sql, params)
 
     def last_snapshot(self, trader_id: str) -> Snapshot | None:
         try:

@@ -65,6 +65,9 @@ class ServiceConfig:
     checkpoint_interval_s: float = 60.0
     heartbeat_interval_s: float = 5.0
     keep_checkpoints: int = 1000
+    keep_hourly_h: int = 48
+    keep_daily_d: int = 90
+    halt_after_failed_intervals: int = 3
     log_level: str = "INFO"
     supervision: SupervisionSettings = field(default_factory=SupervisionSettings)
     source: str = "<defaults>"
@@ -146,6 +149,9 @@ SCHEMA: dict[str, dict[str, Callable[[TomlValue], object]]] = {
         "checkpoint_interval_s": _float(0.0),
         "heartbeat_interval_s": _float(0.0),
         "keep_checkpoints": _int(1),
+        "keep_hourly_h": _int(0, 24 * 365),
+        "keep_daily_d": _int(0, 3650),
+        "halt_after_failed_intervals": _int(1, 1000),
         "log_level": _choice(LOG_LEVELS),
         "node_log_level": _choice(LOG_LEVELS),
     },
@@ -169,6 +175,8 @@ SCHEMA: dict[str, dict[str, Callable[[TomlValue], object]]] = {
         "name": _choice(("ema_cross",)),
         "fast_period": _int(2),
         "slow_period": _int(3),
+        "ladder_orders": _int(0, 20),
+        "ladder_step_pct": _dec(Decimal(0), Decimal("0.5")),
     },
     "sizing": {
         "method": _choice(tuple(m.value for m in SizingMethod)),
@@ -284,6 +292,8 @@ def _build(data: Mapping[str, TomlValue], source: str, env: Mapping[str, str]) -
         name=r.get("strategy", "name", rp.name),
         fast_period=r.get("strategy", "fast_period", rp.fast_period),
         slow_period=r.get("strategy", "slow_period", rp.slow_period),
+        ladder_orders=r.get("strategy", "ladder_orders", rp.ladder_orders),
+        ladder_step_pct=r.get("strategy", "ladder_step_pct", rp.ladder_step_pct),
     )
     if strategy.fast_period >= strategy.slow_period:
         problems.append(
@@ -339,6 +349,11 @@ def _build(data: Mapping[str, TomlValue], source: str, env: Mapping[str, str]) -
             "service", "heartbeat_interval_s", defaults.heartbeat_interval_s
         ),
         keep_checkpoints=r.get("service", "keep_checkpoints", defaults.keep_checkpoints),
+        keep_hourly_h=r.get("service", "keep_hourly_h", defaults.keep_hourly_h),
+        keep_daily_d=r.get("service", "keep_daily_d", defaults.keep_daily_d),
+        halt_after_failed_intervals=r.get(
+            "service", "halt_after_failed_intervals", defaults.halt_after_failed_intervals
+        ),
         log_level=r.get("service", "log_level", defaults.log_level),
         supervision=supervision,
         source=source,

@@ -18,7 +18,7 @@ from actors.classifier import ClassifierActor
 from actors.inbox import Inbox
 from actors.messages import CheckpointFailed, CheckpointNow, CheckpointSaved, WhereIs
 from actors.node_actor import TradingNodeActor
-from storage import RunInfo, Store
+from storage import ControlChannel, Retention, RunInfo, Store
 from supervisor.config import ServiceConfig
 from supervisor.spec import ChildSpec, Restart, SupervisorSpec
 from supervisor.supervisor import Supervisor
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 FINAL_CHECKPOINT_TIMEOUT_S = 15.0
 
 
-def service_spec(config: ServiceConfig, run: RunInfo) -> SupervisorSpec:
+def service_spec(config: ServiceConfig, run: RunInfo, restore: bool = True) -> SupervisorSpec:
     db, node = config.db_path, config.node
     sv = config.supervision
     return SupervisorSpec(
@@ -47,13 +47,16 @@ def service_spec(config: ServiceConfig, run: RunInfo) -> SupervisorSpec:
                     run,
                     interval_s=config.checkpoint_interval_s,
                     heartbeat_interval_s=config.heartbeat_interval_s,
-                    keep_last=config.keep_checkpoints,
+                    retention=Retention(
+                        config.keep_checkpoints, config.keep_hourly_h, config.keep_daily_d
+                    ),
+                    halt_after_intervals=config.halt_after_failed_intervals,
                 ),
                 Restart.PERMANENT,
             ),
             ChildSpec(
                 "node",
-                lambda ctx: TradingNodeActor.start(ctx, node),
+                lambda ctx: TradingNodeActor.start(ctx, node, restore=restore),
                 Restart.PERMANENT,
                 shutdown_timeout_s=20.0,
             ),
@@ -70,15 +73,18 @@ def service_spec(config: ServiceConfig, run: RunInfo) -> SupervisorSpec:
 class Service:
     """One run of the tree: opens the run record, starts, stops with a final checkpoint."""
 
-    def __init__(self, config: ServiceConfig) -> None:
+    def __init__(self, config: ServiceConfig, restore: bool = True) -> None:
         self.config = config
+        self._restore = restore
         self.events = Inbox()
         self._store = Store(config.db_path)
         self.run = self._store.open_run(config.node.trader_id, config.node.mode.value, os.getpid())
         self.supervisor: pykka.ActorRef[Supervisor] | None = None
 
     def start(self) -> None:
-        self.supervisor = Supervisor.start(service_spec(self.config, self.run), parent=self.events)
+        self.supervisor = Supervisor.start(
+            service_spec(self.config, self.run, self._restore), parent=self.events
+        )
         log.info(
             "service started: trader %s, mode %s, run %d, db %s",
             self.run.trader_id,
@@ -87,17 +93,33 @@ class Service:
             self.config.db_path,
         )
 
-    def final_checkpoint(self) -> CheckpointSaved | CheckpointFailed:
+    @property
+    def trader_id(self) -> str:
+        return self.run.trader_id
+
+    def open_control(self) -> ControlChannel:
+        return ControlChannel(self.config.db_path)
+
+    def tell(self, role: str, message: object) -> bool:
+        """Deliver to the current incarnation of ``role``; ``False`` if it is not running."""
         if self.supervisor is None or not self.supervisor.is_alive():
-            return CheckpointFailed("supervisor is not running", final=True)
+            return False
         try:
-            checkpointer = self.supervisor.ask(WhereIs("checkpointer"), timeout=5.0)
+            ref = self.supervisor.ask(WhereIs(role), timeout=5.0)
         except (pykka.ActorDeadError, pykka.Timeout):
-            checkpointer = None
-        if not isinstance(checkpointer, pykka.ActorRef):
-            return CheckpointFailed("checkpointer is not running", final=True)
+            return False
+        if not isinstance(ref, pykka.ActorRef):
+            return False
+        try:
+            ref.tell(message)
+        except pykka.ActorDeadError:
+            return False
+        return True
+
+    def final_checkpoint(self) -> CheckpointSaved | CheckpointFailed:
         reply = Inbox()
-        checkpointer.tell(CheckpointNow(final=True, notify=reply))
+        if not self.tell("checkpointer", CheckpointNow(final=True, notify=reply)):
+            return CheckpointFailed("checkpointer is not running", final=True)
         try:
             result = reply.expect_any(
                 (CheckpointSaved, CheckpointFailed), timeout=FINAL_CHECKPOINT_TIMEOUT_S

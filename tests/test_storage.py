@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from actors.messages import Alert, OrderFilled, OrderView, PositionView, Severity
-from storage import SCHEMA_VERSION, SchemaError, StorageError, Store, read_status
+from storage import SCHEMA_VERSION, Retention, SchemaError, StorageError, Store, read_status
 from tests.helpers import snapshot
 
 
@@ -66,7 +66,7 @@ def test_wal_and_schema_version(store):
 def test_retention_keeps_only_the_last_n(store):
     run = store.open_run("TEST-001", "replay")
     for cursor in range(50):
-        store.write_checkpoint(run, snapshot(replay_cursor=cursor), keep_last=10)
+        store.write_checkpoint(run, snapshot(replay_cursor=cursor), retention=Retention(10, 0, 0))
     rows = list(store.db.query("SELECT replay_cursor FROM checkpoints ORDER BY id"))
     assert [r["replay_cursor"] for r in rows] == list(range(40, 50))
 

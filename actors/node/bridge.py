@@ -8,19 +8,24 @@ loop, a hung loop shows up as missed pongs in the parent.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from decimal import Decimal
 
 from nautilus_trader.common.actor import Actor
 from nautilus_trader.config import ActorConfig
+from nautilus_trader.execution.engine import ExecutionEngine
 from nautilus_trader.model.data import BarType
-from nautilus_trader.model.enums import TradingState as NautilusTradingState
 from nautilus_trader.model.enums import (
+    LiquiditySide,
+    OrderSide,
+    OrderType,
     order_side_to_str,
     order_status_to_str,
     order_type_to_str,
     position_side_to_str,
 )
+from nautilus_trader.model.enums import TradingState as NautilusTradingState
 from nautilus_trader.model.events import (
     OrderCanceled as NtOrderCanceled,
 )
@@ -33,8 +38,9 @@ from nautilus_trader.model.events import (
 from nautilus_trader.model.events import (
     OrderRejected as NtOrderRejected,
 )
-from nautilus_trader.model.identifiers import InstrumentId
-from nautilus_trader.model.objects import Price
+from nautilus_trader.model.identifiers import ClientOrderId, InstrumentId, TradeId, VenueOrderId
+from nautilus_trader.model.instruments import Instrument
+from nautilus_trader.model.objects import Money, Price
 from nautilus_trader.model.orders import Order
 from nautilus_trader.model.position import Position
 from nautilus_trader.risk.engine import RiskEngine
@@ -79,6 +85,7 @@ class Bridge(Actor):
         send: Callable[[NodeEvent], None],
         request_stop: Callable[[str], None],
         risk_engine: RiskEngine,
+        exec_engine: ExecutionEngine,
         strategy: EmaCross,
         replay: ReplayDataClient | None,
         instrument_id: str,
@@ -89,6 +96,7 @@ class Bridge(Actor):
         self._send = send
         self._request_stop = request_stop
         self._risk_engine = risk_engine
+        self._exec_engine = exec_engine
         self._strategy = strategy
         self._replay = replay
         self._instrument_id = InstrumentId.from_str(instrument_id)
@@ -97,6 +105,9 @@ class Bridge(Actor):
         self._state = TradingState.ACTIVE
         self._cancelling: set[str] = set()
         self._cancelled: list[str] = []
+        self._restoring: set[str] = set()
+        self._halt_reason = ""
+        self._realized_base = Decimal(0)  # realized before this node's life (restored)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -125,6 +136,7 @@ class Bridge(Actor):
     def _set_state(self, state: TradingState, reason: str) -> None:
         self._risk_engine.set_trading_state(_NT_STATE[state])
         self._state = state
+        self._halt_reason = reason if state is TradingState.HALTED else ""
         self._send(TradingStateChanged(state, reason))
 
     def _halt(self, reason: str) -> None:
@@ -137,10 +149,85 @@ class Bridge(Actor):
             return
         self._strategy.cancel_all_orders(self._instrument_id)
 
+    # ------------------------------------------------------------ restore
+
+    async def restore(self, snap: Snapshot, timeout_s: float = 10.0) -> None:
+        """Rebuild a checkpoint's positions and open orders in this fresh node.
+
+        Positions come back as zero-commission fills at their average open price,
+        generated through the execution client so the cache, the portfolio and the
+        account all agree; resting orders are placed again with their own client
+        order ids. The order id counter continues, so no id is issued twice.
+        """
+        strategy = self._strategy
+        strategy.order_factory.set_client_order_id_count(snap.orders_total)
+        self._realized_base = snap.realized_pnl
+        if snap.trading_state is TradingState.HALTED:
+            self._risk_engine.set_trading_state(_NT_STATE[TradingState.HALTED])
+            self._state = TradingState.HALTED
+            self._halt_reason = snap.halt_reason
+        instrument = self.cache.instrument(self._instrument_id)
+        for n, view in enumerate(snap.positions):
+            self._restore_position(instrument, view, n)
+        for resting in snap.open_orders:
+            if resting.order_type != "LIMIT" or resting.price is None:
+                continue
+            order = strategy.order_factory.limit(
+                self._instrument_id,
+                OrderSide.BUY if resting.side == "BUY" else OrderSide.SELL,
+                instrument.make_qty(resting.quantity - resting.filled_qty),
+                instrument.make_price(resting.price),
+                client_order_id=ClientOrderId(resting.client_order_id),
+            )
+            strategy.submit_order(order)
+        deadline = self.clock.timestamp() + timeout_s
+        while self.clock.timestamp() < deadline:
+            positions = len(self.cache.positions_open())
+            working = len(self.cache.orders_open(strategy_id=strategy.id))
+            if positions >= len(snap.positions) and working >= len(snap.open_orders):
+                return
+            await asyncio.sleep(0.005)
+        raise TimeoutError(f"restore not confirmed within {timeout_s} s")
+
+    def _restore_position(self, instrument: Instrument, view: PositionView, n: int) -> None:
+        strategy = self._strategy
+        side = OrderSide.BUY if view.side == "LONG" else OrderSide.SELL
+        qty = instrument.make_qty(view.quantity)
+        order = strategy.order_factory.market(self._instrument_id, side, qty, tags=["RESTORE"])
+        self._restoring.add(order.client_order_id.value)
+        self.cache.add_order(order, None, None)
+        client = next(iter(self._exec_engine.get_clients_for_orders([order])))
+        now = self.clock.timestamp_ns()
+        venue_order_id = VenueOrderId(f"RESTORE-{n}-{now}")
+        client.generate_order_submitted(
+            strategy.id, self._instrument_id, order.client_order_id, now
+        )
+        client.generate_order_accepted(
+            strategy.id, self._instrument_id, order.client_order_id, venue_order_id, now
+        )
+        client.generate_order_filled(
+            strategy.id,
+            self._instrument_id,
+            order.client_order_id,
+            venue_order_id,
+            None,
+            TradeId(f"RESTORE-{n}-{now}"),
+            side,
+            OrderType.MARKET,
+            qty,
+            instrument.make_price(view.avg_px_open),
+            instrument.quote_currency,
+            Money(0, instrument.get_settlement_currency()),
+            LiquiditySide.TAKER,
+            now,
+        )
+
     # ------------------------------------------------------------ events
 
     def _on_order_event(self, event: object) -> None:
         match event:
+            case NtOrderFilled() if event.client_order_id.value in self._restoring:
+                pass  # a restore fill is not a trade
             case NtOrderFilled():
                 self._send(
                     OrderFilled(
@@ -182,7 +269,9 @@ class Bridge(Actor):
         # The portfolio keeps the realized PnL of closed (and flipped) positions too.
         realized_money = self.portfolio.realized_pnl(self._instrument_id)
         unrealized_money = self.portfolio.unrealized_pnl(self._instrument_id)
-        realized = realized_money.as_decimal() if realized_money is not None else Decimal(0)
+        realized = self._realized_base + (
+            realized_money.as_decimal() if realized_money is not None else Decimal(0)
+        )
         unrealized = unrealized_money.as_decimal() if unrealized_money is not None else Decimal(0)
         return Snapshot(
             taken_at_ns=self.clock.timestamp_ns(),
@@ -196,6 +285,8 @@ class Bridge(Actor):
             replay_cursor=self._replay.cursor if self._replay is not None else 0,
             open_orders=tuple(_order_view(o) for o in self.cache.orders_open()),
             positions=positions,
+            orders_total=self._strategy.order_factory.get_client_order_id_count(),
+            halt_reason=self._halt_reason if self._state is TradingState.HALTED else "",
         )
 
 

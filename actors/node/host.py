@@ -33,6 +33,7 @@ from actors.node.strategy import EmaCross, EmaCrossConfig
 from actors.settings import NodeSettings
 
 STARTUP_POLL_S = 0.02
+WARM_UP_BARS = 500
 
 
 class _Pipe:
@@ -72,6 +73,7 @@ def build_node_config(settings: NodeSettings) -> TradingNodeConfig:
                 start_price=str(replay.start_price),
                 volatility=str(replay.volatility),
                 start_cursor=settings.start_cursor,
+                hold=True,
             )
         },
         exec_clients={
@@ -117,8 +119,7 @@ async def _serve(conn: Connection[NodeEvent, NodeCommand], settings: NodeSetting
         EmaCrossConfig.build(
             instrument_id=settings.instrument_id,
             bar_type=str(bar_type),
-            fast_period=settings.strategy.fast_period,
-            slow_period=settings.strategy.slow_period,
+            strategy=settings.strategy,
             sizing=settings.sizing,
             risk=settings.risk,
         )
@@ -128,6 +129,7 @@ async def _serve(conn: Connection[NodeEvent, NodeCommand], settings: NodeSetting
         send=pipe.send,
         request_stop=request_stop,
         risk_engine=node.kernel.risk_engine,
+        exec_engine=node.kernel.exec_engine,
         strategy=strategy,
         replay=ReplayDataClientFactory.created.get(REPLAY_CLIENT),
         instrument_id=settings.instrument_id,
@@ -152,14 +154,24 @@ async def _serve(conn: Connection[NodeEvent, NodeCommand], settings: NodeSetting
         run_task.result()  # surfaces the start-up failure
         raise RuntimeError("node stopped during start-up")
     replay = ReplayDataClientFactory.created.get(REPLAY_CLIENT)
+    restored = None
+    if settings.restore is not None:
+        await bridge.restore(settings.restore)
+        restored = bridge.snapshot()
+    if replay is not None:
+        strategy.warm_up(replay.history(WARM_UP_BARS))
     pipe.send(
         NodeStarted(
             pid=os.getpid(),
             trader_id=settings.trader_id,
             instrument_id=settings.instrument_id,
             replay_cursor=replay.cursor if replay is not None else 0,
+            restored=restored,
+            restored_from_ns=settings.restore.taken_at_ns if settings.restore else None,
         )
     )
+    if replay is not None:
+        replay.release()
     threading.Thread(target=read_commands, name="node-pipe-reader", daemon=True).start()
 
     stop_wait = loop.create_task(stop_requested.wait())

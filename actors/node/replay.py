@@ -56,6 +56,7 @@ class ReplayDataClientConfig(LiveDataClientConfig, frozen=True, kw_only=True):
     start_price: str = "60000"
     volatility: str = "0.002"
     start_cursor: int = 0
+    hold: bool = False  # wait for release() before the first bar (restore first)
 
     def replay_settings(self) -> ReplaySettings:
         return ReplaySettings(
@@ -101,6 +102,36 @@ class ReplayDataClient(LiveMarketDataClient):
         self.cursor = min(config.start_cursor, len(self._series))
         self.finished = self.cursor >= len(self._series)
         self._task: asyncio.Task[None] | None = None
+        self._released = asyncio.Event()
+        if not config.hold:
+            self._released.set()
+        self._bar_type = bar_type_for(config.instrument_id, config.bar_minutes)
+
+    def release(self) -> None:
+        self._released.set()
+
+    def history(self, count: int) -> list[Bar]:
+        """The ``count`` bars before the cursor, stamped in the past, for warm-up."""
+        start = max(0, self.cursor - count)
+        step_ns = self._bar_type.spec.step * 60 * 1_000_000_000
+        now = self._clock.timestamp_ns()
+        return [
+            self._bar(self._series[i], now - (self.cursor - i) * step_ns)
+            for i in range(start, self.cursor)
+        ]
+
+    def _bar(self, row: Ohlcv, ts: int) -> Bar:
+        make_price = self._instrument.make_price
+        return Bar(
+            bar_type=self._bar_type,
+            open=make_price(row.open),
+            high=make_price(row.high),
+            low=make_price(row.low),
+            close=make_price(row.close),
+            volume=self._instrument.make_qty(row.volume),
+            ts_event=ts,
+            ts_init=ts,
+        )
 
     @property
     def total_bars(self) -> int:
@@ -124,19 +155,11 @@ class ReplayDataClient(LiveMarketDataClient):
     async def _play(self, bar_type: BarType) -> None:
         interval = bar_type.spec.step * 60 / self._replay.speed if self._replay.speed > 0 else 0.0
         make_price = self._instrument.make_price
+        await self._released.wait()
         while self.cursor < len(self._series):
             row = self._series[self.cursor]
             now = self._clock.timestamp_ns()
-            bar = Bar(
-                bar_type=bar_type,
-                open=make_price(row.open),
-                high=make_price(row.high),
-                low=make_price(row.low),
-                close=make_price(row.close),
-                volume=self._instrument.make_qty(row.volume),
-                ts_event=now,
-                ts_init=now,
-            )
+            bar = self._bar(row, now)
             # The sandbox matching engine listens to the venue's trades, not its
             # bars: the bar's path O -> H/L -> C is played as trades first, so
             # market orders fill at the last price and resting limits can touch.

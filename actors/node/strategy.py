@@ -3,6 +3,8 @@
 On every cross it turns the position to the new side with one market order (the
 size of the new position plus whatever is still open the other way), sized by
 ``actors.node.sizing`` from the account's equity and capped by ``max_leverage``.
+With ``ladder_orders`` > 0 it also rests that many limit orders to add to the new
+position at ``ladder_step_pct`` steps away, cancelling the previous ladder first.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.trading.strategy import Strategy
 
 from actors.node.sizing import position_size
-from actors.settings import RiskLimits, SizingMethod, SizingSettings
+from actors.settings import RiskLimits, SizingMethod, SizingSettings, StrategySettings
 
 
 class EmaCrossConfig(StrategyConfig, frozen=True, kw_only=True):
@@ -26,6 +28,8 @@ class EmaCrossConfig(StrategyConfig, frozen=True, kw_only=True):
     bar_type: str
     fast_period: int = 10
     slow_period: int = 30
+    ladder_orders: int = 0
+    ladder_step_pct: Decimal = Decimal("0.01")
     sizing_method: str = "fixed_fractional"
     stop_loss_pct: Decimal = Decimal("0.02")
     win_rate: Decimal = Decimal("0.55")
@@ -43,16 +47,17 @@ class EmaCrossConfig(StrategyConfig, frozen=True, kw_only=True):
         cls,
         instrument_id: str,
         bar_type: str,
-        fast_period: int,
-        slow_period: int,
+        strategy: StrategySettings,
         sizing: SizingSettings,
         risk: RiskLimits,
     ) -> EmaCrossConfig:
         return cls(
             instrument_id=instrument_id,
             bar_type=bar_type,
-            fast_period=fast_period,
-            slow_period=slow_period,
+            fast_period=strategy.fast_period,
+            slow_period=strategy.slow_period,
+            ladder_orders=strategy.ladder_orders,
+            ladder_step_pct=strategy.ladder_step_pct,
             sizing_method=sizing.method.value,
             stop_loss_pct=sizing.stop_loss_pct,
             win_rate=sizing.win_rate,
@@ -94,6 +99,7 @@ class EmaCross(Strategy):
         self._fast = ExponentialMovingAverage(config.fast_period)
         self._slow = ExponentialMovingAverage(config.slow_period)
         self._atr = AverageTrueRange(config.atr_period)
+        self.cfg = config
         self._sizing = config.sizing()
         self._risk = config.risk()
         self._signal = 0
@@ -110,16 +116,29 @@ class EmaCross(Strategy):
             self.register_indicator_for_bars(self._bar_type, indicator)
         self.subscribe_bars(self._bar_type)
 
+    def warm_up(self, bars: list[Bar]) -> None:
+        """Feed history to the indicators so a restored strategy does not re-trade a cross."""
+        for bar in bars:
+            for indicator in (self._fast, self._slow, self._atr):
+                indicator.handle_bar(bar)
+        self._signal = self._current_signal()
+
+    def _current_signal(self) -> int:
+        if not (self._slow.initialized and self._atr.initialized):
+            return 0
+        fast, slow = self._fast.value, self._slow.value
+        return 1 if fast > slow else -1 if fast < slow else 0
+
     def on_bar(self, bar: Bar) -> None:
         self.bars_seen += 1
-        if not (self._slow.initialized and self._atr.initialized):
-            return
-        fast, slow = self._fast.value, self._slow.value
-        signal = 1 if fast > slow else -1 if fast < slow else 0
+        signal = self._current_signal()
         if signal in (0, self._signal):
             return
         self._signal = signal
-        self._turn(OrderSide.BUY if signal > 0 else OrderSide.SELL, bar.close.as_decimal())
+        side = OrderSide.BUY if signal > 0 else OrderSide.SELL
+        if self.cfg.ladder_orders:
+            self.cancel_all_orders(self._instrument_id)
+        self._turn(side, bar.close.as_decimal())
 
     def equity(self) -> Decimal:
         account = self.portfolio.account(self._instrument_id.venue)
@@ -147,3 +166,17 @@ class EmaCross(Strategy):
             self.log.warning(f"size {target} below the minimum; no order")
             return
         self.submit_order(self.order_factory.market(self._instrument_id, side, qty))
+        self._ladder(side, price, target)
+
+    def _ladder(self, side: OrderSide, price: Decimal, target: Decimal) -> None:
+        instrument = self._instrument
+        n = self.cfg.ladder_orders
+        if instrument is None or n <= 0:
+            return
+        qty = instrument.make_qty(target / n)
+        if qty < instrument.min_quantity:
+            return
+        sign = -1 if side == OrderSide.BUY else 1
+        for k in range(1, n + 1):
+            px = instrument.make_price(price * (1 + sign * k * self.cfg.ladder_step_pct))
+            self.submit_order(self.order_factory.limit(self._instrument_id, side, qty, px))

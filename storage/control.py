@@ -1,0 +1,117 @@
+"""The operator control channel: commands written to the database, acknowledged there.
+
+The CLI (and later the dashboard) queues ``halt``, ``resume`` or ``stop`` for a
+trader; the running service picks pending commands up, carries them out through
+the actor tree, and writes back the outcome. Going through the database means
+every control path is the same one, works without a socket, and leaves a record.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+import sqlite_utils
+
+from storage.errors import StorageError
+from storage.store import connect, utc_now
+
+
+class Command(StrEnum):
+    HALT = "halt"
+    RESUME = "resume"
+    STOP = "stop"
+
+
+class CommandStatus(StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class ControlRequest:
+    id: int
+    trader_id: str
+    command: Command
+    reason: str
+    status: CommandStatus
+    result: str | None
+
+
+def _row(row: dict[str, object]) -> ControlRequest:
+    return ControlRequest(
+        id=int(str(row["id"])),
+        trader_id=str(row["trader_id"]),
+        command=Command(str(row["command"])),
+        reason=str(row["reason"]),
+        status=CommandStatus(str(row["status"])),
+        result=None if row["result"] is None else str(row["result"]),
+    )
+
+
+class ControlChannel:
+    """One connection; safe to use from one thread at a time (not necessarily the same)."""
+
+    def __init__(self, path: Path, timeout_s: float = 5.0) -> None:
+        self.path = path
+        self.db: sqlite_utils.Database = connect(path, timeout_s, check_same_thread=False)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def submit(self, trader_id: str, command: Command, reason: str) -> int:
+        try:
+            with self.db.atomic():
+                table = self.db.table("control")
+                table.insert(
+                    {
+                        "trader_id": trader_id,
+                        "command": command.value,
+                        "reason": reason,
+                        "requested_at": utc_now(),
+                    }
+                )
+                return int(table.last_pk)  # type: ignore[arg-type]
+        except sqlite3.Error as exc:
+            raise StorageError(f"queuing {command} failed on {self.path}: {exc}") from exc
+
+    def get(self, request_id: int) -> ControlRequest:
+        rows = list(self.db.query("SELECT * FROM control WHERE id = ?", [request_id]))
+        if not rows:
+            raise StorageError(f"no control request {request_id} in {self.path}")
+        return _row(rows[0])
+
+    def wait(self, request_id: int, timeout_s: float, poll_s: float = 0.1) -> ControlRequest:
+        """Until the service has acknowledged ``request_id`` (done or failed) or timeout."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            request = self.get(request_id)
+            if request.status in (CommandStatus.DONE, CommandStatus.FAILED):
+                return request
+            if time.monotonic() >= deadline:
+                return request
+            time.sleep(poll_s)
+
+    def pending(self, trader_id: str) -> list[ControlRequest]:
+        try:
+            rows = self.db.query(
+                "SELECT * FROM control WHERE trader_id = ? AND status = 'pending' ORDER BY id",
+                [trader_id],
+            )
+            return [_row(r) for r in rows]
+        except sqlite3.Error as exc:
+            raise StorageError(f"reading control requests failed on {self.path}: {exc}") from exc
+
+    def ack(self, request_id: int, status: CommandStatus, result: str) -> None:
+        try:
+            with self.db.atomic():
+                self.db.table("control").update(
+                    request_id, {"status": status.value, "result": result, "acked_at": utc_now()}
+                )
+        except sqlite3.Error as exc:
+            raise StorageError(f"acknowledging request {request_id} failed: {exc}") from exc

@@ -1,0 +1,195 @@
+"""The parent's async work, written against anyio (the service runs it on trio).
+
+While the actor tree trades, this loop waits for what ends a run - SIGINT/SIGTERM,
+the end of ``--duration``, the tree stopping itself after an escalation, or an
+operator's ``stop`` - and serves the operator control channel. Blocking calls (the
+database, asks to actors) run in worker threads so the loop itself never blocks.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Protocol
+
+import anyio
+import anyio.to_thread
+
+from actors.inbox import Inbox
+from actors.messages import (
+    ErrorRaised,
+    Halt,
+    OrdersCanceled,
+    Resume,
+    SupervisorTerminated,
+    TradingState,
+    TradingStateChanged,
+)
+from storage import Command, CommandStatus, ControlChannel, ControlRequest, StorageError
+
+log = logging.getLogger(__name__)
+
+TREE_POLL_S = 0.2
+CONTROL_POLL_S = 0.25
+CONFIRM_TIMEOUT_S = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class StopOutcome:
+    reason: str
+    graceful: bool
+
+
+class ServiceHandle(Protocol):
+    """What the runtime needs of ``supervisor.service.Service``."""
+
+    @property
+    def events(self) -> Inbox: ...
+
+    @property
+    def trader_id(self) -> str: ...
+
+    def tell(self, role: str, message: object) -> bool: ...
+
+    def open_control(self) -> ControlChannel: ...
+
+
+class EarlySignals:
+    """Records SIGINT/SIGTERM that arrive before the async loop listens for them."""
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._record)
+
+    def _record(self, signum: int, frame: FrameType | None) -> None:
+        self.received.append(signum)
+
+
+@dataclass
+class _InFlight:
+    request: ControlRequest
+    inbox: Inbox
+    deadline: float
+
+
+@dataclass
+class ControlServer:
+    """Carries out queued operator commands and acknowledges them once confirmed."""
+
+    service: ServiceHandle
+    stop: Callable[[StopOutcome], None]
+    inflight: list[_InFlight] = field(default_factory=list)
+
+    async def run(self) -> None:
+        channel = await anyio.to_thread.run_sync(self.service.open_control)
+        try:
+            while True:
+                try:
+                    await self._step(channel)
+                except StorageError as exc:
+                    log.error("control channel: %s", exc)
+                    self.service.tell(
+                        "classifier", ErrorRaised("control", type(exc).__name__, str(exc))
+                    )
+                await anyio.sleep(CONTROL_POLL_S)
+        finally:
+            channel.close()
+
+    async def _step(self, channel: ControlChannel) -> None:
+        pending = await anyio.to_thread.run_sync(channel.pending, self.service.trader_id)
+        for request in pending:
+            await self._start(channel, request)
+        for item in list(self.inflight):
+            outcome = self._outcome(item)
+            if outcome is not None:
+                self.inflight.remove(item)
+                status, result = outcome
+                await anyio.to_thread.run_sync(channel.ack, item.request.id, status, result)
+                log.info("operator %s: %s", item.request.command, result)
+
+    async def _start(self, channel: ControlChannel, request: ControlRequest) -> None:
+        log.info("operator %s requested: %s", request.command, request.reason)
+        if request.command is Command.STOP:
+            await anyio.to_thread.run_sync(
+                channel.ack, request.id, CommandStatus.DONE, "stopping: final checkpoint, then exit"
+            )
+            self.stop(StopOutcome(f"operator stop: {request.reason}", True))
+            return
+        inbox = Inbox()
+        message: Halt | Resume = (
+            Halt(request.reason, "operator", notify=inbox)
+            if request.command is Command.HALT
+            else Resume(request.reason, "operator", notify=inbox)
+        )
+        delivered = await anyio.to_thread.run_sync(self.service.tell, "node", message)
+        if not delivered:
+            await anyio.to_thread.run_sync(
+                channel.ack, request.id, CommandStatus.FAILED, "node is not running"
+            )
+            return
+        await anyio.to_thread.run_sync(
+            channel.ack, request.id, CommandStatus.ACCEPTED, f"{request.command} sent"
+        )
+        self.inflight.append(_InFlight(request, inbox, time.monotonic() + CONFIRM_TIMEOUT_S))
+
+    @staticmethod
+    def _outcome(item: _InFlight) -> tuple[CommandStatus, str] | None:
+        for message in item.inbox.poll():
+            match message:
+                case OrdersCanceled(client_order_ids=ids):
+                    return (
+                        CommandStatus.DONE,
+                        f"halted: {len(ids)} open order(s) cancelled and confirmed; "
+                        "new orders are denied",
+                    )
+                case TradingStateChanged(state=TradingState.ACTIVE):
+                    return CommandStatus.DONE, "resumed: trading state ACTIVE"
+        if time.monotonic() > item.deadline:
+            return CommandStatus.FAILED, f"not confirmed within {CONFIRM_TIMEOUT_S:g} s"
+        return None
+
+
+async def serve(
+    service: ServiceHandle, duration_s: float | None, early: EarlySignals | None = None
+) -> StopOutcome:
+    """Run until a signal, the end of ``duration_s``, an escalation or an operator stop."""
+    outcome: list[StopOutcome] = []
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        if early is not None and early.received:
+            return StopOutcome(f"signal {signal.Signals(early.received[0]).name}", True)
+        async with anyio.create_task_group() as tg:
+
+            def stop(result: StopOutcome) -> None:
+                outcome.append(result)
+                tg.cancel_scope.cancel()
+
+            async def on_signal() -> None:
+                async for signum in signals:
+                    stop(StopOutcome(f"signal {signal.Signals(signum).name}", True))
+                    return
+
+            async def on_tree() -> None:
+                while True:
+                    for message in service.events.poll():
+                        if isinstance(message, SupervisorTerminated):
+                            stop(StopOutcome(f"escalation: {message.reason}", False))
+                            return
+                    await anyio.sleep(TREE_POLL_S)
+
+            async def on_duration(seconds: float) -> None:
+                await anyio.sleep(seconds)
+                stop(StopOutcome(f"duration of {seconds:g} s reached", True))
+
+            tg.start_soon(on_signal)
+            tg.start_soon(on_tree)
+            tg.start_soon(ControlServer(service, stop).run)
+            if duration_s is not None:
+                tg.start_soon(on_duration, duration_s)
+    return outcome[0] if outcome else StopOutcome("stopped", True)
