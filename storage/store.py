@@ -179,7 +179,7 @@ class Store:
                 params[name] = ns_to_iso(now_ns - hours * 3_600_000_000_000)
                 sql += (
                     f" AND id NOT IN (SELECT min(id) FROM checkpoints WHERE trader_id = :t "
-                    f"AND taken_at > :{name} GROUP BY substr(taken_at, 1, {prefix}))"  # noqa: S608
+                    f"AND taken_at > :{name} GROUP BY substr(taken_at, 1, {prefix}))"
                 )
         self.db.execute(sql, params)
 
