@@ -44,6 +44,14 @@ class Retention:
 
 
 DEFAULT_RETENTION = Retention()
+_KEEP_FIRST_OF_HOUR = (
+    " AND id NOT IN (SELECT min(id) FROM checkpoints WHERE trader_id = :t"
+    " AND taken_at > :hour_cutoff GROUP BY substr(taken_at, 1, 13))"
+)
+_KEEP_FIRST_OF_DAY = (
+    " AND id NOT IN (SELECT min(id) FROM checkpoints WHERE trader_id = :t"
+    " AND taken_at > :day_cutoff GROUP BY substr(taken_at, 1, 10))"
+)
 
 
 def utc_now() -> str:
@@ -171,16 +179,13 @@ class Store:
         params: dict[str, str | int] = {"t": trader_id, "n": retention.keep_last}
         # The first checkpoint of each hour (ISO prefix of 13 chars) and day (10 chars)
         # inside its window survives the trim.
-        for name, hours, prefix in (
-            ("hour_cutoff", retention.hourly_for_h, 13),
-            ("day_cutoff", retention.daily_for_d * 24, 10),
+        for name, hours, clause in (
+            ("hour_cutoff", retention.hourly_for_h, _KEEP_FIRST_OF_HOUR),
+            ("day_cutoff", retention.daily_for_d * 24, _KEEP_FIRST_OF_DAY),
         ):
             if hours > 0:
                 params[name] = ns_to_iso(now_ns - hours * 3_600_000_000_000)
-                sql += (
-                    f" AND id NOT IN (SELECT min(id) FROM checkpoints WHERE trader_id = :t "
-                    f"AND taken_at > :{name} GROUP BY substr(taken_at, 1, {prefix}))"
-                )
+                sql += clause
         self.db.execute(sql, params)
 
     def last_snapshot(self, trader_id: str) -> Snapshot | None:
