@@ -53,7 +53,8 @@ FATAL_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("margin", r"insufficient (margin|balance|funds)"),
         ("storage full", r"database or disk is full|no space left|disk full"),
         ("storage read-only", r"readonly database|read-only file system"),
-        ("storage corrupt", r"file is not a database|malformed|disk i/o error"),
+        ("storage corrupt", r"file is not a database|malformed"),
+        ("storage i/o", r"disk i/o error"),
         ("clock", r"recvwindow|timestamp for this request"),
     )
 )

@@ -67,6 +67,7 @@ class SupervisorSpec:
     escalation: Escalation = Escalation.HALT_AND_STOP
     halt_role: str = "node"
     alert_role: str = "alerter"
+    classifier_role: str = "classifier"  # told of every crash, so it is classified and alerted
 
     def __post_init__(self) -> None:
         roles = [c.role for c in self.children]

@@ -25,6 +25,7 @@ from actors.messages import (
     Alert,
     ChildExited,
     ChildStarted,
+    ErrorRaised,
     Escalated,
     Halt,
     Mailbox,
@@ -125,6 +126,9 @@ class Supervisor(pykka.ThreadingActor):
             exit_.role,
             exit_.reason,
         )
+        classifier = self._refs.get(self.spec.classifier_role)
+        if exit_.abnormal and classifier is not None:
+            classifier.tell(ErrorRaised(exit_.role, "ChildCrashed", exit_.reason))
         self._apply_policy(exit_)
 
     def _apply_policy(self, exit_: ChildExited) -> None:

@@ -14,6 +14,7 @@ from actors.messages import (
     Halt,
     NodeStarted,
     OrderFilled,
+    OrderRejected,
     OrdersCanceled,
     Resume,
     Snapshot,
@@ -23,7 +24,7 @@ from actors.messages import (
     WhereIs,
 )
 from actors.node_actor import TradingNodeActor
-from actors.settings import NodeSettings, ReplaySettings
+from actors.settings import NodeSettings, ReplaySettings, StrategySettings
 from supervisor import ChildSpec, Supervisor, SupervisorSpec
 from tests.helpers import Recorded, recorder
 
@@ -84,21 +85,61 @@ def test_replay_and_sandbox_produce_a_fill_and_a_position(node_tree):
     assert snap.trading_state is TradingState.ACTIVE
 
 
-def test_halt_blocks_orders_and_resume_trades_again(node_tree):
-    sup, inbox, _ = node_tree
-    node_message(inbox, OrderFilled)
-    node = sup.ask(WhereIs("node"), timeout=5)
+LADDER = NodeSettings(
+    trader_id="LADDER-001",
+    replay=ReplaySettings(speed=1200.0, bars=30000),  # 20 bars/s: a cross every second or two
+    strategy=StrategySettings(ladder_orders=3, ladder_step_pct=Decimal("0.05")),
+)
 
-    node.tell(Halt("test halt"))
-    assert node_message(inbox, TradingStateChanged).state is TradingState.HALTED
-    node_message(inbox, OrdersCanceled)
-    assert snapshot_of(sup).trading_state is TradingState.HALTED
 
-    node.tell(Resume("test resume"))
-    changed = node_message(
-        inbox, TradingStateChanged, where=lambda m: m.state is TradingState.ACTIVE
+@pytest.fixture
+def ladder_tree():
+    inbox, events = Inbox(), Inbox()
+    spec = SupervisorSpec(
+        children=(
+            recorder("alerter", inbox),
+            recorder("checkpointer", inbox),
+            recorder("classifier", inbox),
+            ChildSpec(
+                "node", lambda ctx: TradingNodeActor.start(ctx, LADDER), shutdown_timeout_s=20
+            ),
+        )
     )
-    assert changed.reason == "test resume"
+    sup = Supervisor.start(spec, parent=events)
+    yield sup, inbox
+    sup.stop(timeout=60)
+
+
+def test_halt_cancels_every_open_limit_order_denies_new_ones_and_resume_trades(ladder_tree):
+    sup, inbox = ladder_tree
+    node_message(inbox, OrderFilled)
+    before = snapshot_of(sup)
+    resting = {o.client_order_id for o in before.open_orders if o.order_type == "LIMIT"}
+    assert len(resting) >= 3, before.open_orders
+
+    confirmed = Inbox()
+    sup.ask(WhereIs("node"), timeout=5).tell(Halt("test halt", notify=confirmed))
+
+    cancelled = confirmed.expect(OrdersCanceled, timeout=10)
+    assert len(cancelled.client_order_ids) >= 3  # the ladder resting at that moment
+    halted = snapshot_of(sup)
+    assert halted.trading_state is TradingState.HALTED and halted.open_orders == ()
+    alert = inbox.expect(Recorded, 10, lambda r: r.role == "alerter").message
+    assert "halted" in alert.title.lower() and "cancelled" in alert.text
+
+    denied = node_message(inbox, OrderRejected, where=lambda m: m.denied)
+    assert "HALTED" in denied.reason.upper()
+    later = snapshot_of(sup)
+    assert later.replay_cursor > halted.replay_cursor, "bars keep flowing while halted"
+    assert later.open_orders == ()
+
+    resumed = Inbox()
+    sup.ask(WhereIs("node"), timeout=5).tell(Resume("test resume", notify=resumed))
+    assert resumed.expect(TradingStateChanged, timeout=10).state is TradingState.ACTIVE
+    inbox.poll()
+    fill = node_message(inbox, OrderFilled)
+    assert fill.quantity > 0
+    assert snapshot_of(sup).trading_state is TradingState.ACTIVE
 
 
 def test_a_killed_node_child_is_replaced_and_trading_goes_on(node_tree):
