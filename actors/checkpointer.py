@@ -231,12 +231,22 @@ class CheckpointerActor(SupervisedActor):
             "open_orders": len(restored.open_orders),
             "replay_cursor": restored.replay_cursor,
             "trading_state": restored.trading_state.value,
+            "snapshot": restored,
         }
         try:
             self.store.append_event(self._run, "restored", payload)
         except StorageError as exc:
             self._report(exc)
-        log.info("restored from checkpoint after a %.1f s gap: %s", gap_s or 0.0, payload)
+        log.info(
+            "restored from checkpoint after a %.1f s gap: balance %s, %d position(s), "
+            "%d open order(s), cursor %d, %s",
+            gap_s or 0.0,
+            restored.balance,
+            len(restored.positions),
+            len(restored.open_orders),
+            restored.replay_cursor,
+            restored.trading_state.value,
+        )
 
     def _event(self, message: object) -> None:
         try:

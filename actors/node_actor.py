@@ -100,10 +100,17 @@ class TradingNodeActor(SupervisedActor):
 
     def started(self) -> None:
         settings = self.settings
-        last = self.peers.ask("checkpointer", LastSnapshot(), timeout=2.0)
+        last = (
+            self.peers.ask("checkpointer", LastSnapshot(), timeout=5.0) if self._restore else None
+        )
         if isinstance(last, Snapshot) and last.trader_id == settings.trader_id:
+            # Carry on from the last checkpoint: same balance, positions, resting
+            # orders, halted state and replay position.
             settings = replace(
-                settings, start_cursor=max(settings.start_cursor, last.replay_cursor)
+                settings,
+                restore=last,
+                start_cursor=last.replay_cursor,
+                starting_balance=last.balance,
             )
         ctx = multiprocessing.get_context("spawn")
         parent_end, child_end = ctx.Pipe(duplex=True)

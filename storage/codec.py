@@ -12,6 +12,8 @@ type Json = str | int | float | bool | list[Json] | dict[str, Json] | None
 
 
 def _plain(value: object) -> Json:
+    if is_dataclass(value) and not isinstance(value, type):
+        return _plain(asdict(value))
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, dict):
@@ -25,8 +27,7 @@ def _plain(value: object) -> Json:
 
 def to_json(value: object) -> str:
     """Any message dataclass (or dict) as compact JSON with exact decimals."""
-    data = asdict(value) if is_dataclass(value) and not isinstance(value, type) else value
-    return json.dumps(_plain(data), separators=(",", ":"))
+    return json.dumps(_plain(value), separators=(",", ":"))
 
 
 def _dec(value: Json) -> Decimal:

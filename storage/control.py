@@ -18,6 +18,7 @@ import sqlite_utils
 
 from storage.errors import StorageError
 from storage.store import connect, utc_now
+from storage.txn import write_transaction
 
 
 class Command(StrEnum):
@@ -66,7 +67,7 @@ class ControlChannel:
 
     def submit(self, trader_id: str, command: Command, reason: str) -> int:
         try:
-            with self.db.atomic():
+            with write_transaction(self.db):
                 table = self.db.table("control")
                 table.insert(
                     {
@@ -109,7 +110,7 @@ class ControlChannel:
 
     def ack(self, request_id: int, status: CommandStatus, result: str) -> None:
         try:
-            with self.db.atomic():
+            with write_transaction(self.db):
                 self.db.table("control").update(
                     request_id, {"status": status.value, "result": result, "acked_at": utc_now()}
                 )

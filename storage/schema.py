@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite_utils
 
 from storage.errors import SchemaError
+from storage.txn import write_transaction
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: runs, checkpoints, events, alert outbox, heartbeat
@@ -98,7 +99,7 @@ def migrate(db: sqlite_utils.Database) -> int:
             f"database schema version {version} is newer than this service ({SCHEMA_VERSION})"
         )
     for number in range(version, SCHEMA_VERSION):
-        with db.atomic():
+        with write_transaction(db):
             for statement in MIGRATIONS[number].split(";"):
                 if statement.strip():
                     db.execute(statement)

@@ -23,6 +23,7 @@ from actors.messages import Alert, Snapshot
 from storage.codec import snapshot_from_json, to_json
 from storage.errors import StorageError
 from storage.schema import migrate
+from storage.txn import write_transaction
 
 DEFAULT_KEEP_LAST = 1000
 
@@ -105,7 +106,7 @@ class Store:
 
     def open_run(self, trader_id: str, mode: str, pid: int | None = None) -> RunInfo:
         try:
-            with self.db.atomic():
+            with write_transaction(self.db):
                 table = self.db.table("runs")
                 table.insert(
                     {
@@ -122,7 +123,7 @@ class Store:
 
     def close_run(self, run: RunInfo, reason: str) -> None:
         try:
-            with self.db.atomic():
+            with write_transaction(self.db):
                 self.db.table("runs").update(
                     run.run_id, {"stopped_at": utc_now(), "exit_reason": reason}
                 )
@@ -161,7 +162,7 @@ class Store:
             "snapshot": to_json(snapshot),
         }
         try:
-            with self.db.atomic():
+            with write_transaction(self.db):
                 table = self.db.table("checkpoints")
                 table.insert(row)
                 checkpoint_id = int(table.last_pk)  # type: ignore[arg-type]
@@ -204,7 +205,7 @@ class Store:
 
     def append_event(self, run: RunInfo, kind: str, payload: object) -> None:
         try:
-            with self.db.atomic():
+            with write_transaction(self.db):
                 self.db.table("events").insert(
                     {
                         "run_id": run.run_id,
@@ -219,7 +220,7 @@ class Store:
 
     def beat(self, run: RunInfo, state: str) -> None:
         try:
-            with self.db.atomic():
+            with write_transaction(self.db):
                 self.db.table("heartbeat").upsert(
                     {
                         "trader_id": run.trader_id,
@@ -236,7 +237,7 @@ class Store:
 
     def enqueue_alert(self, trader_id: str, alert: Alert) -> int:
         try:
-            with self.db.atomic():
+            with write_transaction(self.db):
                 table = self.db.table("alert_outbox")
                 table.insert(
                     {

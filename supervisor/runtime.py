@@ -128,15 +128,17 @@ class ControlServer:
             if request.command is Command.HALT
             else Resume(request.reason, "operator", notify=inbox)
         )
+        # Accepted first: if this write fails the command stays pending and nothing
+        # was done, so carrying it out on the next poll cannot do it twice.
+        await anyio.to_thread.run_sync(
+            channel.ack, request.id, CommandStatus.ACCEPTED, f"{request.command} sent"
+        )
         delivered = await anyio.to_thread.run_sync(self.service.tell, "node", message)
         if not delivered:
             await anyio.to_thread.run_sync(
                 channel.ack, request.id, CommandStatus.FAILED, "node is not running"
             )
             return
-        await anyio.to_thread.run_sync(
-            channel.ack, request.id, CommandStatus.ACCEPTED, f"{request.command} sent"
-        )
         self.inflight.append(_InFlight(request, inbox, time.monotonic() + CONFIRM_TIMEOUT_S))
 
     @staticmethod

@@ -1,0 +1,139 @@
+"""Running the real service as a subprocess, as an operator or systemd would."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from storage import StatusReport, read_status
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, str(ROOT / "scripts" / "run_supervisor.py")]
+
+FAST_CONFIG = """
+[service]
+trader_id = "{trader}"
+db_path = "{db}"
+checkpoint_interval_s = 1
+heartbeat_interval_s = 0.5
+node_log_level = "ERROR"
+[replay]
+speed = {speed}
+bars = 50000
+[strategy]
+ladder_orders = {ladder}
+ladder_step_pct = "0.05"
+"""
+
+
+def write_config(
+    tmp_path: Path, trader: str = "REC-001", speed: float = 600, ladder: int = 3
+) -> tuple[Path, Path]:
+    db = tmp_path / "svc.db"
+    config = tmp_path / "svc.toml"
+    config.write_text(FAST_CONFIG.format(trader=trader, db=db, speed=speed, ladder=ladder))
+    return config, db
+
+
+def cli(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def wait_for[T](what: str, probe: Callable[[], T | None], timeout: float = 60.0) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise TimeoutError(f"{what} not seen within {timeout} s")
+
+
+def query(db: Path, sql: str, params: tuple[object, ...] = ()) -> list[sqlite3.Row]:
+    if not db.exists():
+        return []
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    conn.row_factory = sqlite3.Row
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def events(db: Path, kind: str) -> list[tuple[int, dict[str, object]]]:
+    rows = query(db, "SELECT run_id, payload FROM events WHERE kind = ? ORDER BY id", (kind,))
+    return [(int(r["run_id"]), json.loads(r["payload"])) for r in rows]
+
+
+class ServiceProcess:
+    def __init__(self, config: Path, db: Path, cwd: Path, *extra: str) -> None:
+        self.db = db
+        self.log_path = cwd / f"service-{time.monotonic_ns()}.log"
+        self._log = self.log_path.open("w")
+        self.proc = subprocess.Popen(
+            [*CLI, "run", "--config", str(config), *extra],
+            cwd=cwd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def status(self) -> StatusReport | None:
+        if not self.db.exists():
+            return None
+        try:
+            return read_status(self.db, None, stale_after_s=5)
+        except Exception:
+            return None
+
+    def wait_status(self, what: str, pred: Callable[[StatusReport], bool], timeout: float = 60):
+        def probe() -> StatusReport | None:
+            assert self.proc.poll() is None, self.log_path.read_text()[-3000:]
+            report = self.status()
+            return report if report is not None and pred(report) else None
+
+        return wait_for(what, probe, timeout)
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        self._log.close()
+
+    def terminate(self, timeout: float = 45) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=timeout)
+        self._log.close()
+        return code
+
+    def wait(self, timeout: float = 45) -> int:
+        code = self.proc.wait(timeout=timeout)
+        self._log.close()
+        return code
+
+    def ensure_dead(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if not self._log.closed:
+            self._log.close()
+
+
+def node_pids(db: Path) -> list[int]:
+    return [int(str(p["pid"])) for _, p in events(db, "node_started")]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/status")
+    return not (status.exists() and "State:\tZ" in status.read_text())
