@@ -1,17 +1,45 @@
-"""AlerterActor (first form): every alert lands in a durable outbox and the log.
+"""AlerterActor: a durable outbox in SQLite, delivered to Telegram, and chat commands.
 
-Delivery to Telegram drains the same outbox later, so an alert raised while the
-network or the bot is down is still there after a restart.
+Every alert is written to the outbox and the log first, so nothing is lost when
+Telegram is down, unconfigured, or the service restarts. A pump delivers pending
+alerts oldest first, folding alerts with the same key into one message with a
+count; a failed delivery stops the round (order is kept) and the next attempt
+waits a tenacity exponential backoff. Per-chat delivery is recorded, so a retry
+after a partial delivery sends nothing twice.
+
+Operator commands from allowed chats (/status, /positions, /halt, /resume,
+/checkpoint, /help) arrive as ``ChatCommand`` messages; the actor turns them into
+messages to its peers and replies when they confirm.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+import tenacity
+
 from actors.base import ChildContext, SupervisedActor
-from actors.messages import Alert, Severity
-from storage import StorageError, Store
+from actors.messages import (
+    Alert,
+    CheckpointFailed,
+    CheckpointNow,
+    CheckpointSaved,
+    Halt,
+    OrdersCanceled,
+    Resume,
+    Severity,
+    TradingState,
+    TradingStateChanged,
+)
+from actors.redact import redact
+from actors.settings import TelegramSettings
+from actors.telegram import ChatCommand, TelegramClient, TelegramUnavailable
+from actors.timer import Interval
+from storage import OutboxRow, StorageError, Store, read_status
 
 log = logging.getLogger(__name__)
 
@@ -22,31 +50,123 @@ _LEVELS = {
     Severity.WARNING: logging.WARNING,
     Severity.CRITICAL: logging.CRITICAL,
 }
+HELP = (
+    "/status - state, balance, equity, fills\n"
+    "/positions - open positions\n"
+    "/halt [reason] - cancel open orders, deny new ones\n"
+    "/resume - trade again\n"
+    "/checkpoint - take a checkpoint now\n"
+    "/help - this list"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PumpOutbox:
+    """Deliver what is pending (the pump's timer tick)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fold:
+    """Pending alerts with one key, delivered as one message."""
+
+    rows: tuple[OutboxRow, ...]
+
+    @property
+    def ids(self) -> list[int]:
+        return [r.id for r in self.rows]
+
+    def text(self, trader_id: str, mode: str) -> str:
+        first, last = self.rows[0], self.rows[-1]
+        body = f"{last.severity.upper()}: {last.title}\n[{trader_id} {mode}] {last.text}"
+        if len(self.rows) > 1:
+            body += f"\n(x{len(self.rows)} between {first.created_at} and {last.created_at})"
+        return body
+
+
+def fold(rows: list[OutboxRow]) -> list[Fold]:
+    """Group by key, each group placed where its oldest alert was."""
+    groups: dict[str, list[OutboxRow]] = {}
+    for row in rows:
+        groups.setdefault(row.key, []).append(row)
+    return sorted((Fold(tuple(g)) for g in groups.values()), key=lambda f: f.rows[0].id)
 
 
 class AlerterActor(SupervisedActor):
-    def __init__(self, ctx: ChildContext, db_path: Path, trader_id: str, mode: str) -> None:
+    def __init__(
+        self,
+        ctx: ChildContext,
+        db_path: Path,
+        trader_id: str,
+        mode: str,
+        telegram: TelegramSettings | None = None,
+        token: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__(ctx)
         self._db_path = db_path
         self._trader_id = trader_id
         self._mode = mode
+        self._telegram = telegram
+        self._token = token
+        self._clock = clock
         self._store: Store | None = None
+        self._client: TelegramClient | None = None
+        self._timer: Interval | None = None
+        self._failures = 0
+        self._next_attempt = 0.0
+        self._waiting: dict[type, list[int]] = {}
         self.queued = 0
+        self.delivered = 0
+
+    def __repr__(self) -> str:
+        return f"AlerterActor(trader={self._trader_id!r}, telegram={self._client is not None})"
+
+    # ------------------------------------------------------------ lifecycle
 
     def started(self) -> None:
         self._store = Store(self._db_path)
+        if self._telegram is None or not self._token:
+            log.info("telegram not configured: alerts go to the outbox and the log only")
+            return
+        self._client = TelegramClient(self._token, self._telegram)
+        self._client.start()
+        if self._telegram.commands and self._telegram.chat_ids:
+            self._client.start_polling(self.actor_ref.tell)
+        self._timer = Interval(
+            self._telegram.pump_interval_s, self.actor_ref, PumpOutbox, "outbox-pump"
+        )
 
     def stopped(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._client is not None:
+            self._client.close()
         if self._store is not None:
             self._store.close()
+
+    # ------------------------------------------------------------ messages
 
     def receive(self, message: object) -> object:
         match message:
             case Alert():
                 self._queue(message)
-                return None
+            case PumpOutbox():
+                return self._pump()
+            case ChatCommand():
+                self._command(message)
+            case OrdersCanceled(client_order_ids=ids):
+                self._reply_waiting(
+                    OrdersCanceled, f"Halted: {len(ids)} open order(s) cancelled (confirmed)."
+                )
+            case TradingStateChanged(state=TradingState.ACTIVE):
+                self._reply_waiting(TradingStateChanged, "Resumed: trading state ACTIVE.")
+            case CheckpointSaved(checkpoint_id=checkpoint_id):
+                self._reply_waiting(CheckpointSaved, f"Checkpoint #{checkpoint_id} saved.")
+            case CheckpointFailed(reason=reason):
+                self._reply_waiting(CheckpointSaved, f"Checkpoint failed: {redact(reason)}")
             case _:
                 return super().receive(message)
+        return None
 
     def _queue(self, alert: Alert) -> None:
         text = f"[{self._trader_id} {self._mode}] {alert.title}: {alert.text}"
@@ -59,3 +179,135 @@ class AlerterActor(SupervisedActor):
         except StorageError as exc:
             # The outbox itself is unwritable: the log line above is all that is left.
             log.critical("alert could not be queued (%s): %s", exc, text)
+
+    # ------------------------------------------------------------ delivery
+
+    def _pump(self) -> int:
+        """Deliver pending alerts in order; returns how many rows were delivered."""
+        client, store, settings = self._client, self._store, self._telegram
+        if client is None or store is None or settings is None:
+            return 0
+        if self._clock() < self._next_attempt:
+            return 0
+        delivered = 0
+        for group in fold(store.pending_alerts(self._trader_id)):
+            have = group.rows[0].delivered_chats
+            sent = set(have)
+            error: TelegramUnavailable | None = None
+            for chat_id in settings.chat_ids:
+                if chat_id in have:
+                    continue
+                try:
+                    client.send(chat_id, group.text(self._trader_id, self._mode))
+                    sent.add(chat_id)
+                except TelegramUnavailable as exc:
+                    error = exc
+                    break
+            complete = error is None
+            store.record_delivery(group.ids, frozenset(sent), complete)
+            if not complete:
+                self._failures += 1
+                delay = self._backoff(self._failures, settings.backoff_max_s)
+                self._next_attempt = self._clock() + delay
+                log.warning(
+                    "telegram delivery failed (%s); %d alert(s) pending, next try in %.0f s",
+                    error,
+                    len(group.rows),
+                    delay,
+                )
+                break
+            delivered += len(group.rows)
+            self._failures = 0
+        self.delivered += delivered
+        return delivered
+
+    @staticmethod
+    def _backoff(failures: int, maximum: float) -> float:
+        wait = tenacity.wait_exponential(multiplier=1.0, max=maximum)
+        state = tenacity.RetryCallState(tenacity.Retrying(), fn=None, args=(), kwargs={})
+        state.attempt_number = failures
+        return float(wait(state))
+
+    # ------------------------------------------------------------ chat commands
+
+    def _command(self, command: ChatCommand) -> None:
+        log.info("telegram command /%s from chat %d", command.command, command.chat_id)
+        match command.command:
+            case "help" | "start":
+                self._reply(command.chat_id, HELP)
+            case "status":
+                self._reply(command.chat_id, self._status_text())
+            case "positions":
+                self._reply(command.chat_id, self._positions_text())
+            case "halt":
+                reason = f"telegram /halt from chat {command.chat_id}" + (
+                    f": {command.args}" if command.args else ""
+                )
+                self._ask_peer(command, "node", Halt(reason, "telegram", notify=self.actor_ref))
+            case "resume":
+                reason = f"telegram /resume from chat {command.chat_id}"
+                self._ask_peer(command, "node", Resume(reason, "telegram", notify=self.actor_ref))
+            case "checkpoint":
+                self._ask_peer(
+                    command, "checkpointer", CheckpointNow(notify=self.actor_ref), CheckpointSaved
+                )
+            case _:
+                self._reply(command.chat_id, f"Unknown command /{command.command}.\n{HELP}")
+
+    def _ask_peer(
+        self,
+        command: ChatCommand,
+        role: str,
+        message: Halt | Resume | CheckpointNow,
+        answer: type | None = None,
+    ) -> None:
+        kind = answer or (OrdersCanceled if isinstance(message, Halt) else TradingStateChanged)
+        if not self.peers.tell(role, message):
+            self._reply(command.chat_id, f"Cannot /{command.command}: {role} is not running.")
+            return
+        self._waiting.setdefault(kind, []).append(command.chat_id)
+
+    def _reply_waiting(self, kind: type, text: str) -> None:
+        for chat_id in self._waiting.pop(kind, []):
+            self._reply(chat_id, text)
+
+    def _reply(self, chat_id: int, text: str) -> None:
+        if self._client is None:
+            return
+        try:
+            self._client.send(chat_id, text)
+        except TelegramUnavailable as exc:
+            log.warning("telegram reply to chat %d failed: %s", chat_id, exc)
+
+    def _status_text(self) -> str:
+        try:
+            report = read_status(self._db_path, self._trader_id, stale_after_s=60)
+        except StorageError as exc:
+            return f"Status unavailable: {exc}"
+        if report is None:
+            return "No run recorded."
+        return (
+            f"{report['trader_id']} ({report['mode']}): {report['state']}, "
+            f"trading {report['trading_state']}\n"
+            f"balance {report['balance']} {report['currency']}, "
+            f"equity {report['equity']}\n"
+            f"realized {report['realized_pnl']}, unrealized {report['unrealized_pnl']}\n"
+            f"fills {report['fills']}, open orders {report['open_orders']}, "
+            f"positions {len(report['positions'])}\n"
+            f"last checkpoint {report['last_checkpoint_at']}"
+        )
+
+    def _positions_text(self) -> str:
+        if self._store is None:
+            return "Positions unavailable."
+        try:
+            snap = self._store.last_snapshot(self._trader_id)
+        except StorageError as exc:
+            return f"Positions unavailable: {exc}"
+        if snap is None or not snap.positions:
+            return "No open positions."
+        return "\n".join(
+            f"{p.instrument_id} {p.side} {p.quantity} @ {p.avg_px_open:.2f} "
+            f"(unrealized {p.unrealized_pnl:.2f})"
+            for p in snap.positions
+        )

@@ -94,3 +94,29 @@ class NodeSettings:
     start_cursor: int = 0
     restore: Snapshot | None = None  # state to rebuild before the first bar
     log_level: str = "WARNING"
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramSettings:
+    """Where alerts go. The token and the chat ids are read from the environment
+    (``TELEGRAM_BOT_TOKEN``, ``TELEGRAM_CHAT_IDS``); without a token Telegram is off
+    and alerts stay in the outbox and the log."""
+
+    api_base: str = "https://api.telegram.org"
+    chat_ids: tuple[int, ...] = ()
+    commands: bool = True
+    pump_interval_s: float = 1.0
+    poll_timeout_s: int = 20
+    request_timeout_s: float = 10.0
+    backoff_max_s: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerSettings:
+    """Circuit breakers: any one trips a halt and a critical alert."""
+
+    max_drawdown_pct: Decimal = Decimal("20")
+    daily_loss_limit_pct: Decimal = Decimal("5")
+    max_consecutive_rejects: int = 5
+    max_errors: int = 20
+    error_window_s: float = 60.0

@@ -5,7 +5,7 @@ from storage.control import Command, CommandStatus, ControlChannel, ControlReque
 from storage.errors import SchemaError, StorageError
 from storage.schema import SCHEMA_VERSION, migrate
 from storage.status import EventRow, PositionRow, StatusReport, read_events, read_status
-from storage.store import Retention, RunInfo, Store
+from storage.store import OutboxRow, Retention, RunInfo, Store
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -14,6 +14,7 @@ __all__ = [
     "ControlChannel",
     "ControlRequest",
     "EventRow",
+    "OutboxRow",
     "PositionRow",
     "Retention",
     "RunInfo",

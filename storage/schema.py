@@ -86,6 +86,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX control_pending ON control(trader_id, status, id);
     """,
+    # 3: per-chat delivery, so a retry after a partial delivery doubles nothing
+    """
+    ALTER TABLE alert_outbox ADD COLUMN delivered_chats TEXT NOT NULL DEFAULT '';
+    CREATE INDEX alert_outbox_pending ON alert_outbox(trader_id, status, id);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

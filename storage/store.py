@@ -64,6 +64,18 @@ def ns_to_iso(ns: int) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class OutboxRow:
+    id: int
+    created_at: str
+    severity: str
+    title: str
+    text: str
+    key: str
+    attempts: int
+    delivered_chats: frozenset[int]
+
+
+@dataclass(frozen=True, slots=True)
 class RunInfo:
     run_id: int
     trader_id: str
@@ -234,6 +246,50 @@ class Store:
                 )
         except sqlite3.Error as exc:
             raise self._fail("writing the heartbeat", exc) from exc
+
+    def pending_alerts(self, trader_id: str, limit: int = 5000) -> list[OutboxRow]:
+        try:
+            rows = self.db.query(
+                "SELECT id, created_at, severity, title, text, key, attempts, delivered_chats "
+                "FROM alert_outbox WHERE trader_id = ? AND status = 'pending' ORDER BY id LIMIT ?",
+                [trader_id, limit],
+            )
+            return [
+                OutboxRow(
+                    id=int(r["id"]),
+                    created_at=str(r["created_at"]),
+                    severity=str(r["severity"]),
+                    title=str(r["title"]),
+                    text=str(r["text"]),
+                    key=str(r["key"]),
+                    attempts=int(r["attempts"]),
+                    delivered_chats=frozenset(
+                        int(c) for c in str(r["delivered_chats"]).split(",") if c
+                    ),
+                )
+                for r in rows
+            ]
+        except sqlite3.Error as exc:
+            raise self._fail("reading the alert outbox", exc) from exc
+
+    def record_delivery(
+        self, ids: list[int], delivered_chats: frozenset[int], complete: bool
+    ) -> None:
+        """After a delivery attempt: which chats have the alerts; delivered when complete."""
+        chats = ",".join(str(c) for c in sorted(delivered_chats))
+        status = "delivered" if complete else "pending"
+        try:
+            with write_transaction(self.db):
+                for start in range(0, len(ids), 500):
+                    chunk = ids[start : start + 500]
+                    marks = ",".join("?" * len(chunk))
+                    self.db.execute(
+                        f"UPDATE alert_outbox SET attempts = attempts + 1, status = ?, "  # noqa: S608 (placeholders only)
+                        f"delivered_chats = ?, delivered_at = ? WHERE id IN ({marks})",
+                        [status, chats, utc_now() if complete else None, *chunk],
+                    )
+        except sqlite3.Error as exc:
+            raise self._fail("recording an alert delivery", exc) from exc
 
     def enqueue_alert(self, trader_id: str, alert: Alert) -> int:
         try:

@@ -21,6 +21,7 @@ from typing import TypeVar
 
 from actors.settings import (
     SUPPORTED_INSTRUMENTS,
+    BreakerSettings,
     Mode,
     NodeSettings,
     ReplaySettings,
@@ -28,6 +29,7 @@ from actors.settings import (
     SizingMethod,
     SizingSettings,
     StrategySettings,
+    TelegramSettings,
 )
 from supervisor.spec import Escalation, Strategy
 
@@ -36,6 +38,8 @@ type TomlValue = str | int | float | bool | list[TomlValue] | dict[str, TomlValu
 
 DEFAULT_CONFIG_NAME = "default.toml"
 TESTNET_KEY_ENV = ("BINANCE_FUTURES_TESTNET_API_KEY", "BINANCE_FUTURES_TESTNET_API_SECRET")
+TELEGRAM_TOKEN_ENV = "TELEGRAM_BOT_TOKEN"  # noqa: S105 (the name of the variable)
+TELEGRAM_CHATS_ENV = "TELEGRAM_CHAT_IDS"
 TRADER_ID = re.compile(r"^[A-Za-z0-9_]+-[A-Za-z0-9_]+$")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 IMPLEMENTED_MODES = (Mode.REPLAY,)
@@ -70,6 +74,8 @@ class ServiceConfig:
     halt_after_failed_intervals: int = 3
     log_level: str = "INFO"
     supervision: SupervisionSettings = field(default_factory=SupervisionSettings)
+    breakers: BreakerSettings = field(default_factory=BreakerSettings)
+    telegram: TelegramSettings | None = None  # None: no token in the environment
     source: str = "<defaults>"
 
 
@@ -129,6 +135,12 @@ def _str(pattern: re.Pattern[str] | None = None, hint: str = "") -> Callable[[To
         return value
 
     return parse
+
+
+def _bool(value: TomlValue) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return value
 
 
 def _choice(choices: tuple[str, ...]) -> Callable[[TomlValue], str]:
@@ -192,6 +204,19 @@ SCHEMA: dict[str, dict[str, Callable[[TomlValue], object]]] = {
         "max_leverage": _dec(Decimal(0), Decimal(20)),
         "max_drawdown_pct": _dec(Decimal(0), Decimal(100)),
         "daily_loss_limit_pct": _dec(Decimal(0), Decimal(100)),
+    },
+    "telegram": {
+        "api_base": _str(re.compile(r"^https?://[^\s]+$"), "an http(s) URL"),
+        "commands": _bool,
+        "pump_interval_s": _float(0.0),
+        "poll_timeout_s": _int(0, 50),
+        "request_timeout_s": _float(0.0),
+        "backoff_max_s": _float(0.0),
+    },
+    "breakers": {
+        "max_consecutive_rejects": _int(1, 10_000),
+        "max_errors": _int(1, 100_000),
+        "error_window_s": _float(0.0),
     },
     "supervisor": {
         "strategy": _choice(tuple(s.value for s in Strategy)),
@@ -322,6 +347,17 @@ def _build(data: Mapping[str, TomlValue], source: str, env: Mapping[str, str]) -
         backoff_max_s=r.get("supervisor", "backoff_max_s", sv.backoff_max_s),
         escalation=Escalation(r.get("supervisor", "escalation", sv.escalation.value)),
     )
+    telegram = _telegram(r, env, problems)
+    bd = BreakerSettings()
+    breakers = BreakerSettings(
+        max_drawdown_pct=risk.max_drawdown_pct,
+        daily_loss_limit_pct=risk.daily_loss_limit_pct,
+        max_consecutive_rejects=r.get(
+            "breakers", "max_consecutive_rejects", bd.max_consecutive_rejects
+        ),
+        max_errors=r.get("breakers", "max_errors", bd.max_errors),
+        error_window_s=r.get("breakers", "error_window_s", bd.error_window_s),
+    )
     if problems:
         raise ConfigError(source, problems)
 
@@ -356,7 +392,41 @@ def _build(data: Mapping[str, TomlValue], source: str, env: Mapping[str, str]) -
         ),
         log_level=r.get("service", "log_level", defaults.log_level),
         supervision=supervision,
+        breakers=breakers,
+        telegram=telegram,
         source=source,
+    )
+
+
+def _telegram(r: _Reader, env: Mapping[str, str], problems: list[str]) -> TelegramSettings | None:
+    """Telegram is on when the token is in the environment; chat ids come from there too."""
+    token = env.get(TELEGRAM_TOKEN_ENV, "")
+    chats_raw = env.get(TELEGRAM_CHATS_ENV, "")
+    chat_ids: list[int] = []
+    for part in (p.strip() for p in chats_raw.split(",")):
+        if not part:
+            continue
+        try:
+            chat_ids.append(int(part))
+        except ValueError:
+            problems.append(f"{TELEGRAM_CHATS_ENV}: {part!r} is not a numeric chat id")
+    if not token:
+        return None
+    if ":" not in token:
+        problems.append(f"{TELEGRAM_TOKEN_ENV} does not look like a bot token (no ':')")
+    if not chat_ids:
+        problems.append(
+            f"{TELEGRAM_TOKEN_ENV} is set but {TELEGRAM_CHATS_ENV} lists no chat id to alert"
+        )
+    t = TelegramSettings()
+    return TelegramSettings(
+        api_base=r.get("telegram", "api_base", t.api_base),
+        chat_ids=tuple(chat_ids),
+        commands=r.get("telegram", "commands", t.commands),
+        pump_interval_s=r.get("telegram", "pump_interval_s", t.pump_interval_s),
+        poll_timeout_s=r.get("telegram", "poll_timeout_s", t.poll_timeout_s),
+        request_timeout_s=r.get("telegram", "request_timeout_s", t.request_timeout_s),
+        backoff_max_s=r.get("telegram", "backoff_max_s", t.backoff_max_s),
     )
 
 

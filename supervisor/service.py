@@ -19,7 +19,7 @@ from actors.inbox import Inbox
 from actors.messages import CheckpointFailed, CheckpointNow, CheckpointSaved, WhereIs
 from actors.node_actor import TradingNodeActor
 from storage import ControlChannel, Retention, RunInfo, Store
-from supervisor.config import ServiceConfig
+from supervisor.config import TELEGRAM_TOKEN_ENV, ServiceConfig
 from supervisor.spec import ChildSpec, Restart, SupervisorSpec
 from supervisor.supervisor import Supervisor
 
@@ -35,7 +35,14 @@ def service_spec(config: ServiceConfig, run: RunInfo, restore: bool = True) -> S
         children=(
             ChildSpec(
                 "alerter",
-                lambda ctx: AlerterActor.start(ctx, db, node.trader_id, node.mode.value),
+                lambda ctx: AlerterActor.start(
+                    ctx,
+                    db,
+                    node.trader_id,
+                    node.mode.value,
+                    telegram=config.telegram,
+                    token=os.environ.get(TELEGRAM_TOKEN_ENV),
+                ),
                 Restart.PERMANENT,
             ),
             ChildSpec("classifier", ClassifierActor.start, Restart.PERMANENT),

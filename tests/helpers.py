@@ -6,7 +6,15 @@ from dataclasses import dataclass
 
 from actors.base import ChildContext, SupervisedActor
 from actors.inbox import Inbox
-from actors.messages import Snapshot, TakeSnapshot, TradingState
+from actors.messages import (
+    Halt,
+    OrdersCanceled,
+    Resume,
+    Snapshot,
+    TakeSnapshot,
+    TradingState,
+    TradingStateChanged,
+)
 from supervisor.spec import ChildSpec, Restart
 
 
@@ -45,6 +53,19 @@ class Recorder(SupervisedActor):
         self.inbox.tell(Recorded(self.ctx.role, self.actor_urn, message))
         if isinstance(message, TakeSnapshot) and message.reply_to and self.snapshot:
             message.reply_to.tell(self.snapshot)
+        return None
+
+
+class ConfirmingNode(Recorder):
+    """A fake node that confirms halts (one cancelled order) and resumes, like the real one."""
+
+    def receive(self, message: object) -> object:
+        super().receive(message)
+        match message:
+            case Halt(notify=notify) if notify is not None:
+                notify.tell(OrdersCanceled(("O-1",)))
+            case Resume(notify=notify, reason=reason) if notify is not None:
+                notify.tell(TradingStateChanged(TradingState.ACTIVE, reason))
         return None
 
 

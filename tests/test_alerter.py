@@ -1,0 +1,190 @@
+"""The alerter with a real aiogram Bot against a loopback fake Telegram Bot API."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+
+import pytest
+
+from actors.alerter import AlerterActor, PumpOutbox
+from actors.checkpointer import CheckpointerActor
+from actors.classifier import ClassifierActor
+from actors.inbox import Inbox
+from actors.messages import Alert, ErrorRaised, Halt, Resume, Severity, WhereIs
+from actors.redact import install as install_redaction
+from actors.settings import TelegramSettings
+from storage import Store
+from supervisor import ChildSpec, Supervisor, SupervisorSpec
+from tests.fake_telegram import FakeTelegram
+from tests.helpers import ConfirmingNode, Recorded, snapshot
+
+TOKEN = "987654321:AAF4keTokenForLoopbackTestsOnly_xyz"
+CHAT, OTHER = 1001, 2002
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def telegram():
+    fake = FakeTelegram(TOKEN).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def tree(tmp_path, telegram):
+    db = tmp_path / "alerts.db"
+    store = Store(db)
+    run = store.open_run("ALERT-001", "replay")
+    store.close()
+    inbox, clock = Inbox(), FakeClock()
+    settings = TelegramSettings(
+        api_base=telegram.base_url,
+        chat_ids=(CHAT,),
+        pump_interval_s=3600,  # the test pumps by message
+        poll_timeout_s=1,
+        request_timeout_s=2,
+        backoff_max_s=60,
+    )
+    spec = SupervisorSpec(
+        children=(
+            ChildSpec(
+                "alerter",
+                lambda ctx: AlerterActor.start(
+                    ctx, db, "ALERT-001", "replay", telegram=settings, token=TOKEN, clock=clock
+                ),
+            ),
+            ChildSpec("classifier", ClassifierActor.start),
+            ChildSpec("node", lambda ctx: ConfirmingNode.start(ctx, inbox, snapshot())),
+            ChildSpec(
+                "checkpointer",
+                lambda ctx: CheckpointerActor.start(ctx, db, run, interval_s=3600),
+            ),
+        )
+    )
+    sup = Supervisor.start(spec, parent=Inbox())
+    yield sup, inbox, clock, db
+    sup.stop(timeout=15)
+
+
+def alerter(sup):
+    return sup.ask(WhereIs("alerter"), timeout=5)
+
+
+def pump(sup) -> int:
+    return alerter(sup).ask(PumpOutbox(), timeout=30)
+
+
+def test_a_fatal_error_becomes_one_telegram_message(tree, telegram):
+    sup, inbox, _, _ = tree
+    classifier = sup.ask(WhereIs("classifier"), timeout=5)
+    classifier.ask(ErrorRaised("exec", "BinanceError", "Invalid API-key", -2015), timeout=5)
+    inbox.expect(Recorded, where=lambda r: isinstance(r.message, Halt))
+
+    assert pump(sup) == 1
+    [(chat, text)] = telegram.sent()
+    assert chat == CHAT
+    assert "CRITICAL" in text and "ALERT-001 replay" in text and "-2015" in text
+    assert "Trading halted" in text
+    assert pump(sup) == 0, "nothing is sent twice"
+
+
+def test_a_ten_minute_outage_loses_nothing_and_doubles_nothing(tree, telegram):
+    sup, _, clock, db = tree
+    telegram.fail_status = 502
+    sent_titles = []
+    for minute in range(10):  # ten minutes of fake time, an alert each minute
+        title = f"alert {minute}"
+        sent_titles.append(title)
+        alerter(sup).tell(Alert(Severity.WARNING, title, "during the outage", key=title))
+        if minute == 5:
+            telegram.fail_status = None
+            telegram.down()  # second half: the server is gone, connections refused
+        for _ in range(4):
+            clock.now += 15
+            assert pump(sup) == 0
+        if minute == 7:  # the alerter restarts in the middle of the outage
+            alerter(sup).stop()
+    telegram.up()
+    assert not telegram.sent()
+
+    clock.now += 61  # past the longest backoff
+    assert pump(sup) == 10
+    texts = [text for _, text in telegram.sent()]
+    assert [t.split("\n")[0] for t in texts] == [f"WARNING: {t}" for t in sent_titles]
+    clock.now += 61
+    assert pump(sup) == 0
+    assert len(telegram.sent()) == 10
+    conn = sqlite3.connect(db)
+    statuses = conn.execute("SELECT DISTINCT status FROM alert_outbox").fetchall()
+    conn.close()
+    assert statuses == [("delivered",)]
+
+
+def test_a_burst_of_identical_errors_is_folded_into_one_message(tree, telegram):
+    sup, _, _, _ = tree
+    ref = alerter(sup)
+    for _ in range(1000):
+        ref.tell(Alert(Severity.WARNING, "Unclassified error", "feed: odd thing", key="odd"))
+    assert pump(sup) == 1000
+    [(_, text)] = telegram.sent()
+    assert "x1000" in text
+
+
+def test_commands_from_an_allowed_chat_act_and_reply(tree, telegram):
+    sup, inbox, _, _ = tree
+    telegram.push_command(CHAT, "/status")
+    assert "ALERT-001" in telegram.wait_for(lambda m: "ALERT-001 (replay)" in m[1])[1]
+
+    telegram.push_command(CHAT, "/halt checking the feed")
+    telegram.wait_for(lambda m: m[1].startswith("Halted: 1 open order(s) cancelled"))
+    halt = inbox.expect(Recorded, where=lambda r: isinstance(r.message, Halt)).message
+    assert halt.source == "telegram" and "checking the feed" in halt.reason
+
+    telegram.push_command(CHAT, "/resume")
+    telegram.wait_for(lambda m: m[1].startswith("Resumed"))
+    inbox.expect(Recorded, where=lambda r: isinstance(r.message, Resume))
+
+    telegram.push_command(CHAT, "/checkpoint")
+    telegram.wait_for(lambda m: m[1].startswith("Checkpoint #"))
+    telegram.push_command(CHAT, "/positions")
+    telegram.wait_for(lambda m: "No open positions" in m[1])
+
+
+def test_commands_from_any_other_chat_are_ignored(tree, telegram, caplog):
+    sup, inbox, _, _ = tree
+    caplog.set_level(logging.WARNING)
+    telegram.push_command(OTHER, "/halt")
+    telegram.push_command(CHAT, "/help")  # handled after the foreign one
+    telegram.wait_for(lambda m: m[0] == CHAT and "/checkpoint" in m[1])
+    assert not [m for m in telegram.sent() if m[0] == OTHER]
+    assert not [r for r in inbox.seen if isinstance(r, Recorded) and isinstance(r.message, Halt)]
+    assert f"ignored a message from chat {OTHER}" in caplog.text
+
+
+def test_the_token_appears_in_no_log_output_or_database(tmp_path, tree, telegram, caplog, capfd):
+    install_redaction([TOKEN])
+    sup, _, clock, db = tree
+    caplog.set_level(logging.DEBUG)
+    logging.getLogger("test").error("a careless line with the token %s in it", TOKEN)
+    telegram.down()
+    alerter(sup).tell(Alert(Severity.CRITICAL, "during an outage", "x"))
+    clock.now += 100
+    pump(sup)
+    telegram.up()
+    clock.now += 100
+    assert pump(sup) == 1
+    out, err = capfd.readouterr()
+    conn = sqlite3.connect(db)
+    dump = "\n".join(conn.iterdump())
+    conn.close()
+    assert "***" in caplog.text
+    for text in (caplog.text, out, err, dump, repr(alerter(sup))):
+        assert TOKEN not in text
