@@ -139,7 +139,7 @@ def test_a_burst_of_identical_errors_is_folded_into_one_message(tree, telegram):
 
 
 def test_commands_from_an_allowed_chat_act_and_reply(tree, telegram):
-    sup, inbox, _, _ = tree
+    _, inbox, _, _ = tree
     telegram.push_command(CHAT, "/status")
     assert "ALERT-001" in telegram.wait_for(lambda m: "ALERT-001 (replay)" in m[1])[1]
 
@@ -159,7 +159,7 @@ def test_commands_from_an_allowed_chat_act_and_reply(tree, telegram):
 
 
 def test_commands_from_any_other_chat_are_ignored(tree, telegram, caplog):
-    sup, inbox, _, _ = tree
+    _, inbox, _, _ = tree
     caplog.set_level(logging.WARNING)
     telegram.push_command(OTHER, "/halt")
     telegram.push_command(CHAT, "/help")  # handled after the foreign one
