@@ -26,12 +26,14 @@ from actors.messages import (
     CheckpointFailed,
     CheckpointNow,
     CheckpointSaved,
+    CircuitBreakerTripped,
     ErrorRaised,
     Halt,
     LastSnapshot,
     Mailbox,
     NodeStarted,
     NodeStopped,
+    OperationSucceeded,
     OrderFilled,
     OrderRejected,
     OrdersCanceled,
@@ -48,6 +50,7 @@ from storage.store import DEFAULT_RETENTION, ns_to_iso
 log = logging.getLogger(__name__)
 
 ROLE = "checkpointer"
+OPERATION = "checkpoint"
 
 EVENT_KINDS: dict[type, str] = {
     NodeStarted: "node_started",
@@ -56,6 +59,7 @@ EVENT_KINDS: dict[type, str] = {
     OrderRejected: "reject",
     OrdersCanceled: "orders_canceled",
     TradingStateChanged: "trading_state",
+    CircuitBreakerTripped: "breaker",
 }
 
 
@@ -154,7 +158,7 @@ class CheckpointerActor(SupervisedActor):
             case OrderFilled() | OrdersCanceled():
                 self._event(message)
                 self._request(False, None, coalesce=True)
-            case OrderRejected() | NodeStopped():
+            case OrderRejected() | NodeStopped() | CircuitBreakerTripped():
                 self._event(message)
             case _:
                 return super().receive(message)
@@ -190,6 +194,9 @@ class CheckpointerActor(SupervisedActor):
             self.saved += 1
             self._last = snapshot
             self._last_success = time.monotonic()
+            if self._last_error:
+                self._last_error = ""
+                self.peers.tell("classifier", OperationSucceeded(OPERATION))
             if self._halted_for_storage:
                 self._halted_for_storage = False
                 self._alert(Severity.INFO, "Checkpoints recovered", "Writes succeed again.")
@@ -265,4 +272,6 @@ class CheckpointerActor(SupervisedActor):
 
     def _report(self, exc: StorageError) -> None:
         log.error("%s", exc)
-        self.peers.tell("classifier", ErrorRaised(ROLE, type(exc).__name__, str(exc)))
+        self.peers.tell(
+            "classifier", ErrorRaised(ROLE, type(exc).__name__, str(exc), operation=OPERATION)
+        )

@@ -2,7 +2,10 @@
 
 The decision is a pure function (``classify``) so it can be tested exhaustively;
 the actor applies it: fatal -> halt the node and a critical alert; unknown -> a
-warning alert and a count; transient -> a count (the owner retries).
+warning alert and a count; transient -> a retry delay (tenacity exponential
+backoff) within a per-operation budget, cleared by ``OperationSucceeded``; a budget
+used up is fatal. The actor also hosts the circuit breakers: equity reports,
+order rejects and the error rate can each trip a halt.
 """
 
 from __future__ import annotations
@@ -10,17 +13,29 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
+from dataclasses import replace
+
+import tenacity
 
 from actors.base import ChildContext, SupervisedActor
+from actors.breakers import CircuitBreakers, Trip
 from actors.messages import (
     Alert,
+    CircuitBreakerTripped,
     Decision,
     DecisionKind,
+    EquityReport,
     ErrorRaised,
     Halt,
+    OperationSucceeded,
+    OrderFilled,
     OrderRejected,
     Severity,
+    TradingState,
+    TradingStateChanged,
 )
+from actors.redact import redact
+from actors.settings import BreakerSettings
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +89,22 @@ TRANSIENT_TYPES = frozenset(
 )
 
 
+_CODE = re.compile(r"""(?:["']?code["']?\s*[:=]\s*|\b)(-[12]\d{3})\b""")
+
+
+def error_code(error: ErrorRaised) -> int | None:
+    """The explicit code, or a Binance code quoted in the message ({"code":-2015,...})."""
+    if error.code is not None:
+        return error.code
+    match = _CODE.search(error.message)
+    return int(match.group(1)) if match else None
+
+
 def classify(error: ErrorRaised) -> Decision:
     """Fatal is checked first and wins whenever both a fatal and a transient rule match."""
+    code = error_code(error)
+    if code != error.code:
+        error = replace(error, code=code)
     if error.code is not None and error.code in FATAL_CODES:
         return Decision(DecisionKind.FATAL, f"code {error.code}: {FATAL_CODES[error.code]}", error)
     if error.error_type in FATAL_TYPES:
@@ -95,28 +124,97 @@ def classify(error: ErrorRaised) -> Decision:
     return Decision(DecisionKind.UNKNOWN, "no rule matched", error)
 
 
+HALT_DENIAL = re.compile(r"HALTED|REDUCING", re.IGNORECASE)
+
+
+def retry_delay(attempt: int) -> float:
+    wait = tenacity.wait_exponential(multiplier=0.5, max=30.0)
+    state = tenacity.RetryCallState(tenacity.Retrying(), fn=None, args=(), kwargs={})
+    state.attempt_number = attempt
+    return float(wait(state))
+
+
 class ClassifierActor(SupervisedActor):
-    def __init__(self, ctx: ChildContext) -> None:
+    def __init__(
+        self,
+        ctx: ChildContext,
+        breakers: BreakerSettings | None = None,
+        retry_budget: int = 5,
+    ) -> None:
         super().__init__(ctx)
         self.counts: Counter[DecisionKind] = Counter()
         self.rejects = 0
+        self.attempts: Counter[str] = Counter()
+        self._budget = retry_budget
+        self.breakers = CircuitBreakers(breakers or BreakerSettings())
 
     def receive(self, message: object) -> object:
         match message:
             case ErrorRaised():
-                decision = classify(message)
+                decision = self._decide(message)
                 self.counts[decision.kind] += 1
                 self._act(decision)
+                self._check(self.breakers.error())
                 return decision
-            case OrderRejected():
+            case OperationSucceeded(operation=operation):
+                self.attempts.pop(operation, None)
+            case OrderRejected(reason=reason, denied=denied):
+                if denied and HALT_DENIAL.search(reason):
+                    return None  # the halt doing its job, not a fault
                 self.rejects += 1
-                return None
+                decision = classify(ErrorRaised("venue", "OrderRejected", reason))
+                if decision.kind is DecisionKind.FATAL:
+                    self.counts[decision.kind] += 1
+                    self._act(decision)
+                self._check(self.breakers.reject())
+            case OrderFilled():
+                self.breakers.fill()
+            case EquityReport(equity=equity, ts_ns=ts_ns):
+                self._check(self.breakers.equity(equity, ts_ns))
+            case TradingStateChanged(state=TradingState.ACTIVE):
+                self.breakers.reset()
             case _:
                 return super().receive(message)
+        return None
+
+    def _decide(self, error: ErrorRaised) -> Decision:
+        decision = classify(error)
+        if decision.kind is not DecisionKind.TRANSIENT:
+            return decision
+        operation = error.operation or error.source
+        self.attempts[operation] += 1
+        attempt = self.attempts[operation]
+        if attempt > self._budget:
+            return replace(
+                decision,
+                kind=DecisionKind.FATAL,
+                reason=(
+                    f"retry budget of {self._budget} used up for {operation} ({decision.reason})"
+                ),
+                attempt=attempt,
+            )
+        return replace(decision, attempt=attempt, retry_after_s=retry_delay(attempt))
+
+    def _check(self, trip: Trip | None) -> None:
+        if trip is None:
+            return
+        reason = f"circuit breaker {trip.breaker}: {trip.detail}"
+        log.critical("%s - halting", reason)
+        self.peers.tell("node", Halt(reason=reason, source="breaker"))
+        self.peers.tell("checkpointer", CircuitBreakerTripped(trip.breaker, trip.detail))
+        self.peers.tell(
+            "alerter",
+            Alert(
+                Severity.CRITICAL,
+                f"Circuit breaker tripped: {trip.breaker}",
+                f"{trip.detail}. Trading halted; open orders cancelled. Resume when reviewed.",
+                key=f"breaker:{trip.breaker}",
+            ),
+        )
 
     def _act(self, decision: Decision) -> None:
         error = decision.error
-        summary = f"{error.source}: {error.error_type}: {error.message}"
+        summary = redact(f"{error.source}: {error.error_type}: {error.message}")
         match decision.kind:
             case DecisionKind.FATAL:
                 log.critical("fatal error (%s) - halting: %s", decision.reason, summary)
@@ -142,4 +240,10 @@ class ClassifierActor(SupervisedActor):
                     ),
                 )
             case DecisionKind.TRANSIENT:
-                log.warning("transient error (%s): %s", decision.reason, summary)
+                log.warning(
+                    "transient error (%s), attempt %d, retry in %.1f s: %s",
+                    decision.reason,
+                    decision.attempt,
+                    decision.retry_after_s or 0.0,
+                    summary,
+                )

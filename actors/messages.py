@@ -268,12 +268,39 @@ class TradingStateChanged:
 
 @dataclass(frozen=True, slots=True)
 class ErrorRaised:
-    """Any failure anywhere, on its way to the classifier."""
+    """Any failure anywhere, on its way to the classifier.
+
+    ``operation`` names what failed (e.g. "checkpoint"); transient retries are budgeted
+    per operation and the budget is cleared by ``OperationSucceeded``.
+    """
 
     source: str
     error_type: str
     message: str
     code: int | None = None
+    operation: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OperationSucceeded:
+    """The operation worked (or ended): its retry budget starts over."""
+
+    operation: str
+
+
+@dataclass(frozen=True, slots=True)
+class EquityReport:
+    """The node's equity, at most once a second, for the drawdown and loss breakers."""
+
+    equity: Decimal
+    balance: Decimal
+    ts_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitBreakerTripped:
+    breaker: str
+    detail: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,6 +336,8 @@ class Decision:
     error: ErrorRaised = field(
         default_factory=lambda: ErrorRaised(source="", error_type="", message="")
     )
+    attempt: int = 0  # transient: the how-many-th failure of this operation
+    retry_after_s: float | None = None  # transient: when the owner should retry
 
 
 NodeCommand = Halt | Resume | Stop | SnapshotRequest | Ping
@@ -322,4 +351,5 @@ NodeEvent = (
     | ErrorRaised
     | SnapshotReply
     | Pong
+    | EquityReport
 )

@@ -22,6 +22,7 @@ import pykka
 from actors.base import ChildContext, SupervisedActor
 from actors.messages import (
     Alert,
+    EquityReport,
     ErrorRaised,
     Halt,
     LastSnapshot,
@@ -52,6 +53,19 @@ from actors.timer import Interval
 log = logging.getLogger(__name__)
 
 ROLE = "node"
+
+
+# Where each event from the child goes, besides what the actor does with it itself.
+ROUTES: dict[type, tuple[str, ...]] = {
+    NodeStarted: ("checkpointer",),
+    NodeStopped: ("checkpointer",),
+    OrdersCanceled: ("checkpointer",),
+    OrderFilled: ("checkpointer", "classifier"),
+    OrderRejected: ("checkpointer", "classifier"),
+    TradingStateChanged: ("checkpointer", "classifier"),
+    EquityReport: ("classifier",),
+    ErrorRaised: ("classifier",),
+}
 
 
 class NodeCrashed(RuntimeError):
@@ -149,30 +163,21 @@ class TradingNodeActor(SupervisedActor):
     # ------------------------------------------------------------ messages
 
     def receive(self, message: object) -> object:
+        for role in ROUTES.get(type(message), ()):
+            self.peers.tell(role, message)
         match message:
             case NodeStarted():
                 self.started_info = message
                 self._last_pong = time.monotonic()
                 log.info("node child %d trading %s", message.pid, message.instrument_id)
-                self.peers.tell("checkpointer", message)
             case OrdersCanceled():
-                self.peers.tell("checkpointer", message)
                 self._halt_done(message)
-            case TradingStateChanged(state=state):
-                self.peers.tell("checkpointer", message)
-                if state is TradingState.HALTED:
-                    self._halt_reason = message.reason
-                else:
-                    for waiter in self._resume_waiters:
-                        waiter.tell(message)
-                    self._resume_waiters.clear()
-            case OrderFilled() | NodeStopped():
-                self.peers.tell("checkpointer", message)
-            case OrderRejected():
-                self.peers.tell("checkpointer", message)
-                self.peers.tell("classifier", message)
-            case ErrorRaised():
-                self.peers.tell("classifier", message)
+            case TradingStateChanged(state=TradingState.HALTED, reason=reason):
+                self._halt_reason = reason
+            case TradingStateChanged():
+                for waiter in self._resume_waiters:
+                    waiter.tell(message)
+                self._resume_waiters.clear()
             case SnapshotReply(request_id=request_id, snapshot=snapshot):
                 reply_to = self._waiting.pop(request_id, None)
                 if reply_to is not None:
@@ -184,13 +189,10 @@ class TradingNodeActor(SupervisedActor):
                     raise NodeCrashed(f"node child exited with code {code}")
             case CheckChild():
                 self._check_child()
-            case Halt(notify=notify):
+            case Halt(notify=notify) | Resume(notify=notify):
+                waiters = self._halt_waiters if isinstance(message, Halt) else self._resume_waiters
                 if notify is not None:
-                    self._halt_waiters.append(notify)
-                self._send(replace(message, notify=None))
-            case Resume(notify=notify):
-                if notify is not None:
-                    self._resume_waiters.append(notify)
+                    waiters.append(notify)
                 self._send(replace(message, notify=None))
             case TakeSnapshot(reply_to=reply_to):
                 if reply_to is not None:
@@ -199,7 +201,7 @@ class TradingNodeActor(SupervisedActor):
                     self._send(SnapshotRequest(self._next_id))
             case Stop():
                 self.actor_ref.stop(block=False)
-            case _:
+            case _ if type(message) not in ROUTES:
                 return super().receive(message)
         return None
 

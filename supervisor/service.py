@@ -45,7 +45,11 @@ def service_spec(config: ServiceConfig, run: RunInfo, restore: bool = True) -> S
                 ),
                 Restart.PERMANENT,
             ),
-            ChildSpec("classifier", ClassifierActor.start, Restart.PERMANENT),
+            ChildSpec(
+                "classifier",
+                lambda ctx: ClassifierActor.start(ctx, breakers=config.breakers),
+                Restart.PERMANENT,
+            ),
             ChildSpec(
                 "checkpointer",
                 lambda ctx: CheckpointerActor.start(

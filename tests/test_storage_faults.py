@@ -31,14 +31,16 @@ from supervisor import ChildSpec, Supervisor, SupervisorSpec
 from tests.helpers import Recorded, Recorder, recorder, snapshot
 
 
-def build_tree(db: Path, inbox: Inbox, **checkpointer_kw):
+def build_tree(db: Path, inbox: Inbox, retry_budget: int = 5, **checkpointer_kw):
     store = Store(db)
     run = store.open_run("FAULT-001", "replay")
     store.close()
     spec = SupervisorSpec(
         children=(
             recorder("alerter", inbox),
-            ChildSpec("classifier", ClassifierActor.start),
+            ChildSpec(
+                "classifier", lambda ctx: ClassifierActor.start(ctx, retry_budget=retry_budget)
+            ),
             ChildSpec("node", lambda ctx: Recorder.start(ctx, inbox, snapshot())),
             ChildSpec(
                 "checkpointer",
@@ -92,7 +94,14 @@ def test_a_full_disk_alerts_and_halts_at_once(tmp_path):
 def test_a_held_write_lock_is_transient_until_it_lasts_then_halts(tmp_path):
     db = tmp_path / "locked.db"
     inbox = Inbox()
-    sup = build_tree(db, inbox, interval_s=0.3, halt_after_intervals=3, busy_timeout_s=0.05)
+    sup = build_tree(
+        db,
+        inbox,
+        retry_budget=1000,  # here the checkpointer's own staleness rule is under test
+        interval_s=0.3,
+        halt_after_intervals=3,
+        busy_timeout_s=0.05,
+    )
     holder = sqlite3.connect(db, timeout=5)
     holder.execute("BEGIN IMMEDIATE")
     try:

@@ -46,6 +46,7 @@ from nautilus_trader.model.position import Position
 from nautilus_trader.risk.engine import RiskEngine
 
 from actors.messages import (
+    EquityReport,
     ErrorRaised,
     Halt,
     NodeCommand,
@@ -67,6 +68,8 @@ from actors.messages import (
 )
 from actors.node.replay import ReplayDataClient
 from actors.node.strategy import EmaCross
+
+EQUITY_EVERY_NS = 1_000_000_000
 
 _NT_STATE = {
     TradingState.ACTIVE: NautilusTradingState.ACTIVE,
@@ -108,11 +111,22 @@ class Bridge(Actor):
         self._restoring: set[str] = set()
         self._halt_reason = ""
         self._realized_base = Decimal(0)  # realized before this node's life (restored)
+        self._last_equity_ns = 0
 
     # ------------------------------------------------------------ lifecycle
 
     def on_start(self) -> None:
         self.msgbus.subscribe(topic="events.order.*", handler=self._on_order_event)
+        self.msgbus.subscribe(topic=f"data.bars.{self._bar_type}", handler=self._on_bar)
+
+    def _on_bar(self, bar: object) -> None:
+        """Equity for the circuit breakers, at most once a second of wall time."""
+        now = self.clock.timestamp_ns()
+        if now - self._last_equity_ns < EQUITY_EVERY_NS:
+            return
+        self._last_equity_ns = now
+        snap = self.snapshot()
+        self._send(EquityReport(snap.equity, snap.balance, now))
 
     # ------------------------------------------------------------ commands
 
