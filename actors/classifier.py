@@ -65,7 +65,7 @@ FATAL_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (name, re.compile(pattern, re.IGNORECASE))
     for name, pattern in (
         ("authentication", r"authenticat|unauthori[sz]ed|api[- _]?key|signature|permission denied"),
-        ("margin", r"insufficient (margin|balance|funds)"),
+        ("margin", r"insufficient (margin|balance|funds)|(margin|balance) is insufficient"),
         ("storage full", r"database or disk is full|no space left|disk full"),
         ("storage read-only", r"readonly database|read-only file system"),
         ("storage corrupt", r"file is not a database|malformed"),
@@ -89,7 +89,7 @@ TRANSIENT_TYPES = frozenset(
 )
 
 
-_CODE = re.compile(r"""(?:["']?code["']?\s*[:=]\s*|\b)(-[12]\d{3})\b""")
+_CODE = re.compile(r"(?<![\w.-])(-[12]\d{3})(?!\d)")
 
 
 def error_code(error: ErrorRaised) -> int | None:

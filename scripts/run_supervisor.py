@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # runnable as a plain script from a checkout
     sys.path.insert(0, str(ROOT))
 
+from actors.redact import install as install_redaction  # noqa: E402
 from storage import (  # noqa: E402
     Command,
     CommandStatus,
@@ -246,6 +247,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    install_redaction()  # before any log line: secrets from the environment never print
     args = parser().parse_args(argv)
     code: int = args.func(args)
     return code

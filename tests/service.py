@@ -30,21 +30,32 @@ bars = 50000
 [strategy]
 ladder_orders = {ladder}
 ladder_step_pct = "0.05"
+{extra}
 """
 
 
 def write_config(
-    tmp_path: Path, trader: str = "REC-001", speed: float = 600, ladder: int = 3
+    tmp_path: Path, trader: str = "REC-001", speed: float = 600, ladder: int = 3, extra: str = ""
 ) -> tuple[Path, Path]:
     db = tmp_path / "svc.db"
     config = tmp_path / "svc.toml"
-    config.write_text(FAST_CONFIG.format(trader=trader, db=db, speed=speed, ladder=ladder))
+    config.write_text(
+        FAST_CONFIG.format(trader=trader, db=db, speed=speed, ladder=ladder, extra=extra)
+    )
     return config, db
 
 
-def cli(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, cwd: Path, timeout: float = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+        [*CLI, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=env,
     )
 
 
@@ -75,7 +86,9 @@ def events(db: Path, kind: str) -> list[tuple[int, dict[str, object]]]:
 
 
 class ServiceProcess:
-    def __init__(self, config: Path, db: Path, cwd: Path, *extra: str) -> None:
+    def __init__(
+        self, config: Path, db: Path, cwd: Path, *extra: str, env: dict[str, str] | None = None
+    ) -> None:
         self.db = db
         self.log_path = cwd / f"service-{time.monotonic_ns()}.log"
         self._log = self.log_path.open("w")
@@ -84,6 +97,7 @@ class ServiceProcess:
             cwd=cwd,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            env=env,
         )
 
     def status(self) -> StatusReport | None:
