@@ -27,6 +27,7 @@ from actors.messages import (
     CheckpointNow,
     CheckpointSaved,
     CircuitBreakerTripped,
+    ConfigReloaded,
     ErrorRaised,
     Halt,
     LastSnapshot,
@@ -37,6 +38,7 @@ from actors.messages import (
     OrderFilled,
     OrderRejected,
     OrdersCanceled,
+    QueryState,
     Severity,
     Snapshot,
     TakeSnapshot,
@@ -60,6 +62,7 @@ EVENT_KINDS: dict[type, str] = {
     OrdersCanceled: "orders_canceled",
     TradingStateChanged: "trading_state",
     CircuitBreakerTripped: "breaker",
+    ConfigReloaded: "config_reloaded",
 }
 
 
@@ -75,7 +78,7 @@ class CheckpointerActor(SupervisedActor):
         db_path: Path,
         run: RunInfo,
         interval_s: float = 60.0,
-        heartbeat_interval_s: float = 5.0,
+        heartbeat_interval_s: float | None = 5.0,
         retention: Retention = DEFAULT_RETENTION,
         busy_timeout_s: float = 5.0,
         halt_after_intervals: int = 3,
@@ -110,9 +113,12 @@ class CheckpointerActor(SupervisedActor):
         self._last_success = time.monotonic()
         self._beat()
         self._timers = [
-            Interval(self._interval_s, self.actor_ref, CheckpointTick, "checkpoint-timer"),
-            Interval(self._heartbeat_interval_s, self.actor_ref, Beat, "heartbeat-timer"),
+            Interval(self._interval_s, self.actor_ref, CheckpointTick, "checkpoint-timer")
         ]
+        if self._heartbeat_interval_s is not None:  # else the runtime sends Beat
+            self._timers.append(
+                Interval(self._heartbeat_interval_s, self.actor_ref, Beat, "heartbeat-timer")
+            )
 
     def stopped(self) -> None:
         for timer in self._timers:
@@ -137,6 +143,10 @@ class CheckpointerActor(SupervisedActor):
                 self._write(message)
             case Beat():
                 self._beat()
+            case QueryState():
+                return self._state
+            case ConfigReloaded():
+                self._event(message)
             case LastSnapshot():
                 return self._last
             case TradingStateChanged(state=state):

@@ -33,6 +33,7 @@ from actors.messages import (
     Severity,
     TradingState,
     TradingStateChanged,
+    UpdateBreakers,
 )
 from actors.redact import redact
 from actors.settings import BreakerSettings
@@ -173,6 +174,9 @@ class ClassifierActor(SupervisedActor):
                 self._check(self.breakers.equity(equity, ts_ns))
             case TradingStateChanged(state=TradingState.ACTIVE):
                 self.breakers.reset()
+            case UpdateBreakers(breakers=breakers):
+                self.breakers.settings = breakers
+                log.info("circuit breaker limits updated: %s", breakers)
             case _:
                 return super().receive(message)
         return None

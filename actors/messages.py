@@ -14,6 +14,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
 
+from actors.settings import BreakerSettings, RiskLimits
+
 
 class Mailbox(Protocol):
     """Anything a message can be told to: a pykka ``ActorRef`` or a test ``Inbox``."""
@@ -96,7 +98,34 @@ class LastSnapshot:
 
 @dataclass(frozen=True, slots=True)
 class Beat:
-    """Heartbeat tick for the checkpointer."""
+    """Heartbeat: the checkpointer writes the row (the runtime sends it while all is well)."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueryState:
+    """Ask the checkpointer for the service state: starting, running or halted."""
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateRisk:
+    """New risk limits for the strategy (a validated SIGHUP reload); crosses the pipe."""
+
+    risk: RiskLimits
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateBreakers:
+    """New circuit breaker limits for the classifier (a validated SIGHUP reload)."""
+
+    breakers: BreakerSettings
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigReloaded:
+    """What a reload changed, or why it was refused (then nothing changed)."""
+
+    accepted: bool
+    detail: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +241,7 @@ class Snapshot:
     positions: tuple[PositionView, ...] = ()
     orders_total: int = 0
     halt_reason: str = ""
+    replay_total: int = 0
 
 
 # ---------------------------------------------------------------- node pipe: child -> parent
@@ -340,7 +370,7 @@ class Decision:
     retry_after_s: float | None = None  # transient: when the owner should retry
 
 
-NodeCommand = Halt | Resume | Stop | SnapshotRequest | Ping
+NodeCommand = Halt | Resume | Stop | SnapshotRequest | Ping | UpdateRisk
 NodeEvent = (
     NodeStarted
     | NodeStopped

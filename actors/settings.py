@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from actors.messages import Snapshot
+if TYPE_CHECKING:  # messages import settings: only the annotation needs Snapshot
+    from actors.messages import Snapshot
 
 SUPPORTED_INSTRUMENTS = ("BTCUSDT-PERP.BINANCE", "ETHUSDT-PERP.BINANCE")
 

@@ -20,6 +20,7 @@ import json
 import logging
 import sys
 from dataclasses import replace
+from decimal import Decimal
 from pathlib import Path
 
 import anyio
@@ -39,7 +40,9 @@ from storage import (  # noqa: E402
     read_status,
 )
 from supervisor.config import ConfigError, ServiceConfig, load_config  # noqa: E402
-from supervisor.runtime import EarlySignals, serve  # noqa: E402
+from supervisor.logs import configure as configure_logging  # noqa: E402
+from supervisor.runtime import EarlySignals, Watchdog, serve  # noqa: E402
+from supervisor.sdnotify import Notifier, watchdog_interval_s  # noqa: E402
 
 EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_NOT_RUNNING, EXIT_NO_RUN = 0, 1, 2, 3, 4
 
@@ -67,23 +70,34 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         _print_problems(exc)
         return EXIT_CONFIG
-    logging.basicConfig(
-        level=config.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(config.log_level, args.log_format or config.log_format)
     from supervisor.service import Service  # heavy: imports Nautilus
 
     try:
-        service = Service(config, restore=not args.fresh)
+        service = Service(config, restore=not args.fresh, config_path=args.config)
     except StorageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    notifier = Notifier()
+    interval = watchdog_interval_s(config.heartbeat_interval_s)
+    watchdog = Watchdog(service, notifier, interval, deadline_s=min(interval, 5.0))
     service.start()
-    outcome = anyio.run(serve, service, args.duration, early, backend="trio")
+    outcome = anyio.run(serve, service, args.duration, early, watchdog, backend="trio")
     log.info("stopping: %s", outcome.reason)
+    notifier.stopping(f"stopping: {outcome.reason}")
     service.stop(outcome.reason)
+    notifier.close()
     return EXIT_OK if outcome.graceful else EXIT_NOT_RUNNING
+
+
+def _progress(cursor: int | None, total: int | None, width: int = 30) -> str:
+    if cursor is None:
+        return "-"
+    if not total:
+        return f"bar {cursor}"
+    done = min(cursor / total, 1.0)
+    filled = round(done * width)
+    return f"[{'#' * filled}{'.' * (width - filled)}] {done:6.1%}  {cursor}/{total} bars"
 
 
 def _status_table(report: StatusReport) -> str:
@@ -99,13 +113,13 @@ def _status_table(report: StatusReport) -> str:
         ("realized / unrealized", f"{report['realized_pnl']} / {report['unrealized_pnl']}"),
         ("fills / rejects", f"{report['fills']} / {report['rejects']}"),
         ("open orders", str(report["open_orders"])),
-        ("replay cursor", str(report["replay_cursor"])),
+        ("replay", _progress(report["replay_cursor"], report["replay_total"])),
     ]
     lines = [f"{name:<22} {value}" for name, value in rows]
     for p in report["positions"]:
         lines.append(
             f"{'position':<22} {p['instrument_id']} {p['side']} {p['quantity']} "
-            f"@ {p['avg_px_open']} (unrealized {p['unrealized_pnl']})"
+            f"@ {Decimal(p['avg_px_open']):.2f} (unrealized {Decimal(p['unrealized_pnl']):.2f})"
         )
     return "\n".join(lines)
 
@@ -211,6 +225,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--db", type=Path, help="database path (overrides service.db_path)")
     run.add_argument("--duration", type=float, help="stop gracefully after SECONDS")
     run.add_argument("--fresh", action="store_true", help="do not restore from the last checkpoint")
+    run.add_argument("--log-format", choices=("text", "json"), help="override service.log_format")
     run.set_defaults(func=cmd_run)
 
     for name, text in (

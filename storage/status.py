@@ -48,6 +48,7 @@ class StatusReport(TypedDict):
     fills: int
     rejects: int
     replay_cursor: int | None
+    replay_total: int | None
 
 
 def open_readonly(path: Path) -> sqlite3.Connection:
@@ -107,8 +108,10 @@ def _status(
         state = str(beat["state"])
 
     positions: list[PositionRow] = []
+    replay_total: int | None = None
     if cp is not None:
         snapshot = json.loads(cp["snapshot"])
+        replay_total = int(snapshot.get("replay_total", 0)) or None
         positions = [
             PositionRow(
                 position_id=str(p["position_id"]),
@@ -148,6 +151,7 @@ def _status(
         fills=int(fills),
         rejects=int(rejects),
         replay_cursor=None if cp is None else int(cp["replay_cursor"]),
+        replay_total=replay_total,
     )
 
 

@@ -73,6 +73,7 @@ class ServiceConfig:
     keep_daily_d: int = 90
     halt_after_failed_intervals: int = 3
     log_level: str = "INFO"
+    log_format: str = "text"
     supervision: SupervisionSettings = field(default_factory=SupervisionSettings)
     breakers: BreakerSettings = field(default_factory=BreakerSettings)
     telegram: TelegramSettings | None = None  # None: no token in the environment
@@ -165,6 +166,7 @@ SCHEMA: dict[str, dict[str, Callable[[TomlValue], object]]] = {
         "keep_daily_d": _int(0, 3650),
         "halt_after_failed_intervals": _int(1, 1000),
         "log_level": _choice(LOG_LEVELS),
+        "log_format": _choice(("text", "json")),
         "node_log_level": _choice(LOG_LEVELS),
     },
     "instrument": {"id": _choice(SUPPORTED_INSTRUMENTS)},
@@ -391,6 +393,7 @@ def _build(data: Mapping[str, TomlValue], source: str, env: Mapping[str, str]) -
             "service", "halt_after_failed_intervals", defaults.halt_after_failed_intervals
         ),
         log_level=r.get("service", "log_level", defaults.log_level),
+        log_format=r.get("service", "log_format", defaults.log_format),
         supervision=supervision,
         breakers=breakers,
         telegram=telegram,

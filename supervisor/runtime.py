@@ -21,6 +21,7 @@ import anyio.to_thread
 
 from actors.inbox import Inbox
 from actors.messages import (
+    ConfigReloaded,
     ErrorRaised,
     Halt,
     OrdersCanceled,
@@ -30,6 +31,7 @@ from actors.messages import (
     TradingStateChanged,
 )
 from storage import Command, CommandStatus, ControlChannel, ControlRequest, StorageError
+from supervisor.sdnotify import Notifier
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +59,60 @@ class ServiceHandle(Protocol):
 
     def open_control(self) -> ControlChannel: ...
 
+    def unresponsive(self, timeout_s: float) -> list[str]: ...
+
+    def state(self, timeout_s: float = 2.0) -> str: ...
+
+    def beat(self) -> None: ...
+
+    def reload(self) -> ConfigReloaded: ...
+
+
+@dataclass
+class Watchdog:
+    """Pings every actor each interval; only when all answer in time does it pet
+    systemd's watchdog and write the heartbeat. READY=1 once the node trades."""
+
+    service: ServiceHandle
+    notifier: Notifier
+    interval_s: float
+    deadline_s: float
+    ready: bool = False
+    last_status: str = ""
+    healthy_rounds: int = 0
+
+    async def run(self) -> None:
+        while True:
+            await self.check()
+            await anyio.sleep(self.interval_s)
+
+    async def check(self) -> bool:
+        silent = await anyio.to_thread.run_sync(self.service.unresponsive, self.deadline_s)
+        if silent:
+            self._set_status(f"degraded: {', '.join(silent)} not answering")
+            return False
+        self.healthy_rounds += 1
+        self.notifier.watchdog()
+        await anyio.to_thread.run_sync(self.service.beat)
+        state = await anyio.to_thread.run_sync(self.service.state)
+        if not self.ready and state in ("running", "halted"):
+            self.ready = True
+            self.notifier.ready(state)
+            log.info("ready: the node is trading (%s)", state)
+        self._set_status(state)
+        return True
+
+    def _set_status(self, status: str) -> None:
+        if status != self.last_status:
+            self.last_status = status
+            self.notifier.status(status)
+            level = logging.ERROR if status.startswith("degraded") else logging.INFO
+            log.log(level, "status: %s", status)
+
 
 class EarlySignals:
-    """Records SIGINT/SIGTERM that arrive before the async loop listens for them."""
+    """Records SIGINT/SIGTERM that arrive before the async loop listens for them
+    (and ignores an early SIGHUP: there is nothing to reload yet)."""
 
     def __init__(self) -> None:
         self.received: list[int] = []
@@ -67,6 +120,7 @@ class EarlySignals:
     def install(self) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._record)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
     def _record(self, signum: int, frame: FrameType | None) -> None:
         self.received.append(signum)
@@ -159,11 +213,14 @@ class ControlServer:
 
 
 async def serve(
-    service: ServiceHandle, duration_s: float | None, early: EarlySignals | None = None
+    service: ServiceHandle,
+    duration_s: float | None,
+    early: EarlySignals | None = None,
+    watchdog: Watchdog | None = None,
 ) -> StopOutcome:
     """Run until a signal, the end of ``duration_s``, an escalation or an operator stop."""
     outcome: list[StopOutcome] = []
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
         if early is not None and early.received:
             return StopOutcome(f"signal {signal.Signals(early.received[0]).name}", True)
         async with anyio.create_task_group() as tg:
@@ -174,6 +231,9 @@ async def serve(
 
             async def on_signal() -> None:
                 async for signum in signals:
+                    if signum == signal.SIGHUP:
+                        await anyio.to_thread.run_sync(service.reload)
+                        continue
                     stop(StopOutcome(f"signal {signal.Signals(signum).name}", True))
                     return
 
@@ -192,6 +252,8 @@ async def serve(
             tg.start_soon(on_signal)
             tg.start_soon(on_tree)
             tg.start_soon(ControlServer(service, stop).run)
+            if watchdog is not None:
+                tg.start_soon(watchdog.run)
             if duration_s is not None:
                 tg.start_soon(on_duration, duration_s)
     return outcome[0] if outcome else StopOutcome("stopped", True)

@@ -9,23 +9,37 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import replace
+from pathlib import Path
 
 import pykka
 
-from actors.alerter import AlerterActor
+from actors.alerter import AlerterActor, PumpOutbox
 from actors.checkpointer import CheckpointerActor
 from actors.classifier import ClassifierActor
 from actors.inbox import Inbox
-from actors.messages import CheckpointFailed, CheckpointNow, CheckpointSaved, WhereIs
+from actors.messages import (
+    Beat,
+    CheckpointFailed,
+    CheckpointNow,
+    CheckpointSaved,
+    ConfigReloaded,
+    QueryState,
+    UpdateBreakers,
+    UpdateRisk,
+    WhereIs,
+)
 from actors.node_actor import TradingNodeActor
 from storage import ControlChannel, Retention, RunInfo, Store
-from supervisor.config import TELEGRAM_TOKEN_ENV, ServiceConfig
+from supervisor.config import TELEGRAM_TOKEN_ENV, ConfigError, ServiceConfig, load_config
+from supervisor.health import unresponsive
 from supervisor.spec import ChildSpec, Restart, SupervisorSpec
 from supervisor.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
 FINAL_CHECKPOINT_TIMEOUT_S = 15.0
+OUTBOX_DRAIN_TIMEOUT_S = 10.0
 
 
 def service_spec(config: ServiceConfig, run: RunInfo, restore: bool = True) -> SupervisorSpec:
@@ -57,7 +71,7 @@ def service_spec(config: ServiceConfig, run: RunInfo, restore: bool = True) -> S
                     db,
                     run,
                     interval_s=config.checkpoint_interval_s,
-                    heartbeat_interval_s=config.heartbeat_interval_s,
+                    heartbeat_interval_s=None,  # the runtime beats while every actor answers
                     retention=Retention(
                         config.keep_checkpoints, config.keep_hourly_h, config.keep_daily_d
                     ),
@@ -84,8 +98,11 @@ def service_spec(config: ServiceConfig, run: RunInfo, restore: bool = True) -> S
 class Service:
     """One run of the tree: opens the run record, starts, stops with a final checkpoint."""
 
-    def __init__(self, config: ServiceConfig, restore: bool = True) -> None:
+    def __init__(
+        self, config: ServiceConfig, restore: bool = True, config_path: Path | None = None
+    ) -> None:
         self.config = config
+        self.config_path = config_path
         self._restore = restore
         self.events = Inbox()
         self._store = Store(config.db_path)
@@ -93,9 +110,8 @@ class Service:
         self.supervisor: pykka.ActorRef[Supervisor] | None = None
 
     def start(self) -> None:
-        self.supervisor = Supervisor.start(
-            service_spec(self.config, self.run, self._restore), parent=self.events
-        )
+        self.spec = service_spec(self.config, self.run, self._restore)
+        self.supervisor = Supervisor.start(self.spec, parent=self.events)
         log.info(
             "service started: trader %s, mode %s, run %d, db %s",
             self.run.trader_id,
@@ -127,6 +143,75 @@ class Service:
             return False
         return True
 
+    def ask(self, role: str, message: object, timeout_s: float) -> object:
+        """Ask the current incarnation of ``role``; ``TimeoutError`` if it does not answer."""
+        if self.supervisor is None or not self.supervisor.is_alive():
+            raise TimeoutError("supervisor is not running")
+        try:
+            ref = self.supervisor.ask(WhereIs(role), timeout=timeout_s)
+            if not isinstance(ref, pykka.ActorRef):
+                raise TimeoutError(f"{role} is not running")
+            return ref.ask(message, timeout=timeout_s)
+        except (pykka.Timeout, pykka.ActorDeadError) as exc:
+            raise TimeoutError(f"{role} did not answer within {timeout_s:g} s") from exc
+
+    def unresponsive(self, timeout_s: float) -> list[str]:
+        """Roles (and the supervisor) that do not answer a ping within ``timeout_s``."""
+        return unresponsive(self.supervisor, [c.role for c in self.spec.children], timeout_s)
+
+    def state(self, timeout_s: float = 2.0) -> str:
+        try:
+            state = self.ask("checkpointer", QueryState(), timeout_s)
+        except TimeoutError:
+            return "unknown"
+        return str(state)
+
+    def beat(self) -> None:
+        self.tell("checkpointer", Beat())
+
+    def reload(self) -> ConfigReloaded:
+        """Re-read the config and apply only the risk limits and breakers (SIGHUP)."""
+        try:
+            fresh = load_config(self.config_path)
+        except ConfigError as exc:
+            result = ConfigReloaded(False, "rejected, old limits kept: " + "; ".join(exc.problems))
+        else:
+            old_risk, old_breakers = self.config.node.risk, self.config.breakers
+            ignored = [
+                name
+                for name, before, after in (
+                    ("instrument", self.config.node.instrument_id, fresh.node.instrument_id),
+                    ("mode", self.config.node.mode, fresh.node.mode),
+                    ("sizing", self.config.node.sizing, fresh.node.sizing),
+                    ("strategy", self.config.node.strategy, fresh.node.strategy),
+                    ("db_path", self.config.db_path, fresh.db_path),
+                )
+                if before != after
+            ]
+            self.tell("node", UpdateRisk(fresh.node.risk))
+            self.tell("classifier", UpdateBreakers(fresh.breakers))
+            self.config = replace(
+                self.config,
+                node=replace(self.config.node, risk=fresh.node.risk),
+                breakers=fresh.breakers,
+            )
+            detail = (
+                f"risk {old_risk} -> {fresh.node.risk}; breakers {old_breakers} -> {fresh.breakers}"
+            )
+            if ignored:
+                detail += f"; changes to {', '.join(ignored)} need a restart and were not applied"
+            result = ConfigReloaded(True, detail)
+        self.tell("checkpointer", result)
+        log.log(logging.INFO if result.accepted else logging.ERROR, "reload: %s", result.detail)
+        return result
+
+    def drain_outbox(self, timeout_s: float) -> None:
+        """One last delivery round before the alerter stops, bounded by ``timeout_s``."""
+        try:
+            self.ask("alerter", PumpOutbox(), timeout_s)
+        except TimeoutError as exc:
+            log.warning("outbox not drained: %s", exc)
+
     def final_checkpoint(self) -> CheckpointSaved | CheckpointFailed:
         reply = Inbox()
         if not self.tell("checkpointer", CheckpointNow(final=True, notify=reply)):
@@ -146,6 +231,7 @@ class Service:
             log.info("final checkpoint %d saved", result.checkpoint_id)
         else:
             log.error("final checkpoint failed: %s", result.reason)
+        self.drain_outbox(OUTBOX_DRAIN_TIMEOUT_S)
         if self.supervisor is not None:
             try:
                 self.supervisor.stop(block=True, timeout=60.0)

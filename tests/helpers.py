@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from actors.base import ChildContext, SupervisedActor
@@ -69,11 +70,21 @@ class ConfirmingNode(Recorder):
         return None
 
 
+@dataclass(frozen=True)
+class Hang:
+    """Block the actor's thread, as a deadlock or a stuck call would."""
+
+    seconds: float
+
+
 class Worker(Recorder):
-    """A recorder that also crashes, quits, or forwards to a peer by role."""
+    """A recorder that also crashes, quits, hangs, or forwards to a peer by role."""
 
     def receive(self, message: object) -> object:
         match message:
+            case Hang(seconds=seconds):
+                time.sleep(seconds)
+                return None
             case Crash():
                 raise RuntimeError("boom")
             case Quit():

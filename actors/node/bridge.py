@@ -65,6 +65,7 @@ from actors.messages import (
     Stop,
     TradingState,
     TradingStateChanged,
+    UpdateRisk,
 )
 from actors.node.replay import ReplayDataClient
 from actors.node.strategy import EmaCross
@@ -144,6 +145,8 @@ class Bridge(Actor):
                     self._send(Pong(role="node", request_id=request_id))
                 case Stop(reason=reason):
                     self._request_stop(reason)
+                case UpdateRisk(risk=risk):
+                    self._strategy.update_risk(risk)
         except Exception as exc:  # reported to the classifier through the parent
             self._send(ErrorRaised("node.bridge", type(exc).__name__, str(exc)))
 
@@ -300,6 +303,7 @@ class Bridge(Actor):
             open_orders=tuple(_order_view(o) for o in self.cache.orders_open()),
             positions=positions,
             orders_total=self._strategy.order_factory.get_client_order_id_count(),
+            replay_total=self._replay.total_bars if self._replay is not None else 0,
             halt_reason=self._halt_reason if self._state is TradingState.HALTED else "",
         )
 

@@ -116,6 +116,11 @@ class EmaCross(Strategy):
             self.register_indicator_for_bars(self._bar_type, indicator)
         self.subscribe_bars(self._bar_type)
 
+    def update_risk(self, risk: RiskLimits) -> None:
+        """New limits from a reload; they apply from the next order on."""
+        self._risk = risk
+        self.log.warning(f"risk limits updated: {risk}")
+
     def warm_up(self, bars: list[Bar]) -> None:
         """Feed history to the indicators so a restored strategy does not re-trade a cross."""
         for bar in bars:

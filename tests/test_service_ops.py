@@ -1,0 +1,151 @@
+"""Running as a service: systemd unit, sd_notify, heartbeat, signals, logs, secrets."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.notify_socket import NotifySocket
+from tests.service import ROOT, ServiceProcess, cli, events, wait_for, write_config
+
+UNIT = ROOT / "scripts" / "systemd" / "paper-node.service"
+
+
+def test_the_unit_declares_notify_watchdog_restart_secrets_and_hardening():
+    unit = UNIT.read_text()
+    for directive in (
+        "Type=notify",
+        "WatchdogSec=",
+        "Restart=on-failure",
+        "EnvironmentFile=-/etc/paper-node/secrets.env",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ReadWritePaths=/var/lib/paper-node",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+    ):
+        assert directive in unit
+    assert "TOKEN" not in unit and "SECRET" not in unit
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
+def test_systemd_analyze_verify_accepts_the_unit(tmp_path):
+    unit = tmp_path / "paper-node.service"
+    unit.write_text(UNIT.read_text().replace("/opt/paper-node", str(ROOT)))
+    done = subprocess.run(
+        ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "paper-node.service" not in done.stderr, done.stderr
+
+
+@pytest.mark.node
+def test_ready_watchdog_and_stopping_reach_notify_socket(tmp_path):
+    notify = NotifySocket(tmp_path / "notify.sock")
+    config, db = write_config(tmp_path, trader="SD-001")
+    env = {**os.environ, "NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "1000000"}
+    service = ServiceProcess(config, db, tmp_path, env=env)
+    try:
+        notify.wait_for("READY=1", timeout=60)
+        assert any(line.startswith("STATUS=running") for line in notify.lines())
+        ready_at = len(notify.lines())
+        notify.wait_for("WATCHDOG=1", notify.count("WATCHDOG=1") + 3, timeout=10)
+        assert notify.lines().index("READY=1") < ready_at
+        assert service.terminate() == 0
+        notify.wait_for("STOPPING=1", timeout=5)
+    finally:
+        service.ensure_dead()
+        notify.close()
+
+
+@pytest.mark.node
+def test_a_stale_heartbeat_reads_as_not_running_with_its_own_exit_code(tmp_path):
+    config, db = write_config(tmp_path, trader="HB-001")
+    service = ServiceProcess(config, db, tmp_path)
+    try:
+        service.wait_status("beating", lambda r: r["state"] == "running")
+        alive = cli("status", "--config", str(config), cwd=tmp_path)
+        assert alive.returncode == 0 and "running" in alive.stdout
+        service.kill()
+    finally:
+        service.ensure_dead()
+    time.sleep(2.0)  # heartbeat every 0.5 s: stale after 1.5 s
+    dead = cli("status", "--config", str(config), "--json", cwd=tmp_path)
+    assert dead.returncode == 3
+    assert json.loads(dead.stdout)["state"] == "not_running"
+
+
+@pytest.mark.node
+def test_sighup_applies_new_risk_limits_and_refuses_bad_ones(tmp_path):
+    config, db = write_config(tmp_path, trader="HUP-001")
+    service = ServiceProcess(config, db, tmp_path)
+    try:
+        service.wait_status("running", lambda r: r["state"] == "running")
+        original = config.read_text()
+        config.write_text(original + '[risk]\nrisk_per_trade = "0.005"\nmax_drawdown_pct = 15\n')
+        service.proc.send_signal(signal.SIGHUP)
+        good = wait_for("a reload", lambda: [p for _, p in events(db, "config_reloaded")])
+        assert good[0]["accepted"] is True
+        assert "risk_per_trade=Decimal('0.005')" in str(good[0]["detail"])
+
+        config.write_text(original + '[risk]\nrisk_per_trade = "0.9"\n')
+        service.proc.send_signal(signal.SIGHUP)
+
+        def two_reloads() -> list[dict[str, object]] | None:
+            reloads = [p for _, p in events(db, "config_reloaded")]
+            return reloads if len(reloads) == 2 else None
+
+        both = wait_for("a refused reload", two_reloads)
+        assert both[1]["accepted"] is False
+        assert "old limits kept" in str(both[1]["detail"])
+        assert "risk.risk_per_trade" in str(both[1]["detail"])
+        assert service.proc.poll() is None, "a bad reload never stops the service"
+        assert service.terminate() == 0
+    finally:
+        service.ensure_dead()
+
+
+@pytest.mark.node
+def test_no_secret_reaches_a_file_the_database_or_the_logs(tmp_path):
+    secrets = {
+        "TELEGRAM_BOT_TOKEN": "424242:SecretTokenValueThatMustNeverBeWritten",
+        "TELEGRAM_CHAT_IDS": "777",
+        "BINANCE_API_KEY": "binance-key-value-never-written-0001",
+        "BINANCE_API_SECRET": "binance-secret-value-never-written-0002",
+    }
+    state = tmp_path / "state"
+    scratch = tmp_path / "tmpdir"
+    state.mkdir()
+    scratch.mkdir()
+    config, db = write_config(
+        state,
+        trader="SEC-001",
+        # Telegram on, pointing at a closed loopback port: deliveries fail and are retried.
+        extra='[telegram]\napi_base = "http://127.0.0.1:9"\npump_interval_s = 0.2\n'
+        "request_timeout_s = 1\nbackoff_max_s = 1\npoll_timeout_s = 1\n",
+    )
+    env = {**os.environ, **secrets, "TMPDIR": str(scratch)}
+    service = ServiceProcess(config, db, tmp_path, "--log-format", "json", env=env)
+    try:
+        service.wait_status("a fill", lambda r: r["fills"] > 0)
+        assert cli("halt", "--config", str(config), cwd=tmp_path, env=env).returncode == 0
+        assert service.terminate() == 0
+    finally:
+        service.ensure_dead()
+    log_lines = service.log_path.read_text().splitlines()
+    parsed = [json.loads(line) for line in log_lines if line.startswith("{")]
+    assert parsed and {"ts", "level", "logger", "msg"} <= set(parsed[0])
+    scanned: list[Path] = [service.log_path, *state.rglob("*")]
+    assert {p.name for p in state.iterdir()} <= {"svc.toml", "svc.db", "svc.db-wal", "svc.db-shm"}
+    assert not list(scratch.iterdir()), "nothing is written to the temp directory"
+    for path in scanned:
+        data = path.read_bytes()
+        for name, value in secrets.items():
+            if name != "TELEGRAM_CHAT_IDS":
+                assert value.encode() not in data, f"{name} found in {path}"

@@ -1,0 +1,103 @@
+"""The runtime's watchdog, on both anyio backends: it pets systemd only while every
+actor answers, writes the heartbeat then, and says READY once the node trades."""
+
+from __future__ import annotations
+
+import pytest
+
+from actors.inbox import Inbox
+from actors.messages import ConfigReloaded, WhereIs
+from storage import ControlChannel
+from supervisor import Supervisor, SupervisorSpec
+from supervisor.health import unresponsive
+from supervisor.runtime import Watchdog
+from supervisor.sdnotify import Notifier
+from tests.helpers import Hang, worker
+from tests.notify_socket import NotifySocket
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request):
+    return request.param
+
+
+class TreeHandle:
+    """A ServiceHandle over any tree, for driving the runtime without a node."""
+
+    def __init__(self, spec: SupervisorSpec) -> None:
+        self.events = Inbox()
+        self.trader_id = "WD-001"
+        self.spec = spec
+        self.supervisor = Supervisor.start(spec, parent=self.events)
+        self.beats = 0
+        self.current_state = "starting"
+
+    def tell(self, role: str, message: object) -> bool:
+        self.supervisor.ask(WhereIs(role), timeout=5).tell(message)
+        return True
+
+    def open_control(self) -> ControlChannel:
+        raise NotImplementedError
+
+    def unresponsive(self, timeout_s: float) -> list[str]:
+        return unresponsive(self.supervisor, [c.role for c in self.spec.children], timeout_s)
+
+    def state(self, timeout_s: float = 2.0) -> str:
+        return self.current_state
+
+    def beat(self) -> None:
+        self.beats += 1
+
+    def reload(self) -> ConfigReloaded:
+        return ConfigReloaded(True, "nothing")
+
+
+@pytest.fixture
+def tree():
+    inbox = Inbox()
+    handle = TreeHandle(SupervisorSpec(children=(worker("a", inbox), worker("b", inbox))))
+    yield handle
+    handle.supervisor.stop(timeout=15)
+
+
+@pytest.fixture
+def notify(tmp_path):
+    sock = NotifySocket(tmp_path / "notify.sock")
+    yield sock
+    sock.close()
+
+
+async def test_watchdog_pets_only_while_every_actor_answers(tree, notify):
+    watchdog = Watchdog(tree, Notifier(str(notify.path)), interval_s=0.1, deadline_s=0.3)
+
+    assert await watchdog.check()
+    notify.wait_for("WATCHDOG=1", 1, timeout=5)
+    assert notify.count("READY=1") == 0, "not ready before the node trades"
+    tree.current_state = "running"
+    assert await watchdog.check()
+    notify.wait_for("READY=1", 1, timeout=5)
+    assert tree.beats == 2
+
+    tree.tell("b", Hang(1.5))
+    pets = notify.count("WATCHDOG=1")
+    assert not await watchdog.check()
+    assert not await watchdog.check()
+    notify.wait_for("STATUS=degraded: b not answering", 1, timeout=5)
+    assert notify.count("WATCHDOG=1") == pets, "no pet while an actor hangs"
+    assert tree.beats == 2, "no heartbeat either: status will show it stale"
+
+    for _ in range(50):  # the hang ends after 1.5 s
+        if await watchdog.check():
+            break
+    notify.wait_for("WATCHDOG=1", pets + 1, timeout=5)
+    assert notify.count("READY=1") == 1
+
+
+async def test_without_notify_socket_nothing_is_sent(tree, monkeypatch):
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    notifier = Notifier()
+    assert not notifier.enabled
+    assert await Watchdog(tree, notifier, 0.1, 0.3).check()
+    assert notifier.watchdog() is False
