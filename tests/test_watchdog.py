@@ -3,14 +3,16 @@ actor answers, writes the heartbeat then, and says READY once the node trades.""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from actors.inbox import Inbox
-from actors.messages import ConfigReloaded, WhereIs
-from storage import ControlChannel
+from actors.messages import ConfigReloaded, SupervisorTerminated, WhereIs
+from storage import Command, CommandStatus, ControlChannel
 from supervisor import Supervisor, SupervisorSpec
 from supervisor.health import unresponsive
-from supervisor.runtime import Watchdog
+from supervisor.runtime import StopOutcome, Watchdog, serve
 from supervisor.sdnotify import Notifier
 from tests.helpers import Hang, worker
 from tests.notify_socket import NotifySocket
@@ -26,7 +28,8 @@ def anyio_backend(request):
 class TreeHandle:
     """A ServiceHandle over any tree, for driving the runtime without a node."""
 
-    def __init__(self, spec: SupervisorSpec) -> None:
+    def __init__(self, spec: SupervisorSpec, db: Path | None = None) -> None:
+        self.db = db
         self.events = Inbox()
         self.trader_id = "WD-001"
         self.spec = spec
@@ -39,7 +42,8 @@ class TreeHandle:
         return True
 
     def open_control(self) -> ControlChannel:
-        raise NotImplementedError
+        assert self.db is not None
+        return ControlChannel(self.db)
 
     def unresponsive(self, timeout_s: float) -> list[str]:
         return unresponsive(self.supervisor, [c.role for c in self.spec.children], timeout_s)
@@ -55,9 +59,10 @@ class TreeHandle:
 
 
 @pytest.fixture
-def tree():
+def tree(tmp_path):
     inbox = Inbox()
-    handle = TreeHandle(SupervisorSpec(children=(worker("a", inbox), worker("b", inbox))))
+    spec = SupervisorSpec(children=(worker("a", inbox), worker("b", inbox)))
+    handle = TreeHandle(spec, tmp_path / "control.db")
     yield handle
     handle.supervisor.stop(timeout=15)
 
@@ -101,3 +106,21 @@ async def test_without_notify_socket_nothing_is_sent(tree, monkeypatch):
     assert not notifier.enabled
     assert await Watchdog(tree, notifier, 0.1, 0.3).check()
     assert notifier.watchdog() is False
+
+
+async def test_serve_ends_at_the_duration_or_when_the_tree_stops_itself(tree):
+    outcome = await serve(tree, duration_s=0.3)
+    assert outcome == StopOutcome("duration of 0.3 s reached", True)
+
+    tree.events.tell(SupervisorTerminated("b failed 4 times in 5 s"))
+    outcome = await serve(tree, duration_s=30)
+    assert not outcome.graceful and "b failed 4 times" in outcome.reason
+
+
+async def test_serve_carries_out_an_operator_stop(tree):
+    channel = ControlChannel(tree.db)
+    request = channel.submit("WD-001", Command.STOP, "maintenance")
+    outcome = await serve(tree, duration_s=30)
+    assert outcome == StopOutcome("operator stop: maintenance", True)
+    assert channel.get(request).status is CommandStatus.DONE
+    channel.close()
