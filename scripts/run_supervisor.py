@@ -49,27 +49,42 @@ EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_NOT_RUNNING, EXIT_NO_RUN = 0, 1, 2, 3, 4
 log = logging.getLogger("run_supervisor")
 
 
+class CliError(Exception):
+    """Ends a command with ``code`` after printing ``lines`` to stderr (no traceback)."""
+
+    def __init__(self, code: int, *lines: str) -> None:
+        super().__init__(lines[0] if lines else "")
+        self.code = code
+        self.lines = lines
+
+
 def _load(args: argparse.Namespace) -> ServiceConfig:
-    config = load_config(args.config)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        raise CliError(
+            EXIT_CONFIG,
+            f"config {exc.source}: {len(exc.problems)} problem(s)",
+            *(f"  - {problem}" for problem in exc.problems),
+        ) from None
     if getattr(args, "db", None) is not None:
         config = replace(config, db_path=args.db)
     return config
 
 
-def _print_problems(exc: ConfigError) -> None:
-    print(f"config {exc.source}: {len(exc.problems)} problem(s)", file=sys.stderr)
-    for problem in exc.problems:
-        print(f"  - {problem}", file=sys.stderr)
+def _report(args: argparse.Namespace, config: ServiceConfig) -> StatusReport | None:
+    """The status of the config's trader (of the latest run when no --config was given)."""
+    trader_id = config.node.trader_id if args.config is not None else None
+    try:
+        return read_status(config.db_path, trader_id, stale_after_s=3 * config.heartbeat_interval_s)
+    except StorageError as exc:
+        raise CliError(EXIT_ERROR, f"error: {exc}") from None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     early = EarlySignals()
     early.install()
-    try:
-        config = _load(args)
-    except ConfigError as exc:
-        _print_problems(exc)
-        return EXIT_CONFIG
+    config = _load(args)
     configure_logging(config.log_level, args.log_format or config.log_format)
     from supervisor.service import Service  # heavy: imports Nautilus
 
@@ -125,19 +140,8 @@ def _status_table(report: StatusReport) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    try:
-        config = _load(args)
-    except ConfigError as exc:
-        _print_problems(exc)
-        return EXIT_CONFIG
-    trader_id = config.node.trader_id if args.config is not None else None
-    try:
-        report = read_status(
-            config.db_path, trader_id, stale_after_s=3 * config.heartbeat_interval_s
-        )
-    except StorageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+    config = _load(args)
+    report = _report(args, config)
     if report is None:
         print(f"no run recorded in {config.db_path}", file=sys.stderr)
         return EXIT_NO_RUN
@@ -147,19 +151,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_control(args: argparse.Namespace) -> int:
     """halt | resume | stop: queue the command for the running service, wait for its ack."""
-    try:
-        config = _load(args)
-    except ConfigError as exc:
-        _print_problems(exc)
-        return EXIT_CONFIG
-    trader_id = config.node.trader_id if args.config is not None else None
-    try:
-        report = read_status(
-            config.db_path, trader_id, stale_after_s=3 * config.heartbeat_interval_s
-        )
-    except StorageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+    config = _load(args)
+    report = _report(args, config)
     if report is None or report["state"] not in ("running", "halted", "starting"):
         state = "no run recorded" if report is None else report["state"]
         print(f"service is not running ({state}); nothing sent", file=sys.stderr)
@@ -182,11 +175,7 @@ def cmd_control(args: argparse.Namespace) -> int:
 
 
 def cmd_events(args: argparse.Namespace) -> int:
-    try:
-        config = _load(args)
-    except ConfigError as exc:
-        _print_problems(exc)
-        return EXIT_CONFIG
+    config = _load(args)
     trader_id = config.node.trader_id if args.config is not None else None
     try:
         events = read_events(config.db_path, trader_id, args.tail)
@@ -203,11 +192,7 @@ def cmd_events(args: argparse.Namespace) -> int:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        _print_problems(exc)
-        return EXIT_CONFIG
+    config = _load(args)
     node = config.node
     print(
         f"config {config.source}: ok (trader {node.trader_id}, mode {node.mode.value}, "
@@ -264,7 +249,12 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     install_redaction()  # before any log line: secrets from the environment never print
     args = parser().parse_args(argv)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except CliError as exc:
+        for line in exc.lines:
+            print(line, file=sys.stderr)
+        return exc.code
     return code
 
 
