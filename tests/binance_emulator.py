@@ -32,6 +32,26 @@ What it does:
 
 Not emulated: hedge mode, algo (conditional) orders, the WebSocket API (``/ws-fapi/v1``, used
 only with Ed25519 keys), funding, liquidation, isolated margin accounting, multi-asset mode.
+
+Usage::
+
+    emulator = BinanceEmulator("key", "secret", kline_interval_s=1.0)  # a "1m" kline per second
+    emulator.start()
+    BinanceDataClientConfig(
+        api_key="key", api_secret="secret",
+        account_type=BinanceAccountType.USDT_FUTURES, environment=BinanceEnvironment.TESTNET,
+        base_url_http=emulator.http_url, base_url_ws=emulator.ws_url,
+    )
+    BinanceExecClientConfig(..., base_url_ws_stream=emulator.ws_stream_url)  # same keys/URLs
+    ...
+    emulator.reject_orders(1)          # next order placement -> HTTP 400 -2019
+    emulator.drop_websockets()         # abort every WebSocket; the adapter reconnects
+    emulator.set_price(Decimal("59000"))  # move the market (fills resting orders it crosses)
+    emulator.positions(), emulator.balance(), emulator.orders(), emulator.fills()
+    emulator.stop()
+
+``fill_chunk_qty`` splits fills into chunks (``PARTIALLY_FILLED`` then ``FILLED``); resting
+orders take one chunk per market tick.
 """
 
 from __future__ import annotations
@@ -123,6 +143,10 @@ LEVERAGE_BRACKETS: Final = (
 MSG_BAD_KEY: Final = "Invalid API-key, IP, or permissions for action."
 MSG_BAD_TIMESTAMP: Final = "Timestamp for this request is outside of the recvWindow."
 MSG_UNKNOWN_ORDER: Final = "Unknown order sent."
+MSG_POST_ONLY: Final = (
+    "Due to the order could not be executed as maker, the Post Only order will be rejected. "
+    "The order will not be recorded in the order history"
+)
 
 
 def _now_ms() -> int:
@@ -139,6 +163,10 @@ def _decimals(step: Decimal) -> int:
 def _fmt(value: Decimal, quantum: Decimal) -> str:
     """Fixed-point text, as Binance writes numbers (``"0.00000000"``, never ``"0E-8"``)."""
     return format(value.quantize(quantum, rounding=ROUND_HALF_UP), "f")
+
+
+def _round8(value: Decimal) -> Decimal:
+    return value.quantize(EIGHT, rounding=ROUND_HALF_UP)
 
 
 def _fmt8(value: Decimal) -> str:
@@ -622,7 +650,7 @@ class BinanceEmulator:
                     amount=pos.amount,
                     entry_price=pos.entry_price,
                     realized_pnl=pos.realized,
-                    unrealized_pnl=self._upnl(mark),
+                    unrealized_pnl=_round8(self._upnl(mark)),
                     mark_price=mark,
                     leverage=self._leverage,
                     margin_type=self._margin_type,
@@ -635,11 +663,11 @@ class BinanceEmulator:
             return BalanceSnapshot(
                 asset=QUOTE_ASSET,
                 wallet_balance=self._wallet,
-                unrealized_pnl=f.upnl,
-                margin_balance=f.margin_balance,
-                initial_margin=f.initial_margin,
-                maint_margin=f.maint_margin,
-                available_balance=f.available,
+                unrealized_pnl=_round8(f.upnl),
+                margin_balance=_round8(f.margin_balance),
+                initial_margin=_round8(f.initial_margin),
+                maint_margin=_round8(f.maint_margin),
+                available_balance=_round8(f.available),
             )
 
     def fills(self) -> list[FillSnapshot]:
@@ -771,11 +799,11 @@ class BinanceEmulator:
         async def expire() -> None:
             with self._lock:
                 key = self._listen_key
-                self._listen_key = None
                 conns = [c for c in self._conns if c.listen_key is not None]
                 if key is not None:
                     event: JsonDict = {"e": "listenKeyExpired", "E": _now_ms(), "listenKey": key}
                     self._emit_user(event)
+                self._listen_key = None
             await asyncio.sleep(0.05)  # let the writers flush the event
             await self._close_conns(conns, abrupt=False)
 
@@ -846,7 +874,7 @@ class BinanceEmulator:
         add("GET", "/fapi/v1/positionSide/dual", self._h_dual_get, "SIGNED", 30)
         add("POST", "/fapi/v1/positionSide/dual", self._h_dual_post, "SIGNED")
         # Trading (signed)
-        add("POST", "/fapi/v1/order", self._h_new_order, "SIGNED", 0)
+        add("POST", "/fapi/v1/order", self._h_new_order, "SIGNED")
         add("PUT", "/fapi/v1/order", self._h_modify_order, "SIGNED")
         add("GET", "/fapi/v1/order", self._h_query_order, "SIGNED")
         add("DELETE", "/fapi/v1/order", self._h_cancel_order, "SIGNED")
@@ -1667,7 +1695,6 @@ class BinanceEmulator:
         self._symbol_param(params)
         now = _now_ms()
         self._order_times.append(now)
-        self._weights.append((now, 1))
         if self._faults.rejects > 0:
             self._faults.rejects -= 1
             raise _ApiError(400, self._faults.reject_code, self._faults.reject_msg)
@@ -1754,12 +1781,7 @@ class BinanceEmulator:
                     )
                 good_till_date = gtd - gtd % 1000
             if time_in_force == "GTX" and self._marketable(side, price):
-                raise _ApiError(
-                    400,
-                    -5022,
-                    "Due to the order could not be executed as maker, the Post Only order will "
-                    "be rejected. The order will not be recorded in the order history",
-                )
+                raise _ApiError(400, -5022, MSG_POST_ONLY)
         reference = price if order_type == "LIMIT" else (self._ask if side == "BUY" else self._bid)
         pos = self._position.amount
         reduces = (side == "BUY" and pos < 0) or (side == "SELL" and pos > 0)
@@ -1821,7 +1843,7 @@ class BinanceEmulator:
         if quantity == order.quantity and price == order.price:
             raise _ApiError(400, -5027, "No need to modify the order.")
         if order.time_in_force == "GTX" and self._marketable(order.side, price):
-            raise _ApiError(400, -5022, "Due to the order could not be executed as maker, ...")
+            raise _ApiError(400, -5022, MSG_POST_ONLY)
         now = _now_ms()
         order.quantity = quantity
         order.price = price
@@ -2009,7 +2031,7 @@ class BinanceEmulator:
             entry = (abs(amount) * entry + abs(signed_qty) * price) / abs(new_amount)
         else:
             closing = min(abs(signed_qty), abs(amount))
-            realized = closing * (price - entry) * (1 if amount > 0 else -1)
+            realized = _round8(closing * (price - entry) * (1 if amount > 0 else -1))
             new_amount = amount + signed_qty
             if new_amount == 0:
                 entry = ZERO
@@ -2348,7 +2370,7 @@ class BinanceEmulator:
         loop = asyncio.get_running_loop()
         next_at = loop.time()
         while True:
-            next_at += self._tick_interval_s
+            next_at = max(next_at + self._tick_interval_s, loop.time())  # no burst after a stall
             await asyncio.sleep(max(0.0, next_at - loop.time()))
             with self._lock:
                 self._market_step(move=True)
