@@ -39,6 +39,7 @@ from actors.messages import (
     OrderRejected,
     OrdersCanceled,
     QueryState,
+    ReconciliationDiff,
     Severity,
     Snapshot,
     TakeSnapshot,
@@ -63,6 +64,7 @@ EVENT_KINDS: dict[type, str] = {
     TradingStateChanged: "trading_state",
     CircuitBreakerTripped: "breaker",
     ConfigReloaded: "config_reloaded",
+    ReconciliationDiff: "reconcile_diff",
 }
 
 
@@ -168,7 +170,7 @@ class CheckpointerActor(SupervisedActor):
             case OrderFilled() | OrdersCanceled():
                 self._event(message)
                 self._request(False, None, coalesce=True)
-            case OrderRejected() | NodeStopped() | CircuitBreakerTripped():
+            case OrderRejected() | NodeStopped() | CircuitBreakerTripped() | ReconciliationDiff():
                 self._event(message)
             case _:
                 return super().receive(message)

@@ -297,6 +297,13 @@ class TradingStateChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class ReconciliationDiff:
+    """After a restart on a real venue: where its state differs from the last checkpoint."""
+
+    differences: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class ErrorRaised:
     """Any failure anywhere, on its way to the classifier.
 
@@ -382,4 +389,5 @@ NodeEvent = (
     | SnapshotReply
     | Pong
     | EquityReport
+    | ReconciliationDiff
 )

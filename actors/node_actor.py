@@ -36,6 +36,7 @@ from actors.messages import (
     OrdersCanceled,
     Ping,
     Pong,
+    ReconciliationDiff,
     Resume,
     Severity,
     Snapshot,
@@ -65,6 +66,7 @@ ROUTES: dict[type, tuple[str, ...]] = {
     TradingStateChanged: ("checkpointer", "classifier"),
     EquityReport: ("classifier",),
     ErrorRaised: ("classifier",),
+    ReconciliationDiff: ("checkpointer",),
 }
 
 
@@ -172,6 +174,16 @@ class TradingNodeActor(SupervisedActor):
                 log.info("node child %d trading %s", message.pid, message.instrument_id)
             case OrdersCanceled():
                 self._halt_done(message)
+            case ReconciliationDiff(differences=differences):
+                self.peers.tell(
+                    "alerter",
+                    Alert(
+                        Severity.WARNING,
+                        "Venue state differs from the last checkpoint",
+                        "; ".join(differences) + ". Trading continues from the venue's state.",
+                        key="reconcile",
+                    ),
+                )
             case TradingStateChanged(state=TradingState.HALTED, reason=reason):
                 self._halt_reason = reason
             case TradingStateChanged():

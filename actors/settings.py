@@ -82,6 +82,20 @@ class StrategySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class BinanceSettings:
+    """Binance endpoints; ``None`` uses the adapter's URL for the environment.
+
+    Keys are never here: the Nautilus Binance factories read them from the
+    environment (``BINANCE_FUTURES_TESTNET_API_KEY`` / ``_SECRET`` for the testnet).
+    """
+
+    account_type: str = "usdt_futures"
+    base_url_http: str | None = None
+    base_url_ws: str | None = None
+    base_url_ws_stream: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class NodeSettings:
     trader_id: str = "PAPER-001"
     mode: Mode = Mode.REPLAY
@@ -93,6 +107,7 @@ class NodeSettings:
     strategy: StrategySettings = field(default_factory=StrategySettings)
     sizing: SizingSettings = field(default_factory=SizingSettings)
     risk: RiskLimits = field(default_factory=RiskLimits)
+    binance: BinanceSettings = field(default_factory=BinanceSettings)
     start_cursor: int = 0
     restore: Snapshot | None = None  # state to rebuild before the first bar
     log_level: str = "WARNING"

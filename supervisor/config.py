@@ -21,6 +21,7 @@ from typing import TypeVar
 
 from actors.settings import (
     SUPPORTED_INSTRUMENTS,
+    BinanceSettings,
     BreakerSettings,
     Mode,
     NodeSettings,
@@ -42,7 +43,8 @@ TELEGRAM_TOKEN_ENV = "TELEGRAM_BOT_TOKEN"  # noqa: S105 (the name of the variabl
 TELEGRAM_CHATS_ENV = "TELEGRAM_CHAT_IDS"
 TRADER_ID = re.compile(r"^[A-Za-z0-9_]+-[A-Za-z0-9_]+$")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-IMPLEMENTED_MODES = (Mode.REPLAY,)
+BINANCE_INSTRUMENTS = ("BTCUSDT-PERP.BINANCE", "ETHUSDT-PERP.BINANCE")
+URL = re.compile(r"^(https?|wss?)://[^\s]+$")
 
 
 class ConfigError(ValueError):
@@ -215,6 +217,12 @@ SCHEMA: dict[str, dict[str, Callable[[TomlValue], object]]] = {
         "request_timeout_s": _float(0.0),
         "backoff_max_s": _float(0.0),
     },
+    "binance": {
+        "account_type": _choice(("usdt_futures",)),
+        "base_url_http": _str(URL, "an http(s) URL"),
+        "base_url_ws": _str(URL, "a ws(s) URL"),
+        "base_url_ws_stream": _str(URL, "a ws(s) URL"),
+    },
     "breakers": {
         "max_consecutive_rejects": _int(1, 10_000),
         "max_errors": _int(1, 100_000),
@@ -337,8 +345,16 @@ def _build(data: Mapping[str, TomlValue], source: str, env: Mapping[str, str]) -
         for name in TESTNET_KEY_ENV:
             if not env.get(name):
                 problems.append(f"service.mode = binance-testnet needs environment variable {name}")
-    if mode not in IMPLEMENTED_MODES:
-        problems.append(f"service.mode: {mode.value!r} is not available yet in this version")
+    instrument_id = r.get("instrument", "id", node_defaults.instrument_id)
+    if mode is not Mode.REPLAY and instrument_id not in BINANCE_INSTRUMENTS:
+        problems.append(f"instrument.id: {instrument_id} is not a Binance USDT-M perpetual")
+    b = BinanceSettings()
+    binance = BinanceSettings(
+        account_type=r.get("binance", "account_type", b.account_type),
+        base_url_http=r.get("binance", "base_url_http", "") or None,
+        base_url_ws=r.get("binance", "base_url_ws", "") or None,
+        base_url_ws_stream=r.get("binance", "base_url_ws_stream", "") or None,
+    )
 
     sv = SupervisionSettings()
     supervision = SupervisionSettings(
@@ -374,6 +390,7 @@ def _build(data: Mapping[str, TomlValue], source: str, env: Mapping[str, str]) -
         strategy=strategy,
         sizing=sizing,
         risk=risk,
+        binance=binance,
         log_level=r.get("service", "node_log_level", node_defaults.log_level),
     )
     defaults = ServiceConfig(node=node)

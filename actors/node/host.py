@@ -16,21 +16,24 @@ import signal
 import threading
 from multiprocessing.connection import Connection
 
-from nautilus_trader.adapters.sandbox.config import SandboxExecutionClientConfig
-from nautilus_trader.adapters.sandbox.factory import SandboxLiveExecClientFactory
 from nautilus_trader.config import LiveExecEngineConfig, LoggingConfig, TradingNodeConfig
 from nautilus_trader.live.node import TradingNode
 
-from actors.messages import ErrorRaised, NodeCommand, NodeEvent, NodeStarted, NodeStopped
-from actors.node.bridge import Bridge
-from actors.node.replay import (
-    REPLAY_CLIENT,
-    ReplayDataClientConfig,
-    ReplayDataClientFactory,
-    bar_type_for,
+from actors.messages import (
+    ErrorRaised,
+    NodeCommand,
+    NodeEvent,
+    NodeStarted,
+    NodeStopped,
+    ReconciliationDiff,
+    Snapshot,
 )
+from actors.node.bridge import Bridge
+from actors.node.reconcile import compare_with_checkpoint
+from actors.node.replay import REPLAY_CLIENT, ReplayDataClientFactory, bar_type_for, make_instrument
 from actors.node.strategy import EmaCross, EmaCrossConfig
-from actors.settings import NodeSettings
+from actors.node.venues import Clients, clients_for
+from actors.settings import Mode, NodeSettings
 
 STARTUP_POLL_S = 0.02
 WARM_UP_BARS = 500
@@ -54,38 +57,15 @@ class _Pipe:
                 self.broken = True
 
 
-def build_node_config(settings: NodeSettings) -> TradingNodeConfig:
-    venue = settings.instrument_id.rsplit(".", 1)[1]
-    replay = settings.replay
+def build_node_config(settings: NodeSettings, clients: Clients) -> TradingNodeConfig:
     return TradingNodeConfig(
         trader_id=settings.trader_id,
         logging=LoggingConfig(log_level=settings.log_level, bypass_logging=False),
-        exec_engine=LiveExecEngineConfig(reconciliation=False),
-        data_clients={
-            REPLAY_CLIENT: ReplayDataClientConfig(
-                instrument_id=settings.instrument_id,
-                source=replay.source,
-                path=str(replay.path) if replay.path else None,
-                seed=replay.seed,
-                bars=replay.bars,
-                bar_minutes=replay.bar_minutes,
-                speed=replay.speed,
-                start_price=str(replay.start_price),
-                volatility=str(replay.volatility),
-                start_cursor=settings.start_cursor,
-                hold=True,
-            )
-        },
-        exec_clients={
-            venue: SandboxExecutionClientConfig(
-                venue=venue,
-                starting_balances=[f"{settings.starting_balance} {settings.currency}"],
-                oms_type="NETTING",
-                account_type="MARGIN",
-                default_leverage=settings.leverage,
-            )
-        },
+        exec_engine=LiveExecEngineConfig(reconciliation=clients.reconciliation),
+        data_clients=clients.data,
+        exec_clients=clients.exec,
         timeout_connection=20.0,
+        timeout_reconciliation=10.0,
         timeout_disconnection=2.0,
         timeout_post_stop=0.1,
         timeout_shutdown=2.0,
@@ -102,16 +82,19 @@ async def _serve(conn: Connection[NodeEvent, NodeCommand], settings: NodeSetting
         stop_reason.append(reason)
         stop_requested.set()
 
-    node = TradingNode(config=build_node_config(settings), loop=loop)
+    clients = clients_for(settings)
+    node = TradingNode(config=build_node_config(settings, clients), loop=loop)
     # Shutdown is the parent's decision, sent over the pipe: a terminal's Ctrl-C or
     # systemd's SIGTERM to the whole cgroup must not kill the node before the
     # parent has taken its final checkpoint.
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.remove_signal_handler(sig)
         signal.signal(sig, signal.SIG_IGN)
-    venue = settings.instrument_id.rsplit(".", 1)[1]
-    node.add_data_client_factory(REPLAY_CLIENT, ReplayDataClientFactory)
-    node.add_exec_client_factory(venue, SandboxLiveExecClientFactory)
+    clients.register(node, settings.mode)
+    if settings.mode is Mode.BINANCE_SANDBOX:
+        # The sandbox venue registers the instruments in the cache at connect, which
+        # may come before the Binance data client has loaded its own.
+        node.kernel.cache.add_instrument(make_instrument(settings.instrument_id))
     node.build()
 
     bar_type = bar_type_for(settings.instrument_id, settings.replay.bar_minutes)
@@ -122,6 +105,9 @@ async def _serve(conn: Connection[NodeEvent, NodeCommand], settings: NodeSetting
             strategy=settings.strategy,
             sizing=settings.sizing,
             risk=settings.risk,
+            # On the testnet, orders reconciled from the venue after a restart are
+            # the strategy's own: claim them so a halt cancels them too.
+            claim_external=settings.mode is Mode.BINANCE_TESTNET,
         )
     )
     node.trader.add_strategy(strategy)
@@ -154,10 +140,7 @@ async def _serve(conn: Connection[NodeEvent, NodeCommand], settings: NodeSetting
         run_task.result()  # surfaces the start-up failure
         raise RuntimeError("node stopped during start-up")
     replay = ReplayDataClientFactory.created.get(REPLAY_CLIENT)
-    restored = None
-    if settings.restore is not None:
-        await bridge.restore(settings.restore)
-        restored = bridge.snapshot()
+    restored = await _restore(settings, bridge, pipe)
     if replay is not None:
         strategy.warm_up(replay.history(WARM_UP_BARS))
     pipe.send(
@@ -180,6 +163,21 @@ async def _serve(conn: Connection[NodeEvent, NodeCommand], settings: NodeSetting
     run_task.cancel()
     stop_wait.cancel()
     pipe.send(NodeStopped(stop_reason[0] if stop_reason else "node stopped by itself"))
+
+
+async def _restore(settings: NodeSettings, bridge: Bridge, pipe: _Pipe) -> Snapshot | None:
+    """Bring the last checkpoint back before the first bar; the node's state after it."""
+    if settings.restore is None:
+        return None
+    if settings.mode is Mode.BINANCE_TESTNET:
+        # The venue is the truth: Nautilus reconciled from it; report what differs.
+        venue = bridge.snapshot()
+        differences = compare_with_checkpoint(settings.restore, venue)
+        if differences:
+            pipe.send(ReconciliationDiff(tuple(differences)))
+        return venue
+    await bridge.restore(settings.restore)
+    return bridge.snapshot()
 
 
 def run_node(conn: Connection[NodeEvent, NodeCommand], settings: NodeSettings) -> None:

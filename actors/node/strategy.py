@@ -50,8 +50,12 @@ class EmaCrossConfig(StrategyConfig, frozen=True, kw_only=True):
         strategy: StrategySettings,
         sizing: SizingSettings,
         risk: RiskLimits,
+        claim_external: bool = False,
     ) -> EmaCrossConfig:
         return cls(
+            external_order_claims=[InstrumentId.from_str(instrument_id)]
+            if claim_external
+            else None,
             instrument_id=instrument_id,
             bar_type=bar_type,
             fast_period=strategy.fast_period,

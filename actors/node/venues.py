@@ -1,0 +1,103 @@
+"""Which Nautilus data and execution clients a mode runs with.
+
+- replay: the replay data client and the sandbox execution client (no network);
+- binance-sandbox: Binance market data, fills from the sandbox execution client;
+- binance-testnet: Binance data and execution on the testnet (USDT-M futures), with
+  Nautilus reconciliation bringing orders and positions back from the venue.
+Base URLs may be overridden (a local emulator, a proxy); keys stay in the environment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nautilus_trader.adapters.binance import (
+    BinanceAccountType,
+    BinanceDataClientConfig,
+    BinanceExecClientConfig,
+    BinanceLiveDataClientFactory,
+    BinanceLiveExecClientFactory,
+)
+from nautilus_trader.adapters.binance.common.enums import BinanceEnvironment
+from nautilus_trader.adapters.sandbox.config import SandboxExecutionClientConfig
+from nautilus_trader.adapters.sandbox.factory import SandboxLiveExecClientFactory
+from nautilus_trader.config import InstrumentProviderConfig
+from nautilus_trader.live.node import TradingNode
+from nautilus_trader.model.identifiers import InstrumentId
+
+from actors.node.replay import REPLAY_CLIENT, ReplayDataClientConfig, ReplayDataClientFactory
+from actors.settings import Mode, NodeSettings
+
+BINANCE = "BINANCE"
+
+
+@dataclass(frozen=True)
+class Clients:
+    data: dict[str, object]
+    exec: dict[str, object]
+    reconciliation: bool
+
+    def register(self, node: TradingNode, mode: Mode) -> None:
+        if mode is Mode.REPLAY:
+            node.add_data_client_factory(REPLAY_CLIENT, ReplayDataClientFactory)
+        else:
+            node.add_data_client_factory(BINANCE, BinanceLiveDataClientFactory)
+        if mode is Mode.BINANCE_TESTNET:
+            node.add_exec_client_factory(BINANCE, BinanceLiveExecClientFactory)
+        else:
+            node.add_exec_client_factory(BINANCE, SandboxLiveExecClientFactory)
+
+
+def clients_for(settings: NodeSettings) -> Clients:
+    venue = settings.instrument_id.rsplit(".", 1)[1]
+    sandbox = SandboxExecutionClientConfig(
+        venue=venue,
+        starting_balances=[f"{settings.starting_balance} {settings.currency}"],
+        oms_type="NETTING",
+        account_type="MARGIN",
+        default_leverage=settings.leverage,
+    )
+    if settings.mode is Mode.REPLAY:
+        replay = settings.replay
+        data = ReplayDataClientConfig(
+            instrument_id=settings.instrument_id,
+            source=replay.source,
+            path=str(replay.path) if replay.path else None,
+            seed=replay.seed,
+            bars=replay.bars,
+            bar_minutes=replay.bar_minutes,
+            speed=replay.speed,
+            start_price=str(replay.start_price),
+            volatility=str(replay.volatility),
+            start_cursor=settings.start_cursor,
+            hold=True,
+        )
+        return Clients({REPLAY_CLIENT: data}, {venue: sandbox}, reconciliation=False)
+
+    binance = settings.binance
+    environment = (
+        BinanceEnvironment.TESTNET
+        if settings.mode is Mode.BINANCE_TESTNET
+        else BinanceEnvironment.LIVE
+    )
+    provider = InstrumentProviderConfig(
+        load_all=False, load_ids=frozenset({InstrumentId.from_str(settings.instrument_id)})
+    )
+    data_config = BinanceDataClientConfig(
+        account_type=BinanceAccountType.USDT_FUTURES,
+        environment=environment,
+        base_url_http=binance.base_url_http,
+        base_url_ws=binance.base_url_ws,
+        instrument_provider=provider,
+    )
+    if settings.mode is Mode.BINANCE_SANDBOX:
+        return Clients({BINANCE: data_config}, {BINANCE: sandbox}, reconciliation=False)
+    exec_config = BinanceExecClientConfig(
+        account_type=BinanceAccountType.USDT_FUTURES,
+        environment=environment,
+        base_url_http=binance.base_url_http,
+        base_url_ws=binance.base_url_ws,
+        base_url_ws_stream=binance.base_url_ws_stream,
+        instrument_provider=provider,
+    )
+    return Clients({BINANCE: data_config}, {BINANCE: exec_config}, reconciliation=True)

@@ -1,0 +1,187 @@
+"""The service in binance-testnet and binance-sandbox modes, with the real Nautilus
+Binance clients against the loopback Binance emulator."""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tests.binance_emulator import BinanceEmulator
+from tests.service import ServiceProcess, cli, events, query, wait_for
+
+pytestmark = pytest.mark.node
+
+KEY = "emulator-key-5b1c0f0e2d4a49c6a7"
+SECRET = "emulator-secret-9e8d7c6b5a493827"
+
+
+@pytest.fixture
+def emulator():
+    emu = BinanceEmulator(KEY, SECRET, kline_interval_s=0.2, volatility=Decimal("0.0008"))
+    emu.start()
+    yield emu
+    emu.stop()
+
+
+def env(**extra: str) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("BINANCE_", "TELEGRAM_"))}
+    return {
+        **base,
+        "BINANCE_FUTURES_TESTNET_API_KEY": KEY,
+        "BINANCE_FUTURES_TESTNET_API_SECRET": SECRET,
+        **extra,
+    }
+
+
+def write(tmp_path: Path, emu: BinanceEmulator, trader: str, mode: str, extra: str = ""):
+    db = tmp_path / "bn.db"
+    config = tmp_path / "bn.toml"
+    config.write_text(
+        f"""
+[service]
+trader_id = "{trader}"
+mode = "{mode}"
+db_path = "{db}"
+checkpoint_interval_s = 1
+heartbeat_interval_s = 0.5
+node_log_level = "ERROR"
+[binance]
+base_url_http = "{emu.http_url}"
+base_url_ws = "{emu.ws_url}"
+base_url_ws_stream = "{emu.ws_stream_url}"
+[account]
+starting_balance = "10000"
+[strategy]
+fast_period = 3
+slow_period = 6
+{extra}
+"""
+    )
+    return config, db
+
+
+def venue_position(emu: BinanceEmulator) -> tuple[str, Decimal]:
+    for p in emu.positions():
+        if p.amount != 0:
+            return ("LONG" if p.amount > 0 else "SHORT", abs(p.amount))
+    return ("FLAT", Decimal(0))
+
+
+def status_position(report) -> tuple[str, Decimal]:
+    for p in report["positions"]:
+        if Decimal(p["quantity"]) != 0:
+            return (p["side"], Decimal(p["quantity"]))
+    return ("FLAT", Decimal(0))
+
+
+def matches_venue(emu: BinanceEmulator):
+    def check(report) -> bool:
+        return (
+            report["fills"] > 0
+            and report["balance"] is not None
+            and Decimal(report["balance"]) == emu.balance().wallet_balance
+            and status_position(report) == venue_position(emu)
+        )
+
+    return check
+
+
+def test_testnet_mode_trades_on_the_venue_and_status_matches_it(tmp_path, emulator):
+    config, db = write(tmp_path, emulator, "TN-001", "binance-testnet")
+    service = ServiceProcess(config, db, tmp_path, env=env())
+    try:
+        report = service.wait_status("status equal to the venue", matches_venue(emulator), 90)
+        assert report["mode"] == "binance-testnet"
+        assert len(emulator.fills()) >= report["fills"] > 0
+        assert service.terminate() == 0
+    finally:
+        service.ensure_dead()
+    log = service.log_path.read_text()
+    assert KEY not in log and SECRET not in log
+
+
+def test_injected_faults_are_classified_and_acted_on(tmp_path, emulator):
+    config, db = write(
+        tmp_path,
+        emulator,
+        "TN-002",
+        "binance-testnet",
+        "[breakers]\nmax_consecutive_rejects = 3\n",
+    )
+    service = ServiceProcess(config, db, tmp_path, env=env())
+    try:
+        service.wait_status("a first fill", lambda r: r["fills"] > 0, 90)
+
+        # Transient: dropped websockets are reconnected and trading goes on.
+        fills = len(emulator.fills())
+        emulator.drop_websockets("all")
+        wait_for("a fill after the reconnect", lambda: len(emulator.fills()) > fills, 60)
+
+        # Rejects count toward the breaker: three in a row halt trading.
+        emulator.reject_orders(3, code=-4131, msg="The counterparty's best price does not meet")
+        halted = service.wait_status("breaker halt", lambda r: r["state"] == "halted", 90)
+        assert halted["rejects"] >= 3
+        trips = [p for _, p in events(db, "breaker")]
+        assert trips and trips[0]["breaker"] == "consecutive_rejects"
+        alerts = [r["title"] for r in query(db, "SELECT title FROM alert_outbox")]
+        assert "Circuit breaker tripped: consecutive_rejects" in alerts
+
+        # An invalid key is fatal: after a resume, the next order halts again.
+        emulator.clear_faults()
+        emulator.invalid_key(True)
+        assert cli("resume", "--config", str(config), cwd=tmp_path, env=env()).returncode == 0
+
+        def fatal_alert() -> list[str]:
+            rows = query(db, "SELECT title FROM alert_outbox WHERE severity = 'critical'")
+            return [r["title"] for r in rows if "authentication" in r["title"]]
+
+        wait_for("a fatal auth alert", fatal_alert, 90)
+        service.wait_status("halted again", lambda r: r["state"] == "halted", 30)
+        emulator.invalid_key(False)
+        assert service.terminate() == 0
+    finally:
+        service.ensure_dead()
+
+
+def test_a_testnet_restart_reconciles_orders_and_positions_from_the_venue(tmp_path, emulator):
+    config, db = write(tmp_path, emulator, "TN-003", "binance-testnet")
+    first = ServiceProcess(config, db, tmp_path, env=env())
+    try:
+        first.wait_status("in a position", lambda r: status_position(r)[0] != "FLAT", 90)
+        first.kill()
+    finally:
+        first.ensure_dead()
+    before = venue_position(emulator)
+    second = ServiceProcess(config, db, tmp_path, env=env())
+    try:
+        report = second.wait_status(
+            "restarted and reconciled", lambda r: r["run_id"] == 2 and r["state"] != "starting", 90
+        )
+        restored = wait_for(
+            "restore event", lambda: [p for r, p in events(db, "restored") if r == 2]
+        )
+        snap = restored[0]["snapshot"]
+        got = [(p["side"], Decimal(p["quantity"])) for p in snap["positions"]] or [
+            ("FLAT", Decimal(0))
+        ]
+        # The node came back with the venue's position (it may have traded since).
+        assert got[0] == before or report["fills"] > 0
+        second.wait_status("status equal to the venue", matches_venue(emulator), 60)
+        assert second.terminate() == 0
+    finally:
+        second.ensure_dead()
+
+
+def test_sandbox_mode_fills_on_the_sandbox_from_binance_market_data(tmp_path, emulator):
+    config, db = write(tmp_path, emulator, "SB-001", "binance-sandbox")
+    service = ServiceProcess(config, db, tmp_path, env=env())
+    try:
+        report = service.wait_status("a sandbox fill", lambda r: r["fills"] > 0, 90)
+        assert report["mode"] == "binance-sandbox"
+        assert emulator.fills() == [], "the venue saw no order: fills are simulated"
+        assert service.terminate() == 0
+    finally:
+        service.ensure_dead()
