@@ -174,6 +174,8 @@ class ClassifierActor(SupervisedActor):
                 self._check(self.breakers.equity(equity, ts_ns))
             case TradingStateChanged(state=TradingState.ACTIVE):
                 self.breakers.reset()
+            case TradingStateChanged():
+                pass  # a halt: the breakers stay tripped until the resume
             case UpdateBreakers(breakers=breakers):
                 self.breakers.settings = breakers
                 log.info("circuit breaker limits updated: %s", breakers)

@@ -136,7 +136,7 @@ def test_injected_faults_are_classified_and_acted_on(tmp_path, emulator):
 
         def fatal_alert() -> list[str]:
             rows = query(db, "SELECT title FROM alert_outbox WHERE severity = 'critical'")
-            return [r["title"] for r in rows if "authentication" in r["title"]]
+            return [r["title"] for r in rows if "-2015" in r["title"]]
 
         wait_for("a fatal auth alert", fatal_alert, 90)
         service.wait_status("halted again", lambda r: r["state"] == "halted", 30)

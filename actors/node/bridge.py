@@ -95,6 +95,7 @@ class Bridge(Actor):
         instrument_id: str,
         bar_type: BarType,
         currency: str,
+        feed_sandbox: bool = False,
     ) -> None:
         super().__init__(ActorConfig(component_id="BRIDGE"))
         self._send = send
@@ -105,6 +106,7 @@ class Bridge(Actor):
         self._replay = replay
         self._instrument_id = InstrumentId.from_str(instrument_id)
         self._bar_type = bar_type
+        self._feed_sandbox = feed_sandbox
         self._currency = currency
         self._state = TradingState.ACTIVE
         self._cancelling: set[str] = set()
@@ -119,6 +121,11 @@ class Bridge(Actor):
     def on_start(self) -> None:
         self.msgbus.subscribe(topic="events.order.*", handler=self._on_order_event)
         self.msgbus.subscribe(topic=f"data.bars.{self._bar_type}", handler=self._on_bar)
+        if self._feed_sandbox:
+            # The sandbox venue matches against the venue's quotes and trades, which a
+            # live data client only streams when someone subscribes to them.
+            self.subscribe_quote_ticks(self._instrument_id)
+            self.subscribe_trade_ticks(self._instrument_id)
 
     def _on_bar(self, bar: object) -> None:
         """Equity for the circuit breakers, at most once a second of wall time."""

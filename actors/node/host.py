@@ -121,6 +121,7 @@ async def _serve(conn: Connection[NodeEvent, NodeCommand], settings: NodeSetting
         instrument_id=settings.instrument_id,
         bar_type=bar_type,
         currency=settings.currency,
+        feed_sandbox=settings.mode is Mode.BINANCE_SANDBOX,
     )
     node.trader.add_actor(bridge)
 
