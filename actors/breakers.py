@@ -1,6 +1,6 @@
 """Circuit breakers from the user's risk limits: pure state, fed by the classifier.
 
-Any breaker that trips halts trading once; it stays tripped until the operator
+A breaker that trips halts trading once; it stays tripped until the operator
 resumes, which re-baselines drawdown and clears the counters.
 """
 

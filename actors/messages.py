@@ -305,7 +305,7 @@ class ReconciliationDiff:
 
 @dataclass(frozen=True, slots=True)
 class ErrorRaised:
-    """Any failure anywhere, on its way to the classifier.
+    """A failure anywhere, on its way to the classifier.
 
     ``operation`` names what failed (e.g. "checkpoint"); transient retries are budgeted
     per operation and the budget is cleared by ``OperationSucceeded``.

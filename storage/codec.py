@@ -26,7 +26,7 @@ def _plain(value: object) -> Json:
 
 
 def to_json(value: object) -> str:
-    """Any message dataclass (or dict) as compact JSON with exact decimals."""
+    """A message dataclass (or a dict) as compact JSON with exact decimals."""
     return json.dumps(_plain(value), separators=(",", ":"))
 
 

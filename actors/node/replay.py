@@ -58,6 +58,25 @@ class ReplayDataClientConfig(LiveDataClientConfig, frozen=True, kw_only=True):
     start_cursor: int = 0
     hold: bool = False  # wait for release() before the first bar (restore first)
 
+    @classmethod
+    def from_settings(
+        cls, instrument_id: str, replay: ReplaySettings, start_cursor: int
+    ) -> ReplayDataClientConfig:
+        """Held until the host releases it, so a restore happens before the first bar."""
+        return cls(
+            instrument_id=instrument_id,
+            source=replay.source,
+            path=str(replay.path) if replay.path else None,
+            seed=replay.seed,
+            bars=replay.bars,
+            bar_minutes=replay.bar_minutes,
+            speed=replay.speed,
+            start_price=str(replay.start_price),
+            volatility=str(replay.volatility),
+            start_cursor=start_cursor,
+            hold=True,
+        )
+
     def replay_settings(self) -> ReplaySettings:
         return ReplaySettings(
             source=self.source,

@@ -58,19 +58,8 @@ def clients_for(settings: NodeSettings) -> Clients:
         default_leverage=settings.leverage,
     )
     if settings.mode is Mode.REPLAY:
-        replay = settings.replay
-        data = ReplayDataClientConfig(
-            instrument_id=settings.instrument_id,
-            source=replay.source,
-            path=str(replay.path) if replay.path else None,
-            seed=replay.seed,
-            bars=replay.bars,
-            bar_minutes=replay.bar_minutes,
-            speed=replay.speed,
-            start_price=str(replay.start_price),
-            volatility=str(replay.volatility),
-            start_cursor=settings.start_cursor,
-            hold=True,
+        data = ReplayDataClientConfig.from_settings(
+            settings.instrument_id, settings.replay, settings.start_cursor
         )
         return Clients({REPLAY_CLIENT: data}, {venue: sandbox}, reconciliation=False)
 
