@@ -74,6 +74,7 @@ class ServiceConfig:
     keep_hourly_h: int = 48
     keep_daily_d: int = 90
     halt_after_failed_intervals: int = 3
+    node_hang_timeout_s: float = 15.0
     log_level: str = "INFO"
     log_format: str = "text"
     supervision: SupervisionSettings = field(default_factory=SupervisionSettings)
@@ -167,6 +168,7 @@ SCHEMA: dict[str, dict[str, Callable[[TomlValue], object]]] = {
         "keep_hourly_h": _int(0, 24 * 365),
         "keep_daily_d": _int(0, 3650),
         "halt_after_failed_intervals": _int(1, 1000),
+        "node_hang_timeout_s": _float(0.0),
         "log_level": _choice(LOG_LEVELS),
         "log_format": _choice(("text", "json")),
         "node_log_level": _choice(LOG_LEVELS),
@@ -409,6 +411,7 @@ def _build(data: Mapping[str, TomlValue], source: str, env: Mapping[str, str]) -
         halt_after_failed_intervals=r.get(
             "service", "halt_after_failed_intervals", defaults.halt_after_failed_intervals
         ),
+        node_hang_timeout_s=r.get("service", "node_hang_timeout_s", defaults.node_hang_timeout_s),
         log_level=r.get("service", "log_level", defaults.log_level),
         log_format=r.get("service", "log_format", defaults.log_format),
         supervision=supervision,

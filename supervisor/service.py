@@ -81,7 +81,9 @@ def service_spec(config: ServiceConfig, run: RunInfo, restore: bool = True) -> S
             ),
             ChildSpec(
                 "node",
-                lambda ctx: TradingNodeActor.start(ctx, node, restore=restore),
+                lambda ctx: TradingNodeActor.start(
+                    ctx, node, restore=restore, hang_timeout_s=config.node_hang_timeout_s
+                ),
                 Restart.PERMANENT,
                 shutdown_timeout_s=20.0,
             ),

@@ -1,0 +1,208 @@
+"""Chaos: random faults against one running replay service, with invariants after each.
+
+CI runs 20 faults; `CHAOS_FAULTS=100 make test ARGS="-m chaos"` runs the long suite and
+`CHAOS_SEED` replays a failing sequence. Faults: SIGKILL of the service, SIGKILL of the
+node child, a SIGSTOP hang of the node child, a Telegram outage with alerts raised
+during it, and a database write lock held long enough that trading must halt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.fake_telegram import FakeTelegram
+from tests.service import (
+    ServiceProcess,
+    alive,
+    cli,
+    events,
+    node_pids,
+    query,
+    wait_for,
+    write_config,
+)
+
+pytestmark = [pytest.mark.chaos, pytest.mark.node]
+
+TOKEN = "111222333:ChaosSuiteFakeTokenForLoopbackOnly"
+CHAT = 99
+FAULTS = ("kill_service", "kill_node", "hang_node", "telegram_outage", "db_lock")
+
+
+def comparable(snapshot: dict[str, object]) -> dict[str, object]:
+    positions, orders = snapshot["positions"], snapshot["open_orders"]
+    assert isinstance(positions, list) and isinstance(orders, list)
+    return {
+        "balance": snapshot["balance"],
+        "trading_state": snapshot["trading_state"],
+        "replay_cursor": snapshot["replay_cursor"],
+        "positions": sorted((p["side"], p["quantity"], p["avg_px_open"]) for p in positions),
+        "open_orders": sorted(o["client_order_id"] for o in orders),
+    }
+
+
+class Chaos:
+    def __init__(self, tmp_path: Path, telegram: FakeTelegram, seed: int) -> None:
+        self.tmp = tmp_path
+        self.telegram = telegram
+        self.rng = random.Random(seed)
+        self.seed = seed
+        self.config, self.db = write_config(
+            tmp_path,
+            trader="CHAOS-002",
+            extra=(
+                f'[telegram]\napi_base = "{telegram.base_url}"\npump_interval_s = 0.2\n'
+                "poll_timeout_s = 1\nrequest_timeout_s = 2\nbackoff_max_s = 1\n"
+            ),
+        )
+        text = self.config.read_text().replace(
+            "heartbeat_interval_s = 0.5",
+            "heartbeat_interval_s = 0.5\nnode_hang_timeout_s = 2\nhalt_after_failed_intervals = 2",
+        )
+        self.config.write_text(text)
+        self.env = {**os.environ, "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_CHAT_IDS": str(CHAT)}
+        self.service = self.start()
+        self.log: list[str] = []
+
+    def start(self) -> ServiceProcess:
+        service = ServiceProcess(self.config, self.db, self.tmp, env=self.env)
+        service.wait_status("trading", lambda r: r["state"] in ("running", "halted"), 60)
+        return service
+
+    def node_started(self) -> list[tuple[int, dict[str, object]]]:
+        return events(self.db, "node_started")
+
+    def last_checkpoint(self) -> dict[str, object]:
+        rows = query(self.db, "SELECT snapshot FROM checkpoints ORDER BY id DESC LIMIT 1")
+        return json.loads(rows[0]["snapshot"])
+
+    def wait_new_node(self, known: int, timeout: float = 60) -> dict[str, object]:
+        def newer() -> list[tuple[int, dict[str, object]]] | None:
+            started = self.node_started()
+            return started[known:] if len(started) > known else None
+
+        return wait_for("a new node", newer, timeout)[0][1]
+
+    def check_restored(self, node: dict[str, object], checkpoint: dict[str, object]) -> None:
+        restored = node["restored"]
+        assert isinstance(restored, dict), f"no restore (seed {self.seed})"
+        assert comparable(restored) == comparable(checkpoint), f"restore differs (seed {self.seed})"
+
+    # ------------------------------------------------------------ faults
+
+    def kill_service(self) -> None:
+        known = len(self.node_started())
+        time.sleep(self.rng.uniform(0.1, 1.5))
+        self.service.kill()
+        checkpoint = self.last_checkpoint()
+        self.service = self.start()
+        self.check_restored(self.wait_new_node(known), checkpoint)
+
+    def kill_node(self) -> None:
+        known = len(self.node_started())
+        pid = node_pids(self.db)[-1]
+        time.sleep(self.rng.uniform(0.1, 1.5))
+        os.kill(pid, signal.SIGKILL)
+        node = self.wait_new_node(known)
+        assert node["pid"] != pid
+        assert isinstance(node["restored"], dict), f"node restart did not restore ({self.seed})"
+
+    def hang_node(self) -> None:
+        known = len(self.node_started())
+        pid = node_pids(self.db)[-1]
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            node = self.wait_new_node(known, timeout=30)  # hang timeout 2 s, then a restart
+        finally:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        assert node["pid"] != pid
+
+    def telegram_outage(self) -> None:
+        self.telegram.down()
+        try:
+            # Alerts raised while Telegram is down: an operator halt and resume.
+            assert cli("halt", "--config", str(self.config), cwd=self.tmp).returncode == 0
+            assert cli("resume", "--config", str(self.config), cwd=self.tmp).returncode == 0
+            time.sleep(self.rng.uniform(0.5, 2.0))
+        finally:
+            self.telegram.up()
+
+    def db_lock(self) -> None:
+        holder = sqlite3.connect(self.db, timeout=5)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            # No checkpoint for 2 intervals of 1 s: trading must halt.
+            wait_for(
+                "a storage halt",
+                lambda: (
+                    [p for _, p in events(self.db, "trading_state") if p["state"] == "HALTED"]
+                    and self.halted_for_storage()
+                ),
+                30,
+            )
+        finally:
+            holder.rollback()
+            holder.close()
+        self.service.wait_status("halted after the lock", lambda r: r["state"] == "halted", 30)
+        assert cli("resume", "--config", str(self.config), cwd=self.tmp).returncode == 0
+
+    def halted_for_storage(self) -> bool:
+        rows = query(
+            self.db, "SELECT title FROM alert_outbox WHERE title LIKE 'Checkpoints failing%'"
+        )
+        return bool(rows)
+
+    # ------------------------------------------------------------ invariants
+
+    def check_all(self) -> None:
+        fills = [p["client_order_id"] for _, p in events(self.db, "fill")]
+        assert len(fills) == len(set(fills)), f"an order was sent twice (seed {self.seed})"
+        report = self.service.status()
+        assert report is not None and report["state"] in ("running", "halted", "starting")
+
+    def finish(self) -> None:
+        assert cli("stop", "--config", str(self.config), cwd=self.tmp).returncode == 0
+        assert self.service.wait(60) == 0
+        # Every alert reaches Telegram exactly once (folded alerts share one message).
+        wait_for("the outbox drained", lambda: not self.pending_alerts(), 5)
+        rows = query(self.db, "SELECT id, title FROM alert_outbox")
+        delivered_titles = [text.split("\n")[0] for _, text in self.telegram.sent()]
+        assert len(delivered_titles) <= len(rows)
+        for row in rows:
+            assert any(row["title"] in t for t in delivered_titles), f"lost alert {row['title']}"
+        assert not [pid for pid in node_pids(self.db) if alive(pid)]
+
+    def pending_alerts(self) -> list[sqlite3.Row]:
+        return query(self.db, "SELECT id FROM alert_outbox WHERE status != 'delivered'")
+
+
+def test_random_faults_keep_every_invariant(tmp_path):
+    faults = int(os.environ.get("CHAOS_FAULTS", "20"))
+    seed = int(os.environ.get("CHAOS_SEED", str(random.randrange(1_000_000))))
+    telegram = FakeTelegram(TOKEN).start()
+    chaos = Chaos(tmp_path, telegram, seed)
+    done: list[str] = []
+    try:
+        for _ in range(faults):
+            fault = chaos.rng.choice(FAULTS)
+            getattr(chaos, fault)()
+            chaos.check_all()
+            done.append(fault)
+        chaos.finish()
+    except BaseException:
+        print(f"chaos seed {seed}; faults so far: {done}")
+        raise
+    finally:
+        chaos.service.ensure_dead()
+        telegram.stop()
+    assert len(done) == faults
+    print(f"chaos seed {seed}: {len(done)} faults: {sorted(set(done))}")
