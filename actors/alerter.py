@@ -40,6 +40,7 @@ from actors.settings import TelegramSettings
 from actors.telegram import ChatCommand, TelegramClient, TelegramUnavailable
 from actors.timer import Interval
 from storage import OutboxRow, StorageError, Store, read_status
+from storage.store import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,7 @@ class AlerterActor(SupervisedActor):
         self._failures = 0
         self._next_attempt = 0.0
         self._waiting: dict[type, list[int]] = {}
+        self._unsaved: list[tuple[Alert, str]] = []  # while the outbox refuses writes
         self.queued = 0
         self.delivered = 0
 
@@ -124,7 +126,7 @@ class AlerterActor(SupervisedActor):
     # ------------------------------------------------------------ lifecycle
 
     def started(self) -> None:
-        self._store = Store(self._db_path)
+        self._store = Store(self._db_path, timeout_s=1.0)
         if self._telegram is None or not self._token:
             log.info("telegram not configured: alerts go to the outbox and the log only")
             return
@@ -171,19 +173,38 @@ class AlerterActor(SupervisedActor):
     def _queue(self, alert: Alert) -> None:
         text = f"[{self._trader_id} {self._mode}] {alert.title}: {alert.text}"
         log.log(_LEVELS[alert.severity], "ALERT %s", text)
+        self._unsaved.append((alert, utc_now()))
+        self._save()
+
+    def _save(self) -> bool:
+        """Move alerts into the outbox in order; kept in memory while it refuses writes."""
         if self._store is None:
-            return
-        try:
-            self._store.enqueue_alert(self._trader_id, alert)
+            return False
+        while self._unsaved:
+            alert, created_at = self._unsaved[0]
+            try:
+                self._store.enqueue_alert(self._trader_id, alert, created_at)
+            except StorageError as exc:
+                log.error(
+                    "outbox unwritable, %d alert(s) held in memory: %s", len(self._unsaved), exc
+                )
+                return False
+            self._unsaved.pop(0)
             self.queued += 1
-        except StorageError as exc:
-            # The outbox itself is unwritable: the log line above is all that is left.
-            log.critical("alert could not be queued (%s): %s", exc, text)
+        return True
 
     # ------------------------------------------------------------ delivery
 
     def _pump(self) -> int:
         """Deliver pending alerts in order; returns how many rows were delivered."""
+        self._save()
+        try:
+            return self._deliver()
+        except StorageError as exc:  # the outbox is unreadable or unwritable for now
+            log.error("alert delivery paused: %s", exc)
+            return 0
+
+    def _deliver(self) -> int:
         client, store, settings = self._client, self._store, self._telegram
         if client is None or store is None or settings is None:
             return 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,11 +49,12 @@ from actors.messages import (
 )
 from actors.timer import Interval
 from storage import Retention, RunInfo, StorageError, Store
-from storage.store import DEFAULT_RETENTION, ns_to_iso
+from storage.store import DEFAULT_RETENTION, ns_to_iso, utc_now
 
 log = logging.getLogger(__name__)
 
 ROLE = "checkpointer"
+BACKLOG_MAX = 100_000  # events kept in memory while the database refuses writes
 OPERATION = "checkpoint"
 
 EVENT_KINDS: dict[type, str] = {
@@ -82,7 +84,7 @@ class CheckpointerActor(SupervisedActor):
         interval_s: float = 60.0,
         heartbeat_interval_s: float | None = 5.0,
         retention: Retention = DEFAULT_RETENTION,
-        busy_timeout_s: float = 5.0,
+        busy_timeout_s: float = 1.0,
         halt_after_intervals: int = 3,
         db_pragmas: tuple[str, ...] = (),
     ) -> None:
@@ -104,6 +106,7 @@ class CheckpointerActor(SupervisedActor):
         self._last_error = ""
         self._halted_for_storage = False
         self._state = "starting"
+        self._backlog: deque[tuple[str, object, str]] = deque(maxlen=BACKLOG_MAX)
         self.saved = 0
         self.failed = 0
 
@@ -139,6 +142,7 @@ class CheckpointerActor(SupervisedActor):
             case CheckpointNow(final=final, notify=notify):
                 self._request(final, notify)
             case CheckpointTick():
+                self._flush_events()
                 self._check_staleness()
                 self._request(False, None)
             case Snapshot():
@@ -252,10 +256,7 @@ class CheckpointerActor(SupervisedActor):
             "trading_state": restored.trading_state.value,
             "snapshot": restored,
         }
-        try:
-            self.store.append_event(self._run, "restored", payload)
-        except StorageError as exc:
-            self._report(exc)
+        self._event(payload, kind="restored")
         log.info(
             "restored from checkpoint after a %.1f s gap: balance %s, %d position(s), "
             "%d open order(s), cursor %d, %s",
@@ -267,13 +268,23 @@ class CheckpointerActor(SupervisedActor):
             restored.trading_state.value,
         )
 
-    def _event(self, message: object) -> None:
-        try:
-            self.store.append_event(self._run, EVENT_KINDS[type(message)], message)
-        except StorageError as exc:
-            self._report(exc)
+    def _event(self, message: object, kind: str | None = None) -> None:
+        """Append to the log; while the database refuses, keep events in order in memory."""
+        self._backlog.append((kind or EVENT_KINDS[type(message)], message, utc_now()))
+        self._flush_events()
+
+    def _flush_events(self) -> None:
+        while self._backlog:
+            kind, payload, at = self._backlog[0]
+            try:
+                self.store.append_event(self._run, kind, payload, at=at)
+            except StorageError as exc:
+                self._report(exc)
+                return
+            self._backlog.popleft()
 
     def _beat(self) -> None:
+        self._flush_events()
         try:
             self.store.beat(self._run, self._state)
         except StorageError as exc:

@@ -215,14 +215,14 @@ class Store:
 
     # ------------------------------------------------------------ events, heartbeat, alerts
 
-    def append_event(self, run: RunInfo, kind: str, payload: object) -> None:
+    def append_event(self, run: RunInfo, kind: str, payload: object, at: str | None = None) -> None:
         try:
             with write_transaction(self.db):
                 self.db.table("events").insert(
                     {
                         "run_id": run.run_id,
                         "trader_id": run.trader_id,
-                        "at": utc_now(),
+                        "at": at or utc_now(),
                         "kind": kind,
                         "payload": to_json(payload),
                     }
@@ -291,14 +291,14 @@ class Store:
         except sqlite3.Error as exc:
             raise self._fail("recording an alert delivery", exc) from exc
 
-    def enqueue_alert(self, trader_id: str, alert: Alert) -> int:
+    def enqueue_alert(self, trader_id: str, alert: Alert, created_at: str | None = None) -> int:
         try:
             with write_transaction(self.db):
                 table = self.db.table("alert_outbox")
                 table.insert(
                     {
                         "trader_id": trader_id,
-                        "created_at": utc_now(),
+                        "created_at": created_at or utc_now(),
                         "severity": alert.severity.value,
                         "title": alert.title,
                         "text": alert.text,

@@ -193,7 +193,10 @@ class Bridge(Actor):
         instrument = self.cache.instrument(self._instrument_id)
         for n, view in enumerate(snap.positions):
             self._restore_position(instrument, view, n)
-        for resting in snap.open_orders:
+        # A halted node has no working orders (the halt cancelled them, even if the
+        # checkpoint was taken before the cancels were confirmed): place none again.
+        resting_orders = () if self._state is TradingState.HALTED else snap.open_orders
+        for resting in resting_orders:
             if resting.order_type != "LIMIT" or resting.price is None:
                 continue
             order = strategy.order_factory.limit(
@@ -208,10 +211,18 @@ class Bridge(Actor):
         while self.clock.timestamp() < deadline:
             positions = len(self.cache.positions_open())
             working = len(self.cache.orders_open(strategy_id=strategy.id))
-            if positions >= len(snap.positions) and working >= len(snap.open_orders):
+            if positions >= len(snap.positions) and working >= len(resting_orders):
                 return
             await asyncio.sleep(0.005)
-        raise TimeoutError(f"restore not confirmed within {timeout_s} s")
+        # Trading on without the full state is better than a crash loop: say so loudly.
+        self._send(
+            ErrorRaised(
+                "node.restore",
+                "RestoreIncomplete",
+                f"restore not confirmed within {timeout_s} s: {positions} of "
+                f"{len(snap.positions)} position(s), {working} of {len(resting_orders)} order(s)",
+            )
+        )
 
     def _restore_position(self, instrument: Instrument, view: PositionView, n: int) -> None:
         strategy = self._strategy
