@@ -117,6 +117,8 @@ class AlerterActor(SupervisedActor):
         self._next_attempt = 0.0
         self._waiting: dict[type, list[int]] = {}
         self._unsaved: list[tuple[Alert, str]] = []  # while the outbox refuses writes
+        self._sent_unrecorded: dict[int, set[int]] = {}  # row id -> chats, not yet recorded
+        self._held_complete: set[int] = set()
         self.queued = 0
         self.delivered = 0
 
@@ -210,9 +212,10 @@ class AlerterActor(SupervisedActor):
             return 0
         if self._clock() < self._next_attempt:
             return 0
+        self._record_held(store)
         delivered = 0
         for group in fold(store.pending_alerts(self._trader_id)):
-            have = group.rows[0].delivered_chats
+            have = group.rows[0].delivered_chats | self._sent_unrecorded.get(group.ids[0], set())
             sent = set(have)
             error: TelegramUnavailable | None = None
             for chat_id in settings.chat_ids:
@@ -225,7 +228,14 @@ class AlerterActor(SupervisedActor):
                     error = exc
                     break
             complete = error is None
-            store.record_delivery(group.ids, frozenset(sent), complete)
+            try:
+                store.record_delivery(group.ids, frozenset(sent), complete)
+            except StorageError:
+                # Sent but not recorded: remember it, so it is not sent again.
+                for row_id in group.ids:
+                    self._sent_unrecorded[row_id] = set(sent)
+                self._held_complete.update(group.ids if complete else ())
+                raise
             if not complete:
                 self._failures += 1
                 delay = self._backoff(self._failures, settings.backoff_max_s)
@@ -241,6 +251,22 @@ class AlerterActor(SupervisedActor):
             self._failures = 0
         self.delivered += delivered
         return delivered
+
+    def _record_held(self, store: Store) -> None:
+        """Write down deliveries that happened while the outbox was unwritable."""
+        by_chats: dict[frozenset[int], list[int]] = {}
+        for row_id, sent_to in self._sent_unrecorded.items():
+            by_chats.setdefault(frozenset(sent_to), []).append(row_id)
+        for chats, ids in by_chats.items():
+            complete = [i for i in ids if i in self._held_complete]
+            partial = [i for i in ids if i not in self._held_complete]
+            if complete:
+                store.record_delivery(complete, chats, True)
+            if partial:
+                store.record_delivery(partial, chats, False)
+            for row_id in ids:
+                self._sent_unrecorded.pop(row_id, None)
+                self._held_complete.discard(row_id)
 
     @staticmethod
     def _backoff(failures: int, maximum: float) -> float:

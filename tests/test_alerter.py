@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 
 import pytest
 
@@ -75,7 +76,12 @@ def tree(tmp_path, telegram):
 
 
 def alerter(sup):
-    return sup.ask(WhereIs("alerter"), timeout=5)
+    """The current alerter, waiting out a restart in progress."""
+    deadline = time.monotonic() + 10
+    while (ref := sup.ask(WhereIs("alerter"), timeout=5)) is None:
+        assert time.monotonic() < deadline, "the alerter did not come back"
+        time.sleep(0.01)
+    return ref
 
 
 def pump(sup) -> int:
