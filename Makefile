@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 ARGS   ?=
 
-.PHONY: install run status test lint clean
+.PHONY: install run status test lint bench chaos clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,13 @@ lint: install
 
 test: lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(ARGS)
+	$(BIN)/python scripts/bench.py --quick
+
+bench: install
+	$(BIN)/python scripts/bench.py
+
+chaos: install
+	CHAOS_FAULTS=100 $(BIN)/python -m pytest -q -p no:cacheprovider -m chaos
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache

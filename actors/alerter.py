@@ -37,7 +37,7 @@ from actors.messages import (
 )
 from actors.redact import redact
 from actors.settings import TelegramSettings
-from actors.telegram import ChatCommand, TelegramClient, TelegramUnavailable
+from actors.telegram_types import ChatCommand, TelegramPort, TelegramUnavailable
 from actors.timer import Interval
 from storage import OutboxRow, StorageError, Store, read_status
 from storage.store import utc_now
@@ -111,7 +111,7 @@ class AlerterActor(SupervisedActor):
         self._token = token
         self._clock = clock
         self._store: Store | None = None
-        self._client: TelegramClient | None = None
+        self._client: TelegramPort | None = None
         self._timer: Interval | None = None
         self._failures = 0
         self._next_attempt = 0.0
@@ -132,6 +132,8 @@ class AlerterActor(SupervisedActor):
         if self._telegram is None or not self._token:
             log.info("telegram not configured: alerts go to the outbox and the log only")
             return
+        from actors.telegram import TelegramClient  # aiogram: only when Telegram is on
+
         self._client = TelegramClient(self._token, self._telegram)
         self._client.start()
         if self._telegram.commands and self._telegram.chat_ids:

@@ -47,7 +47,7 @@ from actors.messages import (
     TradingState,
     TradingStateChanged,
 )
-from actors.node.host import run_node
+from actors.node.entry import run as run_node
 from actors.settings import NodeSettings
 from actors.timer import Interval
 

@@ -15,7 +15,6 @@ import contextlib
 import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 
 import anyio.from_thread
 from aiogram import Bot
@@ -26,27 +25,9 @@ from anyio.from_thread import BlockingPortal
 
 from actors.redact import add_secrets, redact
 from actors.settings import TelegramSettings
+from actors.telegram_types import ChatCommand, TelegramUnavailable, parse_command
 
 log = logging.getLogger(__name__)
-
-
-class TelegramUnavailable(RuntimeError):
-    """Telegram could not be reached or refused the request (message redacted)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ChatCommand:
-    chat_id: int
-    command: str  # without the slash, lower case, e.g. "halt"
-    args: str
-
-
-def parse_command(text: str) -> tuple[str, str] | None:
-    if not text.startswith("/"):
-        return None
-    head, _, rest = text.partition(" ")
-    command = head[1:].split("@", 1)[0].lower()
-    return (command, rest.strip()) if command else None
 
 
 class TelegramClient:

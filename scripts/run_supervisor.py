@@ -25,6 +25,12 @@ from pathlib import Path
 
 import anyio
 
+if __name__ == "__main__":
+    # The supervisor never uses pandas, but sqlite-utils imports it when present
+    # (~100 MB). Only the command's own process: the node child (a spawn process
+    # that imports this file as __mp_main__) needs pandas for Nautilus.
+    sys.modules.setdefault("pandas", None)  # type: ignore[arg-type]
+
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # runnable as a plain script from a checkout
     sys.path.insert(0, str(ROOT))

@@ -1,0 +1,458 @@
+#!/usr/bin/env python3
+"""Benchmarks: each figure beside its target and its floor or anchor, from one run.
+
+    scripts/bench.py [--quick] [--out PATH]
+
+Writes a JSON report (default test-artifacts/bench.json) and prints a table. These
+machines are noisy, so ratios measured in the same run (the project's actor layer
+against raw pykka, raw pykka against a plain queue round trip) count more than
+absolute times. --quick uses fewer samples, for CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import TypedDict
+
+import pykka
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from actors.base import ChildContext, SupervisedActor  # noqa: E402
+from actors.classifier import ClassifierActor  # noqa: E402
+from actors.inbox import Inbox  # noqa: E402
+from actors.messages import (  # noqa: E402
+    ChildExited,
+    ErrorRaised,
+    NodeStarted,
+    OrderFilled,
+    OrdersCanceled,
+    OrderView,
+    Ping,
+    PositionView,
+    Resume,
+    Snapshot,
+    TakeSnapshot,
+    TradingState,
+    WhereIs,
+)
+from actors.node_actor import TradingNodeActor  # noqa: E402
+from actors.settings import NodeSettings, ReplaySettings, RiskLimits, StrategySettings  # noqa: E402
+from storage import Store  # noqa: E402
+from supervisor import ChildSpec, Supervisor, SupervisorSpec  # noqa: E402
+
+
+class Row(TypedDict):
+    name: str
+    value: float
+    unit: str
+    target: str
+    anchor: str
+    ok: bool | None
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+# ---------------------------------------------------------------- actors for the bench
+
+
+class Stamp(SupervisedActor):
+    """Records when each message arrived (ns), then does what the real peer would."""
+
+    def __init__(self, ctx: ChildContext, inbox: Inbox) -> None:
+        super().__init__(ctx)
+        self.inbox = inbox
+
+    def receive(self, message: object) -> object:
+        self.inbox.tell((time.time_ns(), message))
+        return None
+
+
+class Echo(pykka.ThreadingActor):
+    def on_receive(self, message: object) -> object:
+        return message
+
+
+class Sink(SupervisedActor):
+    def receive(self, message: object) -> object:
+        return message
+
+
+# ---------------------------------------------------------------- messaging
+
+
+def messaging(n: int, tells: int) -> list[Row]:
+    requests: queue.Queue[object] = queue.Queue()
+    replies: queue.Queue[object] = queue.Queue()
+
+    def echo() -> None:
+        while (item := requests.get()) is not None:
+            replies.put(item)
+
+    thread = threading.Thread(target=echo, daemon=True)
+    thread.start()
+    floor = []
+    for _ in range(n):
+        t0 = time.perf_counter_ns()
+        requests.put(1)
+        replies.get()
+        floor.append((time.perf_counter_ns() - t0) / 1000)
+    requests.put(None)
+    thread.join()
+
+    raw_ref = Echo.start()
+    raw = []
+    for _ in range(n):
+        t0 = time.perf_counter_ns()
+        raw_ref.ask(1)
+        raw.append((time.perf_counter_ns() - t0) / 1000)
+    start = time.perf_counter()
+    for _ in range(tells):
+        raw_ref.tell(1)
+    raw_ref.ask(1)
+    raw_tps = tells / (time.perf_counter() - start)
+    raw_ref.stop()
+
+    sup = Supervisor.start(SupervisorSpec(children=(ChildSpec("sink", Sink.start),)))
+    sink = sup.ask(WhereIs("sink"), timeout=5)
+    assert isinstance(sink, pykka.ActorRef)
+    ours = []
+    for _ in range(n):
+        t0 = time.perf_counter_ns()
+        sink.ask(Ping())
+        ours.append((time.perf_counter_ns() - t0) / 1000)
+    start = time.perf_counter()
+    for _ in range(tells):
+        sink.tell(Ping())
+    sink.ask(Ping())
+    our_tps = tells / (time.perf_counter() - start)
+    sup.stop()
+
+    ratio = pct(ours, 0.5) / pct(raw, 0.5)
+    return [
+        Row(name="ask p50, plain queue.Queue (floor)", value=pct(floor, 0.5), unit="us",
+            target="-", anchor="floor", ok=None),
+        Row(name="ask p50, raw pykka", value=pct(raw, 0.5), unit="us", target="-",
+            anchor=f"{pct(raw, 0.5) / pct(floor, 0.5):.2f}x floor", ok=None),
+        Row(name="ask p50, project actor layer", value=pct(ours, 0.5), unit="us",
+            target="<= 1.10x raw pykka", anchor=f"{ratio:.2f}x raw pykka", ok=ratio <= 1.10),
+        Row(name="ask p99, project actor layer", value=pct(ours, 0.99), unit="us", target="-",
+            anchor=f"raw pykka p99 {pct(raw, 0.99):.1f} us", ok=None),
+        Row(name="tells/s, project actor layer", value=our_tps, unit="msg/s",
+            target=">= 0.90x raw pykka", anchor=f"raw pykka {raw_tps:,.0f}/s",
+            ok=our_tps >= 0.9 * raw_tps),
+    ]  # fmt: skip
+
+
+# ---------------------------------------------------------------- the node
+
+
+def node_tree(settings: NodeSettings, inbox: Inbox, events: Inbox) -> pykka.ActorRef[Supervisor]:
+    spec = SupervisorSpec(
+        children=(
+            ChildSpec("alerter", lambda ctx: Stamp.start(ctx, inbox)),
+            ChildSpec("classifier", ClassifierActor.start),
+            ChildSpec("checkpointer", lambda ctx: Stamp.start(ctx, inbox)),
+            ChildSpec(
+                "node",
+                lambda ctx: TradingNodeActor.start(ctx, settings, ping_interval_s=0.2),
+                shutdown_timeout_s=20,
+            ),
+        ),
+        max_restarts=100,
+        period_s=60,
+    )
+    return Supervisor.start(spec, parent=events)
+
+
+def arrived(inbox: Inbox, kind: type, timeout: float = 60) -> tuple[int, object]:
+    got = inbox.expect(tuple, timeout, lambda m: isinstance(m[1], kind))
+    return got[0], got[1]
+
+
+def node_figures(quick: bool) -> list[Row]:
+    inbox, events = Inbox(), Inbox()
+    settings = NodeSettings(
+        trader_id="BENCH-001",
+        replay=ReplaySettings(speed=3000.0, bars=60_000),  # 50 bars/s: under the order rate limit
+        strategy=StrategySettings(ladder_orders=3, ladder_step_pct=Decimal("0.05")),
+        # market order + ladder stay within the account's 3x leverage: no margin rejects
+        risk=RiskLimits(max_leverage=Decimal(1)),
+    )
+    sup = node_tree(settings, inbox, events)
+    rows: list[Row] = []
+    try:
+        _, started = arrived(inbox, NodeStarted)
+        assert isinstance(started, NodeStarted)
+        # fill in the child -> handled by the parent's actors
+        latencies: list[float] = []
+        deadline = time.monotonic() + (5 if quick else 20)
+        while time.monotonic() < deadline:
+            try:
+                at, fill = arrived(
+                    inbox, OrderFilled, timeout=max(0.1, deadline - time.monotonic())
+                )
+            except TimeoutError:
+                break
+            assert isinstance(fill, OrderFilled)
+            latencies.append((at - fill.ts_event) / 1e6)
+        p99 = pct(latencies, 0.99) if latencies else float("nan")
+        rows.append(
+            Row(
+                name=f"fill -> parent actor, p50 ({len(latencies)} fills)",
+                value=pct(latencies, 0.5) if latencies else float("nan"),
+                unit="ms",
+                target="-",
+                anchor="pipe + pump thread + 2 mailboxes",
+                ok=None,
+            )
+        )
+        rows.append(
+            Row(
+                name="fill -> parent actor, p99",
+                value=p99,
+                unit="ms",
+                target="<= 2 ms",
+                anchor="-",
+                ok=p99 <= 2.0,
+            )
+        )
+
+        # fatal error -> every open order cancelled and confirmed
+        cancel_ms: list[float] = []
+        classifier = sup.ask(WhereIs("classifier"), timeout=5)
+        node = sup.ask(WhereIs("node"), timeout=5)
+        assert isinstance(classifier, pykka.ActorRef) and isinstance(node, pykka.ActorRef)
+        for _ in range(3 if quick else 10):
+            _wait_for_resting_orders(node)
+            inbox.poll()
+            t0 = time.time_ns()
+            classifier.tell(ErrorRaised("bench", "AuthError", "Invalid API-key", -2015))
+            at, cancelled = arrived(inbox, OrdersCanceled, 30)
+            assert isinstance(cancelled, OrdersCanceled)
+            cancel_ms.append((at - t0) / 1e6)
+            node.tell(Resume("bench"))
+        rows.append(
+            Row(
+                name=f"fatal error -> cancels confirmed, p99 ({len(cancel_ms)} halts)",
+                value=pct(cancel_ms, 0.99),
+                unit="ms",
+                target="<= 100 ms",
+                anchor=f"p50 {pct(cancel_ms, 0.5):.1f} ms",
+                ok=pct(cancel_ms, 0.99) <= 100,
+            )
+        )
+
+        # node child crash -> detected, and trading again
+        detect, trading = [], []
+        for _ in range(3 if quick else 10):
+            pid = started.pid
+            events.poll()
+            t0 = time.time_ns()
+            os.kill(pid, signal.SIGKILL)
+            exited = events.expect(ChildExited, 30, lambda m: m.role == "node")
+            assert exited.abnormal
+            detect.append((time.time_ns() - t0) / 1e9)
+            at, restarted = arrived(inbox, NodeStarted, 60)
+            assert isinstance(restarted, NodeStarted)
+            trading.append((at - t0) / 1e9)
+            started = restarted
+        rows.append(
+            Row(
+                name="node crash -> detected, p95",
+                value=pct(detect, 0.95),
+                unit="s",
+                target="<= 0.5 s",
+                anchor=f"p50 {pct(detect, 0.5):.3f} s",
+                ok=pct(detect, 0.95) <= 0.5,
+            )
+        )
+        rows.append(
+            Row(
+                name="node crash -> trading again, p95",
+                value=pct(trading, 0.95),
+                unit="s",
+                target="<= 3 s",
+                anchor=f"p50 {pct(trading, 0.5):.2f} s",
+                ok=pct(trading, 0.95) <= 3.0,
+            )
+        )
+    finally:
+        sup.stop(timeout=60)
+    return rows  # fmt: skip
+
+
+def _wait_for_resting_orders(node: pykka.ActorRef[pykka.Actor], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        reply = Inbox()
+        node.tell(TakeSnapshot(reply_to=reply))
+        snap = reply.expect(Snapshot, 10)
+        if len(snap.open_orders) >= 3 and snap.trading_state is TradingState.ACTIVE:
+            return
+        time.sleep(0.02)
+    raise TimeoutError("no resting ladder orders to cancel")
+
+
+def replay_throughput(quick: bool) -> list[Row]:
+    bars = 3000 if quick else 20000
+    inbox, events = Inbox(), Inbox()
+    settings = NodeSettings(trader_id="BENCH-002", replay=ReplaySettings(speed=0.0, bars=bars))
+    sup = node_tree(settings, inbox, events)
+    try:
+        arrived(inbox, NodeStarted)
+        node = sup.ask(WhereIs("node"), timeout=5)
+        assert isinstance(node, pykka.ActorRef)
+        t0, cursor = time.perf_counter(), 0
+        while cursor < bars:
+            reply = Inbox()
+            node.tell(TakeSnapshot(reply_to=reply))
+            cursor = reply.expect(Snapshot, 10).replay_cursor
+            time.sleep(0.05)
+        rate = bars / (time.perf_counter() - t0)
+    finally:
+        sup.stop(timeout=60)
+    return [Row(name="replay through the live node", value=rate, unit="bars/s", target="-",
+                anchor="BacktestEngine ratio not measured yet", ok=None)]  # fmt: skip
+
+
+# ---------------------------------------------------------------- storage
+
+
+def synthetic_snapshot(orders: int, positions: int) -> Snapshot:
+    d = Decimal
+    return Snapshot(
+        taken_at_ns=time.time_ns(),
+        trader_id="BENCH-003",
+        trading_state=TradingState.ACTIVE,
+        currency="USDT",
+        balance=d("100000.12345678"),
+        equity=d("100100.5"),
+        realized_pnl=d("12.5"),
+        unrealized_pnl=d("88.0"),
+        replay_cursor=1234,
+        open_orders=tuple(
+            OrderView(f"O-{i}", "BTCUSDT-PERP.BINANCE", "BUY", "LIMIT", d("0.1"), d(0),
+                      d("59000.1"), "ACCEPTED")
+            for i in range(orders)
+        ),
+        positions=tuple(
+            PositionView(f"P-{i}", "BTCUSDT-PERP.BINANCE", "LONG", d("0.1"), d("60000.5"),
+                         d("-1.5"), d("12.25"))
+            for i in range(positions)
+        ),
+    )  # fmt: skip
+
+
+def timed(fn: Callable[[], object], repeat: int) -> float:
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(samples)
+
+
+def storage_figures(quick: bool) -> list[Row]:
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(dir=ROOT / "test-artifacts") as tmp:
+        store = Store(Path(tmp) / "bench.db")
+        run = store.open_run("BENCH-003", "replay")
+        for orders in (100, 10_000):
+            snap = synthetic_snapshot(orders, 1000)
+
+            def write_once(s: Snapshot = snap) -> object:
+                return store.write_checkpoint(run, s)
+
+            write = timed(write_once, 3 if quick else 10)
+            read = timed(lambda: store.last_snapshot("BENCH-003"), 3 if quick else 10)
+            rows.append(
+                Row(
+                    name=f"checkpoint write, {orders} orders + 1k positions",
+                    value=write,
+                    unit="ms",
+                    target="<= 100 ms",
+                    anchor="median",
+                    ok=write <= 100,
+                )
+            )
+            rows.append(
+                Row(
+                    name=f"checkpoint recovery, {orders} orders + 1k positions",
+                    value=read,
+                    unit="ms",
+                    target="<= 500 ms",
+                    anchor="median",
+                    ok=read <= 500,
+                )
+            )
+        store.close()
+    return rows  # fmt: skip
+
+
+def supervisor_rss() -> list[Row]:
+    with tempfile.TemporaryDirectory(dir=ROOT / "test-artifacts") as tmp:
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "scripts" / "run_supervisor.py"), "run",
+             "--db", str(Path(tmp) / "rss.db"), "--duration", "8"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp,
+        )  # fmt: skip
+        time.sleep(6)
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        rss_kb = int(
+            next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS"))
+        )
+        proc.wait(timeout=60)
+    mb = rss_kb / 1024
+    return [Row(name="supervisor process RSS (node child excluded)", value=mb, unit="MB",
+                target="<= 80 MB", anchor="VmRSS of the parent at 6 s", ok=mb <= 80)]  # fmt: skip
+
+
+# ---------------------------------------------------------------- report
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer samples (CI)")
+    parser.add_argument("--out", type=Path, default=ROOT / "test-artifacts" / "bench.json")
+    args = parser.parse_args()
+    (ROOT / "test-artifacts").mkdir(exist_ok=True)
+    n, tells = (2000, 20000) if args.quick else (20000, 200000)
+    rows: list[Row] = []
+    rows += messaging(n, tells)
+    rows += node_figures(args.quick)
+    rows += replay_throughput(args.quick)
+    rows += storage_figures(args.quick)
+    rows += supervisor_rss()
+    machine = {"cpus": os.cpu_count(), "python": sys.version.split()[0], "quick": args.quick}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"machine": machine, "rows": rows}, indent=2))
+    print(f"{'measure':<58} {'value':>12}  {'target':<22} anchor")
+    for row in rows:
+        mark = "" if row["ok"] is None else (" ok" if row["ok"] else " MISS")
+        value = f"{row['value']:,.2f} {row['unit']}"
+        print(f"{row['name']:<58} {value:>16}  {row['target']:<20}{mark:<5} {row['anchor']}")
+    print(f"report: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
