@@ -30,7 +30,9 @@ from tests.service import (
     write_config,
 )
 
-pytestmark = [pytest.mark.chaos, pytest.mark.node]
+FAULT_COUNT = int(os.environ.get("CHAOS_FAULTS", "20"))
+# About 5 s a fault; the suite-wide 180 s limit is for ordinary tests.
+pytestmark = [pytest.mark.chaos, pytest.mark.node, pytest.mark.timeout(120 + 15 * FAULT_COUNT)]
 
 TOKEN = "111222333:ChaosSuiteFakeTokenForLoopbackOnly"
 CHAT = 99
@@ -192,7 +194,7 @@ class Chaos:
 
 
 def test_random_faults_keep_every_invariant(tmp_path):
-    faults = int(os.environ.get("CHAOS_FAULTS", "20"))
+    faults = FAULT_COUNT
     seed = int(os.environ.get("CHAOS_SEED", str(random.randrange(1_000_000))))
     telegram = FakeTelegram(TOKEN).start()
     chaos = Chaos(tmp_path, telegram, seed)
