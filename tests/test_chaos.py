@@ -77,7 +77,7 @@ class Chaos:
         self.config.write_text(text)
         self.env = {**os.environ, "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_CHAT_IDS": str(CHAT)}
         self.service = self.start()
-        self.log: list[str] = []
+        self.escalations = 0
 
     def start(self) -> ServiceProcess:
         service = ServiceProcess(self.config, self.db, self.tmp, env=self.env)
@@ -94,9 +94,26 @@ class Chaos:
     def wait_new_node(self, known: int, timeout: float = 60) -> dict[str, object]:
         def newer() -> list[tuple[int, dict[str, object]]] | None:
             started = self.node_started()
-            return started[known:] if len(started) > known else None
+            if len(started) > known:
+                return started[known:]
+            if self.service.proc.poll() is not None:
+                self.restart_after_escalation()
+            return None
 
         return wait_for("a new node", newer, timeout)[0][1]
+
+    def restart_after_escalation(self) -> None:
+        """Too many node failures in the period: the service stops itself with exit code 3
+        (restart intensity exceeded); systemd's Restart=on-failure starts it again."""
+        code = self.service.wait(10)
+        assert code == 3, f"the service died with {code}, not an escalation (seed {self.seed})"
+        checkpoint = self.last_checkpoint()
+        known = len(self.node_started())
+        self.service = self.start()
+        self.escalations += 1
+        started = self.node_started()[known:]
+        if started:
+            self.check_restored(started[0][1], checkpoint)
 
     def check_restored(self, node: dict[str, object], checkpoint: dict[str, object]) -> None:
         restored = node["restored"]
@@ -213,4 +230,7 @@ def test_random_faults_keep_every_invariant(tmp_path):
         chaos.service.ensure_dead()
         telegram.stop()
     assert len(done) == faults
-    print(f"chaos seed {seed}: {len(done)} faults: {sorted(set(done))}")
+    print(
+        f"chaos seed {seed}: {len(done)} faults: {sorted(set(done))}; "
+        f"{chaos.escalations} restart(s) after an escalation"
+    )
