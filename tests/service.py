@@ -76,6 +76,10 @@ def query(db: Path, sql: str, params: tuple[object, ...] = ()) -> list[sqlite3.R
     conn.row_factory = sqlite3.Row
     try:
         return conn.execute(sql, params).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return []  # the service has created the file but not yet its schema
+        raise
     finally:
         conn.close()
 
