@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from storage import read_status
+from storage import StorageError, read_status
 
 pytestmark = pytest.mark.node
 
@@ -47,7 +47,10 @@ def test_default_run_trades_within_a_minute_and_stops_cleanly_on_sigterm(tmp_pat
         report = None
         while time.monotonic() - started < 60:
             if db.exists():
-                report = read_status(db, None, stale_after_s=15)
+                try:
+                    report = read_status(db, None, stale_after_s=15)
+                except StorageError:  # created, schema not written yet
+                    report = None
                 if report and report["fills"] > 0 and report["last_checkpoint_at"]:
                     break
             assert proc.poll() is None, (tmp_path / "service.log").read_text()
