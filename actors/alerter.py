@@ -20,8 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import tenacity
-
+from actors.backoff import exponential_delay
 from actors.base import ChildContext, SupervisedActor
 from actors.messages import (
     Alert,
@@ -240,7 +239,7 @@ class AlerterActor(SupervisedActor):
                 raise
             if not complete:
                 self._failures += 1
-                delay = self._backoff(self._failures, settings.backoff_max_s)
+                delay = exponential_delay(self._failures, 1.0, settings.backoff_max_s)
                 self._next_attempt = self._clock() + delay
                 log.warning(
                     "telegram delivery failed (%s); %d alert(s) pending, next try in %.0f s",
@@ -269,13 +268,6 @@ class AlerterActor(SupervisedActor):
             for row_id in ids:
                 self._sent_unrecorded.pop(row_id, None)
                 self._held_complete.discard(row_id)
-
-    @staticmethod
-    def _backoff(failures: int, maximum: float) -> float:
-        wait = tenacity.wait_exponential(multiplier=1.0, max=maximum)
-        state = tenacity.RetryCallState(tenacity.Retrying(), fn=None, args=(), kwargs={})
-        state.attempt_number = failures
-        return float(wait(state))
 
     # ------------------------------------------------------------ chat commands
 

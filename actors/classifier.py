@@ -15,8 +15,7 @@ import re
 from collections import Counter
 from dataclasses import replace
 
-import tenacity
-
+from actors.backoff import exponential_delay
 from actors.base import ChildContext, SupervisedActor
 from actors.breakers import CircuitBreakers, Trip
 from actors.messages import (
@@ -129,10 +128,7 @@ HALT_DENIAL = re.compile(r"HALTED|REDUCING", re.IGNORECASE)
 
 
 def retry_delay(attempt: int) -> float:
-    wait = tenacity.wait_exponential(multiplier=0.5, max=30.0)
-    state = tenacity.RetryCallState(tenacity.Retrying(), fn=None, args=(), kwargs={})
-    state.attempt_number = attempt
-    return float(wait(state))
+    return exponential_delay(attempt, 0.5, 30.0)
 
 
 class ClassifierActor(SupervisedActor):

@@ -18,8 +18,8 @@ from collections import deque
 from collections.abc import Callable
 
 import pykka
-import tenacity
 
+from actors.backoff import exponential_delay
 from actors.base import ChildContext
 from actors.messages import (
     Alert,
@@ -48,10 +48,7 @@ def backoff_delay(spec: SupervisorSpec, attempt: int) -> float:
     """Delay before restart number ``attempt`` (1-based) in the current period."""
     if spec.backoff_initial_s <= 0:
         return 0.0
-    wait = tenacity.wait_exponential(multiplier=spec.backoff_initial_s, max=spec.backoff_max_s)
-    state = tenacity.RetryCallState(retry_object=tenacity.Retrying(), fn=None, args=(), kwargs={})
-    state.attempt_number = attempt
-    return float(wait(state))
+    return exponential_delay(attempt, spec.backoff_initial_s, spec.backoff_max_s)
 
 
 class Supervisor(pykka.ThreadingActor):
