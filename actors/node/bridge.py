@@ -133,8 +133,8 @@ class Bridge(Actor):
         if now - self._last_equity_ns < EQUITY_EVERY_NS:
             return
         self._last_equity_ns = now
-        snap = self.snapshot()
-        self._send(EquityReport(snap.equity, snap.balance, now))
+        balance, unrealized = self._balance(), self._unrealized()
+        self._send(EquityReport(balance + unrealized, balance, now))
 
     # ------------------------------------------------------------ commands
 
@@ -290,24 +290,29 @@ class Bridge(Actor):
 
     # ------------------------------------------------------------ snapshot
 
-    def snapshot(self) -> Snapshot:
-        venue = self._instrument_id.venue
-        account = self.portfolio.account(venue)
-        balance = Decimal(0)
+    def _balance(self) -> Decimal:
+        account = self.portfolio.account(self._instrument_id.venue)
         if account is not None:
             for currency, money in account.balances_total().items():
                 if currency.code == self._currency:
-                    balance = money.as_decimal()
+                    return Decimal(money.as_decimal())
+        return Decimal(0)
+
+    def _unrealized(self) -> Decimal:
+        money = self.portfolio.unrealized_pnl(self._instrument_id)
+        return Decimal(money.as_decimal()) if money is not None else Decimal(0)
+
+    def snapshot(self) -> Snapshot:
+        balance = self._balance()
         last_bar = self.cache.bar(self._bar_type)
         last = last_bar.close if last_bar is not None else None
         positions = tuple(_position_view(p, last) for p in self.cache.positions_open())
         # The portfolio keeps the realized PnL of closed (and flipped) positions too.
         realized_money = self.portfolio.realized_pnl(self._instrument_id)
-        unrealized_money = self.portfolio.unrealized_pnl(self._instrument_id)
         realized = self._realized_base + (
             realized_money.as_decimal() if realized_money is not None else Decimal(0)
         )
-        unrealized = unrealized_money.as_decimal() if unrealized_money is not None else Decimal(0)
+        unrealized = self._unrealized()
         return Snapshot(
             taken_at_ns=self.clock.timestamp_ns(),
             trader_id=self.trader_id.value,
