@@ -1,21 +1,33 @@
 """SQLite persistence: checkpoints, the event log, the alert outbox, the heartbeat."""
 
+from storage.appdb import AppDatabase
 from storage.codec import snapshot_from_json, to_json
 from storage.control import Command, CommandStatus, ControlChannel, ControlRequest
 from storage.errors import SchemaError, StorageError
+from storage.jobs import Job
+from storage.presets import PresetBody, PresetValue
+from storage.queries import AlertRow, ControlRow, EquityPoint, OrderRow
 from storage.schema import SCHEMA_VERSION, migrate
 from storage.status import EventRow, PositionRow, StatusReport, read_events, read_status
 from storage.store import OutboxRow, Retention, RunInfo, Store
 
 __all__ = [
     "SCHEMA_VERSION",
+    "AlertRow",
+    "AppDatabase",
     "Command",
     "CommandStatus",
     "ControlChannel",
     "ControlRequest",
+    "ControlRow",
+    "EquityPoint",
     "EventRow",
+    "Job",
+    "OrderRow",
     "OutboxRow",
     "PositionRow",
+    "PresetBody",
+    "PresetValue",
     "Retention",
     "RunInfo",
     "SchemaError",

@@ -9,6 +9,7 @@ every control path is the same one, works without a socket, and leaves a record.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from enum import StrEnum
@@ -56,18 +57,34 @@ def _row(row: dict[str, object]) -> ControlRequest:
 
 
 class ControlChannel:
-    """One connection; safe to use from one thread at a time (not necessarily the same)."""
+    """Queue commands and read their outcome; thread-safe through ``lock``.
 
-    def __init__(self, path: Path, timeout_s: float = 5.0) -> None:
+    Opens its own connection unless given ``db`` (an app that keeps one connection
+    per process passes its own, with the lock that guards it).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        timeout_s: float = 5.0,
+        *,
+        db: sqlite_utils.Database | None = None,
+        lock: threading.RLock | None = None,
+    ) -> None:
         self.path = path
-        self.db: sqlite_utils.Database = connect(path, timeout_s, check_same_thread=False)
+        self._owned = db is None
+        self.db: sqlite_utils.Database = (
+            connect(path, timeout_s, check_same_thread=False) if db is None else db
+        )
+        self._lock = threading.RLock() if lock is None else lock
 
     def close(self) -> None:
-        self.db.close()
+        if self._owned:
+            self.db.close()
 
     def submit(self, trader_id: str, command: Command, reason: str) -> int:
         try:
-            with write_transaction(self.db):
+            with self._lock, write_transaction(self.db):
                 table = self.db.table("control")
                 table.insert(
                     {
@@ -82,7 +99,11 @@ class ControlChannel:
             raise StorageError(f"queuing {command} failed on {self.path}: {exc}") from exc
 
     def get(self, request_id: int) -> ControlRequest:
-        rows = list(self.db.query("SELECT * FROM control WHERE id = ?", [request_id]))
+        try:
+            with self._lock:
+                rows = list(self.db.query("SELECT * FROM control WHERE id = ?", [request_id]))
+        except sqlite3.Error as exc:
+            raise StorageError(f"reading control request {request_id} failed: {exc}") from exc
         if not rows:
             raise StorageError(f"no control request {request_id} in {self.path}")
         return _row(rows[0])
@@ -100,17 +121,18 @@ class ControlChannel:
 
     def pending(self, trader_id: str) -> list[ControlRequest]:
         try:
-            rows = self.db.query(
-                "SELECT * FROM control WHERE trader_id = ? AND status = 'pending' ORDER BY id",
-                [trader_id],
-            )
-            return [_row(r) for r in rows]
+            with self._lock:
+                rows = self.db.query(
+                    "SELECT * FROM control WHERE trader_id = ? AND status = 'pending' ORDER BY id",
+                    [trader_id],
+                )
+                return [_row(r) for r in rows]
         except sqlite3.Error as exc:
             raise StorageError(f"reading control requests failed on {self.path}: {exc}") from exc
 
     def ack(self, request_id: int, status: CommandStatus, result: str) -> None:
         try:
-            with write_transaction(self.db):
+            with self._lock, write_transaction(self.db):
                 self.db.table("control").update(
                     request_id, {"status": status.value, "result": result, "acked_at": utc_now()}
                 )

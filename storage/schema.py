@@ -91,6 +91,25 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE alert_outbox ADD COLUMN delivered_chats TEXT NOT NULL DEFAULT '';
     CREATE INDEX alert_outbox_pending ON alert_outbox(trader_id, status, id);
     """,
+    # 4: dashboard presets (validated like a config file) and the sessions it launched
+    """
+    CREATE TABLE presets (
+        name TEXT PRIMARY KEY,
+        body TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY,
+        trader_id TEXT NOT NULL UNIQUE,
+        preset TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        config_path TEXT NOT NULL,
+        log_path TEXT NOT NULL,
+        launched_at TEXT NOT NULL,
+        exited_at TEXT,
+        exit_code INTEGER
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -66,16 +66,17 @@ def open_readonly(path: Path) -> sqlite3.Connection:
 def read_status(path: Path, trader_id: str | None, stale_after_s: float) -> StatusReport | None:
     conn = open_readonly(path)
     try:
-        return _status(conn, trader_id, stale_after_s)
+        return status_of(conn, trader_id, stale_after_s)
     except sqlite3.Error as exc:
         raise StorageError(f"cannot read status from {path}: {exc}") from exc
     finally:
         conn.close()
 
 
-def _status(
+def status_of(
     conn: sqlite3.Connection, trader_id: str | None, stale_after_s: float
 ) -> StatusReport | None:
+    """The status of ``trader_id`` (of the latest run when None); ``conn`` yields ``Row``."""
     if trader_id is None:
         run = conn.execute("SELECT * FROM runs ORDER BY id DESC LIMIT 1").fetchone()
     else:
@@ -172,15 +173,20 @@ def read_events(path: Path, trader_id: str | None, tail: int) -> list[EventRow]:
             if run is None:
                 return []
             trader_id = str(run["trader_id"])
-        rows = conn.execute(
-            "SELECT * FROM (SELECT * FROM events WHERE trader_id = ? ORDER BY id DESC LIMIT ?) "
-            "ORDER BY id",
-            [trader_id, tail],
-        ).fetchall()
+        return events_of(conn, trader_id, tail)
     except sqlite3.Error as exc:
         raise StorageError(f"cannot read events from {path}: {exc}") from exc
     finally:
         conn.close()
+
+
+def events_of(conn: sqlite3.Connection, trader_id: str, tail: int) -> list[EventRow]:
+    """The last ``tail`` events of ``trader_id``, oldest first (``conn`` yields ``Row``)."""
+    rows = conn.execute(
+        "SELECT * FROM (SELECT * FROM events WHERE trader_id = ? ORDER BY id DESC LIMIT ?) "
+        "ORDER BY id",
+        [trader_id, tail],
+    ).fetchall()
     return [
         EventRow(
             id=int(r["id"]),

@@ -277,7 +277,10 @@ class _Reader:
         return Path(str(value)) if value is not None else None
 
 
-def _build(data: Mapping[str, TomlValue], source: str, env: Mapping[str, str]) -> ServiceConfig:
+def build_config(
+    data: Mapping[str, TomlValue], source: str, env: Mapping[str, str]
+) -> ServiceConfig:
+    """Validate already-parsed TOML (a file, or a preset composed into one)."""
     r = _Reader(data)
     problems = r.problems
     s, z, rk, rp = SizingSettings(), RiskLimits(), ReplaySettings(), StrategySettings()
@@ -462,7 +465,7 @@ def parse_config(text: str, source: str, env: Mapping[str, str] | None = None) -
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, [f"not valid TOML: {exc}"]) from None
-    return _build(data, source, os.environ if env is None else env)
+    return build_config(data, source, os.environ if env is None else env)
 
 
 def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> ServiceConfig:

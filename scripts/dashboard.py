@@ -1,0 +1,437 @@
+"""Operator dashboard: launch, watch and control paper-trading sessions.
+
+    make dashboard                     # http://127.0.0.1:8501, database state/paper.db
+    streamlit run scripts/dashboard.py -- --db PATH [--stale-after SECONDS]
+
+Everything goes through the service database: sessions and their checkpoints
+are read with the read-only queries in ``storage``; halt, resume and stop are
+queued on the same control table the CLI uses and carried out by the running
+service; presets are validated by the config loader before they are saved or
+launched. The app keeps one database connection per process (``AppDatabase``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import streamlit as st
+
+from storage import AppDatabase, Command, CommandStatus, PresetBody, StorageError
+from supervisor.config import ConfigError
+from supervisor.jobs import Launcher, LaunchError, SessionView
+from supervisor.presets import PRESET_FIELDS, PresetField, default_preset, from_text
+from supervisor.presets import validate_preset as check_preset
+
+DB_ENV = "PAPER_NODE_DB"
+NEW_PRESET = "(new preset)"
+PAGES = ("Sessions", "Session", "Presets & launch")
+ACK_TIMEOUT_S = 20.0
+NONE = "-"
+STATE_ICONS = {
+    "running": "🟢",
+    "halted": "🟠",
+    "starting": "🔵",
+    "unresponsive": "🟡",
+    "stopped": "⚪",
+    "crashed": "🔴",
+    "not_running": "⚫",
+}
+CONTROL_NOTES = {
+    Command.HALT: "cancels the strategy's open orders and blocks new ones; the node keeps running",
+    Command.RESUME: "lets the strategy trade again",
+    Command.STOP: "takes a final checkpoint and stops the service",
+}
+
+
+def options(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="dashboard", add_help=False)
+    parser.add_argument("--db", type=Path, default=None)
+    parser.add_argument("--stale-after", type=float, default=15.0)
+    args, _ = parser.parse_known_args(list(argv))
+    if args.db is None:
+        args.db = Path(os.environ.get(DB_ENV, "state/paper.db"))
+    return args
+
+
+@st.cache_resource
+def app_database(path: str) -> AppDatabase:
+    """The one connection of this app process (every browser session shares it)."""
+    return AppDatabase(Path(path))
+
+
+@st.cache_resource
+def job_launcher(path: str) -> Launcher:
+    return Launcher(app_database(path), Path(path).parent)
+
+
+# ---------------------------------------------------------------- formatting
+
+
+def money(value: str | None) -> str:
+    """Round for display only; the database keeps exact decimals."""
+    if value is None:
+        return NONE
+    try:
+        return f"{Decimal(value):,.2f}"
+    except InvalidOperation:
+        return value
+
+
+def state_label(state: str) -> str:
+    return f"{STATE_ICONS.get(state, '')} {state}"
+
+
+def open_session(trader_id: str) -> None:
+    st.session_state["page"] = "Session"
+    st.session_state["trader"] = trader_id
+
+
+# ---------------------------------------------------------------- sessions page
+
+
+def sessions_page(launcher: Launcher, stale_after_s: float) -> None:
+    st.title("Paper-trading sessions")
+    views = launcher.sessions(stale_after_s)
+    if not views:
+        st.info("No sessions yet. Save a preset and launch one under “Presets & launch”.")
+        return
+    counts = {s: sum(1 for v in views if v["state"] == s) for s in ("running", "halted")}
+    crashed = sum(1 for v in views if v["state"] == "crashed")
+    cols = st.columns(3)
+    cols[0].metric("Running", counts["running"])
+    cols[1].metric("Halted", counts["halted"])
+    cols[2].metric("Crashed", crashed)
+    st.dataframe(
+        [
+            {
+                "session": v["trader_id"],
+                "state": state_label(v["state"]),
+                "mode": v["mode"] or NONE,
+                "preset": v["preset"] or NONE,
+                "heartbeat age (s)": v["heartbeat_age_s"],
+                "balance": money(v["balance"]),
+                "equity": money(v["equity"]),
+                "realized PnL": money(v["realized_pnl"]),
+                "unrealized PnL": money(v["unrealized_pnl"]),
+                "open orders": v["open_orders"],
+                "positions": v["positions"],
+                "fills": v["fills"],
+                "pid": v["pid"],
+                "exit code": v["exit_code"],
+            }
+            for v in views
+        ],
+        hide_index=True,
+    )
+    ids = [v["trader_id"] for v in views]
+    chosen = st.selectbox("Session", ids, key="sessions_pick")
+    if chosen is not None:
+        st.button("Open session", key="open_session", on_click=open_session, args=(chosen,))
+
+
+# ---------------------------------------------------------------- one session
+
+
+def control_panel(appdb: AppDatabase, view: SessionView) -> None:
+    trader_id = view["trader_id"]
+    live = view["state"] in ("running", "halted", "unresponsive", "starting")
+    allowed = {
+        Command.HALT: view["state"] == "running",
+        Command.RESUME: view["state"] == "halted",
+        Command.STOP: live,
+    }
+    st.subheader("Control")
+    reason = st.text_input("Reason (recorded and alerted)", key="control_reason")
+    cols = st.columns(3)
+    for col, command in zip(cols, Command, strict=True):
+        if col.button(
+            command.value.capitalize(),
+            key=f"control_{command.value}",
+            disabled=not allowed[command],
+        ):
+            st.session_state["confirm"] = command.value
+            st.session_state.pop("control_result", None)
+    pending = st.session_state.get("confirm")
+    if isinstance(pending, str):
+        command = Command(pending)
+        st.warning(f"{command.value.capitalize()} {trader_id}? This {CONTROL_NOTES[command]}.")
+        yes, no = st.columns(2)
+        if yes.button(f"Confirm {command.value}", key="control_confirm", type="primary"):
+            st.session_state.pop("confirm", None)
+            st.session_state["control_result"] = run_command(
+                appdb, trader_id, command, reason or "from the dashboard"
+            )
+            st.rerun()  # redraw the buttons for the state the command left behind
+        if no.button("Cancel", key="control_cancel"):
+            st.session_state.pop("confirm", None)
+            st.rerun()
+    result = st.session_state.get("control_result")
+    if isinstance(result, tuple) and len(result) == 2:
+        ok, text = result
+        (st.success if ok else st.error)(str(text))
+
+
+def run_command(
+    appdb: AppDatabase, trader_id: str, command: Command, reason: str
+) -> tuple[bool, str]:
+    """Queue ``command`` on the control table and wait for the service's acknowledgement."""
+    try:
+        request_id = appdb.control.submit(trader_id, command, reason)
+        with st.spinner(f"{command.value}: waiting for {trader_id} to acknowledge…"):
+            request = appdb.control.wait(request_id, ACK_TIMEOUT_S)
+    except StorageError as exc:
+        return False, f"{command.value} not queued: {exc}"
+    if request.status is CommandStatus.DONE:
+        return True, f"{command.value} done: {request.result}"
+    if request.status is CommandStatus.FAILED:
+        return False, f"{command.value} failed: {request.result}"
+    return False, (
+        f"{command.value} is queued (request {request_id}) but {trader_id} has not "
+        f"acknowledged it within {ACK_TIMEOUT_S:.0f} s; is the service running?"
+    )
+
+
+def session_page(appdb: AppDatabase, launcher: Launcher, stale_after_s: float) -> None:
+    views = launcher.sessions(stale_after_s)
+    ids = [v["trader_id"] for v in views]
+    if not ids:
+        st.info("No sessions yet.")
+        return
+    if st.session_state.get("trader") not in ids:
+        st.session_state["trader"] = ids[0]
+    trader_id = st.selectbox("Session", ids, key="trader")
+    view = next(v for v in views if v["trader_id"] == trader_id)
+    st.title(f"{trader_id} — {state_label(view['state'])}")
+    st.caption(
+        f"mode {view['mode'] or NONE} · preset {view['preset'] or NONE} · pid {view['pid']} · "
+        f"heartbeat {view['heartbeat_age_s'] if view['heartbeat_age_s'] is not None else NONE} s"
+        " ago"
+    )
+    control_panel(appdb, view)
+    session_details(appdb, launcher, trader_id, stale_after_s)
+
+
+def session_details(
+    appdb: AppDatabase, launcher: Launcher, trader_id: str, stale_after_s: float
+) -> None:
+    view = launcher.session(trader_id, stale_after_s)
+    if view is None:
+        st.error(f"{trader_id} is gone from the database")
+        return
+    cols = st.columns(4)
+    currency = view["currency"] or ""
+    cols[0].metric(f"Balance {currency}", money(view["balance"]))
+    cols[1].metric(f"Equity {currency}", money(view["equity"]))
+    cols[2].metric("Realized PnL", money(view["realized_pnl"]))
+    cols[3].metric("Unrealized PnL", money(view["unrealized_pnl"]))
+
+    curve = appdb.equity_curve(trader_id)
+    st.subheader("Equity curve")
+    if curve:
+        times = [datetime.fromisoformat(p["at"]) for p in curve]
+        st.line_chart(
+            {"time": times, "equity": [float(p["equity"]) for p in curve]},
+            x="time",
+            y="equity",
+        )
+        st.subheader("Drawdown (%)")
+        st.area_chart(
+            {
+                "time": times,
+                "drawdown %": [float(p["drawdown_pct"]) for p in curve],
+            },
+            x="time",
+            y="drawdown %",
+        )
+    else:
+        st.info("No checkpoint yet.")
+
+    status = appdb.status(trader_id, stale_after_s)
+    st.subheader("Positions")
+    positions = [] if status is None else [dict(p) for p in status["positions"]]
+    st.dataframe(positions or [{"positions": "none"}], hide_index=True)
+    st.subheader("Open orders")
+    orders = appdb.open_orders(trader_id)
+    st.dataframe(
+        [{k: str(v) for k, v in o.items()} for o in orders] or [{"open orders": "none"}],
+        hide_index=True,
+    )
+    st.subheader("Events")
+    events = appdb.events(trader_id, 200)
+    st.dataframe(
+        [
+            {"at": e["at"], "kind": e["kind"], "details": json.dumps(e["payload"])}
+            for e in reversed(events)
+        ]
+        or [{"events": "none"}],
+        hide_index=True,
+    )
+    st.subheader("Alerts")
+    st.dataframe(
+        [
+            {
+                "created": a["created_at"],
+                "severity": a["severity"],
+                "title": a["title"],
+                "delivery": a["status"],
+                "attempts": a["attempts"],
+                "delivered at": a["delivered_at"] or NONE,
+                "chats": a["delivered_chats"] or NONE,
+            }
+            for a in appdb.alerts(trader_id)
+        ]
+        or [{"alerts": "none"}],
+        hide_index=True,
+    )
+    history = appdb.control_history(trader_id)
+    if history:
+        st.subheader("Operator commands")
+        st.dataframe(history, hide_index=True)
+    job = appdb.job(trader_id)
+    if job is not None:
+        with st.expander("Service log (tail)", expanded=view["state"] == "crashed"):
+            st.code(log_tail(Path(job.log_path)), language=None)
+
+
+def log_tail(path: Path, lines: int = 40) -> str:
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 16_384))
+            text = f.read().decode(errors="replace")
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror}"
+    return "\n".join(text.splitlines()[-lines:]) or "(empty)"
+
+
+# ---------------------------------------------------------------- presets and launch
+
+
+def preset_form(appdb: AppDatabase, env: dict[str, str]) -> None:
+    st.subheader("Presets")
+    names = appdb.preset_names()
+    if "preset_pick_next" in st.session_state:
+        st.session_state["preset_pick"] = st.session_state.pop("preset_pick_next")
+    choice = st.selectbox(
+        "Edit preset", [NEW_PRESET, *names], key="preset_pick", on_change=forget_preset_fields
+    )
+    existing = None if choice == NEW_PRESET else appdb.load_preset(choice)
+    body = existing if existing is not None else default_preset()
+    with st.form("preset_form"):
+        name = st.text_input("Name", value="" if existing is None else choice, key="preset_name")
+        texts: dict[str, str] = {}
+        sections = sorted({f.section for f in PRESET_FIELDS}, key=_section_order)
+        for section in sections:
+            st.markdown(f"**{section}**")
+            fields = [f for f in PRESET_FIELDS if f.section == section]
+            cols = st.columns(3)
+            for i, f in enumerate(fields):
+                texts[f.path] = field_input(cols[i % 3], f, body)
+        saved = st.form_submit_button("Save preset", key="preset_save")
+    if saved:
+        new_body: PresetBody = {}
+        for f in PRESET_FIELDS:
+            new_body.setdefault(f.section, {})[f.key] = from_text(f, texts[f.path])
+        try:
+            check_preset(name, new_body, env)
+        except ConfigError as exc:
+            st.error("Not saved — fix these fields:\n" + "\n".join(f"- {p}" for p in exc.problems))
+        else:
+            appdb.save_preset(name, new_body)
+            st.session_state["preset_pick_next"] = name
+            st.session_state["flash"] = f"Preset {name!r} saved."
+            st.rerun()
+    flash = st.session_state.pop("flash", None)
+    if isinstance(flash, str):
+        st.success(flash)
+    if existing is not None and st.button(f"Delete preset {choice!r}", key="preset_delete"):
+        appdb.delete_preset(choice)
+        st.session_state["preset_pick_next"] = NEW_PRESET
+        forget_preset_fields()
+        st.rerun()
+
+
+def forget_preset_fields() -> None:
+    """Another preset was picked: its fields start from its saved values, not the last edit."""
+    for key in [k for k in st.session_state if str(k).startswith("preset_") and "." in str(k)]:
+        del st.session_state[key]
+    st.session_state.pop("preset_name", None)
+
+
+def _section_order(section: str) -> int:
+    order = [f.section for f in PRESET_FIELDS]
+    return order.index(section)
+
+
+def field_input(col: st.delta_generator.DeltaGenerator, f: PresetField, body: PresetBody) -> str:
+    current = body.get(f.section, {}).get(f.key, "")
+    key = f"preset_{f.path}"
+    if f.kind == "choice":
+        index = f.choices.index(str(current)) if str(current) in f.choices else 0
+        picked = col.selectbox(f.label, f.choices, index=index, key=key)
+        return str(picked)
+    return col.text_input(f.label, value=str(current), key=key)
+
+
+def launch_panel(appdb: AppDatabase, launcher: Launcher) -> None:
+    st.subheader("Launch a session")
+    names = appdb.preset_names()
+    if not names:
+        st.info("Save a preset first.")
+        return
+    preset = st.selectbox("Preset", names, key="launch_preset")
+    if st.button("Launch session", key="launch", type="primary") and preset is not None:
+        try:
+            job = launcher.launch(preset)
+        except (LaunchError, StorageError) as exc:
+            st.error(str(exc))
+        else:
+            st.session_state["launched"] = job.trader_id
+            st.success(f"Launched {job.trader_id} (pid {job.pid}); config {job.config_path}")
+    launched = st.session_state.get("launched")
+    if isinstance(launched, str):
+        st.button(f"Open {launched}", key="open_launched", on_click=open_session, args=(launched,))
+
+
+# ---------------------------------------------------------------- main
+
+
+def main() -> None:
+    st.set_page_config(page_title="Paper trading", layout="wide")
+    args = options(sys.argv[1:])
+    db_path = str(args.db.resolve())
+    try:
+        appdb = app_database(db_path)
+    except StorageError as exc:
+        st.error(f"Cannot open the database: {exc}")
+        return
+    launcher = job_launcher(db_path)
+    if "page" not in st.session_state:
+        page = st.query_params.get("page", PAGES[0])
+        st.session_state["page"] = page if page in PAGES else PAGES[0]
+        trader = st.query_params.get("trader")
+        if trader:
+            st.session_state["trader"] = trader
+    st.sidebar.title("Paper node")
+    page = st.sidebar.radio("Page", PAGES, key="page")
+    st.sidebar.caption(f"database {db_path}")
+    try:
+        if page == "Sessions":
+            sessions_page(launcher, args.stale_after)
+        elif page == "Session":
+            session_page(appdb, launcher, args.stale_after)
+        else:
+            launch_panel(appdb, launcher)
+            preset_form(appdb, dict(os.environ))
+    except StorageError as exc:
+        st.error(f"Database error: {exc}")
+
+
+main()

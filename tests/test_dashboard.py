@@ -1,0 +1,379 @@
+"""The operator dashboard, driven through Streamlit's app testing API.
+
+Pages read a real database (seeded through ``Store`` or written by a real
+service); control buttons act on a real replay service through the control
+table; launching starts a real session from a saved preset.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from actors.messages import OrderView, PositionView, Snapshot, TradingState
+from storage import AppDatabase, Store
+from supervisor.config import ConfigError
+from supervisor.presets import default_preset, validate_preset
+from tests.service import ROOT, ServiceProcess, alive, node_pids, wait_for, write_config
+
+APP = str(ROOT / "scripts" / "dashboard.py")
+SECRET = "dashboard-test-secret-value-7f3a"
+
+
+def app(db: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    monkeypatch.setenv("PAPER_NODE_DB", str(db))
+    return AppTest.from_file(APP, default_timeout=60)
+
+
+def goto(at: AppTest, page: str) -> AppTest:
+    return at.sidebar.radio(key="page").set_value(page).run()
+
+
+def seed(db: Path, trader_id: str, equities: list[str], beat: bool = True) -> None:
+    store = Store(db)
+    run = store.open_run(trader_id, "replay")
+    now = time.time_ns()
+    for i, equity in enumerate(equities):
+        store.write_checkpoint(
+            run,
+            Snapshot(
+                taken_at_ns=now + i * 1_000_000_000,
+                trader_id=trader_id,
+                trading_state=TradingState.ACTIVE,
+                currency="USDT",
+                balance=Decimal(equity),
+                equity=Decimal(equity),
+                realized_pnl=Decimal("12.5"),
+                unrealized_pnl=Decimal("-3.25"),
+                replay_cursor=i,
+                open_orders=(
+                    OrderView(
+                        "O-77",
+                        "BTCUSDT-PERP.BINANCE",
+                        "BUY",
+                        "LIMIT",
+                        Decimal("0.010"),
+                        Decimal(0),
+                        Decimal("25000.5"),
+                        "ACCEPTED",
+                    ),
+                ),
+                positions=(
+                    PositionView(
+                        "P-9",
+                        "BTCUSDT-PERP.BINANCE",
+                        "LONG",
+                        Decimal("0.020"),
+                        Decimal("25100"),
+                        Decimal("12.5"),
+                        Decimal("-3.25"),
+                    ),
+                ),
+            ),
+        )
+    store.append_event(run, "fill", {"client_order_id": "O-1", "last_qty": "0.02"})
+    if beat:
+        store.beat(run, "running")
+    store.close()
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache() -> Iterator[None]:
+    """Each test is a new app process as far as cached resources go."""
+    st.cache_resource.clear()
+    yield
+    st.cache_resource.clear()
+
+
+def texts(at: AppTest) -> str:
+    parts = [e.value for e in (*at.error, *at.success, *at.warning, *at.info)]
+    return "\n".join(str(p) for p in parts)
+
+
+# ---------------------------------------------------------------- pages on a seeded database
+
+
+def test_sessions_page_shows_each_session_with_state_money_and_staleness(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "paper.db"
+    seed(db, "LIVE-001", ["100000", "100250.129"])
+    seed(db, "GONE-001", ["100000"], beat=False)
+
+    at = app(db, monkeypatch).run()
+
+    assert not at.exception
+    assert at.title[0].value == "Paper-trading sessions"
+    table = at.dataframe[0].value
+    rows = {r["session"]: r for r in table.to_dict("records")}
+    assert set(rows) == {"LIVE-001", "GONE-001"}
+    assert "running" in rows["LIVE-001"]["state"]
+    assert "not_running" in rows["GONE-001"]["state"]
+    assert rows["LIVE-001"]["equity"] == "100,250.13"  # rounded for display only
+    assert rows["LIVE-001"]["open orders"] == 1
+    assert rows["LIVE-001"]["positions"] == 1
+    assert rows["LIVE-001"]["realized PnL"] == "12.50"
+    assert rows["LIVE-001"]["fills"] == 1
+
+
+def test_session_page_charts_equity_and_drawdown_and_lists_orders_events_alerts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "paper.db"
+    seed(db, "CURVE-001", ["100000", "101000", "98980", "102000"])
+    appdb = AppDatabase(db)
+    curve = appdb.equity_curve("CURVE-001")
+    appdb.close()
+    expected = [Decimal(x) for x in ("100000", "101000", "98980", "102000")]
+    assert [p["equity"] for p in curve] == expected
+    assert curve[2]["drawdown_pct"] == Decimal("-2")  # 98980 is 2 % under the 101000 peak
+    assert curve[3]["drawdown_pct"] == 0
+
+    at = app(db, monkeypatch)
+    at.query_params["page"] = "Session"
+    at.query_params["trader"] = "CURVE-001"
+    at.run()
+
+    assert not at.exception
+    assert at.title[0].value.startswith("CURVE-001")
+    charts = at.get("vega_lite_chart")
+    assert len(charts) == 2, "an equity curve and a drawdown chart"
+    assert '"equity"' in charts[0].proto.spec and "drawdown" in charts[1].proto.spec
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Equity USDT"] == "102,000.00"
+    assert metrics["Unrealized PnL"] == "-3.25"
+    frames = [f.value.to_dict("records") for f in at.dataframe]
+    assert {"client_order_id": "O-77"}.items() <= frames[1][0].items()
+    assert frames[1][0]["price"] == "25000.5"
+    assert frames[0][0]["position_id"] == "P-9"
+    assert frames[2][0]["kind"] == "fill"
+
+
+def test_one_database_connection_serves_every_page_and_browser_session(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "paper.db"
+    seed(db, "ONE-001", ["100000", "100100"])
+    opened: list[str] = []
+    real_connect = sqlite3.connect
+
+    def counting_connect(*args: object, **kwargs: object) -> sqlite3.Connection:
+        opened.append(str(args[0]) if args else "?")
+        return real_connect(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sqlite3, "connect", counting_connect)
+    first, second = app(db, monkeypatch), app(db, monkeypatch)
+    for at in (first, second):
+        at.run()
+        for page in ("Session", "Presets & launch", "Sessions", "Session"):
+            goto(at, page)
+            assert not at.exception, page
+    assert opened == [str(db)]
+
+
+# ---------------------------------------------------------------- presets
+
+
+def test_preset_validation_names_each_bad_field() -> None:
+    body = default_preset()
+    body["sizing"]["stop_loss_pct"] = "0"
+    body["strategy"]["fast_period"] = "ten"
+    body["risk"]["max_leverage"] = "9"  # above account.leverage 5
+    body["service"]["trader_id"] = "X-1"
+    with pytest.raises(ConfigError) as caught:
+        validate_preset("swing", body, env={})
+    problems = "\n".join(caught.value.problems)
+    assert "sizing.stop_loss_pct: must be > 0" in problems
+    assert "strategy.fast_period: expected an integer, got 'ten'" in problems
+    assert "risk.max_leverage (9) exceeds account.leverage (5)" in problems
+    assert "service.trader_id: set per session" in problems
+
+    kelly = default_preset()
+    kelly["sizing"].update(method="kelly", win_rate="0.3", payoff_ratio="1")
+    with pytest.raises(ConfigError, match=r"kelly with win_rate 0\.3 and payoff_ratio 1 has no"):
+        validate_preset("kelly", kelly, env={})
+
+    testnet = default_preset()
+    testnet["service"]["mode"] = "binance-testnet"
+    with pytest.raises(ConfigError, match="needs environment variable BINANCE_FUTURES_TESTNET"):
+        validate_preset("tn", testnet, env={})
+    with pytest.raises(ConfigError, match="name: 'bad name!' is not valid"):
+        validate_preset("bad name!", default_preset(), env={})
+
+    config = validate_preset("swing", default_preset(), env={})
+    assert config.node.sizing.stop_loss_pct == Decimal("0.02")
+
+
+def test_presets_page_rejects_bad_values_with_the_field_named_and_saves_good_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "paper.db"
+    at = goto(app(db, monkeypatch).run(), "Presets & launch")
+    at.text_input(key="preset_name").set_value("swing")
+    at.text_input(key="preset_sizing.stop_loss_pct").set_value("-1")
+    at.text_input(key="preset_strategy.slow_period").set_value("5")
+    at.selectbox(key="preset_sizing.method").set_value("atr")
+    at.button(key="preset_save").click().run()
+
+    error = "\n".join(e.value for e in at.error)
+    assert "Not saved" in error
+    assert "sizing.stop_loss_pct: must be > 0, got -1" in error
+    assert "strategy: fast_period (10) must be less than slow_period (5)" in error
+    assert AppDatabase(db).preset_names() == []
+
+    at.text_input(key="preset_sizing.stop_loss_pct").set_value("0.03")
+    at.text_input(key="preset_strategy.slow_period").set_value("40")
+    at.button(key="preset_save").click().run()
+    assert "Preset 'swing' saved." in texts(at)
+    saved = AppDatabase(db).load_preset("swing")
+    assert saved is not None
+    assert saved["sizing"] == saved["sizing"] | {"method": "atr", "stop_loss_pct": "0.03"}
+    assert saved["strategy"]["slow_period"] == 40
+
+    # editing the saved preset starts from its values
+    at.selectbox(key="preset_pick").set_value("swing").run()
+    assert at.text_input(key="preset_sizing.stop_loss_pct").value == "0.03"
+    assert at.selectbox(key="preset_sizing.method").value == "atr"
+
+
+# ---------------------------------------------------------------- control on a real service
+
+
+def test_control_buttons_halt_resume_and_stop_a_running_replay_session(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config, db = write_config(tmp_path, trader="CTL-001", speed=300, ladder=2)
+    service = ServiceProcess(config, db, tmp_path)
+    try:
+        service.wait_status("running", lambda r: r["state"] == "running" and r["checkpoints"] > 0)
+        at = app(db, monkeypatch)
+        at.query_params["page"] = "Session"
+        at.query_params["trader"] = "CTL-001"
+        at.run()
+        assert not at.exception
+        assert at.button(key="control_resume").disabled
+
+        at.text_input(key="control_reason").set_value("operator test")
+        at.button(key="control_halt").click().run()
+        assert "Halt CTL-001?" in texts(at), "a halt needs a confirmation"
+        assert service.status()["state"] == "running"  # type: ignore[index]
+        at.button(key="control_confirm").click().run(timeout=60)
+        assert "halt done" in texts(at), texts(at)
+        report = service.wait_status("halted", lambda r: r["state"] == "halted")
+        assert report["open_orders"] == 0
+        at.run()
+        assert not at.button(key="control_resume").disabled
+        assert at.button(key="control_halt").disabled
+
+        at.button(key="control_resume").click().run()
+        at.button(key="control_confirm").click().run(timeout=60)
+        assert "resume done" in texts(at), texts(at)
+        service.wait_status("running again", lambda r: r["state"] == "running")
+
+        at.button(key="control_stop").click().run()
+        at.button(key="control_cancel").click().run()
+        assert service.proc.poll() is None, "cancel must not stop the service"
+        at.button(key="control_stop").click().run()
+        at.button(key="control_confirm").click().run(timeout=60)
+        assert "stop done" in texts(at), texts(at)
+        assert service.wait(timeout=60) == 0
+        history = AppDatabase(db).control_history("CTL-001")
+        assert [(h["command"], h["status"]) for h in history] == [
+            ("stop", "done"),
+            ("resume", "done"),
+            ("halt", "done"),
+        ]
+        assert history[-1]["reason"] == "operator test"
+    finally:
+        service.ensure_dead()
+
+
+# ---------------------------------------------------------------- launching
+
+
+@pytest.fixture
+def state_dir() -> Iterator[Path]:
+    """A state directory outside /tmp, so the launch can be checked for writes to /tmp."""
+    path = ROOT / "test-artifacts" / f"dashboard-state-{uuid.uuid4().hex[:8]}"
+    path.mkdir(parents=True)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def tmp_files() -> dict[str, int]:
+    found: dict[str, int] = {}
+    for dirpath, dirnames, filenames in os.walk("/tmp"):
+        dirnames[:] = [d for d in dirnames if not d.startswith("pytest-of-")]
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            try:
+                found[path] = os.stat(path).st_mtime_ns
+            except OSError:
+                continue
+    return found
+
+
+def test_a_session_launched_from_a_preset_trades_writes_nothing_to_tmp_and_shows_a_crash(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = state_dir / "paper.db"
+    preset = default_preset()
+    preset["service"].update(checkpoint_interval_s=1.0, heartbeat_interval_s=0.5)
+    preset["replay"]["speed"] = 300.0
+    preset["strategy"]["ladder_orders"] = 2
+    appdb = AppDatabase(db)
+    appdb.save_preset("swing", preset)
+    monkeypatch.setenv("BINANCE_FUTURES_TESTNET_API_KEY", SECRET)
+    monkeypatch.setenv("BINANCE_FUTURES_TESTNET_API_SECRET", SECRET)
+
+    at = goto(app(db, monkeypatch).run(), "Presets & launch")
+    before = tmp_files()
+    at.button(key="launch").click().run()
+    assert "Launched SWING-001" in texts(at), texts(at)
+    job = appdb.job("SWING-001")
+    assert job is not None
+    try:
+        wait_for(
+            "the launched session trading with checkpoints",
+            lambda: (s := appdb.status("SWING-001", 5)) and s["checkpoints"] > 1 and s["fills"] > 0,
+            timeout=90,
+        )
+        after = tmp_files()
+        written = {p for p, m in after.items() if before.get(p) != m}
+        assert written == set(), f"launching wrote under /tmp: {sorted(written)[:10]}"
+
+        config = Path(job.config_path)
+        assert config.parent == state_dir / "sessions" / "SWING-001"
+        assert config.stat().st_mode & 0o077 == 0
+        for path in (config, Path(job.log_path), db):
+            assert SECRET not in path.read_text(errors="replace"), path
+
+        at.button(key="open_launched").click().run()
+        assert at.title[0].value.startswith("SWING-001")
+        assert "running" in at.title[0].value
+        assert len(at.get("vega_lite_chart")) == 2
+
+        os.kill(job.pid, signal.SIGKILL)
+        wait_for("the job reaped", lambda: not alive(job.pid), timeout=20)
+        goto(at, "Sessions")
+        rows = {r["session"]: r for r in at.dataframe[0].value.to_dict("records")}
+        assert "crashed" in rows["SWING-001"]["state"]
+        assert rows["SWING-001"]["exit code"] == -signal.SIGKILL
+        assert at.metric[2].value == "1"  # crashed count
+    finally:
+        if alive(job.pid):
+            os.kill(job.pid, signal.SIGKILL)
+        for pid in node_pids(db):
+            wait_for(f"node child {pid} gone", lambda pid=pid: not alive(pid), timeout=30)
+        appdb.close()
