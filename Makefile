@@ -1,13 +1,17 @@
 # make run   - install into .venv (python3.12) and run the service in the default
 #              offline replay mode (no keys, no network); Ctrl-C stops it gracefully.
-# make test  - install with dev tools and run lint, types and the whole test suite.
+# make test  - install with dev tools (and Debian's chromium for the browser test) and run
+#              lint, types, the whole test suite and the quick benchmark.
+# make dashboard - the operator dashboard on http://127.0.0.1:8501 (DB=state/paper.db).
 PYTHON ?= python3.12
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 ARGS   ?=
+DB     ?= state/paper.db
+PORT   ?= 8501
 
-.PHONY: install run status test lint bench chaos clean
+.PHONY: install run status dashboard browser test lint bench chaos clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,12 +30,25 @@ run: install
 status: install
 	$(BIN)/python scripts/run_supervisor.py status $(ARGS)
 
+dashboard: install
+	$(BIN)/streamlit run scripts/dashboard.py --server.address 127.0.0.1 --server.port $(PORT) \
+		--server.headless true --browser.gatherUsageStats false --client.toolbarMode viewer \
+		-- --db $(DB)
+
+# The browser test needs Debian's chromium; a fresh machine gets it here.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing Debian's chromium for the dashboard browser test"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium; }
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+test: lint browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(ARGS)
 	$(BIN)/python scripts/bench.py --quick
 

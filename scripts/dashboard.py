@@ -17,13 +17,20 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+import altair as alt
 import streamlit as st
 
-from storage import AppDatabase, Command, CommandStatus, PresetBody, StorageError
+from storage import (
+    AppDatabase,
+    Command,
+    CommandStatus,
+    EquityPoint,
+    PresetBody,
+    StorageError,
+)
 from supervisor.config import ConfigError
 from supervisor.jobs import Launcher, LaunchError, SessionView
 from supervisor.presets import PRESET_FIELDS, PresetField, default_preset, from_text
@@ -34,14 +41,14 @@ NEW_PRESET = "(new preset)"
 PAGES = ("Sessions", "Session", "Presets & launch")
 ACK_TIMEOUT_S = 20.0
 NONE = "-"
-STATE_ICONS = {
-    "running": "🟢",
-    "halted": "🟠",
-    "starting": "🔵",
-    "unresponsive": "🟡",
-    "stopped": "⚪",
-    "crashed": "🔴",
-    "not_running": "⚫",
+STATE_COLORS = {
+    "running": "green",
+    "halted": "orange",
+    "starting": "blue",
+    "unresponsive": "orange",
+    "stopped": "gray",
+    "crashed": "red",
+    "not_running": "gray",
 }
 CONTROL_NOTES = {
     Command.HALT: "cancels the strategy's open orders and blocks new ones; the node keeps running",
@@ -84,8 +91,9 @@ def money(value: str | None) -> str:
         return value
 
 
-def state_label(state: str) -> str:
-    return f"{STATE_ICONS.get(state, '')} {state}"
+def state_badge(state: str) -> str:
+    """Markdown for a coloured state, for titles and captions."""
+    return f":{STATE_COLORS.get(state, 'gray')}[{state}]"
 
 
 def open_session(trader_id: str) -> None:
@@ -112,7 +120,7 @@ def sessions_page(launcher: Launcher, stale_after_s: float) -> None:
         [
             {
                 "session": v["trader_id"],
-                "state": state_label(v["state"]),
+                "state": v["state"],
                 "mode": v["mode"] or NONE,
                 "preset": v["preset"] or NONE,
                 "heartbeat age (s)": v["heartbeat_age_s"],
@@ -208,7 +216,7 @@ def session_page(appdb: AppDatabase, launcher: Launcher, stale_after_s: float) -
         st.session_state["trader"] = ids[0]
     trader_id = st.selectbox("Session", ids, key="trader")
     view = next(v for v in views if v["trader_id"] == trader_id)
-    st.title(f"{trader_id} — {state_label(view['state'])}")
+    st.title(f"{trader_id} — {state_badge(view['state'])}")
     st.caption(
         f"mode {view['mode'] or NONE} · preset {view['preset'] or NONE} · pid {view['pid']} · "
         f"heartbeat {view['heartbeat_age_s'] if view['heartbeat_age_s'] is not None else NONE} s"
@@ -235,21 +243,7 @@ def session_details(
     curve = appdb.equity_curve(trader_id)
     st.subheader("Equity curve")
     if curve:
-        times = [datetime.fromisoformat(p["at"]) for p in curve]
-        st.line_chart(
-            {"time": times, "equity": [float(p["equity"]) for p in curve]},
-            x="time",
-            y="equity",
-        )
-        st.subheader("Drawdown (%)")
-        st.area_chart(
-            {
-                "time": times,
-                "drawdown %": [float(p["drawdown_pct"]) for p in curve],
-            },
-            x="time",
-            y="drawdown %",
-        )
+        equity_charts(curve, currency)
     else:
         st.info("No checkpoint yet.")
 
@@ -298,6 +292,35 @@ def session_details(
     if job is not None:
         with st.expander("Service log (tail)", expanded=view["state"] == "crashed"):
             st.code(log_tail(Path(job.log_path)), language=None)
+
+
+def equity_charts(curve: list[EquityPoint], currency: str) -> None:
+    """Equity against its running peak, and the drawdown below that peak."""
+    rows: list[dict[str, str | float]] = [
+        {
+            "time": p["at"],
+            "equity": float(p["equity"]),  # floats for plotting only
+            "peak": float(p["peak"]),
+            "drawdown": float(p["drawdown_pct"]),
+        }
+        for p in curve
+    ]
+    base = alt.Chart(alt.InlineData(values=rows))
+    x = alt.X("time:T", title=None)
+    equity = base.mark_line(strokeWidth=2).encode(
+        x=x,
+        y=alt.Y("equity:Q", scale=alt.Scale(zero=False), title=f"equity {currency}"),
+        tooltip=["time:T", "equity:Q", "peak:Q"],
+    )
+    peak = base.mark_line(strokeDash=[4, 3], color="#999999").encode(x=x, y="peak:Q")
+    st.altair_chart(equity + peak, width="stretch")
+    st.subheader("Drawdown (%)")
+    drawdown = base.mark_area(color="#d62728", opacity=0.55).encode(
+        x=x,
+        y=alt.Y("drawdown:Q", title="drawdown %"),
+        tooltip=["time:T", "drawdown:Q"],
+    )
+    st.altair_chart(drawdown, width="stretch")
 
 
 def log_tail(path: Path, lines: int = 40) -> str:

@@ -22,8 +22,9 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from actors.messages import OrderView, PositionView, Snapshot, TradingState
-from storage import AppDatabase, Store
+from storage import AppDatabase, Job, StatusReport, Store
 from supervisor.config import ConfigError
+from supervisor.jobs import session_state
 from supervisor.presets import default_preset, validate_preset
 from tests.service import ROOT, ServiceProcess, alive, node_pids, wait_for, write_config
 
@@ -377,3 +378,41 @@ def test_a_session_launched_from_a_preset_trades_writes_nothing_to_tmp_and_shows
         for pid in node_pids(db):
             wait_for(f"node child {pid} gone", lambda pid=pid: not alive(pid), timeout=30)
         appdb.close()
+
+
+# ---------------------------------------------------------------- how a session's state is told
+
+
+def _status(state: str, heartbeat: bool = True) -> StatusReport:
+    return StatusReport(
+        state=state, mode="replay", trader_id="T-1", run_id=1, pid=1, started_at="",
+        stopped_at=None, heartbeat_at="now" if heartbeat else None, heartbeat_age_s=None,
+        last_checkpoint_at=None, checkpoints=0, trading_state=None, currency=None, balance=None,
+        equity=None, realized_pnl=None, unrealized_pnl=None, open_orders=0, positions=[],
+        fills=0, rejects=0, replay_cursor=None, replay_total=None,
+    )  # fmt: skip
+
+
+def _job(exit_code: int | None) -> Job:
+    return Job(1, "T-1", "p", 1, "c", "l", "now", None, exit_code)
+
+
+@pytest.mark.parametrize(
+    ("status", "job", "alive", "expected"),
+    [
+        (_status("running"), _job(None), True, "running"),
+        (_status("halted"), None, False, "halted"),
+        (_status("running"), _job(None), False, "crashed"),  # fresh beat, dead pid
+        (_status("running"), _job(-9), False, "crashed"),
+        (_status("stopped"), _job(3), False, "stopped"),  # escalated, but stopped cleanly
+        (_status("not_running"), _job(0), False, "stopped"),
+        (None, _job(None), True, "starting"),
+        (None, _job(2), False, "crashed"),  # e.g. refused its config
+        (_status("not_running"), _job(None), True, "unresponsive"),
+        (_status("not_running"), None, False, "not_running"),
+    ],
+)
+def test_session_state_joins_heartbeat_and_job(
+    status: StatusReport | None, job: Job | None, alive: bool, expected: str
+) -> None:
+    assert session_state(status, job, alive) == expected

@@ -1,0 +1,100 @@
+"""The dashboard served for real on loopback and loaded in headless Chromium.
+
+The screenshot of a session page (equity curve and drawdown) is kept in
+``test-artifacts/dashboard-session.png`` for a human to look at.
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.browser import Browser
+from tests.service import ROOT, wait_for
+from tests.test_dashboard import seed
+
+ARTIFACT = ROOT / "test-artifacts" / "dashboard-session.png"
+CHART = '[data-testid="stVegaLiteChart"]'
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as reply:
+            return reply.read().strip() == b"ok"
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[str]:
+    """``streamlit run`` on a loopback port over a database with one session."""
+    db = tmp_path / "paper.db"
+    equities = [f"{100_000 + 1500 * math.sin(i / 9) + 40 * i:.2f}" for i in range(120)]
+    seed(db, "SHOT-001", equities)
+    port = free_port()
+    log = (tmp_path / "streamlit.log").open("w")
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "streamlit", "run", str(ROOT / "scripts" / "dashboard.py"),
+            "--server.address", "127.0.0.1",
+            "--server.port", str(port),
+            "--server.headless", "true",
+            "--server.fileWatcherType", "none",
+            "--browser.gatherUsageStats", "false",
+            "--client.toolbarMode", "viewer",
+            "--", "--db", str(db),
+        ],
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(
+            "streamlit serving",
+            lambda: proc.poll() is None and healthy(f"{base}/_stcore/health"),
+            60,
+        )
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def test_session_page_renders_its_equity_curve_in_headless_chromium(
+    served: str, tmp_path: Path
+) -> None:
+    with Browser(tmp_path / "chromium-profile") as browser:
+        browser.navigate(f"{served}/?page=Session&trader=SHOT-001")
+        browser.wait_until(
+            f"document.querySelectorAll('{CHART}').length >= 2 && "
+            f"Array.from(document.querySelectorAll('{CHART}')).every("
+            "c => c.querySelector('canvas, svg') && c.getBoundingClientRect().height > 100) && "
+            "document.querySelectorAll('[data-testid=\"stDataFrame\"] canvas').length >= 3",
+            timeout=90,
+        )
+        text = browser.evaluate("document.body.innerText")
+        assert isinstance(text, str)
+        assert "SHOT-001" in text and "Equity curve" in text and "Drawdown" in text
+        assert "running" in text
+        png = browser.screenshot(ARTIFACT)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(png) > 20_000, "a page with two charts is not a near-blank image"
