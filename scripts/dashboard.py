@@ -16,7 +16,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -40,6 +40,7 @@ DB_ENV = "PAPER_NODE_DB"
 NEW_PRESET = "(new preset)"
 PAGES = ("Sessions", "Session", "Presets & launch")
 ACK_TIMEOUT_S = 20.0
+REFRESH_S = 5.0
 NONE = "-"
 STATE_COLORS = {
     "running": "green",
@@ -101,11 +102,40 @@ def open_session(trader_id: str) -> None:
     st.session_state["trader"] = trader_id
 
 
+def live[**P](draw: Callable[P, None]) -> Callable[P, None]:
+    """``draw`` as a fragment that redraws itself while auto-refresh is on.
+
+    Only the fragment reruns, so a half-typed reason or an open confirmation
+    elsewhere on the page survives the refresh. A database error inside it is
+    shown in place, as it would be on a full run.
+    """
+
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            draw(*args, **kwargs)
+        except StorageError as exc:
+            st.error(f"Database error: {exc}")
+
+    guarded.__name__ = guarded.__qualname__ = f"live_{draw.__name__}"
+    every = REFRESH_S if st.session_state.get("auto_refresh", True) else None
+    fragment: Callable[P, None] = st.fragment(guarded, run_every=every)
+    return fragment
+
+
 # ---------------------------------------------------------------- sessions page
 
 
 def sessions_page(launcher: Launcher, stale_after_s: float) -> None:
     st.title("Paper-trading sessions")
+    live(sessions_table)(launcher, stale_after_s)
+    ids = [v["trader_id"] for v in launcher.sessions(stale_after_s)]
+    if ids:
+        chosen = st.selectbox("Session", ids, key="sessions_pick")
+        if chosen is not None:
+            st.button("Open session", key="open_session", on_click=open_session, args=(chosen,))
+
+
+def sessions_table(launcher: Launcher, stale_after_s: float) -> None:
     views = launcher.sessions(stale_after_s)
     if not views:
         st.info("No sessions yet. Save a preset and launch one under “Presets & launch”.")
@@ -138,10 +168,6 @@ def sessions_page(launcher: Launcher, stale_after_s: float) -> None:
         ],
         hide_index=True,
     )
-    ids = [v["trader_id"] for v in views]
-    chosen = st.selectbox("Session", ids, key="sessions_pick")
-    if chosen is not None:
-        st.button("Open session", key="open_session", on_click=open_session, args=(chosen,))
 
 
 # ---------------------------------------------------------------- one session
@@ -216,14 +242,22 @@ def session_page(appdb: AppDatabase, launcher: Launcher, stale_after_s: float) -
         st.session_state["trader"] = ids[0]
     trader_id = st.selectbox("Session", ids, key="trader")
     view = next(v for v in views if v["trader_id"] == trader_id)
+    live(session_header)(view["trader_id"], launcher, stale_after_s)
+    control_panel(appdb, view)
+    live(session_details)(appdb, launcher, trader_id, stale_after_s)
+
+
+def session_header(trader_id: str, launcher: Launcher, stale_after_s: float) -> None:
+    view = launcher.session(trader_id, stale_after_s)
+    if view is None:
+        st.error(f"{trader_id} is gone from the database")
+        return
+    age = view["heartbeat_age_s"]
     st.title(f"{trader_id} — {state_badge(view['state'])}")
     st.caption(
         f"mode {view['mode'] or NONE} · preset {view['preset'] or NONE} · pid {view['pid']} · "
-        f"heartbeat {view['heartbeat_age_s'] if view['heartbeat_age_s'] is not None else NONE} s"
-        " ago"
+        f"heartbeat {NONE if age is None else f'{age:.1f}'} s ago"
     )
-    control_panel(appdb, view)
-    session_details(appdb, launcher, trader_id, stale_after_s)
 
 
 def session_details(
@@ -444,6 +478,7 @@ def main() -> None:
             st.session_state["trader"] = trader
     st.sidebar.title("Paper node")
     page = st.sidebar.radio("Page", PAGES, key="page")
+    st.sidebar.toggle(f"Auto-refresh every {REFRESH_S:.0f} s", value=True, key="auto_refresh")
     st.sidebar.caption(f"database {db_path}")
     try:
         if page == "Sessions":

@@ -39,7 +39,7 @@ def healthy(url: str) -> bool:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[str]:
+def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """``streamlit run`` on a loopback port over a database with one session."""
     db = tmp_path / "paper.db"
     equities = [f"{100_000 + 1500 * math.sin(i / 9) + 40 * i:.2f}" for i in range(120)]
@@ -68,7 +68,7 @@ def served(tmp_path: Path) -> Iterator[str]:
             lambda: proc.poll() is None and healthy(f"{base}/_stcore/health"),
             60,
         )
-        yield base
+        yield base, db
     finally:
         proc.terminate()
         try:
@@ -80,10 +80,11 @@ def served(tmp_path: Path) -> Iterator[str]:
 
 
 def test_session_page_renders_its_equity_curve_in_headless_chromium(
-    served: str, tmp_path: Path
+    served: tuple[str, Path], tmp_path: Path
 ) -> None:
+    base, db = served
     with Browser(tmp_path / "chromium-profile") as browser:
-        browser.navigate(f"{served}/?page=Session&trader=SHOT-001")
+        browser.navigate(f"{base}/?page=Session&trader=SHOT-001")
         browser.wait_until(
             f"document.querySelectorAll('{CHART}').length >= 2 && "
             f"Array.from(document.querySelectorAll('{CHART}')).every("
@@ -96,5 +97,9 @@ def test_session_page_renders_its_equity_curve_in_headless_chromium(
         assert "SHOT-001" in text and "Equity curve" in text and "Drawdown" in text
         assert "running" in text
         png = browser.screenshot(ARTIFACT)
+
+        # the page follows the session by itself: a new checkpoint shows up without a reload
+        seed(db, "SHOT-001", ["123456.78"])
+        browser.wait_until("document.body.innerText.includes('123,456.78')", timeout=30)
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(png) > 20_000, "a page with two charts is not a near-blank image"
