@@ -7,9 +7,11 @@ checkpoint is never older than the last fill, and a restart neither loses a trad
 nor replays it. Each write is one transaction.
 
 A failed write is never swallowed: it goes to the classifier as ``ErrorRaised`` and
-to whoever asked for that checkpoint as ``CheckpointFailed``; when no checkpoint has
-succeeded for ``halt_after_intervals`` intervals, trading is halted, because a
-service that cannot record its state must not keep taking risk.
+to whoever asked for that checkpoint as ``CheckpointFailed``; when writes have kept
+failing for ``halt_after_intervals`` intervals with no success, trading is halted,
+because a service that cannot record its state must not keep taking risk. The clock
+starts at the first failed write, not at the last success: a node that is slow to
+start or restarting has no snapshot to write, which is not a storage failure.
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ class CheckpointerActor(SupervisedActor):
         self._waiting: list[tuple[bool, Mailbox | None]] = []
         self._dirty = False
         self._last: Snapshot | None = None
-        self._last_success = time.monotonic()
+        self._failing_since: float | None = None  # first failed write since a success
         self._last_error = ""
         self._halted_for_storage = False
         self._state = "starting"
@@ -115,7 +117,6 @@ class CheckpointerActor(SupervisedActor):
         for pragma in self._db_pragmas:
             self._store.db.execute(f"PRAGMA {pragma}")
         self._last = self._store.last_snapshot(self._run.trader_id)
-        self._last_success = time.monotonic()
         self._beat()
         self._timers = [
             Interval(self._interval_s, self.actor_ref, CheckpointTick, "checkpoint-timer")
@@ -203,13 +204,15 @@ class CheckpointerActor(SupervisedActor):
         except StorageError as exc:
             self.failed += 1
             self._last_error = str(exc)
+            if self._failing_since is None:
+                self._failing_since = time.monotonic()
             self._report(exc)
             if notify is not None:
                 notify.tell(CheckpointFailed(str(exc), final))
         else:
             self.saved += 1
             self._last = snapshot
-            self._last_success = time.monotonic()
+            self._failing_since = None
             if self._last_error:
                 self._last_error = ""
                 self.peers.tell("classifier", OperationSucceeded(OPERATION))
@@ -224,7 +227,9 @@ class CheckpointerActor(SupervisedActor):
             self._request(False, None)
 
     def _check_staleness(self) -> None:
-        silent_s = time.monotonic() - self._last_success
+        if self._failing_since is None:
+            return
+        silent_s = time.monotonic() - self._failing_since
         if self._halted_for_storage or silent_s < self._halt_after_s:
             return
         self._halted_for_storage = True

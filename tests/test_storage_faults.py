@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import subprocess
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -122,6 +123,45 @@ def test_a_held_write_lock_is_transient_until_it_lasts_then_halts(tmp_path):
     try:
         recovered = recorded(inbox, "alerter", Alert, timeout=15, text="succeed again")
         assert recovered.severity is Severity.INFO
+    finally:
+        sup.stop(timeout=10)
+
+
+def test_a_node_slow_to_start_is_not_a_storage_failure(tmp_path):
+    """No snapshot to write (the node is still starting) must not count towards the halt.
+
+    Seen under load: a node child that took 3.4 s to start tripped a 3 x 1 s
+    staleness rule and halted a healthy service before its first bar.
+    """
+    db = tmp_path / "slow.db"
+    inbox = Inbox()
+    store = Store(db)
+    run = store.open_run("SLOW-001", "replay")
+    store.close()
+    spec = SupervisorSpec(
+        children=(
+            recorder("alerter", inbox),
+            ChildSpec(
+                "checkpointer",
+                lambda ctx: CheckpointerActor.start(
+                    ctx, db, run, interval_s=0.1, halt_after_intervals=2
+                ),
+            ),
+        ),
+        max_restarts=2,
+        period_s=60,
+    )
+    sup = Supervisor.start(spec, parent=Inbox())
+    try:
+        # ten intervals of real time with no node at all: every checkpoint is refused
+        # for want of a snapshot while the interval timer keeps checking staleness
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            failed = checkpoint(sup)
+            assert isinstance(failed, CheckpointFailed) and "node is not running" in failed.reason
+            time.sleep(0.05)
+        with pytest.raises(TimeoutError):
+            recorded(inbox, "alerter", Alert, timeout=0.5, text="no checkpoint succeeded")
     finally:
         sup.stop(timeout=10)
 
