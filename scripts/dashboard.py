@@ -17,6 +17,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -288,7 +289,8 @@ def session_details(
     st.subheader("Open orders")
     orders = appdb.open_orders(trader_id)
     st.dataframe(
-        [{k: str(v) for k, v in o.items()} for o in orders] or [{"open orders": "none"}],
+        [{k: str(v) for k, v in asdict(o).items() if k != "instrument_id"} for o in orders]
+        or [{"open orders": "none"}],
         hide_index=True,
     )
     st.subheader("Events")

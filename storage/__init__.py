@@ -6,7 +6,7 @@ from storage.control import Command, CommandStatus, ControlChannel, ControlReque
 from storage.errors import SchemaError, StorageError
 from storage.jobs import Job
 from storage.presets import PresetBody, PresetValue
-from storage.queries import AlertRow, ControlRow, EquityPoint, OrderRow
+from storage.queries import AlertRow, ControlRow, EquityPoint
 from storage.schema import SCHEMA_VERSION, migrate
 from storage.status import EventRow, PositionRow, StatusReport, read_events, read_status
 from storage.store import OutboxRow, Retention, RunInfo, Store
@@ -23,7 +23,6 @@ __all__ = [
     "EquityPoint",
     "EventRow",
     "Job",
-    "OrderRow",
     "OutboxRow",
     "PositionRow",
     "PresetBody",

@@ -18,12 +18,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from actors.messages import OrderView
 from storage import jobs, presets, queries
 from storage.control import ControlChannel
 from storage.errors import StorageError
 from storage.jobs import Job
 from storage.presets import PresetBody
-from storage.queries import AlertRow, ControlRow, EquityPoint, OrderRow
+from storage.queries import AlertRow, ControlRow, EquityPoint
 from storage.status import EventRow, StatusReport, events_of, status_of
 from storage.store import connect
 
@@ -66,7 +67,7 @@ class AppDatabase:
             lambda: queries.equity_curve(self.db.conn, trader_id),
         )
 
-    def open_orders(self, trader_id: str) -> list[OrderRow]:
+    def open_orders(self, trader_id: str) -> list[OrderView]:
         return self._run(
             f"reading the orders of {trader_id}",
             lambda: queries.open_orders(self.db.conn, trader_id),

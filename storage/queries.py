@@ -11,6 +11,7 @@ import sqlite3
 from decimal import Decimal
 from typing import TypedDict
 
+from actors.messages import OrderView
 from storage.codec import snapshot_from_json
 from storage.status import StatusReport, status_of
 
@@ -20,16 +21,6 @@ class EquityPoint(TypedDict):
     equity: Decimal
     peak: Decimal
     drawdown_pct: Decimal  # <= 0: how far below the running peak, in percent
-
-
-class OrderRow(TypedDict):
-    client_order_id: str
-    side: str
-    order_type: str
-    quantity: Decimal
-    filled_qty: Decimal
-    price: Decimal | None
-    status: str
 
 
 class AlertRow(TypedDict):
@@ -88,27 +79,13 @@ def equity_curve(
     return points
 
 
-def open_orders(conn: sqlite3.Connection, trader_id: str) -> list[OrderRow]:
+def open_orders(conn: sqlite3.Connection, trader_id: str) -> list[OrderView]:
     """The strategy's open orders as of the latest checkpoint."""
     row = conn.execute(
         "SELECT snapshot FROM checkpoints WHERE trader_id = ? ORDER BY id DESC LIMIT 1",
         [trader_id],
     ).fetchone()
-    if row is None:
-        return []
-    snapshot = snapshot_from_json(str(row["snapshot"]))
-    return [
-        OrderRow(
-            client_order_id=o.client_order_id,
-            side=o.side,
-            order_type=o.order_type,
-            quantity=o.quantity,
-            filled_qty=o.filled_qty,
-            price=o.price,
-            status=o.status,
-        )
-        for o in snapshot.open_orders
-    ]
+    return [] if row is None else list(snapshot_from_json(str(row["snapshot"])).open_orders)
 
 
 def alerts(conn: sqlite3.Connection, trader_id: str, limit: int = 200) -> list[AlertRow]:

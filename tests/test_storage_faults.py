@@ -32,17 +32,20 @@ from supervisor import ChildSpec, Supervisor, SupervisorSpec
 from tests.helpers import Recorded, Recorder, recorder, snapshot
 
 
-def build_tree(db: Path, inbox: Inbox, retry_budget: int = 5, **checkpointer_kw):
+def build_tree(
+    db: Path, inbox: Inbox, retry_budget: int = 5, with_node: bool = True, **checkpointer_kw
+):
     store = Store(db)
     run = store.open_run("FAULT-001", "replay")
     store.close()
+    node = ChildSpec("node", lambda ctx: Recorder.start(ctx, inbox, snapshot()))
     spec = SupervisorSpec(
         children=(
             recorder("alerter", inbox),
             ChildSpec(
                 "classifier", lambda ctx: ClassifierActor.start(ctx, retry_budget=retry_budget)
             ),
-            ChildSpec("node", lambda ctx: Recorder.start(ctx, inbox, snapshot())),
+            *((node,) if with_node else ()),
             ChildSpec(
                 "checkpointer",
                 lambda ctx: CheckpointerActor.start(ctx, db, run, **checkpointer_kw),
@@ -133,25 +136,10 @@ def test_a_node_slow_to_start_is_not_a_storage_failure(tmp_path):
     Seen under load: a node child that took 3.4 s to start tripped a 3 x 1 s
     staleness rule and halted a healthy service before its first bar.
     """
-    db = tmp_path / "slow.db"
     inbox = Inbox()
-    store = Store(db)
-    run = store.open_run("SLOW-001", "replay")
-    store.close()
-    spec = SupervisorSpec(
-        children=(
-            recorder("alerter", inbox),
-            ChildSpec(
-                "checkpointer",
-                lambda ctx: CheckpointerActor.start(
-                    ctx, db, run, interval_s=0.1, halt_after_intervals=2
-                ),
-            ),
-        ),
-        max_restarts=2,
-        period_s=60,
+    sup = build_tree(
+        tmp_path / "slow.db", inbox, with_node=False, interval_s=0.1, halt_after_intervals=2
     )
-    sup = Supervisor.start(spec, parent=Inbox())
     try:
         # ten intervals of real time with no node at all: every checkpoint is refused
         # for want of a snapshot while the interval timer keeps checking staleness
