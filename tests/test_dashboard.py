@@ -416,3 +416,14 @@ def test_session_state_joins_heartbeat_and_job(
     status: StatusReport | None, job: Job | None, alive: bool, expected: str
 ) -> None:
     assert session_state(status, job, alive) == expected
+
+
+def test_a_corrupt_database_is_reported_on_the_page_not_raised(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "paper.db"
+    db.write_bytes(b"this is not a database" * 100)
+    at = app(db, monkeypatch).run()
+    assert not at.exception
+    assert "Cannot open the database" in at.error[0].value
+    assert str(db) in at.error[0].value
