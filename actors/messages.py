@@ -274,6 +274,9 @@ class OrderFilled:
     price: Decimal
     commission: Decimal
     ts_event: int
+    # When the bridge in the node child got the fill from Nautilus (ns, wall clock):
+    # ts_event -> ts_bridge is Nautilus's own latency, ts_bridge -> handled is ours.
+    ts_bridge: int = 0
 
 
 @dataclass(frozen=True, slots=True)

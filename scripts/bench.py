@@ -24,8 +24,11 @@ import threading
 import time
 from collections.abc import Callable
 from decimal import Decimal
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import TypedDict
+from typing import NotRequired, TypedDict, cast
+from unittest import mock
 
 import pykka
 
@@ -33,12 +36,15 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from actors import node_actor  # noqa: E402
 from actors.base import ChildContext, SupervisedActor  # noqa: E402
 from actors.classifier import ClassifierActor  # noqa: E402
 from actors.inbox import Inbox  # noqa: E402
 from actors.messages import (  # noqa: E402
     ChildExited,
     ErrorRaised,
+    NodeCommand,
+    NodeEvent,
     NodeStarted,
     OrderFilled,
     OrdersCanceled,
@@ -54,7 +60,14 @@ from actors.messages import (  # noqa: E402
 from actors.node_actor import TradingNodeActor  # noqa: E402
 from actors.settings import NodeSettings, ReplaySettings, RiskLimits, StrategySettings  # noqa: E402
 from storage import Store  # noqa: E402
-from supervisor import ChildSpec, Supervisor, SupervisorSpec  # noqa: E402
+from supervisor import ChildRef, ChildSpec, Supervisor, SupervisorSpec  # noqa: E402
+
+
+class Stage(TypedDict):
+    name: str
+    p50: float
+    p99: float
+    unit: str
 
 
 class Row(TypedDict):
@@ -64,6 +77,7 @@ class Row(TypedDict):
     target: str
     anchor: str
     ok: bool | None
+    stages: NotRequired[list[Stage]]
 
 
 def pct(samples: list[float], q: float) -> float:
@@ -94,6 +108,66 @@ class Echo(pykka.ThreadingActor):
 class Sink(SupervisedActor):
     def receive(self, message: object) -> object:
         return message
+
+
+class FillTrace:
+    """Parent-side stamps (ns, wall clock) of each fill on its way, keyed by trade id."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.received: dict[str, int] = {}  # unpickled by the node actor's pipe thread
+        self.routed: dict[str, int] = {}  # the node actor's handler starts on it
+
+    def stamp(self, where: dict[str, int], message: object) -> None:
+        if isinstance(message, OrderFilled):
+            now = time.time_ns()
+            with self._lock:
+                where[message.trade_id] = now
+
+
+class _StampingConn:
+    """The parent's pipe end, stamping each fill as soon as it is unpickled."""
+
+    def __init__(self, conn: Connection[NodeCommand, NodeEvent], trace: FillTrace) -> None:
+        self._conn = conn
+        self._trace = trace
+
+    def recv(self) -> NodeEvent:
+        message = self._conn.recv()
+        self._trace.stamp(self._trace.received, message)
+        return message
+
+
+PumpFn = Callable[
+    ["Connection[NodeCommand, NodeEvent]", BaseProcess, "pykka.ActorRef[TradingNodeActor]"], None
+]
+
+
+def traced_pump(trace: FillTrace) -> PumpFn:
+    """The node actor's pipe thread, unchanged, reading through a stamping pipe end."""
+    pump = node_actor._pump
+
+    def run(
+        conn: Connection[NodeCommand, NodeEvent],
+        proc: BaseProcess,
+        ref: pykka.ActorRef[TradingNodeActor],
+    ) -> None:
+        stamping = cast("Connection[NodeCommand, NodeEvent]", _StampingConn(conn, trace))
+        pump(stamping, proc, ref)
+
+    return run
+
+
+class TracedNodeActor(TradingNodeActor):
+    """The node actor, stamping when its handler starts on a fill."""
+
+    def __init__(self, ctx: ChildContext, settings: NodeSettings, trace: FillTrace) -> None:
+        super().__init__(ctx, settings, ping_interval_s=0.2)
+        self._trace = trace
+
+    def receive(self, message: object) -> object:
+        self._trace.stamp(self._trace.routed, message)
+        return super().receive(message)
 
 
 # ---------------------------------------------------------------- messaging
@@ -165,17 +239,20 @@ def messaging(n: int, tells: int) -> list[Row]:
 # ---------------------------------------------------------------- the node
 
 
-def node_tree(settings: NodeSettings, inbox: Inbox, events: Inbox) -> pykka.ActorRef[Supervisor]:
+def node_tree(
+    settings: NodeSettings, inbox: Inbox, events: Inbox, trace: FillTrace | None = None
+) -> pykka.ActorRef[Supervisor]:
+    def start_node(ctx: ChildContext) -> ChildRef:
+        if trace is not None:
+            return TracedNodeActor.start(ctx, settings, trace)
+        return TradingNodeActor.start(ctx, settings, ping_interval_s=0.2)
+
     spec = SupervisorSpec(
         children=(
             ChildSpec("alerter", lambda ctx: Stamp.start(ctx, inbox)),
             ChildSpec("classifier", ClassifierActor.start),
             ChildSpec("checkpointer", lambda ctx: Stamp.start(ctx, inbox)),
-            ChildSpec(
-                "node",
-                lambda ctx: TradingNodeActor.start(ctx, settings, ping_interval_s=0.2),
-                shutdown_timeout_s=20,
-            ),
+            ChildSpec("node", start_node, shutdown_timeout_s=20),
         ),
         max_restarts=100,
         period_s=60,
@@ -189,53 +266,26 @@ def arrived(inbox: Inbox, kind: type, timeout: float = 60) -> tuple[int, object]
 
 
 def node_figures(quick: bool) -> list[Row]:
-    inbox, events = Inbox(), Inbox()
+    inbox, events, trace = Inbox(), Inbox(), FillTrace()
     settings = NodeSettings(
         trader_id="BENCH-001",
         replay=ReplaySettings(speed=3000.0, bars=60_000),  # 50 bars/s: under the order rate limit
-        strategy=StrategySettings(ladder_orders=3, ladder_step_pct=Decimal("0.05")),
+        # fast averages: a cross (a market fill) every few bars, enough fills for a p99
+        strategy=StrategySettings(
+            fast_period=2, slow_period=5, ladder_orders=3, ladder_step_pct=Decimal("0.05")
+        ),
         # market order + ladder stay within the account's 3x leverage: no margin rejects
         risk=RiskLimits(max_leverage=Decimal(1)),
     )
-    sup = node_tree(settings, inbox, events)
+    # The node actor starts its pipe thread whenever it (re)starts: patched throughout.
+    pump_patch = mock.patch.object(node_actor, "_pump", traced_pump(trace))
+    pump_patch.start()
+    sup = node_tree(settings, inbox, events, trace)
     rows: list[Row] = []
     try:
         _, started = arrived(inbox, NodeStarted)
         assert isinstance(started, NodeStarted)
-        # fill in the child -> handled by the parent's actors
-        latencies: list[float] = []
-        deadline = time.monotonic() + (5 if quick else 20)
-        while time.monotonic() < deadline:
-            try:
-                at, fill = arrived(
-                    inbox, OrderFilled, timeout=max(0.1, deadline - time.monotonic())
-                )
-            except TimeoutError:
-                break
-            assert isinstance(fill, OrderFilled)
-            latencies.append((at - fill.ts_event) / 1e6)
-        p99 = pct(latencies, 0.99) if latencies else float("nan")
-        rows.append(
-            Row(
-                name=f"fill -> parent actor, p50 ({len(latencies)} fills)",
-                value=pct(latencies, 0.5) if latencies else float("nan"),
-                unit="ms",
-                target="-",
-                anchor="pipe + pump thread + 2 mailboxes",
-                ok=None,
-            )
-        )
-        rows.append(
-            Row(
-                name="fill -> parent actor, p99",
-                value=p99,
-                unit="ms",
-                target="<= 2 ms",
-                anchor="-",
-                ok=p99 <= 2.0,
-            )
-        )
-
+        rows += fill_latency(inbox, trace, 5 if quick else 20)
         # fatal error -> every open order cancelled and confirmed
         cancel_ms: list[float] = []
         classifier = sup.ask(WhereIs("classifier"), timeout=5)
@@ -297,7 +347,52 @@ def node_figures(quick: bool) -> list[Row]:
         )
     finally:
         sup.stop(timeout=60)
+        pump_patch.stop()
     return rows  # fmt: skip
+
+
+def fill_latency(inbox: Inbox, trace: FillTrace, seconds: float) -> list[Row]:
+    """Fill in the child -> handled by the parent's checkpointer, stage by stage."""
+    fills: list[tuple[int, OrderFilled]] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            at, fill = arrived(inbox, OrderFilled, timeout=max(0.1, deadline - time.monotonic()))
+        except TimeoutError:
+            break
+        assert isinstance(fill, OrderFilled)
+        fills.append((at, fill))
+    if not fills:
+        return [Row(name="fill -> parent actor, p99", value=float("nan"), unit="ms",
+                    target="<= 2 ms", anchor="no fills", ok=False)]  # fmt: skip
+    total = [(at - f.ts_event) / 1e6 for at, f in fills]
+    ours = [(at - f.ts_bridge) / 1e6 for at, f in fills]
+    received = [trace.received.get(f.trade_id, 0) for _, f in fills]
+    routed = [trace.routed.get(f.trade_id, 0) for _, f in fills]
+    stamps = [
+        ("ts_event -> bridge (Nautilus: queues, strategy, sandbox fill)",
+         [(f.ts_bridge - f.ts_event) / 1e6 for _, f in fills]),
+        ("bridge -> parent pipe thread (message, pickle, pipe, unpickle)",
+         [(r - f.ts_bridge) / 1e6 for r, (_, f) in zip(received, fills, strict=True)]),
+        ("pipe thread -> node actor handler (pykka tell)",
+         [(o - r) / 1e6 for r, o in zip(received, routed, strict=True)]),
+        ("node actor -> checkpointer handled (route + pykka tell)",
+         [(at - o) / 1e6 for o, (at, _) in zip(routed, fills, strict=True)]),
+    ]  # fmt: skip
+    stages = [
+        Stage(name=name, p50=pct(xs, 0.5), p99=pct(xs, 0.99), unit="ms") for name, xs in stamps
+    ]
+    p99, ours_p99 = pct(total, 0.99), pct(ours, 0.99)
+    return [
+        Row(name=f"fill -> parent actor, p50 ({len(total)} fills)", value=pct(total, 0.5),
+            unit="ms", target="-", anchor="from the fill's ts_event", ok=None, stages=stages),
+        Row(name="fill -> parent actor, p99", value=p99, unit="ms", target="<= 2 ms",
+            anchor="from the fill's ts_event, Nautilus's queues included", ok=p99 <= 2.0),
+        Row(name="bridge -> parent actor, p50 (our part)", value=pct(ours, 0.5), unit="ms",
+            target="-", anchor="from the bridge's receipt", ok=None),
+        Row(name="bridge -> parent actor, p99 (our part)", value=ours_p99, unit="ms",
+            target="<= 2 ms", anchor="pipe + pipe thread + 2 mailboxes", ok=ours_p99 <= 2.0),
+    ]  # fmt: skip
 
 
 def _wait_for_resting_orders(node: pykka.ActorRef[pykka.Actor], timeout: float = 30) -> None:
@@ -474,6 +569,9 @@ def main() -> int:
         mark = "" if row["ok"] is None else (" ok" if row["ok"] else " MISS")
         value = f"{row['value']:,.2f} {row['unit']}"
         print(f"{row['name']:<58} {value:>16}  {row['target']:<20}{mark:<5} {row['anchor']}")
+        for stage in row.get("stages", []):
+            print(f"    {stage['name']:<66} p50 {stage['p50']:.3f}  p99 {stage['p99']:.3f} "
+                  f"{stage['unit']}")  # fmt: skip
     print(f"report: {args.out}")
     return 0
 

@@ -264,6 +264,7 @@ class Bridge(Actor):
             case NtOrderFilled() if event.client_order_id.value in self._restoring:
                 pass  # a restore fill is not a trade
             case NtOrderFilled():
+                received = self.clock.timestamp_ns()
                 self._send(
                     OrderFilled(
                         client_order_id=event.client_order_id.value,
@@ -274,6 +275,7 @@ class Bridge(Actor):
                         price=event.last_px.as_decimal(),
                         commission=event.commission.as_decimal(),
                         ts_event=event.ts_event,
+                        ts_bridge=received,
                     )
                 )
             case NtOrderDenied():
