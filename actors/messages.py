@@ -357,6 +357,14 @@ class SnapshotReply:
 
 
 @dataclass(frozen=True, slots=True)
+class EncodedSnapshotReply:
+    """The node child's answer to ``SnapshotRequest``: the snapshot as ``actors.wire`` bytes."""
+
+    request_id: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class CheckpointSaved:
     checkpoint_id: int
     taken_at_ns: int
@@ -390,6 +398,7 @@ NodeEvent = (
     | TradingStateChanged
     | ErrorRaised
     | SnapshotReply
+    | EncodedSnapshotReply
     | Pong
     | EquityReport
     | ReconciliationDiff
