@@ -297,7 +297,7 @@ def node_figures(quick: bool) -> list[Row]:
     try:
         _, started = arrived(inbox, NodeStarted)
         assert isinstance(started, NodeStarted)
-        rows += fill_latency(inbox, trace, fill_trace, 8 if quick else 30)
+        rows += fill_latency(inbox, trace, fill_trace, 6 if quick else 30)
         # fatal error -> every open order cancelled and confirmed
         cancel_ms: list[float] = []
         classifier = sup.ask(WhereIs("classifier"), timeout=5)
@@ -484,7 +484,7 @@ def checkpoint_stall(quick: bool) -> list[Row]:
     limit orders added up to 100 and 10k (the node nets one instrument: it holds at
     most one position).
     """
-    seconds = 1.0 if quick else 3.0
+    seconds = 0.8 if quick else 3.0
     node = ProbedNode(NodeSettings(trader_id="BENCH-004", replay=ReplaySettings(speed=3000.0)))
     rows: list[Row] = []
     try:

@@ -16,6 +16,7 @@ child imports Nautilus itself, installs the probes and runs the unchanged
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import queue
 import threading
@@ -191,6 +192,8 @@ def _probed_bridge() -> type:
                 venue_order_id = VenueOrderId(f"BENCH-{n}-{now}")
                 order.apply(TestEventStubs.order_accepted(order, account_id, venue_order_id, now))
                 self.cache.update_order(order)
+            self._open_orders()  # the bridge takes in orders that came without events
+            gc.collect()  # windows with and without checkpoints start alike
             return OrdersInjected(len(self.cache.orders_open()), len(self.cache.positions_open()))
 
     return ProbedBridge
