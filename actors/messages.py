@@ -274,6 +274,9 @@ class OrderFilled:
     price: Decimal
     commission: Decimal
     ts_event: int
+    # When the bridge in the node child got the fill from Nautilus (ns, wall clock):
+    # ts_event -> ts_bridge is Nautilus's own latency, ts_bridge -> handled is ours.
+    ts_bridge: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,6 +357,14 @@ class SnapshotReply:
 
 
 @dataclass(frozen=True, slots=True)
+class EncodedSnapshotReply:
+    """The node child's answer to ``SnapshotRequest``: the snapshot as ``actors.wire`` bytes."""
+
+    request_id: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class CheckpointSaved:
     checkpoint_id: int
     taken_at_ns: int
@@ -387,6 +398,7 @@ NodeEvent = (
     | TradingStateChanged
     | ErrorRaised
     | SnapshotReply
+    | EncodedSnapshotReply
     | Pong
     | EquityReport
     | ReconciliationDiff

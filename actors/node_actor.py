@@ -22,6 +22,7 @@ import pykka
 from actors.base import ChildContext, SupervisedActor
 from actors.messages import (
     Alert,
+    EncodedSnapshotReply,
     EquityReport,
     ErrorRaised,
     Halt,
@@ -50,6 +51,7 @@ from actors.messages import (
 from actors.node.entry import run as run_node
 from actors.settings import NodeSettings
 from actors.timer import Interval
+from actors.wire import decode_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +196,10 @@ class TradingNodeActor(SupervisedActor):
                 reply_to = self._waiting.pop(request_id, None)
                 if reply_to is not None:
                     reply_to.tell(snapshot)
+            case EncodedSnapshotReply(request_id=request_id, data=data):
+                reply_to = self._waiting.pop(request_id, None)
+                if reply_to is not None:
+                    reply_to.tell(decode_snapshot(data))
             case Pong():
                 self._last_pong = time.monotonic()
             case ChildProcessExited(exitcode=code):

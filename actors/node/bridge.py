@@ -9,9 +9,11 @@ loop, a hung loop shows up as missed pongs in the parent.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from decimal import Decimal
 
+import msgspec
 from nautilus_trader.common.actor import Actor
 from nautilus_trader.config import ActorConfig
 from nautilus_trader.execution.engine import ExecutionEngine
@@ -32,6 +34,7 @@ from nautilus_trader.model.events import (
 from nautilus_trader.model.events import (
     OrderDenied as NtOrderDenied,
 )
+from nautilus_trader.model.events import OrderEvent
 from nautilus_trader.model.events import (
     OrderFilled as NtOrderFilled,
 )
@@ -46,6 +49,7 @@ from nautilus_trader.model.position import Position
 from nautilus_trader.risk.engine import RiskEngine
 
 from actors.messages import (
+    EncodedSnapshotReply,
     EquityReport,
     ErrorRaised,
     Halt,
@@ -60,7 +64,6 @@ from actors.messages import (
     PositionView,
     Resume,
     Snapshot,
-    SnapshotReply,
     SnapshotRequest,
     Stop,
     TradingState,
@@ -69,6 +72,7 @@ from actors.messages import (
 )
 from actors.node.replay import ReplayDataClient
 from actors.node.strategy import EmaCross
+from actors.wire import encode_order, encode_snapshot
 
 EQUITY_EVERY_NS = 1_000_000_000
 
@@ -115,6 +119,9 @@ class Bridge(Actor):
         self._halt_reason = ""
         self._realized_base = Decimal(0)  # realized before this node's life (restored)
         self._last_equity_ns = 0
+        # Open orders as the snapshot shows them, each with its pipe encoding, kept
+        # up to date from the order events: a checkpoint does not rebuild them.
+        self._open_views: dict[str, tuple[OrderView, msgspec.Raw]] = {}
 
     # ------------------------------------------------------------ lifecycle
 
@@ -147,7 +154,7 @@ class Bridge(Actor):
                 case Resume(reason=reason):
                     self._set_state(TradingState.ACTIVE, reason)
                 case SnapshotRequest(request_id=request_id):
-                    self._send(SnapshotReply(request_id, self.snapshot()))
+                    self._send(EncodedSnapshotReply(request_id, self.encoded_snapshot()))
                 case Ping(request_id=request_id):
                     self._send(Pong(role="node", request_id=request_id))
                 case Stop(reason=reason):
@@ -260,10 +267,35 @@ class Bridge(Actor):
     # ------------------------------------------------------------ events
 
     def _on_order_event(self, event: object) -> None:
+        self._forward_order_event(event)
+        # After the forwarding: keeping the snapshot's view costs the fill nothing.
+        if isinstance(event, OrderEvent):
+            self._track_order(event.client_order_id)
+
+    def _track_order(self, client_order_id: ClientOrderId) -> None:
+        order = self.cache.order(client_order_id)
+        if order is not None and order.is_open:
+            view = _order_view(order)
+            self._open_views[client_order_id.value] = (view, encode_order(view))
+        else:
+            self._open_views.pop(client_order_id.value, None)
+
+    def _open_orders(self) -> Iterable[tuple[OrderView, msgspec.Raw]]:
+        """The kept views, rebuilt only when the cache holds orders no event showed
+        the bridge (those already open when it subscribed, e.g. reconciled ones)."""
+        # The cache's own index set: its size costs nothing (orders_open_count()
+        # would build the list of orders).
+        if len(self._open_views) != len(self.cache.client_order_ids_open()):
+            views = (_order_view(o) for o in self.cache.orders_open())
+            self._open_views = {v.client_order_id: (v, encode_order(v)) for v in views}
+        return self._open_views.values()
+
+    def _forward_order_event(self, event: object) -> None:
         match event:
             case NtOrderFilled() if event.client_order_id.value in self._restoring:
                 pass  # a restore fill is not a trade
             case NtOrderFilled():
+                received = self.clock.timestamp_ns()
                 self._send(
                     OrderFilled(
                         client_order_id=event.client_order_id.value,
@@ -274,6 +306,7 @@ class Bridge(Actor):
                         price=event.last_px.as_decimal(),
                         commission=event.commission.as_decimal(),
                         ts_event=event.ts_event,
+                        ts_bridge=received,
                     )
                 )
             case NtOrderDenied():
@@ -303,6 +336,15 @@ class Bridge(Actor):
         return Decimal(money.as_decimal()) if money is not None else Decimal(0)
 
     def snapshot(self) -> Snapshot:
+        orders = self._open_orders()
+        return replace(self._snapshot_without_orders(), open_orders=tuple(v for v, _ in orders))
+
+    def encoded_snapshot(self) -> bytes:
+        """The snapshot as ``actors.wire`` bytes: the open orders' encodings are reused."""
+        raws = [raw for _, raw in self._open_orders()]
+        return encode_snapshot(self._snapshot_without_orders(), raws)
+
+    def _snapshot_without_orders(self) -> Snapshot:
         balance = self._balance()
         last_bar = self.cache.bar(self._bar_type)
         last = last_bar.close if last_bar is not None else None
@@ -323,7 +365,6 @@ class Bridge(Actor):
             realized_pnl=realized,
             unrealized_pnl=unrealized,
             replay_cursor=self._replay.cursor if self._replay is not None else 0,
-            open_orders=tuple(_order_view(o) for o in self.cache.orders_open()),
             positions=positions,
             orders_total=self._strategy.order_factory.get_client_order_id_count(),
             replay_total=self._replay.total_bars if self._replay is not None else 0,

@@ -1,0 +1,69 @@
+"""The snapshot's pipe encoding and the node pipe's ordering of large messages."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from dataclasses import replace
+from decimal import Decimal as D
+
+from actors.messages import (
+    EncodedSnapshotReply,
+    OrderView,
+    Pong,
+    PositionView,
+    Snapshot,
+    TradingState,
+)
+from actors.wire import decode_snapshot, encode_order, encode_snapshot
+
+
+def _snapshot(orders: int) -> Snapshot:
+    return Snapshot(
+        taken_at_ns=1,
+        trader_id="T-1",
+        trading_state=TradingState.HALTED,
+        currency="USDT",
+        balance=D("100000.12345678"),
+        equity=D("100100.5"),
+        realized_pnl=D("-12.5"),
+        unrealized_pnl=D("88.0"),
+        replay_cursor=7,
+        open_orders=tuple(
+            OrderView(f"O-{i}", "BTCUSDT-PERP.BINANCE", "BUY", "LIMIT", D("0.1"), D(0),
+                      None if i % 2 else D("59000.1"), "ACCEPTED")
+            for i in range(orders)
+        ),
+        positions=(
+            PositionView("P-1", "BTCUSDT-PERP.BINANCE", "LONG", D("0.1"), D("60000.5"),
+                         D("-1.5"), D("12.25")),
+        ),
+        orders_total=42,
+        halt_reason="test",
+        replay_total=100,
+    )  # fmt: skip
+
+
+def test_snapshot_round_trips_with_pre_encoded_orders() -> None:
+    snap = _snapshot(3)
+    raws = [encode_order(view) for view in snap.open_orders]
+    data = encode_snapshot(replace(snap, open_orders=()), raws)
+    assert decode_snapshot(data) == snap
+
+
+def test_large_messages_keep_their_order_on_the_node_pipe() -> None:
+    from actors.node.host import INLINE_MAX_BYTES, _Pipe
+
+    parent, child = multiprocessing.Pipe(duplex=True)
+    pipe = _Pipe(child)
+    big = EncodedSnapshotReply(1, b"x" * (4 * INLINE_MAX_BYTES))
+    received: list[object] = []
+    reader = threading.Thread(target=lambda: received.extend(parent.recv() for _ in range(4)))
+    reader.start()
+    pipe.send(Pong("node", 1))
+    pipe.send(big)
+    pipe.send(Pong("node", 2))  # queued behind the large one
+    pipe.send(big)
+    pipe.drain(10.0)
+    reader.join(10.0)
+    assert received == [Pong("node", 1), big, Pong("node", 2), big]
