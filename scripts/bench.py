@@ -25,11 +25,12 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import NotRequired, TypedDict, cast
+from typing import NotRequired, Protocol, TypedDict, cast
 from unittest import mock
 
 import pykka
@@ -52,7 +53,6 @@ from actors.messages import (  # noqa: E402
     OrderFilled,
     OrdersCanceled,
     OrderView,
-    Ping,
     PositionView,
     Resume,
     Snapshot,
@@ -115,6 +115,16 @@ class Echo(pykka.ThreadingActor):
 class Sink(SupervisedActor):
     def receive(self, message: object) -> object:
         return message
+
+
+@dataclass(frozen=True, slots=True)
+class Work:
+    """The one message both actors get: the comparison is of the layers, not of messages."""
+
+    n: int = 0
+
+
+WORK = Work()
 
 
 class FillTrace:
@@ -180,7 +190,46 @@ class TracedNodeActor(TradingNodeActor):
 # ---------------------------------------------------------------- messaging
 
 
+ROUNDS = 10
+
+
+class Mailbox(Protocol):
+    def tell(self, message: object) -> None: ...
+    def ask(self, message: object) -> object: ...
+
+
+def ask_times(ref: Mailbox, n: int) -> list[float]:
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter_ns()
+        ref.ask(WORK)
+        times.append((time.perf_counter_ns() - t0) / 1000)
+    return times
+
+
+def tell_rate(ref: Mailbox, n: int) -> float:
+    """Messages per second from the first tell until the actor has handled the last."""
+    start = time.perf_counter()
+    for _ in range(n):
+        ref.tell(WORK)
+    ref.ask(WORK)
+    return n / (time.perf_counter() - start)
+
+
 def messaging(n: int, tells: int) -> list[Row]:
+    """Both layers and the floor on one core: a thread hand-off costs about 25 us on the
+    same core and 35-90 us across cores, and where the scheduler puts each actor's
+    thread decided earlier runs (identical actors differed by 1.5x). Pinned, the
+    figures compare what each layer costs, not where its thread landed."""
+    cpus = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cpus)})  # threads started below inherit it
+    try:
+        return _messaging(n, tells)
+    finally:
+        os.sched_setaffinity(0, cpus)
+
+
+def _messaging(n: int, tells: int) -> list[Row]:
     requests: queue.Queue[object] = queue.Queue()
     replies: queue.Queue[object] = queue.Queue()
 
@@ -200,32 +249,24 @@ def messaging(n: int, tells: int) -> list[Row]:
     thread.join()
 
     raw_ref = Echo.start()
-    raw = []
-    for _ in range(n):
-        t0 = time.perf_counter_ns()
-        raw_ref.ask(1)
-        raw.append((time.perf_counter_ns() - t0) / 1000)
-    start = time.perf_counter()
-    for _ in range(tells):
-        raw_ref.tell(1)
-    raw_ref.ask(1)
-    raw_tps = tells / (time.perf_counter() - start)
-    raw_ref.stop()
-
     sup = Supervisor.start(SupervisorSpec(children=(ChildSpec("sink", Sink.start),)))
     sink = sup.ask(WhereIs("sink"), timeout=5)
     assert isinstance(sink, pykka.ActorRef)
-    ours = []
-    for _ in range(n):
-        t0 = time.perf_counter_ns()
-        sink.ask(Ping())
-        ours.append((time.perf_counter_ns() - t0) / 1000)
-    start = time.perf_counter()
-    for _ in range(tells):
-        sink.tell(Ping())
-    sink.ask(Ping())
-    our_tps = tells / (time.perf_counter() - start)
+    raw: list[float] = []
+    ours: list[float] = []
+    raw_rates: list[float] = []
+    our_rates: list[float] = []
+    # Alternating rounds, so drift on a shared machine (frequency, the other core's
+    # load) falls on both sides alike; the medians are compared.
+    for _ in range(ROUNDS):
+        raw += ask_times(raw_ref, n // ROUNDS)
+        ours += ask_times(sink, n // ROUNDS)
+        raw_rates.append(tell_rate(raw_ref, tells // ROUNDS))
+        our_rates.append(tell_rate(sink, tells // ROUNDS))
+    raw_ref.stop()
     sup.stop()
+    raw_tps = statistics.median(raw_rates)
+    our_tps = statistics.median(our_rates)
 
     ratio = pct(ours, 0.5) / pct(raw, 0.5)
     return [
@@ -238,7 +279,8 @@ def messaging(n: int, tells: int) -> list[Row]:
         Row(name="ask p99, project actor layer", value=pct(ours, 0.99), unit="us", target="-",
             anchor=f"raw pykka p99 {pct(raw, 0.99):.1f} us", ok=None),
         Row(name="tells/s, project actor layer", value=our_tps, unit="msg/s",
-            target=">= 0.90x raw pykka", anchor=f"raw pykka {raw_tps:,.0f}/s",
+            target=">= 0.90x raw pykka",
+            anchor=f"{our_tps / raw_tps:.2f}x raw pykka {raw_tps:,.0f}/s (medians of {ROUNDS})",
             ok=our_tps >= 0.9 * raw_tps),
     ]  # fmt: skip
 
