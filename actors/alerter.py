@@ -24,6 +24,7 @@ from actors.backoff import exponential_delay
 from actors.base import ChildContext, SupervisedActor
 from actors.messages import (
     Alert,
+    BusyFor,
     CheckpointFailed,
     CheckpointNow,
     CheckpointSaved,
@@ -44,6 +45,7 @@ from storage.store import utc_now
 log = logging.getLogger(__name__)
 
 ROLE = "alerter"
+LEASE_MARGIN_S = 2.0  # beyond the request timeout, before a blocked send counts as hung
 
 _LEVELS = {
     Severity.INFO: logging.INFO,
@@ -223,7 +225,7 @@ class AlerterActor(SupervisedActor):
                 if chat_id in have:
                     continue
                 try:
-                    client.send(chat_id, group.text(self._trader_id, self._mode))
+                    self._send(client, chat_id, group.text(self._trader_id, self._mode))
                     sent.add(chat_id)
                 except TelegramUnavailable as exc:
                     error = exc
@@ -316,9 +318,21 @@ class AlerterActor(SupervisedActor):
         if self._client is None:
             return
         try:
-            self._client.send(chat_id, text)
+            self._send(self._client, chat_id, text)
         except TelegramUnavailable as exc:
             log.warning("telegram reply to chat %d failed: %s", chat_id, exc)
+
+    def _send(self, client: TelegramPort, chat_id: int, text: str) -> None:
+        """One request, under a lease: while it blocks this thread (up to the request
+        timeout) the health check counts the alerter busy, not hung, so a slow Telegram
+        does not stop the heartbeat and lock the operator out of halt."""
+        settings = self._telegram
+        lease = (settings.request_timeout_s if settings else 10.0) + LEASE_MARGIN_S
+        self.ctx.directory.tell(BusyFor(self.ctx.role, lease))
+        try:
+            client.send(chat_id, text)
+        finally:
+            self.ctx.directory.tell(BusyFor(self.ctx.role, 0))
 
     def _status_text(self) -> str:
         try:

@@ -151,6 +151,21 @@ class Alert:
 
 
 @dataclass(frozen=True, slots=True)
+class BusyFor:
+    """Told to the supervisor by an actor about to block on bounded I/O (a Telegram
+    request): a ping it misses within ``seconds`` means busy, not hung. ``seconds``
+    <= 0 ends the lease; one that outlives its lease is reported as any silent actor."""
+
+    role: str
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class QueryBusy:
+    """Asks the supervisor which roles hold an unexpired ``BusyFor`` lease."""
+
+
+@dataclass(frozen=True, slots=True)
 class WhereIs:
     """Directory lookup by role; the reply is the current ``ActorRef`` or ``None``."""
 

@@ -7,14 +7,16 @@ from collections.abc import Iterable
 import pykka
 
 from actors.base import AskablePeer, Directory
-from actors.messages import Ping, WhereIs
+from actors.messages import Ping, QueryBusy, WhereIs
 
 
 def unresponsive(supervisor: Directory | None, roles: Iterable[str], timeout_s: float) -> list[str]:
     """Roles (or the supervisor itself) that did not answer a ``Ping`` within ``timeout_s``.
 
     A hung actor thread never answers, so this is how a deadlock or a handler stuck
-    in a blocking call becomes visible (and stops the systemd watchdog).
+    in a blocking call becomes visible (and stops the systemd watchdog). An actor that
+    announced a bounded blocking call (``BusyFor``) is not reported while its lease
+    lasts, so a slow Telegram does not make the whole service look dead.
     """
     if supervisor is None:
         return ["supervisor"]
@@ -32,4 +34,12 @@ def unresponsive(supervisor: Directory | None, roles: Iterable[str], timeout_s: 
             ref.ask(Ping(), timeout=timeout_s)
         except (pykka.Timeout, pykka.ActorDeadError):
             silent.append(role)
+    if silent:
+        # Blocked inside a bounded call it announced (a Telegram request): busy, not hung.
+        try:
+            busy = supervisor.ask(QueryBusy(), timeout=timeout_s)
+        except (pykka.Timeout, pykka.ActorDeadError):
+            return silent
+        if isinstance(busy, frozenset):
+            silent = [role for role in silent if role not in busy]
     return silent

@@ -23,6 +23,7 @@ from actors.backoff import exponential_delay
 from actors.base import ChildContext
 from actors.messages import (
     Alert,
+    BusyFor,
     ChildExited,
     ChildStarted,
     ErrorRaised,
@@ -31,6 +32,7 @@ from actors.messages import (
     Mailbox,
     Ping,
     Pong,
+    QueryBusy,
     RestartChild,
     Severity,
     Stop,
@@ -65,6 +67,7 @@ class Supervisor(pykka.ThreadingActor):
         self._specs = {c.role: c for c in spec.children}
         self._order = [c.role for c in spec.children]
         self._refs: dict[str, ChildRef] = {}
+        self._leases: dict[str, float] = {}  # role -> monotonic end of its BusyFor
         self._restarts: deque[float] = deque()
         self._pending: set[str] = set()
         self._timers: list[threading.Timer] = []
@@ -103,6 +106,14 @@ class Supervisor(pykka.ThreadingActor):
                     self._start_child(role, restart=True)
             case Ping(request_id=request_id):
                 return Pong(ROLE, request_id)
+            case BusyFor(role=role, seconds=seconds):
+                if seconds > 0:
+                    self._leases[role] = time.monotonic() + seconds
+                else:
+                    self._leases.pop(role, None)
+            case QueryBusy():
+                now = time.monotonic()
+                return frozenset(r for r, until in self._leases.items() if until > now)
             case Stop(reason=reason):
                 log.info("supervisor stopping: %s", reason)
                 self.actor_ref.stop(block=False)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from actors.inbox import Inbox
-from actors.messages import ConfigReloaded, SupervisorTerminated, WhereIs
+from actors.messages import BusyFor, ConfigReloaded, SupervisorTerminated, WhereIs
 from storage import Command, CommandStatus, ControlChannel
 from supervisor import Supervisor, SupervisorSpec
 from supervisor.health import unresponsive
@@ -98,6 +98,30 @@ async def test_watchdog_pets_only_while_every_actor_answers(tree, notify):
             break
     notify.wait_for("WATCHDOG=1", pets + 1, timeout=5)
     assert notify.count("READY=1") == 1
+
+
+async def test_an_actor_blocked_inside_its_announced_lease_is_busy_not_hung(tree, notify):
+    """The alerter leases its Telegram requests: a slow Telegram must not stop the
+    heartbeat (the CLI refuses halt for a service whose heartbeat is stale)."""
+    watchdog = Watchdog(tree, Notifier(str(notify.path)), interval_s=0.1, deadline_s=0.3)
+    assert await watchdog.check()
+    tree.supervisor.tell(BusyFor("b", 1.0))
+    tree.tell("b", Hang(3.0))
+    beats = tree.beats
+    assert await watchdog.check(), "inside the lease b is busy"
+    assert tree.beats == beats + 1
+    for _ in range(50):  # the lease ends after 1 s; b still blocks: now it is hung
+        if not await watchdog.check():
+            break
+    else:
+        pytest.fail("a blocked actor past its lease was never reported")
+    notify.wait_for("STATUS=degraded: b not answering", 1, timeout=5)
+    tree.supervisor.tell(BusyFor("b", 0))
+    for _ in range(50):
+        if await watchdog.check():
+            break
+    else:
+        pytest.fail("b never answered again after its hang")
 
 
 async def test_without_notify_socket_nothing_is_sent(tree, monkeypatch):
