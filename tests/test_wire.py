@@ -16,19 +16,14 @@ from actors.messages import (
     TradingState,
 )
 from actors.wire import decode_snapshot, encode_order, encode_snapshot
+from tests.helpers import snapshot
 
 
 def _snapshot(orders: int) -> Snapshot:
-    return Snapshot(
-        taken_at_ns=1,
-        trader_id="T-1",
+    """Every field away from its default, so a field the encoding drops shows."""
+    return snapshot(
         trading_state=TradingState.HALTED,
-        currency="USDT",
-        balance=D("100000.12345678"),
-        equity=D("100100.5"),
         realized_pnl=D("-12.5"),
-        unrealized_pnl=D("88.0"),
-        replay_cursor=7,
         open_orders=tuple(
             OrderView(f"O-{i}", "BTCUSDT-PERP.BINANCE", "BUY", "LIMIT", D("0.1"), D(0),
                       None if i % 2 else D("59000.1"), "ACCEPTED")
