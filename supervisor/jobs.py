@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TypedDict
 
-from storage import AppDatabase, Job, StatusReport
+from storage import AppDatabase, Job, StatusReport, StorageError
 from supervisor.config import ConfigError
 from supervisor.presets import session_config_text, validate_preset
 
@@ -169,7 +169,17 @@ class Launcher:
             except OSError as exc:
                 raise LaunchError(f"cannot start {trader_id}: {exc.strerror}") from None
             self._children[trader_id] = child
-        return self.appdb.record_launch(trader_id, preset, child.pid, config_path, log_path)
+        try:
+            return self.appdb.record_launch(trader_id, preset, child.pid, config_path, log_path)
+        except StorageError as exc:
+            # An untracked session would trade with nobody watching it: stop it.
+            child.kill()
+            child.wait(timeout=10)
+            with self._lock:
+                self._children.pop(trader_id, None)
+            raise LaunchError(
+                f"{trader_id} started but could not be recorded, so it was stopped: {exc}"
+            ) from None
 
     def _next_trader_id(self, preset: str) -> str:
         prefix = preset.upper()[:20]

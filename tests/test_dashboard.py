@@ -22,9 +22,9 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from actors.messages import OrderView, PositionView, Snapshot, TradingState
-from storage import AppDatabase, Job, StatusReport, Store
+from storage import AppDatabase, Job, StatusReport, StorageError, Store
 from supervisor.config import ConfigError
-from supervisor.jobs import session_state
+from supervisor.jobs import Launcher, LaunchError, session_state
 from supervisor.presets import default_preset, validate_preset
 from tests.service import ROOT, ServiceProcess, alive, node_pids, wait_for, write_config
 
@@ -427,3 +427,25 @@ def test_a_corrupt_database_is_reported_on_the_page_not_raised(
     assert not at.exception
     assert "Cannot open the database" in at.error[0].value
     assert str(db) in at.error[0].value
+
+
+def test_a_launch_that_cannot_be_recorded_is_stopped_not_left_untracked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    appdb = AppDatabase(tmp_path / "paper.db")
+    appdb.save_preset("swing", default_preset())
+    launcher = Launcher(appdb, tmp_path)
+    started: list[int] = []
+    real_record = appdb.record_launch
+
+    def refuse(trader_id: str, preset: str, pid: int, config: Path, log: Path) -> Job:
+        started.append(pid)
+        raise StorageError("database is locked")
+
+    monkeypatch.setattr(appdb, "record_launch", refuse)
+    with pytest.raises(LaunchError, match="SWING-001 started but could not be recorded"):
+        launcher.launch("swing")
+    assert started and not alive(started[0])
+    monkeypatch.setattr(appdb, "record_launch", real_record)
+    assert appdb.jobs() == []
+    appdb.close()
