@@ -366,12 +366,6 @@ class SnapshotRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class SnapshotReply:
-    request_id: int
-    snapshot: Snapshot
-
-
-@dataclass(frozen=True, slots=True)
 class EncodedSnapshotReply:
     """The node child's answer to ``SnapshotRequest``: the snapshot as ``actors.wire`` bytes."""
 
@@ -412,7 +406,6 @@ NodeEvent = (
     | OrdersCanceled
     | TradingStateChanged
     | ErrorRaised
-    | SnapshotReply
     | EncodedSnapshotReply
     | Pong
     | EquityReport

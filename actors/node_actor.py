@@ -41,7 +41,6 @@ from actors.messages import (
     Resume,
     Severity,
     Snapshot,
-    SnapshotReply,
     SnapshotRequest,
     Stop,
     TakeSnapshot,
@@ -192,10 +191,6 @@ class TradingNodeActor(SupervisedActor):
                 for waiter in self._resume_waiters:
                     waiter.tell(message)
                 self._resume_waiters.clear()
-            case SnapshotReply(request_id=request_id, snapshot=snapshot):
-                reply_to = self._waiting.pop(request_id, None)
-                if reply_to is not None:
-                    reply_to.tell(snapshot)
             case EncodedSnapshotReply(request_id=request_id, data=data):
                 reply_to = self._waiting.pop(request_id, None)
                 if reply_to is not None:

@@ -241,8 +241,7 @@ async def _serve_on(
     # Everything so far (Nautilus, pandas, pyarrow, the built node) lives as long
     # as the process: out of the collector's sight, a full collection no longer
     # walks it. One such collection stalled the loop ~65 ms in the bench. No
-    # gc.collect() first: it would take those 65 ms out of the start-up, which the
-    # checkpointer's staleness clock already counts.
+    # gc.collect() first: it would add those 65 ms to every start and restart.
     gc.freeze()
     if replay is not None:
         replay.release()
