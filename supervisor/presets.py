@@ -16,9 +16,19 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
 from pathlib import Path
 
-from actors.settings import SUPPORTED_INSTRUMENTS, Mode, SizingMethod
+from actors.settings import (
+    SUPPORTED_INSTRUMENTS,
+    BreakerSettings,
+    Mode,
+    RiskLimits,
+    SizingMethod,
+    SizingSettings,
+    StrategySettings,
+)
 from storage import PresetBody, PresetValue
 from supervisor.config import (
     SCHEMA,
@@ -85,6 +95,12 @@ PRESET_FIELDS: tuple[PresetField, ...] = (
     _f("breakers", "error_window_s", "Error window (s)", "float"),
 )
 FIELDS_BY_PATH = {f.path: f for f in PRESET_FIELDS}
+_SETTINGS_DEFAULTS: dict[str, object] = {
+    "sizing": SizingSettings(),
+    "strategy": StrategySettings(),
+    "risk": RiskLimits(),
+    "breakers": BreakerSettings(),
+}
 
 
 def from_text(field: PresetField, text: str) -> PresetValue:
@@ -105,21 +121,28 @@ def from_text(field: PresetField, text: str) -> PresetValue:
 
 
 def default_preset() -> PresetBody:
-    """The bundled example's values for every preset field."""
+    """The bundled example's values for every preset field; a field the example leaves
+    out (the kelly and atr parameters) gets its settings class's default."""
     data = tomllib.loads(default_config_text())
     body: PresetBody = {}
     for f in PRESET_FIELDS:
         section = data.get(f.section, {})
         value = section.get(f.key) if isinstance(section, dict) else None
-        if isinstance(value, str | int | float | bool):
+        if not isinstance(value, str | int | float | bool):
+            value = _settings_default(f)
+        if value is not None:
             body.setdefault(f.section, {})[f.key] = value
-    sizing = body.setdefault("sizing", {})
-    sizing.setdefault("win_rate", "0.55")
-    sizing.setdefault("payoff_ratio", "1.5")
-    sizing.setdefault("kelly_fraction", "0.5")
-    sizing.setdefault("atr_period", 14)
-    sizing.setdefault("atr_multiplier", "2")
     return body
+
+
+def _settings_default(f: PresetField) -> PresetValue | None:
+    settings = _SETTINGS_DEFAULTS.get(f.section)
+    value: object = getattr(settings, f.key, None)
+    if isinstance(value, StrEnum):
+        return value.value
+    if isinstance(value, Decimal):
+        return str(value)  # TOML has no decimal: the loader parses the string exactly
+    return value if isinstance(value, str | int | float | bool) else None
 
 
 def _compose(body: PresetBody, service: Mapping[str, TomlValue]) -> dict[str, TomlValue]:
