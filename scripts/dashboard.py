@@ -160,7 +160,7 @@ def sessions_table(launcher: Launcher, stale_after_s: float) -> None:
                 "realized PnL": money(v["realized_pnl"]),
                 "unrealized PnL": money(v["unrealized_pnl"]),
                 "open orders": v["open_orders"],
-                "positions": v["positions"],
+                "positions": len(v["positions"]),
                 "fills": v["fills"],
                 "pid": v["pid"],
                 "exit code": v["exit_code"],
@@ -282,9 +282,8 @@ def session_details(
     else:
         st.info("No checkpoint yet.")
 
-    status = appdb.status(trader_id, stale_after_s)
     st.subheader("Positions")
-    positions = [] if status is None else [dict(p) for p in status["positions"]]
+    positions = [dict(p) for p in view["positions"]]
     st.dataframe(positions or [{"positions": "none"}], hide_index=True)
     st.subheader("Open orders")
     orders = appdb.open_orders(trader_id)

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TypedDict
 
-from storage import AppDatabase, Job, StatusReport, StorageError
+from storage import AppDatabase, Job, PositionRow, StatusReport, StorageError
 from supervisor.config import ConfigError
 from supervisor.presets import session_config_text, validate_preset
 
@@ -46,7 +46,7 @@ class SessionView(TypedDict):
     realized_pnl: str | None
     unrealized_pnl: str | None
     open_orders: int
-    positions: int
+    positions: list[PositionRow]
     fills: int
     exit_code: int | None
     started_at: str | None
@@ -98,7 +98,7 @@ def _view(status: StatusReport | None, job: Job | None, alive: bool) -> SessionV
         realized_pnl=None if status is None else status["realized_pnl"],
         unrealized_pnl=None if status is None else status["unrealized_pnl"],
         open_orders=0 if status is None else status["open_orders"],
-        positions=0 if status is None else len(status["positions"]),
+        positions=[] if status is None else status["positions"],
         fills=0 if status is None else status["fills"],
         exit_code=None if job is None else job.exit_code,
         started_at=(
