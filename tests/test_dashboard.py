@@ -312,10 +312,17 @@ def state_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def tmp_files() -> dict[str, int]:
+def tmp_files(state_dir: Path) -> dict[str, int]:
+    """Files under /tmp and their mtimes, but for pytest's own and the session's state
+    directory (which is under /tmp too when the checkout is, e.g. a clone in /tmp/x)."""
     found: dict[str, int] = {}
+    own = str(state_dir.resolve())
     for dirpath, dirnames, filenames in os.walk("/tmp"):
-        dirnames[:] = [d for d in dirnames if not d.startswith("pytest-of-")]
+        dirnames[:] = [
+            d
+            for d in dirnames
+            if not d.startswith("pytest-of-") and os.path.join(dirpath, d) != own
+        ]
         for name in filenames:
             path = os.path.join(dirpath, name)
             try:
@@ -339,7 +346,7 @@ def test_a_session_launched_from_a_preset_trades_writes_nothing_to_tmp_and_shows
     monkeypatch.setenv("BINANCE_FUTURES_TESTNET_API_SECRET", SECRET)
 
     at = goto(app(db, monkeypatch).run(), "Presets & launch")
-    before = tmp_files()
+    before = tmp_files(state_dir)
     at.button(key="launch").click().run()
     assert "Launched SWING-001" in texts(at), texts(at)
     job = appdb.job("SWING-001")
@@ -350,7 +357,7 @@ def test_a_session_launched_from_a_preset_trades_writes_nothing_to_tmp_and_shows
             lambda: (s := appdb.status("SWING-001", 5)) and s["checkpoints"] > 1 and s["fills"] > 0,
             timeout=90,
         )
-        after = tmp_files()
+        after = tmp_files(state_dir)
         written = {p for p, m in after.items() if before.get(p) != m}
         assert written == set(), f"launching wrote under /tmp: {sorted(written)[:10]}"
 
