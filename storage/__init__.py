@@ -5,15 +5,17 @@ from storage.codec import snapshot_from_json, to_json
 from storage.control import Command, CommandStatus, ControlChannel, ControlRequest
 from storage.errors import SchemaError, StorageError
 from storage.jobs import Job
+from storage.lock import AlreadyRunning, InstanceLock, lock_path
 from storage.presets import PresetBody, PresetValue
 from storage.queries import AlertRow, ControlRow, EquityPoint
 from storage.schema import SCHEMA_VERSION, migrate
 from storage.status import EventRow, PositionRow, StatusReport, read_events, read_status
-from storage.store import OutboxRow, Retention, RunInfo, Store
+from storage.store import GateRow, OutboxRow, Retention, RunInfo, Store, Swept
 
 __all__ = [
     "SCHEMA_VERSION",
     "AlertRow",
+    "AlreadyRunning",
     "AppDatabase",
     "Command",
     "CommandStatus",
@@ -22,6 +24,8 @@ __all__ = [
     "ControlRow",
     "EquityPoint",
     "EventRow",
+    "GateRow",
+    "InstanceLock",
     "Job",
     "OutboxRow",
     "PositionRow",
@@ -33,6 +37,8 @@ __all__ = [
     "StatusReport",
     "StorageError",
     "Store",
+    "Swept",
+    "lock_path",
     "migrate",
     "read_events",
     "read_status",

@@ -110,20 +110,61 @@ MIGRATIONS: tuple[str, ...] = (
         exit_code INTEGER
     );
     """,
+    # 5: the durable trading gate (a halt survives every restart until resumed); event
+    # totals that outlive the events' retention; the age of market data; indexes for
+    # the retention sweeps
+    """
+    CREATE TABLE trading_gate (
+        trader_id TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        source TEXT NOT NULL,
+        at TEXT NOT NULL
+    );
+    CREATE TABLE event_counts (
+        trader_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (trader_id, kind)
+    );
+    INSERT INTO event_counts (trader_id, kind, n)
+        SELECT trader_id, kind, count(*) FROM events GROUP BY trader_id, kind;
+    ALTER TABLE heartbeat ADD COLUMN data_at_epoch REAL;
+    CREATE INDEX events_by_time ON events(trader_id, at);
+    CREATE INDEX alert_outbox_by_time ON alert_outbox(trader_id, created_at);
+    CREATE INDEX control_by_time ON control(trader_id, requested_at);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def migrate(db: sqlite_utils.Database) -> int:
-    row = db.execute("PRAGMA user_version").fetchone()
-    version = int(row[0]) if row else 0
+def check_version(version: int, path: object) -> None:
+    """Refuse a database written by a newer service: its rows may mean something else."""
     if version > SCHEMA_VERSION:
         raise SchemaError(
-            f"database schema version {version} is newer than this service ({SCHEMA_VERSION})"
+            f"database {path} has schema version {version}, newer than this service "
+            f"({SCHEMA_VERSION}); upgrade the service before reading it"
         )
-    for number in range(version, SCHEMA_VERSION):
+
+
+def _version(db: sqlite_utils.Database) -> int:
+    row = db.execute("PRAGMA user_version").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(db: sqlite_utils.Database) -> int:
+    """Bring the schema up to date. Several connections may open a new file at once (the
+    service's actors each own one): each step re-reads the version under the write
+    lock, so a step another connection has just applied is not applied twice."""
+    path = db.conn.execute("PRAGMA database_list").fetchone()[2]
+    check_version(_version(db), path)
+    while _version(db) < SCHEMA_VERSION:
         with write_transaction(db):
+            number = _version(db)
+            check_version(number, path)
+            if number >= SCHEMA_VERSION:
+                break
             for statement in MIGRATIONS[number].split(";"):
                 if statement.strip():
                     db.execute(statement)

@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 from typing import TypedDict
 
-from storage.errors import StorageError
+from storage.errors import SchemaError, StorageError
+from storage.schema import check_version
 
 
 class PositionRow(TypedDict):
@@ -49,18 +50,49 @@ class StatusReport(TypedDict):
     rejects: int
     replay_cursor: int | None
     replay_total: int | None
+    data_age_s: float | None
 
 
 def open_readonly(path: Path) -> sqlite3.Connection:
+    """Open for reading only; a database written by a newer service is refused."""
     if not path.is_file():
         raise StorageError(f"no database at {path} (has the service run with this --db?)")
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
         conn.row_factory = sqlite3.Row
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
         conn.execute("SELECT 1 FROM runs LIMIT 1")
     except sqlite3.Error as exc:
         raise StorageError(f"cannot read database {path}: {exc}") from exc
+    try:
+        check_version(version, path)
+    except SchemaError:
+        conn.close()
+        raise
     return conn
+
+
+def _column(row: sqlite3.Row, name: str) -> float | None:
+    """A numeric column a database of an older schema may not have yet (``None`` then)."""
+    try:
+        value = row[name]
+    except IndexError:
+        return None
+    return None if value is None else float(value)
+
+
+def _event_count(conn: sqlite3.Connection, trader_id: str, kind: str) -> int:
+    """The total of ``kind`` events ever logged (the events themselves are retained for
+    a while only); a database not yet migrated to the totals table counts its rows."""
+    try:
+        row = conn.execute(
+            "SELECT n FROM event_counts WHERE trader_id = ? AND kind = ?", [trader_id, kind]
+        ).fetchone()
+    except sqlite3.OperationalError:
+        row = conn.execute(
+            "SELECT count(*) FROM events WHERE trader_id = ? AND kind = ?", [trader_id, kind]
+        ).fetchone()
+    return 0 if row is None else int(row[0])
 
 
 def read_status(path: Path, trader_id: str | None, stale_after_s: float) -> StatusReport | None:
@@ -93,14 +125,13 @@ def status_of(
     n_checkpoints = conn.execute(
         "SELECT count(*) FROM checkpoints WHERE trader_id = ?", [tid]
     ).fetchone()[0]
-    fills = conn.execute(
-        "SELECT count(*) FROM events WHERE trader_id = ? AND kind = 'fill'", [tid]
-    ).fetchone()[0]
-    rejects = conn.execute(
-        "SELECT count(*) FROM events WHERE trader_id = ? AND kind = 'reject'", [tid]
-    ).fetchone()[0]
+    fills = _event_count(conn, tid, "fill")
+    rejects = _event_count(conn, tid, "reject")
 
-    age = None if beat is None else max(0.0, time.time() - float(beat["at_epoch"]))
+    now = time.time()
+    age = None if beat is None else max(0.0, now - float(beat["at_epoch"]))
+    data_at = None if beat is None else _column(beat, "data_at_epoch")
+    data_age = None if data_at is None else round(max(0.0, now - data_at), 3)
     if run["stopped_at"] is not None:
         state = "stopped"
     elif beat is None or beat["run_id"] != run["id"] or (age is not None and age > stale_after_s):
@@ -153,6 +184,7 @@ def status_of(
         rejects=int(rejects),
         replay_cursor=None if cp is None else int(cp["replay_cursor"]),
         replay_total=replay_total,
+        data_age_s=data_age,
     )
 
 

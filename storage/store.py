@@ -13,8 +13,8 @@ import contextlib
 import os
 import sqlite3
 import time
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlite_utils
@@ -33,11 +33,19 @@ class Retention:
     """Keep the last ``keep_last`` checkpoints, plus the first of every hour for
     ``hourly_for_h`` hours and the first of every day for ``daily_for_d`` days, so the
     table stays bounded (at most keep_last + hourly_for_h + daily_for_d rows) however
-    long the service runs."""
+    long the service runs. The other tables follow (``Store.sweep``): events are kept
+    as far back as the oldest checkpoint kept, and at least ``events_for_d`` days;
+    delivered (or never-to-be-sent) alerts for ``alerts_for_d`` days; acknowledged
+    operator commands for ``commands_for_d`` days. Rows still owed to someone - a
+    pending alert, an unanswered command - stay. Totals (fills, rejects) outlive the
+    events in ``event_counts``."""
 
     keep_last: int = DEFAULT_KEEP_LAST
     hourly_for_h: int = 48
     daily_for_d: int = 90
+    alerts_for_d: int = 30
+    commands_for_d: int = 30
+    events_for_d: int = 7
 
     @property
     def bound(self) -> int:
@@ -73,6 +81,29 @@ class OutboxRow:
     key: str
     attempts: int
     delivered_chats: frozenset[int]
+
+
+@dataclass(frozen=True, slots=True)
+class GateRow:
+    """The durable trading state of a trader (``trading_gate``)."""
+
+    state: str
+    reason: str
+    source: str
+    at: str
+
+
+@dataclass(frozen=True, slots=True)
+class Swept:
+    """How many rows a retention sweep removed, by table."""
+
+    events: int
+    alerts: int
+    commands: int
+
+    @property
+    def total(self) -> int:
+        return self.events + self.alerts + self.commands
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,17 +232,125 @@ class Store:
                 sql += clause
         self.db.execute(sql, params)
 
-    def last_snapshot(self, trader_id: str) -> Snapshot | None:
+    def last_snapshot(self, trader_id: str, since_run: int = 0) -> Snapshot | None:
+        found = self.last_checkpoint(trader_id, since_run)
+        return None if found is None else found[1]
+
+    def last_checkpoint(self, trader_id: str, since_run: int = 0) -> tuple[int, Snapshot] | None:
+        """The newest checkpoint (id, snapshot) of runs ``since_run`` and later.
+
+        The row's ``replay_cursor`` column wins over the snapshot's: it is advanced in
+        place while nothing else changed (``advance_cursor``).
+        """
         try:
             rows = list(
                 self.db.query(
-                    "SELECT snapshot FROM checkpoints WHERE trader_id = ? ORDER BY id DESC LIMIT 1",
-                    [trader_id],
+                    "SELECT id, replay_cursor, snapshot FROM checkpoints "
+                    "WHERE trader_id = ? AND run_id >= ? ORDER BY id DESC LIMIT 1",
+                    [trader_id, since_run],
                 )
             )
         except sqlite3.Error as exc:
             raise self._fail("reading the last checkpoint", exc) from exc
-        return snapshot_from_json(str(rows[0]["snapshot"])) if rows else None
+        if not rows:
+            return None
+        snapshot = snapshot_from_json(str(rows[0]["snapshot"]))
+        cursor = int(rows[0]["replay_cursor"])
+        if cursor != snapshot.replay_cursor:
+            snapshot = replace(snapshot, replay_cursor=cursor)
+        return int(rows[0]["id"]), snapshot
+
+    def advance_cursor(self, checkpoint_id: int, cursor: int) -> None:
+        """Move a checkpoint's replay cursor on: only while the node's state is unchanged
+        since that checkpoint, so restoring it at the later cursor skips no trade."""
+        try:
+            with write_transaction(self.db):
+                self.db.execute(
+                    "UPDATE checkpoints SET replay_cursor = ? WHERE id = ? AND replay_cursor < ?",
+                    [cursor, checkpoint_id, cursor],
+                )
+        except sqlite3.Error as exc:
+            raise self._fail("advancing the replay cursor", exc) from exc
+
+    # ------------------------------------------------------------ the trading gate
+
+    def gate(self, trader_id: str) -> GateRow | None:
+        try:
+            rows = list(
+                self.db.query(
+                    "SELECT state, reason, source, at FROM trading_gate WHERE trader_id = ?",
+                    [trader_id],
+                )
+            )
+        except sqlite3.Error as exc:
+            raise self._fail("reading the trading gate", exc) from exc
+        if not rows:
+            return None
+        r = rows[0]
+        return GateRow(str(r["state"]), str(r["reason"]), str(r["source"]), str(r["at"]))
+
+    def set_gate(self, trader_id: str, row: GateRow) -> None:
+        try:
+            with write_transaction(self.db):
+                self.db.table("trading_gate").upsert(
+                    {
+                        "trader_id": trader_id,
+                        "state": row.state,
+                        "reason": row.reason,
+                        "source": row.source,
+                        "at": row.at,
+                    },
+                    pk="trader_id",
+                )
+        except sqlite3.Error as exc:
+            raise self._fail("recording the trading gate", exc) from exc
+
+    def last_trading_state(self, trader_id: str) -> GateRow | None:
+        """The trading state of the newest checkpoint: the gate of a database written
+        before the gate existed."""
+        snap = self.last_snapshot(trader_id)
+        if snap is None:
+            return None
+        return GateRow(
+            snap.trading_state.value, snap.halt_reason, "checkpoint", ns_to_iso(snap.taken_at_ns)
+        )
+
+    # ------------------------------------------------------------ retention
+
+    def sweep(self, trader_id: str, retention: Retention, now: datetime | None = None) -> Swept:
+        """Delete what the retention policy no longer keeps, one transaction per table."""
+        now = now or datetime.now(UTC)
+
+        def cutoff(days: int) -> str:
+            return (now - timedelta(days=days)).isoformat(timespec="milliseconds")
+
+        statements = (
+            (
+                # Events as far back as the oldest checkpoint still kept (none: keep all),
+                # and never younger than the floor.
+                "DELETE FROM events WHERE trader_id = :t AND at < min(:floor, "
+                "(SELECT min(saved_at) FROM checkpoints WHERE trader_id = :t))",
+                {"t": trader_id, "floor": cutoff(retention.events_for_d)},
+            ),
+            (
+                "DELETE FROM alert_outbox WHERE trader_id = :t AND status != 'pending' "
+                "AND created_at < :cutoff",
+                {"t": trader_id, "cutoff": cutoff(retention.alerts_for_d)},
+            ),
+            (
+                "DELETE FROM control WHERE trader_id = :t AND status IN ('done', 'failed') "
+                "AND requested_at < :cutoff",
+                {"t": trader_id, "cutoff": cutoff(retention.commands_for_d)},
+            ),
+        )
+        counts: list[int] = []
+        try:
+            for sql, params in statements:
+                with write_transaction(self.db):
+                    counts.append(self.db.execute(sql, params).rowcount)
+        except sqlite3.Error as exc:
+            raise self._fail("sweeping old rows", exc) from exc
+        return Swept(*counts)
 
     # ------------------------------------------------------------ events, heartbeat, alerts
 
@@ -227,10 +366,16 @@ class Store:
                         "payload": to_json(payload),
                     }
                 )
+                # Totals outlive the events' retention (``status`` shows them).
+                self.db.execute(
+                    "INSERT INTO event_counts (trader_id, kind, n) VALUES (?, ?, 1) "
+                    "ON CONFLICT (trader_id, kind) DO UPDATE SET n = n + 1",
+                    [run.trader_id, kind],
+                )
         except sqlite3.Error as exc:
             raise self._fail(f"appending a {kind} event", exc) from exc
 
-    def beat(self, run: RunInfo, state: str) -> None:
+    def beat(self, run: RunInfo, state: str, data_at_epoch: float | None = None) -> None:
         try:
             with write_transaction(self.db):
                 self.db.table("heartbeat").upsert(
@@ -241,6 +386,7 @@ class Store:
                         "state": state,
                         "at": utc_now(),
                         "at_epoch": time.time(),
+                        "data_at_epoch": data_at_epoch,
                     },
                     pk="trader_id",
                 )
@@ -291,7 +437,11 @@ class Store:
         except sqlite3.Error as exc:
             raise self._fail("recording an alert delivery", exc) from exc
 
-    def enqueue_alert(self, trader_id: str, alert: Alert, created_at: str | None = None) -> int:
+    def enqueue_alert(
+        self, trader_id: str, alert: Alert, created_at: str | None = None, deliver: bool = True
+    ) -> int:
+        """Queue an alert; ``deliver=False`` (Telegram off) records it as ``local``: kept in
+        the log and the dashboard, never sent later, and swept like a delivered one."""
         try:
             with write_transaction(self.db):
                 table = self.db.table("alert_outbox")
@@ -303,6 +453,7 @@ class Store:
                         "title": alert.title,
                         "text": alert.text,
                         "key": alert.key or alert.title,
+                        "status": "pending" if deliver else "local",
                     }
                 )
                 return int(table.last_pk)  # type: ignore[arg-type]

@@ -143,3 +143,72 @@ def test_locked_database_fails_the_write_instead_of_hanging(tmp_path):
     reopened = Store(store.path)
     assert reopened.last_snapshot("TEST-001") is None
     reopened.close()
+
+
+def test_a_sweep_keeps_what_is_owed_and_drops_what_the_policy_no_longer_keeps(store):
+    """Issue 13, defect 13: events, the alert outbox and operator commands were unbounded."""
+    run = store.open_run("TEST-001", "replay")
+    db = store.db
+    old, recent = "2026-01-01T00:00:00.000+00:00", "2026-11-26T00:00:00.000+00:00"
+    for at in (old, recent):
+        store.append_event(run, "fill", {"n": 1}, at=at)
+        store.enqueue_alert("TEST-001", Alert(Severity.INFO, "t", "x"), created_at=at)
+        store.enqueue_alert("TEST-001", Alert(Severity.INFO, "local", "x"), at, deliver=False)
+    db.execute("UPDATE alert_outbox SET status = 'delivered' WHERE title = 't' AND created_at = ?",
+               [recent])  # fmt: skip
+    db.conn.commit()
+    cid = store.write_checkpoint(run, snapshot(taken_at_ns=1_790_000_000 * 10**9))
+    db.execute("UPDATE checkpoints SET saved_at = ? WHERE id = ?", [recent, cid])
+    for status in ("done", "pending"):
+        db.execute(
+            "INSERT INTO control (trader_id, command, reason, requested_at, status) "
+            "VALUES ('TEST-001', 'halt', 'r', ?, ?)",
+            [old, status],
+        )
+    db.conn.commit()
+    from datetime import UTC, datetime
+
+    swept = store.sweep("TEST-001", Retention(), now=datetime(2026, 11, 27, tzinfo=UTC))
+    assert (swept.events, swept.alerts, swept.commands) == (1, 1, 1)
+    left = [tuple(r) for r in db.execute("SELECT title, status, created_at FROM alert_outbox")]
+    assert (("t", "pending", old) in left) and ("local", "local", recent) in left
+    assert [r[0] for r in db.execute("SELECT status FROM control")] == ["pending"]
+    assert [r[0] for r in db.execute("SELECT at FROM events")] == [recent]
+    assert read_status(store.path, "TEST-001", 60)["fills"] == 2, "totals outlive the events"
+
+
+def test_the_cursor_of_the_last_checkpoint_moves_on_in_place(store):
+    run = store.open_run("TEST-001", "replay")
+    cid = store.write_checkpoint(run, snapshot(replay_cursor=10))
+    store.advance_cursor(cid, 25)
+    store.advance_cursor(cid, 20)  # never backwards
+    found = store.last_checkpoint("TEST-001")
+    assert found is not None and found[0] == cid and found[1].replay_cursor == 25
+
+
+def test_a_fresh_run_does_not_see_earlier_checkpoints(store):
+    run = store.open_run("TEST-001", "replay")
+    store.write_checkpoint(run, snapshot())
+    fresh = store.open_run("TEST-001", "replay")
+    assert store.last_snapshot("TEST-001", since_run=fresh.run_id) is None
+    assert store.last_snapshot("TEST-001") is not None
+
+
+def test_several_connections_opening_a_new_file_migrate_it_once(tmp_path):
+    import threading
+
+    path = tmp_path / "new.db"
+    errors: list[BaseException] = []
+
+    def open_it() -> None:
+        try:
+            Store(path).close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
