@@ -16,7 +16,7 @@ from typing import Protocol, runtime_checkable
 
 import pykka
 
-from actors.messages import ChildExited, Ping, Pong, WhereIs
+from actors.messages import ChildExited, Halt, OperationSucceeded, Ping, Pong, WhereIs
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ class ChildContext:
     role: str
     directory: Directory
     lookup_timeout_s: float = 2.0
+    restart: bool = False  # a restart after a failure (not the tree's first start)
 
 
 class Peers:
@@ -94,6 +95,16 @@ class Peers:
         return False
 
 
+def halt(peers: Peers, message: Halt) -> bool:
+    """Send a halt the way that survives restarts: through the gate, which records it
+    and forwards it to the node. Only when the gate cannot take it does the halt go
+    straight to the node (it stops trading now, but a node restart would forget it)."""
+    if peers.tell("gate", message):
+        return True
+    log.critical("gate unreachable: halting the node directly (%s)", message.reason)
+    return peers.tell("node", message)
+
+
 class SupervisedActor(pykka.ThreadingActor):
     """Base class: subclasses implement ``started``, ``receive`` and ``stopped``."""
 
@@ -123,6 +134,15 @@ class SupervisedActor(pykka.ThreadingActor):
             self._release()
             self._report_exit(abnormal=True, reason=f"start failed: {exc!r}")
             raise
+        if self.ctx.restart and self.reports_restart:
+            # Restarted and running: the retry budget of this role's failures starts over.
+            self.peers.tell("classifier", OperationSucceeded(self.ctx.role))
+
+    @property
+    def reports_restart(self) -> bool:
+        """Whether a successful ``started()`` clears this role's failure budget (the node
+        actor waits until its node trades; the classifier has nobody to tell)."""
+        return self.ctx.role != "classifier"
 
     def on_receive(self, message: object) -> object:
         if isinstance(message, Ping):

@@ -65,7 +65,8 @@ class SupervisorSpec:
     backoff_initial_s: float = 0.0
     backoff_max_s: float = 5.0
     escalation: Escalation = Escalation.HALT_AND_STOP
-    halt_role: str = "node"
+    halt_role: str = "gate"  # where halts go: it records them and forwards to the node
+    node_role: str = "node"
     alert_role: str = "alerter"
     classifier_role: str = "classifier"  # told of every crash, so it is classified and alerted
 

@@ -134,10 +134,22 @@ class Supervisor(pykka.ThreadingActor):
             exit_.role,
             exit_.reason,
         )
-        classifier = self._refs.get(self.spec.classifier_role)
-        if exit_.abnormal and classifier is not None:
-            classifier.tell(ErrorRaised(exit_.role, "ChildCrashed", exit_.reason))
+        if exit_.abnormal:
+            self._tell_child(
+                self.spec.classifier_role, ErrorRaised(exit_.role, "ChildCrashed", exit_.reason)
+            )
         self._apply_policy(exit_)
+
+    def _tell_child(self, role: str, message: object) -> bool:
+        """Tell a child if it is there; a child that died meanwhile is no crash of ours."""
+        ref = self._refs.get(role)
+        if ref is None:
+            return False
+        try:
+            ref.tell(message)
+        except pykka.ActorDeadError:
+            return False
+        return True
 
     def _apply_policy(self, exit_: ChildExited) -> None:
         spec = self._specs[exit_.role]
@@ -182,24 +194,33 @@ class Supervisor(pykka.ThreadingActor):
         action = (
             "stopping the service"
             if self.spec.escalation is Escalation.HALT_AND_STOP
-            else f"leaving {exit_.role} down, trading halted"
+            else f"leaving {exit_.role} down"
         )
-        log.critical("restart intensity exceeded: %s; %s", reason, action)
-        halt_target = self._refs.get(self.spec.halt_role)
-        if halt_target is not None:
-            halt_target.tell(Halt(reason=f"supervisor escalation: {reason}", source=ROLE))
-        alerter = self._refs.get(self.spec.alert_role)
-        if alerter is not None:
-            alerter.tell(
-                Alert(
-                    Severity.CRITICAL,
-                    "Restart intensity exceeded",
-                    f"{reason}. Action: {action}.",
-                    key=f"escalation:{exit_.role}",
-                )
+        halt = Halt(reason=f"supervisor escalation: {reason}", source=ROLE)
+        # Through the gate, so the halt is on record: whatever node runs next starts
+        # halted. Straight to the node only when the gate itself is what failed.
+        if self._tell_child(self.spec.halt_role, halt):
+            halted = (
+                "trading halted and the halt recorded; the node is down and will start halted"
+                if exit_.role == self.spec.node_role
+                else "trading halted and the halt recorded (it holds across restarts)"
             )
+        elif exit_.role != self.spec.node_role and self._tell_child(self.spec.node_role, halt):
+            halted = "trading halted (not recorded: the gate is down; a node restart forgets it)"
+        else:
+            halted = "NO HALT could be sent (neither the gate nor the node is running)"
+        log.critical("restart intensity exceeded: %s; %s; %s", reason, halted, action)
+        self._tell_child(
+            self.spec.alert_role,
+            Alert(
+                Severity.CRITICAL,
+                "Restart intensity exceeded",
+                f"{reason}. {halted[0].upper()}{halted[1:]}. Action: {action}.",
+                key=f"escalation:{exit_.role}",
+            ),
+        )
         if self._parent is not None:
-            self._parent.tell(Escalated(exit_.role, n, period, action))
+            self._parent.tell(Escalated(exit_.role, n, period, f"{halted}; {action}"))
         if self.spec.escalation is Escalation.HALT_AND_STOP:
             self._termination_reason = reason  # told to the parent once all children stopped
             self.actor_ref.stop(block=False)
@@ -209,7 +230,7 @@ class Supervisor(pykka.ThreadingActor):
     def _start_child(self, role: str, restart: bool) -> None:
         spec = self._specs[role]
         try:
-            ref = spec.start(ChildContext(role=role, directory=self.actor_ref))
+            ref = spec.start(ChildContext(role=role, directory=self.actor_ref, restart=restart))
         except Exception as exc:  # a failed start is a failure like any other
             log.exception("starting %s failed", role)
             self._apply_policy(ChildExited(role, "", abnormal=True, reason=f"start: {exc!r}"))

@@ -8,10 +8,15 @@ from dataclasses import dataclass
 from actors.base import ChildContext, SupervisedActor
 from actors.inbox import Inbox
 from actors.messages import (
+    CheckpointLookup,
+    GateQuery,
+    GateState,
     Halt,
+    LastSnapshot,
     OrdersCanceled,
     Resume,
     Snapshot,
+    SnapshotTaken,
     TakeSnapshot,
     TradingState,
     TradingStateChanged,
@@ -43,7 +48,8 @@ class Forward:
 
 
 class Recorder(SupervisedActor):
-    """Records every message it gets; answers TakeSnapshot with ``snapshot``."""
+    """Records every message it gets; answers TakeSnapshot with ``snapshot``, and the
+    start-up questions of a node (as an empty checkpointer and an open gate would)."""
 
     def __init__(self, ctx: ChildContext, inbox: Inbox, snapshot: Snapshot | None = None):
         super().__init__(ctx)
@@ -52,16 +58,34 @@ class Recorder(SupervisedActor):
 
     def receive(self, message: object) -> object:
         self.inbox.tell(Recorded(self.ctx.role, self.actor_urn, message))
-        if isinstance(message, TakeSnapshot) and message.reply_to and self.snapshot:
-            message.reply_to.tell(self.snapshot)
+        match message:
+            case TakeSnapshot(reply_to=reply_to, request_id=request_id) if reply_to and (
+                self.snapshot
+            ):
+                reply_to.tell(SnapshotTaken(request_id, self.snapshot))
+            case LastSnapshot():
+                return CheckpointLookup(None)
+            case GateQuery():
+                return GateState(TradingState.ACTIVE)
         return None
+
+
+@dataclass(frozen=True)
+class Silence:
+    """Tell a ``ConfirmingNode`` to stop confirming, as a node that never answers."""
 
 
 class ConfirmingNode(Recorder):
     """A fake node that confirms halts (one cancelled order) and resumes, like the real one."""
 
+    silent = False
+
     def receive(self, message: object) -> object:
         super().receive(message)
+        if isinstance(message, Silence):
+            self.silent = True
+        if self.silent:
+            return None
         match message:
             case Halt(notify=notify) if notify is not None:
                 notify.tell(OrdersCanceled(("O-1",)))
@@ -94,6 +118,21 @@ class Worker(Recorder):
                 return self.peers.tell(role, inner)
             case _:
                 return super().receive(message)
+
+
+def settled(directory: object, *roles: str) -> None:
+    """Every message already sent to ``roles`` has been handled (and recorded): a ping
+    queues behind them. A negative assert ("no halt was sent") needs this after asking
+    the sender, because the recorder that would get the halt runs on its own thread."""
+    import pykka
+
+    from actors.messages import Ping, WhereIs
+
+    assert isinstance(directory, pykka.ActorRef)
+    for role in roles:
+        ref = directory.ask(WhereIs(role), timeout=5)
+        assert isinstance(ref, pykka.ActorRef), f"{role} is not running"
+        ref.ask(Ping(), timeout=5)
 
 
 def recorder(role: str, inbox: Inbox, restart: Restart = Restart.PERMANENT) -> ChildSpec:

@@ -15,7 +15,7 @@ from actors.classifier import (
 from actors.inbox import Inbox
 from actors.messages import Alert, DecisionKind, ErrorRaised, Halt, Severity, WhereIs
 from supervisor import ChildSpec, Supervisor, SupervisorSpec
-from tests.helpers import Recorded, recorder
+from tests.helpers import Recorded, recorder, settled
 
 
 def err(message: str = "", code: int | None = None, error_type: str = "Exception") -> ErrorRaised:
@@ -75,30 +75,31 @@ def tree():
     spec = SupervisorSpec(
         children=(
             recorder("alerter", inbox),
-            recorder("node", inbox),
+            recorder("gate", inbox),
             ChildSpec("classifier", ClassifierActor.start),
         )
     )
     ref = Supervisor.start(spec, parent=events)
     classifier = ref.ask(WhereIs("classifier"), timeout=5)
-    yield classifier, inbox
+    yield classifier, inbox, ref
     ref.stop(timeout=10)
 
 
 def test_a_fatal_error_halts_the_node_and_raises_a_critical_alert(tree):
-    classifier, inbox = tree
+    classifier, inbox, _ = tree
     decision = classifier.ask(err("Invalid API-key", -2015), timeout=5)
     assert decision.kind is DecisionKind.FATAL
-    halt = inbox.expect(Recorded, where=lambda r: r.role == "node").message
+    halt = inbox.expect(Recorded, where=lambda r: r.role == "gate").message
     assert isinstance(halt, Halt) and halt.source == "classifier"
     alert = inbox.expect(Recorded, where=lambda r: r.role == "alerter").message
     assert isinstance(alert, Alert) and alert.severity is Severity.CRITICAL
 
 
 def test_an_unknown_error_alerts_without_halting(tree):
-    classifier, inbox = tree
+    classifier, inbox, sup = tree
     classifier.tell(err("a strange thing"))
     alert = inbox.expect(Recorded, where=lambda r: r.role == "alerter").message
     assert isinstance(alert, Alert) and alert.severity is Severity.WARNING
     assert classifier.ask(err("timeout"), timeout=5).kind is DecisionKind.TRANSIENT
-    assert not [r for r in inbox.seen if isinstance(r, Recorded) and r.role == "node"]
+    settled(sup, "gate")  # a halt would have been handled by now
+    assert not [r for r in inbox.seen if isinstance(r, Recorded) and r.role == "gate"]

@@ -42,6 +42,7 @@ def build_tree(
     spec = SupervisorSpec(
         children=(
             recorder("alerter", inbox),
+            recorder("gate", inbox),
             ChildSpec(
                 "classifier", lambda ctx: ClassifierActor.start(ctx, retry_budget=retry_budget)
             ),
@@ -87,7 +88,7 @@ def test_a_full_disk_alerts_and_halts_at_once(tmp_path):
             if isinstance(failed, CheckpointFailed):
                 break
         assert isinstance(failed, CheckpointFailed) and "full" in failed.reason
-        halt = recorded(inbox, "node", Halt)
+        halt = recorded(inbox, "gate", Halt)
         assert halt.source == "classifier" and "storage full" in halt.reason
         alert = recorded(inbox, "alerter", Alert, text="full")
         assert alert.severity is Severity.CRITICAL
@@ -109,7 +110,7 @@ def test_a_held_write_lock_is_transient_until_it_lasts_then_halts(tmp_path):
     holder = sqlite3.connect(db, timeout=5)
     holder.execute("BEGIN IMMEDIATE")
     try:
-        halt = recorded(inbox, "node", Halt, timeout=15, text="no checkpoint succeeded")
+        halt = recorded(inbox, "gate", Halt, timeout=15, text="no checkpoint succeeded")
         assert halt.source == "checkpointer" and "database is locked" in halt.reason
         alert = recorded(inbox, "alerter", Alert, text="no checkpoint succeeded")
         assert alert.severity is Severity.CRITICAL
@@ -174,7 +175,7 @@ def test_a_read_only_database_file_alerts_and_halts(tmp_path):
         try:
             failed = checkpoint(sup)
             assert isinstance(failed, CheckpointFailed)
-            halt = recorded(inbox, "node", Halt)
+            halt = recorded(inbox, "gate", Halt)
             assert halt.source == "classifier"
             alert = recorded(inbox, "alerter", Alert, text="checkpointer")
             assert alert.severity is Severity.CRITICAL
@@ -197,6 +198,7 @@ def test_a_corrupt_database_fails_the_checkpointer_start_and_alerts(tmp_path):
         children=(
             recorder("alerter", inbox),
             ChildSpec("classifier", ClassifierActor.start),
+            recorder("gate", inbox),
             recorder("node", inbox),
             ChildSpec(
                 "checkpointer",
@@ -209,7 +211,7 @@ def test_a_corrupt_database_fails_the_checkpointer_start_and_alerts(tmp_path):
     )
     sup = Supervisor.start(spec, parent=events)
     try:
-        halt = recorded(inbox, "node", Halt, text="storage corrupt")
+        halt = recorded(inbox, "gate", Halt, text="storage corrupt")
         assert halt.source == "classifier"
         alert = recorded(inbox, "alerter", Alert, text="not a database")
         assert alert.severity is Severity.CRITICAL

@@ -1,0 +1,268 @@
+"""GateActor: the one way halts and resumes reach the node, and what makes them durable.
+
+A halt told straight to the node is lost whenever the node is restarting, and a node
+that comes back ACTIVE after a fatal error trades on. So every halt and resume goes
+through the gate. It forwards the command to the node at once (a halt waits for no
+database write), records the desired trading state in the database, and answers
+every node start with it (``GateQuery``): a node starts halted until a resume, after
+a crash of its child, a restart of the service, or an escalation that left it down.
+
+Whoever waits on a halt or resume (the operator's CLI, a Telegram chat) waits here,
+not in the node actor, so the wait outlives a node restart: it is answered when the
+node confirms - a node that starts halted confirms too - or with ``NotConfirmed``
+after ``confirm_timeout_s``. The gate also says so on the alert channel: "Trading
+halted" once the cancels are confirmed, "Trading resumed" once the node is ACTIVE,
+under one fold key so the operator sees them in order.
+
+The gate never fails because of the database: a record it cannot write is held in
+memory (the latest state wins) and written on the next tick; a state it cannot read
+at start is taken as HALTED, because not knowing is no reason to trade.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from actors.base import ChildContext, SupervisedActor
+from actors.messages import (
+    Alert,
+    ErrorRaised,
+    GateQuery,
+    GateState,
+    Halt,
+    Mailbox,
+    NodeStarted,
+    NotConfirmed,
+    OperationSucceeded,
+    OrdersCanceled,
+    Resume,
+    Severity,
+    TradingState,
+    TradingStateChanged,
+)
+from actors.timer import Interval
+from storage import GateRow, StorageError, Store
+from storage.store import utc_now
+
+log = logging.getLogger(__name__)
+
+ROLE = "gate"
+OPERATION = "gate"
+ALERT_KEY = "trading"  # halts and resumes fold together, in their order
+
+
+@dataclass(frozen=True, slots=True)
+class GateTick:
+    """Once a second: expire waiters, write a held record."""
+
+
+@dataclass(slots=True)
+class _Waiter:
+    command: str  # "halt" | "resume"
+    notify: Mailbox
+    deadline: float
+
+
+class GateActor(SupervisedActor):
+    def __init__(
+        self,
+        ctx: ChildContext,
+        db_path: Path,
+        trader_id: str,
+        confirm_timeout_s: float = 20.0,
+        tick_s: float = 1.0,
+        busy_timeout_s: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(ctx)
+        self._db_path = db_path
+        self._trader_id = trader_id
+        self._confirm_timeout_s = confirm_timeout_s
+        self._tick_s = tick_s
+        self._busy_timeout_s = busy_timeout_s
+        self._clock = clock
+        self._store: Store | None = None
+        self._state = GateRow(TradingState.ACTIVE.value, "", "", utc_now())
+        self._unsaved: GateRow | None = None
+        # The latest halt / resume the node has not confirmed yet: (reason, source).
+        self._unconfirmed: dict[str, tuple[str, str]] = {}
+        self._waiters: list[_Waiter] = []
+        self._failed = False
+        self._timer: Interval | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    def started(self) -> None:
+        self._timer = Interval(self._tick_s, self.actor_ref, GateTick, "gate-tick")
+        try:
+            self._store = Store(self._db_path, timeout_s=self._busy_timeout_s)
+            found = self._store.gate(self._trader_id) or self._store.last_trading_state(
+                self._trader_id
+            )
+        except StorageError as exc:
+            self._state = GateRow(
+                TradingState.HALTED.value,
+                f"trading state unknown: {exc}",
+                ROLE,
+                utc_now(),
+            )
+            self._report(exc)
+            return
+        if found is not None:
+            self._state = found
+        log.info("gate: trading state %s (%s)", self._state.state, self._state.reason or "-")
+
+    def stopped(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._write()  # a held record gets one last try
+        if self._store is not None:
+            self._store.close()
+
+    # ------------------------------------------------------------ messages
+
+    def receive(self, message: object) -> object:
+        match message:
+            case Halt(reason=reason, source=source, notify=notify):
+                self._halt(reason, source, notify)
+            case Resume(reason=reason, source=source, notify=notify):
+                self._resume(reason, source, notify)
+            case GateQuery():
+                return self.state
+            case OrdersCanceled():
+                self._halt_confirmed(message)
+            case TradingStateChanged(state=TradingState.ACTIVE, reason=reason):
+                self._answer("resume", message)
+                if self._unconfirmed.pop("resume", None) is not None:
+                    self.peers.tell(
+                        "alerter",
+                        Alert(Severity.INFO, "Trading resumed", f"{reason}.", key=ALERT_KEY),
+                    )
+            case NodeStarted(restored=restored):
+                # A node that starts ACTIVE while a resume waits: the resume holds.
+                active = self._state.state == TradingState.ACTIVE.value
+                if active and (restored is None or restored.trading_state is TradingState.ACTIVE):
+                    reason = f"{self._state.reason} (the node started ACTIVE)"
+                    self._answer("resume", TradingStateChanged(TradingState.ACTIVE, reason))
+            case TradingStateChanged():
+                pass
+            case GateTick():
+                self._expire()
+                self._write()
+            case _:
+                return super().receive(message)
+        return None
+
+    @property
+    def state(self) -> GateState:
+        s = self._state
+        return GateState(TradingState(s.state), s.reason, s.source, s.at)
+
+    # ------------------------------------------------------------ halt and resume
+
+    def _halt(self, reason: str, source: str, notify: Mailbox | None) -> None:
+        if notify is not None:
+            self._wait("halt", notify)
+        # The node first: a halt must not wait for a disk.
+        forwarded = self.peers.tell("node", Halt(reason, source))
+        self._unconfirmed["halt"] = (reason, source)
+        self._unconfirmed.pop("resume", None)
+        if self._state.state != TradingState.HALTED.value:
+            self._record(GateRow(TradingState.HALTED.value, reason, source, utc_now()))
+        else:
+            log.info(
+                "gate: already halted (%s); halt from %s: %s", self._state.reason, source, reason
+            )
+        if not forwarded:
+            log.warning("gate: node not running; the halt is recorded and applies when it starts")
+
+    def _resume(self, reason: str, source: str, notify: Mailbox | None) -> None:
+        if notify is not None:
+            self._wait("resume", notify)
+        self._unconfirmed["resume"] = (reason, source)
+        self._unconfirmed.pop("halt", None)
+        self._record(GateRow(TradingState.ACTIVE.value, reason, source, utc_now()))
+        if not self.peers.tell("node", Resume(reason, source)):
+            log.warning("gate: node not running; it starts ACTIVE (resume recorded)")
+
+    def _halt_confirmed(self, cancelled: OrdersCanceled) -> None:
+        self._answer("halt", cancelled)
+        requested = self._unconfirmed.pop("halt", None)
+        if requested is None:
+            return  # a node restart re-applying a halt already announced
+        reason, source = requested
+        n = len(cancelled.client_order_ids)
+        self.peers.tell(
+            "alerter",
+            Alert(
+                Severity.CRITICAL,
+                "Trading halted",
+                f"{reason} (from {source}). {n} open order(s) cancelled (confirmed); no new "
+                "orders pass; data and checkpoints continue; the halt holds across restarts "
+                "until a resume.",
+                key=ALERT_KEY,
+            ),
+        )
+
+    # ------------------------------------------------------------ waiters
+
+    def _wait(self, command: str, notify: Mailbox) -> None:
+        self._waiters.append(_Waiter(command, notify, self._clock() + self._confirm_timeout_s))
+
+    def _answer(self, command: str, confirmation: object) -> bool:
+        """Tell every waiter of ``command`` its confirmation; were there any?"""
+        ready = [w for w in self._waiters if w.command == command]
+        self._waiters = [w for w in self._waiters if w.command != command]
+        for waiter in ready:
+            waiter.notify.tell(confirmation)
+        return bool(ready)
+
+    def _expire(self) -> None:
+        now = self._clock()
+        late = [w for w in self._waiters if w.deadline <= now]
+        if not late:
+            return
+        self._waiters = [w for w in self._waiters if w.deadline > now]
+        for waiter in late:
+            waiter.notify.tell(
+                NotConfirmed(
+                    waiter.command,
+                    f"the node did not confirm the {waiter.command} within "
+                    f"{self._confirm_timeout_s:g} s (it is recorded and applies when the "
+                    "node runs)",
+                )
+            )
+
+    # ------------------------------------------------------------ the record
+
+    def _record(self, row: GateRow) -> None:
+        self._state = row
+        self._unsaved = row
+        self._write()
+
+    def _write(self) -> None:
+        row, store = self._unsaved, self._store
+        if row is None:
+            return
+        try:
+            if store is None:
+                store = self._store = Store(self._db_path, timeout_s=self._busy_timeout_s)
+            store.set_gate(self._trader_id, row)
+        except StorageError as exc:
+            log.error("gate: %s trading state held in memory: %s", row.state, exc)
+            self._report(exc)
+            return
+        self._unsaved = None
+        if self._failed:
+            self._failed = False
+            self.peers.tell("classifier", OperationSucceeded(OPERATION))
+
+    def _report(self, exc: StorageError) -> None:
+        self._failed = True
+        self.peers.tell(
+            "classifier", ErrorRaised(ROLE, type(exc).__name__, str(exc), operation=OPERATION)
+        )
