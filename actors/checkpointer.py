@@ -6,6 +6,18 @@ cancels, the node starting), coalescing requests while one is in flight. So the 
 checkpoint is never older than the last fill, and a restart neither loses a trade
 nor replays it. Each write is one transaction.
 
+Each request carries an id and the reply must carry it back: a node that dies with a
+request unanswered must not make its successor's reply answer the wrong request (a
+final checkpoint written as an ordinary one, a fill's checkpoint never taken). A
+request still unanswered after ``snapshot_timeout_s`` is given up (its waiter told),
+and a node start re-sends every open request to the new node.
+
+Between checkpoints the replay cursor moves on in the database by itself
+(``NodeReport``), but only while the node's state is unchanged since the last
+checkpoint (same ``state_version``), so a restart resumes at the right bar without
+skipping a trade. Once an hour (and at start) old rows are swept by the retention
+policy, so the file stops growing.
+
 A failed write is never swallowed: it goes to the classifier as ``ErrorRaised`` and
 to whoever asked for that checkpoint as ``CheckpointFailed``; when writes have kept
 failing for ``halt_after_intervals`` intervals with no success, trading is halted,
@@ -19,14 +31,16 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from actors.base import ChildContext, SupervisedActor
+from actors.base import ChildContext, SupervisedActor, halt
 from actors.messages import (
     Alert,
     Beat,
     CheckpointFailed,
+    CheckpointLookup,
     CheckpointNow,
     CheckpointSaved,
     CircuitBreakerTripped,
@@ -35,6 +49,7 @@ from actors.messages import (
     Halt,
     LastSnapshot,
     Mailbox,
+    NodeReport,
     NodeStarted,
     NodeStopped,
     OperationSucceeded,
@@ -45,6 +60,7 @@ from actors.messages import (
     ReconciliationDiff,
     Severity,
     Snapshot,
+    SnapshotTaken,
     TakeSnapshot,
     TradingState,
     TradingStateChanged,
@@ -77,6 +93,26 @@ class CheckpointTick:
     """The periodic timer: checkpoint, and judge how long since the last success."""
 
 
+@dataclass(frozen=True, slots=True)
+class ExpiryTick:
+    """Once a second: give up snapshot requests the node never answered."""
+
+
+@dataclass(frozen=True, slots=True)
+class SweepTick:
+    """Hourly: delete what the retention policy no longer keeps."""
+
+
+@dataclass(slots=True)
+class _Request:
+    final: bool
+    notify: Mailbox | None
+    sent_at: float
+
+
+SWEEP_INTERVAL_S = 3600.0
+
+
 class CheckpointerActor(SupervisedActor):
     def __init__(
         self,
@@ -89,6 +125,9 @@ class CheckpointerActor(SupervisedActor):
         busy_timeout_s: float = 1.0,
         halt_after_intervals: int = 3,
         db_pragmas: tuple[str, ...] = (),
+        snapshot_timeout_s: float = 10.0,
+        since_run: int = 0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(ctx)
         self._db_path = db_path
@@ -99,11 +138,17 @@ class CheckpointerActor(SupervisedActor):
         self._busy_timeout_s = busy_timeout_s
         self._halt_after_s = halt_after_intervals * interval_s
         self._db_pragmas = db_pragmas
+        self._snapshot_timeout_s = snapshot_timeout_s
+        self._since_run = since_run  # --fresh: checkpoints of earlier runs do not count
+        self._clock = clock
         self._store: Store | None = None
         self._timers: list[Interval] = []
-        self._waiting: list[tuple[bool, Mailbox | None]] = []
+        self._requests: dict[int, _Request] = {}
+        self._next_id = 0
         self._dirty = False
         self._last: Snapshot | None = None
+        self._last_id: int | None = None
+        self._data_at_epoch: float | None = None
         self._failing_since: float | None = None  # first failed write since a success
         self._last_error = ""
         self._halted_for_storage = False
@@ -116,10 +161,16 @@ class CheckpointerActor(SupervisedActor):
         self._store = Store(self._db_path, timeout_s=self._busy_timeout_s)
         for pragma in self._db_pragmas:
             self._store.db.execute(f"PRAGMA {pragma}")
-        self._last = self._store.last_snapshot(self._run.trader_id)
+        found = self._store.last_checkpoint(self._run.trader_id, self._since_run)
+        if found is not None:
+            self._last_id, self._last = found
         self._beat()
         self._timers = [
-            Interval(self._interval_s, self.actor_ref, CheckpointTick, "checkpoint-timer")
+            Interval(self._interval_s, self.actor_ref, CheckpointTick, "checkpoint-timer"),
+            Interval(1.0, self.actor_ref, ExpiryTick, "checkpoint-expiry"),
+            Interval(
+                SWEEP_INTERVAL_S, self.actor_ref, SweepTick, "retention-sweep", first_after_s=5.0
+            ),
         ]
         if self._heartbeat_interval_s is not None:  # else the runtime sends Beat
             self._timers.append(
@@ -146,8 +197,14 @@ class CheckpointerActor(SupervisedActor):
                 self._flush_events()
                 self._check_staleness()
                 self._request(False, None)
-            case Snapshot():
-                self._write(message)
+            case SnapshotTaken(request_id=request_id, snapshot=snapshot):
+                self._answered(request_id, snapshot)
+            case ExpiryTick():
+                self._expire()
+            case SweepTick():
+                self._sweep()
+            case NodeReport():
+                self._node_report(message)
             case Beat():
                 self._beat()
             case QueryState():
@@ -155,7 +212,7 @@ class CheckpointerActor(SupervisedActor):
             case ConfigReloaded():
                 self._event(message)
             case LastSnapshot():
-                return self._last
+                return CheckpointLookup(self._last)
             case TradingStateChanged(state=state):
                 self._state = "halted" if state is TradingState.HALTED else "running"
                 self._event(message)
@@ -163,14 +220,13 @@ class CheckpointerActor(SupervisedActor):
                 self._request(False, None, coalesce=True)
             case NodeStarted():
                 restored = message.restored
-                if restored is None or restored.trading_state is not TradingState.HALTED:
-                    self._state = "running"
-                else:
-                    self._state = "halted"
+                halted = message.trading_state is TradingState.HALTED
+                self._state = "halted" if halted else "running"
                 self._event(message)
                 if restored is not None:
                     self._record_restore(message, restored)
                 self._beat()
+                self._resend()
                 self._request(False, None, coalesce=True)
             case OrderFilled() | OrdersCanceled():
                 self._event(message)
@@ -184,19 +240,55 @@ class CheckpointerActor(SupervisedActor):
     # ------------------------------------------------------------ checkpoints
 
     def _request(self, final: bool, notify: Mailbox | None, coalesce: bool = False) -> None:
-        if coalesce and self._waiting:
+        if coalesce and self._requests:
             self._dirty = True  # one more snapshot once the pending one is written
             return
-        self._waiting.append((final, notify))
-        if not self.peers.tell("node", TakeSnapshot(reply_to=self.actor_ref)):
-            self._waiting.pop()
+        self._next_id += 1
+        request_id = self._next_id
+        self._requests[request_id] = _Request(final, notify, self._clock())
+        if not self.peers.tell("node", TakeSnapshot(self.actor_ref, request_id)):
+            del self._requests[request_id]
             reason = "node is not running; no snapshot to checkpoint"
             log.warning(reason)
             if notify is not None:
                 notify.tell(CheckpointFailed(reason, final))
 
-    def _write(self, snapshot: Snapshot) -> None:
-        final, notify = self._waiting.pop(0) if self._waiting else (False, None)
+    def _resend(self) -> None:
+        """A new node: what the old one never answered is asked of it instead."""
+        for old_id, request in sorted(self._requests.items()):
+            self._next_id += 1
+            request.sent_at = self._clock()
+            self._requests[self._next_id] = request
+            del self._requests[old_id]
+            self.peers.tell("node", TakeSnapshot(self.actor_ref, self._next_id))
+
+    def _expire(self) -> None:
+        now = self._clock()
+        for request_id, request in list(self._requests.items()):
+            if now - request.sent_at < self._snapshot_timeout_s:
+                continue
+            del self._requests[request_id]
+            reason = f"the node did not answer snapshot request {request_id} within " + (
+                f"{self._snapshot_timeout_s:g} s"
+            )
+            log.warning(reason)
+            if request.notify is not None:
+                request.notify.tell(CheckpointFailed(reason, request.final))
+        if self._dirty and not self._requests:
+            self._dirty = False
+            self._request(False, None)
+
+    def _answered(self, request_id: int, snapshot: Snapshot) -> None:
+        request = self._requests.pop(request_id, None)
+        if request is None:
+            log.debug("snapshot for request %d came after it was given up", request_id)
+        else:
+            self._write(snapshot, request.final, request.notify)
+        if self._dirty and not self._requests:
+            self._dirty = False
+            self._request(False, None)
+
+    def _write(self, snapshot: Snapshot, final: bool, notify: Mailbox | None) -> None:
         try:
             checkpoint_id = self.store.write_checkpoint(
                 self._run, snapshot, final=final, retention=self._retention
@@ -209,22 +301,53 @@ class CheckpointerActor(SupervisedActor):
             self._report(exc)
             if notify is not None:
                 notify.tell(CheckpointFailed(str(exc), final))
-        else:
-            self.saved += 1
-            self._last = snapshot
-            self._failing_since = None
-            if self._last_error:
-                self._last_error = ""
-                self.peers.tell("classifier", OperationSucceeded(OPERATION))
-            if self._halted_for_storage:
-                self._halted_for_storage = False
-                self._alert(Severity.INFO, "Checkpoints recovered", "Writes succeed again.")
-            log.debug("checkpoint %d at cursor %d", checkpoint_id, snapshot.replay_cursor)
-            if notify is not None:
-                notify.tell(CheckpointSaved(checkpoint_id, snapshot.taken_at_ns, final))
-        if self._dirty and not self._waiting:
-            self._dirty = False
-            self._request(False, None)
+            return
+        self.saved += 1
+        self._last, self._last_id = snapshot, checkpoint_id
+        self._failing_since = None
+        if self._last_error:
+            self._last_error = ""
+            self.peers.tell("classifier", OperationSucceeded(OPERATION))
+        if self._halted_for_storage:
+            self._halted_for_storage = False
+            self._alert(Severity.INFO, "Checkpoints recovered", "Writes succeed again.")
+        log.debug("checkpoint %d at cursor %d", checkpoint_id, snapshot.replay_cursor)
+        if notify is not None:
+            notify.tell(CheckpointSaved(checkpoint_id, snapshot.taken_at_ns, final))
+
+    def _node_report(self, report: NodeReport) -> None:
+        if report.last_data_ns > 0:
+            self._data_at_epoch = report.last_data_ns / 1e9
+        last, last_id = self._last, self._last_id
+        if (
+            last is None
+            or last_id is None
+            or self._requests
+            or self._dirty
+            or report.state_version != last.state_version
+            or report.replay_cursor <= last.replay_cursor
+        ):
+            return
+        try:
+            self.store.advance_cursor(last_id, report.replay_cursor)
+        except StorageError as exc:
+            self._report(exc)
+            return
+        self._last = replace(last, replay_cursor=report.replay_cursor)
+
+    def _sweep(self) -> None:
+        try:
+            swept = self.store.sweep(self._run.trader_id, self._retention)
+        except StorageError as exc:
+            self._report(exc)
+            return
+        if swept.total:
+            log.info(
+                "retention: removed %d event(s), %d alert(s), %d command(s)",
+                swept.events,
+                swept.alerts,
+                swept.commands,
+            )
 
     def _check_staleness(self) -> None:
         if self._failing_since is None:
@@ -238,7 +361,7 @@ class CheckpointerActor(SupervisedActor):
             f"({self._halt_after_s / self._interval_s:g} intervals); last error: {self._last_error}"
         )
         log.critical("halting: %s", reason)
-        self.peers.tell("node", Halt(reason=reason, source=ROLE))
+        halt(self.peers, Halt(reason=reason, source=ROLE))
         self._alert(Severity.CRITICAL, "Checkpoints failing: trading halted", reason)
 
     # ------------------------------------------------------------ events, heartbeat
@@ -291,7 +414,7 @@ class CheckpointerActor(SupervisedActor):
     def _beat(self) -> None:
         self._flush_events()
         try:
-            self.store.beat(self._run, self._state)
+            self.store.beat(self._run, self._state, self._data_at_epoch)
         except StorageError as exc:
             self._report(exc)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import time
+from decimal import Decimal
 
 import pytest
 
@@ -13,6 +15,8 @@ from actors.messages import (
     CheckpointNow,
     CheckpointSaved,
     ErrorRaised,
+    NodeReport,
+    NodeStarted,
     OrderFilled,
     TakeSnapshot,
     WhereIs,
@@ -89,3 +93,104 @@ def test_a_failed_write_is_reported_never_swallowed(setup):
     notify = Inbox()
     checkpointer.tell(CheckpointNow(notify=notify))
     notify.expect(CheckpointSaved)  # and it recovers once the lock is gone
+
+
+class Forgetful(Recorder):
+    """A node that loses the first snapshot request it gets, as one that dies with it."""
+
+    def __init__(self, ctx, inbox, snapshot):
+        super().__init__(ctx, inbox, snapshot)
+        self.lost = 0
+
+    def receive(self, message):
+        if isinstance(message, TakeSnapshot) and self.lost == 0:
+            self.lost += 1
+            self.inbox.tell(Recorded(self.ctx.role, self.actor_urn, message))
+            return None
+        return super().receive(message)
+
+
+@pytest.fixture
+def forgetful(tmp_path):
+    db = tmp_path / "cp.db"
+    store = Store(db)
+    run = store.open_run("TEST-001", "replay")
+    store.close()
+    inbox = Inbox()
+    spec = SupervisorSpec(
+        children=(
+            recorder("classifier", inbox),
+            ChildSpec("node", lambda ctx: Forgetful.start(ctx, inbox, snapshot(replay_cursor=7))),
+            ChildSpec(
+                "checkpointer",
+                lambda ctx: CheckpointerActor.start(
+                    ctx,
+                    db,
+                    run,
+                    interval_s=3600,
+                    heartbeat_interval_s=3600,
+                    snapshot_timeout_s=0.5,
+                ),
+            ),
+        )
+    )
+    sup = Supervisor.start(spec, parent=Inbox())
+    yield sup.ask(WhereIs("checkpointer"), timeout=5), inbox, db
+    sup.stop(timeout=10)
+
+
+def rows(db):
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute("SELECT id, final FROM checkpoints ORDER BY id").fetchall()
+    finally:
+        conn.close()
+
+
+def test_after_a_lost_reply_a_fill_still_gets_its_checkpoint(forgetful):
+    """Issue 13, defect 1: one lost request used to stop fill checkpoints for good."""
+    checkpointer, _inbox, db = forgetful
+    lost = Inbox()
+    checkpointer.tell(CheckpointNow(notify=lost))  # the node loses this one
+    assert "did not answer" in lost.expect(CheckpointFailed, timeout=5).reason
+    fill = OrderFilled("O-1", "T-1", "BTCUSDT-PERP.BINANCE", "BUY", 1, 2, 0, 3)
+    checkpointer.tell(fill)
+    deadline = time.monotonic() + 5
+    while not rows(db) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert rows(db), "the fill was checkpointed"
+
+
+def test_a_final_checkpoint_after_a_lost_reply_is_final(forgetful):
+    checkpointer, _, db = forgetful
+    checkpointer.tell(CheckpointNow())  # lost
+    final = Inbox()
+    checkpointer.tell(CheckpointNow(final=True, notify=final))
+    saved = final.expect(CheckpointSaved, timeout=5)
+    assert saved.final and rows(db)[-1] == (saved.checkpoint_id, 1)
+
+
+def test_a_node_start_asks_the_new_node_again(forgetful):
+    checkpointer, _inbox, _db = forgetful
+    waiting = Inbox()
+    checkpointer.tell(CheckpointNow(final=True, notify=waiting))  # lost with the old node
+    checkpointer.tell(NodeStarted(2, "TEST-001", "BTCUSDT-PERP.BINANCE", 7))
+    saved = waiting.expect(CheckpointSaved, timeout=5)
+    assert saved.final, "the request kept what it was for"
+
+
+def test_the_cursor_moves_on_in_place_while_nothing_else_changed(setup):
+    checkpointer, _, db, _snap = setup
+    checkpointer.ask(CheckpointNow(), timeout=5)
+    notify = Inbox()
+    checkpointer.tell(CheckpointNow(notify=notify))
+    notify.expect(CheckpointSaved)
+    report = NodeReport(Decimal(1), Decimal(1), 0, replay_cursor=50, state_version=0)
+    checkpointer.ask(report, timeout=5)
+    assert read_status(db, "TEST-001", 60)["replay_cursor"] == 50
+    store = Store(db)
+    assert store.last_snapshot("TEST-001").replay_cursor == 50
+    store.close()
+    changed = NodeReport(Decimal(1), Decimal(1), 0, replay_cursor=90, state_version=1)
+    checkpointer.ask(changed, timeout=5)
+    assert read_status(db, "TEST-001", 60)["replay_cursor"] == 50, "a changed state waits"
