@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from actors.backoff import exponential_delay
-from actors.base import ChildContext, SupervisedActor
+from actors.base import ChildContext, SupervisedActor, halt
 from actors.messages import (
     Alert,
     BusyFor,
@@ -29,6 +29,7 @@ from actors.messages import (
     CheckpointNow,
     CheckpointSaved,
     Halt,
+    NotConfirmed,
     OrdersCanceled,
     Resume,
     Severity,
@@ -46,6 +47,8 @@ log = logging.getLogger(__name__)
 
 ROLE = "alerter"
 LEASE_MARGIN_S = 2.0  # beyond the request timeout, before a blocked send counts as hung
+START_LEASE_S = 30.0  # importing aiogram and building the bot
+REPLY_TIMEOUT_S = 30.0  # a chat command's confirmation (the gate's own limit is 20 s)
 
 _LEVELS = {
     Severity.INFO: logging.INFO,
@@ -78,11 +81,41 @@ class Fold:
         return [r.id for r in self.rows]
 
     def text(self, trader_id: str, mode: str) -> str:
+        """One message; every distinct alert of the fold keeps its line, in order, with
+        how often it repeated (a burst of one error is one line with a count)."""
         first, last = self.rows[0], self.rows[-1]
-        body = f"{last.severity.upper()}: {last.title}\n[{trader_id} {mode}] {last.text}"
-        if len(self.rows) > 1:
-            body += f"\n(x{len(self.rows)} between {first.created_at} and {last.created_at})"
-        return body
+        runs: list[tuple[OutboxRow, int]] = []
+        for row in self.rows:
+            if runs and (runs[-1][0].title, runs[-1][0].text) == (row.title, row.text):
+                runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+            else:
+                runs.append((row, 1))
+        if len(runs) == 1:
+            body = f"{last.severity.upper()}: {last.title}\n[{trader_id} {mode}] {last.text}"
+            if len(self.rows) > 1:
+                body += f"\n(x{len(self.rows)} between {first.created_at} and {last.created_at})"
+            return body
+        worst = max(self.rows, key=lambda r: _RANK.get(r.severity, 0))
+        lines = [f"{worst.severity.upper()}: {last.title} ({len(self.rows)} alerts, in order)"]
+        lines.append(f"[{trader_id} {mode}]")
+        for row, count in runs:
+            times = f" (x{count})" if count > 1 else ""
+            lines.append(
+                f"{row.created_at[11:19]} {row.severity.upper()}: {row.title}: {row.text}{times}"
+            )
+        return _fit("\n".join(lines))
+
+
+_RANK = {Severity.INFO.value: 0, Severity.WARNING.value: 1, Severity.CRITICAL.value: 2}
+TELEGRAM_MAX = 4000
+
+
+def _fit(text: str) -> str:
+    """Telegram takes 4096 characters: keep the first and the latest lines."""
+    if len(text) <= TELEGRAM_MAX:
+        return text
+    head, tail = text[: TELEGRAM_MAX // 2], text[-(TELEGRAM_MAX // 2 - 40) :]
+    return f"{head}\n... ({len(text) - len(head) - len(tail)} characters left out) ...\n{tail}"
 
 
 def fold(rows: list[OutboxRow]) -> list[Fold]:
@@ -116,7 +149,7 @@ class AlerterActor(SupervisedActor):
         self._timer: Interval | None = None
         self._failures = 0
         self._next_attempt = 0.0
-        self._waiting: dict[type, list[int]] = {}
+        self._waiting: dict[type, list[tuple[int, float]]] = {}  # chat, deadline
         self._unsaved: list[tuple[Alert, str]] = []  # while the outbox refuses writes
         self._sent_unrecorded: dict[int, set[int]] = {}  # row id -> chats, not yet recorded
         self._held_complete: set[int] = set()
@@ -133,10 +166,17 @@ class AlerterActor(SupervisedActor):
         if self._telegram is None or not self._token:
             log.info("telegram not configured: alerts go to the outbox and the log only")
             return
-        from actors.telegram import TelegramClient  # aiogram: only when Telegram is on
+        # aiogram is imported and the bot built here, seconds on a busy machine: the
+        # health check is told, so a slow start is busy, not hung (the heartbeat and the
+        # operator's commands go on meanwhile).
+        self.ctx.directory.tell(BusyFor(self.ctx.role, START_LEASE_S))
+        try:
+            from actors.telegram import TelegramClient  # aiogram: only when Telegram is on
 
-        self._client = TelegramClient(self._token, self._telegram)
-        self._client.start()
+            self._client = TelegramClient(self._token, self._telegram)
+            self._client.start()
+        finally:
+            self.ctx.directory.tell(BusyFor(self.ctx.role, 0))
         if self._telegram.commands and self._telegram.chat_ids:
             self._client.start_polling(self.actor_ref.tell)
         self._timer = Interval(
@@ -171,6 +211,9 @@ class AlerterActor(SupervisedActor):
                 self._reply_waiting(CheckpointSaved, f"Checkpoint #{checkpoint_id} saved.")
             case CheckpointFailed(reason=reason):
                 self._reply_waiting(CheckpointSaved, f"Checkpoint failed: {redact(reason)}")
+            case NotConfirmed(command=command, reason=reason):
+                kind = OrdersCanceled if command == "halt" else TradingStateChanged
+                self._reply_waiting(kind, f"/{command} not confirmed: {reason}.")
             case _:
                 return super().receive(message)
         return None
@@ -188,7 +231,9 @@ class AlerterActor(SupervisedActor):
         while self._unsaved:
             alert, created_at = self._unsaved[0]
             try:
-                self._store.enqueue_alert(self._trader_id, alert, created_at)
+                self._store.enqueue_alert(
+                    self._trader_id, alert, created_at, deliver=self._client is not None
+                )
             except StorageError as exc:
                 log.error(
                     "outbox unwritable, %d alert(s) held in memory: %s", len(self._unsaved), exc
@@ -202,6 +247,7 @@ class AlerterActor(SupervisedActor):
 
     def _pump(self) -> int:
         """Deliver pending alerts in order; returns how many rows were delivered."""
+        self._expire_waiting()
         self._save()
         try:
             return self._deliver()
@@ -286,10 +332,10 @@ class AlerterActor(SupervisedActor):
                 reason = f"telegram /halt from chat {command.chat_id}" + (
                     f": {command.args}" if command.args else ""
                 )
-                self._ask_peer(command, "node", Halt(reason, "telegram", notify=self.actor_ref))
+                self._ask_peer(command, "gate", Halt(reason, "telegram", notify=self.actor_ref))
             case "resume":
                 reason = f"telegram /resume from chat {command.chat_id}"
-                self._ask_peer(command, "node", Resume(reason, "telegram", notify=self.actor_ref))
+                self._ask_peer(command, "gate", Resume(reason, "telegram", notify=self.actor_ref))
             case "checkpoint":
                 self._ask_peer(
                     command, "checkpointer", CheckpointNow(notify=self.actor_ref), CheckpointSaved
@@ -305,14 +351,29 @@ class AlerterActor(SupervisedActor):
         answer: type | None = None,
     ) -> None:
         kind = answer or (OrdersCanceled if isinstance(message, Halt) else TradingStateChanged)
-        if not self.peers.tell(role, message):
+        delivered = (
+            halt(self.peers, message)
+            if isinstance(message, Halt)
+            else self.peers.tell(role, message)
+        )
+        if not delivered:
             self._reply(command.chat_id, f"Cannot /{command.command}: {role} is not running.")
             return
-        self._waiting.setdefault(kind, []).append(command.chat_id)
+        deadline = self._clock() + REPLY_TIMEOUT_S
+        self._waiting.setdefault(kind, []).append((command.chat_id, deadline))
 
     def _reply_waiting(self, kind: type, text: str) -> None:
-        for chat_id in self._waiting.pop(kind, []):
+        for chat_id, _ in self._waiting.pop(kind, []):
             self._reply(chat_id, text)
+
+    def _expire_waiting(self) -> None:
+        """A chat that asked is told when no confirmation came in time."""
+        now = self._clock()
+        for kind, waiting in list(self._waiting.items()):
+            late = [chat for chat, deadline in waiting if deadline <= now]
+            self._waiting[kind] = [(c, d) for c, d in waiting if d > now]
+            for chat_id in late:
+                self._reply(chat_id, f"No confirmation within {REPLY_TIMEOUT_S:g} s; see /status.")
 
     def _reply(self, chat_id: int, text: str) -> None:
         if self._client is None:

@@ -1,7 +1,15 @@
 """Circuit breakers from the user's risk limits: pure state, fed by the classifier.
 
 A breaker that trips halts trading once; it stays tripped until the operator
-resumes, which re-baselines drawdown and clears the counters.
+resumes, which re-baselines drawdown and clears the counters. While it stays
+tripped and the loss it measures keeps deepening, it says so again at every
+further ``realert_step_pct`` (an operator who saw "20 % drawdown, halted" must
+also learn of 30 %: a halt stops new orders, not an open position's losses).
+
+The marks the equity breakers measure from - the equity peak and the UTC day's
+starting equity - are kept by the node (``EquityMarks``) and checkpointed with its
+state, so a restart of the node, the classifier or the whole service does not
+reset them and hide a drawdown.
 """
 
 from __future__ import annotations
@@ -10,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from actors.settings import BreakerSettings
@@ -24,42 +32,115 @@ class Trip:
     detail: str
 
 
+@dataclass(frozen=True, slots=True)
+class Deepened:
+    """A tripped breaker's loss went another step further: alert, nothing else."""
+
+    breaker: str
+    detail: str
+
+
+class EquityMarks:
+    """The equity peak and the UTC day's starting equity, updated from equity readings.
+
+    Lives in the node child (beside the account it reads) and is restored from the
+    checkpoint; ``rebaseline`` after a resume starts the drawdown over from the next
+    reading, as the operator has reviewed the loss so far.
+    """
+
+    def __init__(
+        self, peak: Decimal | None = None, day: str = "", day_start: Decimal | None = None
+    ) -> None:
+        self.peak = peak
+        self.day = day
+        self.day_start = day_start
+
+    def update(self, equity: Decimal, ts_ns: int) -> None:
+        day = datetime.fromtimestamp(ts_ns / 1e9, UTC).date().isoformat()
+        if self.day != day or self.day_start is None:
+            self.day, self.day_start = day, equity
+        if self.peak is None or equity > self.peak:
+            self.peak = equity
+
+    def rebaseline(self) -> None:
+        self.peak = None
+
+
 class CircuitBreakers:
     def __init__(
         self, settings: BreakerSettings, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.settings = settings
         self._clock = clock
-        self._peak: Decimal | None = None
-        self._day: date | None = None
-        self._day_start: Decimal | None = None
+        self._marks = EquityMarks()
         self._rejects = 0
         self._errors: deque[float] = deque()
+        self._alerted_at: Decimal | None = None  # the loss % last announced after a trip
+        self._data = DataWatch(settings)
         self.tripped: Trip | None = None
 
-    def equity(self, equity: Decimal, ts_ns: int) -> Trip | None:
-        day = datetime.fromtimestamp(ts_ns / 1e9, UTC).date()
-        if self._day != day or self._day_start is None:
-            self._day, self._day_start = day, equity
-        if self._peak is None or equity > self._peak:
-            self._peak = equity
-        if self._peak > 0:
-            drawdown = (self._peak - equity) / self._peak * HUNDRED
-            if drawdown >= self.settings.max_drawdown_pct:
-                return self._trip(
-                    "max_drawdown",
-                    f"equity {equity:.2f} is {drawdown:.2f}% below its peak {self._peak:.2f} "
-                    f"(limit {self.settings.max_drawdown_pct}%)",
-                )
-        if self._day_start > 0:
-            loss = (self._day_start - equity) / self._day_start * HUNDRED
-            if loss >= self.settings.daily_loss_limit_pct:
-                return self._trip(
-                    "daily_loss",
-                    f"equity {equity:.2f} is {loss:.2f}% below the day's start "
-                    f"{self._day_start:.2f} (limit {self.settings.daily_loss_limit_pct}%)",
-                )
+    def equity(
+        self,
+        equity: Decimal,
+        ts_ns: int,
+        peak: Decimal | None = None,
+        day_start: Decimal | None = None,
+    ) -> Trip | Deepened | None:
+        """Judge an equity reading against the peak and the day's start.
+
+        ``peak`` and ``day_start`` are the node's own marks (checkpointed); without them
+        the breakers keep marks of their own from the readings they see.
+        """
+        self._marks.update(equity, ts_ns)
+        peak = self._marks.peak if peak is None else peak
+        day_start = self._marks.day_start if day_start is None else day_start
+        drawdown = (peak - equity) / peak * HUNDRED if peak is not None and peak > 0 else None
+        loss = (
+            (day_start - equity) / day_start * HUNDRED
+            if day_start is not None and day_start > 0
+            else None
+        )
+        if self.tripped is not None:
+            return self._deepened(drawdown, loss)
+        if drawdown is not None and drawdown >= self.settings.max_drawdown_pct:
+            self._alerted_at = drawdown
+            return self._trip(
+                "max_drawdown",
+                f"equity {equity:.2f} is {drawdown:.2f}% below its peak {peak:.2f} "
+                f"(limit {self.settings.max_drawdown_pct}%)",
+            )
+        if loss is not None and loss >= self.settings.daily_loss_limit_pct:
+            self._alerted_at = loss
+            return self._trip(
+                "daily_loss",
+                f"equity {equity:.2f} is {loss:.2f}% below the day's start "
+                f"{day_start:.2f} (limit {self.settings.daily_loss_limit_pct}%)",
+            )
         return None
+
+    def _deepened(self, drawdown: Decimal | None, loss: Decimal | None) -> Deepened | None:
+        tripped = self.tripped
+        if tripped is None or self._alerted_at is None:
+            return None
+        now = {"max_drawdown": drawdown, "daily_loss": loss}.get(tripped.breaker)
+        step = self.settings.realert_step_pct
+        if now is None or step <= 0 or now < self._alerted_at + step:
+            return None
+        self._alerted_at = now
+        what = "below its peak" if tripped.breaker == "max_drawdown" else "below the day's start"
+        return Deepened(
+            tripped.breaker,
+            f"equity is now {now:.2f}% {what}, and still falling while halted "
+            f"(tripped: {tripped.detail})",
+        )
+
+    def data_age(self, age_s: float, interval_s: float) -> Trip | DataStale | None:
+        """How long since the last bar, against how often bars are expected."""
+        self._data.settings = self.settings
+        verdict = self._data.age(age_s, interval_s)
+        if isinstance(verdict, Trip):
+            return self._trip(verdict.breaker, verdict.detail)
+        return verdict
 
     def reject(self) -> Trip | None:
         self._rejects += 1
@@ -85,7 +166,8 @@ class CircuitBreakers:
     def reset(self) -> None:
         """After a resume: start over from the next equity report."""
         self.tripped = None
-        self._peak = None
+        self._alerted_at = None
+        self._marks.rebaseline()
         self._rejects = 0
         self._errors.clear()
 
@@ -94,3 +176,52 @@ class CircuitBreakers:
             return None
         self.tripped = Trip(name, detail)
         return self.tripped
+
+
+@dataclass(frozen=True, slots=True)
+class DataStale:
+    """No market data for longer than the alert threshold (``stale``) or back (``fresh``)."""
+
+    stale: bool
+    detail: str
+
+
+ALERT_FLOOR_S = 2.0  # below these, a thread switch or a GC pause would look like a stall
+HALT_FLOOR_S = 10.0
+
+
+class DataWatch:
+    """The data-staleness rule: no bar for ``data_stale_alert_bars`` bar intervals is an
+    alert, for ``data_stale_halt_bars`` a halt (a strategy must not trade blind on a
+    position whose market it cannot see); data flowing again is announced once."""
+
+    def __init__(self, settings: BreakerSettings) -> None:
+        self.settings = settings
+        self.stale = False
+
+    def age(self, age_s: float, interval_s: float) -> DataStale | Trip | None:
+        if interval_s <= 0:  # nothing expected (a finished replay, no market yet)
+            return self._fresh(age_s) if self.stale else None
+        alert_after = max(self.settings.data_stale_alert_bars * interval_s, ALERT_FLOOR_S)
+        halt_after = max(self.settings.data_stale_halt_bars * interval_s, HALT_FLOOR_S)
+        if age_s >= halt_after:
+            self.stale = True
+            return Trip(
+                "data_stale",
+                f"no market data for {age_s:.1f} s ({self.settings.data_stale_halt_bars} bar "
+                f"intervals of {interval_s:g} s)",
+            )
+        if age_s >= alert_after and not self.stale:
+            self.stale = True
+            return DataStale(
+                True,
+                f"no market data for {age_s:.1f} s (a bar is expected every {interval_s:g} s); "
+                f"trading halts after {halt_after:g} s",
+            )
+        if age_s < alert_after and self.stale:
+            return self._fresh(age_s)
+        return None
+
+    def _fresh(self, age_s: float) -> DataStale:
+        self.stale = False
+        return DataStale(False, f"market data flowing again (last bar {age_s:.1f} s ago)")

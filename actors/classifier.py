@@ -4,28 +4,32 @@ The decision is a pure function (``classify``) so it can be tested exhaustively;
 the actor applies it: fatal -> halt the node and a critical alert; unknown -> a
 warning alert and a count; transient -> a retry delay (tenacity exponential
 backoff) within a per-operation budget, cleared by ``OperationSucceeded``; a budget
-used up is fatal. The actor also hosts the circuit breakers: equity reports,
-order rejects and the error rate can each trip a halt.
+used up is fatal. A budget is also forgotten ``budget_window_s`` after its last
+failure, so failures weeks apart never add up to a fatal one. The actor also hosts
+the circuit breakers: the node's reports (equity and the age of its market data),
+order rejects and the error rate can each trip a halt, sent through the gate.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections import Counter
+import time
+from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import replace
 
 from actors.backoff import exponential_delay
-from actors.base import ChildContext, SupervisedActor
-from actors.breakers import CircuitBreakers, Trip
+from actors.base import ChildContext, SupervisedActor, halt
+from actors.breakers import CircuitBreakers, DataStale, Deepened, Trip
 from actors.messages import (
     Alert,
     CircuitBreakerTripped,
     Decision,
     DecisionKind,
-    EquityReport,
     ErrorRaised,
     Halt,
+    NodeReport,
     OperationSucceeded,
     OrderFilled,
     OrderRejected,
@@ -137,13 +141,26 @@ class ClassifierActor(SupervisedActor):
         ctx: ChildContext,
         breakers: BreakerSettings | None = None,
         retry_budget: int = 5,
+        budget_window_s: float = 600.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(ctx)
         self.counts: Counter[DecisionKind] = Counter()
         self.rejects = 0
-        self.attempts: Counter[str] = Counter()
+        self._failures: dict[str, deque[float]] = {}  # operation -> when it failed
         self._budget = retry_budget
+        self._window_s = budget_window_s
+        self._clock = clock
         self.breakers = CircuitBreakers(breakers or BreakerSettings())
+
+    @property
+    def attempts(self) -> Counter[str]:
+        """Failures per operation still inside the budget window."""
+        now = self._clock()
+        for failures in self._failures.values():
+            while failures and now - failures[0] > self._window_s:
+                failures.popleft()
+        return Counter({op: len(f) for op, f in self._failures.items() if f})
 
     def receive(self, message: object) -> object:
         match message:
@@ -154,7 +171,7 @@ class ClassifierActor(SupervisedActor):
                 self._check(self.breakers.error())
                 return decision
             case OperationSucceeded(operation=operation):
-                self.attempts.pop(operation, None)
+                self._failures.pop(operation, None)
             case OrderRejected(reason=reason, denied=denied):
                 if denied and HALT_DENIAL.search(reason):
                     return None  # the halt doing its job, not a fault
@@ -166,8 +183,8 @@ class ClassifierActor(SupervisedActor):
                 self._check(self.breakers.reject())
             case OrderFilled():
                 self.breakers.fill()
-            case EquityReport(equity=equity, ts_ns=ts_ns):
-                self._check(self.breakers.equity(equity, ts_ns))
+            case NodeReport():
+                self._report(message)
             case TradingStateChanged(state=TradingState.ACTIVE):
                 self.breakers.reset()
             case TradingStateChanged():
@@ -184,7 +201,7 @@ class ClassifierActor(SupervisedActor):
         if decision.kind is not DecisionKind.TRANSIENT:
             return decision
         operation = error.operation or error.source
-        self.attempts[operation] += 1
+        self._failures.setdefault(operation, deque()).append(self._clock())
         attempt = self.attempts[operation]
         if attempt > self._budget:
             return replace(
@@ -197,12 +214,49 @@ class ClassifierActor(SupervisedActor):
             )
         return replace(decision, attempt=attempt, retry_after_s=retry_delay(attempt))
 
-    def _check(self, trip: Trip | None) -> None:
-        if trip is None:
-            return
+    def _report(self, report: NodeReport) -> None:
+        self._check(
+            self.breakers.equity(
+                report.equity, report.ts_ns, report.equity_peak, report.day_start_equity
+            )
+        )
+        if report.last_data_ns > 0:
+            age_s = max(0.0, (report.ts_ns - report.last_data_ns) / 1e9)
+            interval = 0.0 if report.replay_finished else report.data_interval_s
+            self._check(self.breakers.data_age(age_s, interval))
+
+    def _check(self, verdict: Trip | Deepened | DataStale | None) -> None:
+        match verdict:
+            case None:
+                return
+            case Deepened(breaker=breaker, detail=detail):
+                log.critical("circuit breaker %s: %s", breaker, detail)
+                self.peers.tell(
+                    "alerter",
+                    Alert(
+                        Severity.CRITICAL,
+                        f"Loss deepening while halted: {breaker}",
+                        f"{detail}. Open positions are not closed by a halt: review them.",
+                        key=f"breaker:{breaker}",
+                    ),
+                )
+                return
+            case DataStale(stale=stale, detail=detail):
+                log.log(logging.ERROR if stale else logging.INFO, "%s", detail)
+                self.peers.tell(
+                    "alerter",
+                    Alert(
+                        Severity.WARNING if stale else Severity.INFO,
+                        "Market data stalled" if stale else "Market data flowing again",
+                        f"{detail}.",
+                        key="data_stale",
+                    ),
+                )
+                return
+        trip = verdict
         reason = f"circuit breaker {trip.breaker}: {trip.detail}"
         log.critical("%s - halting", reason)
-        self.peers.tell("node", Halt(reason=reason, source="breaker"))
+        halt(self.peers, Halt(reason=reason, source="breaker"))
         self.peers.tell("checkpointer", CircuitBreakerTripped(trip.breaker, trip.detail))
         self.peers.tell(
             "alerter",
@@ -220,7 +274,7 @@ class ClassifierActor(SupervisedActor):
         match decision.kind:
             case DecisionKind.FATAL:
                 log.critical("fatal error (%s) - halting: %s", decision.reason, summary)
-                self.peers.tell("node", Halt(reason=f"fatal: {decision.reason}", source=ROLE))
+                halt(self.peers, Halt(reason=f"fatal: {decision.reason}", source=ROLE))
                 self.peers.tell(
                     "alerter",
                     Alert(

@@ -75,9 +75,20 @@ class Stop:
 
 @dataclass(frozen=True, slots=True)
 class TakeSnapshot:
-    """Ask the node for its state; the ``Snapshot`` goes to ``reply_to``."""
+    """Ask the node for its state; ``SnapshotTaken`` with the same ``request_id`` goes
+    to ``reply_to``. The id is what matches a reply to its request: a request lost with
+    a node restart must not make a later reply answer the wrong request."""
 
     reply_to: Mailbox | None = None
+    request_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotTaken:
+    """The node's answer to ``TakeSnapshot``."""
+
+    request_id: int
+    snapshot: Snapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +104,38 @@ class CheckpointNow:
 
 @dataclass(frozen=True, slots=True)
 class LastSnapshot:
-    """Ask the checkpointer for the newest snapshot it holds (reply: Snapshot | None)."""
+    """Ask the checkpointer for the newest snapshot it holds (reply: ``CheckpointLookup``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointLookup:
+    """The checkpointer's answer to ``LastSnapshot``: ``None`` means the database holds
+    no checkpoint for this trader, which is the only case a node may start fresh."""
+
+    snapshot: Snapshot | None
+
+
+@dataclass(frozen=True, slots=True)
+class GateQuery:
+    """Ask the gate for the trading state every node start must apply (reply: ``GateState``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class GateState:
+    """The durable trading state: HALTED stays until a resume, across every restart."""
+
+    state: TradingState
+    reason: str = ""
+    source: str = ""
+    since: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NotConfirmed:
+    """Told to whoever waits on a halt or resume that was not confirmed in time."""
+
+    command: str
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +299,12 @@ class Snapshot:
     orders_total: int = 0
     halt_reason: str = ""
     replay_total: int = 0
+    # Breaker marks and the change counter (see ``NodeReport``); defaults read old rows.
+    equity_peak: Decimal | None = None
+    day: str = ""
+    day_start_equity: Decimal | None = None
+    state_version: int = 0
+    last_data_ns: int = 0
 
 
 # ---------------------------------------------------------------- node pipe: child -> parent
@@ -272,6 +320,7 @@ class NodeStarted:
     replay_cursor: int
     restored: Snapshot | None = None
     restored_from_ns: int | None = None
+    trading_state: TradingState = TradingState.ACTIVE
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,12 +393,29 @@ class OperationSucceeded:
 
 
 @dataclass(frozen=True, slots=True)
-class EquityReport:
-    """The node's equity, at most once a second, for the drawdown and loss breakers."""
+class NodeReport:
+    """The node's vital signs, once a second from a timer on its loop (not from bars,
+    so a stalled data stream still reports - and shows as stale).
+
+    ``equity_peak`` and ``day_start_equity`` are kept by the node and checkpointed with
+    its state, so the drawdown and daily-loss breakers do not forget them across a
+    restart. ``state_version`` counts changes to orders, positions and trading state:
+    while it equals the last checkpoint's, the replay cursor can advance in the
+    database without a new snapshot. ``last_data_ns`` is when the last bar arrived
+    (the node's start before the first one); ``data_interval_s`` how often bars are
+    expected in wall-clock time (0: no expectation, e.g. a finished replay).
+    """
 
     equity: Decimal
     balance: Decimal
     ts_ns: int
+    equity_peak: Decimal | None = None
+    day_start_equity: Decimal | None = None
+    replay_cursor: int = 0
+    state_version: int = 0
+    last_data_ns: int = 0
+    data_interval_s: float = 0.0
+    replay_finished: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -408,6 +474,6 @@ NodeEvent = (
     | ErrorRaised
     | EncodedSnapshotReply
     | Pong
-    | EquityReport
+    | NodeReport
     | ReconciliationDiff
 )

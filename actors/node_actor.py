@@ -4,6 +4,13 @@ The actor and its child share one life: when the child exits unexpectedly, stops
 answering pings, or its pipe breaks, the actor fails, and the supervisor's restart
 of the actor is what spawns a fresh child. Messages from the child are read on a
 small thread and re-told to the actor, so every handler runs on the actor thread.
+
+Before it spawns a child it asks the checkpointer for the last checkpoint and the
+gate for the trading state, and it never guesses: without both answers (after a few
+tries) it fails, loudly, rather than start from scratch or start trading while a
+halt is on record. Nothing that must outlive a restart lives here: snapshot requests
+are matched by id (the checkpointer expires what a dead node never answers) and
+halt waiters wait at the gate.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import queue
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -18,20 +26,25 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
 import pykka
+import tenacity
 
 from actors.base import ChildContext, SupervisedActor
 from actors.messages import (
     Alert,
+    CheckpointLookup,
     EncodedSnapshotReply,
-    EquityReport,
     ErrorRaised,
+    GateQuery,
+    GateState,
     Halt,
     LastSnapshot,
     Mailbox,
     NodeCommand,
     NodeEvent,
+    NodeReport,
     NodeStarted,
     NodeStopped,
+    OperationSucceeded,
     OrderFilled,
     OrderRejected,
     OrdersCanceled,
@@ -40,12 +53,13 @@ from actors.messages import (
     ReconciliationDiff,
     Resume,
     Severity,
-    Snapshot,
     SnapshotRequest,
+    SnapshotTaken,
     Stop,
     TakeSnapshot,
     TradingState,
     TradingStateChanged,
+    UpdateRisk,
 )
 from actors.node.entry import run as run_node
 from actors.settings import NodeSettings
@@ -59,16 +73,23 @@ ROLE = "node"
 
 # Where each event from the child goes, besides what the actor does with it itself.
 ROUTES: dict[type, tuple[str, ...]] = {
-    NodeStarted: ("checkpointer",),
+    NodeStarted: ("checkpointer", "gate"),
     NodeStopped: ("checkpointer",),
-    OrdersCanceled: ("checkpointer",),
+    OrdersCanceled: ("checkpointer", "gate"),
     OrderFilled: ("checkpointer", "classifier"),
     OrderRejected: ("checkpointer", "classifier"),
-    TradingStateChanged: ("checkpointer", "classifier"),
-    EquityReport: ("classifier",),
+    TradingStateChanged: ("checkpointer", "classifier", "gate"),
+    NodeReport: ("classifier", "checkpointer"),
     ErrorRaised: ("classifier",),
     ReconciliationDiff: ("checkpointer",),
 }
+START_ASK_TIMEOUT_S = 5.0
+START_ASK_ATTEMPTS = 3
+
+
+class StartRefused(RuntimeError):
+    """The node cannot know what to start from (no answer from the checkpointer or the
+    gate): a crash for the supervisor, never a silent fresh start."""
 
 
 class NodeCrashed(RuntimeError):
@@ -90,25 +111,24 @@ class TradingNodeActor(SupervisedActor):
         self,
         ctx: ChildContext,
         settings: NodeSettings,
-        restore: bool = True,
         ping_interval_s: float = 1.0,
         hang_timeout_s: float = 15.0,
         stop_timeout_s: float = 10.0,
+        start_ask_timeout_s: float = START_ASK_TIMEOUT_S,
     ) -> None:
         super().__init__(ctx)
         self.settings = settings
-        self._restore = restore
-        self._halt_waiters: list[Mailbox] = []
-        self._resume_waiters: list[Mailbox] = []
-        self._halt_reason = ""
         self._ping_interval_s = ping_interval_s
         self._hang_timeout_s = hang_timeout_s
         self._stop_timeout_s = stop_timeout_s
+        self._start_ask_timeout_s = start_ask_timeout_s
         self._proc: BaseProcess | None = None
         self._conn: Connection[NodeCommand, NodeEvent] | None = None
         self._pinger: Interval | None = None
+        self._pump: threading.Thread | None = None
         self._stopping = False
-        self._waiting: dict[int, Mailbox] = {}
+        self._waiting: dict[int, tuple[Mailbox, int]] = {}  # pipe id -> (reply_to, its id)
+        self._late: queue.SimpleQueue[object] = queue.SimpleQueue()  # after pykka's stop
         self._next_id = 0
         self._last_pong = time.monotonic()
         self.started_info: NodeStarted | None = None
@@ -116,19 +136,35 @@ class TradingNodeActor(SupervisedActor):
     # ------------------------------------------------------------ lifecycle
 
     def started(self) -> None:
+        try:
+            lookup = self._ask_peer("checkpointer", LastSnapshot(), CheckpointLookup)
+            gate = self._ask_peer("gate", GateQuery(), GateState)
+        except StartRefused as exc:
+            log.critical("node not started: %s", exc)
+            self.peers.tell(
+                "alerter",
+                Alert(
+                    Severity.CRITICAL,
+                    "Node not started",
+                    f"{exc}. It does not start from scratch while a checkpoint or a halt "
+                    "may be on record; the supervisor retries it.",
+                    key="node_start",
+                ),
+            )
+            raise
         settings = self.settings
-        last = (
-            self.peers.ask("checkpointer", LastSnapshot(), timeout=5.0) if self._restore else None
-        )
-        if isinstance(last, Snapshot) and last.trader_id == settings.trader_id:
+        last = lookup.snapshot
+        if last is not None and last.trader_id == settings.trader_id:
             # Carry on from the last checkpoint: same balance, positions, resting
-            # orders, halted state and replay position.
+            # orders and replay position.
             settings = replace(
                 settings,
                 restore=last,
                 start_cursor=last.replay_cursor,
                 starting_balance=last.balance,
             )
+        if gate.state is TradingState.HALTED:
+            settings = replace(settings, start_halted=gate.reason or "halted (on record)")
         ctx = multiprocessing.get_context("spawn")
         parent_end, child_end = ctx.Pipe(duplex=True)
         proc = ctx.Process(
@@ -138,14 +174,55 @@ class TradingNodeActor(SupervisedActor):
         child_end.close()
         self._proc, self._conn = proc, parent_end
         self._last_pong = time.monotonic() + 30.0  # grace for the child's start-up
-        threading.Thread(
-            target=_pump, args=(parent_end, proc, self.actor_ref), name="node-pipe", daemon=True
-        ).start()
+        self._pump = threading.Thread(
+            target=_pump,
+            args=(parent_end, proc, self.actor_ref, self._late),
+            name="node-pipe",
+            daemon=True,
+        )
+        self._pump.start()
         self._pinger = Interval(self._ping_interval_s, self.actor_ref, CheckChild, "node-ping")
-        log.info("node child pid %s starting at replay cursor %d", proc.pid, settings.start_cursor)
+        log.info(
+            "node child pid %s starting at replay cursor %d%s",
+            proc.pid,
+            settings.start_cursor,
+            f", halted ({settings.start_halted})" if settings.start_halted else "",
+        )
+
+    @property
+    def reports_restart(self) -> bool:
+        return False  # cleared by NodeStarted, once the node trades
+
+    def _ask_peer[T](self, role: str, question: object, answer: type[T]) -> T:
+        """``role``'s answer, retried with backoff; no answer is a refused start."""
+        for attempt in tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(START_ASK_ATTEMPTS),
+            wait=tenacity.wait_exponential(multiplier=0.5, max=2.0),
+            reraise=True,
+        ):
+            with attempt:
+                reply = self.peers.ask(role, question, timeout=self._start_ask_timeout_s)
+                if not isinstance(reply, answer):
+                    raise StartRefused(
+                        f"the {role} did not answer {type(question).__name__} "
+                        f"({START_ASK_ATTEMPTS} tries of {self._start_ask_timeout_s:g} s)"
+                    )
+                return reply
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
     def stopped(self) -> None:
         self._stopping = True
+        try:
+            self._stop_child()
+        finally:
+            # What the child said after pykka marked this actor stopped (its
+            # NodeStopped above all) still goes where it belongs.
+            while not self._late.empty():
+                late = self._late.get()
+                for role in ROUTES.get(type(late), ()):
+                    self.peers.tell(role, late)
+
+    def _stop_child(self) -> None:
         if self._pinger is not None:
             self._pinger.cancel()
         proc, conn = self._proc, self._conn
@@ -161,6 +238,10 @@ class TradingNodeActor(SupervisedActor):
                 )
                 proc.kill()
                 proc.join(2.0)
+        # The pipe is read to its end before it is closed: the child's last words
+        # (NodeStopped) are in it.
+        if self._pump is not None:
+            self._pump.join(2.0)
         conn.close()
 
     # ------------------------------------------------------------ messages
@@ -173,8 +254,8 @@ class TradingNodeActor(SupervisedActor):
                 self.started_info = message
                 self._last_pong = time.monotonic()
                 log.info("node child %d trading %s", message.pid, message.instrument_id)
-            case OrdersCanceled():
-                self._halt_done(message)
+                # A start that trades clears the retry budget of node failures.
+                self.peers.tell("classifier", OperationSucceeded(ROLE))
             case ReconciliationDiff(differences=differences):
                 self.peers.tell(
                     "alerter",
@@ -185,16 +266,11 @@ class TradingNodeActor(SupervisedActor):
                         key="reconcile",
                     ),
                 )
-            case TradingStateChanged(state=TradingState.HALTED, reason=reason):
-                self._halt_reason = reason
-            case TradingStateChanged():
-                for waiter in self._resume_waiters:
-                    waiter.tell(message)
-                self._resume_waiters.clear()
-            case EncodedSnapshotReply(request_id=request_id, data=data):
-                reply_to = self._waiting.pop(request_id, None)
-                if reply_to is not None:
-                    reply_to.tell(decode_snapshot(data))
+            case EncodedSnapshotReply(request_id=pipe_id, data=data):
+                waiting = self._waiting.pop(pipe_id, None)
+                if waiting is not None:
+                    reply_to, request_id = waiting
+                    reply_to.tell(SnapshotTaken(request_id, decode_snapshot(data)))
             case Pong():
                 self._last_pong = time.monotonic()
             case ChildProcessExited(exitcode=code):
@@ -202,38 +278,21 @@ class TradingNodeActor(SupervisedActor):
                     raise NodeCrashed(f"node child exited with code {code}")
             case CheckChild():
                 self._check_child()
-            case Halt(notify=notify) | Resume(notify=notify):
-                waiters = self._halt_waiters if isinstance(message, Halt) else self._resume_waiters
-                if notify is not None:
-                    waiters.append(notify)
+            case Halt() | Resume():
+                # Waiters wait at the gate, which sends these; the child gets the command.
                 self._send(replace(message, notify=None))
-            case TakeSnapshot(reply_to=reply_to):
+            case UpdateRisk():
+                self._send(message)
+            case TakeSnapshot(reply_to=reply_to, request_id=request_id):
                 if reply_to is not None:
                     self._next_id += 1
-                    self._waiting[self._next_id] = reply_to
+                    self._waiting[self._next_id] = (reply_to, request_id)
                     self._send(SnapshotRequest(self._next_id))
             case Stop():
                 self.actor_ref.stop(block=False)
             case _ if type(message) not in ROUTES:
                 return super().receive(message)
         return None
-
-    def _halt_done(self, cancelled: OrdersCanceled) -> None:
-        """The halt is complete: cancels confirmed. Tell the waiters and the operator."""
-        for waiter in self._halt_waiters:
-            waiter.tell(cancelled)
-        self._halt_waiters.clear()
-        n = len(cancelled.client_order_ids)
-        self.peers.tell(
-            "alerter",
-            Alert(
-                Severity.CRITICAL,
-                "Trading halted",
-                f"{self._halt_reason or 'halt requested'}. {n} open order(s) cancelled "
-                "(confirmed); no new orders pass; data and checkpoints continue.",
-                key="halted",
-            ),
-        )
 
     def _check_child(self) -> None:
         silent_for = time.monotonic() - self._last_pong
@@ -256,8 +315,14 @@ def _pump(
     conn: Connection[NodeCommand, NodeEvent],
     proc: BaseProcess,
     ref: pykka.ActorRef[TradingNodeActor],
+    late: queue.SimpleQueue[object],
 ) -> None:
-    """Re-tell everything the child sends; report its exit when the pipe closes."""
+    """Re-tell everything the child sends; report its exit when the pipe closes.
+
+    Runs on its own thread until the pipe closes. Once pykka has marked the actor
+    stopped (before ``stopped()`` runs), messages go to ``late`` instead, and reading
+    goes on, so a child that is still writing is never blocked by a full pipe.
+    """
     while True:
         try:
             message = conn.recv()
@@ -266,7 +331,7 @@ def _pump(
         try:
             ref.tell(message)
         except pykka.ActorDeadError:
-            return
+            late.put(message)
     proc.join(5.0)
     with contextlib.suppress(pykka.ActorDeadError):
         ref.tell(ChildProcessExited(proc.exitcode))

@@ -110,6 +110,8 @@ class NodeSettings:
     binance: BinanceSettings = field(default_factory=BinanceSettings)
     start_cursor: int = 0
     restore: Snapshot | None = None  # state to rebuild before the first bar
+    start_halted: str | None = None  # the gate's halt reason: applied before the first bar
+    lock_path: Path | None = None  # held by the child while it trades (one node per trader)
     log_level: str = "WARNING"
 
 
@@ -137,3 +139,8 @@ class BreakerSettings:
     max_consecutive_rejects: int = 5
     max_errors: int = 20
     error_window_s: float = 60.0
+    # After a trip, alert again each time the loss deepens by this many percent points.
+    realert_step_pct: Decimal = Decimal("5")
+    # No bar for this many bar intervals (wall clock): alert; for the second: halt.
+    data_stale_alert_bars: int = 3
+    data_stale_halt_bars: int = 10

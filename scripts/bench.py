@@ -156,7 +156,13 @@ class _StampingConn:
 
 
 PumpFn = Callable[
-    ["Connection[NodeCommand, NodeEvent]", BaseProcess, "pykka.ActorRef[TradingNodeActor]"], None
+    [
+        "Connection[NodeCommand, NodeEvent]",
+        BaseProcess,
+        "pykka.ActorRef[TradingNodeActor]",
+        "queue.SimpleQueue[object]",
+    ],
+    None,
 ]
 
 
@@ -168,9 +174,10 @@ def traced_pump(trace: FillTrace) -> PumpFn:
         conn: Connection[NodeCommand, NodeEvent],
         proc: BaseProcess,
         ref: pykka.ActorRef[TradingNodeActor],
+        late: queue.SimpleQueue[object],
     ) -> None:
         stamping = cast("Connection[NodeCommand, NodeEvent]", _StampingConn(conn, trace))
-        pump(stamping, proc, ref)
+        pump(stamping, proc, ref, late)
 
     return run
 

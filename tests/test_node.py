@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from actors.gate import GateActor
 from actors.inbox import Inbox
 from actors.messages import (
     ChildStarted,
@@ -18,6 +19,7 @@ from actors.messages import (
     OrdersCanceled,
     Resume,
     Snapshot,
+    SnapshotTaken,
     TakeSnapshot,
     TradingState,
     TradingStateChanged,
@@ -40,6 +42,7 @@ def node_tree():
         children=(
             recorder("checkpointer", inbox),
             recorder("classifier", inbox),
+            recorder("gate", inbox),
             ChildSpec(
                 "node",
                 lambda ctx: TradingNodeActor.start(ctx, FAST, ping_interval_s=0.5),
@@ -65,8 +68,10 @@ def node_message(inbox: Inbox, kind: type, timeout: float = 60.0, where=lambda m
 def snapshot_of(sup) -> Snapshot:
     node = sup.ask(WhereIs("node"), timeout=5)
     reply = Inbox()
-    node.tell(TakeSnapshot(reply_to=reply))
-    return reply.expect(Snapshot, timeout=15)
+    node.tell(TakeSnapshot(reply_to=reply, request_id=7))
+    taken = reply.expect(SnapshotTaken, timeout=15)
+    assert taken.request_id == 7
+    return taken.snapshot
 
 
 def test_replay_and_sandbox_produce_a_fill_and_a_position(node_tree):
@@ -93,13 +98,14 @@ LADDER = NodeSettings(
 
 
 @pytest.fixture
-def ladder_tree():
+def ladder_tree(tmp_path):
     inbox, events = Inbox(), Inbox()
     spec = SupervisorSpec(
         children=(
             recorder("alerter", inbox),
             recorder("checkpointer", inbox),
             recorder("classifier", inbox),
+            ChildSpec("gate", lambda ctx: GateActor.start(ctx, tmp_path / "gate.db", "LADDER-001")),
             ChildSpec(
                 "node", lambda ctx: TradingNodeActor.start(ctx, LADDER), shutdown_timeout_s=20
             ),
@@ -118,7 +124,7 @@ def test_halt_cancels_every_open_limit_order_denies_new_ones_and_resume_trades(l
     assert len(resting) >= 3, before.open_orders
 
     confirmed = Inbox()
-    sup.ask(WhereIs("node"), timeout=5).tell(Halt("test halt", notify=confirmed))
+    sup.ask(WhereIs("gate"), timeout=5).tell(Halt("test halt", notify=confirmed))
 
     cancelled = confirmed.expect(OrdersCanceled, timeout=10)
     assert len(cancelled.client_order_ids) >= 3  # the ladder resting at that moment
@@ -134,7 +140,7 @@ def test_halt_cancels_every_open_limit_order_denies_new_ones_and_resume_trades(l
     assert later.open_orders == ()
 
     resumed = Inbox()
-    sup.ask(WhereIs("node"), timeout=5).tell(Resume("test resume", notify=resumed))
+    sup.ask(WhereIs("gate"), timeout=5).tell(Resume("test resume", notify=resumed))
     assert resumed.expect(TradingStateChanged, timeout=10).state is TradingState.ACTIVE
     inbox.poll()
     fill = node_message(inbox, OrderFilled)

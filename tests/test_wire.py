@@ -47,11 +47,11 @@ def test_snapshot_round_trips_with_pre_encoded_orders() -> None:
 
 
 def test_large_messages_keep_their_order_on_the_node_pipe() -> None:
-    from actors.node.host import INLINE_MAX_BYTES, _Pipe
+    from actors.node.host import _Pipe
 
     parent, child = multiprocessing.Pipe(duplex=True)
     pipe = _Pipe(child)
-    big = EncodedSnapshotReply(1, b"x" * (4 * INLINE_MAX_BYTES))
+    big = EncodedSnapshotReply(1, b"x" * (256 * 1024))  # more than a pipe buffer holds
     received: list[object] = []
     reader = threading.Thread(target=lambda: received.extend(parent.recv() for _ in range(4)))
     reader.start()
@@ -62,3 +62,31 @@ def test_large_messages_keep_their_order_on_the_node_pipe() -> None:
     pipe.drain(10.0)
     reader.join(10.0)
     assert received == [Pong("node", 1), big, Pong("node", 2), big]
+
+
+def test_sending_to_a_parent_that_does_not_read_never_blocks_the_loop() -> None:
+    """Issue 13, defect 10: small messages used to be written inline on the node's loop,
+    which blocks once the OS pipe buffer is full and the parent is slow to read."""
+    from actors.node.host import _Pipe
+
+    parent, child = multiprocessing.Pipe(duplex=True)
+    pipe = _Pipe(child)
+    sent = threading.Event()
+    messages = [Pong("node", n) for n in range(20_000)]  # far more than a pipe buffer
+
+    def send_all() -> None:
+        for message in messages:
+            pipe.send(message)
+        sent.set()
+
+    sender = threading.Thread(target=send_all, daemon=True)
+    sender.start()
+    assert sent.wait(10.0), "send() blocked while nobody read the pipe"
+    received: list[object] = []
+    reader = threading.Thread(
+        target=lambda: received.extend(parent.recv() for _ in range(len(messages)))
+    )
+    reader.start()
+    pipe.drain(30.0)
+    reader.join(30.0)
+    assert received == messages, "in order, none lost"

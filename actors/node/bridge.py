@@ -4,6 +4,10 @@ Commands from the parent arrive on the node's event loop (the pipe reader thread
 hands them over with ``call_soon_threadsafe``) and become Nautilus calls; Nautilus
 order and risk events become outgoing messages. Because pings are answered on the
 loop, a hung loop shows up as missed pongs in the parent.
+
+Once a second a timer on the loop sends a ``NodeReport`` (equity, the breakers'
+marks, the replay cursor, a counter of state changes and the age of the last bar):
+from a timer, not from bars, so a stalled market still reports, as stale.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from datetime import timedelta
 from decimal import Decimal
 
 import msgspec
@@ -34,7 +39,7 @@ from nautilus_trader.model.events import (
 from nautilus_trader.model.events import (
     OrderDenied as NtOrderDenied,
 )
-from nautilus_trader.model.events import OrderEvent
+from nautilus_trader.model.events import OrderEvent, PositionClosed
 from nautilus_trader.model.events import (
     OrderFilled as NtOrderFilled,
 )
@@ -48,13 +53,14 @@ from nautilus_trader.model.orders import Order
 from nautilus_trader.model.position import Position
 from nautilus_trader.risk.engine import RiskEngine
 
+from actors.breakers import EquityMarks
 from actors.messages import (
     EncodedSnapshotReply,
-    EquityReport,
     ErrorRaised,
     Halt,
     NodeCommand,
     NodeEvent,
+    NodeReport,
     OrderFilled,
     OrderRejected,
     OrdersCanceled,
@@ -74,17 +80,14 @@ from actors.node.replay import ReplayDataClient
 from actors.node.strategy import EmaCross
 from actors.wire import encode_order, encode_snapshot
 
-EQUITY_EVERY_NS = 1_000_000_000
+REPORT_EVERY = timedelta(seconds=1)
+AVG_PX_EXTRA_DIGITS = 4  # an average open price is finer than a tick, but not a float
 
 _NT_STATE = {
     TradingState.ACTIVE: NautilusTradingState.ACTIVE,
     TradingState.HALTED: NautilusTradingState.HALTED,
     TradingState.REDUCING: NautilusTradingState.REDUCING,
 }
-
-
-def _dec(value: object) -> Decimal:
-    return Decimal(str(value))
 
 
 class Bridge(Actor):
@@ -100,6 +103,7 @@ class Bridge(Actor):
         bar_type: BarType,
         currency: str,
         feed_sandbox: bool = False,
+        data_interval_s: float = 0.0,
     ) -> None:
         super().__init__(ActorConfig(component_id="BRIDGE"))
         self._send = send
@@ -118,7 +122,11 @@ class Bridge(Actor):
         self._restoring: set[str] = set()
         self._halt_reason = ""
         self._realized_base = Decimal(0)  # realized before this node's life (restored)
-        self._last_equity_ns = 0
+        self._position_realized_base: dict[str, Decimal] = {}  # restored positions' own
+        self._marks = EquityMarks()
+        self._state_version = 0  # +1 for every order, position or trading-state change
+        self._data_interval_s = data_interval_s
+        self._last_data_ns = 0
         # Open orders as the snapshot shows them, each with its pipe encoding, kept
         # up to date from the order events: a checkpoint does not rebuild them.
         self._open_views: dict[str, tuple[OrderView, msgspec.Raw]] = {}
@@ -126,8 +134,11 @@ class Bridge(Actor):
     # ------------------------------------------------------------ lifecycle
 
     def on_start(self) -> None:
+        self._last_data_ns = self.clock.timestamp_ns()  # stale counts from the start
         self.msgbus.subscribe(topic="events.order.*", handler=self._on_order_event)
+        self.msgbus.subscribe(topic="events.position.*", handler=self._on_position_event)
         self.msgbus.subscribe(topic=f"data.bars.{self._bar_type}", handler=self._on_bar)
+        self.clock.set_timer("node-report", REPORT_EVERY, callback=self._on_report_timer)
         if self._feed_sandbox:
             # The sandbox venue matches against the venue's quotes and trades, which a
             # live data client only streams when someone subscribes to them.
@@ -135,13 +146,29 @@ class Bridge(Actor):
             self.subscribe_trade_ticks(self._instrument_id)
 
     def _on_bar(self, bar: object) -> None:
-        """Equity for the circuit breakers, at most once a second of wall time."""
+        self._last_data_ns = self.clock.timestamp_ns()
+
+    def _on_report_timer(self, event: object) -> None:
+        self._send(self.report())
+
+    def report(self) -> NodeReport:
         now = self.clock.timestamp_ns()
-        if now - self._last_equity_ns < EQUITY_EVERY_NS:
-            return
-        self._last_equity_ns = now
         balance, unrealized = self._balance(), self._unrealized()
-        self._send(EquityReport(balance + unrealized, balance, now))
+        equity = balance + unrealized
+        self._marks.update(equity, now)
+        replay = self._replay
+        return NodeReport(
+            equity=equity,
+            balance=balance,
+            ts_ns=now,
+            equity_peak=self._marks.peak,
+            day_start_equity=self._marks.day_start,
+            replay_cursor=replay.cursor if replay is not None else 0,
+            state_version=self._state_version,
+            last_data_ns=self._last_data_ns,
+            data_interval_s=self._data_interval_s,
+            replay_finished=replay is not None and replay.finished,
+        )
 
     # ------------------------------------------------------------ commands
 
@@ -166,7 +193,10 @@ class Bridge(Actor):
 
     def _set_state(self, state: TradingState, reason: str) -> None:
         self._risk_engine.set_trading_state(_NT_STATE[state])
+        if state is TradingState.ACTIVE and self._state is not TradingState.ACTIVE:
+            self._marks.rebaseline()  # the operator reviewed the loss so far
         self._state = state
+        self._state_version += 1
         self._halt_reason = reason if state is TradingState.HALTED else ""
         self._send(TradingStateChanged(state, reason))
 
@@ -182,27 +212,31 @@ class Bridge(Actor):
 
     # ------------------------------------------------------------ restore
 
-    async def restore(self, snap: Snapshot, timeout_s: float = 10.0) -> None:
+    def restore_marks(self, snap: Snapshot) -> None:
+        """The breakers' marks and the realized PnL carry on from the checkpoint (also on
+        a venue, where positions and orders come from the venue itself)."""
+        self._realized_base = snap.realized_pnl
+        self._marks = EquityMarks(snap.equity_peak, snap.day, snap.day_start_equity)
+
+    async def restore(self, snap: Snapshot, halted: bool, timeout_s: float = 10.0) -> None:
         """Rebuild a checkpoint's positions and open orders in this fresh node.
 
         Positions come back as zero-commission fills at their average open price,
         generated through the execution client so the cache, the portfolio and the
         account all agree; resting orders are placed again with their own client
-        order ids. The order id counter continues, so no id is issued twice.
+        order ids. The order id counter continues, so no id is issued twice. A node
+        that starts ``halted`` (the gate's record) places no order again.
         """
         strategy = self._strategy
         strategy.order_factory.set_client_order_id_count(snap.orders_total)
-        self._realized_base = snap.realized_pnl
-        if snap.trading_state is TradingState.HALTED:
-            self._risk_engine.set_trading_state(_NT_STATE[TradingState.HALTED])
-            self._state = TradingState.HALTED
-            self._halt_reason = snap.halt_reason
+        self.restore_marks(snap)
         instrument = self.cache.instrument(self._instrument_id)
         for n, view in enumerate(snap.positions):
             self._restore_position(instrument, view, n)
+            self._position_realized_base[view.position_id] = view.realized_pnl
         # A halted node has no working orders (the halt cancelled them, even if the
         # checkpoint was taken before the cancels were confirmed): place none again.
-        resting_orders = () if self._state is TradingState.HALTED else snap.open_orders
+        resting_orders = () if halted else snap.open_orders
         for resting in resting_orders:
             if resting.order_type != "LIMIT" or resting.price is None:
                 continue
@@ -268,9 +302,17 @@ class Bridge(Actor):
 
     def _on_order_event(self, event: object) -> None:
         self._forward_order_event(event)
+        self._state_version += 1
         # After the forwarding: keeping the snapshot's view costs the fill nothing.
         if isinstance(event, OrderEvent):
             self._track_order(event.client_order_id)
+
+    def _on_position_event(self, event: object) -> None:
+        self._state_version += 1
+        if isinstance(event, PositionClosed):
+            # A closed position's own realized PnL is in the portfolio's total now;
+            # a later one under the same id (netting) starts from zero.
+            self._position_realized_base.pop(event.position_id.value, None)
 
     def _track_order(self, client_order_id: ClientOrderId) -> None:
         order = self.cache.order(client_order_id)
@@ -331,6 +373,14 @@ class Bridge(Actor):
                     return Decimal(money.as_decimal())
         return Decimal(0)
 
+    @property
+    def trading_state(self) -> TradingState:
+        return self._state
+
+    def _price_precision(self, instrument_id: InstrumentId) -> int | None:
+        instrument = self.cache.instrument(instrument_id)
+        return None if instrument is None else int(instrument.price_precision)
+
     def _unrealized(self) -> Decimal:
         money = self.portfolio.unrealized_pnl(self._instrument_id)
         return Decimal(money.as_decimal()) if money is not None else Decimal(0)
@@ -348,7 +398,15 @@ class Bridge(Actor):
         balance = self._balance()
         last_bar = self.cache.bar(self._bar_type)
         last = last_bar.close if last_bar is not None else None
-        positions = tuple(_position_view(p, last) for p in self.cache.positions_open())
+        positions = tuple(
+            _position_view(
+                p,
+                last,
+                self._position_realized_base.get(p.id.value, Decimal(0)),
+                self._price_precision(p.instrument_id),
+            )
+            for p in self.cache.positions_open()
+        )
         # The portfolio keeps the realized PnL of closed (and flipped) positions too.
         realized_money = self.portfolio.realized_pnl(self._instrument_id)
         realized = self._realized_base + (
@@ -369,6 +427,11 @@ class Bridge(Actor):
             orders_total=self._strategy.order_factory.get_client_order_id_count(),
             replay_total=self._replay.total_bars if self._replay is not None else 0,
             halt_reason=self._halt_reason if self._state is TradingState.HALTED else "",
+            equity_peak=self._marks.peak,
+            day=self._marks.day,
+            day_start_equity=self._marks.day_start,
+            state_version=self._state_version,
+            last_data_ns=self._last_data_ns,
         )
 
 
@@ -386,16 +449,26 @@ def _order_view(order: Order) -> OrderView:
     )
 
 
-def _position_view(position: Position, last: Price | None) -> PositionView:
+def _position_view(
+    position: Position, last: Price | None, realized_base: Decimal, price_precision: int | None
+) -> PositionView:
     unrealized = Decimal(0)
     if last is not None:
         unrealized = position.unrealized_pnl(last).as_decimal()
+    realized = position.realized_pnl.as_decimal() if position.realized_pnl else Decimal(0)
     return PositionView(
         position_id=position.id.value,
         instrument_id=position.instrument_id.value,
         side=position_side_to_str(position.side),
         quantity=position.quantity.as_decimal(),
-        avg_px_open=_dec(position.avg_px_open),
-        realized_pnl=position.realized_pnl.as_decimal() if position.realized_pnl else Decimal(0),
+        avg_px_open=avg_price(position.avg_px_open, price_precision),
+        realized_pnl=realized_base + realized,
         unrealized_pnl=unrealized,
     )
+
+
+def avg_price(value: float, price_precision: int | None) -> Decimal:
+    """Nautilus keeps an average price as a float (65201.100000000006); the checkpoint
+    keeps a Decimal rounded a few digits finer than the instrument's tick."""
+    digits = (price_precision if price_precision is not None else 8) + AVG_PX_EXTRA_DIGITS
+    return Decimal(repr(value)).quantize(Decimal(1).scaleb(-digits))

@@ -17,6 +17,7 @@ import signal
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import ForkingPickler
 
@@ -25,6 +26,7 @@ from nautilus_trader.live.node import TradingNode
 
 from actors.messages import (
     ErrorRaised,
+    Halt,
     NodeCommand,
     NodeEvent,
     NodeStarted,
@@ -38,24 +40,22 @@ from actors.node.replay import REPLAY_CLIENT, ReplayDataClientFactory, bar_type_
 from actors.node.strategy import EmaCross, EmaCrossConfig
 from actors.node.venues import Clients, clients_for
 from actors.settings import Mode, NodeSettings
+from storage.lock import InstanceLock
 
 STARTUP_POLL_S = 0.02
 PIPE_DRAIN_S = 5.0
 WARM_UP_BARS = 500
-
-
-INLINE_MAX_BYTES = 64 * 1024  # larger messages go to the writer thread
+NODE_LOCK_WAIT_S = 10.0
 
 
 class _Pipe:
-    """Sends from the loop thread, in order; a broken pipe means the parent is gone.
+    """Sends from the loop thread, in order, without ever blocking the loop.
 
-    Each message is pickled on the loop. A large one (a checkpoint's snapshot with
-    many orders: 1.4 MB for 10k) is written by a writer thread, because writing it
-    waits for the parent to read it and that wait would stall the node's loop;
-    every message sent while it is queued or being written queues behind it, so
-    the parent still receives them in order. Small messages (fills) are written
-    directly, with no thread hop.
+    Each message is pickled on the loop and written by a writer thread: writing
+    waits for the parent to read (a checkpoint's snapshot with 10k orders is 1.4 MB),
+    and a parent that is slow to read must not stall the node's event loop. The
+    thread writes in the order messages were sent. A broken pipe means the parent is
+    gone.
     """
 
     def __init__(self, conn: Connection[NodeEvent, NodeCommand]) -> None:
@@ -64,7 +64,10 @@ class _Pipe:
         self._changed = threading.Condition(self._lock)
         self._queued: deque[memoryview] = deque()
         self._writing = False
-        self._writer: threading.Thread | None = None
+        self._writer = threading.Thread(
+            target=self._write_queued, name="node-pipe-writer", daemon=True
+        )
+        self._writer.start()
         self.broken = False
 
     def send(self, message: NodeEvent) -> None:
@@ -72,19 +75,12 @@ class _Pipe:
             return
         data = ForkingPickler.dumps(message)
         with self._lock:
-            if not self._queued and not self._writing and len(data) <= INLINE_MAX_BYTES:
-                self._write(data)
-                return
             self._queued.append(data)
-            if self._writer is None:
-                self._writer = threading.Thread(
-                    target=self._write_queued, name="node-pipe-writer", daemon=True
-                )
-                self._writer.start()
             self._changed.notify_all()
 
     def drain(self, timeout_s: float) -> None:
-        """Wait until everything queued is written (or the pipe broke)."""
+        """Wait until everything queued is written (or the pipe broke); blocks: call it
+        from a worker thread, never on the loop."""
         deadline = time.monotonic() + timeout_s
         with self._lock:
             while (self._queued or self._writing) and not self.broken:
@@ -150,8 +146,9 @@ async def _serve(conn: Connection[NodeEvent, NodeCommand], settings: NodeSetting
     try:
         await _serve_on(pipe, conn, settings)
     finally:
-        # Whatever is queued reaches the parent before anything run_node sends.
-        pipe.drain(PIPE_DRAIN_S)
+        # Whatever is queued reaches the parent before anything run_node sends; the
+        # wait runs on a worker thread, so the loop can still finish its own work.
+        await asyncio.get_running_loop().run_in_executor(None, pipe.drain, PIPE_DRAIN_S)
 
 
 async def _serve_on(
@@ -181,6 +178,66 @@ async def _serve_on(
     node.build()
     _skip_trade_statistics(node)
 
+    strategy, bridge = _add_components(node, settings, pipe, request_stop)
+
+    def read_commands() -> None:
+        while True:
+            try:
+                command: NodeCommand = conn.recv()
+            except (EOFError, OSError):
+                loop.call_soon_threadsafe(request_stop, "parent pipe closed")
+                return
+            loop.call_soon_threadsafe(bridge.handle, command)
+
+    run_task = loop.create_task(node.run_async())
+    while not strategy.is_running and not run_task.done():
+        await asyncio.sleep(STARTUP_POLL_S)
+    if run_task.done():
+        run_task.result()  # surfaces the start-up failure
+        raise RuntimeError("node stopped during start-up")
+    replay = ReplayDataClientFactory.created.get(REPLAY_CLIENT)
+    restored = await _restore(settings, bridge, pipe)
+    if settings.start_halted is not None:
+        # The gate's record: halted until resumed, whatever the checkpoint says.
+        bridge.handle(Halt(settings.start_halted, source="gate"))
+        restored = bridge.snapshot() if restored is not None else None
+    if replay is not None:
+        strategy.warm_up(replay.history(WARM_UP_BARS))
+    pipe.send(
+        NodeStarted(
+            pid=os.getpid(),
+            trader_id=settings.trader_id,
+            instrument_id=settings.instrument_id,
+            replay_cursor=replay.cursor if replay is not None else 0,
+            restored=restored,
+            restored_from_ns=settings.restore.taken_at_ns if settings.restore else None,
+            trading_state=bridge.trading_state,
+        )
+    )
+    # Everything so far (Nautilus, pandas, pyarrow, the built node) lives as long
+    # as the process: out of the collector's sight, a full collection no longer
+    # walks it. One such collection stalled the loop ~65 ms in the bench. No
+    # gc.collect() first: it would add those 65 ms to every start and restart.
+    gc.freeze()
+    if replay is not None:
+        replay.release()
+    threading.Thread(target=read_commands, name="node-pipe-reader", daemon=True).start()
+
+    stop_wait = loop.create_task(stop_requested.wait())
+    await asyncio.wait({run_task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+    await node.stop_async()
+    run_task.cancel()
+    stop_wait.cancel()
+    pipe.send(NodeStopped(stop_reason[0] if stop_reason else "node stopped by itself"))
+
+
+def _add_components(
+    node: TradingNode,
+    settings: NodeSettings,
+    pipe: _Pipe,
+    request_stop: Callable[[str], None],
+) -> tuple[EmaCross, Bridge]:
+    """The strategy and the bridge that speaks for the node, added to the built node."""
     bar_type = bar_type_for(settings.instrument_id, settings.replay.bar_minutes)
     strategy = EmaCross(
         EmaCrossConfig.build(
@@ -206,53 +263,10 @@ async def _serve_on(
         bar_type=bar_type,
         currency=settings.currency,
         feed_sandbox=settings.mode is Mode.BINANCE_SANDBOX,
+        data_interval_s=_data_interval_s(settings),
     )
     node.trader.add_actor(bridge)
-
-    def read_commands() -> None:
-        while True:
-            try:
-                command: NodeCommand = conn.recv()
-            except (EOFError, OSError):
-                loop.call_soon_threadsafe(request_stop, "parent pipe closed")
-                return
-            loop.call_soon_threadsafe(bridge.handle, command)
-
-    run_task = loop.create_task(node.run_async())
-    while not strategy.is_running and not run_task.done():
-        await asyncio.sleep(STARTUP_POLL_S)
-    if run_task.done():
-        run_task.result()  # surfaces the start-up failure
-        raise RuntimeError("node stopped during start-up")
-    replay = ReplayDataClientFactory.created.get(REPLAY_CLIENT)
-    restored = await _restore(settings, bridge, pipe)
-    if replay is not None:
-        strategy.warm_up(replay.history(WARM_UP_BARS))
-    pipe.send(
-        NodeStarted(
-            pid=os.getpid(),
-            trader_id=settings.trader_id,
-            instrument_id=settings.instrument_id,
-            replay_cursor=replay.cursor if replay is not None else 0,
-            restored=restored,
-            restored_from_ns=settings.restore.taken_at_ns if settings.restore else None,
-        )
-    )
-    # Everything so far (Nautilus, pandas, pyarrow, the built node) lives as long
-    # as the process: out of the collector's sight, a full collection no longer
-    # walks it. One such collection stalled the loop ~65 ms in the bench. No
-    # gc.collect() first: it would add those 65 ms to every start and restart.
-    gc.freeze()
-    if replay is not None:
-        replay.release()
-    threading.Thread(target=read_commands, name="node-pipe-reader", daemon=True).start()
-
-    stop_wait = loop.create_task(stop_requested.wait())
-    await asyncio.wait({run_task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
-    await node.stop_async()
-    run_task.cancel()
-    stop_wait.cancel()
-    pipe.send(NodeStopped(stop_reason[0] if stop_reason else "node stopped by itself"))
+    return strategy, bridge
 
 
 async def _restore(settings: NodeSettings, bridge: Bridge, pipe: _Pipe) -> Snapshot | None:
@@ -261,20 +275,36 @@ async def _restore(settings: NodeSettings, bridge: Bridge, pipe: _Pipe) -> Snaps
         return None
     if settings.mode is Mode.BINANCE_TESTNET:
         # The venue is the truth: Nautilus reconciled from it; report what differs.
+        bridge.restore_marks(settings.restore)
         venue = bridge.snapshot()
         differences = compare_with_checkpoint(settings.restore, venue)
         if differences:
             pipe.send(ReconciliationDiff(tuple(differences)))
         return venue
-    await bridge.restore(settings.restore)
+    await bridge.restore(settings.restore, halted=settings.start_halted is not None)
     return bridge.snapshot()
+
+
+def _data_interval_s(settings: NodeSettings) -> float:
+    """How often a bar is expected, in wall-clock seconds (the staleness rule's unit)."""
+    bar_s = settings.replay.bar_minutes * 60.0
+    if settings.mode is not Mode.REPLAY:
+        return bar_s
+    # As fast as possible: any pause is a stall; the rule's floors set the limits.
+    return bar_s / settings.replay.speed if settings.replay.speed > 0 else 0.001
 
 
 def run_node(conn: Connection[NodeEvent, NodeCommand], settings: NodeSettings) -> None:
     """Spawn target: serve until told to stop; a start-up failure is reported, exit 1."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
+    lock: InstanceLock | None = None
     try:
+        if settings.lock_path is not None:
+            # One node per trader: a previous service's orphaned child (its parent was
+            # SIGKILLed) stops itself within a second or two; wait for it, no longer.
+            lock = InstanceLock(settings.lock_path, f"a node of {settings.trader_id}")
+            lock.acquire(wait_s=NODE_LOCK_WAIT_S)
         asyncio.run(_serve(conn, settings))
     except Exception as exc:
         with contextlib.suppress(OSError):
