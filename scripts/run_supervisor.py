@@ -10,7 +10,7 @@
 Exit codes: 0 success; 1 runtime or storage error; 2 bad config or usage;
 3 the service stopped itself (restart intensity escalation), or it is not running
 (status with a stale heartbeat, a control command with nobody to carry it out);
-4 status found no run in the database.
+4 status found no run in the database; 5 this trader already runs on this database.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from dataclasses import replace
 from decimal import Decimal
@@ -45,12 +46,13 @@ from storage import (  # noqa: E402
     read_events,
     read_status,
 )
+from storage.lock import AlreadyRunning  # noqa: E402
 from supervisor.config import ConfigError, ServiceConfig, load_config  # noqa: E402
 from supervisor.logs import configure as configure_logging  # noqa: E402
 from supervisor.runtime import EarlySignals, Watchdog, serve  # noqa: E402
 from supervisor.sdnotify import Notifier, watchdog_interval_s  # noqa: E402
 
-EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_NOT_RUNNING, EXIT_NO_RUN = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_NOT_RUNNING, EXIT_NO_RUN, EXIT_RUNNING = 0, 1, 2, 3, 4, 5
 
 log = logging.getLogger("run_supervisor")
 
@@ -96,6 +98,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     try:
         service = Service(config, restore=not args.fresh, config_path=args.config)
+    except AlreadyRunning as exc:
+        print(f"error: {exc}; refusing to start a second instance", file=sys.stderr)
+        return EXIT_RUNNING
     except StorageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -103,12 +108,35 @@ def cmd_run(args: argparse.Namespace) -> int:
     interval = watchdog_interval_s(config.heartbeat_interval_s)
     watchdog = Watchdog(service, notifier, interval, deadline_s=min(interval, 5.0))
     service.start()
-    outcome = anyio.run(serve, service, args.duration, early, watchdog, backend="trio")
+    # Whatever ends the runtime - a stop, or a bug in it - the tree stops with it: no
+    # actor and no node child may go on trading without the process that owns them.
+    try:
+        outcome = anyio.run(serve, service, args.duration, early, watchdog, backend="trio")
+    except BaseException as exc:
+        log.critical("runtime failed, stopping the service: %r", exc, exc_info=True)
+        notifier.stopping("stopping: runtime failure")
+        service.stop(f"runtime failure: {exc!r}")
+        notifier.close()
+        if isinstance(exc, KeyboardInterrupt):
+            return EXIT_OK
+        print(f"error: the runtime failed ({exc!r}); the service was stopped", file=sys.stderr)
+        return EXIT_ERROR
     log.info("stopping: %s", outcome.reason)
     notifier.stopping(f"stopping: {outcome.reason}")
     service.stop(outcome.reason)
     notifier.close()
     return EXIT_OK if outcome.graceful else EXIT_NOT_RUNNING
+
+
+def _duration(text: str) -> float:
+    """``--duration``: a finite number of seconds above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text}")
+    return value
 
 
 def _progress(cursor: int | None, total: int | None, width: int = 30) -> str:
@@ -214,7 +242,7 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the service until SIGINT/SIGTERM or --duration")
     run.add_argument("--config", type=Path, help="TOML config (default: bundled replay example)")
     run.add_argument("--db", type=Path, help="database path (overrides service.db_path)")
-    run.add_argument("--duration", type=float, help="stop gracefully after SECONDS")
+    run.add_argument("--duration", type=_duration, help="stop gracefully after SECONDS")
     run.add_argument("--fresh", action="store_true", help="do not restore from the last checkpoint")
     run.add_argument("--log-format", choices=("text", "json"), help="override service.log_format")
     run.set_defaults(func=cmd_run)

@@ -73,6 +73,9 @@ class ServiceConfig:
     keep_checkpoints: int = 1000
     keep_hourly_h: int = 48
     keep_daily_d: int = 90
+    keep_alerts_d: int = 30
+    keep_commands_d: int = 30
+    keep_events_d: int = 7
     halt_after_failed_intervals: int = 3
     node_hang_timeout_s: float = 15.0
     log_level: str = "INFO"
@@ -167,6 +170,9 @@ SCHEMA: dict[str, dict[str, Callable[[TomlValue], object]]] = {
         "keep_checkpoints": _int(1),
         "keep_hourly_h": _int(0, 24 * 365),
         "keep_daily_d": _int(0, 3650),
+        "keep_alerts_d": _int(1, 3650),
+        "keep_events_d": _int(1, 3650),
+        "keep_commands_d": _int(1, 3650),
         "halt_after_failed_intervals": _int(1, 1000),
         "node_hang_timeout_s": _float(0.0),
         "log_level": _choice(LOG_LEVELS),
@@ -229,6 +235,9 @@ SCHEMA: dict[str, dict[str, Callable[[TomlValue], object]]] = {
         "max_consecutive_rejects": _int(1, 10_000),
         "max_errors": _int(1, 100_000),
         "error_window_s": _float(0.0),
+        "realert_step_pct": _dec(Decimal(0), Decimal(100)),
+        "data_stale_alert_bars": _int(1, 100_000),
+        "data_stale_halt_bars": _int(1, 100_000),
     },
     "supervisor": {
         "strategy": _choice(tuple(s.value for s in Strategy)),
@@ -380,7 +389,15 @@ def build_config(
         ),
         max_errors=r.get("breakers", "max_errors", bd.max_errors),
         error_window_s=r.get("breakers", "error_window_s", bd.error_window_s),
+        realert_step_pct=r.get("breakers", "realert_step_pct", bd.realert_step_pct),
+        data_stale_alert_bars=r.get("breakers", "data_stale_alert_bars", bd.data_stale_alert_bars),
+        data_stale_halt_bars=r.get("breakers", "data_stale_halt_bars", bd.data_stale_halt_bars),
     )
+    if breakers.data_stale_halt_bars <= breakers.data_stale_alert_bars:
+        problems.append(
+            f"breakers.data_stale_halt_bars ({breakers.data_stale_halt_bars}) must be more "
+            f"than breakers.data_stale_alert_bars ({breakers.data_stale_alert_bars})"
+        )
     if problems:
         raise ConfigError(source, problems)
 
@@ -411,6 +428,9 @@ def build_config(
         keep_checkpoints=r.get("service", "keep_checkpoints", defaults.keep_checkpoints),
         keep_hourly_h=r.get("service", "keep_hourly_h", defaults.keep_hourly_h),
         keep_daily_d=r.get("service", "keep_daily_d", defaults.keep_daily_d),
+        keep_alerts_d=r.get("service", "keep_alerts_d", defaults.keep_alerts_d),
+        keep_commands_d=r.get("service", "keep_commands_d", defaults.keep_commands_d),
+        keep_events_d=r.get("service", "keep_events_d", defaults.keep_events_d),
         halt_after_failed_intervals=r.get(
             "service", "halt_after_failed_intervals", defaults.halt_after_failed_intervals
         ),

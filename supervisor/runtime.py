@@ -24,6 +24,8 @@ from actors.messages import (
     ConfigReloaded,
     ErrorRaised,
     Halt,
+    NotConfirmed,
+    OperationSucceeded,
     OrdersCanceled,
     Resume,
     SupervisorTerminated,
@@ -143,15 +145,24 @@ class ControlServer:
 
     async def run(self) -> None:
         channel = await anyio.to_thread.run_sync(self.service.open_control)
+        failing = False
         try:
             while True:
                 try:
                     await self._step(channel)
                 except StorageError as exc:
                     log.error("control channel: %s", exc)
-                    self.service.tell(
-                        "classifier", ErrorRaised("control", type(exc).__name__, str(exc))
+                    failing = True
+                    error = ErrorRaised(
+                        "control", type(exc).__name__, str(exc), operation="control"
                     )
+                    await anyio.to_thread.run_sync(self.service.tell, "classifier", error)
+                else:
+                    if failing:  # the retry budget of control errors starts over
+                        failing = False
+                        await anyio.to_thread.run_sync(
+                            self.service.tell, "classifier", OperationSucceeded("control")
+                        )
                 await anyio.sleep(CONTROL_POLL_S)
         finally:
             channel.close()
@@ -187,10 +198,14 @@ class ControlServer:
         await anyio.to_thread.run_sync(
             channel.ack, request.id, CommandStatus.ACCEPTED, f"{request.command} sent"
         )
-        delivered = await anyio.to_thread.run_sync(self.service.tell, "node", message)
+        # Through the gate: a halt is on record before it is confirmed, and holds while
+        # the node restarts; the gate answers once the node confirms.
+        delivered = await anyio.to_thread.run_sync(self.service.tell, "gate", message)
+        if not delivered and isinstance(message, Halt):
+            delivered = await anyio.to_thread.run_sync(self.service.tell, "node", message)
         if not delivered:
             await anyio.to_thread.run_sync(
-                channel.ack, request.id, CommandStatus.FAILED, "node is not running"
+                channel.ack, request.id, CommandStatus.FAILED, "the gate is not running"
             )
             return
         self.inflight.append(_InFlight(request, inbox, time.monotonic() + CONFIRM_TIMEOUT_S))
@@ -207,6 +222,8 @@ class ControlServer:
                     )
                 case TradingStateChanged(state=TradingState.ACTIVE):
                     return CommandStatus.DONE, "resumed: trading state ACTIVE"
+                case NotConfirmed(reason=reason):
+                    return CommandStatus.FAILED, reason
         if time.monotonic() > item.deadline:
             return CommandStatus.FAILED, f"not confirmed within {CONFIRM_TIMEOUT_S:g} s"
         return None

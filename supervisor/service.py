@@ -1,22 +1,30 @@
 """The service tree: which actors run, in what order, under which policy.
 
-Start order is alerter, classifier, checkpointer, node, so every peer a child may
-need on start-up is already there; shutdown runs in reverse, after a final
+Start order is alerter, classifier, checkpointer, gate, node, so every peer a child
+may need on start-up is already there; shutdown runs in reverse, after a final
 checkpoint has been taken while the node still answers.
+
+Child specs read the config through a ``LiveConfig`` when a child (re)starts, not
+a copy taken at start-up: a reload (SIGHUP) reaches the running actors as messages
+and every later restart of an actor as its settings. One service per trader and
+database: a second one is refused (``AlreadyRunning``) before it records anything.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 from dataclasses import replace
 from pathlib import Path
 
 import pykka
 
 from actors.alerter import AlerterActor, PumpOutbox
+from actors.base import ChildContext
 from actors.checkpointer import CheckpointerActor
 from actors.classifier import ClassifierActor
+from actors.gate import GateActor
 from actors.inbox import Inbox
 from actors.messages import (
     Beat,
@@ -30,7 +38,9 @@ from actors.messages import (
     WhereIs,
 )
 from actors.node_actor import TradingNodeActor
-from storage import ControlChannel, Retention, RunInfo, Store
+from storage import ControlChannel, GateRow, Retention, RunInfo, Store
+from storage.lock import InstanceLock, lock_path
+from storage.store import utc_now
 from supervisor.config import TELEGRAM_TOKEN_ENV, ConfigError, ServiceConfig, load_config
 from supervisor.health import unresponsive
 from supervisor.spec import ChildSpec, Restart, SupervisorSpec
@@ -42,9 +52,29 @@ FINAL_CHECKPOINT_TIMEOUT_S = 15.0
 OUTBOX_DRAIN_TIMEOUT_S = 10.0
 
 
-def service_spec(config: ServiceConfig, run: RunInfo, restore: bool = True) -> SupervisorSpec:
-    db, node = config.db_path, config.node
-    sv = config.supervision
+class LiveConfig:
+    """The config as it is now: replaced by a reload, read by every (re)start of a child."""
+
+    def __init__(self, config: ServiceConfig) -> None:
+        self._lock = threading.Lock()
+        self._config = config
+
+    def get(self) -> ServiceConfig:
+        with self._lock:
+            return self._config
+
+    def set(self, config: ServiceConfig) -> None:
+        with self._lock:
+            self._config = config
+
+
+def service_spec(
+    config: ServiceConfig | LiveConfig, run: RunInfo, since_run: int = 0
+) -> SupervisorSpec:
+    """The tree; ``since_run`` > 0 (a ``--fresh`` run) ignores earlier runs' checkpoints."""
+    live = config if isinstance(config, LiveConfig) else LiveConfig(config)
+    first = live.get()
+    db, sv = first.db_path, first.supervision
     return SupervisorSpec(
         children=(
             ChildSpec(
@@ -52,37 +82,34 @@ def service_spec(config: ServiceConfig, run: RunInfo, restore: bool = True) -> S
                 lambda ctx: AlerterActor.start(
                     ctx,
                     db,
-                    node.trader_id,
-                    node.mode.value,
-                    telegram=config.telegram,
+                    run.trader_id,
+                    run.mode,
+                    telegram=live.get().telegram,
                     token=os.environ.get(TELEGRAM_TOKEN_ENV),
                 ),
                 Restart.PERMANENT,
             ),
             ChildSpec(
                 "classifier",
-                lambda ctx: ClassifierActor.start(ctx, breakers=config.breakers),
+                lambda ctx: ClassifierActor.start(ctx, breakers=live.get().breakers),
                 Restart.PERMANENT,
             ),
             ChildSpec(
                 "checkpointer",
-                lambda ctx: CheckpointerActor.start(
-                    ctx,
-                    db,
-                    run,
-                    interval_s=config.checkpoint_interval_s,
-                    heartbeat_interval_s=None,  # the runtime beats while every actor answers
-                    retention=Retention(
-                        config.keep_checkpoints, config.keep_hourly_h, config.keep_daily_d
-                    ),
-                    halt_after_intervals=config.halt_after_failed_intervals,
-                ),
+                lambda ctx: _checkpointer(ctx, live.get(), run, since_run),
+                Restart.PERMANENT,
+            ),
+            ChildSpec(
+                "gate",
+                lambda ctx: GateActor.start(ctx, db, run.trader_id),
                 Restart.PERMANENT,
             ),
             ChildSpec(
                 "node",
                 lambda ctx: TradingNodeActor.start(
-                    ctx, node, restore=restore, hang_timeout_s=config.node_hang_timeout_s
+                    ctx,
+                    replace(live.get().node, lock_path=lock_path(db, run.trader_id, node=True)),
+                    hang_timeout_s=live.get().node_hang_timeout_s,
                 ),
                 Restart.PERMANENT,
                 shutdown_timeout_s=20.0,
@@ -97,22 +124,76 @@ def service_spec(config: ServiceConfig, run: RunInfo, restore: bool = True) -> S
     )
 
 
+def _checkpointer(
+    ctx: ChildContext, config: ServiceConfig, run: RunInfo, since_run: int
+) -> pykka.ActorRef[CheckpointerActor]:
+    return CheckpointerActor.start(
+        ctx,
+        config.db_path,
+        run,
+        interval_s=config.checkpoint_interval_s,
+        heartbeat_interval_s=None,  # the runtime beats while every actor answers
+        retention=Retention(
+            config.keep_checkpoints,
+            config.keep_hourly_h,
+            config.keep_daily_d,
+            config.keep_alerts_d,
+            config.keep_commands_d,
+            config.keep_events_d,
+        ),
+        halt_after_intervals=config.halt_after_failed_intervals,
+        since_run=since_run,
+    )
+
+
 class Service:
     """One run of the tree: opens the run record, starts, stops with a final checkpoint."""
 
     def __init__(
         self, config: ServiceConfig, restore: bool = True, config_path: Path | None = None
     ) -> None:
-        self.config = config
+        self.live = LiveConfig(config)
         self.config_path = config_path
-        self._restore = restore
         self.events = Inbox()
-        self._store = Store(config.db_path)
-        self.run = self._store.open_run(config.node.trader_id, config.node.mode.value, os.getpid())
+        trader_id = config.node.trader_id
+        # Before anything is recorded: a second service of this trader is refused.
+        self._lock = InstanceLock(
+            lock_path(config.db_path, trader_id), f"trader {trader_id} on {config.db_path}"
+        ).acquire()
+        try:
+            self._store = Store(config.db_path)
+            self.run = self._store.open_run(trader_id, config.node.mode.value, os.getpid())
+            self._since_run = 0 if restore else self.run.run_id
+            if not restore:
+                self._start_fresh(trader_id)
+        except BaseException:
+            self._lock.release()
+            raise
         self.supervisor: pykka.ActorRef[Supervisor] | None = None
 
+    @property
+    def config(self) -> ServiceConfig:
+        return self.live.get()
+
+    def _start_fresh(self, trader_id: str) -> None:
+        """``--fresh``: no checkpoint of an earlier run is restored, and a halt on record
+        is lifted (it belonged to the session that is being started over)."""
+        previous = self._store.gate(trader_id)
+        self._store.set_gate(
+            trader_id, GateRow("ACTIVE", "fresh start (run --fresh)", "operator", utc_now())
+        )
+        cleared = (
+            f"; a halt on record was lifted ({previous.reason})"
+            if (previous is not None and previous.state == "HALTED")
+            else ""
+        )
+        self._store.append_event(
+            self.run, "fresh_start", {"detail": f"earlier checkpoints are not restored{cleared}"}
+        )
+        log.warning("fresh start: earlier checkpoints are not restored%s", cleared)
+
     def start(self) -> None:
-        self.spec = service_spec(self.config, self.run, self._restore)
+        self.spec = service_spec(self.live, self.run, self._since_run)
         self.supervisor = Supervisor.start(self.spec, parent=self.events)
         log.info(
             "service started: trader %s, mode %s, run %d, db %s",
@@ -190,13 +271,16 @@ class Service:
                 )
                 if before != after
             ]
+            # Restarts read it from here; the running actors are told.
+            self.live.set(
+                replace(
+                    self.config,
+                    node=replace(self.config.node, risk=fresh.node.risk),
+                    breakers=fresh.breakers,
+                )
+            )
             self.tell("node", UpdateRisk(fresh.node.risk))
             self.tell("classifier", UpdateBreakers(fresh.breakers))
-            self.config = replace(
-                self.config,
-                node=replace(self.config.node, risk=fresh.node.risk),
-                breakers=fresh.breakers,
-            )
             detail = (
                 f"risk {old_risk} -> {fresh.node.risk}; breakers {old_breakers} -> {fresh.breakers}"
             )
@@ -239,7 +323,10 @@ class Service:
                 self.supervisor.stop(block=True, timeout=60.0)
             except pykka.Timeout:
                 log.error("supervisor did not stop within 60 s")
-        self._store.close_run(self.run, reason)
-        self._store.close()
+        try:
+            self._store.close_run(self.run, reason)
+        finally:
+            self._store.close()
+            self._lock.release()
         log.info("service stopped: %s", reason)
         return result

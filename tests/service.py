@@ -84,6 +84,17 @@ def query(db: Path, sql: str, params: tuple[object, ...] = ()) -> list[sqlite3.R
         conn.close()
 
 
+def last_checkpoint_of(db: Path, trader: str) -> dict[str, object]:
+    """The newest checkpoint's snapshot, with the replay cursor its row has advanced to
+    since (while nothing else changed, the cursor moves on in place)."""
+    rows = query(
+        db,
+        "SELECT replay_cursor, snapshot FROM checkpoints WHERE trader_id = ? ORDER BY id DESC",
+        (trader,),
+    )
+    return {**json.loads(rows[0]["snapshot"]), "replay_cursor": rows[0]["replay_cursor"]}
+
+
 def events(db: Path, kind: str) -> list[tuple[int, dict[str, object]]]:
     rows = query(db, "SELECT run_id, payload FROM events WHERE kind = ? ORDER BY id", (kind,))
     return [(int(r["run_id"]), json.loads(r["payload"])) for r in rows]

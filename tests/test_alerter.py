@@ -8,17 +8,17 @@ import time
 
 import pytest
 
-from actors.alerter import AlerterActor, PumpOutbox
+from actors.alerter import AlerterActor, PumpOutbox, fold
 from actors.checkpointer import CheckpointerActor
 from actors.classifier import ClassifierActor
 from actors.inbox import Inbox
 from actors.messages import Alert, ErrorRaised, Halt, Resume, Severity, WhereIs
 from actors.redact import install as install_redaction
 from actors.settings import TelegramSettings
-from storage import Store
+from storage import OutboxRow, Store
 from supervisor import ChildSpec, Supervisor, SupervisorSpec
 from tests.fake_telegram import FakeTelegram
-from tests.helpers import ConfirmingNode, Recorded, snapshot
+from tests.helpers import ConfirmingNode, Recorded, Recorder, Silence, snapshot
 
 TOKEN = "987654321:AAF4keTokenForLoopbackTestsOnly_xyz"
 CHAT, OTHER = 1001, 2002
@@ -63,7 +63,9 @@ def tree(tmp_path, telegram):
                 ),
             ),
             ChildSpec("classifier", ClassifierActor.start),
-            ChildSpec("node", lambda ctx: ConfirmingNode.start(ctx, inbox, snapshot())),
+            # Halts and resumes go to the gate, which confirms them as a node would.
+            ChildSpec("gate", lambda ctx: ConfirmingNode.start(ctx, inbox, snapshot())),
+            ChildSpec("node", lambda ctx: Recorder.start(ctx, inbox, snapshot())),
             ChildSpec(
                 "checkpointer",
                 lambda ctx: CheckpointerActor.start(ctx, db, run, interval_s=3600),
@@ -194,3 +196,52 @@ def test_the_token_appears_in_no_log_output_or_database(tmp_path, tree, telegram
     assert "***" in caplog.text
     for text in (caplog.text, out, err, dump, repr(alerter(sup))):
         assert TOKEN not in text
+
+
+def row(n: int, title: str, text: str, severity: str = "critical", at: str = "") -> OutboxRow:
+    return OutboxRow(n, at or f"2026-11-27T10:00:{n:02d}.000+00:00", severity, title, text,
+                     "trading", 0, frozenset())  # fmt: skip
+
+
+def test_a_fold_keeps_every_distinct_alert_in_its_order():
+    """Issue 13, defect 15: after an outage, "halted" three times used to be one message
+    with the last reason only; the resumes between them were never alerted at all."""
+    rows = [
+        row(1, "Trading halted", "fatal: authentication (from classifier)."),
+        row(2, "Trading resumed", "operator resume.", "info"),
+        row(3, "Trading halted", "circuit breaker max_drawdown (from breaker)."),
+        row(4, "Trading halted", "circuit breaker max_drawdown (from breaker)."),
+        row(5, "Trading resumed", "operator resume.", "info"),
+    ]
+    [folded] = fold(rows)
+    text = folded.text("T-1", "replay")
+    lines = text.splitlines()
+    assert lines[0].startswith("CRITICAL:") and "5 alerts, in order" in lines[0]
+    assert [line[9:] for line in lines[2:]] == [
+        "CRITICAL: Trading halted: fatal: authentication (from classifier).",
+        "INFO: Trading resumed: operator resume.",
+        "CRITICAL: Trading halted: circuit breaker max_drawdown (from breaker). (x2)",
+        "INFO: Trading resumed: operator resume.",
+    ]
+
+
+def test_a_fold_of_one_alert_repeated_stays_one_line_with_a_count():
+    rows = [row(n, "Unclassified error", "x: boom", "warning") for n in range(1, 1001)]
+    [folded] = fold(rows)
+    text = folded.text("T-1", "replay")
+    assert text.startswith("WARNING: Unclassified error\n") and "(x1000 between" in text
+
+
+def test_a_chat_halt_that_is_never_confirmed_gets_an_answer(tree, telegram):
+    """Issue 13, defect 8: the Telegram /halt waiter had no timeout."""
+    sup, inbox, clock, _ = tree
+    gate = sup.ask(WhereIs("gate"), timeout=5)
+    gate.ask(Silence(), timeout=5)  # the fake gate stops confirming
+    telegram.push_command(CHAT, "/halt quietly")
+    inbox.expect(Recorded, where=lambda r: isinstance(r.message, Halt))
+    clock.now += 31
+    deadline = time.monotonic() + 15
+    while not [m for m in telegram.sent() if "No confirmation within" in m[1]]:
+        assert time.monotonic() < deadline, telegram.sent()
+        pump(sup)
+        time.sleep(0.05)

@@ -8,7 +8,6 @@ during it, and a database write lock held long enough that trading must halt.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -24,6 +23,7 @@ from tests.service import (
     alive,
     cli,
     events,
+    last_checkpoint_of,
     node_pids,
     query,
     wait_for,
@@ -88,8 +88,7 @@ class Chaos:
         return events(self.db, "node_started")
 
     def last_checkpoint(self) -> dict[str, object]:
-        rows = query(self.db, "SELECT snapshot FROM checkpoints ORDER BY id DESC LIMIT 1")
-        return json.loads(rows[0]["snapshot"])
+        return last_checkpoint_of(self.db, "CHAOS-002")
 
     def wait_new_node(self, known: int, timeout: float = 60) -> dict[str, object]:
         def newer() -> list[tuple[int, dict[str, object]]] | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 import time
 
@@ -13,6 +12,7 @@ from tests.service import (
     alive,
     cli,
     events,
+    last_checkpoint_of,
     node_pids,
     query,
     wait_for,
@@ -113,10 +113,7 @@ def test_sigkill_at_ten_random_moments_restores_the_last_checkpoint_every_time(t
             service.kill()
         finally:
             service.ensure_dead()
-        rows = query(
-            db, "SELECT snapshot FROM checkpoints WHERE trader_id = 'CHAOS-001' ORDER BY id DESC"
-        )
-        last_checkpoint[run] = json.loads(rows[0]["snapshot"])
+        last_checkpoint[run] = last_checkpoint_of(db, "CHAOS-001")
 
     restored = {run: p for run, p in events(db, "restored")}
     for run in range(2, kills + 2):

@@ -142,7 +142,14 @@ def test_no_secret_reaches_a_file_the_database_or_the_logs(tmp_path):
     parsed = [json.loads(line) for line in log_lines if line.startswith("{")]
     assert parsed and {"ts", "level", "logger", "msg"} <= set(parsed[0])
     scanned: list[Path] = [service.log_path, *state.rglob("*")]
-    assert {p.name for p in state.iterdir()} <= {"svc.toml", "svc.db", "svc.db-wal", "svc.db-shm"}
+    assert {p.name for p in state.iterdir()} <= {
+        "svc.toml",
+        "svc.db",
+        "svc.db-wal",
+        "svc.db-shm",
+        "svc.db.SEC-001.lock",  # one service of this trader (holds only a pid)
+        "svc.db.SEC-001.node.lock",  # one node of this trader
+    }
     assert not list(scratch.iterdir()), "nothing is written to the temp directory"
     for path in scanned:
         data = path.read_bytes()

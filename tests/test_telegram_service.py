@@ -85,5 +85,6 @@ def test_without_telegram_a_halt_is_an_outbox_entry_and_a_log_line(tmp_path):
     finally:
         service.ensure_dead()
     rows = query(db, "SELECT status FROM alert_outbox WHERE title = 'Trading halted'")
-    assert [r["status"] for r in rows] == ["pending"]
+    # Kept in the outbox as "local": shown in the dashboard, never sent later, swept.
+    assert [r["status"] for r in rows] == ["local"]
     assert "ALERT [NOTG-001 replay] Trading halted" in service.log_path.read_text()
