@@ -1,6 +1,6 @@
 # make run   - install into .venv (python3.12) and run the service in the default
 #              offline replay mode (no keys, no network); Ctrl-C stops it gracefully.
-# make test  - install with dev tools (and Debian's chromium for the browser test) and run
+# make test  - install with dev tools (and Debian's chromium and strace for tests) and run
 #              lint, types, the whole test suite and the quick benchmark.
 # make dashboard - the operator dashboard on http://127.0.0.1:8501 (DB=state/paper.db).
 PYTHON ?= python3.12
@@ -11,7 +11,7 @@ ARGS   ?=
 DB     ?= state/paper.db
 PORT   ?= 8501
 
-.PHONY: install run status dashboard browser test lint bench chaos clean
+.PHONY: install run status dashboard test-tools test lint bench chaos clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,20 +35,24 @@ dashboard: install
 		--server.headless true --browser.gatherUsageStats false --client.toolbarMode viewer \
 		-- --db $(DB)
 
-# The browser test needs Debian's chromium; a fresh machine gets it here.
-browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-		echo "installing Debian's chromium for the dashboard browser test"; \
+# Debian tools some tests need: chromium (the dashboard in a browser) and strace (what
+# a launched session writes); a fresh machine gets them here.
+TEST_TOOLS := chromium strace
+test-tools:
+	@missing=""; for tool in $(TEST_TOOLS); do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian's$$missing for the tests"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium; }
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint browser
+test: lint test-tools
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(ARGS)
 	$(BIN)/python scripts/bench.py --quick
 

@@ -26,6 +26,7 @@ from storage import AppDatabase, Job, StatusReport, StorageError, Store
 from supervisor.config import ConfigError
 from supervisor.jobs import Launcher, LaunchError, session_state
 from supervisor.presets import default_preset, validate_preset
+from tests.filewatch import FileWrites
 from tests.service import ROOT, ServiceProcess, alive, node_pids, wait_for, write_config
 
 APP = str(ROOT / "scripts" / "dashboard.py")
@@ -312,26 +313,6 @@ def state_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def tmp_files(state_dir: Path) -> dict[str, int]:
-    """Files under /tmp and their mtimes, but for pytest's own and the session's state
-    directory (which is under /tmp too when the checkout is, e.g. a clone in /tmp/x)."""
-    found: dict[str, int] = {}
-    own = str(state_dir.resolve())
-    for dirpath, dirnames, filenames in os.walk("/tmp"):
-        dirnames[:] = [
-            d
-            for d in dirnames
-            if not d.startswith("pytest-of-") and os.path.join(dirpath, d) != own
-        ]
-        for name in filenames:
-            path = os.path.join(dirpath, name)
-            try:
-                found[path] = os.stat(path).st_mtime_ns
-            except OSError:
-                continue
-    return found
-
-
 def test_a_session_launched_from_a_preset_trades_writes_nothing_to_tmp_and_shows_a_crash(
     state_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -346,20 +327,25 @@ def test_a_session_launched_from_a_preset_trades_writes_nothing_to_tmp_and_shows
     monkeypatch.setenv("BINANCE_FUTURES_TESTNET_API_SECRET", SECRET)
 
     at = goto(app(db, monkeypatch).run(), "Presets & launch")
-    before = tmp_files(state_dir)
     at.button(key="launch").click().run()
     assert "Launched SWING-001" in texts(at), texts(at)
     job = appdb.job("SWING-001")
     assert job is not None
+    # What the session's own processes write (its node child included), traced from
+    # their system calls - not a scan of /tmp, where other processes write too.
+    writes = FileWrites(job.pid, state_dir / "strace.log")
     try:
         wait_for(
             "the launched session trading with checkpoints",
             lambda: (s := appdb.status("SWING-001", 5)) and s["checkpoints"] > 1 and s["fills"] > 0,
             timeout=90,
         )
-        after = tmp_files(state_dir)
-        written = {p for p, m in after.items() if before.get(p) != m}
-        assert written == set(), f"launching wrote under /tmp: {sorted(written)[:10]}"
+        writes.stop()
+        written = writes.paths()
+        assert any(p.startswith(str(state_dir)) for p in written), "the trace sees the session"
+        own = str(state_dir.resolve())
+        to_tmp = {p for p in written if p.startswith("/tmp/") and not p.startswith(own)}
+        assert to_tmp == set(), f"launching wrote under /tmp: {sorted(to_tmp)[:10]}"
 
         config = Path(job.config_path)
         assert config.parent == state_dir / "sessions" / "SWING-001"
@@ -380,6 +366,7 @@ def test_a_session_launched_from_a_preset_trades_writes_nothing_to_tmp_and_shows
         assert rows["SWING-001"]["exit code"] == -signal.SIGKILL
         assert at.metric[2].value == "1"  # crashed count
     finally:
+        writes.stop()
         if alive(job.pid):
             os.kill(job.pid, signal.SIGKILL)
         for pid in node_pids(db):
