@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Iterator
 
 import pykka
 import pytest
 
+from actors.base import SupervisedActor
 from actors.inbox import Inbox
 from actors.messages import (
     Alert,
@@ -271,3 +274,47 @@ def test_a_child_that_fails_to_start_is_restarted_like_any_failure(inbox, trees)
 def test_duplicate_roles_are_rejected():
     with pytest.raises(ValueError, match="duplicate roles"):
         SupervisorSpec(children=(worker("a", Inbox()), worker("a", Inbox())))
+
+
+class FailsToStart(SupervisedActor):
+    def started(self) -> None:
+        raise OSError("file is not a database")
+
+
+class HoldThreadLogging(logging.Handler):
+    """Holds a thread in the middle of logging until released: a slow log write."""
+
+    def __init__(self, thread_prefix: str) -> None:
+        super().__init__()
+        self.prefix = thread_prefix
+        self.held = threading.Event()
+        self.let_go = threading.Event()
+
+    def handle(self, record: logging.LogRecord) -> bool:  # no handler lock held
+        if (record.threadName or "").startswith(self.prefix):
+            self.held.set()
+            self.let_go.wait(10)
+        return True
+
+
+def test_a_child_that_failed_to_start_is_gone_once_the_tree_has_stopped():
+    """Seen in CI: a checkpointer whose start failed was still registered after the
+    tree's stop. Its exit was reported while pykka was still logging the failure's
+    traceback, before it unregistered; the supervisor took the report as the end of
+    that child. Here the logging is held, so the window stays open for sure."""
+    hold = HoldThreadLogging("FailsToStart")
+    pykka_log = logging.getLogger("pykka")
+    pykka_log.addHandler(hold)
+    events = Inbox()
+    spec = SupervisorSpec(children=(ChildSpec("db", FailsToStart.start, Restart.TEMPORARY),))
+    sup = Supervisor.start(spec, parent=events)
+    try:
+        exited = events.expect(ChildExited, where=lambda m: m.role == "db")  # handled by now
+        assert exited.abnormal and "not a database" in exited.reason
+        assert hold.held.wait(5), "pykka logs the failed start"
+        sup.stop(timeout=10)
+        left = pykka.ActorRegistry.get_all()
+    finally:
+        hold.let_go.set()
+        pykka_log.removeHandler(hold)
+    assert left == [], "the tree stopped but its child is still running"
