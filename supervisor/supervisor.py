@@ -67,6 +67,9 @@ class Supervisor(pykka.ThreadingActor):
         self._specs = {c.role: c for c in spec.children}
         self._order = [c.role for c in spec.children]
         self._refs: dict[str, ChildRef] = {}
+        # Children whose exit was reported while they still ran: reaped before a
+        # restart of their role and at the tree's stop, so none outlives either.
+        self._exiting: list[tuple[str, ChildRef]] = []
         self._leases: dict[str, float] = {}  # role -> monotonic end of its BusyFor
         self._restarts: deque[float] = deque()
         self._pending: set[str] = set()
@@ -86,6 +89,7 @@ class Supervisor(pykka.ThreadingActor):
         for timer in self._timers:
             timer.cancel()
         self._stop_children(list(reversed(self._order)))
+        self._reap()
         if self._termination_reason is not None and self._parent is not None:
             self._parent.tell(SupervisorTerminated(self._termination_reason))
 
@@ -103,6 +107,7 @@ class Supervisor(pykka.ThreadingActor):
             case RestartChild(role=role):
                 self._pending.discard(role)
                 if not self._terminating and role not in self._refs:
+                    self._reap(role)
                     self._start_child(role, restart=True)
             case Ping(request_id=request_id):
                 return Pong(ROLE, request_id)
@@ -128,6 +133,9 @@ class Supervisor(pykka.ThreadingActor):
         if current is None or current.actor_urn != exit_.actor_urn or self._terminating:
             return  # a stop we asked for, or news about an older incarnation
         del self._refs[exit_.role]
+        self._exiting = [(r, ref) for r, ref in self._exiting if ref.is_alive()]
+        if current.is_alive():
+            self._exiting.append((exit_.role, current))
         log.log(
             logging.ERROR if exit_.abnormal else logging.INFO,
             "child %s exited (%s)",
@@ -222,10 +230,24 @@ class Supervisor(pykka.ThreadingActor):
     def _stop_children(self, roles: list[str]) -> None:
         for role in roles:
             ref = self._refs.pop(role, None)
-            if ref is None:
-                continue
-            spec: ChildSpec = self._specs[role]
-            try:
-                ref.stop(block=True, timeout=spec.shutdown_timeout_s)
-            except pykka.Timeout:
-                log.error("%s did not stop within %.1f s", role, spec.shutdown_timeout_s)
+            if ref is not None:
+                self._stop_child(role, ref)
+
+    def _reap(self, role: str | None = None) -> None:
+        """Stop the children (of ``role``, or all) that reported an exit but still run."""
+        keep: list[tuple[str, ChildRef]] = []
+        for r, ref in self._exiting:
+            if role is None or r == role:
+                if ref.is_alive():
+                    log.warning("%s reported its exit but still runs; stopping it", r)
+                    self._stop_child(r, ref)
+            else:
+                keep.append((r, ref))
+        self._exiting = keep
+
+    def _stop_child(self, role: str, ref: ChildRef) -> None:
+        spec: ChildSpec = self._specs[role]
+        try:
+            ref.stop(block=True, timeout=spec.shutdown_timeout_s)
+        except pykka.Timeout:
+            log.error("%s did not stop within %.1f s", role, spec.shutdown_timeout_s)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pykka
 import pytest
 
-from actors.base import SupervisedActor
+from actors.base import ChildContext, SupervisedActor
 from actors.inbox import Inbox
 from actors.messages import (
     Alert,
@@ -318,3 +318,23 @@ def test_a_child_that_failed_to_start_is_gone_once_the_tree_has_stopped():
         hold.let_go.set()
         pykka_log.removeHandler(hold)
     assert left == [], "the tree stopped but its child is still running"
+
+
+class ReportsEarly(pykka.ThreadingActor):
+    """Reports a crash as it starts but keeps running: a report that outran its exit."""
+
+    def __init__(self, ctx: ChildContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+
+    def on_start(self) -> None:
+        self.ctx.directory.tell(ChildExited(self.ctx.role, self.actor_urn, True, "early"))
+
+
+def test_the_tree_stop_also_stops_a_child_whose_exit_report_came_early():
+    events = Inbox()
+    spec = SupervisorSpec(children=(ChildSpec("early", ReportsEarly.start, Restart.TEMPORARY),))
+    sup = Supervisor.start(spec, parent=events)
+    events.expect(ChildExited, where=lambda m: m.role == "early")  # handled by now
+    sup.stop(timeout=10)
+    assert pykka.ActorRegistry.get_all() == [], "no child outlives the tree's stop"
