@@ -16,6 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from types import TracebackType
 
 import pykka
 
@@ -53,6 +54,13 @@ def backoff_delay(spec: SupervisorSpec, attempt: int) -> float:
     return exponential_delay(attempt, spec.backoff_initial_s, spec.backoff_max_s)
 
 
+def _tell(target: Mailbox, message: object) -> None:
+    """Tell, and let a target that died pass: a dead child's exit is on its way, and
+    raising here would take the whole supervisor down with it."""
+    with contextlib.suppress(pykka.ActorDeadError):
+        target.tell(message)
+
+
 class Supervisor(pykka.ThreadingActor):
     def __init__(
         self,
@@ -81,17 +89,37 @@ class Supervisor(pykka.ThreadingActor):
     # ------------------------------------------------------------ lifecycle
 
     def on_start(self) -> None:
-        for role in self._order:
-            self._start_child(role, restart=False)
+        try:
+            for role in self._order:
+                self._start_child(role, restart=False)
+        except Exception as exc:
+            # After a failed on_start pykka calls neither on_stop nor on_failure.
+            self._termination_reason = f"supervisor failed to start: {exc!r}"
+            self._terminate()
+            raise
 
     def on_stop(self) -> None:
+        self._terminate()
+
+    def on_failure(
+        self,
+        exception_type: type[BaseException] | None,
+        exception_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        # A message handler raised: pykka calls this instead of on_stop, and the
+        # tree must stop all the same, or its children would run on unsupervised.
+        self._termination_reason = f"supervisor crashed: {exception_value!r}"
+        self._terminate()
+
+    def _terminate(self) -> None:
         self._terminating = True
         for timer in self._timers:
             timer.cancel()
         self._stop_children(list(reversed(self._order)))
         self._reap()
         if self._termination_reason is not None and self._parent is not None:
-            self._parent.tell(SupervisorTerminated(self._termination_reason))
+            _tell(self._parent, SupervisorTerminated(self._termination_reason))
 
     # ------------------------------------------------------------ messages
 
@@ -103,7 +131,7 @@ class Supervisor(pykka.ThreadingActor):
             case ChildExited():
                 self._on_exit(message)
                 if self._parent is not None:
-                    self._parent.tell(message)
+                    _tell(self._parent, message)
             case RestartChild(role=role):
                 self._pending.discard(role)
                 if not self._terminating and role not in self._refs:
@@ -144,7 +172,7 @@ class Supervisor(pykka.ThreadingActor):
         )
         classifier = self._refs.get(self.spec.classifier_role)
         if exit_.abnormal and classifier is not None:
-            classifier.tell(ErrorRaised(exit_.role, "ChildCrashed", exit_.reason))
+            _tell(classifier, ErrorRaised(exit_.role, "ChildCrashed", exit_.reason))
         self._apply_policy(exit_)
 
     def _apply_policy(self, exit_: ChildExited) -> None:
@@ -195,19 +223,20 @@ class Supervisor(pykka.ThreadingActor):
         log.critical("restart intensity exceeded: %s; %s", reason, action)
         halt_target = self._refs.get(self.spec.halt_role)
         if halt_target is not None:
-            halt_target.tell(Halt(reason=f"supervisor escalation: {reason}", source=ROLE))
+            _tell(halt_target, Halt(reason=f"supervisor escalation: {reason}", source=ROLE))
         alerter = self._refs.get(self.spec.alert_role)
         if alerter is not None:
-            alerter.tell(
+            _tell(
+                alerter,
                 Alert(
                     Severity.CRITICAL,
                     "Restart intensity exceeded",
                     f"{reason}. Action: {action}.",
                     key=f"escalation:{exit_.role}",
-                )
+                ),
             )
         if self._parent is not None:
-            self._parent.tell(Escalated(exit_.role, n, period, action))
+            _tell(self._parent, Escalated(exit_.role, n, period, action))
         if self.spec.escalation is Escalation.HALT_AND_STOP:
             self._termination_reason = reason  # told to the parent once all children stopped
             self.actor_ref.stop(block=False)
@@ -225,7 +254,7 @@ class Supervisor(pykka.ThreadingActor):
         self._refs[role] = ref
         log.info("%s %s (%s)", "restarted" if restart else "started", role, ref.actor_urn)
         if self._parent is not None:
-            self._parent.tell(ChildStarted(role, ref.actor_urn, restart))
+            _tell(self._parent, ChildStarted(role, ref.actor_urn, restart))
 
     def _stop_children(self, roles: list[str]) -> None:
         for role in roles:

@@ -338,3 +338,46 @@ def test_the_tree_stop_also_stops_a_child_whose_exit_report_came_early():
     events.expect(ChildExited, where=lambda m: m.role == "early")  # handled by now
     sup.stop(timeout=10)
     assert pykka.ActorRegistry.get_all() == [], "no child outlives the tree's stop"
+
+
+class Silent(pykka.ThreadingActor):
+    """A child that dies without a word: the supervisor still holds its dead ref."""
+
+    def __init__(self, ctx: ChildContext) -> None:
+        super().__init__()
+
+
+def test_telling_a_dead_child_does_not_bring_the_supervisor_down(inbox, trees):
+    """A crash is told to the classifier, an escalation to the node and the alerter;
+    one of them may have died with its exit report still queued behind."""
+    silent = ("classifier", "node", "alerter")
+    spec = SupervisorSpec(
+        children=(*(ChildSpec(r, Silent.start) for r in silent), worker("w", inbox)),
+        max_restarts=1,
+        escalation=Escalation.HALT_AND_CONTINUE,
+    )
+    tree = Tree(spec)
+    trees.append(tree)
+    for role in silent:
+        tree.ref_of(role).stop()
+
+    tree.ref_of("w").tell(Crash())
+    tree.restarted("w")
+    tree.ref_of("w").tell(Crash())
+    assert tree.events.expect(Escalated).role == "w"
+    tree.settle()
+
+
+def test_a_supervisor_that_crashes_still_stops_its_tree_and_says_so(inbox, trees):
+    def broken_clock() -> float:
+        raise RuntimeError("clock broken")
+
+    spec = SupervisorSpec(children=(recorder("a", inbox), worker("w", inbox)))
+    tree = Tree(spec, clock=broken_clock)
+    trees.append(tree)
+    tree.ref_of("w").tell(Crash())  # the restart policy reads the clock and raises
+
+    terminated = tree.events.expect(SupervisorTerminated)
+    assert "supervisor crashed" in terminated.reason and "clock broken" in terminated.reason
+    assert not tree.ref.is_alive()
+    assert pykka.ActorRegistry.get_all() == [], "no child outlives its supervisor"
