@@ -149,6 +149,7 @@ class Supervisor(pykka.ThreadingActor):
                 return frozenset(r for r, until in self._leases.items() if until > now)
             case Stop(reason=reason):
                 log.info("supervisor stopping: %s", reason)
+                self._terminating = True  # a restart queued before pykka's stop starts nothing
                 self.actor_ref.stop(block=False)
             case _:
                 log.warning("supervisor: unexpected message %r", message)
@@ -239,6 +240,7 @@ class Supervisor(pykka.ThreadingActor):
             _tell(self._parent, Escalated(exit_.role, n, period, action))
         if self.spec.escalation is Escalation.HALT_AND_STOP:
             self._termination_reason = reason  # told to the parent once all children stopped
+            self._terminating = True
             self.actor_ref.stop(block=False)
 
     # ------------------------------------------------------------ children

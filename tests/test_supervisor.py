@@ -20,7 +20,9 @@ from actors.messages import (
     Halt,
     Ping,
     Pong,
+    RestartChild,
     Severity,
+    Stop,
     SupervisorTerminated,
     WhereIs,
 )
@@ -33,7 +35,7 @@ from supervisor import (
     SupervisorSpec,
     backoff_delay,
 )
-from tests.helpers import Crash, Forward, Quit, Recorded, recorder, worker
+from tests.helpers import Crash, Forward, Quit, Recorded, Worker, recorder, worker
 
 
 class Tree:
@@ -381,3 +383,38 @@ def test_a_supervisor_that_crashes_still_stops_its_tree_and_says_so(inbox, trees
     assert "supervisor crashed" in terminated.reason and "clock broken" in terminated.reason
     assert not tree.ref.is_alive()
     assert pykka.ActorRegistry.get_all() == [], "no child outlives its supervisor"
+
+
+def test_a_tree_told_to_stop_starts_no_child(inbox):
+    entered, go = threading.Event(), threading.Event()
+    starts: list[str] = []
+
+    def slow_start(ctx: ChildContext) -> pykka.ActorRef[Worker]:
+        starts.append(ctx.role)
+        if len(starts) > 1:  # its restart holds the supervisor until the test's cue
+            entered.set()
+            go.wait(10)
+        return Worker.start(ctx, inbox)
+
+    spec = SupervisorSpec(
+        children=(worker("w", inbox), ChildSpec("slow", slow_start, Restart.TEMPORARY)),
+        backoff_initial_s=60.0,
+    )
+    tree = Tree(spec)
+    try:
+        tree.ref_of("w").tell(Crash())  # its restart is due in 60 s
+        tree.events.expect(ChildExited, where=lambda m: m.role == "w")
+        tree.ref_of("slow").tell(Quit())  # temporary: not restarted
+        tree.events.expect(ChildExited, where=lambda m: m.role == "slow")
+        tree.ref.tell(RestartChild("slow"))
+        assert entered.wait(5)
+        # While the supervisor is inside that start: the tree is told to stop, then
+        # w's restart comes due, and then pykka's own stop request.
+        tree.ref.tell(Stop("operator"))
+        tree.ref.tell(RestartChild("w"))
+        stopped = tree.ref.stop(block=False)
+    finally:
+        go.set()
+    stopped.get(timeout=10)
+    assert not [m for m in tree.events.of_type(ChildStarted) if m.role == "w" and m.restart]
+    assert pykka.ActorRegistry.get_all() == []
