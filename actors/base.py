@@ -132,6 +132,12 @@ class SupervisedActor(pykka.ThreadingActor):
             self.started()
         except Exception as exc:
             self._release()
+            # An exit is reported once the actor is gone, as pykka does before
+            # on_stop and on_failure. Left to pykka, the unregistering would come
+            # only after it has logged the traceback, and a supervisor that took
+            # the report for the end (to stop its tree, say) would leave us running.
+            pykka.ActorRegistry.unregister(self.actor_ref)
+            self.actor_stopped.set()
             self._report_exit(abnormal=True, reason=f"start failed: {exc!r}")
             raise
         if self.ctx.restart and self.reports_restart:

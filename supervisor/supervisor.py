@@ -16,6 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from types import TracebackType
 
 import pykka
 
@@ -53,6 +54,13 @@ def backoff_delay(spec: SupervisorSpec, attempt: int) -> float:
     return exponential_delay(attempt, spec.backoff_initial_s, spec.backoff_max_s)
 
 
+def _tell(target: Mailbox, message: object) -> None:
+    """Tell, and let a target that died pass: a dead child's exit is on its way, and
+    raising here would take the whole supervisor down with it."""
+    with contextlib.suppress(pykka.ActorDeadError):
+        target.tell(message)
+
+
 class Supervisor(pykka.ThreadingActor):
     def __init__(
         self,
@@ -67,6 +75,9 @@ class Supervisor(pykka.ThreadingActor):
         self._specs = {c.role: c for c in spec.children}
         self._order = [c.role for c in spec.children]
         self._refs: dict[str, ChildRef] = {}
+        # Children whose exit was reported while they still ran: reaped before a
+        # restart of their role and at the tree's stop, so none outlives either.
+        self._exiting: list[tuple[str, ChildRef]] = []
         self._leases: dict[str, float] = {}  # role -> monotonic end of its BusyFor
         self._restarts: deque[float] = deque()
         self._pending: set[str] = set()
@@ -78,16 +89,37 @@ class Supervisor(pykka.ThreadingActor):
     # ------------------------------------------------------------ lifecycle
 
     def on_start(self) -> None:
-        for role in self._order:
-            self._start_child(role, restart=False)
+        try:
+            for role in self._order:
+                self._start_child(role, restart=False)
+        except Exception as exc:
+            # After a failed on_start pykka calls neither on_stop nor on_failure.
+            self._termination_reason = f"supervisor failed to start: {exc!r}"
+            self._terminate()
+            raise
 
     def on_stop(self) -> None:
+        self._terminate()
+
+    def on_failure(
+        self,
+        exception_type: type[BaseException] | None,
+        exception_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        # A message handler raised: pykka calls this instead of on_stop, and the
+        # tree must stop all the same, or its children would run on unsupervised.
+        self._termination_reason = f"supervisor crashed: {exception_value!r}"
+        self._terminate()
+
+    def _terminate(self) -> None:
         self._terminating = True
         for timer in self._timers:
             timer.cancel()
         self._stop_children(list(reversed(self._order)))
+        self._reap()
         if self._termination_reason is not None and self._parent is not None:
-            self._parent.tell(SupervisorTerminated(self._termination_reason))
+            _tell(self._parent, SupervisorTerminated(self._termination_reason))
 
     # ------------------------------------------------------------ messages
 
@@ -99,10 +131,11 @@ class Supervisor(pykka.ThreadingActor):
             case ChildExited():
                 self._on_exit(message)
                 if self._parent is not None:
-                    self._parent.tell(message)
+                    _tell(self._parent, message)
             case RestartChild(role=role):
                 self._pending.discard(role)
                 if not self._terminating and role not in self._refs:
+                    self._reap(role)
                     self._start_child(role, restart=True)
             case Ping(request_id=request_id):
                 return Pong(ROLE, request_id)
@@ -116,6 +149,7 @@ class Supervisor(pykka.ThreadingActor):
                 return frozenset(r for r, until in self._leases.items() if until > now)
             case Stop(reason=reason):
                 log.info("supervisor stopping: %s", reason)
+                self._terminating = True  # a restart queued before pykka's stop starts nothing
                 self.actor_ref.stop(block=False)
             case _:
                 log.warning("supervisor: unexpected message %r", message)
@@ -128,6 +162,9 @@ class Supervisor(pykka.ThreadingActor):
         if current is None or current.actor_urn != exit_.actor_urn or self._terminating:
             return  # a stop we asked for, or news about an older incarnation
         del self._refs[exit_.role]
+        self._exiting = [(r, ref) for r, ref in self._exiting if ref.is_alive()]
+        if current.is_alive():
+            self._exiting.append((exit_.role, current))
         log.log(
             logging.ERROR if exit_.abnormal else logging.INFO,
             "child %s exited (%s)",
@@ -220,9 +257,10 @@ class Supervisor(pykka.ThreadingActor):
             ),
         )
         if self._parent is not None:
-            self._parent.tell(Escalated(exit_.role, n, period, f"{halted}; {action}"))
+            _tell(self._parent, Escalated(exit_.role, n, period, f"{halted}; {action}"))
         if self.spec.escalation is Escalation.HALT_AND_STOP:
             self._termination_reason = reason  # told to the parent once all children stopped
+            self._terminating = True
             self.actor_ref.stop(block=False)
 
     # ------------------------------------------------------------ children
@@ -238,15 +276,29 @@ class Supervisor(pykka.ThreadingActor):
         self._refs[role] = ref
         log.info("%s %s (%s)", "restarted" if restart else "started", role, ref.actor_urn)
         if self._parent is not None:
-            self._parent.tell(ChildStarted(role, ref.actor_urn, restart))
+            _tell(self._parent, ChildStarted(role, ref.actor_urn, restart))
 
     def _stop_children(self, roles: list[str]) -> None:
         for role in roles:
             ref = self._refs.pop(role, None)
-            if ref is None:
-                continue
-            spec: ChildSpec = self._specs[role]
-            try:
-                ref.stop(block=True, timeout=spec.shutdown_timeout_s)
-            except pykka.Timeout:
-                log.error("%s did not stop within %.1f s", role, spec.shutdown_timeout_s)
+            if ref is not None:
+                self._stop_child(role, ref)
+
+    def _reap(self, role: str | None = None) -> None:
+        """Stop the children (of ``role``, or all) that reported an exit but still run."""
+        keep: list[tuple[str, ChildRef]] = []
+        for r, ref in self._exiting:
+            if role is None or r == role:
+                if ref.is_alive():
+                    log.warning("%s reported its exit but still runs; stopping it", r)
+                    self._stop_child(r, ref)
+            else:
+                keep.append((r, ref))
+        self._exiting = keep
+
+    def _stop_child(self, role: str, ref: ChildRef) -> None:
+        spec: ChildSpec = self._specs[role]
+        try:
+            ref.stop(block=True, timeout=spec.shutdown_timeout_s)
+        except pykka.Timeout:
+            log.error("%s did not stop within %.1f s", role, spec.shutdown_timeout_s)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Iterator
 
 import pykka
 import pytest
 
+from actors.base import ChildContext, SupervisedActor
 from actors.inbox import Inbox
 from actors.messages import (
     Alert,
@@ -17,7 +20,9 @@ from actors.messages import (
     Halt,
     Ping,
     Pong,
+    RestartChild,
     Severity,
+    Stop,
     SupervisorTerminated,
     WhereIs,
 )
@@ -30,7 +35,7 @@ from supervisor import (
     SupervisorSpec,
     backoff_delay,
 )
-from tests.helpers import Crash, Forward, Quit, Recorded, recorder, worker
+from tests.helpers import Crash, Forward, Quit, Recorded, Worker, recorder, worker
 
 
 class Tree:
@@ -271,3 +276,145 @@ def test_a_child_that_fails_to_start_is_restarted_like_any_failure(inbox, trees)
 def test_duplicate_roles_are_rejected():
     with pytest.raises(ValueError, match="duplicate roles"):
         SupervisorSpec(children=(worker("a", Inbox()), worker("a", Inbox())))
+
+
+class FailsToStart(SupervisedActor):
+    def started(self) -> None:
+        raise OSError("file is not a database")
+
+
+class HoldThreadLogging(logging.Handler):
+    """Holds a thread in the middle of logging until released: a slow log write."""
+
+    def __init__(self, thread_prefix: str) -> None:
+        super().__init__()
+        self.prefix = thread_prefix
+        self.held = threading.Event()
+        self.let_go = threading.Event()
+
+    def handle(self, record: logging.LogRecord) -> bool:  # no handler lock held
+        if (record.threadName or "").startswith(self.prefix):
+            self.held.set()
+            self.let_go.wait(10)
+        return True
+
+
+def test_a_child_that_failed_to_start_is_gone_once_the_tree_has_stopped():
+    """Seen in CI: a checkpointer whose start failed was still registered after the
+    tree's stop. Its exit was reported while pykka was still logging the failure's
+    traceback, before it unregistered; the supervisor took the report as the end of
+    that child. Here the logging is held, so the window stays open for sure."""
+    hold = HoldThreadLogging("FailsToStart")
+    pykka_log = logging.getLogger("pykka")
+    pykka_log.addHandler(hold)
+    events = Inbox()
+    spec = SupervisorSpec(children=(ChildSpec("db", FailsToStart.start, Restart.TEMPORARY),))
+    sup = Supervisor.start(spec, parent=events)
+    try:
+        exited = events.expect(ChildExited, where=lambda m: m.role == "db")  # handled by now
+        assert exited.abnormal and "not a database" in exited.reason
+        assert hold.held.wait(5), "pykka logs the failed start"
+        sup.stop(timeout=10)
+        left = pykka.ActorRegistry.get_all()
+    finally:
+        hold.let_go.set()
+        pykka_log.removeHandler(hold)
+    assert left == [], "the tree stopped but its child is still running"
+
+
+class ReportsEarly(pykka.ThreadingActor):
+    """Reports a crash as it starts but keeps running: a report that outran its exit."""
+
+    def __init__(self, ctx: ChildContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+
+    def on_start(self) -> None:
+        self.ctx.directory.tell(ChildExited(self.ctx.role, self.actor_urn, True, "early"))
+
+
+def test_the_tree_stop_also_stops_a_child_whose_exit_report_came_early():
+    events = Inbox()
+    spec = SupervisorSpec(children=(ChildSpec("early", ReportsEarly.start, Restart.TEMPORARY),))
+    sup = Supervisor.start(spec, parent=events)
+    events.expect(ChildExited, where=lambda m: m.role == "early")  # handled by now
+    sup.stop(timeout=10)
+    assert pykka.ActorRegistry.get_all() == [], "no child outlives the tree's stop"
+
+
+class Silent(pykka.ThreadingActor):
+    """A child that dies without a word: the supervisor still holds its dead ref."""
+
+    def __init__(self, ctx: ChildContext) -> None:
+        super().__init__()
+
+
+def test_telling_a_dead_child_does_not_bring_the_supervisor_down(inbox, trees):
+    """A crash is told to the classifier, an escalation to the node and the alerter;
+    one of them may have died with its exit report still queued behind."""
+    silent = ("classifier", "node", "alerter")
+    spec = SupervisorSpec(
+        children=(*(ChildSpec(r, Silent.start) for r in silent), worker("w", inbox)),
+        max_restarts=1,
+        escalation=Escalation.HALT_AND_CONTINUE,
+    )
+    tree = Tree(spec)
+    trees.append(tree)
+    for role in silent:
+        tree.ref_of(role).stop()
+
+    tree.ref_of("w").tell(Crash())
+    tree.restarted("w")
+    tree.ref_of("w").tell(Crash())
+    assert tree.events.expect(Escalated).role == "w"
+    tree.settle()
+
+
+def test_a_supervisor_that_crashes_still_stops_its_tree_and_says_so(inbox, trees):
+    def broken_clock() -> float:
+        raise RuntimeError("clock broken")
+
+    spec = SupervisorSpec(children=(recorder("a", inbox), worker("w", inbox)))
+    tree = Tree(spec, clock=broken_clock)
+    trees.append(tree)
+    tree.ref_of("w").tell(Crash())  # the restart policy reads the clock and raises
+
+    terminated = tree.events.expect(SupervisorTerminated)
+    assert "supervisor crashed" in terminated.reason and "clock broken" in terminated.reason
+    assert not tree.ref.is_alive()
+    assert pykka.ActorRegistry.get_all() == [], "no child outlives its supervisor"
+
+
+def test_a_tree_told_to_stop_starts_no_child(inbox):
+    entered, go = threading.Event(), threading.Event()
+    starts: list[str] = []
+
+    def slow_start(ctx: ChildContext) -> pykka.ActorRef[Worker]:
+        starts.append(ctx.role)
+        if len(starts) > 1:  # its restart holds the supervisor until the test's cue
+            entered.set()
+            go.wait(10)
+        return Worker.start(ctx, inbox)
+
+    spec = SupervisorSpec(
+        children=(worker("w", inbox), ChildSpec("slow", slow_start, Restart.TEMPORARY)),
+        backoff_initial_s=60.0,
+    )
+    tree = Tree(spec)
+    try:
+        tree.ref_of("w").tell(Crash())  # its restart is due in 60 s
+        tree.events.expect(ChildExited, where=lambda m: m.role == "w")
+        tree.ref_of("slow").tell(Quit())  # temporary: not restarted
+        tree.events.expect(ChildExited, where=lambda m: m.role == "slow")
+        tree.ref.tell(RestartChild("slow"))
+        assert entered.wait(5)
+        # While the supervisor is inside that start: the tree is told to stop, then
+        # w's restart comes due, and then pykka's own stop request.
+        tree.ref.tell(Stop("operator"))
+        tree.ref.tell(RestartChild("w"))
+        stopped = tree.ref.stop(block=False)
+    finally:
+        go.set()
+    stopped.get(timeout=10)
+    assert not [m for m in tree.events.of_type(ChildStarted) if m.role == "w" and m.restart]
+    assert pykka.ActorRegistry.get_all() == []
