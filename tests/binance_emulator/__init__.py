@@ -32,7 +32,7 @@ The parts, one job each:
   :meth:`~BinanceEmulator.invalid_key`, :meth:`~BinanceEmulator.timestamp_error`,
   :meth:`~BinanceEmulator.slow`, :meth:`~BinanceEmulator.reject_orders`,
   :meth:`~BinanceEmulator.expire_listen_key`;
-- :mod:`.spec`: the symbol's filters and precision (BTCUSDT by default).
+- :mod:`.spec`: the symbol's filters and precision (BTCUSDT by default; SOLUSDT known too).
 
 Not emulated: hedge mode, algo (conditional) orders, the WebSocket API (``/ws-fapi/v1``, used
 only with Ed25519 keys), funding, liquidation, isolated margin accounting, multi-asset mode.

@@ -2,8 +2,8 @@
 
 Binance gives every symbol its own tick size, lot size, notional floor and leverage brackets,
 and clients size and round orders from them. Keeping them in one frozen value per symbol lets
-the emulator run as another symbol without touching the code that validates, matches or
-formats. The tick and step sizes and the notional
+the emulator run as another symbol (``BinanceEmulator(..., symbol="SOLUSDT")``) without
+touching the code that validates, matches or formats. The tick and step sizes and the notional
 floors in :data:`SYMBOLS` are Binance's; price limits, maximum quantities and brackets are the
 emulator's own, of the same shape and order of magnitude.
 """
@@ -134,6 +134,30 @@ SYMBOLS: Final[dict[str, SymbolSpec]] = {
             (3, 800_000_000),
             (2, 1_200_000_000),
             (1, 1_800_000_000),
+        ),
+    ),
+    "SOLUSDT": SymbolSpec(
+        symbol="SOLUSDT",
+        tick_size=Decimal("0.0100"),
+        step_size=Decimal("0.01"),
+        min_notional=Decimal("5"),
+        min_price=Decimal("0.0100"),
+        max_price=Decimal("6000.0000"),
+        min_qty=Decimal("0.01"),
+        max_qty=Decimal(1000000),
+        max_market_qty=Decimal(5000),
+        start_price=Decimal("150"),
+        brackets=_brackets(
+            (100, 50_000),
+            (75, 250_000),
+            (50, 1_000_000),
+            (25, 5_000_000),
+            (10, 20_000_000),
+            (5, 50_000_000),
+            (4, 65_000_000),
+            (3, 100_000_000),
+            (2, 150_000_000),
+            (1, 200_000_000),
         ),
     ),
 }
