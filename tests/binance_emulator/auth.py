@@ -43,9 +43,9 @@ class Authenticator:
             raise mandatory("timestamp")
         if not params.get("signature"):
             raise mandatory("signature")
-        # Binance signs totalParams = query string (without the signature) + request body.
-        kept = [part for part in raw_query.split("&") if not part.startswith("signature=")]
-        signed = "&".join(kept) + body
+        # Binance signs totalParams: the query string followed by the request body, as sent,
+        # each without the signature (which may be in either: ccxt puts it in the form body).
+        signed = _unsigned(raw_query) + _unsigned(body)
         expected = hmac.new(self._api_secret.encode(), signed.encode(), hashlib.sha256).hexdigest()
         supplied = unquote_plus(params["signature"]).lower()
         if not hmac.compare_digest(expected, supplied):
@@ -68,3 +68,8 @@ class Authenticator:
             )
         if now - timestamp > recv_window:
             raise ApiError(400, -1021, MSG_BAD_TIMESTAMP)
+
+
+def _unsigned(params: str) -> str:
+    """``params`` (``a=1&b=2&signature=..``) as it was signed: without the signature."""
+    return "&".join(part for part in params.split("&") if not part.startswith("signature="))
