@@ -8,6 +8,7 @@ so that they agree with the fills and the ``ACCOUNT_UPDATE`` events to the last 
 from __future__ import annotations
 
 import logging
+from decimal import Decimal
 
 from .errors import ApiError, mandatory
 from .fmt import JsonDict, fmt8
@@ -41,6 +42,7 @@ class AccountApi:
             Route("GET", "/fapi/v3/positionRisk", self.position_risk_v3, "SIGNED", 5),
             Route("GET", "/fapi/v1/symbolConfig", self.symbol_config, "SIGNED", 5),
             Route("GET", "/fapi/v1/commissionRate", self.commission_rate, "SIGNED", 20),
+            Route("GET", "/fapi/v1/leverageBracket", self.leverage_bracket, "SIGNED"),
             Route("POST", "/fapi/v1/leverage", self.leverage, "SIGNED"),
             Route("POST", "/fapi/v1/marginType", self.margin_type, "SIGNED"),
             Route("GET", "/fapi/v1/positionSide/dual", self.dual_get, "SIGNED", 30),
@@ -215,6 +217,28 @@ class AccountApi:
             "makerCommissionRate": str(self._engine.maker_fee),
             "takerCommissionRate": str(self._engine.taker_fee),
         }
+
+    def leverage_bracket(self, params: Params) -> object:
+        """The symbol's bracket table; a list of one without ``symbol``, the entry itself with
+        it. Binance writes these figures as JSON numbers, not strings."""
+        symbol = self._symbol(params, required=False)
+        rows: list[JsonDict] = []
+        floor, previous_ratio, cum = 0, Decimal(0), Decimal(0)
+        for number, bracket in enumerate(self._spec.brackets, start=1):
+            cum += floor * (bracket.maint_margin_ratio - previous_ratio)
+            rows.append(
+                {
+                    "bracket": number,
+                    "initialLeverage": bracket.max_leverage,
+                    "notionalCap": bracket.notional_cap,
+                    "notionalFloor": floor,
+                    "maintMarginRatio": float(bracket.maint_margin_ratio),
+                    "cum": float(cum),
+                }
+            )
+            floor, previous_ratio = bracket.notional_cap, bracket.maint_margin_ratio
+        entry: JsonDict = {"symbol": self._spec.symbol, "brackets": rows}
+        return entry if symbol else [entry]
 
     def leverage(self, params: Params) -> JsonDict:
         self._symbol(params)
