@@ -11,7 +11,7 @@ import logging
 from decimal import Decimal
 
 from .errors import ApiError, mandatory
-from .fmt import JsonDict, fmt8
+from .fmt import ZERO, JsonDict, fmt8
 from .matching import Figures, MatchingEngine
 from .rest import Params, Route, bool_param, int_param, symbol_param
 from .spec import QUOTE_ASSET, SymbolSpec
@@ -35,7 +35,7 @@ class AccountApi:
             Route("PUT", "/fapi/v1/listenKey", self.listen_key_keepalive, "USER_STREAM"),
             Route("DELETE", "/fapi/v1/listenKey", self.listen_key_close, "USER_STREAM"),
             Route("GET", "/fapi/v2/account", self.account, "SIGNED", 5),
-            Route("GET", "/fapi/v3/account", self.account, "SIGNED", 5),
+            Route("GET", "/fapi/v3/account", self.account_v3, "SIGNED", 5),
             Route("GET", "/fapi/v2/balance", self.balance, "SIGNED", 5),
             Route("GET", "/fapi/v3/balance", self.balance, "SIGNED", 5),
             Route("GET", "/fapi/v2/positionRisk", self.position_risk_v2, "SIGNED", 5),
@@ -128,6 +128,31 @@ class AccountApi:
                 }
             ],
         }
+
+    def account_v3(self, params: Params) -> JsonDict:
+        """v3 keeps v2's totals and assets but lists positions in a leaner shape, with the
+        signed ``notional`` (clients read the side from it), and only for symbols with a
+        position or open orders."""
+        engine = self._engine
+        f = engine.figures()
+        pos = engine.position
+        positions: list[JsonDict] = []
+        if pos.amount or engine.open_orders():
+            positions.append(
+                {
+                    "symbol": self._spec.symbol,
+                    "positionSide": "BOTH",
+                    "positionAmt": self._spec.qty(pos.amount),
+                    "unrealizedProfit": fmt8(f.upnl),
+                    "isolatedMargin": fmt8(ZERO),
+                    "notional": fmt8(f.notional),
+                    "isolatedWallet": "0",
+                    "initialMargin": fmt8(f.initial_margin),
+                    "maintMargin": fmt8(f.maint_margin),
+                    "updateTime": pos.update_time_ms,
+                }
+            )
+        return self.account(params) | {"positions": positions}
 
     def balance(self, params: Params) -> list[JsonDict]:
         engine = self._engine
