@@ -45,7 +45,10 @@ from actors.messages import (
     CheckpointSaved,
     CircuitBreakerTripped,
     ConfigReloaded,
+    Decision,
     ErrorRaised,
+    ExpectFinal,
+    FinalSnapshot,
     Halt,
     LastSnapshot,
     Mailbox,
@@ -85,6 +88,7 @@ EVENT_KINDS: dict[type, str] = {
     CircuitBreakerTripped: "breaker",
     ConfigReloaded: "config_reloaded",
     ReconciliationDiff: "reconcile_diff",
+    Decision: "error",
 }
 
 
@@ -148,6 +152,7 @@ class CheckpointerActor(SupervisedActor):
         self._dirty = False
         self._last: Snapshot | None = None
         self._last_id: int | None = None
+        self._final_waiter: Mailbox | None = None
         self._data_at_epoch: float | None = None
         self._failing_since: float | None = None  # first failed write since a success
         self._last_error = ""
@@ -199,6 +204,12 @@ class CheckpointerActor(SupervisedActor):
                 self._request(False, None)
             case SnapshotTaken(request_id=request_id, snapshot=snapshot):
                 self._answered(request_id, snapshot)
+            case ExpectFinal(notify=notify):
+                self._final_waiter = notify
+            case FinalSnapshot(snapshot=snapshot):
+                # The stopped node's state: final when the service is stopping.
+                waiter, self._final_waiter = self._final_waiter, None
+                self._write(snapshot, waiter is not None, waiter)
             case ExpiryTick():
                 self._expire()
             case SweepTick():
@@ -232,6 +243,10 @@ class CheckpointerActor(SupervisedActor):
                 self._event(message)
                 self._request(False, None, coalesce=True)
             case OrderRejected() | NodeStopped() | CircuitBreakerTripped() | ReconciliationDiff():
+                self._event(message)
+            case Decision(error=error) if error.source != ROLE:
+                # Every classified error is in the log (but the database's own: those
+                # could not be written while they happen, and would feed themselves).
                 self._event(message)
             case _:
                 return super().receive(message)

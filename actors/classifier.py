@@ -168,6 +168,8 @@ class ClassifierActor(SupervisedActor):
                 decision = self._decide(message)
                 self.counts[decision.kind] += 1
                 self._act(decision)
+                safe = replace(decision, error=replace(message, message=redact(message.message)))
+                self.peers.tell("checkpointer", safe)  # the event log keeps every decision
                 self._check(self.breakers.error())
                 return decision
             case OperationSucceeded(operation=operation):

@@ -52,7 +52,8 @@ log = logging.getLogger(__name__)
 
 ROLE = "gate"
 OPERATION = "gate"
-ALERT_KEY = "trading"  # halts and resumes fold together, in their order
+ALERT_KEY = "trading"
+START_BUSY_TIMEOUT_S = 5.0  # halts and resumes fold together, in their order
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,10 +100,13 @@ class GateActor(SupervisedActor):
     def started(self) -> None:
         self._timer = Interval(self._tick_s, self.actor_ref, GateTick, "gate-tick")
         try:
-            self._store = Store(self._db_path, timeout_s=self._busy_timeout_s)
+            # A write lock held for a moment (another actor's checkpoint) is waited out
+            # at start; later writes give up sooner and are held and retried instead.
+            self._store = Store(self._db_path, timeout_s=START_BUSY_TIMEOUT_S)
             found = self._store.gate(self._trader_id) or self._store.last_trading_state(
                 self._trader_id
             )
+            self._store.db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
         except StorageError as exc:
             self._state = GateRow(
                 TradingState.HALTED.value,

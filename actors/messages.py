@@ -325,7 +325,27 @@ class NodeStarted:
 
 @dataclass(frozen=True, slots=True)
 class NodeStopped:
+    """The node has stopped. ``snapshot`` (``actors.wire`` bytes) is its state taken
+    after it stopped trading: the only snapshot no later fill can make stale, so it is
+    the service's final checkpoint. The node actor passes it on as ``FinalSnapshot``."""
+
     reason: str
+    snapshot: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FinalSnapshot:
+    """The stopped node's state, for the checkpointer (see ``NodeStopped``)."""
+
+    snapshot: Snapshot
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectFinal:
+    """The service is stopping: the stopped node's snapshot is the final checkpoint, and
+    ``notify`` gets its ``CheckpointSaved`` (or ``CheckpointFailed``)."""
+
+    notify: Mailbox
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,11 +18,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import os
 import queue
 import threading
 import time
 from dataclasses import dataclass, replace
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 
 import pykka
@@ -34,6 +35,7 @@ from actors.messages import (
     CheckpointLookup,
     EncodedSnapshotReply,
     ErrorRaised,
+    FinalSnapshot,
     GateQuery,
     GateState,
     Halt,
@@ -62,6 +64,7 @@ from actors.messages import (
     UpdateRisk,
 )
 from actors.node.entry import run as run_node
+from actors.node.logscan import ErrorFilter, LogRecord, LogScanner
 from actors.settings import NodeSettings
 from actors.timer import Interval
 from actors.wire import decode_snapshot
@@ -83,6 +86,7 @@ ROUTES: dict[type, tuple[str, ...]] = {
     ErrorRaised: ("classifier",),
     ReconciliationDiff: ("checkpointer",),
 }
+LOG_QUIET_S = 0.05  # no more stderr for this long: a multi-line record is complete
 START_ASK_TIMEOUT_S = 5.0
 START_ASK_ATTEMPTS = 3
 
@@ -98,7 +102,7 @@ class NodeCrashed(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class ChildProcessExited:
-    exitcode: int | None
+    """The child's end of the pipe closed and its process ended (not yet reaped)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,12 +171,17 @@ class TradingNodeActor(SupervisedActor):
             settings = replace(settings, start_halted=gate.reason or "halted (on record)")
         ctx = multiprocessing.get_context("spawn")
         parent_end, child_end = ctx.Pipe(duplex=True)
+        log_read, log_write = ctx.Pipe(duplex=False)
         proc = ctx.Process(
-            target=run_node, args=(child_end, settings), name="node-host", daemon=True
+            target=run_node, args=(child_end, settings, log_write), name="node-host", daemon=True
         )
         proc.start()
         child_end.close()
+        log_write.close()
         self._proc, self._conn = proc, parent_end
+        threading.Thread(
+            target=_read_logs, args=(log_read, self.actor_ref), name="node-stderr", daemon=True
+        ).start()
         self._last_pong = time.monotonic() + 30.0  # grace for the child's start-up
         self._pump = threading.Thread(
             target=_pump,
@@ -218,9 +227,7 @@ class TradingNodeActor(SupervisedActor):
             # What the child said after pykka marked this actor stopped (its
             # NodeStopped above all) still goes where it belongs.
             while not self._late.empty():
-                late = self._late.get()
-                for role in ROUTES.get(type(late), ()):
-                    self.peers.tell(role, late)
+                self._route(self._late.get())
 
     def _stop_child(self) -> None:
         if self._pinger is not None:
@@ -246,9 +253,17 @@ class TradingNodeActor(SupervisedActor):
 
     # ------------------------------------------------------------ messages
 
-    def receive(self, message: object) -> object:
+    def _route(self, message: object) -> None:
+        """Where an event from the child goes; a stopped node's snapshot is decoded here,
+        off the node's loop, and goes to the checkpointer on its own."""
+        if isinstance(message, NodeStopped) and message.snapshot is not None:
+            self.peers.tell("checkpointer", FinalSnapshot(decode_snapshot(message.snapshot)))
+            message = NodeStopped(message.reason)
         for role in ROUTES.get(type(message), ()):
             self.peers.tell(role, message)
+
+    def receive(self, message: object) -> object:
+        self._route(message)
         match message:
             case NodeStarted():
                 self.started_info = message
@@ -273,8 +288,12 @@ class TradingNodeActor(SupervisedActor):
                     reply_to.tell(SnapshotTaken(request_id, decode_snapshot(data)))
             case Pong():
                 self._last_pong = time.monotonic()
-            case ChildProcessExited(exitcode=code):
+            case ChildProcessExited():
                 if not self._stopping:
+                    code = None
+                    if self._proc is not None:
+                        self._proc.join(1.0)  # reaped here, on the actor's thread only
+                        code = self._proc.exitcode
                     raise NodeCrashed(f"node child exited with code {code}")
             case CheckChild():
                 self._check_child()
@@ -311,6 +330,50 @@ class TradingNodeActor(SupervisedActor):
             raise NodeCrashed(f"node pipe broken: {exc}") from exc
 
 
+def _read_logs(conn: Connection[bytes, bytes], ref: pykka.ActorRef[TradingNodeActor]) -> None:
+    """The child's stderr: echoed to ours, its errors told to the actor as ``ErrorRaised``.
+
+    Runs on its own thread in this (the supervisor's) process until the child's end
+    closes; a short quiet spell completes a multi-line record.
+    """
+    scanner, errors = LogScanner(), ErrorFilter()
+    fd = conn.fileno()
+    try:
+        while True:
+            if wait([conn], LOG_QUIET_S):
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    break
+                with contextlib.suppress(OSError):
+                    os.write(2, chunk)
+                records = scanner.feed(chunk)
+            else:
+                records = scanner.flush()
+            for record in records:
+                _report_log(record, errors, ref)
+        for record in scanner.flush():
+            _report_log(record, errors, ref)
+    finally:
+        conn.close()
+
+
+def _report_log(
+    record: LogRecord, errors: ErrorFilter, ref: pykka.ActorRef[TradingNodeActor]
+) -> None:
+    admitted = errors.admit(record)
+    if admitted is None:
+        return
+    record, held = admitted
+    more = f" (and {held} more like it before)" if held else ""
+    source = f"nautilus.{record.component}"
+    kind = {"ERROR": "NautilusError", "WARN": "NautilusWarning"}.get(record.level, "Traceback")
+    with contextlib.suppress(pykka.ActorDeadError):
+        ref.tell(ErrorRaised(source, kind, record.message + more, operation=source))
+
+
 def _pump(
     conn: Connection[NodeCommand, NodeEvent],
     proc: BaseProcess,
@@ -332,6 +395,8 @@ def _pump(
             ref.tell(message)
         except pykka.ActorDeadError:
             late.put(message)
-    proc.join(5.0)
+    # Wait for the exit without reaping it: only the actor's thread joins the process
+    # (two threads in waitpid race, and the loser takes a dead child for a live one).
+    wait([proc.sentinel], 5.0)
     with contextlib.suppress(pykka.ActorDeadError):
-        ref.tell(ChildProcessExited(proc.exitcode))
+        ref.tell(ChildProcessExited())

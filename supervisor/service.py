@@ -29,9 +29,9 @@ from actors.inbox import Inbox
 from actors.messages import (
     Beat,
     CheckpointFailed,
-    CheckpointNow,
     CheckpointSaved,
     ConfigReloaded,
+    ExpectFinal,
     QueryState,
     UpdateBreakers,
     UpdateRisk,
@@ -48,7 +48,6 @@ from supervisor.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
-FINAL_CHECKPOINT_TIMEOUT_S = 15.0
 OUTBOX_DRAIN_TIMEOUT_S = 10.0
 
 
@@ -298,31 +297,34 @@ class Service:
         except TimeoutError as exc:
             log.warning("outbox not drained: %s", exc)
 
-    def final_checkpoint(self) -> CheckpointSaved | CheckpointFailed:
-        reply = Inbox()
-        if not self.tell("checkpointer", CheckpointNow(final=True, notify=reply)):
-            return CheckpointFailed("checkpointer is not running", final=True)
-        try:
-            result = reply.expect_any(
-                (CheckpointSaved, CheckpointFailed), timeout=FINAL_CHECKPOINT_TIMEOUT_S
-            )
-        except TimeoutError as exc:
-            return CheckpointFailed(str(exc), final=True)
-        assert isinstance(result, CheckpointSaved | CheckpointFailed)
-        return result
-
     def stop(self, reason: str) -> CheckpointSaved | CheckpointFailed:
-        result = self.final_checkpoint()
-        if isinstance(result, CheckpointSaved):
-            log.info("final checkpoint %d saved", result.checkpoint_id)
-        else:
-            log.error("final checkpoint failed: %s", result.reason)
+        """Stop the tree; the final checkpoint is the node's state after it stopped.
+
+        The checkpointer is told to expect it, and the tree stops in reverse order:
+        the node first (its child stops trading, snapshots itself, and the node actor
+        hands that to the checkpointer), the checkpointer after it has written it. A
+        snapshot taken before the node stopped could miss a fill that came after.
+        """
+        final = Inbox()
+        expecting = self.tell("checkpointer", ExpectFinal(final))
         self.drain_outbox(OUTBOX_DRAIN_TIMEOUT_S)
         if self.supervisor is not None:
             try:
                 self.supervisor.stop(block=True, timeout=60.0)
             except pykka.Timeout:
                 log.error("supervisor did not stop within 60 s")
+        result: CheckpointSaved | CheckpointFailed = CheckpointFailed(
+            "the checkpointer was not running" if not expecting else
+            "the node was not running to take it; the last checkpoint is the latest state",
+            final=True,
+        )  # fmt: skip
+        for message in final.poll():
+            if isinstance(message, CheckpointSaved | CheckpointFailed):
+                result = message
+        if isinstance(result, CheckpointSaved):
+            log.info("final checkpoint %d saved", result.checkpoint_id)
+        else:
+            log.error("final checkpoint failed: %s", result.reason)
         try:
             self._store.close_run(self.run, reason)
         finally:

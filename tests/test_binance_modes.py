@@ -192,3 +192,43 @@ def test_sandbox_mode_fills_on_the_sandbox_from_binance_market_data(tmp_path, em
         assert service.terminate() == 0
     finally:
         service.ensure_dead()
+
+
+def test_a_stalled_feed_alerts_then_halts_and_a_lost_venue_reaches_the_classifier(
+    tmp_path, emulator
+):
+    """Issue 13, defect 11: a market stream that stops (connection open, nothing comes)
+    read "running" with a fresh heartbeat, and the websocket client's failed reconnects
+    were printed by Nautilus and heard by nobody."""
+    config, db = write(tmp_path, emulator, "SB-STALE", "binance-sandbox")
+    service = ServiceProcess(config, db, tmp_path, env=env())
+    try:
+        service.wait_status("trading", lambda r: r["state"] == "running" and r["fills"] > 0, 90)
+        fresh = service.status()
+        assert fresh is not None and fresh["data_age_s"] is not None and fresh["data_age_s"] < 2
+        emulator.pause_market(True)
+        stalled = wait_for("the stall alert", lambda: alerts(db, "Market data stalled"), 30)
+        assert "no market data for" in stalled[0]
+        report = service.wait_status("halted", lambda r: r["trading_state"] == "HALTED", 30)
+        assert report["data_age_s"] > 2
+        assert [p for _, p in events(db, "breaker") if p["breaker"] == "data_stale"]
+        emulator.pause_market(False)
+        wait_for("data flowing again", lambda: alerts(db, "Market data flowing again"), 30)
+        emulator.stop()  # the venue is gone: the websocket client fails to reconnect
+        reconnects = wait_for(
+            "a classified reconnect failure",
+            lambda: [
+                p
+                for _, p in events(db, "error")
+                if "Reconnect attempt" in str(p["error"]["message"])  # type: ignore[index]
+            ],
+            60,
+        )
+        assert reconnects[0]["kind"] == "transient"
+        assert service.terminate() == 0
+    finally:
+        service.ensure_dead()
+
+
+def alerts(db: Path, title: str) -> list[str]:
+    return [r["text"] for r in query(db, "SELECT text FROM alert_outbox WHERE title = ?", (title,))]

@@ -195,6 +195,7 @@ def test_an_unreadable_database_starts_the_gate_halted(tmp_path):
 
 def test_a_locked_database_holds_the_record_and_writes_it_later(setup):
     _, gate, inbox, _, db = setup
+    gate.ask(GateQuery(), timeout=5)  # started: the lock comes after
     holder = sqlite3.connect(db)
     holder.execute("BEGIN IMMEDIATE")
     try:

@@ -13,6 +13,8 @@ from a timer, not from bars, so a stalled market still reports, as stale.
 from __future__ import annotations
 
 import asyncio
+import statistics
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import timedelta
@@ -81,6 +83,7 @@ from actors.node.strategy import EmaCross
 from actors.wire import encode_order, encode_snapshot
 
 REPORT_EVERY = timedelta(seconds=1)
+MIN_GAPS = 3  # bars seen before their own pace is trusted over the nominal one
 AVG_PX_EXTRA_DIGITS = 4  # an average open price is finer than a tick, but not a float
 
 _NT_STATE = {
@@ -127,6 +130,8 @@ class Bridge(Actor):
         self._state_version = 0  # +1 for every order, position or trading-state change
         self._data_interval_s = data_interval_s
         self._last_data_ns = 0
+        self._last_bar_ns = 0
+        self._bar_gaps: deque[float] = deque(maxlen=20)
         # Open orders as the snapshot shows them, each with its pipe encoding, kept
         # up to date from the order events: a checkpoint does not rebuild them.
         self._open_views: dict[str, tuple[OrderView, msgspec.Raw]] = {}
@@ -146,7 +151,21 @@ class Bridge(Actor):
             self.subscribe_trade_ticks(self._instrument_id)
 
     def _on_bar(self, bar: object) -> None:
-        self._last_data_ns = self.clock.timestamp_ns()
+        now = self.clock.timestamp_ns()
+        if self._last_bar_ns:
+            self._bar_gaps.append((now - self._last_bar_ns) / 1e9)
+        self._last_bar_ns = self._last_data_ns = now
+
+    @property
+    def data_interval_s(self) -> float:
+        """How often bars come, in wall-clock seconds: the median of the last gaps
+        between bars, never more than the nominal interval (a replay's pace, the
+        exchange's bar length). A feed that delivers faster than nominal (a replay
+        sped up, a test venue) is judged by its own pace."""
+        if len(self._bar_gaps) < MIN_GAPS:
+            return self._data_interval_s
+        observed = statistics.median(self._bar_gaps)
+        return min(self._data_interval_s, observed) if self._data_interval_s > 0 else observed
 
     def _on_report_timer(self, event: object) -> None:
         self._send(self.report())
@@ -166,7 +185,7 @@ class Bridge(Actor):
             replay_cursor=replay.cursor if replay is not None else 0,
             state_version=self._state_version,
             last_data_ns=self._last_data_ns,
-            data_interval_s=self._data_interval_s,
+            data_interval_s=self.data_interval_s,
             replay_finished=replay is not None and replay.finished,
         )
 

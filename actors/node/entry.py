@@ -7,13 +7,26 @@ supervisor's memory.
 
 from __future__ import annotations
 
+import os
 from multiprocessing.connection import Connection
 
 from actors.messages import NodeCommand, NodeEvent
 from actors.settings import NodeSettings
 
 
-def run(conn: Connection[NodeEvent, NodeCommand], settings: NodeSettings) -> None:
+def run(
+    conn: Connection[NodeEvent, NodeCommand],
+    settings: NodeSettings,
+    log_conn: Connection[bytes, bytes] | None = None,
+) -> None:
+    if log_conn is not None:
+        # Everything the node prints - NautilusTrader's log lines from its Rust loggers
+        # (ERROR on fd 2, WARN and below on fd 1), Python tracebacks - goes to the
+        # parent, which echoes and classifies it (``actors.node.logscan``). Done before
+        # Nautilus is imported: its loggers keep the descriptors they find.
+        os.dup2(log_conn.fileno(), 1)
+        os.dup2(log_conn.fileno(), 2)
+        log_conn.close()
     from actors.node.host import run_node
 
     run_node(conn, settings)

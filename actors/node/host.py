@@ -21,7 +21,15 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import ForkingPickler
 
-from nautilus_trader.config import LiveExecEngineConfig, LoggingConfig, TradingNodeConfig
+from nautilus_trader.common.enums import ComponentState
+from nautilus_trader.config import (
+    LiveDataEngineConfig,
+    LiveExecEngineConfig,
+    LiveRiskEngineConfig,
+    LoggingConfig,
+    TradingNodeConfig,
+)
+from nautilus_trader.core import nautilus_pyo3
 from nautilus_trader.live.node import TradingNode
 
 from actors.messages import (
@@ -46,6 +54,7 @@ STARTUP_POLL_S = 0.02
 PIPE_DRAIN_S = 5.0
 WARM_UP_BARS = 500
 NODE_LOCK_WAIT_S = 10.0
+ROLE = "node"
 
 
 class _Pipe:
@@ -110,10 +119,18 @@ class _Pipe:
 
 
 def build_node_config(settings: NodeSettings, clients: Clients) -> TradingNodeConfig:
+    # An exception in a strategy's handler (or anything else an engine's queue runs)
+    # makes Nautilus os._exit(1) the process by default: nothing reaches the parent
+    # but an exit code. With graceful_shutdown_on_exception the engine publishes a
+    # ShutdownSystem with the reason instead, which the host passes on as an error.
     return TradingNodeConfig(
         trader_id=settings.trader_id,
-        logging=LoggingConfig(log_level=settings.log_level, bypass_logging=False),
-        exec_engine=LiveExecEngineConfig(reconciliation=clients.reconciliation),
+        logging=LoggingConfig(log_level=settings.log_level, bypass_logging=False, log_colors=False),
+        data_engine=LiveDataEngineConfig(graceful_shutdown_on_exception=True),
+        risk_engine=LiveRiskEngineConfig(graceful_shutdown_on_exception=True),
+        exec_engine=LiveExecEngineConfig(
+            reconciliation=clients.reconciliation, graceful_shutdown_on_exception=True
+        ),
         data_clients=clients.data,
         exec_clients=clients.exec,
         timeout_connection=20.0,
@@ -141,6 +158,66 @@ def _ignore_trade(*_: object, **__: object) -> None:
     return None
 
 
+def _log_network_clients(settings: NodeSettings) -> object:
+    """Turn on the logger of NautilusTrader's Rust network clients (Binance websockets).
+
+    The Cython modules and ``nautilus_pyo3`` each link a logger of their own, and the
+    node sets up only the first: a websocket that drops and cannot reconnect was
+    logged nowhere. Initialised here too, at WARN whatever the node's own level (a
+    failed reconnect is only a warning there), its lines reach stderr and so the
+    classifier. The returned guard must live as long as the node.
+    """
+    return nautilus_pyo3.init_logging(
+        nautilus_pyo3.TraderId(settings.trader_id),
+        nautilus_pyo3.UUID4(),
+        nautilus_pyo3.LogLevel("WARN"),
+        is_colored=False,
+    )
+
+
+_BAD_STATES = frozenset({ComponentState.DEGRADED, ComponentState.FAULTED})
+
+
+def _report_failures(node: TradingNode, loop: asyncio.AbstractEventLoop, pipe: _Pipe) -> None:
+    """Failures Nautilus announces but tells nobody in particular go to the classifier:
+    an engine shutting the node down after an exception (with its reason), a component
+    that degraded or faulted, an exception no task or callback of the loop handled.
+    (What it only logs comes through stderr: ``actors.node.logscan``.)"""
+
+    def on_shutdown(command: object) -> None:
+        component = str(getattr(command, "component_id", "node"))
+        reason = str(getattr(command, "reason", "") or "shutdown requested")
+        pipe.send(ErrorRaised(f"nautilus.{component}", "ShutdownSystem", reason, operation=ROLE))
+
+    def on_state(event: object) -> None:
+        state = getattr(event, "state", None)
+        if state not in _BAD_STATES:
+            return
+        component = str(getattr(event, "component_id", "?"))
+        kind = str(getattr(event, "component_type", "Component"))
+        name = "FAULTED" if state == ComponentState.FAULTED else "DEGRADED"
+        pipe.send(
+            ErrorRaised(
+                f"nautilus.{component}",
+                f"Component{name.title()}",
+                f"{kind} {component} is {name}",
+                operation=f"nautilus.{component}",
+            )
+        )
+
+    def on_loop_error(_: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+        error = context.get("exception")
+        message = str(context.get("message", "unhandled error on the node's loop"))
+        kind = type(error).__name__ if isinstance(error, BaseException) else "LoopError"
+        detail = f"{message}: {error}" if error is not None else message
+        pipe.send(ErrorRaised("node.loop", kind, detail, operation="node.loop"))
+
+    msgbus = node.kernel.msgbus
+    msgbus.subscribe(topic="commands.system.shutdown", handler=on_shutdown)
+    msgbus.subscribe(topic="events.system.*", handler=on_state)
+    loop.set_exception_handler(on_loop_error)
+
+
 async def _serve(conn: Connection[NodeEvent, NodeCommand], settings: NodeSettings) -> None:
     pipe = _Pipe(conn)
     try:
@@ -162,22 +239,8 @@ async def _serve_on(
         stop_reason.append(reason)
         stop_requested.set()
 
-    clients = clients_for(settings)
-    node = TradingNode(config=build_node_config(settings, clients), loop=loop)
-    # Shutdown is the parent's decision, sent over the pipe: a terminal's Ctrl-C or
-    # systemd's SIGTERM to the whole cgroup must not kill the node before the
-    # parent has taken its final checkpoint.
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.remove_signal_handler(sig)
-        signal.signal(sig, signal.SIG_IGN)
-    clients.register(node, settings.mode)
-    if settings.mode is Mode.BINANCE_SANDBOX:
-        # The sandbox venue registers the instruments in the cache at connect, which
-        # may come before the Binance data client has loaded its own.
-        node.kernel.cache.add_instrument(make_instrument(settings.instrument_id))
-    node.build()
-    _skip_trade_statistics(node)
-
+    network_logs = _log_network_clients(settings)
+    node = _build_node(settings, loop, pipe)
     strategy, bridge = _add_components(node, settings, pipe, request_stop)
 
     def read_commands() -> None:
@@ -203,6 +266,10 @@ async def _serve_on(
         restored = bridge.snapshot() if restored is not None else None
     if replay is not None:
         strategy.warm_up(replay.history(WARM_UP_BARS))
+    # Commands the parent sent while the node was starting (a halt sent during a
+    # restart, above all) apply before the first bar, not after it.
+    while conn.poll():
+        bridge.handle(conn.recv())
     pipe.send(
         NodeStarted(
             pid=os.getpid(),
@@ -228,7 +295,40 @@ async def _serve_on(
     await node.stop_async()
     run_task.cancel()
     stop_wait.cancel()
-    pipe.send(NodeStopped(stop_reason[0] if stop_reason else "node stopped by itself"))
+    reason = stop_reason[0] if stop_reason else "node stopped by itself"
+    pipe.send(NodeStopped(reason, _final_snapshot(bridge, pipe)))
+    del network_logs
+
+
+def _final_snapshot(bridge: Bridge, pipe: _Pipe) -> bytes | None:
+    """Taken once nothing trades any more: the state no fill can change now."""
+    try:
+        return bridge.encoded_snapshot()
+    except Exception as exc:  # reported; the last checkpoint then stays the last one
+        pipe.send(ErrorRaised("node.host", type(exc).__name__, f"final snapshot: {exc}"))
+        return None
+
+
+def _build_node(
+    settings: NodeSettings, loop: asyncio.AbstractEventLoop, pipe: _Pipe
+) -> TradingNode:
+    clients = clients_for(settings)
+    node = TradingNode(config=build_node_config(settings, clients), loop=loop)
+    # Shutdown is the parent's decision, sent over the pipe: a terminal's Ctrl-C or
+    # systemd's SIGTERM to the whole cgroup must not kill the node before the
+    # parent has taken its final checkpoint.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.remove_signal_handler(sig)
+        signal.signal(sig, signal.SIG_IGN)
+    clients.register(node, settings.mode)
+    if settings.mode is Mode.BINANCE_SANDBOX:
+        # The sandbox venue registers the instruments in the cache at connect, which
+        # may come before the Binance data client has loaded its own.
+        node.kernel.cache.add_instrument(make_instrument(settings.instrument_id))
+    node.build()
+    _skip_trade_statistics(node)
+    _report_failures(node, loop, pipe)
+    return node
 
 
 def _add_components(

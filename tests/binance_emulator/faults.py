@@ -26,6 +26,8 @@ class Faults:
     """The next this many order placements get ``reject_code``."""
     reject_code: int = -2019
     reject_msg: str = "Margin is insufficient."
+    market_paused: bool = False
+    """The market publishes nothing (connections stay open): a stalled feed."""
 
     def reset(self) -> None:
         """Back to no faults (in place: the parts that consult it keep this instance)."""

@@ -368,6 +368,12 @@ class BinanceEmulator:
             self._faults.reject_code = code
             self._faults.reject_msg = msg
 
+    def pause_market(self, paused: bool = True) -> None:
+        """While paused the market is silent - no trade, book, kline or mark - with every
+        connection left open: a stalled feed, which no reconnect notices."""
+        with self._lock:
+            self._faults.market_paused = paused
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.reset()
@@ -393,7 +399,8 @@ class BinanceEmulator:
             next_at = max(next_at + self._tick_interval_s, loop.time())  # no burst after a stall
             await asyncio.sleep(max(0.0, next_at - loop.time()))
             with self._lock:
-                self._market_step(move=True)
+                if not self._faults.market_paused:
+                    self._market_step(move=True)
 
     async def _kline_loop(self) -> None:
         base = self._market.klines.duration_ms("1m")
@@ -401,7 +408,8 @@ class BinanceEmulator:
             now = now_ms()
             await asyncio.sleep((base - now % base) / 1000 + 0.002)
             with self._lock:
-                self._market.roll_klines(now_ms())
+                if not self._faults.market_paused:
+                    self._market.roll_klines(now_ms())
 
     def _on_subscribe(self, stream: str) -> None:
         self._feed.subscribed(stream)
