@@ -131,6 +131,7 @@ class CheckpointerActor(SupervisedActor):
         db_pragmas: tuple[str, ...] = (),
         snapshot_timeout_s: float = 10.0,
         since_run: int = 0,
+        sweep_interval_s: float = SWEEP_INTERVAL_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(ctx)
@@ -144,6 +145,7 @@ class CheckpointerActor(SupervisedActor):
         self._db_pragmas = db_pragmas
         self._snapshot_timeout_s = snapshot_timeout_s
         self._since_run = since_run  # --fresh: checkpoints of earlier runs do not count
+        self._sweep_interval_s = sweep_interval_s
         self._clock = clock
         self._store: Store | None = None
         self._timers: list[Interval] = []
@@ -174,7 +176,11 @@ class CheckpointerActor(SupervisedActor):
             Interval(self._interval_s, self.actor_ref, CheckpointTick, "checkpoint-timer"),
             Interval(1.0, self.actor_ref, ExpiryTick, "checkpoint-expiry"),
             Interval(
-                SWEEP_INTERVAL_S, self.actor_ref, SweepTick, "retention-sweep", first_after_s=5.0
+                self._sweep_interval_s,
+                self.actor_ref,
+                SweepTick,
+                "retention-sweep",
+                first_after_s=min(5.0, self._sweep_interval_s),
             ),
         ]
         if self._heartbeat_interval_s is not None:  # else the runtime sends Beat

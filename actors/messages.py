@@ -321,6 +321,7 @@ class NodeStarted:
     restored: Snapshot | None = None
     restored_from_ns: int | None = None
     trading_state: TradingState = TradingState.ACTIVE
+    startup_s: float = 0.0  # the child's own start: process start to trading (a floor)
 
 
 @dataclass(frozen=True, slots=True)

@@ -112,6 +112,8 @@ class NodeSettings:
     restore: Snapshot | None = None  # state to rebuild before the first bar
     start_halted: str | None = None  # the gate's halt reason: applied before the first bar
     lock_path: Path | None = None  # held by the child while it trades (one node per trader)
+    purge_interval_mins: int = 10  # closed orders/positions and old account events leave
+    purge_buffer_mins: int = 60  # the node's cache once this old (bounded memory)
     log_level: str = "WARNING"
 
 

@@ -17,6 +17,7 @@ import json
 import multiprocessing
 import os
 import queue
+import shutil
 import signal
 import statistics
 import subprocess
@@ -30,7 +31,7 @@ from decimal import Decimal
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import NotRequired, Protocol, TypedDict, cast
+from typing import Protocol, cast
 from unittest import mock
 
 import pykka
@@ -42,11 +43,14 @@ if str(ROOT) not in sys.path:
 from actors import node_actor  # noqa: E402
 from actors.base import ChildContext, SupervisedActor  # noqa: E402
 from actors.classifier import ClassifierActor  # noqa: E402
+from actors.gate import GateActor  # noqa: E402
 from actors.inbox import Inbox  # noqa: E402
 from actors.messages import (  # noqa: E402
+    CheckpointLookup,
     ChildExited,
     EncodedSnapshotReply,
     ErrorRaised,
+    LastSnapshot,
     NodeCommand,
     NodeEvent,
     NodeStarted,
@@ -57,6 +61,7 @@ from actors.messages import (  # noqa: E402
     Resume,
     Snapshot,
     SnapshotRequest,
+    SnapshotTaken,
     Stop,
     TakeSnapshot,
     TradingState,
@@ -65,32 +70,10 @@ from actors.messages import (  # noqa: E402
 from actors.node_actor import TradingNodeActor  # noqa: E402
 from actors.settings import NodeSettings, ReplaySettings, RiskLimits, StrategySettings  # noqa: E402
 from actors.wire import decode_snapshot  # noqa: E402
-from scripts import bench_node  # noqa: E402
+from scripts import bench_node, bench_service  # noqa: E402
+from scripts.bench_common import Row, Stage, pct  # noqa: E402
 from storage import Store  # noqa: E402
 from supervisor import ChildRef, ChildSpec, Supervisor, SupervisorSpec  # noqa: E402
-
-
-class Stage(TypedDict):
-    name: str
-    p50: float
-    p99: float
-    unit: str
-
-
-class Row(TypedDict):
-    name: str
-    value: float
-    unit: str
-    target: str
-    anchor: str
-    ok: bool | None
-    stages: NotRequired[list[Stage]]
-
-
-def pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
 
 # ---------------------------------------------------------------- actors for the bench
 
@@ -104,6 +87,8 @@ class Stamp(SupervisedActor):
 
     def receive(self, message: object) -> object:
         self.inbox.tell((time.time_ns(), message))
+        if isinstance(message, LastSnapshot):
+            return CheckpointLookup(None)  # an empty database: the node starts fresh
         return None
 
 
@@ -303,11 +288,13 @@ def node_tree(
             return TracedNodeActor.start(ctx, settings, trace)
         return TradingNodeActor.start(ctx, settings, ping_interval_s=0.2)
 
+    gate_db = SCRATCH / f"{settings.trader_id}-gate.db"  # removed by main() at the end
     spec = SupervisorSpec(
         children=(
             ChildSpec("alerter", lambda ctx: Stamp.start(ctx, inbox)),
             ChildSpec("classifier", ClassifierActor.start),
             ChildSpec("checkpointer", lambda ctx: Stamp.start(ctx, inbox)),
+            ChildSpec("gate", lambda ctx: GateActor.start(ctx, gate_db, settings.trader_id)),
             ChildSpec("node", start_node, shutdown_timeout_s=20),
         ),
         max_restarts=100,
@@ -351,7 +338,9 @@ def node_figures(quick: bool) -> list[Row]:
         cancel_ms: list[float] = []
         classifier = sup.ask(WhereIs("classifier"), timeout=5)
         node = sup.ask(WhereIs("node"), timeout=5)
+        gate = sup.ask(WhereIs("gate"), timeout=5)
         assert isinstance(classifier, pykka.ActorRef) and isinstance(node, pykka.ActorRef)
+        assert isinstance(gate, pykka.ActorRef)
         for _ in range(3 if quick else 10):
             _wait_for_resting_orders(node)
             inbox.poll()
@@ -360,7 +349,7 @@ def node_figures(quick: bool) -> list[Row]:
             at, cancelled = arrived(inbox, OrdersCanceled, 30)
             assert isinstance(cancelled, OrdersCanceled)
             cancel_ms.append((at - t0) / 1e6)
-            node.tell(Resume("bench"))
+            gate.tell(Resume("bench"))  # the halt is on record: resumed where it is kept
         rows.append(
             Row(
                 name=f"fatal error -> cancels confirmed, p99 ({len(cancel_ms)} halts)",
@@ -475,7 +464,7 @@ def _wait_for_resting_orders(node: pykka.ActorRef[pykka.Actor], timeout: float =
     while time.monotonic() < deadline:
         reply = Inbox()
         node.tell(TakeSnapshot(reply_to=reply))
-        snap = reply.expect(Snapshot, 10)
+        snap = reply.expect(SnapshotTaken, 10).snapshot
         if len(snap.open_orders) >= 3 and snap.trading_state is TradingState.ACTIVE:
             return
         time.sleep(0.02)
@@ -597,7 +586,7 @@ def replay_throughput(quick: bool) -> list[Row]:
         while cursor < bars:
             reply = Inbox()
             node.tell(TakeSnapshot(reply_to=reply))
-            cursor = reply.expect(Snapshot, 10).replay_cursor
+            cursor = reply.expect(SnapshotTaken, 10).snapshot.replay_cursor
             time.sleep(0.05)
         rate = bars / (time.perf_counter() - t0)
     finally:
@@ -725,12 +714,25 @@ def supervisor_rss() -> list[Row]:
 # ---------------------------------------------------------------- report
 
 
+SCRATCH = ROOT / "test-artifacts" / "bench-scratch"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples (CI)")
     parser.add_argument("--out", type=Path, default=ROOT / "test-artifacts" / "bench.json")
+    parser.add_argument("--soak-bars", type=int, help="bars in the soak (default 1,000,000; "
+                        "--quick: 60,000)")  # fmt: skip
     args = parser.parse_args()
     (ROOT / "test-artifacts").mkdir(exist_ok=True)
+    SCRATCH.mkdir(exist_ok=True)
+    try:
+        return _run(args)
+    finally:
+        shutil.rmtree(SCRATCH, ignore_errors=True)
+
+
+def _run(args: argparse.Namespace) -> int:
     n, tells = (2000, 20000) if args.quick else (20000, 200000)
     rows: list[Row] = []
     rows += messaging(n, tells)
@@ -739,6 +741,9 @@ def main() -> int:
     rows += replay_throughput(args.quick)
     rows += storage_figures(args.quick)
     rows += supervisor_rss()
+    rows += bench_service.cold_restart(3 if args.quick else 10)
+    soak_bars = args.soak_bars or (60_000 if args.quick else 1_000_000)
+    rows += bench_service.soak(soak_bars, ROOT / "test-artifacts" / "soak.json")
     machine = {"cpus": os.cpu_count(), "python": sys.version.split()[0], "quick": args.quick}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"machine": machine, "rows": rows}, indent=2))

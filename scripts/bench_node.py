@@ -42,7 +42,14 @@ class _Event(Protocol):
     def trade_id(self) -> object: ...
 
 
-def run_traced(conn: Connection[NodeEvent, NodeCommand], settings: NodeSettings) -> None:
+def run_traced(
+    conn: Connection[NodeEvent, NodeCommand],
+    settings: NodeSettings,
+    log_conn: Connection[bytes, bytes] | None = None,
+) -> None:
+    from actors.node.entry import redirect_output
+
+    redirect_output(log_conn)
     path = os.environ.get(TRACE_ENV)
     if path:
         _trace_fills(Path(path))

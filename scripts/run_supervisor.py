@@ -149,6 +149,10 @@ def _progress(cursor: int | None, total: int | None, width: int = 30) -> str:
     return f"[{'#' * filled}{'.' * (width - filled)}] {done:6.1%}  {cursor}/{total} bars"
 
 
+def _age(seconds: float | None) -> str:
+    return "-" if seconds is None else f"last bar {seconds:.1f} s ago"
+
+
 def _status_table(report: StatusReport) -> str:
     rows = [
         ("state", report["state"]),
@@ -163,6 +167,7 @@ def _status_table(report: StatusReport) -> str:
         ("fills / rejects", f"{report['fills']} / {report['rejects']}"),
         ("open orders", str(report["open_orders"])),
         ("replay", _progress(report["replay_cursor"], report["replay_total"])),
+        ("market data", _age(report["data_age_s"])),
     ]
     lines = [f"{name:<22} {value}" for name, value in rows]
     for p in report["positions"]:

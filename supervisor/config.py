@@ -76,6 +76,7 @@ class ServiceConfig:
     keep_alerts_d: int = 30
     keep_commands_d: int = 30
     keep_events_d: int = 7
+    retention_sweep_s: float = 3600.0
     halt_after_failed_intervals: int = 3
     node_hang_timeout_s: float = 15.0
     log_level: str = "INFO"
@@ -171,7 +172,10 @@ SCHEMA: dict[str, dict[str, Callable[[TomlValue], object]]] = {
         "keep_hourly_h": _int(0, 24 * 365),
         "keep_daily_d": _int(0, 3650),
         "keep_alerts_d": _int(1, 3650),
-        "keep_events_d": _int(1, 3650),
+        "keep_events_d": _int(0, 3650),
+        "retention_sweep_s": _float(0.0),
+        "node_purge_interval_mins": _int(1, 10_000),
+        "node_purge_buffer_mins": _int(0, 100_000),
         "keep_commands_d": _int(1, 3650),
         "halt_after_failed_intervals": _int(1, 1000),
         "node_hang_timeout_s": _float(0.0),
@@ -414,6 +418,12 @@ def build_config(
         risk=risk,
         binance=binance,
         log_level=r.get("service", "node_log_level", node_defaults.log_level),
+        purge_interval_mins=r.get(
+            "service", "node_purge_interval_mins", node_defaults.purge_interval_mins
+        ),
+        purge_buffer_mins=r.get(
+            "service", "node_purge_buffer_mins", node_defaults.purge_buffer_mins
+        ),
     )
     defaults = ServiceConfig(node=node)
     return ServiceConfig(
@@ -431,6 +441,7 @@ def build_config(
         keep_alerts_d=r.get("service", "keep_alerts_d", defaults.keep_alerts_d),
         keep_commands_d=r.get("service", "keep_commands_d", defaults.keep_commands_d),
         keep_events_d=r.get("service", "keep_events_d", defaults.keep_events_d),
+        retention_sweep_s=r.get("service", "retention_sweep_s", defaults.retention_sweep_s),
         halt_after_failed_intervals=r.get(
             "service", "halt_after_failed_intervals", defaults.halt_after_failed_intervals
         ),

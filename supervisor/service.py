@@ -142,6 +142,7 @@ def _checkpointer(
         ),
         halt_after_intervals=config.halt_after_failed_intervals,
         since_run=since_run,
+        sweep_interval_s=config.retention_sweep_s,
     )
 
 

@@ -125,6 +125,9 @@ class Bridge(Actor):
         self._restoring: set[str] = set()
         self._halt_reason = ""
         self._realized_base = Decimal(0)  # realized before this node's life (restored)
+        # Realized by positions closed in this node's life, summed from their events:
+        # the cache forgets closed positions (purged to bound memory), the sum stays.
+        self._closed_realized = Decimal(0)
         self._position_realized_base: dict[str, Decimal] = {}  # restored positions' own
         self._marks = EquityMarks()
         self._state_version = 0  # +1 for every order, position or trading-state change
@@ -329,8 +332,10 @@ class Bridge(Actor):
     def _on_position_event(self, event: object) -> None:
         self._state_version += 1
         if isinstance(event, PositionClosed):
-            # A closed position's own realized PnL is in the portfolio's total now;
-            # a later one under the same id (netting) starts from zero.
+            # Its realized PnL joins the total; a later position under the same id
+            # (netting) starts from zero.
+            if event.realized_pnl is not None:
+                self._closed_realized += event.realized_pnl.as_decimal()
             self._position_realized_base.pop(event.position_id.value, None)
 
     def _track_order(self, client_order_id: ClientOrderId) -> None:
@@ -417,6 +422,7 @@ class Bridge(Actor):
         balance = self._balance()
         last_bar = self.cache.bar(self._bar_type)
         last = last_bar.close if last_bar is not None else None
+        open_positions = self.cache.positions_open()
         positions = tuple(
             _position_view(
                 p,
@@ -424,12 +430,15 @@ class Bridge(Actor):
                 self._position_realized_base.get(p.id.value, Decimal(0)),
                 self._price_precision(p.instrument_id),
             )
-            for p in self.cache.positions_open()
+            for p in open_positions
         )
         # The portfolio keeps the realized PnL of closed (and flipped) positions too.
-        realized_money = self.portfolio.realized_pnl(self._instrument_id)
-        realized = self._realized_base + (
-            realized_money.as_decimal() if realized_money is not None else Decimal(0)
+        realized = (
+            self._realized_base
+            + self._closed_realized
+            + sum(
+                (p.realized_pnl.as_decimal() for p in open_positions if p.realized_pnl), Decimal(0)
+            )
         )
         unrealized = self._unrealized()
         return Snapshot(

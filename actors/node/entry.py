@@ -8,6 +8,7 @@ supervisor's memory.
 from __future__ import annotations
 
 import os
+import time
 from multiprocessing.connection import Connection
 
 from actors.messages import NodeCommand, NodeEvent
@@ -19,6 +20,15 @@ def run(
     settings: NodeSettings,
     log_conn: Connection[bytes, bytes] | None = None,
 ) -> None:
+    started_at = time.monotonic()
+    redirect_output(log_conn)
+    from actors.node.host import run_node
+
+    run_node(conn, settings, started_at)
+
+
+def redirect_output(log_conn: Connection[bytes, bytes] | None) -> None:
+    """The node's fds 1 and 2 onto the parent's log pipe (see ``run``)."""
     if log_conn is not None:
         # Everything the node prints - NautilusTrader's log lines from its Rust loggers
         # (ERROR on fd 2, WARN and below on fd 1), Python tracebacks - goes to the
@@ -27,6 +37,3 @@ def run(
         os.dup2(log_conn.fileno(), 1)
         os.dup2(log_conn.fileno(), 2)
         log_conn.close()
-    from actors.node.host import run_node
-
-    run_node(conn, settings)

@@ -14,6 +14,8 @@ import contextlib
 import gc
 import os
 import signal
+import socket
+import struct
 import threading
 import time
 from collections import deque
@@ -60,18 +62,24 @@ ROLE = "node"
 class _Pipe:
     """Sends from the loop thread, in order, without ever blocking the loop.
 
-    Each message is pickled on the loop and written by a writer thread: writing
-    waits for the parent to read (a checkpoint's snapshot with 10k orders is 1.4 MB),
-    and a parent that is slow to read must not stall the node's event loop. The
-    thread writes in the order messages were sent. A broken pipe means the parent is
-    gone.
+    A message is pickled and framed as ``multiprocessing.Connection`` frames it, then
+    written at once with a non-blocking send: a fill reaches the parent with no thread
+    hop (handing every message to a thread cost ~1 ms: the thread waits for the GIL
+    the loop holds). Whatever does not fit into the socket's buffer now - a parent slow
+    to read, a checkpoint's 1.4 MB snapshot with 10k orders - is queued for a writer
+    thread, and everything sent after it queues behind it, so the parent receives all
+    in order and the loop never waits for the parent. A broken pipe means the parent
+    is gone.
     """
 
     def __init__(self, conn: Connection[NodeEvent, NodeCommand]) -> None:
-        self._conn = conn
+        # A socket object over a duplicate of the pipe's descriptor: a send can be
+        # non-blocking per call (MSG_DONTWAIT), while the reader thread's receives on
+        # the same socket pair stay blocking.
+        self._sock = socket.socket(fileno=os.dup(conn.fileno()))
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
-        self._queued: deque[memoryview] = deque()
+        self._queued: deque[bytes | memoryview] = deque()
         self._writing = False
         self._writer = threading.Thread(
             target=self._write_queued, name="node-pipe-writer", daemon=True
@@ -82,8 +90,19 @@ class _Pipe:
     def send(self, message: NodeEvent) -> None:
         if self.broken:
             return
-        data = ForkingPickler.dumps(message)
+        data: bytes | memoryview = _frame(ForkingPickler.dumps(message))
         with self._lock:
+            if not self._queued and not self._writing:
+                try:
+                    sent = self._sock.send(data, socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    sent = 0
+                except OSError:
+                    self.broken = True
+                    return
+                if sent == len(data):
+                    return
+                data = memoryview(data)[sent:]
             self._queued.append(data)
             self._changed.notify_all()
 
@@ -98,12 +117,6 @@ class _Pipe:
                     return
                 self._changed.wait(remaining)
 
-    def _write(self, data: memoryview) -> None:
-        try:
-            self._conn.send_bytes(data)
-        except (BrokenPipeError, ConnectionResetError, EOFError, OSError):
-            self.broken = True
-
     def _write_queued(self) -> None:
         while True:
             with self._lock:
@@ -112,10 +125,21 @@ class _Pipe:
                 data = self._queued.popleft()
                 self._writing = True
             if not self.broken:
-                self._write(data)
+                try:
+                    self._sock.sendall(data)
+                except OSError:
+                    self.broken = True
             with self._lock:
                 self._writing = False
                 self._changed.notify_all()
+
+
+def _frame(payload: bytes | memoryview) -> bytes:
+    """``multiprocessing.Connection``'s framing, so the parent's ``recv`` reads it."""
+    n = len(payload)
+    if n > 0x7FFFFFFF:
+        return struct.pack("!i", -1) + struct.pack("!Q", n) + bytes(payload)
+    return struct.pack("!i", n) + bytes(payload)
 
 
 def build_node_config(settings: NodeSettings, clients: Clients) -> TradingNodeConfig:
@@ -127,9 +151,23 @@ def build_node_config(settings: NodeSettings, clients: Clients) -> TradingNodeCo
         trader_id=settings.trader_id,
         logging=LoggingConfig(log_level=settings.log_level, bypass_logging=False, log_colors=False),
         data_engine=LiveDataEngineConfig(graceful_shutdown_on_exception=True),
-        risk_engine=LiveRiskEngineConfig(graceful_shutdown_on_exception=True),
+        risk_engine=LiveRiskEngineConfig(
+            graceful_shutdown_on_exception=True,
+            max_order_submit_rate=_order_rate(settings),
+            max_order_modify_rate=_order_rate(settings),
+        ),
         exec_engine=LiveExecEngineConfig(
-            reconciliation=clients.reconciliation, graceful_shutdown_on_exception=True
+            reconciliation=clients.reconciliation,
+            graceful_shutdown_on_exception=True,
+            # A weeks-long session must not keep every order and position it ever had:
+            # closed ones leave the cache once they are an hour old (PnL sums survive
+            # in the bridge), and so do old account events.
+            purge_closed_orders_interval_mins=settings.purge_interval_mins,
+            purge_closed_orders_buffer_mins=settings.purge_buffer_mins,
+            purge_closed_positions_interval_mins=settings.purge_interval_mins,
+            purge_closed_positions_buffer_mins=settings.purge_buffer_mins,
+            purge_account_events_interval_mins=settings.purge_interval_mins,
+            purge_account_events_lookback_mins=settings.purge_buffer_mins,
         ),
         data_clients=clients.data,
         exec_clients=clients.exec,
@@ -139,6 +177,24 @@ def build_node_config(settings: NodeSettings, clients: Clients) -> TradingNodeCo
         timeout_post_stop=0.1,
         timeout_shutdown=2.0,
     )
+
+
+VENUE_ORDER_RATE = 100  # orders a second: the RiskEngine's default, a venue's kind of limit
+
+
+def _order_rate(settings: NodeSettings) -> str:
+    """The RiskEngine's submit and modify rate limit, per wall-clock second.
+
+    Live, it is the venue's (100 a second). A replay plays market time faster than
+    the wall clock: the same limit per second of market time is ``speed`` times as
+    many orders per wall second, and a lockstep replay as fast as the node goes
+    (speed 0) has no wall-clock rate to speak of, so the limit is lifted.
+    """
+    if settings.mode is not Mode.REPLAY:
+        return f"{VENUE_ORDER_RATE}/00:00:01"
+    speed = settings.replay.speed
+    per_second = VENUE_ORDER_RATE * speed if speed > 0 else 10**9
+    return f"{max(VENUE_ORDER_RATE, int(per_second))}/00:00:01"
 
 
 def _skip_trade_statistics(node: TradingNode) -> None:
@@ -218,10 +274,12 @@ def _report_failures(node: TradingNode, loop: asyncio.AbstractEventLoop, pipe: _
     loop.set_exception_handler(on_loop_error)
 
 
-async def _serve(conn: Connection[NodeEvent, NodeCommand], settings: NodeSettings) -> None:
+async def _serve(
+    conn: Connection[NodeEvent, NodeCommand], settings: NodeSettings, started_at: float
+) -> None:
     pipe = _Pipe(conn)
     try:
-        await _serve_on(pipe, conn, settings)
+        await _serve_on(pipe, conn, settings, started_at)
     finally:
         # Whatever is queued reaches the parent before anything run_node sends; the
         # wait runs on a worker thread, so the loop can still finish its own work.
@@ -229,7 +287,10 @@ async def _serve(conn: Connection[NodeEvent, NodeCommand], settings: NodeSetting
 
 
 async def _serve_on(
-    pipe: _Pipe, conn: Connection[NodeEvent, NodeCommand], settings: NodeSettings
+    pipe: _Pipe,
+    conn: Connection[NodeEvent, NodeCommand],
+    settings: NodeSettings,
+    started_at: float,
 ) -> None:
     loop = asyncio.get_running_loop()
     stop_requested = asyncio.Event()
@@ -279,6 +340,7 @@ async def _serve_on(
             restored=restored,
             restored_from_ns=settings.restore.taken_at_ns if settings.restore else None,
             trading_state=bridge.trading_state,
+            startup_s=time.monotonic() - started_at,
         )
     )
     # Everything so far (Nautilus, pandas, pyarrow, the built node) lives as long
@@ -394,7 +456,9 @@ def _data_interval_s(settings: NodeSettings) -> float:
     return bar_s / settings.replay.speed if settings.replay.speed > 0 else 0.001
 
 
-def run_node(conn: Connection[NodeEvent, NodeCommand], settings: NodeSettings) -> None:
+def run_node(
+    conn: Connection[NodeEvent, NodeCommand], settings: NodeSettings, started_at: float = 0.0
+) -> None:
     """Spawn target: serve until told to stop; a start-up failure is reported, exit 1."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
@@ -405,7 +469,7 @@ def run_node(conn: Connection[NodeEvent, NodeCommand], settings: NodeSettings) -
             # SIGKILLed) stops itself within a second or two; wait for it, no longer.
             lock = InstanceLock(settings.lock_path, f"a node of {settings.trader_id}")
             lock.acquire(wait_s=NODE_LOCK_WAIT_S)
-        asyncio.run(_serve(conn, settings))
+        asyncio.run(_serve(conn, settings, started_at or time.monotonic()))
     except Exception as exc:
         with contextlib.suppress(OSError):
             conn.send(ErrorRaised("node.host", type(exc).__name__, str(exc)))

@@ -26,7 +26,7 @@ from nautilus_trader.model.identifiers import ClientId, InstrumentId, TradeId, V
 from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.test_kit.providers import TestInstrumentProvider
 
-from actors.node.bars import Ohlcv, load
+from actors.node.bars import BarSeries, Ohlcv, load
 from actors.settings import ReplaySettings
 
 REPLAY_CLIENT = "REPLAY"
@@ -117,7 +117,7 @@ class ReplayDataClient(LiveMarketDataClient):
         cache.add_instrument(instrument)
         self._instrument = instrument
         self._replay = config.replay_settings()
-        self._series: list[Ohlcv] = load(self._replay, instrument.price_precision)
+        self._series: BarSeries = load(self._replay, instrument.price_precision)
         self.cursor = min(config.start_cursor, len(self._series))
         self.finished = self.cursor >= len(self._series)
         self._task: asyncio.Task[None] | None = None

@@ -1,7 +1,8 @@
 """The example strategy: an EMA cross whose size comes from the user's sizing method.
 
-On every cross it turns the position to the new side with one market order (the
-size of the new position plus whatever is still open the other way), sized by
+On every cross it cancels what it still has working and turns the position to the new
+side with one market order (the size of the new position plus whatever is still open
+the other way), sized by
 ``actors.node.sizing`` from the account's equity and capped by ``max_leverage``.
 With ``ladder_orders`` > 0 it also rests that many limit orders to add to the new
 position at ``ladder_step_pct`` steps away, cancelling the previous ladder first.
@@ -145,8 +146,10 @@ class EmaCross(Strategy):
             return
         self._signal = signal
         side = OrderSide.BUY if signal > 0 else OrderSide.SELL
-        if self.cfg.ladder_orders:
-            self.cancel_all_orders(self._instrument_id)
+        # Whatever the last turn left working goes first: the previous ladder, and the
+        # rest of a market order the market's liquidity only partly filled (left open,
+        # such remainders piled up by the thousand in a long replay).
+        self.cancel_all_orders(self._instrument_id)
         self._turn(side, bar.close.as_decimal())
 
     def equity(self) -> Decimal:
