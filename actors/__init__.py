@@ -1,39 +1,25 @@
-"""The service's actors and the messages they exchange.
+"""The service's actors: one per file, each owning one resource, talking by messages.
 
-Exports resolve lazily (PEP 562): ``import actors.messages`` - used by storage and
-by the status CLI - must not drag in Nautilus or the storage layer, which itself
-depends on the message types.
+- ``AlerterActor``: the alert outbox and Telegram;
+- ``CheckpointerActor``: the database writer (checkpoints, events, heartbeat);
+- ``ClassifierActor``: decisions on errors, retry budgets, circuit breakers;
+- ``GateActor``: every halt and resume, on record;
+- ``TradingNodeActor``: the node child process.
+
+``SupervisedActor`` is what they share (context, peers by role, exit reports);
+``Inbox`` and ``Interval`` are the mailbox and the timer actors and tests use.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from actors.alerter import AlerterActor
-    from actors.base import ChildContext, Directory, PeerRef, Peers, SupervisedActor
-    from actors.checkpointer import CheckpointerActor
-    from actors.classifier import ClassifierActor, classify
-    from actors.inbox import Inbox
-    from actors.node_actor import NodeCrashed, TradingNodeActor
-    from actors.timer import Interval
-
-_EXPORTS = {
-    "AlerterActor": "actors.alerter",
-    "CheckpointerActor": "actors.checkpointer",
-    "ChildContext": "actors.base",
-    "ClassifierActor": "actors.classifier",
-    "Directory": "actors.base",
-    "Inbox": "actors.inbox",
-    "Interval": "actors.timer",
-    "NodeCrashed": "actors.node_actor",
-    "PeerRef": "actors.base",
-    "Peers": "actors.base",
-    "SupervisedActor": "actors.base",
-    "TradingNodeActor": "actors.node_actor",
-    "classify": "actors.classifier",
-}
+from actors.alerter import AlerterActor
+from actors.base import ChildContext, Directory, PeerRef, Peers, SupervisedActor, halt
+from actors.checkpointer import CheckpointerActor
+from actors.classifier import ClassifierActor, classify
+from actors.gate import GateActor
+from actors.inbox import Inbox
+from actors.node_actor import NodeCrashed, TradingNodeActor
+from actors.timer import Interval
 
 __all__ = [
     "AlerterActor",
@@ -41,6 +27,7 @@ __all__ = [
     "ChildContext",
     "ClassifierActor",
     "Directory",
+    "GateActor",
     "Inbox",
     "Interval",
     "NodeCrashed",
@@ -49,11 +36,5 @@ __all__ = [
     "SupervisedActor",
     "TradingNodeActor",
     "classify",
+    "halt",
 ]
-
-
-def __getattr__(name: str) -> object:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'actors' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)

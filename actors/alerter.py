@@ -22,7 +22,10 @@ from pathlib import Path
 
 from actors.backoff import exponential_delay
 from actors.base import ChildContext, SupervisedActor, halt
-from actors.messages import (
+from actors.redact import redact
+from actors.telegram_types import ChatCommand, TelegramPort, TelegramUnavailable
+from actors.timer import Interval
+from protocol import (
     Alert,
     BusyFor,
     CheckpointFailed,
@@ -33,13 +36,10 @@ from actors.messages import (
     OrdersCanceled,
     Resume,
     Severity,
+    TelegramSettings,
     TradingState,
     TradingStateChanged,
 )
-from actors.redact import redact
-from actors.settings import TelegramSettings
-from actors.telegram_types import ChatCommand, TelegramPort, TelegramUnavailable
-from actors.timer import Interval
 from storage import OutboxRow, StorageError, Store, read_status
 from storage.store import utc_now
 

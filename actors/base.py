@@ -16,7 +16,7 @@ from typing import Protocol, runtime_checkable
 
 import pykka
 
-from actors.messages import ChildExited, Halt, OperationSucceeded, Ping, Pong, WhereIs
+from protocol import ChildExited, Halt, OperationSucceeded, Ping, Pong, WhereIs
 
 log = logging.getLogger(__name__)
 

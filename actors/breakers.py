@@ -18,10 +18,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 
-from actors.settings import BreakerSettings
+from node.marks import EquityMarks
+from protocol import BreakerSettings, RiskLimits
 
 HUNDRED = Decimal(100)
 
@@ -40,37 +40,15 @@ class Deepened:
     detail: str
 
 
-class EquityMarks:
-    """The equity peak and the UTC day's starting equity, updated from equity readings.
-
-    Lives in the node child (beside the account it reads) and is restored from the
-    checkpoint; ``rebaseline`` after a resume starts the drawdown over from the next
-    reading, as the operator has reviewed the loss so far.
-    """
-
-    def __init__(
-        self, peak: Decimal | None = None, day: str = "", day_start: Decimal | None = None
-    ) -> None:
-        self.peak = peak
-        self.day = day
-        self.day_start = day_start
-
-    def update(self, equity: Decimal, ts_ns: int) -> None:
-        day = datetime.fromtimestamp(ts_ns / 1e9, UTC).date().isoformat()
-        if self.day != day or self.day_start is None:
-            self.day, self.day_start = day, equity
-        if self.peak is None or equity > self.peak:
-            self.peak = equity
-
-    def rebaseline(self) -> None:
-        self.peak = None
-
-
 class CircuitBreakers:
     def __init__(
-        self, settings: BreakerSettings, clock: Callable[[], float] = time.monotonic
+        self,
+        settings: BreakerSettings,
+        risk: RiskLimits,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
+        self.risk = risk  # the user's limits themselves: max drawdown and daily loss
         self._clock = clock
         self._marks = EquityMarks()
         self._rejects = 0
@@ -102,19 +80,19 @@ class CircuitBreakers:
         )
         if self.tripped is not None:
             return self._deepened(drawdown, loss)
-        if drawdown is not None and drawdown >= self.settings.max_drawdown_pct:
+        if drawdown is not None and drawdown >= self.risk.max_drawdown_pct:
             self._alerted_at = drawdown
             return self._trip(
                 "max_drawdown",
                 f"equity {equity:.2f} is {drawdown:.2f}% below its peak {peak:.2f} "
-                f"(limit {self.settings.max_drawdown_pct}%)",
+                f"(limit {self.risk.max_drawdown_pct}%)",
             )
-        if loss is not None and loss >= self.settings.daily_loss_limit_pct:
+        if loss is not None and loss >= self.risk.daily_loss_limit_pct:
             self._alerted_at = loss
             return self._trip(
                 "daily_loss",
                 f"equity {equity:.2f} is {loss:.2f}% below the day's start "
-                f"{day_start:.2f} (limit {self.settings.daily_loss_limit_pct}%)",
+                f"{day_start:.2f} (limit {self.risk.daily_loss_limit_pct}%)",
             )
         return None
 

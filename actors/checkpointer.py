@@ -36,7 +36,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from actors.base import ChildContext, SupervisedActor, halt
-from actors.messages import (
+from actors.timer import Interval
+from protocol import (
     Alert,
     Beat,
     CheckpointFailed,
@@ -61,6 +62,7 @@ from actors.messages import (
     OrdersCanceled,
     QueryState,
     ReconciliationDiff,
+    ServiceSettings,
     Severity,
     Snapshot,
     SnapshotTaken,
@@ -68,9 +70,8 @@ from actors.messages import (
     TradingState,
     TradingStateChanged,
 )
-from actors.timer import Interval
-from storage import Retention, RunInfo, StorageError, Store
-from storage.store import DEFAULT_RETENTION, ns_to_iso, utc_now
+from storage import RunInfo, StorageError, Store
+from storage.store import ns_to_iso, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ class _Request:
     sent_at: float
 
 
-SWEEP_INTERVAL_S = 3600.0
+DEFAULT_SERVICE = ServiceSettings()
 
 
 class CheckpointerActor(SupervisedActor):
@@ -123,29 +124,29 @@ class CheckpointerActor(SupervisedActor):
         ctx: ChildContext,
         db_path: Path,
         run: RunInfo,
-        interval_s: float = 60.0,
-        heartbeat_interval_s: float | None = 5.0,
-        retention: Retention = DEFAULT_RETENTION,
+        service: ServiceSettings = DEFAULT_SERVICE,
+        beats: bool = True,
         busy_timeout_s: float = 1.0,
-        halt_after_intervals: int = 3,
         db_pragmas: tuple[str, ...] = (),
         snapshot_timeout_s: float = 10.0,
         since_run: int = 0,
-        sweep_interval_s: float = SWEEP_INTERVAL_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``service`` holds the intervals and the retention policy; with ``beats`` the
+        checkpointer writes the heartbeat on its own timer (the service's runtime beats
+        instead, only while every actor answers)."""
         super().__init__(ctx)
         self._db_path = db_path
         self._run = run
-        self._interval_s = interval_s
-        self._heartbeat_interval_s = heartbeat_interval_s
-        self._retention = retention
+        self._interval_s = service.checkpoint_interval_s
+        self._heartbeat_interval_s = service.heartbeat_interval_s if beats else None
+        self._retention = service
         self._busy_timeout_s = busy_timeout_s
-        self._halt_after_s = halt_after_intervals * interval_s
+        self._halt_after_s = service.halt_after_failed_intervals * self._interval_s
         self._db_pragmas = db_pragmas
         self._snapshot_timeout_s = snapshot_timeout_s
         self._since_run = since_run  # --fresh: checkpoints of earlier runs do not count
-        self._sweep_interval_s = sweep_interval_s
+        self._sweep_interval_s = service.retention_sweep_s
         self._clock = clock
         self._store: Store | None = None
         self._timers: list[Interval] = []

@@ -22,8 +22,10 @@ from dataclasses import replace
 from actors.backoff import exponential_delay
 from actors.base import ChildContext, SupervisedActor, halt
 from actors.breakers import CircuitBreakers, DataStale, Deepened, Trip
-from actors.messages import (
+from actors.redact import redact
+from protocol import (
     Alert,
+    BreakerSettings,
     CircuitBreakerTripped,
     Decision,
     DecisionKind,
@@ -33,13 +35,12 @@ from actors.messages import (
     OperationSucceeded,
     OrderFilled,
     OrderRejected,
+    RiskLimits,
     Severity,
     TradingState,
     TradingStateChanged,
     UpdateBreakers,
 )
-from actors.redact import redact
-from actors.settings import BreakerSettings
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,7 @@ class ClassifierActor(SupervisedActor):
         self,
         ctx: ChildContext,
         breakers: BreakerSettings | None = None,
+        risk: RiskLimits | None = None,
         retry_budget: int = 5,
         budget_window_s: float = 600.0,
         clock: Callable[[], float] = time.monotonic,
@@ -151,7 +153,7 @@ class ClassifierActor(SupervisedActor):
         self._budget = retry_budget
         self._window_s = budget_window_s
         self._clock = clock
-        self.breakers = CircuitBreakers(breakers or BreakerSettings())
+        self.breakers = CircuitBreakers(breakers or BreakerSettings(), risk or RiskLimits())
 
     @property
     def attempts(self) -> Counter[str]:
@@ -191,9 +193,9 @@ class ClassifierActor(SupervisedActor):
                 self.breakers.reset()
             case TradingStateChanged():
                 pass  # a halt: the breakers stay tripped until the resume
-            case UpdateBreakers(breakers=breakers):
-                self.breakers.settings = breakers
-                log.info("circuit breaker limits updated: %s", breakers)
+            case UpdateBreakers(breakers=breakers, risk=risk):
+                self.breakers.settings, self.breakers.risk = breakers, risk
+                log.info("circuit breaker limits updated: %s; %s", breakers, risk)
             case _:
                 return super().receive(message)
         return None

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from actors.base import ChildContext, SupervisedActor
-from actors.messages import (
+from actors.timer import Interval
+from protocol import (
     Alert,
     ErrorRaised,
     GateQuery,
@@ -44,7 +45,6 @@ from actors.messages import (
     TradingState,
     TradingStateChanged,
 )
-from actors.timer import Interval
 from storage import GateRow, StorageError, Store
 from storage.store import utc_now
 

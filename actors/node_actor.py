@@ -30,7 +30,10 @@ import pykka
 import tenacity
 
 from actors.base import ChildContext, SupervisedActor
-from actors.messages import (
+from actors.timer import Interval
+from node.entry import run as run_node
+from node.logscan import ErrorFilter, LogRecord, LogScanner
+from protocol import (
     Alert,
     CheckpointLookup,
     EncodedSnapshotReply,
@@ -44,6 +47,7 @@ from actors.messages import (
     NodeCommand,
     NodeEvent,
     NodeReport,
+    NodeSettings,
     NodeStarted,
     NodeStopped,
     OperationSucceeded,
@@ -62,12 +66,8 @@ from actors.messages import (
     TradingState,
     TradingStateChanged,
     UpdateRisk,
+    decode_snapshot,
 )
-from actors.node.entry import run as run_node
-from actors.node.logscan import ErrorFilter, LogRecord, LogScanner
-from actors.settings import NodeSettings
-from actors.timer import Interval
-from actors.wire import decode_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -161,11 +161,9 @@ class TradingNodeActor(SupervisedActor):
         if last is not None and last.trader_id == settings.trader_id:
             # Carry on from the last checkpoint: same balance, positions, resting
             # orders and replay position.
+            account = settings.account.model_copy(update={"starting_balance": last.balance})
             settings = replace(
-                settings,
-                restore=last,
-                start_cursor=last.replay_cursor,
-                starting_balance=last.balance,
+                settings, restore=last, start_cursor=last.replay_cursor, account=account
             )
         if gate.state is TradingState.HALTED:
             settings = replace(settings, start_halted=gate.reason or "halted (on record)")

@@ -24,8 +24,8 @@ from aiogram.exceptions import AiogramError
 from anyio.from_thread import BlockingPortal
 
 from actors.redact import add_secrets, redact
-from actors.settings import TelegramSettings
 from actors.telegram_types import ChatCommand, TelegramUnavailable, parse_command
+from protocol import TelegramSettings
 
 log = logging.getLogger(__name__)
 

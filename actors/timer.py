@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pykka
 
-from actors.messages import Mailbox
+from protocol import Mailbox
 
 log = logging.getLogger(__name__)
 

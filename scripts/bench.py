@@ -45,7 +45,8 @@ from actors.base import ChildContext, SupervisedActor  # noqa: E402
 from actors.classifier import ClassifierActor  # noqa: E402
 from actors.gate import GateActor  # noqa: E402
 from actors.inbox import Inbox  # noqa: E402
-from actors.messages import (  # noqa: E402
+from actors.node_actor import TradingNodeActor  # noqa: E402
+from protocol import (  # noqa: E402  # noqa: E402
     CheckpointLookup,
     ChildExited,
     EncodedSnapshotReply,
@@ -53,23 +54,25 @@ from actors.messages import (  # noqa: E402
     LastSnapshot,
     NodeCommand,
     NodeEvent,
+    NodeSettings,
     NodeStarted,
     OrderFilled,
     OrdersCanceled,
     OrderView,
     PositionView,
+    ReplaySettings,
     Resume,
+    RiskLimits,
     Snapshot,
     SnapshotRequest,
     SnapshotTaken,
     Stop,
+    StrategySettings,
     TakeSnapshot,
     TradingState,
     WhereIs,
+    decode_snapshot,
 )
-from actors.node_actor import TradingNodeActor  # noqa: E402
-from actors.settings import NodeSettings, ReplaySettings, RiskLimits, StrategySettings  # noqa: E402
-from actors.wire import decode_snapshot  # noqa: E402
 from scripts import bench_node, bench_service  # noqa: E402
 from scripts.bench_common import Row, Stage, pct  # noqa: E402
 from storage import Store  # noqa: E402

@@ -13,10 +13,10 @@ from nautilus_trader.model.enums import AccountType, OmsType
 from nautilus_trader.model.identifiers import Venue
 from nautilus_trader.model.objects import Money
 
-from actors.node.bars import synthetic
-from actors.node.replay import bar_type_for, make_instrument
-from actors.node.strategy import EmaCross, EmaCrossConfig
-from actors.settings import ReplaySettings, RiskLimits, SizingSettings, StrategySettings
+from node.bars import synthetic
+from node.replay import bar_type_for, make_instrument
+from node.strategy import EmaCross, EmaCrossConfig
+from protocol import ReplaySettings, RiskLimits, SizingSettings, StrategySettings
 
 INSTRUMENT = "BTCUSDT-PERP.BINANCE"
 

@@ -2,7 +2,7 @@
 
 Importable without NautilusTrader (the parent only names these functions); the
 child imports Nautilus itself, installs the probes and runs the unchanged
-``actors.node.host.run_node``.
+``node.host.run_node``.
 
 - ``run_traced``: stamps (wall clock, ns) when the sandbox's fill reaches the
   execution engine (``ExecEngine.process``), so the bench can split "ts_event ->
@@ -28,8 +28,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Protocol, cast
 
-from actors.messages import NodeCommand, NodeEvent
-from actors.settings import NodeSettings
+from protocol import NodeCommand, NodeEvent, NodeSettings
 
 TRACE_ENV = "BENCH_FILL_TRACE"
 
@@ -47,13 +46,13 @@ def run_traced(
     settings: NodeSettings,
     log_conn: Connection[bytes, bytes] | None = None,
 ) -> None:
-    from actors.node.entry import redirect_output
+    from node.entry import redirect_output
 
     redirect_output(log_conn)
     path = os.environ.get(TRACE_ENV)
     if path:
         _trace_fills(Path(path))
-    from actors.node.host import run_node
+    from node.host import run_node
 
     run_node(conn, settings)
 
@@ -130,7 +129,7 @@ class SnapshotTimes:
 
 
 def run_probed(conn: Connection[NodeEvent, NodeCommand], settings: NodeSettings) -> None:
-    from actors.node import host
+    from node import host
 
     setattr(host, "Bridge", _probed_bridge())  # noqa: B010  # the host builds this one
     host.run_node(conn, settings)
@@ -141,8 +140,8 @@ def _probed_bridge() -> type:
     from nautilus_trader.model.identifiers import VenueOrderId
     from nautilus_trader.test_kit.stubs.events import TestEventStubs
 
-    from actors.messages import EncodedSnapshotReply, SnapshotRequest
-    from actors.node.bridge import Bridge
+    from node.bridge import Bridge
+    from protocol import EncodedSnapshotReply, SnapshotRequest
 
     build_ms: list[float] = []
     send_ms: list[float] = []

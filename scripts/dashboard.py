@@ -24,6 +24,9 @@ from pathlib import Path
 import altair as alt
 import streamlit as st
 
+from sessions.launcher import Launcher, LaunchError, SessionView
+from sessions.presets import PRESET_FIELDS, PresetField, default_preset, from_text
+from sessions.presets import validate_preset as check_preset
 from storage import (
     AppDatabase,
     Command,
@@ -33,9 +36,6 @@ from storage import (
     StorageError,
 )
 from supervisor.config import ConfigError
-from supervisor.jobs import Launcher, LaunchError, SessionView
-from supervisor.presets import PRESET_FIELDS, PresetField, default_preset, from_text
-from supervisor.presets import validate_preset as check_preset
 
 DB_ENV = "PAPER_NODE_DB"
 NEW_PRESET = "(new preset)"
@@ -433,9 +433,9 @@ def field_input(col: st.delta_generator.DeltaGenerator, f: PresetField, body: Pr
     key = f"preset_{f.path}"
     if f.kind == "choice":
         index = f.choices.index(str(current)) if str(current) in f.choices else 0
-        picked = col.selectbox(f.label, f.choices, index=index, key=key)
+        picked = col.selectbox(f.label, f.choices, index=index, key=key, help=f.help)
         return str(picked)
-    return col.text_input(f.label, value=str(current), key=key)
+    return col.text_input(f.label, value=str(current), key=key, help=f.help)
 
 
 def launch_panel(appdb: AppDatabase, launcher: Launcher) -> None:

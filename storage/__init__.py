@@ -10,7 +10,7 @@ from storage.presets import PresetBody, PresetValue
 from storage.queries import AlertRow, ControlRow, EquityPoint
 from storage.schema import SCHEMA_VERSION, migrate
 from storage.status import EventRow, PositionRow, StatusReport, read_events, read_status
-from storage.store import GateRow, OutboxRow, Retention, RunInfo, Store, Swept
+from storage.store import GateRow, OutboxRow, RunInfo, Store, Swept, retention_bound
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -31,7 +31,6 @@ __all__ = [
     "PositionRow",
     "PresetBody",
     "PresetValue",
-    "Retention",
     "RunInfo",
     "SchemaError",
     "StatusReport",
@@ -42,6 +41,7 @@ __all__ = [
     "migrate",
     "read_events",
     "read_status",
+    "retention_bound",
     "snapshot_from_json",
     "to_json",
 ]

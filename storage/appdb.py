@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from actors.messages import OrderView
+from protocol import OrderView
 from storage import jobs, presets, queries
 from storage.control import ControlChannel
 from storage.errors import StorageError

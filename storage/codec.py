@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
-from actors.messages import Snapshot
+from protocol import Snapshot
 
 _encoder = msgspec.json.Encoder(decimal_format="string")
 _snapshot = msgspec.json.Decoder(Snapshot)

@@ -1,7 +1,7 @@
 """Saved session presets: a named TOML-shaped body, stored as JSON.
 
 Storage keeps presets opaque; what a preset may hold and how it is validated
-belongs to the config loader (``supervisor.presets``), so a preset can never be
+belongs to the config loader (``sessions.presets``), so a preset can never be
 looser than a config file.
 """
 

@@ -11,7 +11,7 @@ import sqlite3
 from decimal import Decimal
 from typing import TypedDict
 
-from actors.messages import OrderView
+from protocol import OrderView
 from storage.codec import snapshot_from_json
 from storage.status import StatusReport, status_of
 

@@ -19,40 +19,22 @@ from pathlib import Path
 
 import sqlite_utils
 
-from actors.messages import Alert, Snapshot
+from protocol import Alert, ServiceSettings, Snapshot
 from storage.codec import snapshot_from_json, to_json
 from storage.errors import StorageError
 from storage.schema import migrate
 from storage.txn import write_transaction
 
-DEFAULT_KEEP_LAST = 1000
+
+def retention_bound(retention: ServiceSettings) -> int:
+    """At most this many checkpoint rows per trader, however long the service runs: the
+    last ``keep_checkpoints``, the first of every hour for ``keep_hourly_h`` hours and of
+    every day for ``keep_daily_d`` days (``protocol.ServiceSettings``, where the other
+    tables' retention is declared too)."""
+    return retention.keep_checkpoints + retention.keep_hourly_h + retention.keep_daily_d + 2
 
 
-@dataclass(frozen=True, slots=True)
-class Retention:
-    """Keep the last ``keep_last`` checkpoints, plus the first of every hour for
-    ``hourly_for_h`` hours and the first of every day for ``daily_for_d`` days, so the
-    table stays bounded (at most keep_last + hourly_for_h + daily_for_d rows) however
-    long the service runs. The other tables follow (``Store.sweep``): events are kept
-    as far back as the oldest checkpoint kept, and at least ``events_for_d`` days;
-    delivered (or never-to-be-sent) alerts for ``alerts_for_d`` days; acknowledged
-    operator commands for ``commands_for_d`` days. Rows still owed to someone - a
-    pending alert, an unanswered command - stay. Totals (fills, rejects) outlive the
-    events in ``event_counts``."""
-
-    keep_last: int = DEFAULT_KEEP_LAST
-    hourly_for_h: int = 48
-    daily_for_d: int = 90
-    alerts_for_d: int = 30
-    commands_for_d: int = 30
-    events_for_d: int = 7
-
-    @property
-    def bound(self) -> int:
-        return self.keep_last + self.hourly_for_h + self.daily_for_d + 2
-
-
-DEFAULT_RETENTION = Retention()
+DEFAULT_RETENTION = ServiceSettings()
 _KEEP_FIRST_OF_HOUR = (
     " AND id NOT IN (SELECT min(id) FROM checkpoints WHERE trader_id = :t"
     " AND taken_at > :hour_cutoff GROUP BY substr(taken_at, 1, 13))"
@@ -185,7 +167,7 @@ class Store:
         run: RunInfo,
         snapshot: Snapshot,
         final: bool = False,
-        retention: Retention = DEFAULT_RETENTION,
+        retention: ServiceSettings = DEFAULT_RETENTION,
     ) -> int:
         row = {
             "run_id": run.run_id,
@@ -214,18 +196,18 @@ class Store:
             raise self._fail("writing a checkpoint", exc) from exc
         return checkpoint_id
 
-    def _trim(self, trader_id: str, now_ns: int, retention: Retention) -> None:
+    def _trim(self, trader_id: str, now_ns: int, retention: ServiceSettings) -> None:
         sql = (
             "DELETE FROM checkpoints WHERE trader_id = :t AND id < ("
             "SELECT min(id) FROM (SELECT id FROM checkpoints WHERE trader_id = :t "
             "ORDER BY id DESC LIMIT :n))"
         )
-        params: dict[str, str | int] = {"t": trader_id, "n": retention.keep_last}
+        params: dict[str, str | int] = {"t": trader_id, "n": retention.keep_checkpoints}
         # The first checkpoint of each hour (ISO prefix of 13 chars) and day (10 chars)
         # inside its window survives the trim.
         for name, hours, clause in (
-            ("hour_cutoff", retention.hourly_for_h, _KEEP_FIRST_OF_HOUR),
-            ("day_cutoff", retention.daily_for_d * 24, _KEEP_FIRST_OF_DAY),
+            ("hour_cutoff", retention.keep_hourly_h, _KEEP_FIRST_OF_HOUR),
+            ("day_cutoff", retention.keep_daily_d * 24, _KEEP_FIRST_OF_DAY),
         ):
             if hours > 0:
                 params[name] = ns_to_iso(now_ns - hours * 3_600_000_000_000)
@@ -317,8 +299,14 @@ class Store:
 
     # ------------------------------------------------------------ retention
 
-    def sweep(self, trader_id: str, retention: Retention, now: datetime | None = None) -> Swept:
-        """Delete what the retention policy no longer keeps, one transaction per table."""
+    def sweep(
+        self, trader_id: str, retention: ServiceSettings, now: datetime | None = None
+    ) -> Swept:
+        """Delete what the retention policy no longer keeps, one transaction per table:
+        events as far back as the oldest checkpoint kept (and at least ``keep_events_d``
+        days), delivered or local alerts after ``keep_alerts_d`` days, answered commands
+        after ``keep_commands_d`` days. Rows still owed to someone - a pending alert, an
+        unanswered command - stay; the totals of events stay in ``event_counts``."""
         now = now or datetime.now(UTC)
 
         def cutoff(days: int) -> str:
@@ -330,17 +318,17 @@ class Store:
                 # and never younger than the floor.
                 "DELETE FROM events WHERE trader_id = :t AND at < min(:floor, "
                 "(SELECT min(saved_at) FROM checkpoints WHERE trader_id = :t))",
-                {"t": trader_id, "floor": cutoff(retention.events_for_d)},
+                {"t": trader_id, "floor": cutoff(retention.keep_events_d)},
             ),
             (
                 "DELETE FROM alert_outbox WHERE trader_id = :t AND status != 'pending' "
                 "AND created_at < :cutoff",
-                {"t": trader_id, "cutoff": cutoff(retention.alerts_for_d)},
+                {"t": trader_id, "cutoff": cutoff(retention.keep_alerts_d)},
             ),
             (
                 "DELETE FROM control WHERE trader_id = :t AND status IN ('done', 'failed') "
                 "AND requested_at < :cutoff",
-                {"t": trader_id, "cutoff": cutoff(retention.commands_for_d)},
+                {"t": trader_id, "cutoff": cutoff(retention.keep_commands_d)},
             ),
         )
         counts: list[int] = []

@@ -1,40 +1,31 @@
-"""Supervision in OTP terms: child specs as data, restart strategies, escalation.
+"""Supervision in OTP terms, the service tree, its runtime and its command line.
 
-``Service`` and ``service_spec`` resolve lazily: they import the node host and so
-Nautilus, which ``status`` and ``config check`` do not need.
+- ``spec`` and ``supervisor``: child specs as data, restart strategies, escalation;
+- ``config``: the TOML loader over ``protocol.settings``;
+- ``service``: the tree (alerter, classifier, checkpointer, gate, node) and its stop;
+- ``runtime``: the anyio loop around it (signals, watchdog, operator control).
+Nothing here imports NautilusTrader: the node child does that itself.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING
-
-from supervisor.config import ConfigError, ServiceConfig, SupervisionSettings, load_config
-from supervisor.spec import ChildRef, ChildSpec, Escalation, Restart, Strategy, SupervisorSpec
+from supervisor.config import ConfigError, ServiceConfig, load_config, parse_config
+from supervisor.service import LiveConfig, Service, service_spec
+from supervisor.spec import ChildRef, ChildSpec, Restart, SupervisorSpec
 from supervisor.supervisor import Supervisor, backoff_delay
-
-if TYPE_CHECKING:
-    from supervisor.service import Service, service_spec
 
 __all__ = [
     "ChildRef",
     "ChildSpec",
     "ConfigError",
-    "Escalation",
+    "LiveConfig",
     "Restart",
     "Service",
     "ServiceConfig",
-    "Strategy",
-    "SupervisionSettings",
     "Supervisor",
     "SupervisorSpec",
     "backoff_delay",
     "load_config",
+    "parse_config",
     "service_spec",
 ]
-
-
-def __getattr__(name: str) -> object:
-    if name in ("Service", "service_spec"):
-        return getattr(importlib.import_module("supervisor.service"), name)
-    raise AttributeError(f"module 'supervisor' has no attribute {name!r}")

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import pykka
 
 from actors.base import AskablePeer, Directory
-from actors.messages import Ping, QueryBusy, WhereIs
+from protocol import Ping, QueryBusy, WhereIs
 
 
 def unresponsive(supervisor: Directory | None, roles: Iterable[str], timeout_s: float) -> list[str]:

@@ -20,7 +20,7 @@ import anyio
 import anyio.to_thread
 
 from actors.inbox import Inbox
-from actors.messages import (
+from protocol import (
     ConfigReloaded,
     ErrorRaised,
     Halt,

@@ -26,7 +26,8 @@ from actors.checkpointer import CheckpointerActor
 from actors.classifier import ClassifierActor
 from actors.gate import GateActor
 from actors.inbox import Inbox
-from actors.messages import (
+from actors.node_actor import TradingNodeActor
+from protocol import (
     Beat,
     CheckpointFailed,
     CheckpointSaved,
@@ -37,8 +38,7 @@ from actors.messages import (
     UpdateRisk,
     WhereIs,
 )
-from actors.node_actor import TradingNodeActor
-from storage import ControlChannel, GateRow, Retention, RunInfo, Store
+from storage import ControlChannel, GateRow, RunInfo, Store
 from storage.lock import InstanceLock, lock_path
 from storage.store import utc_now
 from supervisor.config import TELEGRAM_TOKEN_ENV, ConfigError, ServiceConfig, load_config
@@ -73,7 +73,7 @@ def service_spec(
     """The tree; ``since_run`` > 0 (a ``--fresh`` run) ignores earlier runs' checkpoints."""
     live = config if isinstance(config, LiveConfig) else LiveConfig(config)
     first = live.get()
-    db, sv = first.db_path, first.supervision
+    db, sv = first.db_path, first.settings.supervisor
     return SupervisorSpec(
         children=(
             ChildSpec(
@@ -90,7 +90,9 @@ def service_spec(
             ),
             ChildSpec(
                 "classifier",
-                lambda ctx: ClassifierActor.start(ctx, breakers=live.get().breakers),
+                lambda ctx: ClassifierActor.start(
+                    ctx, breakers=live.get().settings.breakers, risk=live.get().settings.risk
+                ),
                 Restart.PERMANENT,
             ),
             ChildSpec(
@@ -108,7 +110,7 @@ def service_spec(
                 lambda ctx: TradingNodeActor.start(
                     ctx,
                     replace(live.get().node, lock_path=lock_path(db, run.trader_id, node=True)),
-                    hang_timeout_s=live.get().node_hang_timeout_s,
+                    hang_timeout_s=live.get().settings.service.node_hang_timeout_s,
                 ),
                 Restart.PERMANENT,
                 shutdown_timeout_s=20.0,
@@ -130,19 +132,9 @@ def _checkpointer(
         ctx,
         config.db_path,
         run,
-        interval_s=config.checkpoint_interval_s,
-        heartbeat_interval_s=None,  # the runtime beats while every actor answers
-        retention=Retention(
-            config.keep_checkpoints,
-            config.keep_hourly_h,
-            config.keep_daily_d,
-            config.keep_alerts_d,
-            config.keep_commands_d,
-            config.keep_events_d,
-        ),
-        halt_after_intervals=config.halt_after_failed_intervals,
+        config.settings.service,
+        beats=False,  # the runtime beats, while every actor answers
         since_run=since_run,
-        sweep_interval_s=config.retention_sweep_s,
     )
 
 
@@ -259,30 +251,28 @@ class Service:
         except ConfigError as exc:
             result = ConfigReloaded(False, "rejected, old limits kept: " + "; ".join(exc.problems))
         else:
-            old_risk, old_breakers = self.config.node.risk, self.config.breakers
+            before = self.config.settings
+            after = fresh.settings
             ignored = [
                 name
-                for name, before, after in (
-                    ("instrument", self.config.node.instrument_id, fresh.node.instrument_id),
-                    ("mode", self.config.node.mode, fresh.node.mode),
-                    ("sizing", self.config.node.sizing, fresh.node.sizing),
-                    ("strategy", self.config.node.strategy, fresh.node.strategy),
-                    ("db_path", self.config.db_path, fresh.db_path),
-                )
-                if before != after
+                for name in after.model_fields
+                if name not in ("risk", "breakers")
+                and getattr(before, name) != getattr(after, name)
             ]
             # Restarts read it from here; the running actors are told.
             self.live.set(
                 replace(
                     self.config,
-                    node=replace(self.config.node, risk=fresh.node.risk),
-                    breakers=fresh.breakers,
+                    settings=before.model_copy(
+                        update={"risk": after.risk, "breakers": after.breakers}
+                    ),
                 )
             )
-            self.tell("node", UpdateRisk(fresh.node.risk))
-            self.tell("classifier", UpdateBreakers(fresh.breakers))
+            self.tell("node", UpdateRisk(after.risk))
+            self.tell("classifier", UpdateBreakers(after.breakers, after.risk))
             detail = (
-                f"risk {old_risk} -> {fresh.node.risk}; breakers {old_breakers} -> {fresh.breakers}"
+                f"risk {before.risk!r} -> {after.risk!r}; "
+                f"breakers {before.breakers!r} -> {after.breakers!r}"
             )
             if ignored:
                 detail += f"; changes to {', '.join(ignored)} need a restart and were not applied"

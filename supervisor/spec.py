@@ -14,22 +14,13 @@ from enum import StrEnum
 from typing import Literal, Protocol
 
 from actors.base import ChildContext
+from protocol import Escalation, RestartStrategy
 
 
 class Restart(StrEnum):
     PERMANENT = "permanent"  # always restarted
     TRANSIENT = "transient"  # restarted only after an abnormal exit
     TEMPORARY = "temporary"  # never restarted
-
-
-class Strategy(StrEnum):
-    ONE_FOR_ONE = "one_for_one"  # only the failed child is restarted
-    REST_FOR_ONE = "rest_for_one"  # the failed child and every child started after it
-
-
-class Escalation(StrEnum):
-    HALT_AND_STOP = "halt_and_stop"  # halt trading, alert, stop the whole tree
-    HALT_AND_CONTINUE = "halt_and_continue"  # halt, alert, leave the child down (degraded)
 
 
 class ChildRef(Protocol):
@@ -59,7 +50,7 @@ class ChildSpec:
 @dataclass(frozen=True, slots=True)
 class SupervisorSpec:
     children: tuple[ChildSpec, ...]
-    strategy: Strategy = Strategy.ONE_FOR_ONE
+    strategy: RestartStrategy = RestartStrategy.ONE_FOR_ONE
     max_restarts: int = 3
     period_s: float = 5.0
     backoff_initial_s: float = 0.0

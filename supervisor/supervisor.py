@@ -22,25 +22,27 @@ import pykka
 
 from actors.backoff import exponential_delay
 from actors.base import ChildContext
-from actors.messages import (
+from protocol import (
     Alert,
     BusyFor,
     ChildExited,
     ChildStarted,
     ErrorRaised,
     Escalated,
+    Escalation,
     Halt,
     Mailbox,
     Ping,
     Pong,
     QueryBusy,
     RestartChild,
+    RestartStrategy,
     Severity,
     Stop,
     SupervisorTerminated,
     WhereIs,
 )
-from supervisor.spec import ChildRef, ChildSpec, Escalation, Restart, Strategy, SupervisorSpec
+from supervisor.spec import ChildRef, ChildSpec, Restart, SupervisorSpec
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +204,7 @@ class Supervisor(pykka.ThreadingActor):
             self._escalate(exit_)
             return
         group = [exit_.role]
-        if self.spec.strategy is Strategy.REST_FOR_ONE:
+        if self.spec.strategy is RestartStrategy.REST_FOR_ONE:
             later = self._order[self._order.index(exit_.role) + 1 :]
             self._stop_children(list(reversed(later)))
             group += [r for r in later if self._specs[r].restart is not Restart.TEMPORARY]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from actors.base import ChildContext, SupervisedActor
 from actors.inbox import Inbox
-from actors.messages import (
+from protocol import (
     CheckpointLookup,
     GateQuery,
     GateState,
@@ -126,7 +126,7 @@ def settled(directory: object, *roles: str) -> None:
     the sender, because the recorder that would get the halt runs on its own thread."""
     import pykka
 
-    from actors.messages import Ping, WhereIs
+    from protocol import Ping, WhereIs
 
     assert isinstance(directory, pykka.ActorRef)
     for role in roles:

@@ -12,9 +12,17 @@ from actors.alerter import AlerterActor, PumpOutbox, fold
 from actors.checkpointer import CheckpointerActor
 from actors.classifier import ClassifierActor
 from actors.inbox import Inbox
-from actors.messages import Alert, ErrorRaised, Halt, Resume, Severity, WhereIs
 from actors.redact import install as install_redaction
-from actors.settings import TelegramSettings
+from protocol import (
+    Alert,
+    ErrorRaised,
+    Halt,
+    Resume,
+    ServiceSettings,
+    Severity,
+    TelegramSettings,
+    WhereIs,
+)
 from storage import OutboxRow, Store
 from supervisor import ChildSpec, Supervisor, SupervisorSpec
 from tests.fake_telegram import FakeTelegram
@@ -68,7 +76,9 @@ def tree(tmp_path, telegram):
             ChildSpec("node", lambda ctx: Recorder.start(ctx, inbox, snapshot())),
             ChildSpec(
                 "checkpointer",
-                lambda ctx: CheckpointerActor.start(ctx, db, run, interval_s=3600),
+                lambda ctx: CheckpointerActor.start(
+                    ctx, db, run, ServiceSettings(checkpoint_interval_s=3600)
+                ),
             ),
         )
     )

@@ -9,8 +9,9 @@ import pytest
 from actors.breakers import CircuitBreakers
 from actors.classifier import ClassifierActor, classify, retry_delay
 from actors.inbox import Inbox
-from actors.messages import (
+from protocol import (
     Alert,
+    BreakerSettings,
     CircuitBreakerTripped,
     DecisionKind,
     ErrorRaised,
@@ -19,21 +20,20 @@ from actors.messages import (
     OperationSucceeded,
     OrderFilled,
     OrderRejected,
+    RiskLimits,
     Severity,
     TradingState,
     TradingStateChanged,
     WhereIs,
 )
-from actors.settings import BreakerSettings
 from supervisor import ChildSpec, Supervisor, SupervisorSpec
 from tests.helpers import Recorded, recorder, settled
 
 D = Decimal
 DAY = 86_400 * 10**9
 T0 = 1_780_000_000 * 10**9
+RISK = RiskLimits(max_drawdown_pct=D(10), daily_loss_limit_pct=D(5))
 LIMITS = BreakerSettings(
-    max_drawdown_pct=D(10),
-    daily_loss_limit_pct=D(5),
     max_consecutive_rejects=3,
     max_errors=4,
     error_window_s=60,
@@ -50,7 +50,7 @@ def tree():
             recorder("checkpointer", inbox),
             ChildSpec(
                 "classifier",
-                lambda ctx: ClassifierActor.start(ctx, breakers=LIMITS, retry_budget=2),
+                lambda ctx: ClassifierActor.start(ctx, breakers=LIMITS, risk=RISK, retry_budget=2),
             ),
         )
     )
@@ -163,12 +163,12 @@ def test_drawdown_trips_and_a_resume_rebaselines(tree):
 
 
 def test_daily_loss_is_measured_from_the_start_of_each_utc_day():
-    breakers = CircuitBreakers(LIMITS)
+    breakers = CircuitBreakers(LIMITS, RISK)
     assert breakers.equity(D(100_000), T0) is None
     assert breakers.equity(D(96_000), T0 + 1) is None  # -4%
     trip = breakers.equity(D(94_900), T0 + 2)  # -5.1%
     assert trip is not None and trip.breaker == "daily_loss"
-    fresh = CircuitBreakers(LIMITS)
+    fresh = CircuitBreakers(LIMITS, RISK)
     fresh.equity(D(100_000), T0)
     fresh.equity(D(96_000), T0 + 1)
     next_day = (T0 // DAY + 1) * DAY

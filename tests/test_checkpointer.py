@@ -10,7 +10,7 @@ import pytest
 
 from actors.checkpointer import CheckpointerActor
 from actors.inbox import Inbox
-from actors.messages import (
+from protocol import (
     CheckpointFailed,
     CheckpointNow,
     CheckpointSaved,
@@ -18,12 +18,15 @@ from actors.messages import (
     NodeReport,
     NodeStarted,
     OrderFilled,
+    ServiceSettings,
     TakeSnapshot,
     WhereIs,
 )
 from storage import Store, read_status
 from supervisor import ChildSpec, Supervisor, SupervisorSpec
 from tests.helpers import Recorded, Recorder, recorder, snapshot
+
+QUIET = ServiceSettings(checkpoint_interval_s=3600, heartbeat_interval_s=3600)  # tests drive it
 
 
 @pytest.fixture
@@ -40,9 +43,7 @@ def setup(tmp_path):
             ChildSpec("node", lambda ctx: Recorder.start(ctx, inbox, snap)),
             ChildSpec(
                 "checkpointer",
-                lambda ctx: CheckpointerActor.start(
-                    ctx, db, run, interval_s=3600, heartbeat_interval_s=3600, busy_timeout_s=0.2
-                ),
+                lambda ctx: CheckpointerActor.start(ctx, db, run, QUIET, busy_timeout_s=0.2),
             ),
         )
     )
@@ -127,8 +128,7 @@ def forgetful(tmp_path):
                     ctx,
                     db,
                     run,
-                    interval_s=3600,
-                    heartbeat_interval_s=3600,
+                    QUIET,
                     snapshot_timeout_s=0.5,
                 ),
             ),

@@ -13,7 +13,7 @@ from actors.classifier import (
     classify,
 )
 from actors.inbox import Inbox
-from actors.messages import Alert, DecisionKind, ErrorRaised, Halt, Severity, WhereIs
+from protocol import Alert, DecisionKind, ErrorRaised, Halt, Severity, WhereIs
 from supervisor import ChildSpec, Supervisor, SupervisorSpec
 from tests.helpers import Recorded, recorder, settled
 

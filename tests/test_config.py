@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.settings import Mode, SizingMethod
+from protocol import Mode, SizingMethod
 from supervisor.config import ConfigError, load_config, parse_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,7 +22,7 @@ def test_bundled_example_is_the_offline_replay_default():
     assert config.node.replay.source == "synthetic"
     assert config.node.sizing.method is SizingMethod.FIXED_FRACTIONAL
     assert config.node.risk.risk_per_trade == Decimal("0.01")
-    assert config.checkpoint_interval_s == 60
+    assert config.settings.service.checkpoint_interval_s == 60
 
 
 def test_values_are_read_into_typed_settings():

@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from actors.inbox import Inbox
-from actors.messages import ConfigReloaded, ErrorRaised, OperationSucceeded
+from protocol import ConfigReloaded, ErrorRaised, OperationSucceeded
 from storage import ControlChannel, ControlRequest, StorageError
 from supervisor.runtime import ControlServer, StopOutcome
 

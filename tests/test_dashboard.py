@@ -21,11 +21,11 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from actors.messages import OrderView, PositionView, Snapshot, TradingState
+from protocol import OrderView, PositionView, Snapshot, TradingState
+from sessions.launcher import Launcher, LaunchError, session_state
+from sessions.presets import default_preset, validate_preset
 from storage import AppDatabase, Job, StatusReport, StorageError, Store
 from supervisor.config import ConfigError
-from supervisor.jobs import Launcher, LaunchError, session_state
-from supervisor.presets import default_preset, validate_preset
 from tests.filewatch import FileWrites
 from tests.service import ROOT, ServiceProcess, alive, node_pids, wait_for, write_config
 

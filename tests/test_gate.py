@@ -9,7 +9,7 @@ import pytest
 
 from actors.gate import GateActor, GateTick
 from actors.inbox import Inbox
-from actors.messages import (
+from protocol import (
     Alert,
     GateQuery,
     GateState,

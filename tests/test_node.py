@@ -10,23 +10,25 @@ import pytest
 
 from actors.gate import GateActor
 from actors.inbox import Inbox
-from actors.messages import (
+from actors.node_actor import TradingNodeActor
+from protocol import (
     ChildStarted,
     Halt,
+    NodeSettings,
     NodeStarted,
     OrderFilled,
     OrderRejected,
     OrdersCanceled,
+    ReplaySettings,
     Resume,
     Snapshot,
     SnapshotTaken,
+    StrategySettings,
     TakeSnapshot,
     TradingState,
     TradingStateChanged,
     WhereIs,
 )
-from actors.node_actor import TradingNodeActor
-from actors.settings import NodeSettings, ReplaySettings, StrategySettings
 from supervisor import ChildSpec, Supervisor, SupervisorSpec
 from tests.helpers import Recorded, recorder
 
@@ -86,7 +88,7 @@ def test_replay_and_sandbox_produce_a_fill_and_a_position(node_tree):
     snap = snapshot_of(sup)
     assert snap.positions, "a filled market order opens a position"
     assert snap.replay_cursor > 0
-    assert snap.balance != FAST.starting_balance  # commission was paid
+    assert snap.balance != FAST.account.starting_balance  # commission was paid
     assert snap.trading_state is TradingState.ACTIVE
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import threading
 
 from actors.inbox import Inbox
-from actors.messages import Alert, ChildExited, LastSnapshot
 from actors.node_actor import TradingNodeActor
-from actors.settings import NodeSettings, ReplaySettings
-from supervisor import ChildSpec, Escalation, Supervisor, SupervisorSpec
+from protocol import Alert, ChildExited, Escalation, LastSnapshot, NodeSettings, ReplaySettings
+from supervisor import ChildSpec, Supervisor, SupervisorSpec
 from tests.helpers import Recorded, Recorder, recorder
 
 FAST = NodeSettings(trader_id="MUTE-001", replay=ReplaySettings(speed=0.0, bars=4000))

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from actors.messages import Alert, OrderFilled, OrderView, PositionView, Severity
-from storage import SCHEMA_VERSION, Retention, SchemaError, StorageError, Store, read_status
+from protocol import Alert, OrderFilled, OrderView, PositionView, ServiceSettings, Severity
+from storage import SCHEMA_VERSION, SchemaError, StorageError, Store, read_status
 from tests.helpers import snapshot
 
 
@@ -17,6 +17,9 @@ def store(tmp_path):
     s = Store(tmp_path / "state" / "t.db")
     yield s
     s.close()
+
+
+TEN = ServiceSettings(keep_checkpoints=10, keep_hourly_h=0, keep_daily_d=0)
 
 
 def full_snapshot():
@@ -66,7 +69,7 @@ def test_wal_and_schema_version(store):
 def test_retention_keeps_only_the_last_n(store):
     run = store.open_run("TEST-001", "replay")
     for cursor in range(50):
-        store.write_checkpoint(run, snapshot(replay_cursor=cursor), retention=Retention(10, 0, 0))
+        store.write_checkpoint(run, snapshot(replay_cursor=cursor), retention=TEN)
     rows = list(store.db.query("SELECT replay_cursor FROM checkpoints ORDER BY id"))
     assert [r["replay_cursor"] for r in rows] == list(range(40, 50))
 
@@ -168,7 +171,7 @@ def test_a_sweep_keeps_what_is_owed_and_drops_what_the_policy_no_longer_keeps(st
     db.conn.commit()
     from datetime import UTC, datetime
 
-    swept = store.sweep("TEST-001", Retention(), now=datetime(2026, 11, 27, tzinfo=UTC))
+    swept = store.sweep("TEST-001", ServiceSettings(), now=datetime(2026, 11, 27, tzinfo=UTC))
     assert (swept.events, swept.alerts, swept.commands) == (1, 1, 1)
     left = [tuple(r) for r in db.execute("SELECT title, status, created_at FROM alert_outbox")]
     assert (("t", "pending", old) in left) and ("local", "local", recent) in left

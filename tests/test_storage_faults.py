@@ -18,16 +18,17 @@ import pytest
 from actors.checkpointer import CheckpointerActor
 from actors.classifier import ClassifierActor
 from actors.inbox import Inbox
-from actors.messages import (
+from protocol import (
     Alert,
     CheckpointFailed,
     CheckpointNow,
     CheckpointSaved,
     Halt,
+    ServiceSettings,
     Severity,
     WhereIs,
 )
-from storage import Retention, Store
+from storage import Store, retention_bound
 from supervisor import ChildSpec, Supervisor, SupervisorSpec
 from tests.helpers import Recorded, Recorder, recorder, snapshot
 
@@ -81,7 +82,12 @@ def test_a_full_disk_alerts_and_halts_at_once(tmp_path):
     Store(db).close()
     pages = sqlite3.connect(db).execute("PRAGMA page_count").fetchone()[0]
     inbox = Inbox()
-    sup = build_tree(db, inbox, interval_s=3600, db_pragmas=(f"max_page_count = {pages + 1}",))
+    sup = build_tree(
+        db,
+        inbox,
+        service=ServiceSettings(checkpoint_interval_s=3600),
+        db_pragmas=(f"max_page_count = {pages + 1}",),
+    )
     try:
         for _ in range(200):  # each checkpoint takes room until the page limit is hit
             failed = checkpoint(sup)
@@ -103,8 +109,7 @@ def test_a_held_write_lock_is_transient_until_it_lasts_then_halts(tmp_path):
         db,
         inbox,
         retry_budget=1000,  # here the checkpointer's own staleness rule is under test
-        interval_s=0.3,
-        halt_after_intervals=3,
+        service=ServiceSettings(checkpoint_interval_s=0.3, halt_after_failed_intervals=3),
         busy_timeout_s=0.05,
     )
     holder = sqlite3.connect(db, timeout=5)
@@ -139,7 +144,10 @@ def test_a_node_slow_to_start_is_not_a_storage_failure(tmp_path):
     """
     inbox = Inbox()
     sup = build_tree(
-        tmp_path / "slow.db", inbox, with_node=False, interval_s=0.1, halt_after_intervals=2
+        tmp_path / "slow.db",
+        inbox,
+        with_node=False,
+        service=ServiceSettings(checkpoint_interval_s=0.1, halt_after_failed_intervals=2),
     )
     try:
         # ten intervals of real time with no node at all: every checkpoint is refused
@@ -165,7 +173,7 @@ def _chattr(flag: str, *paths: Path) -> bool:
 def test_a_read_only_database_file_alerts_and_halts(tmp_path):
     db = tmp_path / "ro.db"
     inbox = Inbox()
-    sup = build_tree(db, inbox, interval_s=3600)
+    sup = build_tree(db, inbox, service=ServiceSettings(checkpoint_interval_s=3600))
     try:
         assert isinstance(checkpoint(sup), CheckpointSaved)
         files = [p for p in (db, db.with_name("ro.db-wal")) if p.exists()]
@@ -202,7 +210,9 @@ def test_a_corrupt_database_fails_the_checkpointer_start_and_alerts(tmp_path):
             recorder("node", inbox),
             ChildSpec(
                 "checkpointer",
-                lambda ctx: CheckpointerActor.start(ctx, db, store_run(), interval_s=3600),
+                lambda ctx: CheckpointerActor.start(
+                    ctx, db, store_run(), ServiceSettings(checkpoint_interval_s=3600)
+                ),
             ),
         ),
         max_restarts=5,
@@ -229,7 +239,7 @@ def store_run():
 def test_retention_stays_bounded_over_ten_thousand_checkpoints(tmp_path):
     store = Store(tmp_path / "retention.db")
     run = store.open_run("RET-001", "replay")
-    retention = Retention(keep_last=100, hourly_for_h=48, daily_for_d=30)
+    retention = ServiceSettings(keep_checkpoints=100, keep_hourly_h=48, keep_daily_d=30)
     start = datetime(2026, 1, 1, tzinfo=UTC)
     step = timedelta(minutes=1)  # 10k checkpoints: about a week of one a minute
     for i in range(10_000):
@@ -238,7 +248,7 @@ def test_retention_stays_bounded_over_ten_thousand_checkpoints(tmp_path):
         store.write_checkpoint(run, snapshot(taken_at_ns=ns, replay_cursor=i), retention=retention)
     rows = list(store.db.query("SELECT replay_cursor, taken_at FROM checkpoints ORDER BY id"))
     store.close()
-    assert len(rows) <= retention.bound
+    assert len(rows) <= retention_bound(retention)
     cursors = [r["replay_cursor"] for r in rows]
     assert cursors[-100:] == list(range(9_900, 10_000)), "the last N are all kept"
     hours = {r["taken_at"][:13] for r in rows}

@@ -12,15 +12,17 @@ import pytest
 
 from actors.base import ChildContext, SupervisedActor
 from actors.inbox import Inbox
-from actors.messages import (
+from protocol import (
     Alert,
     ChildExited,
     ChildStarted,
     Escalated,
+    Escalation,
     Halt,
     Ping,
     Pong,
     RestartChild,
+    RestartStrategy,
     Severity,
     Stop,
     SupervisorTerminated,
@@ -28,9 +30,7 @@ from actors.messages import (
 )
 from supervisor import (
     ChildSpec,
-    Escalation,
     Restart,
-    Strategy,
     Supervisor,
     SupervisorSpec,
     backoff_delay,
@@ -80,7 +80,7 @@ def trees() -> Iterator[list[Tree]]:
         tree.stop()
 
 
-def three_workers(inbox: Inbox, strategy: Strategy, **kw: object) -> SupervisorSpec:
+def three_workers(inbox: Inbox, strategy: RestartStrategy, **kw: object) -> SupervisorSpec:
     return SupervisorSpec(
         children=(worker("a", inbox), worker("b", inbox), worker("c", inbox)),
         strategy=strategy,
@@ -89,7 +89,7 @@ def three_workers(inbox: Inbox, strategy: Strategy, **kw: object) -> SupervisorS
 
 
 def test_one_for_one_restarts_only_the_failed_child(inbox, trees):
-    tree = Tree(three_workers(inbox, Strategy.ONE_FOR_ONE))
+    tree = Tree(three_workers(inbox, RestartStrategy.ONE_FOR_ONE))
     trees.append(tree)
     before = tree.urns()
 
@@ -104,7 +104,7 @@ def test_one_for_one_restarts_only_the_failed_child(inbox, trees):
 
 
 def test_rest_for_one_restarts_the_failed_child_and_those_started_after_it(inbox, trees):
-    tree = Tree(three_workers(inbox, Strategy.REST_FOR_ONE))
+    tree = Tree(three_workers(inbox, RestartStrategy.REST_FOR_ONE))
     trees.append(tree)
     before = tree.urns()
 
@@ -119,7 +119,7 @@ def test_rest_for_one_restarts_the_failed_child_and_those_started_after_it(inbox
 
 
 def test_rest_for_one_on_the_last_child_restarts_only_it(inbox, trees):
-    tree = Tree(three_workers(inbox, Strategy.REST_FOR_ONE))
+    tree = Tree(three_workers(inbox, RestartStrategy.REST_FOR_ONE))
     trees.append(tree)
     before = tree.urns()
     tree.ref_of("c").tell(Crash())

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from actors.inbox import Inbox
-from actors.messages import BusyFor, ConfigReloaded, SupervisorTerminated, WhereIs
+from protocol import BusyFor, ConfigReloaded, SupervisorTerminated, WhereIs
 from storage import Command, CommandStatus, ControlChannel
 from supervisor import Supervisor, SupervisorSpec
 from supervisor.health import unresponsive

@@ -7,15 +7,17 @@ import threading
 from dataclasses import replace
 from decimal import Decimal as D
 
-from actors.messages import (
+from protocol import (
     EncodedSnapshotReply,
     OrderView,
     Pong,
     PositionView,
     Snapshot,
     TradingState,
+    decode_snapshot,
+    encode_order,
+    encode_snapshot,
 )
-from actors.wire import decode_snapshot, encode_order, encode_snapshot
 from tests.helpers import snapshot
 
 
@@ -47,7 +49,7 @@ def test_snapshot_round_trips_with_pre_encoded_orders() -> None:
 
 
 def test_large_messages_keep_their_order_on_the_node_pipe() -> None:
-    from actors.node.host import _Pipe
+    from node.host import _Pipe
 
     parent, child = multiprocessing.Pipe(duplex=True)
     pipe = _Pipe(child)
@@ -67,7 +69,7 @@ def test_large_messages_keep_their_order_on_the_node_pipe() -> None:
 def test_sending_to_a_parent_that_does_not_read_never_blocks_the_loop() -> None:
     """Issue 13, defect 10: small messages used to be written inline on the node's loop,
     which blocks once the OS pipe buffer is full and the parent is slow to read."""
-    from actors.node.host import _Pipe
+    from node.host import _Pipe
 
     parent, child = multiprocessing.Pipe(duplex=True)
     pipe = _Pipe(child)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from actors.messages import Snapshot
+from protocol import Snapshot
 
 
 def compare_with_checkpoint(checkpoint: Snapshot, venue: Snapshot) -> list[str]:

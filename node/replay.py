@@ -4,14 +4,15 @@ It is a real ``LiveMarketDataClient``: bars enter through ``_handle_data`` exact
 exchange data would, so the DataEngine, the strategy and the sandbox execution
 client's matching engine all see the same stream. Each bar is stamped with the live
 clock; its position in the series (the cursor) is what a checkpoint records.
+
+The host builds it itself, from the replay settings, and registers it with the data
+engine: no factory and no registry stand between it and the bridge that reads it.
 """
 
 from __future__ import annotations
 
 import asyncio
 from decimal import Decimal
-from pathlib import Path
-from typing import ClassVar
 
 from nautilus_trader.cache.cache import Cache
 from nautilus_trader.common.component import LiveClock, MessageBus
@@ -19,15 +20,14 @@ from nautilus_trader.common.providers import InstrumentProvider
 from nautilus_trader.config import LiveDataClientConfig
 from nautilus_trader.data.messages import SubscribeBars, UnsubscribeBars
 from nautilus_trader.live.data_client import LiveMarketDataClient
-from nautilus_trader.live.factories import LiveDataClientFactory
 from nautilus_trader.model.data import Bar, BarType, TradeTick
 from nautilus_trader.model.enums import AggressorSide
 from nautilus_trader.model.identifiers import ClientId, InstrumentId, TradeId, Venue
 from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.test_kit.providers import TestInstrumentProvider
 
-from actors.node.bars import BarSeries, Ohlcv, load
-from actors.settings import ReplaySettings
+from node.bars import BarSeries, Ohlcv, load
+from protocol import ReplaySettings
 
 REPLAY_CLIENT = "REPLAY"
 
@@ -45,51 +45,6 @@ def bar_type_for(instrument_id: str, bar_minutes: int) -> BarType:
     return BarType.from_str(f"{instrument_id}-{bar_minutes}-MINUTE-LAST-EXTERNAL")
 
 
-class ReplayDataClientConfig(LiveDataClientConfig, frozen=True, kw_only=True):
-    instrument_id: str
-    source: str = "synthetic"
-    path: str | None = None
-    seed: int = 7
-    bars: int = 50_000
-    bar_minutes: int = 1
-    speed: float = 240.0
-    start_price: str = "60000"
-    volatility: str = "0.002"
-    start_cursor: int = 0
-    hold: bool = False  # wait for release() before the first bar (restore first)
-
-    @classmethod
-    def from_settings(
-        cls, instrument_id: str, replay: ReplaySettings, start_cursor: int
-    ) -> ReplayDataClientConfig:
-        """Held until the host releases it, so a restore happens before the first bar."""
-        return cls(
-            instrument_id=instrument_id,
-            source=replay.source,
-            path=str(replay.path) if replay.path else None,
-            seed=replay.seed,
-            bars=replay.bars,
-            bar_minutes=replay.bar_minutes,
-            speed=replay.speed,
-            start_price=str(replay.start_price),
-            volatility=str(replay.volatility),
-            start_cursor=start_cursor,
-            hold=True,
-        )
-
-    def replay_settings(self) -> ReplaySettings:
-        return ReplaySettings(
-            source=self.source,
-            path=Path(self.path) if self.path else None,
-            seed=self.seed,
-            bars=self.bars,
-            bar_minutes=self.bar_minutes,
-            speed=self.speed,
-            start_price=Decimal(self.start_price),
-            volatility=Decimal(self.volatility),
-        )
-
-
 class ReplayDataClient(LiveMarketDataClient):
     """Plays ``bars`` from ``cursor`` on; the cursor is the index of the next bar."""
 
@@ -99,9 +54,12 @@ class ReplayDataClient(LiveMarketDataClient):
         msgbus: MessageBus,
         cache: Cache,
         clock: LiveClock,
-        config: ReplayDataClientConfig,
+        instrument_id: str,
+        replay: ReplaySettings,
+        start_cursor: int = 0,
+        hold: bool = True,
     ) -> None:
-        instrument = make_instrument(config.instrument_id)
+        instrument = make_instrument(instrument_id)
         super().__init__(
             loop=loop,
             client_id=ClientId(REPLAY_CLIENT),
@@ -110,21 +68,21 @@ class ReplayDataClient(LiveMarketDataClient):
             cache=cache,
             clock=clock,
             instrument_provider=InstrumentProvider(),
-            config=config,
+            config=LiveDataClientConfig(),
         )
         # The sandbox exec client reads the venue's instruments from the cache at
         # connect, which happens before any data client connects.
         cache.add_instrument(instrument)
         self._instrument = instrument
-        self._replay = config.replay_settings()
-        self._series: BarSeries = load(self._replay, instrument.price_precision)
-        self.cursor = min(config.start_cursor, len(self._series))
+        self._replay = replay
+        self._series: BarSeries = load(replay, instrument.price_precision)
+        self.cursor = min(start_cursor, len(self._series))
         self.finished = self.cursor >= len(self._series)
         self._task: asyncio.Task[None] | None = None
         self._released = asyncio.Event()
-        if not config.hold:
+        if not hold:  # else held until the host releases it: a restore comes first
             self._released.set()
-        self._bar_type = bar_type_for(config.instrument_id, config.bar_minutes)
+        self._bar_type = bar_type_for(instrument_id, replay.bar_minutes)
 
     def release(self) -> None:
         self._released.set()
@@ -205,25 +163,6 @@ def _path(row: Ohlcv) -> tuple[Decimal, Decimal, Decimal, Decimal]:
     if row.close >= row.open:
         return (row.open, row.low, row.high, row.close)
     return (row.open, row.high, row.low, row.close)
-
-
-class ReplayDataClientFactory(LiveDataClientFactory):
-    """Builds the replay client and remembers it so the bridge can read its cursor."""
-
-    created: ClassVar[dict[str, ReplayDataClient]] = {}
-
-    @staticmethod
-    def create(  # type: ignore[override]
-        loop: asyncio.AbstractEventLoop,
-        name: str,
-        config: ReplayDataClientConfig,
-        msgbus: MessageBus,
-        cache: Cache,
-        clock: LiveClock,
-    ) -> ReplayDataClient:
-        client = ReplayDataClient(loop, msgbus, cache, clock, config)
-        ReplayDataClientFactory.created[name] = client
-        return client
 
 
 def parse_instrument_id(value: str) -> InstrumentId:

@@ -10,6 +10,7 @@ preset: a session reads them from its own environment.
 
 from __future__ import annotations
 
+import enum
 import json
 import re
 import tomllib
@@ -17,90 +18,125 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from enum import StrEnum
 from pathlib import Path
 
-from actors.settings import (
-    SUPPORTED_INSTRUMENTS,
-    BreakerSettings,
-    Mode,
-    RiskLimits,
-    SizingMethod,
-    SizingSettings,
-    StrategySettings,
-)
+from pydantic import BaseModel
+
+from protocol import Config
 from storage import PresetBody, PresetValue
 from supervisor.config import (
-    SCHEMA,
     ConfigError,
     ServiceConfig,
     TomlValue,
     build_config,
+    choices_of,
     default_config_text,
 )
 
 PRESET_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,23}$")
 PLACEHOLDER_TRADER = "PRESET-CHECK"
 
+# Which settings an operator varies between sessions. Everything about each field -
+# type, default, bounds, choices, description - comes from its declaration in
+# ``protocol.settings``; only the choice of fields is made here.
+PRESET_PATHS: tuple[str, ...] = (
+    "service.mode",
+    "service.checkpoint_interval_s",
+    "service.heartbeat_interval_s",
+    "instrument.id",
+    "account.starting_balance",
+    "account.currency",
+    "account.leverage",
+    "replay.seed",
+    "replay.bars",
+    "replay.bar_minutes",
+    "replay.speed",
+    "strategy.name",
+    "strategy.fast_period",
+    "strategy.slow_period",
+    "strategy.ladder_orders",
+    "strategy.ladder_step_pct",
+    "sizing.method",
+    "sizing.stop_loss_pct",
+    "sizing.win_rate",
+    "sizing.payoff_ratio",
+    "sizing.kelly_fraction",
+    "sizing.atr_period",
+    "sizing.atr_multiplier",
+    "risk.risk_per_trade",
+    "risk.max_leverage",
+    "risk.max_drawdown_pct",
+    "risk.daily_loss_limit_pct",
+    "breakers.max_consecutive_rejects",
+    "breakers.max_errors",
+    "breakers.error_window_s",
+)
+
 
 @dataclass(frozen=True, slots=True)
 class PresetField:
-    """One editable field; ``kind`` says how the page's text turns into a TOML value."""
+    """One editable field, as the page draws it; ``kind`` says how its text becomes a
+    TOML value. Built from the field's declaration (``preset_field``)."""
 
     section: str
     key: str
-    label: str
+    help: str  # the field's description
     kind: str  # "choice" | "int" | "decimal" | "float" | "text"
     choices: tuple[str, ...] = ()
+    default: PresetValue | None = None
+
+    @property
+    def label(self) -> str:
+        """The field's name as the config file spells it: what an operator types."""
+        return self.key
 
     @property
     def path(self) -> str:
         return f"{self.section}.{self.key}"
 
 
-def _f(section: str, key: str, label: str, kind: str, choices: tuple[str, ...] = ()) -> PresetField:
-    return PresetField(section, key, label, kind, choices)
+def _section(name: str) -> type[BaseModel]:
+    annotation = Config.model_fields[name].annotation
+    assert isinstance(annotation, type) and issubclass(annotation, BaseModel)
+    return annotation
 
 
-PRESET_FIELDS: tuple[PresetField, ...] = (
-    _f("service", "mode", "Mode", "choice", tuple(m.value for m in Mode)),
-    _f("service", "checkpoint_interval_s", "Checkpoint every (s)", "float"),
-    _f("service", "heartbeat_interval_s", "Heartbeat every (s)", "float"),
-    _f("instrument", "id", "Instrument", "choice", SUPPORTED_INSTRUMENTS),
-    _f("account", "starting_balance", "Starting balance", "decimal"),
-    _f("account", "currency", "Currency", "text"),
-    _f("account", "leverage", "Account leverage", "decimal"),
-    _f("replay", "seed", "Replay seed", "int"),
-    _f("replay", "bars", "Replay bars", "int"),
-    _f("replay", "bar_minutes", "Bar minutes", "int"),
-    _f("replay", "speed", "Replay speed (x real time, 0 = max)", "float"),
-    _f("strategy", "name", "Strategy", "choice", ("ema_cross",)),
-    _f("strategy", "fast_period", "Fast EMA period", "int"),
-    _f("strategy", "slow_period", "Slow EMA period", "int"),
-    _f("strategy", "ladder_orders", "Ladder orders", "int"),
-    _f("strategy", "ladder_step_pct", "Ladder step (fraction)", "decimal"),
-    _f("sizing", "method", "Sizing method", "choice", tuple(m.value for m in SizingMethod)),
-    _f("sizing", "stop_loss_pct", "Stop loss (fraction)", "decimal"),
-    _f("sizing", "win_rate", "Kelly win rate", "decimal"),
-    _f("sizing", "payoff_ratio", "Kelly payoff ratio", "decimal"),
-    _f("sizing", "kelly_fraction", "Kelly fraction", "decimal"),
-    _f("sizing", "atr_period", "ATR period", "int"),
-    _f("sizing", "atr_multiplier", "ATR multiplier", "decimal"),
-    _f("risk", "risk_per_trade", "Risk per trade (fraction)", "decimal"),
-    _f("risk", "max_leverage", "Max leverage", "decimal"),
-    _f("risk", "max_drawdown_pct", "Max drawdown (%)", "decimal"),
-    _f("risk", "daily_loss_limit_pct", "Daily loss limit (%)", "decimal"),
-    _f("breakers", "max_consecutive_rejects", "Halt after consecutive rejects", "int"),
-    _f("breakers", "max_errors", "Halt after errors in window", "int"),
-    _f("breakers", "error_window_s", "Error window (s)", "float"),
-)
+def preset_field(path: str) -> PresetField:
+    section, key = path.split(".")
+    declared = _section(section).model_fields[key]
+    annotation: object = declared.annotation
+    choices = choices_of(annotation)
+    kind = (
+        "choice"
+        if choices
+        else "int"
+        if annotation is int
+        else "decimal"
+        if annotation is Decimal
+        else "float"
+        if annotation is float
+        else "text"
+    )
+    return PresetField(
+        section,
+        key,
+        declared.description or "",
+        kind,
+        choices,
+        _toml_default(declared.default),
+    )
+
+
+def _toml_default(value: object) -> PresetValue | None:
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    if isinstance(value, Decimal):
+        return str(value)  # TOML has no decimal: the loader parses the string exactly
+    return value if isinstance(value, str | int | float | bool) else None
+
+
+PRESET_FIELDS: tuple[PresetField, ...] = tuple(preset_field(path) for path in PRESET_PATHS)
 FIELDS_BY_PATH = {f.path: f for f in PRESET_FIELDS}
-_SETTINGS_DEFAULTS: dict[str, object] = {
-    "sizing": SizingSettings(),
-    "strategy": StrategySettings(),
-    "risk": RiskLimits(),
-    "breakers": BreakerSettings(),
-}
 
 
 def from_text(field: PresetField, text: str) -> PresetValue:
@@ -122,27 +158,17 @@ def from_text(field: PresetField, text: str) -> PresetValue:
 
 def default_preset() -> PresetBody:
     """The bundled example's values for every preset field; a field the example leaves
-    out (the kelly and atr parameters) gets its settings class's default."""
+    out (the kelly and atr parameters) gets its declared default."""
     data = tomllib.loads(default_config_text())
     body: PresetBody = {}
     for f in PRESET_FIELDS:
         section = data.get(f.section, {})
         value = section.get(f.key) if isinstance(section, dict) else None
         if not isinstance(value, str | int | float | bool):
-            value = _settings_default(f)
+            value = f.default
         if value is not None:
             body.setdefault(f.section, {})[f.key] = value
     return body
-
-
-def _settings_default(f: PresetField) -> PresetValue | None:
-    settings = _SETTINGS_DEFAULTS.get(f.section)
-    value: object = getattr(settings, f.key, None)
-    if isinstance(value, StrEnum):
-        return value.value
-    if isinstance(value, Decimal):
-        return str(value)  # TOML has no decimal: the loader parses the string exactly
-    return value if isinstance(value, str | int | float | bool) else None
 
 
 def _compose(body: PresetBody, service: Mapping[str, TomlValue]) -> dict[str, TomlValue]:
@@ -167,7 +193,7 @@ def validate_preset(name: str, body: PresetBody, env: Mapping[str, str]) -> Serv
             path = f"{section}.{key}"
             if path in FIELDS_BY_PATH:
                 continue
-            if section in SCHEMA and key in SCHEMA[section]:
+            if section in Config.model_fields and key in _section(section).model_fields:
                 problems.append(f"{path}: set per session or per service, not in a preset")
             else:
                 problems.append(f"{path}: unknown preset field")

@@ -13,7 +13,7 @@ from dataclasses import fields
 
 import msgspec
 
-from actors.messages import OrderView, Snapshot
+from protocol.state import OrderView, Snapshot
 
 _encoder = msgspec.msgpack.Encoder(decimal_format="string")
 _decoder = msgspec.msgpack.Decoder(Snapshot)

@@ -3,7 +3,7 @@
 On every cross it cancels what it still has working and turns the position to the new
 side with one market order (the size of the new position plus whatever is still open
 the other way), sized by
-``actors.node.sizing`` from the account's equity and capped by ``max_leverage``.
+``node.sizing`` from the account's equity and capped by ``max_leverage``.
 With ``ladder_orders`` > 0 it also rests that many limit orders to add to the new
 position at ``ladder_step_pct`` steps away, cancelling the previous ladder first.
 """
@@ -20,28 +20,18 @@ from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.trading.strategy import Strategy
 
-from actors.node.sizing import position_size
-from actors.settings import RiskLimits, SizingMethod, SizingSettings, StrategySettings
+from node.sizing import position_size
+from protocol import RiskLimits, SizingSettings, StrategySettings
 
 
 class EmaCrossConfig(StrategyConfig, frozen=True, kw_only=True):
+    """The instrument and bar type, and the service's settings objects as they are."""
+
     instrument_id: str
     bar_type: str
-    fast_period: int = 10
-    slow_period: int = 30
-    ladder_orders: int = 0
-    ladder_step_pct: Decimal = Decimal("0.01")
-    sizing_method: str = "fixed_fractional"
-    stop_loss_pct: Decimal = Decimal("0.02")
-    win_rate: Decimal = Decimal("0.55")
-    payoff_ratio: Decimal = Decimal("1.5")
-    kelly_fraction: Decimal = Decimal("0.5")
-    atr_period: int = 14
-    atr_multiplier: Decimal = Decimal("2")
-    risk_per_trade: Decimal = Decimal("0.01")
-    max_leverage: Decimal = Decimal("3")
-    max_drawdown_pct: Decimal = Decimal("20")
-    daily_loss_limit_pct: Decimal = Decimal("5")
+    strategy: StrategySettings = StrategySettings()
+    sizing: SizingSettings = SizingSettings()
+    risk: RiskLimits = RiskLimits()
 
     @classmethod
     def build(
@@ -59,40 +49,9 @@ class EmaCrossConfig(StrategyConfig, frozen=True, kw_only=True):
             else None,
             instrument_id=instrument_id,
             bar_type=bar_type,
-            fast_period=strategy.fast_period,
-            slow_period=strategy.slow_period,
-            ladder_orders=strategy.ladder_orders,
-            ladder_step_pct=strategy.ladder_step_pct,
-            sizing_method=sizing.method.value,
-            stop_loss_pct=sizing.stop_loss_pct,
-            win_rate=sizing.win_rate,
-            payoff_ratio=sizing.payoff_ratio,
-            kelly_fraction=sizing.kelly_fraction,
-            atr_period=sizing.atr_period,
-            atr_multiplier=sizing.atr_multiplier,
-            risk_per_trade=risk.risk_per_trade,
-            max_leverage=risk.max_leverage,
-            max_drawdown_pct=risk.max_drawdown_pct,
-            daily_loss_limit_pct=risk.daily_loss_limit_pct,
-        )
-
-    def sizing(self) -> SizingSettings:
-        return SizingSettings(
-            method=SizingMethod(self.sizing_method),
-            stop_loss_pct=self.stop_loss_pct,
-            win_rate=self.win_rate,
-            payoff_ratio=self.payoff_ratio,
-            kelly_fraction=self.kelly_fraction,
-            atr_period=self.atr_period,
-            atr_multiplier=self.atr_multiplier,
-        )
-
-    def risk(self) -> RiskLimits:
-        return RiskLimits(
-            risk_per_trade=self.risk_per_trade,
-            max_leverage=self.max_leverage,
-            max_drawdown_pct=self.max_drawdown_pct,
-            daily_loss_limit_pct=self.daily_loss_limit_pct,
+            strategy=strategy,
+            sizing=sizing,
+            risk=risk,
         )
 
 
@@ -101,12 +60,12 @@ class EmaCross(Strategy):
         super().__init__(config)
         self._instrument_id = InstrumentId.from_str(config.instrument_id)
         self._bar_type = BarType.from_str(config.bar_type)
-        self._fast = ExponentialMovingAverage(config.fast_period)
-        self._slow = ExponentialMovingAverage(config.slow_period)
-        self._atr = AverageTrueRange(config.atr_period)
+        self._fast = ExponentialMovingAverage(config.strategy.fast_period)
+        self._slow = ExponentialMovingAverage(config.strategy.slow_period)
+        self._atr = AverageTrueRange(config.sizing.atr_period)
         self.cfg = config
-        self._sizing = config.sizing()
-        self._risk = config.risk()
+        self._sizing = config.sizing
+        self._risk = config.risk
         self._signal = 0
         self._instrument: Instrument | None = None
         self.bars_seen = 0
@@ -182,7 +141,7 @@ class EmaCross(Strategy):
 
     def _ladder(self, side: OrderSide, price: Decimal, target: Decimal) -> None:
         instrument = self._instrument
-        n = self.cfg.ladder_orders
+        n = self.cfg.strategy.ladder_orders
         if instrument is None or n <= 0:
             return
         qty = instrument.make_qty(target / n)
@@ -190,5 +149,5 @@ class EmaCross(Strategy):
             return
         sign = -1 if side == OrderSide.BUY else 1
         for k in range(1, n + 1):
-            px = instrument.make_price(price * (1 + sign * k * self.cfg.ladder_step_pct))
+            px = instrument.make_price(price * (1 + sign * k * self.cfg.strategy.ladder_step_pct))
             self.submit_order(self.order_factory.limit(self._instrument_id, side, qty, px))

@@ -1,6 +1,7 @@
 """Which Nautilus data and execution clients a mode runs with.
 
-- replay: the replay data client and the sandbox execution client (no network);
+- replay: the replay data client (built by the host) and the sandbox execution client
+  (no network);
 - binance-sandbox: Binance market data, fills from the sandbox execution client;
 - binance-testnet: Binance data and execution on the testnet (USDT-M futures), with
   Nautilus reconciliation bringing orders and positions back from the venue.
@@ -25,8 +26,7 @@ from nautilus_trader.config import InstrumentProviderConfig
 from nautilus_trader.live.node import TradingNode
 from nautilus_trader.model.identifiers import InstrumentId
 
-from actors.node.replay import REPLAY_CLIENT, ReplayDataClientConfig, ReplayDataClientFactory
-from actors.settings import Mode, NodeSettings
+from protocol import Mode, NodeSettings
 
 BINANCE = "BINANCE"
 
@@ -38,9 +38,9 @@ class Clients:
     reconciliation: bool
 
     def register(self, node: TradingNode, mode: Mode) -> None:
-        if mode is Mode.REPLAY:
-            node.add_data_client_factory(REPLAY_CLIENT, ReplayDataClientFactory)
-        else:
+        """The factories Nautilus builds clients from (the replay client the host builds
+        itself: ``node.replay``)."""
+        if mode is not Mode.REPLAY:
             node.add_data_client_factory(BINANCE, BinanceLiveDataClientFactory)
         if mode is Mode.BINANCE_TESTNET:
             node.add_exec_client_factory(BINANCE, BinanceLiveExecClientFactory)
@@ -50,18 +50,16 @@ class Clients:
 
 def clients_for(settings: NodeSettings) -> Clients:
     venue = settings.instrument_id.rsplit(".", 1)[1]
+    account = settings.account
     sandbox = SandboxExecutionClientConfig(
         venue=venue,
-        starting_balances=[f"{settings.starting_balance} {settings.currency}"],
+        starting_balances=[f"{account.starting_balance} {account.currency}"],
         oms_type="NETTING",
         account_type="MARGIN",
-        default_leverage=settings.leverage,
+        default_leverage=account.leverage,
     )
     if settings.mode is Mode.REPLAY:
-        data = ReplayDataClientConfig.from_settings(
-            settings.instrument_id, settings.replay, settings.start_cursor
-        )
-        return Clients({REPLAY_CLIENT: data}, {venue: sandbox}, reconciliation=False)
+        return Clients({}, {venue: sandbox}, reconciliation=False)
 
     binance = settings.binance
     environment = (

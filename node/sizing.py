@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from actors.settings import RiskLimits, SizingMethod, SizingSettings
+from protocol import RiskLimits, SizingMethod, SizingSettings
 
 ZERO = Decimal(0)
 

@@ -55,8 +55,10 @@ from nautilus_trader.model.orders import Order
 from nautilus_trader.model.position import Position
 from nautilus_trader.risk.engine import RiskEngine
 
-from actors.breakers import EquityMarks
-from actors.messages import (
+from node.marks import EquityMarks
+from node.replay import ReplayDataClient
+from node.strategy import EmaCross
+from protocol import (
     EncodedSnapshotReply,
     ErrorRaised,
     Halt,
@@ -77,10 +79,9 @@ from actors.messages import (
     TradingState,
     TradingStateChanged,
     UpdateRisk,
+    encode_order,
+    encode_snapshot,
 )
-from actors.node.replay import ReplayDataClient
-from actors.node.strategy import EmaCross
-from actors.wire import encode_order, encode_snapshot
 
 REPORT_EVERY = timedelta(seconds=1)
 MIN_GAPS = 3  # bars seen before their own pace is trusted over the nominal one
@@ -414,7 +415,7 @@ class Bridge(Actor):
         return replace(self._snapshot_without_orders(), open_orders=tuple(v for v, _ in orders))
 
     def encoded_snapshot(self) -> bytes:
-        """The snapshot as ``actors.wire`` bytes: the open orders' encodings are reused."""
+        """The snapshot as ``protocol.wire`` bytes: the open orders' encodings are reused."""
         raws = [raw for _, raw in self._open_orders()]
         return encode_snapshot(self._snapshot_without_orders(), raws)
 

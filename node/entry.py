@@ -11,8 +11,7 @@ import os
 import time
 from multiprocessing.connection import Connection
 
-from actors.messages import NodeCommand, NodeEvent
-from actors.settings import NodeSettings
+from protocol import NodeCommand, NodeEvent, NodeSettings
 
 
 def run(
@@ -22,7 +21,7 @@ def run(
 ) -> None:
     started_at = time.monotonic()
     redirect_output(log_conn)
-    from actors.node.host import run_node
+    from node.host import run_node
 
     run_node(conn, settings, started_at)
 
@@ -32,7 +31,7 @@ def redirect_output(log_conn: Connection[bytes, bytes] | None) -> None:
     if log_conn is not None:
         # Everything the node prints - NautilusTrader's log lines from its Rust loggers
         # (ERROR on fd 2, WARN and below on fd 1), Python tracebacks - goes to the
-        # parent, which echoes and classifies it (``actors.node.logscan``). Done before
+        # parent, which echoes and classifies it (``node.logscan``). Done before
         # Nautilus is imported: its loggers keep the descriptors they find.
         os.dup2(log_conn.fileno(), 1)
         os.dup2(log_conn.fileno(), 2)

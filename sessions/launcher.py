@@ -19,9 +19,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TypedDict
 
+from sessions.presets import session_config_text, validate_preset
 from storage import AppDatabase, Job, PositionRow, StatusReport, StorageError
 from supervisor.config import ConfigError
-from supervisor.presets import session_config_text, validate_preset
 
 RUN_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "run_supervisor.py"
 LIVE_STATES = ("running", "halted", "starting", "unresponsive")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from actors.settings import ReplaySettings
+from protocol import ReplaySettings
 
 COLUMNS = ("open", "high", "low", "close", "volume")
 

@@ -34,22 +34,23 @@ from nautilus_trader.config import (
 from nautilus_trader.core import nautilus_pyo3
 from nautilus_trader.live.node import TradingNode
 
-from actors.messages import (
+from node.bridge import Bridge
+from node.reconcile import compare_with_checkpoint
+from node.replay import ReplayDataClient, bar_type_for, make_instrument
+from node.strategy import EmaCross, EmaCrossConfig
+from node.venues import Clients, clients_for
+from protocol import (
     ErrorRaised,
     Halt,
+    Mode,
     NodeCommand,
     NodeEvent,
+    NodeSettings,
     NodeStarted,
     NodeStopped,
     ReconciliationDiff,
     Snapshot,
 )
-from actors.node.bridge import Bridge
-from actors.node.reconcile import compare_with_checkpoint
-from actors.node.replay import REPLAY_CLIENT, ReplayDataClientFactory, bar_type_for, make_instrument
-from actors.node.strategy import EmaCross, EmaCrossConfig
-from actors.node.venues import Clients, clients_for
-from actors.settings import Mode, NodeSettings
 from storage.lock import InstanceLock
 
 STARTUP_POLL_S = 0.02
@@ -238,7 +239,7 @@ def _report_failures(node: TradingNode, loop: asyncio.AbstractEventLoop, pipe: _
     """Failures Nautilus announces but tells nobody in particular go to the classifier:
     an engine shutting the node down after an exception (with its reason), a component
     that degraded or faulted, an exception no task or callback of the loop handled.
-    (What it only logs comes through stderr: ``actors.node.logscan``.)"""
+    (What it only logs comes through stderr: ``node.logscan``.)"""
 
     def on_shutdown(command: object) -> None:
         component = str(getattr(command, "component_id", "node"))
@@ -302,7 +303,8 @@ async def _serve_on(
 
     network_logs = _log_network_clients(settings)
     node = _build_node(settings, loop, pipe)
-    strategy, bridge = _add_components(node, settings, pipe, request_stop)
+    replay = _add_replay(node, settings, loop)
+    strategy, bridge = _add_components(node, settings, pipe, request_stop, replay)
 
     def read_commands() -> None:
         while True:
@@ -319,7 +321,6 @@ async def _serve_on(
     if run_task.done():
         run_task.result()  # surfaces the start-up failure
         raise RuntimeError("node stopped during start-up")
-    replay = ReplayDataClientFactory.created.get(REPLAY_CLIENT)
     restored = await _restore(settings, bridge, pipe)
     if settings.start_halted is not None:
         # The gate's record: halted until resumed, whatever the checkpoint says.
@@ -393,11 +394,33 @@ def _build_node(
     return node
 
 
+def _add_replay(
+    node: TradingNode, settings: NodeSettings, loop: asyncio.AbstractEventLoop
+) -> ReplayDataClient | None:
+    """In replay mode, the data client that plays the bars, registered with the data
+    engine before the node runs (its connect comes with the node's start)."""
+    if settings.mode is not Mode.REPLAY:
+        return None
+    kernel = node.kernel
+    client = ReplayDataClient(
+        loop,
+        kernel.msgbus,
+        kernel.cache,
+        kernel.clock,
+        settings.instrument_id,
+        settings.replay,
+        settings.start_cursor,
+    )
+    kernel.data_engine.register_client(client)
+    return client
+
+
 def _add_components(
     node: TradingNode,
     settings: NodeSettings,
     pipe: _Pipe,
     request_stop: Callable[[str], None],
+    replay: ReplayDataClient | None,
 ) -> tuple[EmaCross, Bridge]:
     """The strategy and the bridge that speaks for the node, added to the built node."""
     bar_type = bar_type_for(settings.instrument_id, settings.replay.bar_minutes)
@@ -420,10 +443,10 @@ def _add_components(
         risk_engine=node.kernel.risk_engine,
         exec_engine=node.kernel.exec_engine,
         strategy=strategy,
-        replay=ReplayDataClientFactory.created.get(REPLAY_CLIENT),
+        replay=replay,
         instrument_id=settings.instrument_id,
         bar_type=bar_type,
-        currency=settings.currency,
+        currency=settings.account.currency,
         feed_sandbox=settings.mode is Mode.BINANCE_SANDBOX,
         data_interval_s=_data_interval_s(settings),
     )

@@ -1,0 +1,300 @@
+"""The commands of ``paper-node`` (imported by ``supervisor.cli`` once it has kept
+pandas out of the supervisor's process).
+
+    paper-node run [--config PATH] [--db PATH] [--duration SECONDS] [--fresh]
+    paper-node status [--config PATH] [--db PATH] [--json]
+    paper-node halt|resume|stop [--config PATH] [--db PATH] [--reason TEXT]
+    paper-node events [--config PATH] [--db PATH] [--tail N] [--json]
+    paper-node config check [--config PATH]
+    paper-node config schema
+
+Exit codes: 0 success; 1 runtime or storage error; 2 bad config or usage;
+3 the service stopped itself (restart intensity escalation), or it is not running
+(status with a stale heartbeat, a control command with nobody to carry it out);
+4 status found no run in the database; 5 this trader already runs on this database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import anyio
+
+from actors.redact import install as install_redaction
+from storage import (
+    Command,
+    CommandStatus,
+    ControlChannel,
+    StatusReport,
+    StorageError,
+    read_events,
+    read_status,
+)
+from storage.lock import AlreadyRunning
+from supervisor.config import ConfigError, ServiceConfig, load_config, schema
+from supervisor.logs import configure as configure_logging
+from supervisor.runtime import EarlySignals, Watchdog, serve
+from supervisor.sdnotify import Notifier, watchdog_interval_s
+from supervisor.service import Service
+
+EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_NOT_RUNNING, EXIT_NO_RUN, EXIT_RUNNING = 0, 1, 2, 3, 4, 5
+
+log = logging.getLogger("paper-node")
+DESCRIPTION = "the supervised paper-trading service"
+
+
+class CliError(Exception):
+    """Ends a command with ``code`` after printing ``lines`` to stderr (no traceback)."""
+
+    def __init__(self, code: int, *lines: str) -> None:
+        super().__init__(lines[0] if lines else "")
+        self.code = code
+        self.lines = lines
+
+
+def _load(args: argparse.Namespace) -> ServiceConfig:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        raise CliError(
+            EXIT_CONFIG,
+            f"config {exc.source}: {len(exc.problems)} problem(s)",
+            *(f"  - {problem}" for problem in exc.problems),
+        ) from None
+    if getattr(args, "db", None) is not None:
+        config = config.with_db(args.db)
+    return config
+
+
+def _report(args: argparse.Namespace, config: ServiceConfig) -> StatusReport | None:
+    """The status of the config's trader (of the latest run when no --config was given)."""
+    trader_id = config.node.trader_id if args.config is not None else None
+    try:
+        return read_status(
+            config.db_path,
+            trader_id,
+            stale_after_s=3 * config.settings.service.heartbeat_interval_s,
+        )
+    except StorageError as exc:
+        raise CliError(EXIT_ERROR, f"error: {exc}") from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    early = EarlySignals()
+    early.install()
+    config = _load(args)
+    settings = config.settings.service
+    configure_logging(settings.log_level, args.log_format or settings.log_format)
+    try:
+        service = Service(config, restore=not args.fresh, config_path=args.config)
+    except AlreadyRunning as exc:
+        print(f"error: {exc}; refusing to start a second instance", file=sys.stderr)
+        return EXIT_RUNNING
+    except StorageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    notifier = Notifier()
+    interval = watchdog_interval_s(settings.heartbeat_interval_s)
+    watchdog = Watchdog(service, notifier, interval, deadline_s=min(interval, 5.0))
+    service.start()
+    # Whatever ends the runtime - a stop, or a bug in it - the tree stops with it: no
+    # actor and no node child may go on trading without the process that owns them.
+    try:
+        outcome = anyio.run(serve, service, args.duration, early, watchdog, backend="trio")
+    except BaseException as exc:
+        log.critical("runtime failed, stopping the service: %r", exc, exc_info=True)
+        notifier.stopping("stopping: runtime failure")
+        service.stop(f"runtime failure: {exc!r}")
+        notifier.close()
+        if isinstance(exc, KeyboardInterrupt):
+            return EXIT_OK
+        print(f"error: the runtime failed ({exc!r}); the service was stopped", file=sys.stderr)
+        return EXIT_ERROR
+    log.info("stopping: %s", outcome.reason)
+    notifier.stopping(f"stopping: {outcome.reason}")
+    service.stop(outcome.reason)
+    notifier.close()
+    return EXIT_OK if outcome.graceful else EXIT_NOT_RUNNING
+
+
+def _duration(text: str) -> float:
+    """``--duration``: a finite number of seconds above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text}")
+    return value
+
+
+def _progress(cursor: int | None, total: int | None, width: int = 30) -> str:
+    if cursor is None:
+        return "-"
+    if not total:
+        return f"bar {cursor}"
+    done = min(cursor / total, 1.0)
+    filled = round(done * width)
+    return f"[{'#' * filled}{'.' * (width - filled)}] {done:6.1%}  {cursor}/{total} bars"
+
+
+def _age(seconds: float | None) -> str:
+    return "-" if seconds is None else f"last bar {seconds:.1f} s ago"
+
+
+def _status_table(report: StatusReport) -> str:
+    rows = [
+        ("state", report["state"]),
+        ("trader / mode", f"{report['trader_id']} / {report['mode']}"),
+        ("run / pid", f"{report['run_id']} / {report['pid']}"),
+        ("heartbeat", f"{report['heartbeat_at']} ({report['heartbeat_age_s']} s ago)"),
+        ("last checkpoint", f"{report['last_checkpoint_at']} ({report['checkpoints']} kept)"),
+        ("trading state", str(report["trading_state"])),
+        ("balance", f"{report['balance']} {report['currency']}"),
+        ("equity", f"{report['equity']} {report['currency']}"),
+        ("realized / unrealized", f"{report['realized_pnl']} / {report['unrealized_pnl']}"),
+        ("fills / rejects", f"{report['fills']} / {report['rejects']}"),
+        ("open orders", str(report["open_orders"])),
+        ("replay", _progress(report["replay_cursor"], report["replay_total"])),
+        ("market data", _age(report["data_age_s"])),
+    ]
+    lines = [f"{name:<22} {value}" for name, value in rows]
+    for p in report["positions"]:
+        lines.append(
+            f"{'position':<22} {p['instrument_id']} {p['side']} {p['quantity']} "
+            f"@ {Decimal(p['avg_px_open']):.2f} (unrealized {Decimal(p['unrealized_pnl']):.2f})"
+        )
+    return "\n".join(lines)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    config = _load(args)
+    report = _report(args, config)
+    if report is None:
+        print(f"no run recorded in {config.db_path}", file=sys.stderr)
+        return EXIT_NO_RUN
+    print(json.dumps(report, indent=2) if args.json else _status_table(report))
+    return EXIT_NOT_RUNNING if report["state"] == "not_running" else EXIT_OK
+
+
+def cmd_control(args: argparse.Namespace) -> int:
+    """halt | resume | stop: queue the command for the running service, wait for its ack."""
+    config = _load(args)
+    report = _report(args, config)
+    if report is None or report["state"] not in ("running", "halted", "starting"):
+        state = "no run recorded" if report is None else report["state"]
+        print(f"service is not running ({state}); nothing sent", file=sys.stderr)
+        return EXIT_NOT_RUNNING
+    command = Command(args.command)
+    reason = args.reason or f"{command} requested from the command line"
+    channel = ControlChannel(config.db_path)
+    try:
+        request_id = channel.submit(report["trader_id"], command, reason)
+        done = channel.wait(request_id, args.timeout)
+    except StorageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    finally:
+        channel.close()
+    print(f"{command} #{request_id}: {done.status}: {done.result or 'no answer yet'}")
+    if done.status is CommandStatus.DONE:
+        return EXIT_OK
+    return EXIT_ERROR if done.status is CommandStatus.FAILED else EXIT_NOT_RUNNING
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    config = _load(args)
+    trader_id = config.node.trader_id if args.config is not None else None
+    try:
+        events = read_events(config.db_path, trader_id, args.tail)
+    except StorageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if args.json:
+        print(json.dumps(events, indent=2))
+    else:
+        for event in events:
+            details = " ".join(f"{k}={v}" for k, v in event["payload"].items())
+            print(f"{event['at']} #{event['id']} {event['kind']:<16} {details}")
+    return EXIT_OK
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    config = _load(args)
+    node = config.node
+    print(
+        f"config {config.source}: ok (trader {node.trader_id}, mode {node.mode.value}, "
+        f"{node.instrument_id}, sizing {node.sizing.method.value}, db {config.db_path})"
+    )
+    return EXIT_OK
+
+
+def cmd_config_schema(args: argparse.Namespace) -> int:
+    """The config file's JSON Schema, from the same declarations the loader checks."""
+    print(json.dumps(schema(), indent=2, default=str))
+    return EXIT_OK
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="paper-node", description=DESCRIPTION)
+    sub = root.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the service until SIGINT/SIGTERM or --duration")
+    run.add_argument("--config", type=Path, help="TOML config (default: bundled replay example)")
+    run.add_argument("--db", type=Path, help="database path (overrides service.db_path)")
+    run.add_argument("--duration", type=_duration, help="stop gracefully after SECONDS")
+    run.add_argument("--fresh", action="store_true", help="do not restore from the last checkpoint")
+    run.add_argument("--log-format", choices=("text", "json"), help="override service.log_format")
+    run.set_defaults(func=cmd_run)
+
+    for name, text in (
+        ("halt", "halt trading: cancel the strategy's open orders, deny new ones"),
+        ("resume", "resume trading after a halt"),
+        ("stop", "stop the service gracefully (final checkpoint, exit 0)"),
+    ):
+        control = sub.add_parser(name, help=text)
+        control.add_argument("--config", type=Path)
+        control.add_argument("--db", type=Path)
+        control.add_argument("--reason", help="recorded with the command and in the alert")
+        control.add_argument("--timeout", type=float, default=30.0, help="wait for the ack")
+        control.set_defaults(func=cmd_control)
+
+    events = sub.add_parser("events", help="the event log: fills, rejects, state changes")
+    events.add_argument("--config", type=Path)
+    events.add_argument("--db", type=Path)
+    events.add_argument("--tail", type=int, default=20)
+    events.add_argument("--json", action="store_true")
+    events.set_defaults(func=cmd_events)
+
+    status = sub.add_parser("status", help="state, balance and positions from the database")
+    status.add_argument("--config", type=Path)
+    status.add_argument("--db", type=Path)
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(func=cmd_status)
+
+    config = sub.add_parser("config", help="configuration tools")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    check = config_sub.add_parser("check", help="validate a config; exit 2 listing every problem")
+    check.add_argument("--config", type=Path)
+    check.set_defaults(func=cmd_config_check)
+    described = config_sub.add_parser("schema", help="the config file's JSON Schema")
+    described.set_defaults(func=cmd_config_schema)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    install_redaction()  # before any log line: secrets from the environment never print
+    args = parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except CliError as exc:
+        for line in exc.lines:
+            print(line, file=sys.stderr)
+        return exc.code
+    return code

@@ -1,0 +1,19 @@
+"""``paper-node``: the command line's entry point.
+
+It imports nothing heavy before it has kept pandas out of this process: the supervisor
+never uses pandas, but sqlite-utils imports it when present (~100 MB of the
+supervisor's memory). Only the command's own process: the node child, a spawn process
+that may import the module that started it, needs pandas for NautilusTrader and never
+calls ``main``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    sys.modules.setdefault("pandas", None)  # type: ignore[arg-type]
+    from cli.commands import main as run_command
+
+    return run_command(argv)

@@ -1,0 +1,164 @@
+"""What happened: the node's events, errors and their decisions, alerts.
+
+Events from the node child cross the pipe (plain values only); the classifier turns
+errors into decisions; alerts go to the alerter. Money is ``Decimal``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+
+from protocol.state import Snapshot, TradingState
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    severity: Severity
+    title: str
+    text: str
+    key: str = ""  # identical keys may be folded together by the alerter
+
+
+class DecisionKind(StrEnum):
+    FATAL = "fatal"
+    TRANSIENT = "transient"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorRaised:
+    """A failure anywhere, on its way to the classifier.
+
+    ``operation`` names what failed (e.g. "checkpoint"); transient retries are budgeted
+    per operation and the budget is cleared by ``OperationSucceeded``.
+    """
+
+    source: str
+    error_type: str
+    message: str
+    code: int | None = None
+    operation: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OperationSucceeded:
+    """The operation worked (or ended): its retry budget starts over."""
+
+    operation: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    kind: DecisionKind
+    reason: str
+    error: ErrorRaised = field(
+        default_factory=lambda: ErrorRaised(source="", error_type="", message="")
+    )
+    attempt: int = 0  # transient: the how-many-th failure of this operation
+    retry_after_s: float | None = None  # transient: when the owner should retry
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitBreakerTripped:
+    breaker: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStarted:
+    """The node trades. ``restored`` is its state right after a restore, before any new bar."""
+
+    pid: int
+    trader_id: str
+    instrument_id: str
+    replay_cursor: int
+    restored: Snapshot | None = None
+    restored_from_ns: int | None = None
+    trading_state: TradingState = TradingState.ACTIVE
+    startup_s: float = 0.0  # the child's own start: process start to trading (a floor)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStopped:
+    """The node has stopped. ``snapshot`` (``protocol.wire`` bytes) is its state taken
+    after it stopped trading: the only snapshot no later fill can make stale, so it is
+    the service's final checkpoint. The node actor passes it on as ``FinalSnapshot``."""
+
+    reason: str
+    snapshot: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFilled:
+    client_order_id: str
+    trade_id: str
+    instrument_id: str
+    side: str
+    quantity: Decimal
+    price: Decimal
+    commission: Decimal
+    ts_event: int
+    # When the bridge in the node child got the fill from Nautilus (ns, wall clock):
+    # ts_event -> ts_bridge is Nautilus's own latency, ts_bridge -> handled is ours.
+    ts_bridge: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRejected:
+    client_order_id: str
+    reason: str
+    denied: bool  # True: refused by the RiskEngine before reaching the venue
+
+
+@dataclass(frozen=True, slots=True)
+class OrdersCanceled:
+    """The open orders a halt cancelled, confirmed by ``OrderCanceled`` events."""
+
+    client_order_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TradingStateChanged:
+    state: TradingState
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReconciliationDiff:
+    """After a restart on a real venue: where its state differs from the last checkpoint."""
+
+    differences: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeReport:
+    """The node's vital signs, once a second from a timer on its loop (not from bars,
+    so a stalled data stream still reports - and shows as stale).
+
+    ``equity_peak`` and ``day_start_equity`` are kept by the node and checkpointed with
+    its state, so the drawdown and daily-loss breakers do not forget them across a
+    restart. ``state_version`` counts changes to orders, positions and trading state:
+    while it equals the last checkpoint's, the replay cursor can advance in the
+    database without a new snapshot. ``last_data_ns`` is when the last bar arrived
+    (the node's start before the first one); ``data_interval_s`` how often bars are
+    expected in wall-clock time (0: no expectation, e.g. a finished replay).
+    """
+
+    equity: Decimal
+    balance: Decimal
+    ts_ns: int
+    equity_peak: Decimal | None = None
+    day_start_equity: Decimal | None = None
+    replay_cursor: int = 0
+    state_version: int = 0
+    last_data_ns: int = 0
+    data_interval_s: float = 0.0
+    replay_finished: bool = False

@@ -1,0 +1,371 @@
+"""The configuration, declared once: every field's type, default, bounds and description.
+
+Each ``[section]`` of the TOML file is a frozen pydantic model here, and everything
+else is derived from these declarations: the loader and its error messages
+(``supervisor.config``), ``config check``, the JSON Schema (``config schema``) and the
+dashboard's preset form. Adding a setting is adding a field here, plus its use.
+
+Secrets are never settings: the environment holds them, and only their names appear
+in the loader. ``NodeSettings`` is not a section: it is what the node child is built
+from (the sections it needs plus its start state), pickled through the spawn context.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from protocol.state import Snapshot
+
+SUPPORTED_INSTRUMENTS = ("BTCUSDT-PERP.BINANCE", "ETHUSDT-PERP.BINANCE")
+TRADER_ID_PATTERN = r"^[A-Za-z0-9_]+-[A-Za-z0-9_]+$"
+HTTP_URL = r"^https?://[^\s]+$"
+WS_URL = r"^wss?://[^\s]+$"
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+class Mode(StrEnum):
+    REPLAY = "replay"
+    BINANCE_SANDBOX = "binance-sandbox"
+    BINANCE_TESTNET = "binance-testnet"
+
+
+class SizingMethod(StrEnum):
+    FIXED_FRACTIONAL = "fixed_fractional"
+    KELLY = "kelly"
+    ATR = "atr"
+
+
+class RestartStrategy(StrEnum):
+    ONE_FOR_ONE = "one_for_one"  # only the failed child is restarted
+    REST_FOR_ONE = "rest_for_one"  # the failed child and every child started after it
+
+
+class Escalation(StrEnum):
+    HALT_AND_STOP = "halt_and_stop"  # halt trading, alert, stop the whole tree
+    HALT_AND_CONTINUE = "halt_and_continue"  # halt, alert, leave the child down (degraded)
+
+
+class Section(BaseModel):
+    """A config section: frozen, no unknown keys, floats read as the decimal they show."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+
+
+class ServiceSettings(Section):
+    trader_id: Annotated[
+        str, Field(pattern=TRADER_ID_PATTERN, description="NAME-TAG, e.g. PAPER-001")
+    ] = "PAPER-001"
+    mode: Annotated[Mode, Field(description="replay | binance-sandbox | binance-testnet")] = (
+        Mode.REPLAY
+    )
+    db_path: Annotated[
+        Path, Field(description="the SQLite file, relative to the working directory")
+    ] = Path("state/paper.db")
+    checkpoint_interval_s: Annotated[
+        float, Field(gt=0, description="a checkpoint at least this often (and after fills)")
+    ] = 60.0
+    heartbeat_interval_s: Annotated[
+        float, Field(gt=0, description="the heartbeat row and the systemd watchdog")
+    ] = 5.0
+    keep_checkpoints: Annotated[int, Field(ge=1, description="the last N checkpoints")] = 1000
+    keep_hourly_h: Annotated[
+        int, Field(ge=0, le=24 * 365, description="and the first of every hour, this long")
+    ] = 48
+    keep_daily_d: Annotated[
+        int, Field(ge=0, le=3650, description="and the first of every day, this long")
+    ] = 90
+    keep_alerts_d: Annotated[int, Field(ge=1, le=3650, description="delivered alerts")] = 30
+    keep_events_d: Annotated[
+        int,
+        Field(ge=0, le=3650, description="events: as far back as the oldest checkpoint, "
+              "at least this many days"),
+    ] = 7  # fmt: skip
+    keep_commands_d: Annotated[
+        int, Field(ge=1, le=3650, description="answered operator commands")
+    ] = 30
+    retention_sweep_s: Annotated[float, Field(gt=0, description="how often old rows go")] = 3600.0
+    halt_after_failed_intervals: Annotated[
+        int,
+        Field(ge=1, le=1000, description="halt when no checkpoint succeeded this many intervals"),
+    ] = 3
+    node_hang_timeout_s: Annotated[
+        float, Field(gt=0, description="a node child silent this long is killed and restarted")
+    ] = 15.0
+    node_purge_interval_mins: Annotated[
+        int, Field(ge=1, le=10_000, description="how often the node's cache is purged")
+    ] = 10
+    node_purge_buffer_mins: Annotated[
+        int,
+        Field(ge=0, le=100_000, description="closed orders and positions older than this leave "
+              "the node's memory (their PnL stays counted)"),
+    ] = 60  # fmt: skip
+    log_level: Annotated[LogLevel, Field(description="the service's log level")] = "INFO"
+    log_format: Annotated[Literal["text", "json"], Field(description="json: one object a line")] = (
+        "text"
+    )
+    node_log_level: Annotated[LogLevel, Field(description="NautilusTrader's log level")] = "WARNING"
+
+
+class InstrumentSettings(Section):
+    id: Annotated[
+        Literal["BTCUSDT-PERP.BINANCE", "ETHUSDT-PERP.BINANCE"],
+        Field(description="the instrument traded"),
+    ] = "BTCUSDT-PERP.BINANCE"
+
+
+class AccountSettings(Section):
+    starting_balance: Annotated[
+        Decimal, Field(gt=0, description="the paper account's starting balance")
+    ] = Decimal("100000")
+    currency: Annotated[
+        str, Field(pattern=r"^[A-Z]{3,5}$", description="a currency code such as USDT")
+    ] = "USDT"
+    leverage: Annotated[
+        Decimal, Field(ge=1, le=125, description="the account's leverage at the venue")
+    ] = Decimal("3")
+
+
+class ReplaySettings(Section):
+    """Where bars come from and how fast they are played: ``speed`` multiplies the bar
+    interval (1 real time, 240 a one-minute bar every 0.25 s, 0 as fast as the node goes)."""
+
+    source: Annotated[Literal["synthetic", "file"], Field(description="synthetic | file")] = (
+        "synthetic"
+    )
+    path: Annotated[
+        Path | None, Field(description="with source = file: a .csv or .parquet OHLCV file")
+    ] = None
+    seed: Annotated[int, Field(ge=0, description="the synthetic walk's seed")] = 7
+    bars: Annotated[int, Field(ge=1, description="the synthetic walk's length")] = 50_000
+    bar_minutes: Annotated[int, Field(ge=1, le=1440, description="minutes a bar")] = 1
+    speed: Annotated[float, Field(ge=0, description="x real time; 0 = as fast as possible")] = 240.0
+    start_price: Annotated[Decimal, Field(gt=0, description="the walk's first price")] = Decimal(
+        "60000"
+    )
+    volatility: Annotated[
+        Decimal, Field(gt=0, le=Decimal("0.5"), description="the walk's volatility a bar")
+    ] = Decimal("0.002")
+
+    @model_validator(mode="after")
+    def _file(self) -> Self:
+        if self.source != "file":
+            return self
+        if self.path is None:
+            raise ValueError("path: required when source = 'file'")
+        if self.path.suffix.lower() not in (".csv", ".parquet"):
+            raise ValueError(f"path: {self.path} must be a .csv or .parquet file")
+        if not self.path.is_file():
+            raise ValueError(f"path: {self.path} does not exist")
+        return self
+
+
+class StrategySettings(Section):
+    name: Annotated[Literal["ema_cross"], Field(description="the bundled strategy")] = "ema_cross"
+    fast_period: Annotated[int, Field(ge=2, description="the fast EMA's period")] = 10
+    slow_period: Annotated[int, Field(ge=3, description="the slow EMA's period")] = 30
+    ladder_orders: Annotated[
+        int, Field(ge=0, le=20, description="limit orders rested to add on each cross")
+    ] = 0
+    ladder_step_pct: Annotated[
+        Decimal, Field(gt=0, le=Decimal("0.5"), description="the ladder's step, a fraction")
+    ] = Decimal("0.01")
+
+    @model_validator(mode="after")
+    def _periods(self) -> Self:
+        if self.fast_period >= self.slow_period:
+            raise ValueError(
+                f"fast_period ({self.fast_period}) must be less than "
+                f"slow_period ({self.slow_period})"
+            )
+        return self
+
+
+class SizingSettings(Section):
+    method: Annotated[SizingMethod, Field(description="fixed_fractional | kelly | atr")] = (
+        SizingMethod.FIXED_FRACTIONAL
+    )
+    stop_loss_pct: Annotated[
+        Decimal,
+        Field(gt=0, le=Decimal("0.5"), description="fixed_fractional: the stop distance, "
+              "a fraction of price"),
+    ] = Decimal("0.02")  # fmt: skip
+    win_rate: Annotated[
+        Decimal, Field(gt=0, le=Decimal("0.99"), description="kelly: the win rate")
+    ] = Decimal("0.55")
+    payoff_ratio: Annotated[
+        Decimal, Field(gt=0, description="kelly: average win / average loss")
+    ] = Decimal("1.5")
+    kelly_fraction: Annotated[
+        Decimal, Field(gt=0, le=1, description="kelly: the fraction of f* used")
+    ] = Decimal("0.5")
+    atr_period: Annotated[int, Field(ge=2, le=1000, description="atr: the ATR's period")] = 14
+    atr_multiplier: Annotated[
+        Decimal, Field(gt=0, le=20, description="atr: stop distance = this x ATR")
+    ] = Decimal("2")
+
+    @model_validator(mode="after")
+    def _edge(self) -> Self:
+        if self.method is SizingMethod.KELLY:
+            edge = self.win_rate - (1 - self.win_rate) / self.payoff_ratio
+            if edge <= 0:
+                raise ValueError(
+                    f"kelly with win_rate {self.win_rate} and payoff_ratio "
+                    f"{self.payoff_ratio} has no edge (f* = {edge:.4f}); it would never trade"
+                )
+        return self
+
+
+class RiskLimits(Section):
+    risk_per_trade: Annotated[
+        Decimal, Field(gt=0, le=Decimal("0.1"), description="equity risked a trade, a fraction")
+    ] = Decimal("0.01")
+    max_leverage: Annotated[
+        Decimal, Field(gt=0, le=20, description="the position's notional / equity, at most")
+    ] = Decimal("3")
+    max_drawdown_pct: Annotated[
+        Decimal, Field(gt=0, le=100, description="breaker: drawdown from the equity peak, %")
+    ] = Decimal("20")
+    daily_loss_limit_pct: Annotated[
+        Decimal, Field(gt=0, le=100, description="breaker: loss from the UTC day's start, %")
+    ] = Decimal("5")
+
+
+class BreakerSettings(Section):
+    """Circuit breakers beyond the risk limits; any one trips a halt and a critical alert."""
+
+    max_consecutive_rejects: Annotated[
+        int, Field(ge=1, le=10_000, description="order rejects in a row")
+    ] = 5
+    max_errors: Annotated[
+        int, Field(ge=1, le=100_000, description="errors within error_window_s")
+    ] = 20
+    error_window_s: Annotated[float, Field(gt=0, description="the error rate's window")] = 60.0
+    realert_step_pct: Annotated[
+        Decimal,
+        Field(gt=0, le=100, description="after a trip, alert again each time the loss deepens "
+              "this many points"),
+    ] = Decimal("5")  # fmt: skip
+    data_stale_alert_bars: Annotated[
+        int, Field(ge=1, le=100_000, description="no bar for this many bar intervals: alert")
+    ] = 3
+    data_stale_halt_bars: Annotated[
+        int, Field(ge=1, le=100_000, description="no bar for this many bar intervals: halt")
+    ] = 10
+
+    @model_validator(mode="after")
+    def _stale(self) -> Self:
+        if self.data_stale_halt_bars <= self.data_stale_alert_bars:
+            raise ValueError(
+                f"data_stale_halt_bars ({self.data_stale_halt_bars}) must be more than "
+                f"data_stale_alert_bars ({self.data_stale_alert_bars})"
+            )
+        return self
+
+
+class TelegramSettings(Section):
+    """Where alerts go. The token and the chat ids come from the environment
+    (``TELEGRAM_BOT_TOKEN``, ``TELEGRAM_CHAT_IDS``): without a token Telegram is off and
+    alerts stay in the outbox and the log."""
+
+    api_base: Annotated[
+        str, Field(pattern=HTTP_URL, description="the Bot API server, an http(s) URL")
+    ] = "https://api.telegram.org"
+    commands: Annotated[bool, Field(description="/status /positions /halt /resume ...")] = True
+    pump_interval_s: Annotated[float, Field(gt=0, description="delivery rounds")] = 1.0
+    poll_timeout_s: Annotated[int, Field(ge=0, le=50, description="long polling")] = 20
+    request_timeout_s: Annotated[float, Field(gt=0, description="one request, at most")] = 10.0
+    backoff_max_s: Annotated[float, Field(gt=0, description="while Telegram fails")] = 60.0
+    chat_ids: Annotated[
+        tuple[int, ...], Field(description="from TELEGRAM_CHAT_IDS; never from the file")
+    ] = ()
+
+
+class BinanceSettings(Section):
+    """Binance endpoints; unset uses the adapter's URL for the environment. Keys are never
+    here: the Nautilus Binance factories read them from the environment."""
+
+    account_type: Annotated[Literal["usdt_futures"], Field(description="USDT-M futures")] = (
+        "usdt_futures"
+    )
+    base_url_http: Annotated[str | None, Field(pattern=HTTP_URL, description="REST")] = None
+    base_url_ws: Annotated[str | None, Field(pattern=WS_URL, description="market streams")] = None
+    base_url_ws_stream: Annotated[
+        str | None, Field(pattern=WS_URL, description="the user data stream")
+    ] = None
+
+
+class SupervisionSettings(Section):
+    strategy: Annotated[RestartStrategy, Field(description="one_for_one | rest_for_one")] = (
+        RestartStrategy.ONE_FOR_ONE
+    )
+    max_restarts: Annotated[
+        int, Field(ge=0, le=1000, description="restarts tolerated within period_s")
+    ] = 5
+    period_s: Annotated[float, Field(gt=0, description="the restart intensity's window")] = 60.0
+    backoff_initial_s: Annotated[float, Field(ge=0, description="the first restart's delay")] = 0.5
+    backoff_max_s: Annotated[float, Field(ge=0, description="the longest restart delay")] = 10.0
+    escalation: Annotated[Escalation, Field(description="halt_and_stop | halt_and_continue")] = (
+        Escalation.HALT_AND_STOP
+    )
+
+
+class Config(Section):
+    """The whole file. Rules across sections (and the environment) are the loader's."""
+
+    service: ServiceSettings = ServiceSettings()
+    instrument: InstrumentSettings = InstrumentSettings()
+    account: AccountSettings = field(default_factory=AccountSettings)
+    replay: ReplaySettings = field(default_factory=ReplaySettings)
+    strategy: StrategySettings = field(default_factory=StrategySettings)
+    sizing: SizingSettings = field(default_factory=SizingSettings)
+    risk: RiskLimits = field(default_factory=RiskLimits)
+    breakers: BreakerSettings = BreakerSettings()
+    telegram: TelegramSettings = TelegramSettings()
+    binance: BinanceSettings = field(default_factory=BinanceSettings)
+    supervisor: SupervisionSettings = SupervisionSettings()
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSettings:
+    """What the node child is built from: the config's sections it needs, and its start."""
+
+    trader_id: str = "PAPER-001"
+    mode: Mode = Mode.REPLAY
+    instrument_id: str = "BTCUSDT-PERP.BINANCE"
+    account: AccountSettings = field(default_factory=AccountSettings)
+    replay: ReplaySettings = field(default_factory=ReplaySettings)
+    strategy: StrategySettings = field(default_factory=StrategySettings)
+    sizing: SizingSettings = field(default_factory=SizingSettings)
+    risk: RiskLimits = field(default_factory=RiskLimits)
+    binance: BinanceSettings = field(default_factory=BinanceSettings)
+    log_level: str = "WARNING"
+    purge_interval_mins: int = 10
+    purge_buffer_mins: int = 60
+    start_cursor: int = 0
+    restore: Snapshot | None = None  # state to rebuild before the first bar
+    start_halted: str | None = None  # the gate's halt reason: applied before the first bar
+    lock_path: Path | None = None  # held by the child while it trades (one node per trader)
+
+    @classmethod
+    def of(cls, config: Config) -> NodeSettings:
+        service = config.service
+        return cls(
+            trader_id=service.trader_id,
+            mode=service.mode,
+            instrument_id=config.instrument.id,
+            account=config.account,
+            replay=config.replay,
+            strategy=config.strategy,
+            sizing=config.sizing,
+            risk=config.risk,
+            binance=config.binance,
+            log_level=service.node_log_level,
+            purge_interval_mins=service.node_purge_interval_mins,
+            purge_buffer_mins=service.node_purge_buffer_mins,
+        )

@@ -1,0 +1,64 @@
+"""The node's state as a checkpoint keeps it: the snapshot and its parts.
+
+Plain values only (str, int, Decimal, tuples): a snapshot crosses the node pipe and is
+stored as JSON, and a restart rebuilds the node from it. Money is ``Decimal``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+
+
+class TradingState(StrEnum):
+    ACTIVE = "ACTIVE"
+    HALTED = "HALTED"
+    REDUCING = "REDUCING"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderView:
+    client_order_id: str
+    instrument_id: str
+    side: str
+    order_type: str
+    quantity: Decimal
+    filled_qty: Decimal
+    price: Decimal | None
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class PositionView:
+    position_id: str
+    instrument_id: str
+    side: str
+    quantity: Decimal
+    avg_px_open: Decimal
+    realized_pnl: Decimal
+    unrealized_pnl: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    taken_at_ns: int
+    trader_id: str
+    trading_state: TradingState
+    currency: str
+    balance: Decimal
+    equity: Decimal
+    realized_pnl: Decimal
+    unrealized_pnl: Decimal
+    replay_cursor: int
+    open_orders: tuple[OrderView, ...] = ()
+    positions: tuple[PositionView, ...] = ()
+    orders_total: int = 0
+    halt_reason: str = ""
+    replay_total: int = 0
+    # Breaker marks and the change counter (see ``NodeReport``); defaults read old rows.
+    equity_peak: Decimal | None = None
+    day: str = ""
+    day_start_equity: Decimal | None = None
+    state_version: int = 0
+    last_data_ns: int = 0

@@ -1,0 +1,32 @@
+"""Sessions the dashboard launches: presets (validated like config files) and jobs.
+
+A wing beside the service, above it: the dashboard imports this package, the service
+never does. ``presets`` turns the editable config fields into a form and a preset into a
+session's config file; ``launcher`` starts a session as a background job and tells its
+state from its process and its heartbeat.
+"""
+
+from __future__ import annotations
+
+from sessions.launcher import Launcher, LaunchError, SessionView, session_state
+from sessions.presets import (
+    PRESET_FIELDS,
+    PresetField,
+    default_preset,
+    from_text,
+    session_config_text,
+    validate_preset,
+)
+
+__all__ = [
+    "PRESET_FIELDS",
+    "LaunchError",
+    "Launcher",
+    "PresetField",
+    "SessionView",
+    "default_preset",
+    "from_text",
+    "session_config_text",
+    "session_state",
+    "validate_preset",
+]
