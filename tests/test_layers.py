@@ -46,8 +46,10 @@ def imports(path: Path, module: str) -> list[tuple[str, int, bool]]:
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level:  # relative: resolve against this module's package
-                base = module.split(".")[: -node.level] if path.stem != "__init__" else (
-                    module.split(".")[: len(module.split(".")) - node.level + 1]
+                base = (
+                    module.split(".")[: -node.level]
+                    if path.stem != "__init__"
+                    else (module.split(".")[: len(module.split(".")) - node.level + 1])
                 )
                 names = [".".join([*base, node.module or ""]).rstrip(".")]
             elif node.module:
