@@ -136,8 +136,9 @@ def run_probed(conn: Connection[NodeEvent, NodeCommand], settings: NodeSettings)
 
 
 def _probed_bridge() -> type:
+    from nautilus_trader.common.factories import OrderFactory
     from nautilus_trader.model.enums import OrderSide
-    from nautilus_trader.model.identifiers import VenueOrderId
+    from nautilus_trader.model.identifiers import StrategyId, VenueOrderId
     from nautilus_trader.test_kit.stubs.events import TestEventStubs
 
     from node.bridge import Bridge
@@ -145,6 +146,7 @@ def _probed_bridge() -> type:
 
     build_ms: list[float] = []
     send_ms: list[float] = []
+    probes: set[asyncio.Task[None]] = set()
 
     class ProbedBridge(Bridge):
         def handle(self, command: object) -> None:
@@ -162,7 +164,13 @@ def _probed_bridge() -> type:
                     build_ms.clear()
                     send_ms.clear()
                 case ProbeLoop(seconds=seconds, tick_s=tick_s):
-                    asyncio.get_running_loop().create_task(self._probe(seconds, tick_s, send))
+                    # Kept: the loop holds tasks weakly, and a collection in the middle
+                    # of a probe ended it silently (no LoopLag ever came).
+                    task = asyncio.get_running_loop().create_task(
+                        self._probe(seconds, tick_s, send)
+                    )
+                    probes.add(task)
+                    task.add_done_callback(probes.discard)
                 case InjectOrders(count=count):
                     send(self._inject(count))
                 case _:
@@ -185,14 +193,17 @@ def _probed_bridge() -> type:
             portfolio recompute the margin of all open orders, so 10k orders would
             take minutes to arrive (1k take ~1.5 s). The snapshot reads the cache.
             """
-            strategy = self._strategy
+            # Another strategy's orders: the EMA cross cancels its own working orders on
+            # every cross, and 10k cancels would stall the loop for minutes (each one
+            # makes the portfolio recompute the margin of all the rest).
+            factory = OrderFactory(self.trader_id, StrategyId("BENCH-INJECTED"), self.clock)
             instrument = self.cache.instrument(self._instrument_id)
             account_id = self.portfolio.account(self._instrument_id.venue).id
             qty = instrument.make_qty(Decimal("0.001"))
             price = instrument.make_price(Decimal(1000))
             now = self.clock.timestamp_ns()
             for n in range(count):
-                order = strategy.order_factory.limit(self._instrument_id, OrderSide.BUY, qty, price)
+                order = factory.limit(self._instrument_id, OrderSide.BUY, qty, price)
                 self.cache.add_order(order, None, None)
                 order.apply(TestEventStubs.order_submitted(order, account_id, now))
                 venue_order_id = VenueOrderId(f"BENCH-{n}-{now}")
