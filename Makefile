@@ -25,10 +25,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 run: install
-	$(BIN)/python scripts/run_supervisor.py run $(ARGS)
+	$(BIN)/paper-node run $(ARGS)
 
 status: install
-	$(BIN)/python scripts/run_supervisor.py status $(ARGS)
+	$(BIN)/paper-node status $(ARGS)
 
 dashboard: install
 	$(BIN)/streamlit run scripts/dashboard.py --server.address 127.0.0.1 --server.port $(PORT) \
@@ -54,10 +54,10 @@ lint: install
 
 test: lint test-tools
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(ARGS)
-	$(BIN)/python scripts/bench.py --quick
+	$(BIN)/python -m scripts.bench --quick
 
 bench: install
-	$(BIN)/python scripts/bench.py
+	$(BIN)/python -m scripts.bench
 
 chaos: install
 	CHAOS_FAULTS=100 $(BIN)/python -m pytest -q -p no:cacheprovider -m chaos

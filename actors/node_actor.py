@@ -22,6 +22,7 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -91,6 +92,20 @@ START_ASK_TIMEOUT_S = 5.0
 START_ASK_ATTEMPTS = 3
 
 
+SpawnTarget = Callable[
+    ["Connection[NodeEvent, NodeCommand]", NodeSettings, "Connection[bytes, bytes] | None"], None
+]
+PumpFn = Callable[
+    [
+        "Connection[NodeCommand, NodeEvent]",
+        BaseProcess,
+        "pykka.ActorRef[TradingNodeActor]",
+        "queue.SimpleQueue[object]",
+    ],
+    None,
+]
+
+
 class StartRefused(RuntimeError):
     """The node cannot know what to start from (no answer from the checkpointer or the
     gate): a crash for the supervisor, never a silent fresh start."""
@@ -119,13 +134,19 @@ class TradingNodeActor(SupervisedActor):
         hang_timeout_s: float = 15.0,
         stop_timeout_s: float = 10.0,
         start_ask_timeout_s: float = START_ASK_TIMEOUT_S,
+        spawn: SpawnTarget | None = None,
+        pump: PumpFn | None = None,
     ) -> None:
+        """``spawn`` is the child's entry point and ``pump`` the pipe-reading loop: seams a
+        benchmark replaces (with a traced child, a stamping reader), never patched."""
         super().__init__(ctx)
         self.settings = settings
         self._ping_interval_s = ping_interval_s
         self._hang_timeout_s = hang_timeout_s
         self._stop_timeout_s = stop_timeout_s
         self._start_ask_timeout_s = start_ask_timeout_s
+        self._spawn: SpawnTarget = spawn or run_node
+        self._pump_fn: PumpFn = pump or pump_pipe
         self._proc: BaseProcess | None = None
         self._conn: Connection[NodeCommand, NodeEvent] | None = None
         self._pinger: Interval | None = None
@@ -171,7 +192,10 @@ class TradingNodeActor(SupervisedActor):
         parent_end, child_end = ctx.Pipe(duplex=True)
         log_read, log_write = ctx.Pipe(duplex=False)
         proc = ctx.Process(
-            target=run_node, args=(child_end, settings, log_write), name="node-host", daemon=True
+            target=self._spawn,
+            args=(child_end, settings, log_write),
+            name="node-host",
+            daemon=True,
         )
         proc.start()
         child_end.close()
@@ -182,7 +206,7 @@ class TradingNodeActor(SupervisedActor):
         ).start()
         self._last_pong = time.monotonic() + 30.0  # grace for the child's start-up
         self._pump = threading.Thread(
-            target=_pump,
+            target=self._pump_fn,
             args=(parent_end, proc, self.actor_ref, self._late),
             name="node-pipe",
             daemon=True,
@@ -372,7 +396,7 @@ def _report_log(
         ref.tell(ErrorRaised(source, kind, record.message + more, operation=source))
 
 
-def _pump(
+def pump_pipe(
     conn: Connection[NodeCommand, NodeEvent],
     proc: BaseProcess,
     ref: pykka.ActorRef[TradingNodeActor],

@@ -6,7 +6,7 @@ pandas out of the supervisor's process).
     paper-node halt|resume|stop [--config PATH] [--db PATH] [--reason TEXT]
     paper-node events [--config PATH] [--db PATH] [--tail N] [--json]
     paper-node config check [--config PATH]
-    paper-node config schema
+    paper-node config schema | example
 
 Exit codes: 0 success; 1 runtime or storage error; 2 bad config or usage;
 3 the service stopped itself (restart intensity escalation), or it is not running
@@ -37,7 +37,7 @@ from storage import (
     read_status,
 )
 from storage.lock import AlreadyRunning
-from supervisor.config import ConfigError, ServiceConfig, load_config, schema
+from supervisor.config import ConfigError, ServiceConfig, example_text, load_config, schema
 from supervisor.logs import configure as configure_logging
 from supervisor.runtime import EarlySignals, Watchdog, serve
 from supervisor.sdnotify import Notifier, watchdog_interval_s
@@ -235,6 +235,12 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_config_example(args: argparse.Namespace) -> int:
+    """Every setting with its default and description, as a config file."""
+    print(example_text(), end="")
+    return EXIT_OK
+
+
 def cmd_config_schema(args: argparse.Namespace) -> int:
     """The config file's JSON Schema, from the same declarations the loader checks."""
     print(json.dumps(schema(), indent=2, default=str))
@@ -285,6 +291,8 @@ def parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_config_check)
     described = config_sub.add_parser("schema", help="the config file's JSON Schema")
     described.set_defaults(func=cmd_config_schema)
+    example = config_sub.add_parser("example", help="every setting with its default")
+    example.set_defaults(func=cmd_config_example)
     return root
 
 

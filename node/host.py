@@ -276,11 +276,14 @@ def _report_failures(node: TradingNode, loop: asyncio.AbstractEventLoop, pipe: _
 
 
 async def _serve(
-    conn: Connection[NodeEvent, NodeCommand], settings: NodeSettings, started_at: float
+    conn: Connection[NodeEvent, NodeCommand],
+    settings: NodeSettings,
+    started_at: float,
+    bridge_type: type[Bridge],
 ) -> None:
     pipe = _Pipe(conn)
     try:
-        await _serve_on(pipe, conn, settings, started_at)
+        await _serve_on(pipe, conn, settings, started_at, bridge_type)
     finally:
         # Whatever is queued reaches the parent before anything run_node sends; the
         # wait runs on a worker thread, so the loop can still finish its own work.
@@ -292,6 +295,7 @@ async def _serve_on(
     conn: Connection[NodeEvent, NodeCommand],
     settings: NodeSettings,
     started_at: float,
+    bridge_type: type[Bridge],
 ) -> None:
     loop = asyncio.get_running_loop()
     stop_requested = asyncio.Event()
@@ -304,7 +308,7 @@ async def _serve_on(
     network_logs = _log_network_clients(settings)
     node = _build_node(settings, loop, pipe)
     replay = _add_replay(node, settings, loop)
-    strategy, bridge = _add_components(node, settings, pipe, request_stop, replay)
+    strategy, bridge = _add_components(node, settings, pipe, request_stop, replay, bridge_type)
 
     def read_commands() -> None:
         while True:
@@ -421,6 +425,7 @@ def _add_components(
     pipe: _Pipe,
     request_stop: Callable[[str], None],
     replay: ReplayDataClient | None,
+    bridge_type: type[Bridge],
 ) -> tuple[EmaCross, Bridge]:
     """The strategy and the bridge that speaks for the node, added to the built node."""
     bar_type = bar_type_for(settings.instrument_id, settings.replay.bar_minutes)
@@ -437,7 +442,7 @@ def _add_components(
         )
     )
     node.trader.add_strategy(strategy)
-    bridge = Bridge(
+    bridge = bridge_type(
         send=pipe.send,
         request_stop=request_stop,
         risk_engine=node.kernel.risk_engine,
@@ -480,7 +485,10 @@ def _data_interval_s(settings: NodeSettings) -> float:
 
 
 def run_node(
-    conn: Connection[NodeEvent, NodeCommand], settings: NodeSettings, started_at: float = 0.0
+    conn: Connection[NodeEvent, NodeCommand],
+    settings: NodeSettings,
+    started_at: float = 0.0,
+    bridge_type: type[Bridge] = Bridge,
 ) -> None:
     """Spawn target: serve until told to stop; a start-up failure is reported, exit 1."""
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -492,7 +500,7 @@ def run_node(
             # SIGKILLed) stops itself within a second or two; wait for it, no longer.
             lock = InstanceLock(settings.lock_path, f"a node of {settings.trader_id}")
             lock.acquire(wait_s=NODE_LOCK_WAIT_S)
-        asyncio.run(_serve(conn, settings, started_at or time.monotonic()))
+        asyncio.run(_serve(conn, settings, started_at or time.monotonic(), bridge_type))
     except Exception as exc:
         with contextlib.suppress(OSError):
             conn.send(ErrorRaised("node.host", type(exc).__name__, str(exc)))

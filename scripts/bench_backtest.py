@@ -68,3 +68,10 @@ def run(bars: int) -> float:
     elapsed = time.perf_counter() - t0
     engine.dispose()
     return len(data) / elapsed
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    print(json.dumps(run(int(sys.argv[1]))))

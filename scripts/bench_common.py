@@ -25,6 +25,9 @@ class Row(TypedDict):
     stages: NotRequired[list[Stage]]
 
 
+SCRATCH = ROOT / "test-artifacts" / "bench-scratch"  # removed by bench.main at the end
+
+
 def pct(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]

@@ -7,7 +7,7 @@ child imports Nautilus itself, installs the probes and runs the unchanged
 - ``run_traced``: stamps (wall clock, ns) when the sandbox's fill reaches the
   execution engine (``ExecEngine.process``), so the bench can split "ts_event ->
   bridge" into the trip before the fill exists and Nautilus's own event handling
-  after it. Stamps go to the file named by ``BENCH_FILL_TRACE``, off the loop.
+  after it. Stamps go to the file it is bound to, off the loop.
 - ``run_probed``: a bridge that also answers the bench's ``InjectOrders``,
   ``ProbeLoop`` and ``SnapshotTimes`` commands; ``ProbeLoop`` runs a loop-lag probe
   (a task asking to wake every millisecond, recording how late it woke).
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import os
 import queue
 import threading
 import time
@@ -26,11 +25,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 from protocol import NodeCommand, NodeEvent, NodeSettings
 
-TRACE_ENV = "BENCH_FILL_TRACE"
+if TYPE_CHECKING:  # the child imports it (and Nautilus); the parent only names types
+    from node.bridge import Bridge
 
 
 # ---------------------------------------------------------------- fill generation stamps
@@ -42,16 +42,17 @@ class _Event(Protocol):
 
 
 def run_traced(
+    trace_path: str,
     conn: Connection[NodeEvent, NodeCommand],
     settings: NodeSettings,
     log_conn: Connection[bytes, bytes] | None = None,
 ) -> None:
+    """Spawn target (bound to ``trace_path`` with functools.partial): the node with its
+    fills stamped into that file as they reach the execution engine."""
     from node.entry import redirect_output
 
     redirect_output(log_conn)
-    path = os.environ.get(TRACE_ENV)
-    if path:
-        _trace_fills(Path(path))
+    _trace_fills(Path(trace_path))
     from node.host import run_node
 
     run_node(conn, settings)
@@ -129,13 +130,12 @@ class SnapshotTimes:
 
 
 def run_probed(conn: Connection[NodeEvent, NodeCommand], settings: NodeSettings) -> None:
-    from node import host
+    from node.host import run_node
 
-    setattr(host, "Bridge", _probed_bridge())  # noqa: B010  # the host builds this one
-    host.run_node(conn, settings)
+    run_node(conn, settings, bridge_type=_probed_bridge())
 
 
-def _probed_bridge() -> type:
+def _probed_bridge() -> type[Bridge]:
     from nautilus_trader.common.factories import OrderFactory
     from nautilus_trader.model.enums import OrderSide
     from nautilus_trader.model.identifiers import StrategyId, VenueOrderId

@@ -12,6 +12,7 @@ names appear here, never their values.
 from __future__ import annotations
 
 import enum
+import json
 import os
 import re
 import tomllib
@@ -213,6 +214,35 @@ def choices_of(annotation: object) -> tuple[str, ...]:
 def schema() -> dict[str, object]:
     """The config file's JSON Schema (``config schema``), from the same declarations."""
     return Config.model_json_schema()
+
+
+def example_text() -> str:
+    """Every section and key with its default and description, as a TOML file
+    (``config example``): the declarations, written out."""
+    lines = ["# Every setting with its default (paper-node config example)."]
+    for name in Config.model_fields:
+        model = _section_model(name)
+        lines.append(f"\n[{name}]")
+        for key, field in model.model_fields.items():
+            if (name, key) in FROM_ENVIRONMENT:
+                lines.append(f"# {key}: from {FROM_ENVIRONMENT[name, key]}, not the file")
+                continue
+            value = _toml(field.default)
+            note = f"  # {field.description}" if field.description else ""
+            lines.append(f"{key} = {value}{note}" if value else f"# {key} ={note}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, enum.Enum):
+        value = value.value
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(str(value))  # Decimal and Path as strings: exact, and valid TOML
 
 
 def default_config_text() -> str:

@@ -151,3 +151,33 @@ def test_missing_config_file_is_a_clear_error(tmp_path):
     assert done.returncode == 2
     assert "cannot read config file" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_config_schema_and_example_come_from_the_declarations(tmp_path):
+    schema = subprocess.run(
+        [*CLI, "config", "schema"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert schema.returncode == 0, schema.stderr
+    import json
+
+    risk = json.loads(schema.stdout)["$defs"]["RiskLimits"]["properties"]["risk_per_trade"]
+    assert "equity risked a trade" in risk["description"]
+    example = subprocess.run(
+        [*CLI, "config", "example"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert example.returncode == 0 and 'risk_per_trade = "0.01"' in example.stdout
+    written = tmp_path / "example.toml"
+    written.write_text(example.stdout)
+    checked = subprocess.run(
+        [*CLI, "config", "check", "--config", str(written)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_chat_ids_come_from_the_environment_only():
+    with pytest.raises(ConfigError, match="telegram.chat_ids: comes from the environment"):
+        parse_config("[telegram]\nchat_ids = [1]\n", "t.toml", env={})
