@@ -128,7 +128,6 @@ class CheckpointerActor(SupervisedActor):
         beats: bool = True,
         busy_timeout_s: float = 1.0,
         db_pragmas: tuple[str, ...] = (),
-        snapshot_timeout_s: float = 10.0,
         since_run: int = 0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -144,7 +143,7 @@ class CheckpointerActor(SupervisedActor):
         self._busy_timeout_s = busy_timeout_s
         self._halt_after_s = service.halt_after_failed_intervals * self._interval_s
         self._db_pragmas = db_pragmas
-        self._snapshot_timeout_s = snapshot_timeout_s
+        self._snapshot_timeout_s = service.snapshot_timeout_s
         self._since_run = since_run  # --fresh: checkpoints of earlier runs do not count
         self._sweep_interval_s = service.retention_sweep_s
         self._clock = clock

@@ -90,6 +90,9 @@ class ServiceSettings(Section):
         int, Field(ge=1, le=3650, description="answered operator commands")
     ] = 30
     retention_sweep_s: Annotated[float, Field(gt=0, description="how often old rows go")] = 3600.0
+    snapshot_timeout_s: Annotated[
+        float, Field(gt=0, description="a snapshot the node has not sent by then is given up")
+    ] = 10.0
     halt_after_failed_intervals: Annotated[
         int,
         Field(ge=1, le=1000, description="halt when no checkpoint succeeded this many intervals"),

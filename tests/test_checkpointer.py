@@ -128,8 +128,7 @@ def forgetful(tmp_path):
                     ctx,
                     db,
                     run,
-                    QUIET,
-                    snapshot_timeout_s=0.5,
+                    QUIET.model_copy(update={"snapshot_timeout_s": 0.5}),
                 ),
             ),
         )
