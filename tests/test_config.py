@@ -179,5 +179,5 @@ def test_config_schema_and_example_come_from_the_declarations(tmp_path):
 
 
 def test_chat_ids_come_from_the_environment_only():
-    with pytest.raises(ConfigError, match="telegram.chat_ids: comes from the environment"):
+    with pytest.raises(ConfigError, match=r"telegram\.chat_ids: comes from the environment"):
         parse_config("[telegram]\nchat_ids = [1]\n", "t.toml", env={})
