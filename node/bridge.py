@@ -374,6 +374,7 @@ class Bridge(Actor):
                         commission=event.commission.as_decimal(),
                         ts_event=event.ts_event,
                         ts_bridge=received,
+                        bar=self._replay.cursor if self._replay is not None else None,
                     )
                 )
             case NtOrderDenied():

@@ -23,6 +23,8 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import ForkingPickler
 
+from nautilus_trader.adapters.sandbox.config import SandboxExecutionClientConfig
+from nautilus_trader.adapters.sandbox.execution import SandboxExecutionClient
 from nautilus_trader.common.enums import ComponentState
 from nautilus_trader.config import (
     LiveDataEngineConfig,
@@ -35,6 +37,7 @@ from nautilus_trader.core import nautilus_pyo3
 from nautilus_trader.live.node import TradingNode
 
 from node.bridge import Bridge
+from node.lockstep import LockstepVenue, run_engines_inline
 from node.reconcile import compare_with_checkpoint
 from node.replay import ReplayDataClient, bar_type_for, make_instrument
 from node.strategy import EmaCross, EmaCrossConfig
@@ -306,8 +309,8 @@ async def _serve_on(
         stop_requested.set()
 
     network_logs = _log_network_clients(settings)
-    node = _build_node(settings, loop, pipe)
-    replay = _add_replay(node, settings, loop)
+    node, sandbox = _build_node(settings, loop, pipe)
+    replay = _add_replay(node, settings, loop, sandbox)
     strategy, bridge = _add_components(node, settings, pipe, request_stop, replay, bridge_type)
 
     def read_commands() -> None:
@@ -378,7 +381,7 @@ def _final_snapshot(bridge: Bridge, pipe: _Pipe) -> bytes | None:
 
 def _build_node(
     settings: NodeSettings, loop: asyncio.AbstractEventLoop, pipe: _Pipe
-) -> TradingNode:
+) -> tuple[TradingNode, SandboxExecutionClient | None]:
     clients = clients_for(settings)
     node = TradingNode(config=build_node_config(settings, clients), loop=loop)
     # Shutdown is the parent's decision, sent over the pipe: a terminal's Ctrl-C or
@@ -395,14 +398,45 @@ def _build_node(
     node.build()
     _skip_trade_statistics(node)
     _report_failures(node, loop, pipe)
-    return node
+    return node, _add_sandbox(node, clients.sandbox, loop, settings.mode)
+
+
+def _add_sandbox(
+    node: TradingNode,
+    config: SandboxExecutionClientConfig | None,
+    loop: asyncio.AbstractEventLoop,
+    mode: Mode,
+) -> SandboxExecutionClient | None:
+    """The simulated venue's execution client, built here rather than by a factory so
+    the host reaches its exchange. A replay's steps with the replay, its engines
+    inline (``node.lockstep``); a sandbox on live data is Nautilus's own."""
+    if config is None:
+        return None
+    kernel = node.kernel
+    venue_type = SandboxExecutionClient
+    if mode is Mode.REPLAY:
+        run_engines_inline(node)
+        venue_type = LockstepVenue
+    client = venue_type(
+        loop=loop,
+        portfolio=kernel.portfolio,
+        msgbus=kernel.msgbus,
+        cache=kernel.cache,
+        clock=kernel.clock,
+        config=config,
+    )
+    kernel.exec_engine.register_client(client)
+    return client
 
 
 def _add_replay(
-    node: TradingNode, settings: NodeSettings, loop: asyncio.AbstractEventLoop
+    node: TradingNode,
+    settings: NodeSettings,
+    loop: asyncio.AbstractEventLoop,
+    venue: SandboxExecutionClient | None,
 ) -> ReplayDataClient | None:
-    """In replay mode, the data client that plays the bars, registered with the data
-    engine before the node runs (its connect comes with the node's start)."""
+    """In replay mode, the data client that plays the bars in lockstep with the node and
+    its simulated venue, registered with the data engine before the node runs."""
     if settings.mode is not Mode.REPLAY:
         return None
     kernel = node.kernel
@@ -414,6 +448,7 @@ def _add_replay(
         settings.instrument_id,
         settings.replay,
         settings.start_cursor,
+        venue=venue if isinstance(venue, LockstepVenue) else None,
     )
     kernel.data_engine.register_client(client)
     return client

@@ -1,18 +1,28 @@
-"""A live Nautilus data client that replays a bar series into a running TradingNode.
+"""A live Nautilus data client that replays a bar series into a running TradingNode,
+in lockstep with it, so a replay's fills equal ``BacktestEngine``'s at any speed.
 
 It is a real ``LiveMarketDataClient``: bars enter through ``_handle_data`` exactly as
-exchange data would, so the DataEngine, the strategy and the sandbox execution
-client's matching engine all see the same stream. Each bar is stamped with the live
-clock; its position in the series (the cursor) is what a checkpoint records.
+exchange data would. Each bar is one step of the venue (``node.lockstep``): the
+simulated venue takes the bar, the strategy gets it, the venue settles what the
+strategy sent - all before the next bar, as in a backtest. ``speed`` only paces
+wall-clock time between steps; the sequence of fills is the same at every speed.
 
-The host builds it itself, from the replay settings, and registers it with the data
-engine: no factory and no registry stand between it and the bridge that reads it.
+A step is synchronous, so the cursor (the index of the next bar) moves only at a
+step's end and nothing else on the loop - a snapshot, an operator's command - runs in
+the middle of one: a checkpoint never holds a bar half done, and a restore resumes at
+the right bar without re-trading or skipping one. Each bar is stamped with the live
+clock.
+
+The host builds it itself, registers it with the data engine and hands it the venue:
+no factory and no registry stand between it, the venue and the bridge that reads it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from decimal import Decimal
+import time
+from collections.abc import Callable
+from typing import Protocol
 
 from nautilus_trader.cache.cache import Cache
 from nautilus_trader.common.component import LiveClock, MessageBus
@@ -20,9 +30,8 @@ from nautilus_trader.common.providers import InstrumentProvider
 from nautilus_trader.config import LiveDataClientConfig
 from nautilus_trader.data.messages import SubscribeBars, UnsubscribeBars
 from nautilus_trader.live.data_client import LiveMarketDataClient
-from nautilus_trader.model.data import Bar, BarType, TradeTick
-from nautilus_trader.model.enums import AggressorSide
-from nautilus_trader.model.identifiers import ClientId, InstrumentId, TradeId, Venue
+from nautilus_trader.model.data import Bar, BarType
+from nautilus_trader.model.identifiers import ClientId, InstrumentId, Venue
 from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.test_kit.providers import TestInstrumentProvider
 
@@ -45,6 +54,29 @@ def bar_type_for(instrument_id: str, bar_minutes: int) -> BarType:
     return BarType.from_str(f"{instrument_id}-{bar_minutes}-MINUTE-LAST-EXTERNAL")
 
 
+def to_bar(instrument: Instrument, bar_type: BarType, row: Ohlcv, ts: int) -> Bar:
+    """A series row as the Nautilus bar both the replay and the parity backtest play."""
+    make_price = instrument.make_price
+    return Bar(
+        bar_type=bar_type,
+        open=make_price(row.open),
+        high=make_price(row.high),
+        low=make_price(row.low),
+        close=make_price(row.close),
+        volume=instrument.make_qty(row.volume),
+        ts_event=ts,
+        ts_init=ts,
+    )
+
+
+class SteppedVenue(Protocol):
+    """The simulated venue as the replay steps it (``node.lockstep.LockstepVenue``)."""
+
+    def step(self, bar: Bar, deliver: Callable[[Bar], None]) -> None:
+        """The venue takes ``bar``, ``deliver`` hands it to the node, the venue settles."""
+        ...
+
+
 class ReplayDataClient(LiveMarketDataClient):
     """Plays ``bars`` from ``cursor`` on; the cursor is the index of the next bar."""
 
@@ -58,7 +90,9 @@ class ReplayDataClient(LiveMarketDataClient):
         replay: ReplaySettings,
         start_cursor: int = 0,
         hold: bool = True,
+        venue: SteppedVenue | None = None,
     ) -> None:
+        """``venue`` is stepped with each bar (None: the bar alone, as live data)."""
         instrument = make_instrument(instrument_id)
         super().__init__(
             loop=loop,
@@ -83,6 +117,7 @@ class ReplayDataClient(LiveMarketDataClient):
         if not hold:  # else held until the host releases it: a restore comes first
             self._released.set()
         self._bar_type = bar_type_for(instrument_id, replay.bar_minutes)
+        self._venue = venue
 
     def release(self) -> None:
         self._released.set()
@@ -98,17 +133,7 @@ class ReplayDataClient(LiveMarketDataClient):
         ]
 
     def _bar(self, row: Ohlcv, ts: int) -> Bar:
-        make_price = self._instrument.make_price
-        return Bar(
-            bar_type=self._bar_type,
-            open=make_price(row.open),
-            high=make_price(row.high),
-            low=make_price(row.low),
-            close=make_price(row.close),
-            volume=self._instrument.make_qty(row.volume),
-            ts_event=ts,
-            ts_init=ts,
-        )
+        return to_bar(self._instrument, self._bar_type, row, ts)
 
     @property
     def total_bars(self) -> int:
@@ -131,38 +156,20 @@ class ReplayDataClient(LiveMarketDataClient):
 
     async def _play(self, bar_type: BarType) -> None:
         interval = bar_type.spec.step * 60 / self._replay.speed if self._replay.speed > 0 else 0.0
-        make_price = self._instrument.make_price
         await self._released.wait()
         while self.cursor < len(self._series):
-            row = self._series[self.cursor]
-            now = self._clock.timestamp_ns()
-            bar = self._bar(row, now)
-            # The sandbox matching engine listens to the venue's trades, not its
-            # bars: the bar's path O -> H/L -> C is played as trades first, so
-            # market orders fill at the last price and resting limits can touch.
-            for k, px in enumerate(_path(row)):
-                self._handle_data(
-                    TradeTick(
-                        instrument_id=self._instrument.id,
-                        price=make_price(px),
-                        size=self._instrument.make_qty(row.volume / 4),
-                        aggressor_side=AggressorSide.NO_AGGRESSOR,
-                        trade_id=TradeId(f"R{self.cursor}-{k}"),
-                        ts_event=now,
-                        ts_init=now,
-                    )
-                )
+            started = time.monotonic()
+            bar = self._bar(self._series[self.cursor], self._clock.timestamp_ns())
+            if self._venue is not None:
+                self._venue.step(bar, self._handle_data)
+            else:
+                self._handle_data(bar)
             self.cursor += 1
-            self._handle_data(bar)
-            await asyncio.sleep(interval)
+            # Paced: the rest of the bar's wall-clock interval; as fast as possible: one
+            # pass of the loop, for the timers, the pipe and the operator's commands.
+            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
         self.finished = True
         self._log.warning(f"replay finished after {self.cursor} bars")
-
-
-def _path(row: Ohlcv) -> tuple[Decimal, Decimal, Decimal, Decimal]:
-    if row.close >= row.open:
-        return (row.open, row.low, row.high, row.close)
-    return (row.open, row.high, row.low, row.close)
 
 
 def parse_instrument_id(value: str) -> InstrumentId:

@@ -21,7 +21,6 @@ from nautilus_trader.adapters.binance import (
 )
 from nautilus_trader.adapters.binance.common.enums import BinanceEnvironment
 from nautilus_trader.adapters.sandbox.config import SandboxExecutionClientConfig
-from nautilus_trader.adapters.sandbox.factory import SandboxLiveExecClientFactory
 from nautilus_trader.config import InstrumentProviderConfig
 from nautilus_trader.live.node import TradingNode
 from nautilus_trader.model.identifiers import InstrumentId
@@ -33,33 +32,39 @@ BINANCE = "BINANCE"
 
 @dataclass(frozen=True)
 class Clients:
+    """The Binance clients Nautilus builds from factories, and the sandbox venue's config
+    (the host builds the sandbox itself, to reach its simulated exchange)."""
+
     data: dict[str, object]
     exec: dict[str, object]
     reconciliation: bool
+    sandbox: SandboxExecutionClientConfig | None = None
 
     def register(self, node: TradingNode, mode: Mode) -> None:
-        """The factories Nautilus builds clients from (the replay client the host builds
-        itself: ``node.replay``)."""
+        """The factories Nautilus builds clients from (the replay client and the sandbox
+        the host builds itself: ``node.host``)."""
         if mode is not Mode.REPLAY:
             node.add_data_client_factory(BINANCE, BinanceLiveDataClientFactory)
         if mode is Mode.BINANCE_TESTNET:
             node.add_exec_client_factory(BINANCE, BinanceLiveExecClientFactory)
-        else:
-            node.add_exec_client_factory(BINANCE, SandboxLiveExecClientFactory)
 
 
-def clients_for(settings: NodeSettings) -> Clients:
-    venue = settings.instrument_id.rsplit(".", 1)[1]
+def sandbox_config(settings: NodeSettings) -> SandboxExecutionClientConfig:
+    """The simulated venue of the replay and sandbox modes, and of the parity backtest."""
     account = settings.account
-    sandbox = SandboxExecutionClientConfig(
-        venue=venue,
+    return SandboxExecutionClientConfig(
+        venue=settings.instrument_id.rsplit(".", 1)[1],
         starting_balances=[f"{account.starting_balance} {account.currency}"],
         oms_type="NETTING",
         account_type="MARGIN",
         default_leverage=account.leverage,
     )
+
+
+def clients_for(settings: NodeSettings) -> Clients:
+    sandbox = sandbox_config(settings)
     if settings.mode is Mode.REPLAY:
-        return Clients({}, {venue: sandbox}, reconciliation=False)
+        return Clients({}, {}, reconciliation=False, sandbox=sandbox)
 
     binance = settings.binance
     environment = (
@@ -78,7 +83,7 @@ def clients_for(settings: NodeSettings) -> Clients:
         instrument_provider=provider,
     )
     if settings.mode is Mode.BINANCE_SANDBOX:
-        return Clients({BINANCE: data_config}, {BINANCE: sandbox}, reconciliation=False)
+        return Clients({BINANCE: data_config}, {}, reconciliation=False, sandbox=sandbox)
     exec_config = BinanceExecClientConfig(
         account_type=BinanceAccountType.USDT_FUTURES,
         environment=environment,

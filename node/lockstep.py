@@ -1,0 +1,220 @@
+"""A replay node that steps as ``BacktestEngine`` steps: the same fills at any speed.
+
+Played as fast as a live node goes, a replay's result depended on the machine: at 700
+bars a second orders filled a bar late and two runs on one file differed by thousands
+of USDT. Waiting for the live engines' queues to drain is not enough either: the
+simulated venue fills a market order's remainder one tick away only if it sees the
+first partial fill applied to the order at once, as a backtest applies it, while a live
+engine applies it later, from its queue.
+
+So a replay node runs its engines the way a backtest kernel does:
+
+- ``run_engines_inline``: the data, risk and execution engines handle each message
+  when it is sent, as the engine's own queue task would handle it, minus the queue;
+  an exception takes the same way to a graceful shutdown as one in the queue task.
+- ``LockstepVenue``: the sandbox venue with a backtest venue's message queue. A bar is
+  one ``step``: the venue processes the bar (its open, high, low and close), the bar
+  goes to the strategy, then the commands the strategy sent are drained and the
+  matching engines iterated until no new command comes - the backtest's settle.
+  Commands sent between steps (an operator's halt, a restore's resting orders) are
+  processed at once, as a venue would.
+
+Binance-sandbox mode keeps Nautilus's own ``SandboxExecutionClient`` and live engines:
+there the market, not the node, sets the pace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Protocol
+
+from nautilus_trader.adapters.sandbox.config import SandboxExecutionClientConfig
+from nautilus_trader.adapters.sandbox.execution import SandboxExecutionClient
+from nautilus_trader.backtest.engine import SimulatedExchange
+from nautilus_trader.backtest.execution_client import BacktestExecClient
+from nautilus_trader.backtest.models import FillModel, MakerTakerFeeModel
+from nautilus_trader.cache.cache import Cache
+from nautilus_trader.common.component import LiveClock, MessageBus, TestClock
+from nautilus_trader.common.providers import InstrumentProvider
+from nautilus_trader.live.execution_client import LiveExecutionClient
+from nautilus_trader.live.node import TradingNode
+from nautilus_trader.model.data import Bar
+from nautilus_trader.model.enums import account_type_from_str, book_type_from_str, oms_type_from_str
+from nautilus_trader.model.identifiers import AccountId, ClientId, Venue
+from nautilus_trader.model.objects import Currency, Money
+from nautilus_trader.portfolio.base import PortfolioFacade
+
+MAX_SETTLE_ROUNDS = 1000  # a strategy answering every fill with a new order is a bug
+
+
+Handler = Callable[[object], None]
+
+
+class QueuedEngine(Protocol):
+    """A live engine: what its queue task does when a handler raises."""
+
+    def _handle_queue_exception(self, e: Exception, queue_name: str) -> None: ...
+
+
+def run_engines_inline(node: TradingNode) -> None:
+    """Point the engines' message endpoints at the handlers their queue tasks call."""
+    kernel = node.kernel
+    data, risk, execution = kernel.data_engine, kernel.risk_engine, kernel.exec_engine
+    # endpoint (its queueing handler is the engine's method of that name), the engine,
+    # what the engine's queue task calls, the queue's name in its error report
+    routes: tuple[tuple[str, QueuedEngine, Handler, str], ...] = (
+        ("DataEngine.process", data, data._handle_data, "Data"),
+        ("RiskEngine.execute", risk, risk._execute_command, "command"),
+        ("RiskEngine.process", risk, risk._handle_event, "event"),
+        ("ExecEngine.execute", execution, execution._execute_command, "command"),
+        ("ExecEngine.process", execution, execution._handle_event_with_tracking, "event"),
+    )
+    msgbus = kernel.msgbus
+    for endpoint, engine, handle, queue_name in routes:
+        msgbus.deregister(endpoint, getattr(engine, endpoint.rsplit(".", 1)[1]))
+        msgbus.register(endpoint, _inline(handle, engine, queue_name))
+
+
+def _inline(handle: Handler, engine: QueuedEngine, queue_name: str) -> Handler:
+    def handler(message: object) -> None:
+        try:
+            handle(message)
+        except Exception as exc:  # as the queue task: a graceful shutdown, reported
+            engine._handle_queue_exception(exc, queue_name)
+
+    return handler
+
+
+class LockstepVenue(SandboxExecutionClient):
+    """The sandbox venue with a backtest venue's message queue, stepped bar by bar."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        portfolio: PortfolioFacade,
+        msgbus: MessageBus,
+        cache: Cache,
+        clock: LiveClock,
+        config: SandboxExecutionClientConfig,
+    ) -> None:
+        # Not the sandbox's own constructor: it builds an exchange without a queue.
+        venue = Venue(config.venue)
+        oms_type = oms_type_from_str(config.oms_type)
+        account_type = account_type_from_str(config.account_type)
+        base_currency = Currency.from_str(config.base_currency) if config.base_currency else None
+        self.test_clock = TestClock()
+        LiveExecutionClient.__init__(
+            self,
+            loop=loop,
+            client_id=ClientId(config.venue),
+            venue=venue,
+            oms_type=oms_type,
+            account_type=account_type,
+            base_currency=base_currency,
+            instrument_provider=InstrumentProvider(),
+            msgbus=msgbus,
+            cache=cache,
+            clock=clock,
+            config=None,
+        )
+        self._set_account_id(AccountId(f"{config.venue}-001"))
+        self.exchange = SimulatedExchange(
+            venue=venue,
+            oms_type=oms_type,
+            account_type=account_type,
+            starting_balances=[Money.from_str(b) for b in config.starting_balances],
+            base_currency=base_currency,
+            default_leverage=config.default_leverage,
+            leverages=config.leverages or {},
+            modules=[],
+            portfolio=portfolio,
+            msgbus=msgbus,
+            cache=cache,
+            clock=self.test_clock,
+            fill_model=FillModel(),
+            fee_model=MakerTakerFeeModel(),
+            book_type=book_type_from_str(config.book_type),
+            frozen_account=config.frozen_account,
+            bar_execution=config.bar_execution,
+            trade_execution=config.trade_execution,
+            reject_stop_orders=config.reject_stop_orders,
+            support_gtd_orders=config.support_gtd_orders,
+            support_contingent_orders=config.support_contingent_orders,
+            use_position_ids=config.use_position_ids,
+            use_random_ids=config.use_random_ids,
+            use_reduce_only=config.use_reduce_only,
+        )
+        self._client = BacktestExecClient(
+            exchange=self.exchange, msgbus=msgbus, cache=cache, clock=self.test_clock
+        )
+        self.exchange.register_client(self._client)
+        self.exchange.initialize_account()
+        self._sent = 0  # commands handed to the venue
+        self._drained = 0  # of which the venue has processed
+        self._stepping = False
+
+    def connect(self) -> None:
+        """The instruments, no market data subscription: the replay hands bars in."""
+        for instrument in self.exchange.cache.instruments(venue=self.venue):
+            self.exchange.add_instrument(instrument)
+        self._client._set_connected(True)
+        self._set_connected(True)
+
+    # ------------------------------------------------------------ commands in
+
+    def submit_order(self, command: object) -> None:
+        self._client.submit_order(command)
+        self._sent_one()
+
+    def submit_order_list(self, command: object) -> None:
+        self._client.submit_order_list(command)
+        self._sent_one()
+
+    def modify_order(self, command: object) -> None:
+        self._client.modify_order(command)
+        self._sent_one()
+
+    def cancel_order(self, command: object) -> None:
+        self._client.cancel_order(command)
+        self._sent_one()
+
+    def cancel_all_orders(self, command: object) -> None:
+        self._client.cancel_all_orders(command)
+        self._sent_one()
+
+    def batch_cancel_orders(self, command: object) -> None:
+        self._client.batch_cancel_orders(command)
+        self._sent_one()
+
+    def _sent_one(self) -> None:
+        self._sent += 1
+        if not self._stepping:  # between bars: the venue answers now
+            self._settle(self._clock.timestamp_ns())
+
+    # ------------------------------------------------------------ stepping
+
+    def step(self, bar: Bar, deliver: Callable[[Bar], None]) -> None:
+        """One bar, as ``BacktestEngine`` runs one data point: the venue first, then the
+        strategy (``deliver``), then the venue settled."""
+        ts = bar.ts_init
+        self._stepping = True
+        try:
+            self.test_clock.set_time(ts)
+            self.exchange.process_bar(bar)
+            deliver(bar)
+            self._settle(ts)
+        finally:
+            self._stepping = False
+
+    def _settle(self, ts_ns: int) -> None:
+        """While commands are waiting: drain them, then iterate the matching engines (a
+        fill may bring a new order, which goes round again)."""
+        for _ in range(MAX_SETTLE_ROUNDS):
+            if self._drained == self._sent:
+                return
+            self._drained = self._sent
+            self.exchange.process(ts_ns)
+            for engine in self.exchange.get_matching_engines().values():
+                engine.iterate(ts_ns)
+        self._log.error(f"still settling after {MAX_SETTLE_ROUNDS} rounds")
