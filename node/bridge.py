@@ -71,6 +71,7 @@ from protocol import (
     OrderView,
     Ping,
     Pong,
+    PositionFill,
     PositionView,
     Resume,
     Snapshot,
@@ -244,19 +245,29 @@ class Bridge(Actor):
     async def restore(self, snap: Snapshot, halted: bool, timeout_s: float = 10.0) -> None:
         """Rebuild a checkpoint's positions and open orders in this fresh node.
 
-        Positions come back as zero-commission fills at their average open price,
-        generated through the execution client so the cache, the portfolio and the
-        account all agree; resting orders are placed again with their own client
-        order ids. The order id counter continues, so no id is issued twice. A node
-        that starts ``halted`` (the gate's record) places no order again.
+        Positions come back as their own fills, replayed at their prices without
+        commission and generated through the execution client, so the cache, the
+        portfolio and the account all agree and each position's average price is the
+        one it had (a checkpoint without fills: one fill at the average). Replayed
+        reductions realize PnL the checkpoint's balance already holds: the simulated
+        account is set back to that balance, and the realized total left as it was.
+        Resting orders are placed again with their own client order ids; the order id
+        counter continues, so no id is issued twice. A node that starts ``halted`` (the
+        gate's record) places no order again.
         """
         strategy = self._strategy
         strategy.order_factory.set_client_order_id_count(snap.orders_total)
         self.restore_marks(snap)
         instrument = self.cache.instrument(self._instrument_id)
+        venue: object = None
         for n, view in enumerate(snap.positions):
-            self._restore_position(instrument, view, n)
-            self._position_realized_base[view.position_id] = view.realized_pnl
+            fills = view.fills or (
+                PositionFill(
+                    "BUY" if view.side == "LONG" else "SELL", view.quantity, view.avg_px_open
+                ),
+            )
+            for k, fill in enumerate(fills):
+                venue = self._restore_fill(instrument, fill, f"{n}-{k}")
         # A halted node has no working orders (the halt cancelled them, even if the
         # checkpoint was taken before the cancels were confirmed): place none again.
         resting_orders = () if halted else snap.open_orders
@@ -271,33 +282,40 @@ class Bridge(Actor):
                 client_order_id=ClientOrderId(resting.client_order_id),
             )
             strategy.submit_order(order)
+        settled = False
         deadline = self.clock.timestamp() + timeout_s
         while self.clock.timestamp() < deadline:
-            positions = len(self.cache.positions_open())
+            filled = all(self.cache.order(ClientOrderId(o)).is_closed for o in self._restoring)
             working = len(self.cache.orders_open(strategy_id=strategy.id))
-            if positions >= len(snap.positions) and working >= len(resting_orders):
+            if filled and not settled:
+                self._settle_restored(snap, instrument, venue)
+                settled = True
+            if settled and working >= len(resting_orders) and self._balance() == snap.balance:
                 return
             await asyncio.sleep(0.005)
         # Trading on without the full state is better than a crash loop: say so loudly.
+        positions = len(self.cache.positions_open())
         self._send(
             ErrorRaised(
                 "node.restore",
                 "RestoreIncomplete",
                 f"restore not confirmed within {timeout_s} s: {positions} of "
-                f"{len(snap.positions)} position(s), {working} of {len(resting_orders)} order(s)",
+                f"{len(snap.positions)} position(s), {working} of {len(resting_orders)} "
+                f"order(s), balance {self._balance()} of {snap.balance}",
             )
         )
 
-    def _restore_position(self, instrument: Instrument, view: PositionView, n: int) -> None:
+    def _restore_fill(self, instrument: Instrument, fill: PositionFill, tag: str) -> object:
+        """One fill of a restored position; the venue's client that generated it."""
         strategy = self._strategy
-        side = OrderSide.BUY if view.side == "LONG" else OrderSide.SELL
-        qty = instrument.make_qty(view.quantity)
+        side = OrderSide.BUY if fill.side == "BUY" else OrderSide.SELL
+        qty = instrument.make_qty(fill.quantity)
         order = strategy.order_factory.market(self._instrument_id, side, qty, tags=["RESTORE"])
         self._restoring.add(order.client_order_id.value)
         self.cache.add_order(order, None, None)
         client = next(iter(self._exec_engine.get_clients_for_orders([order])))
         now = self.clock.timestamp_ns()
-        venue_order_id = VenueOrderId(f"RESTORE-{n}-{now}")
+        venue_order_id = VenueOrderId(f"RESTORE-{tag}-{now}")
         client.generate_order_submitted(
             strategy.id, self._instrument_id, order.client_order_id, now
         )
@@ -310,16 +328,34 @@ class Bridge(Actor):
             order.client_order_id,
             venue_order_id,
             None,
-            TradeId(f"RESTORE-{n}-{now}"),
+            TradeId(f"RESTORE-{tag}-{now}"),
             side,
             OrderType.MARKET,
             qty,
-            instrument.make_price(view.avg_px_open),
+            instrument.make_price(fill.price),
             instrument.quote_currency,
             Money(0, instrument.get_settlement_currency()),
             LiquiditySide.TAKER,
             now,
         )
+        return client
+
+    def _settle_restored(self, snap: Snapshot, instrument: Instrument, venue: object) -> None:
+        """What replayed reductions realized is in the checkpoint already: the realized
+        total is kept as it was, and the simulated account set back to its balance."""
+        replayed: dict[str, Decimal] = {}
+        for position in self.cache.positions_open():
+            if position.realized_pnl is not None:
+                replayed[position.id.value] = position.realized_pnl.as_decimal()
+        for view in snap.positions:
+            again = replayed.get(view.position_id, Decimal(0))
+            self._position_realized_base[view.position_id] = view.realized_pnl - again
+        self._realized_base = snap.realized_pnl - sum(replayed.values(), Decimal(0))
+        exchange = getattr(venue, "exchange", None)  # a simulated venue's
+        difference = snap.balance - self._balance()
+        if exchange is not None and difference:
+            currency = instrument.get_settlement_currency()
+            exchange.adjust_account(Money(difference, currency))
 
     # ------------------------------------------------------------ events
 
@@ -494,6 +530,14 @@ def _position_view(
         avg_px_open=avg_price(position.avg_px_open, price_precision),
         realized_pnl=realized_base + realized,
         unrealized_pnl=unrealized,
+        fills=tuple(
+            PositionFill(
+                order_side_to_str(fill.order_side),
+                fill.last_qty.as_decimal(),
+                fill.last_px.as_decimal(),
+            )
+            for fill in position.events
+        ),
     )
 
 

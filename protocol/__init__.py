@@ -83,6 +83,7 @@ from protocol.settings import (
 )
 from protocol.state import (
     OrderView,
+    PositionFill,
     PositionView,
     Snapshot,
     TradingState,
@@ -156,6 +157,7 @@ __all__ = [
     "OrdersCanceled",
     "Ping",
     "Pong",
+    "PositionFill",
     "PositionView",
     "QueryBusy",
     "QueryState",

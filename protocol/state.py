@@ -30,7 +30,21 @@ class OrderView:
 
 
 @dataclass(frozen=True, slots=True)
+class PositionFill:
+    """One fill of an open position, as the venue gave it (a tick price)."""
+
+    side: str
+    quantity: Decimal
+    price: Decimal
+
+
+@dataclass(frozen=True, slots=True)
 class PositionView:
+    """``avg_px_open`` is for reading (rounded); ``fills`` rebuild the position on a
+    restore: replayed in order they give Nautilus's float average price back bit for
+    bit, where one fill at the rounded average left every later PnL a few cents off
+    the backtest's. A checkpoint of an older service has no fills (``()``)."""
+
     position_id: str
     instrument_id: str
     side: str
@@ -38,6 +52,7 @@ class PositionView:
     avg_px_open: Decimal
     realized_pnl: Decimal
     unrealized_pnl: Decimal
+    fills: tuple[PositionFill, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
