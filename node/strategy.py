@@ -132,11 +132,22 @@ class EmaCross(Strategy):
             return
         atr = Decimal(repr(self._atr.value))
         target = position_size(self._sizing, self._risk, self.equity(), price, atr)
-        qty = instrument.make_qty(target + abs(net))
-        if qty.as_decimal() <= 0 or qty < instrument.min_quantity:
+        # The venue's largest order bounds the position, and an order over it is denied
+        # (a grown account once had every turn denied, and the rejects breaker halted
+        # it): a turn bigger than that closes and opens with two orders.
+        largest = instrument.max_quantity.as_decimal() if instrument.max_quantity else None
+        if largest is not None:
+            target = min(target, largest)
+        close = Decimal(abs(net))
+        sizes = (
+            [close + target] if largest is None or close + target <= largest else [close, target]
+        )
+        orders = [instrument.make_qty(size) for size in sizes if size > 0]
+        if not orders or any(qty < instrument.min_quantity for qty in orders):
             self.log.warning(f"size {target} below the minimum; no order")
             return
-        self.submit_order(self.order_factory.market(self._instrument_id, side, qty))
+        for qty in orders:
+            self.submit_order(self.order_factory.market(self._instrument_id, side, qty))
         self._ladder(side, price, target)
 
     def _ladder(self, side: OrderSide, price: Decimal, target: Decimal) -> None:
