@@ -58,6 +58,7 @@ from protocol import (
     Ping,
     Pong,
     ReconciliationDiff,
+    ReplayFinished,
     Resume,
     Severity,
     SnapshotRequest,
@@ -157,6 +158,7 @@ class TradingNodeActor(SupervisedActor):
         self._next_id = 0
         self._last_pong = time.monotonic()
         self.started_info: NodeStarted | None = None
+        self._told_finished = False
 
     # ------------------------------------------------------------ lifecycle
 
@@ -293,6 +295,11 @@ class TradingNodeActor(SupervisedActor):
                 log.info("node child %d trading %s", message.pid, message.instrument_id)
                 # A start that trades clears the retry budget of node failures.
                 self.peers.tell("classifier", OperationSucceeded(ROLE))
+            case NodeReport(replay_finished=True, replay_cursor=bars):
+                if self.settings.replay.stop_when_done and not self._told_finished:
+                    self._told_finished = True
+                    log.info("replay finished after %d bars: the service stops", bars)
+                    self.ctx.directory.tell(ReplayFinished(bars))
             case ReconciliationDiff(differences=differences):
                 self.peers.tell(
                     "alerter",

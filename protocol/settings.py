@@ -154,6 +154,9 @@ class ReplaySettings(Section):
     volatility: Annotated[
         Decimal, Field(gt=0, le=Decimal("0.5"), description="the walk's volatility a bar")
     ] = Decimal("0.002")
+    stop_when_done: Annotated[
+        bool, Field(description="stop the service (final checkpoint) once every bar is played")
+    ] = False
 
     @model_validator(mode="after")
     def _file(self) -> Self:

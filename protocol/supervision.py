@@ -50,6 +50,14 @@ class WhereIs:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplayFinished:
+    """The replay has played its last bar and ``replay.stop_when_done`` is set: the node
+    tells its supervisor, which passes it up to the process that runs the tree."""
+
+    bars: int
+
+
+@dataclass(frozen=True, slots=True)
 class ChildExited:
     """A child reports its own end; ``abnormal`` is a crash, not a requested stop."""
 

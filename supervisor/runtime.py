@@ -27,6 +27,7 @@ from protocol import (
     NotConfirmed,
     OperationSucceeded,
     OrdersCanceled,
+    ReplayFinished,
     Resume,
     SupervisorTerminated,
     TradingState,
@@ -259,6 +260,9 @@ async def serve(
                     for message in service.events.poll():
                         if isinstance(message, SupervisorTerminated):
                             stop(StopOutcome(f"escalation: {message.reason}", False))
+                            return
+                        if isinstance(message, ReplayFinished):
+                            stop(StopOutcome(f"replay finished after {message.bars} bars", True))
                             return
                     await anyio.sleep(TREE_POLL_S)
 

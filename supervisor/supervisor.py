@@ -35,6 +35,7 @@ from protocol import (
     Ping,
     Pong,
     QueryBusy,
+    ReplayFinished,
     RestartChild,
     RestartStrategy,
     Severity,
@@ -132,6 +133,9 @@ class Supervisor(pykka.ThreadingActor):
                 return ref if ref is not None and ref.is_alive() else None
             case ChildExited():
                 self._on_exit(message)
+                if self._parent is not None:
+                    _tell(self._parent, message)
+            case ReplayFinished():
                 if self._parent is not None:
                     _tell(self._parent, message)
             case RestartChild(role=role):
