@@ -5,13 +5,15 @@ pandas out of the supervisor's process).
     paper-node status [--config PATH] [--db PATH] [--json]
     paper-node halt|resume|stop [--config PATH] [--db PATH] [--reason TEXT]
     paper-node events [--config PATH] [--db PATH] [--tail N] [--json]
+    paper-node report parity [--config PATH] [--db PATH] [--trader ID] [--json]
     paper-node config check [--config PATH]
     paper-node config schema | example
 
 Exit codes: 0 success; 1 runtime or storage error; 2 bad config or usage;
 3 the service stopped itself (restart intensity escalation), or it is not running
 (status with a stale heartbeat, a control command with nobody to carry it out);
-4 status found no run in the database; 5 this trader already runs on this database.
+4 status found no run in the database; 5 this trader already runs on this database;
+6 the parity report found the session and the backtest different.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 import anyio
 
 from actors.redact import install as install_redaction
+from cli.report import ReportError, report_parity
 from storage import (
     Command,
     CommandStatus,
@@ -225,6 +228,19 @@ def cmd_events(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_report_parity(args: argparse.Namespace) -> int:
+    """The session beside ``BacktestEngine`` on the same bars; exit 6 when they differ."""
+    config = _load(args)
+    trader_id = args.trader or (config.node.trader_id if args.config is not None else None)
+    try:
+        text, code = report_parity(config.db_path, trader_id, args.json)
+    except ReportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.code
+    print(text)
+    return code
+
+
 def cmd_config_check(args: argparse.Namespace) -> int:
     config = _load(args)
     node = config.node
@@ -283,6 +299,17 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("--db", type=Path)
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(func=cmd_status)
+
+    report = sub.add_parser("report", help="reports on a session")
+    report_sub = report.add_subparsers(dest="report_command", required=True)
+    parity = report_sub.add_parser(
+        "parity", help="the session beside BacktestEngine on the same bars (exit 6: different)"
+    )
+    parity.add_argument("--config", type=Path)
+    parity.add_argument("--db", type=Path)
+    parity.add_argument("--trader", help="the session's trader id (default: the latest run's)")
+    parity.add_argument("--json", action="store_true", help="machine-readable output")
+    parity.set_defaults(func=cmd_report_parity)
 
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True)

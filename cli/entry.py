@@ -2,9 +2,9 @@
 
 It imports nothing heavy before it has kept pandas out of this process: the supervisor
 never uses pandas, but sqlite-utils imports it when present (~100 MB of the
-supervisor's memory). Only the command's own process: the node child, a spawn process
-that may import the module that started it, needs pandas for NautilusTrader and never
-calls ``main``.
+supervisor's memory). Only the node child (a spawn process that may import the module
+that started it, and never calls ``main``) and ``report``, which runs a backtest, need
+pandas for NautilusTrader.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    sys.modules.setdefault("pandas", None)  # type: ignore[arg-type]
+    words = sys.argv[1:] if argv is None else argv
+    if "report" not in words[:1]:  # a report runs a backtest: NautilusTrader needs pandas
+        sys.modules.setdefault("pandas", None)  # type: ignore[arg-type]
     from cli.commands import main as run_command
 
     return run_command(argv)

@@ -50,6 +50,10 @@ from protocol.events import (
 from protocol.mailbox import (
     Mailbox,
 )
+from protocol.parity import (
+    Outcome,
+    Trade,
+)
 from protocol.pipe import (
     EncodedSnapshotReply,
     NodeCommand,
@@ -70,6 +74,7 @@ from protocol.settings import (
     LogLevel,
     Mode,
     NodeSettings,
+    RecordedSettings,
     ReplaySettings,
     RestartStrategy,
     RiskLimits,
@@ -80,6 +85,7 @@ from protocol.settings import (
     StrategySettings,
     SupervisionSettings,
     TelegramSettings,
+    file_sha256,
 )
 from protocol.state import (
     OrderView,
@@ -156,6 +162,7 @@ __all__ = [
     "OrderRejected",
     "OrderView",
     "OrdersCanceled",
+    "Outcome",
     "Ping",
     "Pong",
     "PositionFill",
@@ -163,6 +170,7 @@ __all__ = [
     "QueryBusy",
     "QueryState",
     "ReconciliationDiff",
+    "RecordedSettings",
     "ReplayFinished",
     "ReplaySettings",
     "RestartChild",
@@ -183,6 +191,7 @@ __all__ = [
     "SupervisorTerminated",
     "TakeSnapshot",
     "TelegramSettings",
+    "Trade",
     "TradingState",
     "TradingStateChanged",
     "UpdateBreakers",
@@ -191,4 +200,5 @@ __all__ = [
     "decode_snapshot",
     "encode_order",
     "encode_snapshot",
+    "file_sha256",
 ]

@@ -12,6 +12,7 @@ from (the sections it needs plus its start state), pickled through the spawn con
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -335,6 +336,26 @@ class Config(Section):
     telegram: TelegramSettings = TelegramSettings()
     binance: BinanceSettings = field(default_factory=BinanceSettings)
     supervisor: SupervisionSettings = SupervisionSettings()
+
+
+class RecordedSettings(BaseModel):
+    """What a run records of its config (``runs.settings``), for a parity report to
+    replay the session with: the settings without the chat ids (they come from the
+    environment and stay there), the replay file by absolute path, and that file's
+    SHA-256 so a report can tell when the bars are no longer the ones played."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    config: Config
+    replay_sha256: str | None = None
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from storage.lock import AlreadyRunning, InstanceLock, lock_path
 from storage.presets import PresetBody, PresetValue
 from storage.queries import AlertRow, ControlRow, EquityPoint
 from storage.schema import SCHEMA_VERSION, migrate
+from storage.session import SessionRecord, read_session
 from storage.status import EventRow, PositionRow, StatusReport, read_events, read_status
 from storage.store import GateRow, OutboxRow, RunInfo, Store, Swept, retention_bound
 
@@ -33,6 +34,7 @@ __all__ = [
     "PresetValue",
     "RunInfo",
     "SchemaError",
+    "SessionRecord",
     "StatusReport",
     "StorageError",
     "Store",
@@ -40,6 +42,7 @@ __all__ = [
     "lock_path",
     "migrate",
     "read_events",
+    "read_session",
     "read_status",
     "retention_bound",
     "snapshot_from_json",

@@ -134,6 +134,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX alert_outbox_by_time ON alert_outbox(trader_id, created_at);
     CREATE INDEX control_by_time ON control(trader_id, requested_at);
     """,
+    # 6: the settings each run traded with (a parity report replays the session with them)
+    """
+    ALTER TABLE runs ADD COLUMN settings TEXT;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -129,7 +129,11 @@ class Store:
 
     # ------------------------------------------------------------ runs
 
-    def open_run(self, trader_id: str, mode: str, pid: int | None = None) -> RunInfo:
+    def open_run(
+        self, trader_id: str, mode: str, pid: int | None = None, settings: str | None = None
+    ) -> RunInfo:
+        """``settings``: what the run trades with, as JSON without secrets (a parity report
+        replays the session with them)."""
         try:
             with write_transaction(self.db):
                 table = self.db.table("runs")
@@ -139,6 +143,7 @@ class Store:
                         "mode": mode,
                         "pid": pid if pid is not None else os.getpid(),
                         "started_at": utc_now(),
+                        "settings": settings,
                     }
                 )
                 run_id = int(table.last_pk)  # type: ignore[arg-type]

@@ -25,7 +25,14 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from protocol import Config, Mode, NodeSettings, TelegramSettings
+from protocol import (
+    Config,
+    Mode,
+    NodeSettings,
+    RecordedSettings,
+    TelegramSettings,
+    file_sha256,
+)
 
 type TomlValue = str | int | float | bool | list[TomlValue] | dict[str, TomlValue]
 
@@ -63,6 +70,19 @@ class ServiceConfig:
     @property
     def telegram(self) -> TelegramSettings | None:
         return self.settings.telegram if self.telegram_on else None
+
+    def recorded(self) -> str:
+        """The settings as a run records them (``protocol.RecordedSettings``)."""
+        settings = self.settings
+        replay = settings.replay
+        digest = None
+        if replay.source == "file" and replay.path is not None:
+            path = replay.path.resolve()
+            replay = replay.model_copy(update={"path": path})
+            digest = file_sha256(path)
+        telegram = settings.telegram.model_copy(update={"chat_ids": ()})
+        kept = settings.model_copy(update={"replay": replay, "telegram": telegram})
+        return RecordedSettings(config=kept, replay_sha256=digest).model_dump_json()
 
     def with_db(self, path: Path) -> ServiceConfig:
         """``--db``: the same config with another database file."""

@@ -154,7 +154,9 @@ class Service:
         ).acquire()
         try:
             self._store = Store(config.db_path)
-            self.run = self._store.open_run(trader_id, config.node.mode.value, os.getpid())
+            self.run = self._store.open_run(
+                trader_id, config.node.mode.value, os.getpid(), config.recorded()
+            )
             self._since_run = 0 if restore else self.run.run_id
             if not restore:
                 self._start_fresh(trader_id)

@@ -1,0 +1,82 @@
+"""``paper-node report parity``: a session beside ``BacktestEngine`` on the same bars.
+
+The session is read from the database (``storage.read_session``) with the settings its
+last run recorded; the backtest runs here, in this process, on the bars the session
+played (``node.backtest``, which imports NautilusTrader: only this command does).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from node import Parity, as_json, compare, render
+from protocol import Mode, NodeSettings, RecordedSettings, file_sha256
+from storage import SessionRecord, StorageError, read_session
+
+EXIT_EQUAL, EXIT_ERROR, EXIT_USAGE, EXIT_DIFFERENT = 0, 1, 2, 6
+
+
+class ReportError(Exception):
+    """The report cannot be made; ``code`` is the command's exit code."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def session_settings(record: SessionRecord) -> NodeSettings:
+    """The node settings the session's last run traded with, its bars checked unchanged."""
+    if record.settings is None:
+        raise ReportError(
+            EXIT_ERROR,
+            f"run {record.runs[-1]} of {record.trader_id} recorded no settings (it ran on "
+            "an older service): run the session again to report on it",
+        )
+    try:
+        recorded = RecordedSettings.model_validate_json(record.settings)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ReportError(
+            EXIT_ERROR, f"the session's recorded settings no longer load: {problems}"
+        ) from None
+    config = recorded.config
+    if config.service.mode is not Mode.REPLAY:
+        raise ReportError(
+            EXIT_USAGE,
+            f"{record.trader_id} ran in {config.service.mode.value} mode: the parity report "
+            "compares replay sessions",
+        )
+    path = config.replay.path
+    digest = recorded.replay_sha256
+    if digest is not None and path is not None and file_sha256(path) != digest:
+        raise ReportError(
+            EXIT_ERROR,
+            f"the replay file {path} has changed since the session played it: "
+            "its bars are not the session's any more",
+        )
+    return NodeSettings.of(config)
+
+
+def parity(db: Path, trader_id: str | None) -> tuple[Parity, SessionRecord]:
+    try:
+        record = read_session(db, trader_id)
+    except StorageError as exc:
+        raise ReportError(EXIT_ERROR, str(exc)) from None
+    settings = session_settings(record)
+    from node.backtest import run_backtest  # NautilusTrader: this command's own import
+
+    backtest = run_backtest(settings, bars=record.outcome.bars)
+    return compare(record.outcome, backtest, record.from_bar), record
+
+
+def report_parity(db: Path, trader_id: str | None, as_json_output: bool) -> tuple[str, int]:
+    """The report's text (or JSON) and the exit code: 0 equal, 6 different."""
+    result, record = parity(db, trader_id)
+    if as_json_output:
+        text = json.dumps(as_json(result, record.trader_id, record.halts, record.notes), indent=2)
+    else:
+        text = render(result, record.trader_id, record.halts, record.notes)
+    return text, EXIT_EQUAL if result.equal else EXIT_DIFFERENT

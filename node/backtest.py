@@ -1,0 +1,139 @@
+"""``BacktestEngine`` on the bars a session played: the other side of a parity report.
+
+The venue is built from the very ``SandboxExecutionClientConfig`` the session's node
+uses (``node.venues``), the instrument, bar type and bars from the same functions the
+replay uses, and the strategy from the same config: whatever differs between the two
+runs is then the paper-trading machinery, not a setting copied wrong.
+
+Bars are stamped one interval apart from a fixed epoch; a fill's bar is recovered from
+its timestamp (the simulated venue stamps a fill with the time of the bar it happened
+in), which is how it is set beside the session's fill for the same bar.
+"""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+from nautilus_trader.adapters.sandbox.config import SandboxExecutionClientConfig
+from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
+from nautilus_trader.config import LoggingConfig
+from nautilus_trader.model.data import Bar
+from nautilus_trader.model.enums import account_type_from_str, book_type_from_str, oms_type_from_str
+from nautilus_trader.model.events import OrderFilled, PositionClosed
+from nautilus_trader.model.identifiers import Venue
+from nautilus_trader.model.objects import Currency, Money
+
+from node.bars import BarSeries, load
+from node.replay import bar_type_for, make_instrument, to_bar
+from node.strategy import EmaCross, EmaCrossConfig
+from node.venues import sandbox_config
+from protocol import NodeSettings, Outcome, Trade
+
+EPOCH_NS = 1_600_000_000 * 10**9  # the backtest's first bar; any fixed time would do
+
+
+def run_backtest(
+    settings: NodeSettings, bars: int | None = None, series: BarSeries | None = None
+) -> Outcome:
+    """The strategy of ``settings`` on the first ``bars`` bars of its replay series (all of
+    them when None), on a simulated venue configured as the session's."""
+    instrument = make_instrument(settings.instrument_id)
+    if series is None:
+        series = load(settings.replay, instrument.price_precision)
+    count = len(series) if bars is None else min(bars, len(series))
+    bar_type = bar_type_for(settings.instrument_id, settings.replay.bar_minutes)
+    step_ns = settings.replay.bar_minutes * 60 * 10**9
+    data: list[Bar] = [
+        to_bar(instrument, bar_type, series[i], EPOCH_NS + i * step_ns) for i in range(count)
+    ]
+    engine = BacktestEngine(
+        BacktestEngineConfig(trader_id=settings.trader_id, logging=LoggingConfig(log_level="ERROR"))
+    )
+    try:
+        venue = sandbox_config(settings)
+        _add_venue(engine, venue)
+        engine.add_instrument(instrument)
+        engine.add_data(data)
+        engine.add_strategy(
+            EmaCross(
+                EmaCrossConfig.build(
+                    instrument_id=settings.instrument_id,
+                    bar_type=str(bar_type),
+                    strategy=settings.strategy,
+                    sizing=settings.sizing,
+                    risk=settings.risk,
+                )
+            )
+        )
+        trades: list[Trade] = []
+        closed: list[Decimal] = []
+
+        def on_fill(event: object) -> None:
+            if isinstance(event, OrderFilled):
+                trades.append(
+                    Trade(
+                        bar=(event.ts_event - EPOCH_NS) // step_ns,
+                        side=event.order_side.name,
+                        quantity=event.last_qty.as_decimal(),
+                        price=event.last_px.as_decimal(),
+                        commission=event.commission.as_decimal(),
+                    )
+                )
+
+        def on_position(event: object) -> None:
+            if isinstance(event, PositionClosed) and event.realized_pnl is not None:
+                closed.append(event.realized_pnl.as_decimal())
+
+        msgbus = engine.kernel.msgbus
+        msgbus.subscribe("events.order.*", on_fill)
+        msgbus.subscribe("events.position.*", on_position)
+        started = time.perf_counter()
+        engine.run()
+        elapsed = time.perf_counter() - started
+        currency = settings.account.currency
+        account = engine.portfolio.account(Venue(venue.venue))
+        balance = account.balance_total(Currency.from_str(currency)) if account else None
+        open_realized = sum(
+            (
+                p.realized_pnl.as_decimal()
+                for p in engine.cache.positions_open()
+                if p.realized_pnl is not None
+            ),
+            Decimal(0),
+        )
+        return Outcome(
+            trades=tuple(trades),
+            realized_pnl=sum(closed, Decimal(0)) + open_realized,
+            fees=sum((t.commission for t in trades), Decimal(0)),
+            balance=balance.as_decimal() if balance is not None else Decimal(0),
+            currency=currency,
+            bars=count,
+            elapsed_s=elapsed,
+        )
+    finally:
+        engine.dispose()
+
+
+def _add_venue(engine: BacktestEngine, config: SandboxExecutionClientConfig) -> None:
+    """The venue as ``SandboxExecutionClient`` builds its simulated exchange from the
+    same config; everything else is ``BacktestEngine``'s default, as a trader's own
+    backtest would have it."""
+    engine.add_venue(
+        venue=Venue(config.venue),
+        oms_type=oms_type_from_str(config.oms_type),
+        account_type=account_type_from_str(config.account_type),
+        starting_balances=[Money.from_str(b) for b in config.starting_balances],
+        base_currency=Currency.from_str(config.base_currency) if config.base_currency else None,
+        default_leverage=config.default_leverage,
+        book_type=book_type_from_str(config.book_type),
+        frozen_account=config.frozen_account,
+        bar_execution=config.bar_execution,
+        trade_execution=config.trade_execution,
+        reject_stop_orders=config.reject_stop_orders,
+        support_gtd_orders=config.support_gtd_orders,
+        support_contingent_orders=config.support_contingent_orders,
+        use_position_ids=config.use_position_ids,
+        use_random_ids=config.use_random_ids,
+        use_reduce_only=config.use_reduce_only,
+    )

@@ -1,0 +1,36 @@
+"""What a parity report sets side by side: a session's trades and result, and a backtest's.
+
+Both sides are the same types, so the comparison cannot favour one: the session's come
+from the database (``storage.parity``), the backtest's from ``BacktestEngine``
+(``node.backtest``). Money is ``Decimal`` throughout, compared exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """One fill: the bar it happened in (the index into the replayed series), its side,
+    quantity, price and commission."""
+
+    bar: int
+    side: str
+    quantity: Decimal
+    price: Decimal
+    commission: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A run's trades over bars ``[0, bars)`` and where it ended."""
+
+    trades: tuple[Trade, ...]
+    realized_pnl: Decimal
+    fees: Decimal
+    balance: Decimal
+    currency: str
+    bars: int
+    elapsed_s: float = 0.0

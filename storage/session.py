@@ -1,0 +1,183 @@
+"""A session as it played, read back for a parity report: its trades, where it ended,
+and what the report must say beside the numbers.
+
+A session is a trader's runs since its last fresh start. Its trades are the fill events
+in the order they were recorded, with two corrections that make them the session's
+real sequence: a fresh start drops everything before it, and a node that started from
+a checkpoint at bar ``c`` drops the fills recorded at bar ``c`` or later (the node died
+after them, before they were checkpointed, and played those bars again). Its end is
+the last checkpoint: the balance and realized PnL there, over the bars before its
+cursor; fills at or after the cursor are past the end and not counted.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from protocol import Outcome, Trade
+from storage.errors import StorageError
+from storage.status import open_readonly
+
+# The sections whose change between runs changes what a session trades (not its speed,
+# its logging or its database).
+TRADING_SECTIONS = ("instrument", "account", "strategy", "sizing", "risk")
+REPLAY_KEYS = ("source", "path", "seed", "bars", "bar_minutes", "start_price", "volatility")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """``settings`` is the last run's recorded settings (``protocol.RecordedSettings``
+    JSON; None from a service older than the record). ``from_bar``: the first bar whose
+    fills the database still holds (0 unless retention swept the session's first
+    events). ``halts``: the reasons the session was halted, in order."""
+
+    trader_id: str
+    mode: str
+    runs: tuple[int, ...]
+    settings: str | None
+    outcome: Outcome
+    from_bar: int
+    halts: tuple[str, ...]
+    notes: tuple[str, ...]
+
+
+def read_session(path: Path, trader_id: str | None = None) -> SessionRecord:
+    """The session of ``trader_id`` (of the latest run's trader when None)."""
+    conn = open_readonly(path)
+    try:
+        return _read(conn, trader_id)
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot read the session from {path}: {exc}") from exc
+    finally:
+        conn.close()
+
+
+def _read(conn: sqlite3.Connection, trader_id: str | None) -> SessionRecord:
+    if trader_id is None:
+        row = conn.execute("SELECT trader_id FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+        if row is None:
+            raise StorageError("no run in the database")
+        trader_id = str(row["trader_id"])
+    runs = conn.execute(
+        "SELECT id, mode, settings FROM runs WHERE trader_id = ? ORDER BY id", [trader_id]
+    ).fetchall()
+    if not runs:
+        raise StorageError(f"no run of trader {trader_id} in the database")
+    fresh = conn.execute(
+        "SELECT max(run_id) FROM events WHERE trader_id = ? AND kind = 'fresh_start'",
+        [trader_id],
+    ).fetchone()[0]
+    first_run = int(fresh) if fresh is not None else int(runs[0]["id"])
+    runs = [r for r in runs if int(r["id"]) >= first_run]
+    checkpoint = conn.execute(
+        "SELECT run_id, replay_cursor, currency, balance, realized_pnl FROM checkpoints "
+        "WHERE trader_id = ? AND run_id >= ? ORDER BY id DESC LIMIT 1",
+        [trader_id, first_run],
+    ).fetchone()
+    if checkpoint is None:
+        raise StorageError(f"trader {trader_id} has no checkpoint yet: nothing to compare")
+    end = int(checkpoint["replay_cursor"])
+
+    trades: list[Trade] = []
+    notes: list[str] = []
+    halts: list[str] = []
+    from_bar: int | None = None
+    unplaced = 0
+    rows = conn.execute(
+        "SELECT kind, payload FROM events WHERE trader_id = ? AND run_id >= ? "
+        "AND kind IN ('fill', 'node_started', 'fresh_start', 'trading_state', "
+        "'config_reloaded') ORDER BY id",
+        [trader_id, first_run],
+    )
+    for row in rows:
+        kind, payload = str(row["kind"]), json.loads(row["payload"])
+        if kind == "fresh_start":
+            trades, halts, from_bar = [], [], 0
+        elif kind == "node_started":
+            cursor = int(payload["replay_cursor"])
+            trades = [t for t in trades if t.bar < cursor]
+            if from_bar is None:
+                from_bar = cursor  # the session's first start: bar 0, unless swept
+        elif kind == "trading_state" and payload["state"] == "HALTED":
+            halts.append(str(payload["reason"]))
+        elif kind == "config_reloaded":
+            notes.append(
+                "the config was reloaded during the session; the backtest uses the "
+                "settings the last run started with"
+            )
+        elif kind == "fill":
+            if payload.get("bar") is None:
+                unplaced += 1
+                continue
+            if from_bar is None:  # the session's start was swept with its first events
+                from_bar = int(payload["bar"])
+            trades.append(
+                Trade(
+                    bar=int(payload["bar"]),
+                    side=str(payload["side"]),
+                    quantity=Decimal(payload["quantity"]),
+                    price=Decimal(payload["price"]),
+                    commission=Decimal(payload["commission"]),
+                )
+            )
+    trades = [t for t in trades if t.bar < end]
+    if unplaced:
+        notes.append(
+            f"{unplaced} fill(s) carry no bar (recorded by an older service): not compared"
+        )
+    if from_bar is None or from_bar > 0:
+        notes.append(
+            f"the events before bar {from_bar or end} are no longer in the database "
+            "(retention): fills are compared from there on"
+        )
+    notes.extend(_settings_changes(runs))
+    outcome = Outcome(
+        trades=tuple(trades),
+        realized_pnl=Decimal(checkpoint["realized_pnl"]),
+        fees=sum((t.commission for t in trades), Decimal(0)),
+        balance=Decimal(checkpoint["balance"]),
+        currency=str(checkpoint["currency"]),
+        bars=end,
+    )
+    last = runs[-1]
+    return SessionRecord(
+        trader_id=trader_id,
+        mode=str(last["mode"]),
+        runs=tuple(int(r["id"]) for r in runs),
+        settings=str(last["settings"]) if last["settings"] is not None else None,
+        outcome=outcome,
+        from_bar=from_bar if from_bar is not None else end,
+        halts=tuple(halts),
+        notes=tuple(dict.fromkeys(notes)),  # each note once, in order
+    )
+
+
+def _settings_changes(runs: list[sqlite3.Row]) -> list[str]:
+    """A note for each run that traded with other settings than the last run."""
+    notes: list[str] = []
+    last = _trading_part(runs[-1]["settings"])
+    for run in runs[:-1]:
+        part = _trading_part(run["settings"])
+        if part is None:
+            notes.append(f"run {run['id']} recorded no settings (an older service)")
+        elif last is not None and part != last:
+            changed = sorted(k for k in last if part.get(k) != last.get(k))
+            notes.append(
+                f"run {run['id']} traded with other {', '.join(changed)} settings than "
+                "the last run, whose settings the backtest uses"
+            )
+    return notes
+
+
+def _trading_part(text: object) -> dict[str, object] | None:
+    if text is None:
+        return None
+    config = json.loads(str(text))["config"]
+    part: dict[str, object] = {name: config.get(name) for name in TRADING_SECTIONS}
+    replay = config.get("replay", {})
+    part["replay"] = {k: replay.get(k) for k in REPLAY_KEYS}
+    return part
