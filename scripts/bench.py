@@ -4,7 +4,7 @@
 
 One module a section: messaging (``bench_messaging``), a real node under the actor tree
 (``bench_latency``), the checkpoint's loop stall (``bench_stall``), storage and memory
-(``bench_storage``), the service as a process (``bench_service``).
+(``bench_storage``), the service as a process and the parity report (``bench_service``).
 
 Writes a JSON report (default test-artifacts/bench.json) and prints a table. These
 machines are noisy, so ratios measured in the same run (the project's actor layer
@@ -56,6 +56,7 @@ def _run(args: argparse.Namespace) -> int:
     rows += bench_storage.storage_figures(args.quick)
     rows += bench_storage.supervisor_rss()
     rows += bench_service.cold_restart(3 if args.quick else 10)
+    rows += bench_service.parity_report(args.quick)
     soak_bars = args.soak_bars or (60_000 if args.quick else 1_000_000)
     rows += bench_service.soak(soak_bars, ROOT / "test-artifacts" / "soak.json")
     machine = {"cpus": os.cpu_count(), "python": sys.version.split()[0], "quick": args.quick}

@@ -5,9 +5,10 @@ child imports Nautilus itself, installs the probes and runs the unchanged
 ``node.host.run_node``.
 
 - ``run_traced``: stamps (wall clock, ns) when the sandbox's fill reaches the
-  execution engine (``ExecEngine.process``), so the bench can split "ts_event ->
-  bridge" into the trip before the fill exists and Nautilus's own event handling
-  after it. Stamps go to the file it is bound to, off the loop.
+  execution engine's handler (the one its queue task, or a lockstep replay's inline
+  route, calls), so the bench can split "ts_event -> bridge" into the trip before the
+  fill exists and Nautilus's own event handling after it. Stamps go to the file it is
+  bound to, off the loop.
 - ``run_probed``: a bridge that also answers the bench's ``InjectOrders``,
   ``ProbeLoop`` and ``SnapshotTimes`` commands; ``ProbeLoop`` runs a loop-lag probe
   (a task asking to wake every millisecond, recording how late it woke).
@@ -70,16 +71,17 @@ def _trace_fills(path: Path) -> None:
                 out.write(stamps.get())
 
     threading.Thread(target=write, name="bench-fill-trace", daemon=True).start()
-    process = LiveExecutionEngine.process
+    handle = LiveExecutionEngine._handle_event_with_tracking
 
-    # Registered as the "ExecEngine.process" endpoint when the engine is built, so
-    # replacing it on the class before node.build() sees every event a client sends.
+    # What the engine's queue task calls for each event, and what a lockstep replay
+    # routes "ExecEngine.process" to: replaced on the class before node.build(), it
+    # sees every event a client sends, either way.
     def traced(engine: LiveExecutionEngine, event: _Event) -> None:
         if isinstance(event, OrderFilled):
             stamps.put(f"{event.trade_id} {time.time_ns()}\n")
-        process(engine, event)
+        handle(engine, event)
 
-    setattr(LiveExecutionEngine, "process", traced)  # noqa: B010
+    setattr(LiveExecutionEngine, "_handle_event_with_tracking", traced)  # noqa: B010
 
 
 def read_fill_trace(path: Path) -> dict[str, int]:

@@ -8,6 +8,8 @@
   retention and purge setting short, sampling the supervisor's and the node's RSS and
   the database's size as the bars go by: each must level off, not climb with the bar
   count. The samples go to ``test-artifacts/soak.json``.
+- ``parity_report``: a session played to its end, then ``paper-node report parity``
+  on it: the report's wall time, and whether the session equalled the backtest.
 """
 
 from __future__ import annotations
@@ -237,5 +239,58 @@ def _soak_rows(bars: int, samples: list[Sample]) -> list[Row]:
             anchor=f"{value(start)} / {value(mid)} / {value(end)} MB; "
             f"growth {first_half:+.1f} then {second_half:+.1f} MB",
             ok=second_half <= max(first_half * 0.5, slack),
+        ))  # fmt: skip
+    return rows
+
+
+REAL_BARS = ROOT / "tests" / "data" / "btc-perp-2022-01-1m.csv"
+PARITY_REPLAY = {
+    "real": f'source = "file"\npath = "{REAL_BARS}"',
+    "synthetic": "",  # the bundled example's seeded walk
+}
+# Breakers out of the way: a backtest has none (a halted session is reported as such).
+PARITY_EXTRA = """stop_when_done = true
+[strategy]
+ladder_orders = 3
+ladder_step_pct = "0.001"
+[risk]
+max_drawdown_pct = "90"
+daily_loss_limit_pct = "90"
+"""
+
+
+def parity_report(quick: bool) -> list[Row]:
+    """A session played to its end at speed 0, then ``paper-node report parity`` on it:
+    the report's own wall time (NautilusTrader's import, the session read back, the
+    backtest) and whether the two were equal."""
+    rows: list[Row] = []
+    cases = [("real", 4320)] if quick else [("real", 4320), ("synthetic", 50_000)]
+    for name, bars in cases:
+        with tempfile.TemporaryDirectory(dir=ROOT / "test-artifacts") as tmp:
+            work = Path(tmp)
+            db, config, log = work / "parity.db", work / "parity.toml", work / "parity.log"
+            extra = PARITY_REPLAY[name] + "\n" + PARITY_EXTRA  # [replay] goes on
+            config.write_text(
+                CONFIG.format(trader="PARITY-001", db=db, service="", speed=0, bars=bars,
+                              extra=extra)
+            )  # fmt: skip
+            proc = _start(config, work, log)
+            if proc.wait(900) != 0:
+                raise RuntimeError(f"parity session failed: {log.read_text()[-3000:]}")
+            t0 = time.perf_counter()
+            done = subprocess.run(
+                [*CLI, "report", "parity", "--db", str(db), "--json"],
+                capture_output=True, text=True, timeout=900, check=False, cwd=work,
+            )  # fmt: skip
+            elapsed = time.perf_counter() - t0
+        if done.returncode not in (0, 6):
+            raise RuntimeError(f"parity report failed: {done.stderr[-3000:]}")
+        report = json.loads(done.stdout)
+        fills = report["session"]["fills"]
+        rows.append(Row(
+            name=f"parity report, {name} bars ({bars:,}), wall time", value=elapsed, unit="s",
+            target="equal", ok=bool(report["equal"]),
+            anchor=f"{'equal' if report['equal'] else 'DIFFERENT'}: {fills} fills; its "
+            f"BacktestEngine run {report['backtest_s']:.1f} s",
         ))  # fmt: skip
     return rows
