@@ -72,13 +72,19 @@ class SideJson(TypedDict):
     bars: int
 
 
+class DivergenceJson(TypedDict):
+    index: int
+    session: TradeJson | None
+    backtest: TradeJson | None
+
+
 class ParityJson(TypedDict):
     trader_id: str
     equal: bool
     from_bar: int
     session: SideJson
     backtest: SideJson
-    first_divergence: dict[str, int | TradeJson | None] | None
+    first_divergence: DivergenceJson | None
     backtest_s: float
     halts: list[str]
     notes: list[str]
@@ -120,11 +126,9 @@ def as_json(
         backtest=_side_json(parity.backtest),
         first_divergence=None
         if d is None
-        else {
-            "index": d.index,
-            "session": _trade_json(d.session),
-            "backtest": _trade_json(d.backtest),
-        },
+        else DivergenceJson(
+            index=d.index, session=_trade_json(d.session), backtest=_trade_json(d.backtest)
+        ),
         backtest_s=round(parity.backtest.elapsed_s, 3),
         halts=list(halts),
         notes=list(notes),

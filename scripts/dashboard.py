@@ -25,6 +25,7 @@ import altair as alt
 import streamlit as st
 
 from sessions.launcher import Launcher, LaunchError, SessionView
+from sessions.parity import ParityOutcome, run_parity
 from sessions.presets import PRESET_FIELDS, PresetField, default_preset, from_text
 from sessions.presets import validate_preset as check_preset
 from storage import (
@@ -246,6 +247,57 @@ def session_page(appdb: AppDatabase, launcher: Launcher, stale_after_s: float) -
     live(session_header)(view["trader_id"], launcher, stale_after_s)
     control_panel(appdb, view)
     live(session_details)(appdb, launcher, trader_id, stale_after_s)
+    parity_panel(appdb.path, trader_id)
+
+
+def parity_panel(db: Path, trader_id: str) -> None:
+    """The session beside BacktestEngine on the bars it played (on request: the report
+    runs a backtest, seconds to minutes, in a child process)."""
+    st.subheader("Parity with the backtest")
+    key = f"parity:{trader_id}"
+    if st.button("Run the parity report", key=f"run-{key}"):
+        with st.spinner("Running BacktestEngine on the bars the session played..."):
+            st.session_state[key] = run_parity(db, trader_id)
+    outcome: ParityOutcome | None = st.session_state.get(key)
+    if outcome is None:
+        st.caption(
+            "Fills, realized PnL, fees and balance beside BacktestEngine's on the same bars."
+        )
+        return
+    report = outcome.report
+    if report is None:
+        st.error(f"No parity report: {outcome.error}")
+        return
+    s, b = report["session"], report["backtest"]
+    if report["equal"]:
+        st.success(
+            f"Equal to the backtest over {s['bars']:,} bars: every fill, the balance and PnL."
+        )
+    else:
+        st.warning(f"Different from the backtest over {s['bars']:,} bars.")
+    rows = [
+        ("fills", str(s["fills"]), str(b["fills"])),
+        ("realized PnL", s["realized_pnl"], b["realized_pnl"]),
+        ("fees", s["fees"], b["fees"]),
+        (f"balance {s['currency']}", s["balance"], b["balance"]),
+    ]
+    st.dataframe(
+        [{"": name, "session": ours, "backtest": theirs} for name, ours, theirs in rows],
+        hide_index=True,
+    )
+    divergence = report["first_divergence"]
+    if divergence is not None:
+        st.markdown(f"**First diverging fill**: #{divergence['index'] + 1}")
+        sides = (("session", divergence["session"]), ("backtest", divergence["backtest"]))
+        st.dataframe(
+            [{"": side, **(trade or {"fill": "no more fills"})} for side, trade in sides],
+            hide_index=True,
+        )
+    for reason in report["halts"]:
+        st.info(f"Halted during the session ({reason}): a backtest does not halt.")
+    for note in report["notes"]:
+        st.caption(note)
+    st.caption(f"BacktestEngine ran {report['backtest_s']:.1f} s.")
 
 
 def session_header(trader_id: str, launcher: Launcher, stale_after_s: float) -> None:

@@ -3,12 +3,13 @@
 A wing beside the service, above it: the dashboard imports this package, the service
 never does. ``presets`` turns the editable config fields into a form and a preset into a
 session's config file; ``launcher`` starts a session as a background job and tells its
-state from its process and its heartbeat.
+state from its process and its heartbeat; ``parity`` runs a session's parity report.
 """
 
 from __future__ import annotations
 
 from sessions.launcher import Launcher, LaunchError, SessionView, session_state
+from sessions.parity import ParityOutcome, run_parity
 from sessions.presets import (
     PRESET_FIELDS,
     PresetField,
@@ -22,10 +23,12 @@ __all__ = [
     "PRESET_FIELDS",
     "LaunchError",
     "Launcher",
+    "ParityOutcome",
     "PresetField",
     "SessionView",
     "default_preset",
     "from_text",
+    "run_parity",
     "session_config_text",
     "session_state",
     "validate_preset",

@@ -443,3 +443,47 @@ def test_a_launch_that_cannot_be_recorded_is_stopped_not_left_untracked(
     monkeypatch.setattr(appdb, "record_launch", real_record)
     assert appdb.jobs() == []
     appdb.close()
+
+
+# ---------------------------------------------------------------- the parity report
+
+
+@pytest.mark.node
+def test_the_parity_panel_sets_the_session_beside_the_backtest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.test_parity import play, write
+
+    config, db = write(tmp_path, "PAR-DASH", speed=0, ladder=0)
+    play(config, db, tmp_path)
+    at = app(db, monkeypatch)
+    at.query_params["page"] = "Session"
+    at.query_params["trader"] = "PAR-DASH"
+    at.run()
+    assert not at.exception
+    at.button(key="run-parity:PAR-DASH").click().run(timeout=300)
+
+    assert not at.exception
+    assert "Equal to the backtest over 4,320 bars" in texts(at)
+    table = next(
+        f.value.to_dict("records")
+        for f in at.dataframe
+        if list(f.value.columns) == ["", "session", "backtest"]
+    )
+    rows = {r[""]: (r["session"], r["backtest"]) for r in table}
+    assert rows["fills"][0] == rows["fills"][1] and int(rows["fills"][0]) > 100
+    assert rows["balance USDT"][0] == rows["balance USDT"][1]
+
+
+def test_the_parity_panel_says_why_there_is_no_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "paper.db"
+    seed(db, "OLD-001", ["100000"])  # a run that recorded no settings (an older service)
+    at = app(db, monkeypatch)
+    at.query_params["page"] = "Session"
+    at.query_params["trader"] = "OLD-001"
+    at.run()
+    at.button(key="run-parity:OLD-001").click().run(timeout=120)
+    assert not at.exception
+    assert "No parity report: error: run 1 of OLD-001 recorded no settings" in texts(at)
