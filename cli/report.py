@@ -2,12 +2,17 @@
 
 The session is read from the database (``storage.read_session``) with the settings its
 last run recorded; the backtest runs here, in this process, on the bars the session
-played (``node.backtest``, which imports NautilusTrader: only this command does).
+played (``node.backtest``, which imports NautilusTrader: only this command does): a
+replay's series, or the market data a binance session recorded. A replay is meant to
+equal its backtest; a sandbox session on live data shows how far paper trading on a
+live feed drifts from the backtest of the same data, and a testnet session how far the
+venue's own fills do.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -27,7 +32,21 @@ class ReportError(Exception):
         self.code = code
 
 
-def session_settings(record: SessionRecord) -> NodeSettings:
+@dataclass(frozen=True, slots=True)
+class Played:
+    """What the session played: its settings, and a binance session's recording."""
+
+    settings: NodeSettings
+    recording: Path | None = None
+
+
+LIVE_NOTE = (
+    "a session on a live feed fills as the data arrived, a backtest in time order: "
+    "differences are the paper-vs-backtest gap, not a fault"
+)
+
+
+def session_settings(record: SessionRecord) -> Played:
     """The node settings the session's last run traded with, its bars checked unchanged."""
     if record.settings is None:
         raise ReportError(
@@ -44,11 +63,13 @@ def session_settings(record: SessionRecord) -> NodeSettings:
         ) from None
     config = recorded.config
     if config.service.mode is not Mode.REPLAY:
-        raise ReportError(
-            EXIT_USAGE,
-            f"{record.trader_id} ran in {config.service.mode.value} mode: the parity report "
-            "compares replay sessions",
-        )
+        if recorded.recording is None:
+            raise ReportError(
+                EXIT_USAGE,
+                f"{record.trader_id} ran in {config.service.mode.value} mode without "
+                "recording its market data (service.record_market_data): nothing to replay",
+            )
+        return Played(NodeSettings.of(config), recorded.recording)
     path = config.replay.path
     digest = recorded.replay_sha256
     if digest is not None and path is not None and file_sha256(path) != digest:
@@ -57,7 +78,7 @@ def session_settings(record: SessionRecord) -> NodeSettings:
             f"the replay file {path} has changed since the session played it: "
             "its bars are not the session's any more",
         )
-    return NodeSettings.of(config)
+    return Played(NodeSettings.of(config))
 
 
 def parity(db: Path, trader_id: str | None) -> tuple[Parity, SessionRecord]:
@@ -65,10 +86,18 @@ def parity(db: Path, trader_id: str | None) -> tuple[Parity, SessionRecord]:
         record = read_session(db, trader_id)
     except StorageError as exc:
         raise ReportError(EXIT_ERROR, str(exc)) from None
-    settings = session_settings(record)
-    from node.backtest import run_backtest  # NautilusTrader: this command's own import
+    played = session_settings(record)
+    # NautilusTrader: this command's own import
+    from node.backtest import RecordingError, run_backtest, run_backtest_on_recording
 
-    backtest = run_backtest(settings, bars=record.outcome.bars)
+    if played.recording is None:
+        backtest = run_backtest(played.settings, bars=record.outcome.bars)
+    else:
+        try:
+            backtest = run_backtest_on_recording(played.settings, played.recording)
+        except RecordingError as exc:
+            raise ReportError(EXIT_ERROR, str(exc)) from None
+        record = replace(record, notes=(*record.notes, LIVE_NOTE))
     return compare(record.outcome, backtest, record.from_bar), record
 
 

@@ -14,15 +14,19 @@ from __future__ import annotations
 
 import time
 from decimal import Decimal
+from pathlib import Path
 
 from nautilus_trader.adapters.sandbox.config import SandboxExecutionClientConfig
 from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
 from nautilus_trader.config import LoggingConfig
-from nautilus_trader.model.data import Bar
+from nautilus_trader.core.data import Data
+from nautilus_trader.model.data import Bar, QuoteTick, TradeTick
 from nautilus_trader.model.enums import account_type_from_str, book_type_from_str, oms_type_from_str
 from nautilus_trader.model.events import OrderFilled, PositionClosed
-from nautilus_trader.model.identifiers import Venue
+from nautilus_trader.model.identifiers import InstrumentId, Venue
+from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.model.objects import Currency, Money
+from nautilus_trader.persistence.catalog.parquet import ParquetDataCatalog
 
 from node.bars import BarSeries, load
 from node.replay import bar_type_for, make_instrument, to_bar
@@ -44,14 +48,60 @@ def run_backtest(
     count = len(series) if bars is None else min(bars, len(series))
     bar_type = bar_type_for(settings.instrument_id, settings.replay.bar_minutes)
     step_ns = settings.replay.bar_minutes * 60 * 10**9
-    data: list[Bar] = [
+    data: list[Data] = [
         to_bar(instrument, bar_type, series[i], EPOCH_NS + i * step_ns) for i in range(count)
     ]
+    return _run(settings, instrument, data, sandbox_config(settings), step_ns)
+
+
+class RecordingError(ValueError):
+    """The recording is missing or holds no bars to trade on."""
+
+
+def run_backtest_on_recording(settings: NodeSettings, path: Path) -> Outcome:
+    """The strategy of ``settings`` on the market data a binance session recorded at
+    ``path`` (every node life's stream, merged in time order), on a simulated venue
+    configured as the sandbox's. The sandbox's venue matches on quotes and trades and
+    never sees a bar (the bars go to the strategy only), so neither does this one's."""
+    if not (path / "live").is_dir():
+        raise RecordingError(f"no market data recording at {path}")
+    catalog = ParquetDataCatalog(str(path))
+    instruments: list[Instrument] = []
+    data: dict[tuple[str, int, str], Data] = {}  # the same data written twice counts once
+    for run in sorted(catalog.list_live_runs()):
+        for item in catalog.read_live_run(run):
+            if isinstance(item, Instrument):
+                instruments.append(item)
+            elif isinstance(item, Bar | QuoteTick | TradeTick):
+                data[(type(item).__name__, item.ts_init, repr(item))] = item
+    wanted = InstrumentId.from_str(settings.instrument_id)
+    instrument = next((i for i in reversed(instruments) if i.id == wanted), None)
+    if instrument is None:
+        raise RecordingError(f"the recording at {path} holds no {settings.instrument_id}")
+    ordered = sorted(data.values(), key=lambda d: d.ts_init)
+    if not any(isinstance(d, Bar) for d in ordered):
+        raise RecordingError(f"the recording at {path} holds no bars")
+    venue = sandbox_config(settings)
+    venue = SandboxExecutionClientConfig(**{**venue.dict(), "bar_execution": False})
+    return _run(settings, instrument, ordered, venue, step_ns=None)
+
+
+def _run(
+    settings: NodeSettings,
+    instrument: Instrument,
+    data: list[Data],
+    venue: SandboxExecutionClientConfig,
+    step_ns: int | None,
+) -> Outcome:
+    """BacktestEngine with the session's strategy over ``data``. A fill's bar: with bars
+    ``step_ns`` apart from ``EPOCH_NS`` (a replay), the index of the bar it filled in,
+    from its time; on recorded data, the bars given to the strategy before it, as the
+    session's bridge counts them."""
+    bar_type = bar_type_for(settings.instrument_id, settings.replay.bar_minutes)
     engine = BacktestEngine(
         BacktestEngineConfig(trader_id=settings.trader_id, logging=LoggingConfig(log_level="ERROR"))
     )
     try:
-        venue = sandbox_config(settings)
         _add_venue(engine, venue)
         engine.add_instrument(instrument)
         engine.add_data(data)
@@ -68,12 +118,18 @@ def run_backtest(
         )
         trades: list[Trade] = []
         closed: list[Decimal] = []
+        bars_given = [0]
+
+        def on_bar(bar: object) -> None:
+            bars_given[0] += 1
 
         def on_fill(event: object) -> None:
             if isinstance(event, OrderFilled):
                 trades.append(
                     Trade(
-                        bar=(event.ts_event - EPOCH_NS) // step_ns,
+                        bar=bars_given[0]
+                        if step_ns is None
+                        else (event.ts_event - EPOCH_NS) // step_ns,
                         side=event.order_side.name,
                         quantity=event.last_qty.as_decimal(),
                         price=event.last_px.as_decimal(),
@@ -86,6 +142,7 @@ def run_backtest(
                 closed.append(event.realized_pnl.as_decimal())
 
         msgbus = engine.kernel.msgbus
+        msgbus.subscribe(f"data.bars.{bar_type}", on_bar)
         msgbus.subscribe("events.order.*", on_fill)
         msgbus.subscribe("events.position.*", on_position)
         started = time.perf_counter()
@@ -108,7 +165,7 @@ def run_backtest(
             fees=sum((t.commission for t in trades), Decimal(0)),
             balance=balance.as_decimal() if balance is not None else Decimal(0),
             currency=currency,
-            bars=count,
+            bars=bars_given[0] if step_ns is None else len(data),
             elapsed_s=elapsed,
         )
     finally:

@@ -24,7 +24,7 @@ import msgspec
 from nautilus_trader.common.actor import Actor
 from nautilus_trader.config import ActorConfig
 from nautilus_trader.execution.engine import ExecutionEngine
-from nautilus_trader.model.data import BarType
+from nautilus_trader.model.data import Bar, BarType
 from nautilus_trader.model.enums import (
     LiquiditySide,
     OrderSide,
@@ -109,7 +109,12 @@ class Bridge(Actor):
         currency: str,
         feed_sandbox: bool = False,
         data_interval_s: float = 0.0,
+        bars_received: int = 0,
+        recording: bool = False,
     ) -> None:
+        """``bars_received``: on a live feed, the bars this session received before this
+        node (a checkpoint's cursor), so a fill's bar counts on across restarts.
+        ``recording``: the node records its market data (``node.host``)."""
         super().__init__(ActorConfig(component_id="BRIDGE"))
         self._send = send
         self._request_stop = request_stop
@@ -137,6 +142,8 @@ class Bridge(Actor):
         self._last_data_ns = 0
         self._last_bar_ns = 0
         self._bar_gaps: deque[float] = deque(maxlen=20)
+        self._bars_received = bars_received
+        self._recording = recording
         # Open orders as the snapshot shows them, each with its pipe encoding, kept
         # up to date from the order events: a checkpoint does not rebuild them.
         self._open_views: dict[str, tuple[OrderView, msgspec.Raw]] = {}
@@ -149,17 +156,29 @@ class Bridge(Actor):
         self.msgbus.subscribe(topic="events.position.*", handler=self._on_position_event)
         self.msgbus.subscribe(topic=f"data.bars.{self._bar_type}", handler=self._on_bar)
         self.clock.set_timer("node-report", REPORT_EVERY, callback=self._on_report_timer)
-        if self._feed_sandbox:
+        if self._feed_sandbox or self._recording:
             # The sandbox venue matches against the venue's quotes and trades, which a
-            # live data client only streams when someone subscribes to them.
+            # live data client only streams when someone subscribes to them; a recording
+            # keeps them for the parity report's simulated venue (on the testnet too).
             self.subscribe_quote_ticks(self._instrument_id)
             self.subscribe_trade_ticks(self._instrument_id)
 
     def _on_bar(self, bar: object) -> None:
+        self._bars_received += 1
+        if self._recording and type(bar) is not Bar and isinstance(bar, Bar):
+            # A venue's own bar type (BinanceBar) has no Arrow schema, so the recorder
+            # skips it: it records the plain bar, published where no strategy listens.
+            self.msgbus.publish(RECORDED_BARS, _plain(bar))
         now = self.clock.timestamp_ns()
         if self._last_bar_ns:
             self._bar_gaps.append((now - self._last_bar_ns) / 1e9)
         self._last_bar_ns = self._last_data_ns = now
+
+    @property
+    def cursor(self) -> int:
+        """Where the session is in its bars: a replay's next bar; on a live feed, the
+        bars received so far (the index a parity report finds in the recording)."""
+        return self._replay.cursor if self._replay is not None else self._bars_received
 
     @property
     def data_interval_s(self) -> float:
@@ -187,7 +206,7 @@ class Bridge(Actor):
             ts_ns=now,
             equity_peak=self._marks.peak,
             day_start_equity=self._marks.day_start,
-            replay_cursor=replay.cursor if replay is not None else 0,
+            replay_cursor=self.cursor,
             state_version=self._state_version,
             last_data_ns=self._last_data_ns,
             data_interval_s=self.data_interval_s,
@@ -410,7 +429,7 @@ class Bridge(Actor):
                         commission=event.commission.as_decimal(),
                         ts_event=event.ts_event,
                         ts_bridge=received,
-                        bar=self._replay.cursor if self._replay is not None else None,
+                        bar=self.cursor,
                     )
                 )
             case NtOrderDenied():
@@ -488,7 +507,7 @@ class Bridge(Actor):
             equity=balance + unrealized,
             realized_pnl=realized,
             unrealized_pnl=unrealized,
-            replay_cursor=self._replay.cursor if self._replay is not None else 0,
+            replay_cursor=self.cursor,
             positions=positions,
             orders_total=self._strategy.order_factory.get_client_order_id_count(),
             replay_total=self._replay.total_bars if self._replay is not None else 0,
@@ -499,6 +518,15 @@ class Bridge(Actor):
             state_version=self._state_version,
             last_data_ns=self._last_data_ns,
         )
+
+
+RECORDED_BARS = "recording.bars"
+
+
+def _plain(bar: Bar) -> Bar:
+    return Bar(
+        bar.bar_type, bar.open, bar.high, bar.low, bar.close, bar.volume, bar.ts_event, bar.ts_init
+    )
 
 
 def _order_view(order: Order) -> OrderView:

@@ -35,6 +35,9 @@ from nautilus_trader.config import (
 )
 from nautilus_trader.core import nautilus_pyo3
 from nautilus_trader.live.node import TradingNode
+from nautilus_trader.model.data import Bar, QuoteTick, TradeTick
+from nautilus_trader.model.instruments import CryptoPerpetual
+from nautilus_trader.persistence.config import StreamingConfig
 
 from node.bridge import Bridge
 from node.lockstep import LockstepVenue, run_engines_inline
@@ -175,11 +178,30 @@ def build_node_config(settings: NodeSettings, clients: Clients) -> TradingNodeCo
         ),
         data_clients=clients.data,
         exec_clients=clients.exec,
+        streaming=_recording(settings),
         timeout_connection=20.0,
         timeout_reconciliation=10.0,
         timeout_disconnection=2.0,
         timeout_post_stop=0.1,
         timeout_shutdown=2.0,
+    )
+
+
+RECORDED_TYPES: list[type] = [Bar, QuoteTick, TradeTick, CryptoPerpetual]
+RECORDING_FLUSH_MS = 1000
+
+
+def _recording(settings: NodeSettings) -> StreamingConfig | None:
+    """A binance session records what its node receives - the bars its strategy trades
+    on, the quotes and trades a simulated venue fills against, the instrument - as
+    Nautilus's own stream (Feather files a ``ParquetDataCatalog`` reads back), so the
+    parity report can run the backtest on exactly that market."""
+    path = settings.recording_path
+    if path is None:
+        return None
+    path.mkdir(parents=True, exist_ok=True)
+    return StreamingConfig(
+        catalog_path=str(path), include_types=RECORDED_TYPES, flush_interval_ms=RECORDING_FLUSH_MS
     )
 
 
@@ -344,7 +366,7 @@ async def _serve_on(
             pid=os.getpid(),
             trader_id=settings.trader_id,
             instrument_id=settings.instrument_id,
-            replay_cursor=replay.cursor if replay is not None else 0,
+            replay_cursor=bridge.cursor,
             restored=restored,
             restored_from_ns=settings.restore.taken_at_ns if settings.restore else None,
             trading_state=bridge.trading_state,
@@ -489,6 +511,8 @@ def _add_components(
         currency=settings.account.currency,
         feed_sandbox=settings.mode is Mode.BINANCE_SANDBOX,
         data_interval_s=_data_interval_s(settings),
+        bars_received=settings.start_cursor if replay is None else 0,
+        recording=settings.recording_path is not None,
     )
     node.trader.add_actor(bridge)
     return strategy, bridge

@@ -114,6 +114,11 @@ class ServiceSettings(Section):
         "text"
     )
     node_log_level: Annotated[LogLevel, Field(description="NautilusTrader's log level")] = "WARNING"
+    record_market_data: Annotated[
+        bool,
+        Field(description="binance modes: record the bars and trades the node receives "
+              "(recordings/<trader> beside the database) for the parity report"),
+    ] = True  # fmt: skip
 
 
 class InstrumentSettings(Section):
@@ -348,6 +353,7 @@ class RecordedSettings(BaseModel):
 
     config: Config
     replay_sha256: str | None = None
+    recording: Path | None = None  # a binance session's market data, by absolute path
 
 
 def file_sha256(path: Path) -> str:
@@ -378,6 +384,7 @@ class NodeSettings:
     restore: Snapshot | None = None  # state to rebuild before the first bar
     start_halted: str | None = None  # the gate's halt reason: applied before the first bar
     lock_path: Path | None = None  # held by the child while it trades (one node per trader)
+    recording_path: Path | None = None  # where a binance mode records its market data
 
     @classmethod
     def of(cls, config: Config) -> NodeSettings:
@@ -395,4 +402,14 @@ class NodeSettings:
             log_level=service.node_log_level,
             purge_interval_mins=service.node_purge_interval_mins,
             purge_buffer_mins=service.node_purge_buffer_mins,
+            recording_path=recording_path(config),
         )
+
+
+def recording_path(config: Config) -> Path | None:
+    """A binance session's market data recording: ``recordings/<trader>`` beside the
+    database (a replay's bars are its file or its seed already)."""
+    service = config.service
+    if service.mode is Mode.REPLAY or not service.record_market_data:
+        return None
+    return service.db_path.parent / "recordings" / service.trader_id

@@ -8,6 +8,9 @@ a checkpoint at bar ``c`` drops the fills recorded at bar ``c`` or later (the no
 after them, before they were checkpointed, and played those bars again). Its end is
 the last checkpoint: the balance and realized PnL there, over the bars before its
 cursor; fills at or after the cursor are past the end and not counted.
+
+A binance session (sandbox or testnet) plays no bar twice: a restarted node takes the
+market as it comes, so its fills all count, and its end is its last checkpoint.
 """
 
 from __future__ import annotations
@@ -81,50 +84,21 @@ def _read(conn: sqlite3.Connection, trader_id: str | None) -> SessionRecord:
     if checkpoint is None:
         raise StorageError(f"trader {trader_id} has no checkpoint yet: nothing to compare")
     end = int(checkpoint["replay_cursor"])
+    replayed = str(runs[-1]["mode"]) == "replay"
 
-    trades: list[Trade] = []
-    notes: list[str] = []
-    halts: list[str] = []
-    from_bar: int | None = None
-    unplaced = 0
     rows = conn.execute(
         "SELECT kind, payload FROM events WHERE trader_id = ? AND run_id >= ? "
         "AND kind IN ('fill', 'node_started', 'fresh_start', 'trading_state', "
         "'config_reloaded') ORDER BY id",
         [trader_id, first_run],
     )
+    walk = _Walk(replayed)
     for row in rows:
-        kind, payload = str(row["kind"]), json.loads(row["payload"])
-        if kind == "fresh_start":
-            trades, halts, from_bar = [], [], 0
-        elif kind == "node_started":
-            cursor = int(payload["replay_cursor"])
-            trades = [t for t in trades if t.bar < cursor]
-            if from_bar is None:
-                from_bar = cursor  # the session's first start: bar 0, unless swept
-        elif kind == "trading_state" and payload["state"] == "HALTED":
-            halts.append(str(payload["reason"]))
-        elif kind == "config_reloaded":
-            notes.append(
-                "the config was reloaded during the session; the backtest uses the "
-                "settings the last run started with"
-            )
-        elif kind == "fill":
-            if payload.get("bar") is None:
-                unplaced += 1
-                continue
-            if from_bar is None:  # the session's start was swept with its first events
-                from_bar = int(payload["bar"])
-            trades.append(
-                Trade(
-                    bar=int(payload["bar"]),
-                    side=str(payload["side"]),
-                    quantity=Decimal(payload["quantity"]),
-                    price=Decimal(payload["price"]),
-                    commission=Decimal(payload["commission"]),
-                )
-            )
-    trades = [t for t in trades if t.bar < end]
+        walk.step(str(row["kind"]), json.loads(row["payload"]))
+    trades, notes, halts, from_bar = walk.trades, walk.notes, walk.halts, walk.from_bar
+    unplaced = walk.unplaced
+    if replayed:
+        trades = [t for t in trades if t.bar < end]
     if unplaced:
         notes.append(
             f"{unplaced} fill(s) carry no bar (recorded by an older service): not compared"
@@ -154,6 +128,54 @@ def _read(conn: sqlite3.Connection, trader_id: str | None) -> SessionRecord:
         halts=tuple(halts),
         notes=tuple(dict.fromkeys(notes)),  # each note once, in order
     )
+
+
+class _Walk:
+    """The session's events in order, folded into its real sequence of fills."""
+
+    def __init__(self, replayed: bool) -> None:
+        self.replayed = replayed
+        self.trades: list[Trade] = []
+        self.notes: list[str] = []
+        self.halts: list[str] = []
+        self.from_bar: int | None = None
+        self.unplaced = 0
+
+    def step(self, kind: str, payload: dict[str, object]) -> None:
+        if kind == "fresh_start":
+            self.trades, self.halts, self.from_bar = [], [], 0
+        elif kind == "node_started":
+            cursor = int(str(payload["replay_cursor"])) if self.replayed else 0
+            if self.replayed:
+                self.trades = [t for t in self.trades if t.bar < cursor]
+            if self.from_bar is None:
+                self.from_bar = cursor  # the session's first start: bar 0, unless swept
+        elif kind == "trading_state" and payload["state"] == "HALTED":
+            self.halts.append(str(payload["reason"]))
+        elif kind == "config_reloaded":
+            self.notes.append(
+                "the config was reloaded during the session; the backtest uses the "
+                "settings the last run started with"
+            )
+        elif kind == "fill":
+            self._fill(payload)
+
+    def _fill(self, payload: dict[str, object]) -> None:
+        if payload.get("bar") is None:
+            self.unplaced += 1
+            return
+        bar = int(str(payload["bar"]))
+        if self.from_bar is None:  # the session's start was swept with its first events
+            self.from_bar = bar
+        self.trades.append(
+            Trade(
+                bar=bar,
+                side=str(payload["side"]),
+                quantity=Decimal(str(payload["quantity"])),
+                price=Decimal(str(payload["price"])),
+                commission=Decimal(str(payload["commission"])),
+            )
+        )
 
 
 def _settings_changes(runs: list[sqlite3.Row]) -> list[str]:

@@ -82,7 +82,12 @@ class ServiceConfig:
             digest = file_sha256(path)
         telegram = settings.telegram.model_copy(update={"chat_ids": ()})
         kept = settings.model_copy(update={"replay": replay, "telegram": telegram})
-        return RecordedSettings(config=kept, replay_sha256=digest).model_dump_json()
+        recording = self.node.recording_path
+        return RecordedSettings(
+            config=kept,
+            replay_sha256=digest,
+            recording=recording.resolve() if recording is not None else None,
+        ).model_dump_json()
 
     def with_db(self, path: Path) -> ServiceConfig:
         """``--db``: the same config with another database file."""
