@@ -99,7 +99,15 @@ class Chaos:
         return events(self.db, "node_started")
 
     def last_checkpoint(self) -> dict[str, object]:
-        return last_checkpoint_of(self.db, "CHAOS-002")
+        """What the next node must restore: the newest checkpoint, under the trading gate's
+        record, which is the truth about halts. A halt that reached the gate while no node
+        was alive to checkpoint it (sent during a restart, then the service escalated)
+        still holds: the node comes back HALTED although the checkpoint says ACTIVE."""
+        checkpoint = last_checkpoint_of(self.db, "CHAOS-002")
+        gate = query(self.db, "SELECT state FROM trading_gate WHERE trader_id = 'CHAOS-002'")
+        if gate:
+            checkpoint = {**checkpoint, "trading_state": gate[0]["state"]}
+        return checkpoint
 
     def wait_new_node(self, known: int, timeout: float = 60) -> dict[str, object]:
         def newer() -> list[tuple[int, dict[str, object]]] | None:
