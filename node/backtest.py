@@ -21,17 +21,16 @@ from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
 from nautilus_trader.config import LoggingConfig
 from nautilus_trader.core.data import Data
 from nautilus_trader.model.data import Bar, QuoteTick, TradeTick
-from nautilus_trader.model.enums import account_type_from_str, book_type_from_str, oms_type_from_str
 from nautilus_trader.model.events import OrderFilled, PositionClosed
 from nautilus_trader.model.identifiers import InstrumentId, Venue
 from nautilus_trader.model.instruments import Instrument
-from nautilus_trader.model.objects import Currency, Money
+from nautilus_trader.model.objects import Currency
 from nautilus_trader.persistence.catalog.parquet import ParquetDataCatalog
 
 from node.bars import BarSeries, load
 from node.replay import bar_type_for, make_instrument, to_bar
 from node.strategy import EmaCross, EmaCrossConfig
-from node.venues import sandbox_config
+from node.venues import sandbox_config, venue_options
 from protocol import NodeSettings, Outcome, Trade
 
 EPOCH_NS = 1_600_000_000 * 10**9  # the backtest's first bar; any fixed time would do
@@ -105,17 +104,7 @@ def _run(
         _add_venue(engine, venue)
         engine.add_instrument(instrument)
         engine.add_data(data)
-        engine.add_strategy(
-            EmaCross(
-                EmaCrossConfig.build(
-                    instrument_id=settings.instrument_id,
-                    bar_type=str(bar_type),
-                    strategy=settings.strategy,
-                    sizing=settings.sizing,
-                    risk=settings.risk,
-                )
-            )
-        )
+        engine.add_strategy(EmaCross(EmaCrossConfig.for_settings(settings, bar_type)))
         trades: list[Trade] = []
         closed: list[Decimal] = []
         bars_given = [0]
@@ -173,24 +162,7 @@ def _run(
 
 
 def _add_venue(engine: BacktestEngine, config: SandboxExecutionClientConfig) -> None:
-    """The venue as ``SandboxExecutionClient`` builds its simulated exchange from the
-    same config; everything else is ``BacktestEngine``'s default, as a trader's own
+    """The venue as the replay builds its simulated exchange from the same config
+    (``venue_options``); everything else is ``BacktestEngine``'s default, as a trader's own
     backtest would have it."""
-    engine.add_venue(
-        venue=Venue(config.venue),
-        oms_type=oms_type_from_str(config.oms_type),
-        account_type=account_type_from_str(config.account_type),
-        starting_balances=[Money.from_str(b) for b in config.starting_balances],
-        base_currency=Currency.from_str(config.base_currency) if config.base_currency else None,
-        default_leverage=config.default_leverage,
-        book_type=book_type_from_str(config.book_type),
-        frozen_account=config.frozen_account,
-        bar_execution=config.bar_execution,
-        trade_execution=config.trade_execution,
-        reject_stop_orders=config.reject_stop_orders,
-        support_gtd_orders=config.support_gtd_orders,
-        support_contingent_orders=config.support_contingent_orders,
-        use_position_ids=config.use_position_ids,
-        use_random_ids=config.use_random_ids,
-        use_reduce_only=config.use_reduce_only,
-    )
+    engine.add_venue(venue=Venue(config.venue), **venue_options(config))

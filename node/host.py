@@ -486,18 +486,7 @@ def _add_components(
 ) -> tuple[EmaCross, Bridge]:
     """The strategy and the bridge that speaks for the node, added to the built node."""
     bar_type = bar_type_for(settings.instrument_id, settings.replay.bar_minutes)
-    strategy = EmaCross(
-        EmaCrossConfig.build(
-            instrument_id=settings.instrument_id,
-            bar_type=str(bar_type),
-            strategy=settings.strategy,
-            sizing=settings.sizing,
-            risk=settings.risk,
-            # On the testnet, orders reconciled from the venue after a restart are
-            # the strategy's own: claim them so a halt cancels them too.
-            claim_external=settings.mode is Mode.BINANCE_TESTNET,
-        )
-    )
+    strategy = EmaCross(EmaCrossConfig.for_settings(settings, bar_type))
     node.trader.add_strategy(strategy)
     bridge = bridge_type(
         send=pipe.send,

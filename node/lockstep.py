@@ -40,10 +40,10 @@ from nautilus_trader.common.providers import InstrumentProvider
 from nautilus_trader.live.execution_client import LiveExecutionClient
 from nautilus_trader.live.node import TradingNode
 from nautilus_trader.model.data import Bar
-from nautilus_trader.model.enums import account_type_from_str, book_type_from_str, oms_type_from_str
 from nautilus_trader.model.identifiers import AccountId, ClientId, Venue
-from nautilus_trader.model.objects import Currency, Money
 from nautilus_trader.portfolio.base import PortfolioFacade
+
+from node.venues import venue_options
 
 MAX_SETTLE_ROUNDS = 1000  # a strategy answering every fill with a new order is a bug
 
@@ -100,18 +100,16 @@ class LockstepVenue(SandboxExecutionClient):
     ) -> None:
         # Not the sandbox's own constructor: it builds an exchange without a queue.
         venue = Venue(config.venue)
-        oms_type = oms_type_from_str(config.oms_type)
-        account_type = account_type_from_str(config.account_type)
-        base_currency = Currency.from_str(config.base_currency) if config.base_currency else None
+        options = venue_options(config)
         self.test_clock = TestClock()
         LiveExecutionClient.__init__(
             self,
             loop=loop,
             client_id=ClientId(config.venue),
             venue=venue,
-            oms_type=oms_type,
-            account_type=account_type,
-            base_currency=base_currency,
+            oms_type=options["oms_type"],
+            account_type=options["account_type"],
+            base_currency=options["base_currency"],
             instrument_provider=InstrumentProvider(),
             msgbus=msgbus,
             cache=cache,
@@ -121,12 +119,6 @@ class LockstepVenue(SandboxExecutionClient):
         self._set_account_id(AccountId(f"{config.venue}-001"))
         self.exchange = SimulatedExchange(
             venue=venue,
-            oms_type=oms_type,
-            account_type=account_type,
-            starting_balances=[Money.from_str(b) for b in config.starting_balances],
-            base_currency=base_currency,
-            default_leverage=config.default_leverage,
-            leverages=config.leverages or {},
             modules=[],
             portfolio=portfolio,
             msgbus=msgbus,
@@ -134,16 +126,7 @@ class LockstepVenue(SandboxExecutionClient):
             clock=self.test_clock,
             fill_model=FillModel(),
             fee_model=MakerTakerFeeModel(),
-            book_type=book_type_from_str(config.book_type),
-            frozen_account=config.frozen_account,
-            bar_execution=config.bar_execution,
-            trade_execution=config.trade_execution,
-            reject_stop_orders=config.reject_stop_orders,
-            support_gtd_orders=config.support_gtd_orders,
-            support_contingent_orders=config.support_contingent_orders,
-            use_position_ids=config.use_position_ids,
-            use_random_ids=config.use_random_ids,
-            use_reduce_only=config.use_reduce_only,
+            **options,
         )
         self._client = BacktestExecClient(
             exchange=self.exchange, msgbus=msgbus, cache=cache, clock=self.test_clock

@@ -21,7 +21,7 @@ from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.trading.strategy import Strategy
 
 from node.sizing import position_size
-from protocol import RiskLimits, SizingSettings, StrategySettings
+from protocol import Mode, NodeSettings, RiskLimits, SizingSettings, StrategySettings
 
 
 class EmaCrossConfig(StrategyConfig, frozen=True, kw_only=True):
@@ -34,24 +34,21 @@ class EmaCrossConfig(StrategyConfig, frozen=True, kw_only=True):
     risk: RiskLimits = RiskLimits()
 
     @classmethod
-    def build(
-        cls,
-        instrument_id: str,
-        bar_type: str,
-        strategy: StrategySettings,
-        sizing: SizingSettings,
-        risk: RiskLimits,
-        claim_external: bool = False,
-    ) -> EmaCrossConfig:
+    def for_settings(cls, settings: NodeSettings, bar_type: BarType) -> EmaCrossConfig:
+        """The one way the node and the parity backtest configure the strategy, so they
+        cannot drift apart. On the testnet, orders reconciled from the venue after a
+        restart are the strategy's own: it claims them so a halt cancels them too (the
+        backtest has no such orders, so the claim changes nothing there)."""
+        instrument_id = InstrumentId.from_str(settings.instrument_id)
         return cls(
-            external_order_claims=[InstrumentId.from_str(instrument_id)]
-            if claim_external
+            external_order_claims=[instrument_id]
+            if settings.mode is Mode.BINANCE_TESTNET
             else None,
-            instrument_id=instrument_id,
-            bar_type=bar_type,
-            strategy=strategy,
-            sizing=sizing,
-            risk=risk,
+            instrument_id=settings.instrument_id,
+            bar_type=str(bar_type),
+            strategy=settings.strategy,
+            sizing=settings.sizing,
+            risk=settings.risk,
         )
 
 

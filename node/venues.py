@@ -11,6 +11,8 @@ Base URLs may be overridden (a local emulator, a proxy); keys stay in the enviro
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
+from typing import TypedDict
 
 from nautilus_trader.adapters.binance import (
     BinanceAccountType,
@@ -23,7 +25,16 @@ from nautilus_trader.adapters.binance.common.enums import BinanceEnvironment
 from nautilus_trader.adapters.sandbox.config import SandboxExecutionClientConfig
 from nautilus_trader.config import InstrumentProviderConfig
 from nautilus_trader.live.node import TradingNode
+from nautilus_trader.model.enums import (
+    AccountType,
+    BookType,
+    OmsType,
+    account_type_from_str,
+    book_type_from_str,
+    oms_type_from_str,
+)
 from nautilus_trader.model.identifiers import InstrumentId
+from nautilus_trader.model.objects import Currency, Money
 
 from protocol import Mode, NodeSettings
 
@@ -58,6 +69,53 @@ def sandbox_config(settings: NodeSettings) -> SandboxExecutionClientConfig:
         oms_type="NETTING",
         account_type="MARGIN",
         default_leverage=account.leverage,
+    )
+
+
+class VenueOptions(TypedDict):
+    """The simulated exchange's settings, as both of its builders take them."""
+
+    oms_type: OmsType
+    account_type: AccountType
+    starting_balances: list[Money]
+    base_currency: Currency | None
+    default_leverage: Decimal
+    leverages: dict[InstrumentId, Decimal]
+    book_type: BookType
+    frozen_account: bool
+    bar_execution: bool
+    trade_execution: bool
+    reject_stop_orders: bool
+    support_gtd_orders: bool
+    support_contingent_orders: bool
+    use_position_ids: bool
+    use_random_ids: bool
+    use_reduce_only: bool
+
+
+def venue_options(config: SandboxExecutionClientConfig) -> VenueOptions:
+    """One reading of the sandbox config for the replay's exchange (``node.lockstep``) and
+    the parity backtest's (``node.backtest``): were they read twice, a setting added to one
+    and not the other would be a parity gap no test of fills would explain."""
+    return VenueOptions(
+        oms_type=oms_type_from_str(config.oms_type),
+        account_type=account_type_from_str(config.account_type),
+        starting_balances=[Money.from_str(b) for b in config.starting_balances],
+        base_currency=Currency.from_str(config.base_currency) if config.base_currency else None,
+        default_leverage=config.default_leverage,
+        leverages={
+            InstrumentId.from_str(k): Decimal(str(v)) for k, v in (config.leverages or {}).items()
+        },
+        book_type=book_type_from_str(config.book_type),
+        frozen_account=config.frozen_account,
+        bar_execution=config.bar_execution,
+        trade_execution=config.trade_execution,
+        reject_stop_orders=config.reject_stop_orders,
+        support_gtd_orders=config.support_gtd_orders,
+        support_contingent_orders=config.support_contingent_orders,
+        use_position_ids=config.use_position_ids,
+        use_random_ids=config.use_random_ids,
+        use_reduce_only=config.use_reduce_only,
     )
 
 
