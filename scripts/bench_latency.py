@@ -13,6 +13,7 @@ import json
 import os
 import queue
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -325,9 +326,29 @@ def _wait_for_resting_orders(node: pykka.ActorRef[pykka.Actor], timeout: float =
 
 
 def replay_throughput(quick: bool) -> list[Row]:
-    bars = 3000 if quick else 20000
-    inbox, events = Inbox(), Inbox()
+    """Lockstep replay beside BacktestEngine, in alternating rounds (the full run: 3) with
+    the median taken: on 2 cores one round's replay rate swung between 0.94 and 1.24 x."""
+    bars, rounds = (3000, 1) if quick else (20000, 3)
     settings = NodeSettings(trader_id="BENCH-002", replay=ReplaySettings(speed=0.0, bars=bars))
+    measured = [(_lockstep_rate(settings), backtest_rate(settings)) for _ in range(rounds)]
+    ratios = sorted(rate / backtest for rate, backtest in measured)
+    rate = statistics.median(r for r, _ in measured)
+    backtest = statistics.median(b for _, b in measured)
+    ratio = statistics.median(ratios)
+    spread = f" (rounds {ratios[0]:.2f}-{ratios[-1]:.2f}x)" if rounds > 1 else ""
+    return [
+        Row(name="lockstep replay through the live node, speed 0", value=rate, unit="bars/s",
+            target=">= 1.0x BacktestEngine", anchor=f"{ratio:.2f}x BacktestEngine{spread}",
+            ok=ratio >= 1.0),
+        Row(name="same bars and strategy through BacktestEngine", value=backtest,
+            unit="bars/s", target="-", anchor=f"anchor, median of {rounds}", ok=None),
+    ]  # fmt: skip
+
+
+def _lockstep_rate(settings: NodeSettings) -> float:
+    """Bars per second of a speed-0 replay in a node child under the real actor tree."""
+    bars = settings.replay.bars
+    inbox, events = Inbox(), Inbox()
     sup = node_tree(settings, inbox, events)
     try:
         arrived(inbox, NodeStarted)
@@ -339,18 +360,9 @@ def replay_throughput(quick: bool) -> list[Row]:
             node.tell(TakeSnapshot(reply_to=reply))
             cursor = reply.expect(SnapshotTaken, 10).snapshot.replay_cursor
             time.sleep(0.05)
-        rate = bars / (time.perf_counter() - t0)
+        return bars / (time.perf_counter() - t0)
     finally:
         sup.stop(timeout=60)
-    backtest = backtest_rate(settings)
-    ratio = rate / backtest
-    return [
-        Row(name="lockstep replay through the live node, speed 0", value=rate, unit="bars/s",
-            target=">= 1.0x BacktestEngine", anchor=f"{ratio:.2f}x BacktestEngine",
-            ok=ratio >= 1.0),
-        Row(name="same bars and strategy through BacktestEngine", value=backtest,
-            unit="bars/s", target="-", anchor="anchor", ok=None),
-    ]  # fmt: skip
 
 
 def backtest_rate(settings: NodeSettings) -> float:
