@@ -26,21 +26,37 @@ heartbeat_interval_s = 0.5
 node_log_level = "ERROR"
 [replay]
 speed = {speed}
-bars = 50000
+{replay}
 [strategy]
 ladder_orders = {ladder}
-ladder_step_pct = "0.05"
+ladder_step_pct = "{ladder_step}"
 {extra}
 """
 
 
 def write_config(
-    tmp_path: Path, trader: str = "REC-001", speed: float = 600, ladder: int = 3, extra: str = ""
+    tmp_path: Path,
+    trader: str = "REC-001",
+    speed: float = 600,
+    ladder: int = 3,
+    extra: str = "",
+    replay: str = "bars = 50000",
+    ladder_step: str = "0.05",
+    name: str = "svc",
 ) -> tuple[Path, Path]:
-    db = tmp_path / "svc.db"
-    config = tmp_path / "svc.toml"
+    """A replay service's config and database path, fast to checkpoint and to notice."""
+    db = tmp_path / f"{name}.db"
+    config = tmp_path / f"{name}.toml"
     config.write_text(
-        FAST_CONFIG.format(trader=trader, db=db, speed=speed, ladder=ladder, extra=extra)
+        FAST_CONFIG.format(
+            trader=trader,
+            db=db,
+            speed=speed,
+            ladder=ladder,
+            extra=extra,
+            replay=replay,
+            ladder_step=ladder_step,
+        )
     )
     return config, db
 

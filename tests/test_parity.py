@@ -24,7 +24,17 @@ import pytest
 from node.backtest import run_backtest
 from protocol import Outcome, Trade
 from supervisor.config import load_config
-from tests.service import ROOT, ServiceProcess, alive, cli, events, node_pids, query, wait_for
+from tests.service import (
+    ROOT,
+    ServiceProcess,
+    alive,
+    cli,
+    events,
+    node_pids,
+    query,
+    wait_for,
+    write_config,
+)
 
 pytestmark = pytest.mark.node
 
@@ -33,32 +43,20 @@ N_BARS = 4320
 
 # Breakers far away: a backtest has none, and a halted session stops trading (the
 # report says so; these tests are about the fills, not the breakers).
-CONFIG = """
-[service]
-trader_id = "{trader}"
-db_path = "{db}"
-checkpoint_interval_s = 1
-heartbeat_interval_s = 0.5
-node_log_level = "ERROR"
-[replay]
-source = "file"
-path = "{bars}"
-speed = {speed}
-stop_when_done = true
-[strategy]
-ladder_orders = {ladder}
-ladder_step_pct = "0.001"
-[risk]
-max_drawdown_pct = "90"
-daily_loss_limit_pct = "90"
-"""
+FAR_BREAKERS = '[risk]\nmax_drawdown_pct = "90"\ndaily_loss_limit_pct = "90"\n'
 
 
 def write(tmp_path: Path, trader: str, speed: float, ladder: int) -> tuple[Path, Path]:
-    db = tmp_path / "parity.db"
-    config = tmp_path / "parity.toml"
-    config.write_text(CONFIG.format(trader=trader, db=db, bars=BARS, speed=speed, ladder=ladder))
-    return config, db
+    return write_config(
+        tmp_path,
+        trader=trader,
+        speed=speed,
+        ladder=ladder,
+        ladder_step="0.001",
+        replay=f'source = "file"\npath = "{BARS}"\nstop_when_done = true',
+        extra=FAR_BREAKERS,
+        name="parity",
+    )
 
 
 def play(config: Path, db: Path, cwd: Path, timeout: float = 240) -> str:
