@@ -244,9 +244,14 @@ def cmd_report_parity(args: argparse.Namespace) -> int:
 def cmd_config_check(args: argparse.Namespace) -> int:
     config = _load(args)
     node = config.node
+    strategies = (
+        ", ".join(e.strategy_path for e in node.strategies)
+        if node.strategies
+        else f"the bundled EMA cross, sizing {node.sizing.method.value}"
+    )
     print(
         f"config {config.source}: ok (trader {node.trader_id}, mode {node.mode.value}, "
-        f"{node.instrument_id}, sizing {node.sizing.method.value}, db {config.db_path})"
+        f"{node.instrument_id}, {strategies}, db {config.db_path})"
     )
     return EXIT_OK
 

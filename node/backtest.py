@@ -29,7 +29,7 @@ from nautilus_trader.persistence.catalog.parquet import ParquetDataCatalog
 
 from node.bars import BarSeries, load
 from node.replay import bar_type_for, make_instrument, to_bar
-from node.strategy import EmaCross, EmaCrossConfig
+from node.strategies import build_strategies
 from node.venues import sandbox_config, venue_options
 from protocol import NodeSettings, Outcome, Trade
 
@@ -104,7 +104,8 @@ def _run(
         _add_venue(engine, venue)
         engine.add_instrument(instrument)
         engine.add_data(data)
-        engine.add_strategy(EmaCross(EmaCrossConfig.for_settings(settings, bar_type)))
+        for strategy in build_strategies(settings, bar_type):
+            engine.add_strategy(strategy)
         trades: list[Trade] = []
         closed: list[Decimal] = []
         bars_given = [0]

@@ -54,10 +54,11 @@ from nautilus_trader.model.objects import Money, Price
 from nautilus_trader.model.orders import Order
 from nautilus_trader.model.position import Position
 from nautilus_trader.risk.engine import RiskEngine
+from nautilus_trader.trading.strategy import Strategy
 
 from node.marks import EquityMarks
 from node.replay import ReplayDataClient
-from node.strategy import EmaCross
+from node.strategies import TakesRiskLimits
 from protocol import (
     EncodedSnapshotReply,
     ErrorRaised,
@@ -102,7 +103,7 @@ class Bridge(Actor):
         request_stop: Callable[[str], None],
         risk_engine: RiskEngine,
         exec_engine: ExecutionEngine,
-        strategy: EmaCross,
+        strategy: Strategy,
         replay: ReplayDataClient | None,
         instrument_id: str,
         bar_type: BarType,
@@ -230,7 +231,10 @@ class Bridge(Actor):
                 case Stop(reason=reason):
                     self._request_stop(reason)
                 case UpdateRisk(risk=risk):
-                    self._strategy.update_risk(risk)
+                    # The trader's own strategy sizes itself; the RiskEngine's limits
+                    # still hold it (issue 16's next step).
+                    if isinstance(self._strategy, TakesRiskLimits):
+                        self._strategy.update_risk(risk)
         except Exception as exc:  # reported to the classifier through the parent
             self._send(ErrorRaised("node.bridge", type(exc).__name__, str(exc)))
 

@@ -38,12 +38,13 @@ from nautilus_trader.live.node import TradingNode
 from nautilus_trader.model.data import Bar, QuoteTick, TradeTick
 from nautilus_trader.model.instruments import CryptoPerpetual
 from nautilus_trader.persistence.config import StreamingConfig
+from nautilus_trader.trading.strategy import Strategy
 
 from node.bridge import Bridge
 from node.lockstep import LockstepVenue, run_engines_inline
 from node.reconcile import compare_with_checkpoint
 from node.replay import ReplayDataClient, bar_type_for, make_instrument
-from node.strategy import EmaCross, EmaCrossConfig
+from node.strategies import WarmsUp, build_strategies
 from node.venues import Clients, clients_for
 from protocol import (
     ErrorRaised,
@@ -355,7 +356,7 @@ async def _serve_on(
         # The gate's record: halted until resumed, whatever the checkpoint says.
         bridge.handle(Halt(settings.start_halted, source="gate"))
         restored = bridge.snapshot() if restored is not None else None
-    if replay is not None:
+    if replay is not None and isinstance(strategy, WarmsUp):
         strategy.warm_up(replay.history(WARM_UP_BARS))
     # Commands the parent sent while the node was starting (a halt sent during a
     # restart, above all) apply before the first bar, not after it.
@@ -483,10 +484,10 @@ def _add_components(
     request_stop: Callable[[str], None],
     replay: ReplayDataClient | None,
     bridge_type: type[Bridge],
-) -> tuple[EmaCross, Bridge]:
+) -> tuple[Strategy, Bridge]:
     """The strategy and the bridge that speaks for the node, added to the built node."""
     bar_type = bar_type_for(settings.instrument_id, settings.replay.bar_minutes)
-    strategy = EmaCross(EmaCrossConfig.for_settings(settings, bar_type))
+    (strategy,) = build_strategies(settings, bar_type)  # one a node, for now (config check)
     node.trader.add_strategy(strategy)
     bridge = bridge_type(
         send=pipe.send,

@@ -62,6 +62,7 @@ from protocol.pipe import (
 )
 from protocol.settings import (
     HTTP_URL,
+    IMPORT_PATH,
     SUPPORTED_INSTRUMENTS,
     TRADER_ID_PATTERN,
     WS_URL,
@@ -82,6 +83,7 @@ from protocol.settings import (
     ServiceSettings,
     SizingMethod,
     SizingSettings,
+    StrategyEntry,
     StrategySettings,
     SupervisionSettings,
     TelegramSettings,
@@ -116,6 +118,7 @@ from protocol.wire import (
 
 __all__ = [
     "HTTP_URL",
+    "IMPORT_PATH",
     "SUPPORTED_INSTRUMENTS",
     "TRADER_ID_PATTERN",
     "WS_URL",
@@ -186,6 +189,7 @@ __all__ = [
     "SnapshotRequest",
     "SnapshotTaken",
     "Stop",
+    "StrategyEntry",
     "StrategySettings",
     "SupervisionSettings",
     "SupervisorTerminated",

@@ -19,7 +19,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from protocol.state import Snapshot
 
@@ -27,6 +27,7 @@ SUPPORTED_INSTRUMENTS = ("BTCUSDT-PERP.BINANCE", "ETHUSDT-PERP.BINANCE")
 TRADER_ID_PATTERN = r"^[A-Za-z0-9_]+-[A-Za-z0-9_]+$"
 HTTP_URL = r"^https?://[^\s]+$"
 WS_URL = r"^wss?://[^\s]+$"
+IMPORT_PATH = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
@@ -198,6 +199,25 @@ class StrategySettings(Section):
         return self
 
 
+class StrategyEntry(Section):
+    """One of the trader's own strategies, by import path, in NautilusTrader's own
+    convention (``ImportableStrategyConfig``): the strategy class, its config class and
+    the config's fields. ``[[strategies]]`` in the file; none means the bundled EMA cross
+    of ``[strategy]``. The class must be importable where the service runs (installed,
+    or on ``PYTHONPATH``); the loader imports it in a child process to check it."""
+
+    strategy_path: Annotated[
+        str, Field(pattern=IMPORT_PATH, description="the Strategy class: package.module:Class")
+    ]
+    config_path: Annotated[
+        str,
+        Field(pattern=IMPORT_PATH, description="its StrategyConfig class: package.module:Class"),
+    ]
+    config: Annotated[
+        dict[str, JsonValue], Field(description="the config class's fields, as a table")
+    ] = {}
+
+
 class SizingSettings(Section):
     method: Annotated[SizingMethod, Field(description="fixed_fractional | kelly | atr")] = (
         SizingMethod.FIXED_FRACTIONAL
@@ -335,6 +355,7 @@ class Config(Section):
     account: AccountSettings = field(default_factory=AccountSettings)
     replay: ReplaySettings = field(default_factory=ReplaySettings)
     strategy: StrategySettings = field(default_factory=StrategySettings)
+    strategies: tuple[StrategyEntry, ...] = ()
     sizing: SizingSettings = field(default_factory=SizingSettings)
     risk: RiskLimits = field(default_factory=RiskLimits)
     breakers: BreakerSettings = BreakerSettings()
@@ -374,6 +395,7 @@ class NodeSettings:
     account: AccountSettings = field(default_factory=AccountSettings)
     replay: ReplaySettings = field(default_factory=ReplaySettings)
     strategy: StrategySettings = field(default_factory=StrategySettings)
+    strategies: tuple[StrategyEntry, ...] = ()  # the trader's own; none: the bundled one
     sizing: SizingSettings = field(default_factory=SizingSettings)
     risk: RiskLimits = field(default_factory=RiskLimits)
     binance: BinanceSettings = field(default_factory=BinanceSettings)
@@ -396,6 +418,7 @@ class NodeSettings:
             account=config.account,
             replay=config.replay,
             strategy=config.strategy,
+            strategies=config.strategies,
             sizing=config.sizing,
             risk=config.risk,
             binance=config.binance,

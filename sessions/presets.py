@@ -96,9 +96,19 @@ class PresetField:
 
 
 def _section(name: str) -> type[BaseModel]:
-    annotation = Config.model_fields[name].annotation
-    assert isinstance(annotation, type) and issubclass(annotation, BaseModel)
-    return annotation
+    model = _model_of(name)
+    assert model is not None, name
+    return model
+
+
+def _model_of(name: str) -> type[BaseModel] | None:
+    """A ``[section]``'s model; None for an unknown name or ``[[strategies]]`` (a list:
+    not a preset field)."""
+    field = Config.model_fields.get(name)
+    annotation = field.annotation if field is not None else None
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
 
 
 def preset_field(path: str) -> PresetField:
@@ -193,7 +203,8 @@ def validate_preset(name: str, body: PresetBody, env: Mapping[str, str]) -> Serv
             path = f"{section}.{key}"
             if path in FIELDS_BY_PATH:
                 continue
-            if section in Config.model_fields and key in _section(section).model_fields:
+            model = _model_of(section)
+            if model is not None and key in model.model_fields:
                 problems.append(f"{path}: set per session or per service, not in a preset")
             else:
                 problems.append(f"{path}: unknown preset field")

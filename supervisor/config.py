@@ -15,6 +15,8 @@ import enum
 import json
 import os
 import re
+import subprocess
+import sys
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -30,6 +32,7 @@ from protocol import (
     Mode,
     NodeSettings,
     RecordedSettings,
+    StrategyEntry,
     TelegramSettings,
     file_sha256,
 )
@@ -41,6 +44,8 @@ TESTNET_KEY_ENV = ("BINANCE_FUTURES_TESTNET_API_KEY", "BINANCE_FUTURES_TESTNET_A
 TELEGRAM_TOKEN_ENV = "TELEGRAM_BOT_TOKEN"  # noqa: S105 (the name of the variable)
 TELEGRAM_CHATS_ENV = "TELEGRAM_CHAT_IDS"
 FROM_ENVIRONMENT = {("telegram", "chat_ids"): TELEGRAM_CHATS_ENV}
+STRATEGIES = "strategies"  # the one list of tables: [[strategies]]
+STRATEGY_CHECK_TIMEOUT_S = 120.0
 
 
 class ConfigError(ValueError):
@@ -100,12 +105,17 @@ def build_config(
 ) -> ServiceConfig:
     """Validate already-parsed TOML (a file, or a preset composed into one)."""
     problems: list[str] = []
-    sections: dict[str, BaseModel] = {}
+    sections: dict[str, BaseModel | tuple[StrategyEntry, ...]] = {}
     for name, body in data.items():
         field = Config.model_fields.get(name)
         if field is None:
             known = ", ".join(Config.model_fields)
             problems.append(f"[{name}]: unknown section (known: {known})")
+            continue
+        if name == STRATEGIES:
+            entries = _strategy_entries(body, problems)
+            if entries is not None:
+                sections[name] = entries
             continue
         if not isinstance(body, dict):
             problems.append(f"[{name}]: must be a table")
@@ -126,6 +136,8 @@ def build_config(
     settings = Config.model_construct(**{**dict(Config()), **sections})
     failed = {name for name in data if name not in sections}
     problems.extend(_across_sections(settings, failed, env))
+    if settings.strategies and not failed & {STRATEGIES, "instrument", "replay"}:
+        problems.extend(strategy_problems(settings))
     chats = _chat_ids(env, problems)
     token = env.get(TELEGRAM_TOKEN_ENV, "")
     if token:
@@ -143,6 +155,51 @@ def build_config(
         source=source,
         telegram_on=bool(token),
     )
+
+
+def _strategy_entries(body: TomlValue, problems: list[str]) -> tuple[StrategyEntry, ...] | None:
+    """``[[strategies]]``: each entry validated on its own, errors named by index."""
+    if not isinstance(body, list) or not all(isinstance(e, dict) for e in body):
+        problems.append(f"{STRATEGIES}: must be an array of tables ([[{STRATEGIES}]])")
+        return None
+    entries: list[StrategyEntry] = []
+    for i, entry in enumerate(body):
+        try:
+            entries.append(StrategyEntry.model_validate(entry))
+        except ValidationError as exc:
+            problems.extend(
+                _problem(f"{STRATEGIES}[{i}]", StrategyEntry, error) for error in exc.errors()
+            )
+    return tuple(entries) if len(entries) == len(body) else None
+
+
+def strategy_problems(settings: Config) -> list[str]:
+    """The entries checked where they will run: imported, typed, their configs parsed,
+    their ids unique (``node.strategies``). In a child process, because importing them
+    imports NautilusTrader, which the supervisor's process never holds (467 MB)."""
+    request = {
+        "entries": [e.model_dump(mode="json") for e in settings.strategies],
+        "instrument_id": settings.instrument.id,
+        "bar_minutes": settings.replay.bar_minutes,
+    }
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "node.strategies"],
+            input=json.dumps(request),
+            capture_output=True,
+            text=True,
+            timeout=STRATEGY_CHECK_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return [f"{STRATEGIES}: could not be checked: {exc}"]
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        tail = done.stderr.strip().splitlines()[-1:] or [f"exit code {done.returncode}"]
+        return [f"{STRATEGIES}: could not be checked: {tail[0]}"]
+    found = json.loads(lines[-1])
+    assert isinstance(found, list)
+    return [str(p) for p in found]
 
 
 def _section_model(name: str) -> type[BaseModel]:
@@ -246,6 +303,9 @@ def example_text() -> str:
     (``config example``): the declarations, written out."""
     lines = ["# Every setting with its default (paper-node config example)."]
     for name in Config.model_fields:
+        if name == STRATEGIES:
+            lines.extend(_strategies_example())
+            continue
         model = _section_model(name)
         lines.append(f"\n[{name}]")
         for key, field in model.model_fields.items():
@@ -256,6 +316,15 @@ def example_text() -> str:
             note = f"  # {field.description}" if field.description else ""
             lines.append(f"{key} = {value}{note}" if value else f"# {key} ={note}")
     return "\n".join(lines) + "\n"
+
+
+def _strategies_example() -> list[str]:
+    fields = StrategyEntry.model_fields
+    return [
+        "\n# Your own strategies by import path (none: the bundled EMA cross of [strategy]).",
+        f"# [[{STRATEGIES}]]",
+        *(f"# {key} = ...  # {field.description}" for key, field in fields.items()),
+    ]
 
 
 def _toml(value: object) -> str:

@@ -1,0 +1,151 @@
+"""The node's strategies: the trader's own by import path, or the bundled EMA cross.
+
+A trader's strategy is named the way NautilusTrader names one (``ImportableStrategyConfig``:
+the strategy class, its config class, the config's fields) and built by NautilusTrader's
+own ``StrategyFactory``, so a strategy that runs in the trader's backtest runs here
+unchanged. The node, the parity backtest and the config check all build them here, so a
+strategy is the same object in all three.
+
+The config loader checks the entries before anything starts (``python -m
+node.strategies``, in a child process: the supervisor never imports NautilusTrader), and
+reports every problem at once, each naming its entry and field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+import msgspec
+from nautilus_trader.common.config import resolve_path
+from nautilus_trader.config import ImportableStrategyConfig, StrategyConfig
+from nautilus_trader.model.data import Bar, BarType
+from nautilus_trader.trading.config import StrategyFactory
+from nautilus_trader.trading.strategy import Strategy
+
+from node.replay import bar_type_for
+from node.strategy import EmaCross, EmaCrossConfig
+from protocol import NodeSettings, RiskLimits, StrategyEntry
+
+MAX_STRATEGIES = 1  # several in one node come with per-strategy attribution (issue 16)
+
+
+@runtime_checkable
+class TakesRiskLimits(Protocol):
+    """A strategy that sizes from the service's risk limits and takes a reload's."""
+
+    def update_risk(self, risk: RiskLimits) -> None: ...
+
+
+@runtime_checkable
+class WarmsUp(Protocol):
+    """A strategy whose indicators can be fed the bars before a restore point, so a
+    restored strategy does not trade a signal it already traded."""
+
+    def warm_up(self, bars: list[Bar]) -> None: ...
+
+
+def build_strategies(settings: NodeSettings, bar_type: BarType) -> list[Strategy]:
+    """The strategies of ``settings``: its entries, or the bundled EMA cross."""
+    if not settings.strategies:
+        return [EmaCross(EmaCrossConfig.for_settings(settings, bar_type))]
+    return [StrategyFactory.create(importable(entry)) for entry in settings.strategies]
+
+
+def importable(entry: StrategyEntry) -> ImportableStrategyConfig:
+    return ImportableStrategyConfig(
+        strategy_path=entry.strategy_path, config_path=entry.config_path, config=entry.config
+    )
+
+
+def problems(entries: Sequence[StrategyEntry], instrument_id: str, bar_type: str) -> list[str]:
+    """Every problem of ``entries``, each naming its entry (``strategies[0].config.x``)."""
+    found: list[str] = []
+    if len(entries) > MAX_STRATEGIES:
+        found.append(
+            f"strategies: {len(entries)} entries; one strategy per node for now "
+            "(several land with per-strategy attribution and halts)"
+        )
+    ids: dict[str, int] = {}
+    for i, entry in enumerate(entries):
+        where = f"strategies[{i}]"
+        strategy = _check_one(entry, where, instrument_id, bar_type, found)
+        if strategy is None:
+            continue
+        sid = strategy.id.value
+        if sid in ids:
+            found.append(
+                f"{where}: strategy id {sid} is also strategies[{ids[sid]}]'s; "
+                "give each an order_id_tag"
+            )
+        ids.setdefault(sid, i)
+    return found
+
+
+def _check_one(
+    entry: StrategyEntry, where: str, instrument_id: str, bar_type: str, found: list[str]
+) -> Strategy | None:
+    strategy_cls = _resolve(entry.strategy_path, f"{where}.strategy_path", Strategy, found)
+    config_cls = _resolve(entry.config_path, f"{where}.config_path", StrategyConfig, found)
+    if strategy_cls is None or config_cls is None:
+        return None
+    try:
+        config = config_cls.parse(msgspec.json.encode(entry.config))
+    except msgspec.ValidationError as exc:
+        found.append(_config_problem(where, str(exc)))
+        return None
+    for key, expected in (("instrument_id", instrument_id), ("bar_type", bar_type)):
+        given = getattr(config, key, None)
+        if given is not None and str(given) != expected:
+            found.append(
+                f"{where}.config.{key}: {given} is not the node's {expected}"
+                + (" (instrument.id)" if key == "instrument_id" else " (the bars it is fed)")
+            )
+    try:
+        return strategy_cls(config=config)
+    except Exception as exc:  # the trader's code: any failure is a problem
+        found.append(f"{where}: {entry.strategy_path}(config) failed: {exc!r}")
+        return None
+
+
+def _resolve[T](path: str, where: str, base: type[T], found: list[str]) -> type[T] | None:
+    """The class at ``path`` if it imports and is a ``base``; else a problem."""
+    try:
+        resolved: object = resolve_path(path)
+    except Exception as exc:  # ImportError, AttributeError, a module that raises
+        found.append(f"{where}: cannot import {path}: {exc}")
+        return None
+    if not (isinstance(resolved, type) and issubclass(resolved, base)):
+        found.append(f"{where}: {path} is not a NautilusTrader {base.__name__}")
+        return None
+    return resolved
+
+
+_AT = re.compile(r"^(.*) - at `\$\.?([^`]*)`$")
+
+
+def _config_problem(where: str, message: str) -> str:
+    """msgspec's ``Expected `int`, got `str` - at `$.fast` `` as ``...config.fast: ...``."""
+    match = _AT.match(message)
+    if match is None:
+        return f"{where}.config: {message}"
+    text, field = match.groups()
+    return f"{where}.config.{field}: {text}" if field else f"{where}.config: {text}"
+
+
+def main() -> int:
+    """Check entries given as JSON on stdin (``entries``, ``instrument_id``,
+    ``bar_minutes``); print the problems as a JSON list."""
+    request = json.loads(sys.stdin.read())
+    entries = [StrategyEntry.model_validate(e) for e in request["entries"]]
+    instrument_id = str(request["instrument_id"])
+    bar_type = bar_type_for(instrument_id, int(request["bar_minutes"]))
+    print(json.dumps(problems(entries, instrument_id, str(bar_type))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
