@@ -173,6 +173,13 @@ def _status_table(report: StatusReport) -> str:
             f"{'position':<22} {p['instrument_id']} {p['side']} {p['quantity']} "
             f"@ {Decimal(p['avg_px_open']):.2f} (unrealized {Decimal(p['unrealized_pnl']):.2f})"
         )
+    for s in report["strategies"]:
+        lines.append(
+            f"{'strategy':<22} {s['strategy_id']}: {s['fills']} fills, realized "
+            f"{Decimal(s['realized_pnl']):.2f}, unrealized {Decimal(s['unrealized_pnl']):.2f}, "
+            f"fees {Decimal(s['fees']):.2f}, {s['positions']} position(s), "
+            f"{s['open_orders']} open order(s)"
+        )
     return "\n".join(lines)
 
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 import asyncio
 import statistics
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -78,6 +78,7 @@ from protocol import (
     Snapshot,
     SnapshotRequest,
     Stop,
+    StrategyView,
     TradingState,
     TradingStateChanged,
     UpdateRisk,
@@ -103,7 +104,7 @@ class Bridge(Actor):
         request_stop: Callable[[str], None],
         risk_engine: RiskEngine,
         exec_engine: ExecutionEngine,
-        strategy: Strategy,
+        strategies: Sequence[Strategy],
         replay: ReplayDataClient | None,
         instrument_id: str,
         bar_type: BarType,
@@ -121,7 +122,10 @@ class Bridge(Actor):
         self._request_stop = request_stop
         self._risk_engine = risk_engine
         self._exec_engine = exec_engine
-        self._strategy = strategy
+        # The first is the one a checkpoint of a single-strategy service belongs to.
+        self._strategy = strategies[0]
+        self._strategies = {s.id.value: s for s in strategies}
+        self._books = {sid: _Book() for sid in self._strategies}
         self._replay = replay
         self._instrument_id = InstrumentId.from_str(instrument_id)
         self._bar_type = bar_type
@@ -233,8 +237,9 @@ class Bridge(Actor):
                 case UpdateRisk(risk=risk):
                     # The trader's own strategy sizes itself; the RiskEngine's limits
                     # still hold it (issue 16's next step).
-                    if isinstance(self._strategy, TakesRiskLimits):
-                        self._strategy.update_risk(risk)
+                    for strategy in self._strategies.values():
+                        if isinstance(strategy, TakesRiskLimits):
+                            strategy.update_risk(risk)
         except Exception as exc:  # reported to the classifier through the parent
             self._send(ErrorRaised("node.bridge", type(exc).__name__, str(exc)))
 
@@ -249,21 +254,38 @@ class Bridge(Actor):
 
     def _halt(self, reason: str) -> None:
         self._set_state(TradingState.HALTED, reason)
-        open_orders = self.cache.orders_open(strategy_id=self._strategy.id)
+        open_orders = self._our_open_orders()
         self._cancelling = {o.client_order_id.value for o in open_orders}
         self._cancelled = []
         if not self._cancelling:
             self._send(OrdersCanceled(()))
             return
-        self._strategy.cancel_all_orders(self._instrument_id)
+        for strategy in self._strategies.values():
+            strategy.cancel_all_orders(self._instrument_id)
+
+    def _our_open_orders(self) -> list[Order]:
+        """The open orders of this node's strategies (not a reconciled stranger's)."""
+        return [o for o in self.cache.orders_open() if o.strategy_id.value in self._strategies]
+
+    def _strategy_of(self, strategy_id: str) -> Strategy:
+        """A checkpoint's strategy; a row of a single-strategy service names none."""
+        return self._strategies.get(strategy_id, self._strategy)
 
     # ------------------------------------------------------------ restore
 
     def restore_marks(self, snap: Snapshot) -> None:
         """The breakers' marks and the realized PnL carry on from the checkpoint (also on
-        a venue, where positions and orders come from the venue itself)."""
+        a venue, where positions and orders come from the venue itself), the account's
+        and each strategy's."""
         self._realized_base = snap.realized_pnl
         self._marks = EquityMarks(snap.equity_peak, snap.day, snap.day_start_equity)
+        if not snap.strategies:  # a single-strategy service's row: all of it was one's
+            self._books[self._strategy.id.value] = _Book(realized_base=snap.realized_pnl)
+        for view in snap.strategies:
+            if view.strategy_id in self._books:
+                self._books[view.strategy_id] = _Book(
+                    realized_base=view.realized_pnl, fills=view.fills, fees=view.fees
+                )
 
     async def restore(self, snap: Snapshot, halted: bool, timeout_s: float = 10.0) -> None:
         """Rebuild a checkpoint's positions and open orders in this fresh node.
@@ -278,8 +300,10 @@ class Bridge(Actor):
         counter continues, so no id is issued twice. A node that starts ``halted`` (the
         gate's record) places no order again.
         """
-        strategy = self._strategy
-        strategy.order_factory.set_client_order_id_count(snap.orders_total)
+        self._strategy.order_factory.set_client_order_id_count(snap.orders_total)
+        for counted in snap.strategies:
+            if (strategy := self._strategies.get(counted.strategy_id)) is not None:
+                strategy.order_factory.set_client_order_id_count(counted.orders_total)
         self.restore_marks(snap)
         instrument = self.cache.instrument(self._instrument_id)
         venue: object = None
@@ -289,14 +313,16 @@ class Bridge(Actor):
                     "BUY" if view.side == "LONG" else "SELL", view.quantity, view.avg_px_open
                 ),
             )
+            owner = self._strategy_of(view.strategy_id)
             for k, fill in enumerate(fills):
-                venue = self._restore_fill(instrument, fill, f"{n}-{k}")
+                venue = self._restore_fill(instrument, fill, f"{n}-{k}", owner)
         # A halted node has no working orders (the halt cancelled them, even if the
         # checkpoint was taken before the cancels were confirmed): place none again.
         resting_orders = () if halted else snap.open_orders
         for resting in resting_orders:
             if resting.order_type != "LIMIT" or resting.price is None:
                 continue
+            strategy = self._strategy_of(resting.strategy_id)
             order = strategy.order_factory.limit(
                 self._instrument_id,
                 OrderSide.BUY if resting.side == "BUY" else OrderSide.SELL,
@@ -309,7 +335,7 @@ class Bridge(Actor):
         deadline = self.clock.timestamp() + timeout_s
         while self.clock.timestamp() < deadline:
             filled = all(self.cache.order(ClientOrderId(o)).is_closed for o in self._restoring)
-            working = len(self.cache.orders_open(strategy_id=strategy.id))
+            working = len(self._our_open_orders())
             if filled and not settled:
                 self._settle_restored(snap, instrument, venue)
                 settled = True
@@ -328,9 +354,10 @@ class Bridge(Actor):
             )
         )
 
-    def _restore_fill(self, instrument: Instrument, fill: PositionFill, tag: str) -> object:
+    def _restore_fill(
+        self, instrument: Instrument, fill: PositionFill, tag: str, strategy: Strategy
+    ) -> object:
         """One fill of a restored position; the venue's client that generated it."""
-        strategy = self._strategy
         side = OrderSide.BUY if fill.side == "BUY" else OrderSide.SELL
         qty = instrument.make_qty(fill.quantity)
         order = strategy.order_factory.market(self._instrument_id, side, qty, tags=["RESTORE"])
@@ -370,6 +397,9 @@ class Bridge(Actor):
         for position in self.cache.positions_open():
             if position.realized_pnl is not None:
                 replayed[position.id.value] = position.realized_pnl.as_decimal()
+                book = self._books.get(position.strategy_id.value)
+                if book is not None:
+                    book.realized_base -= position.realized_pnl.as_decimal()
         for view in snap.positions:
             again = replayed.get(view.position_id, Decimal(0))
             self._position_realized_base[view.position_id] = view.realized_pnl - again
@@ -396,6 +426,9 @@ class Bridge(Actor):
             # (netting) starts from zero.
             if event.realized_pnl is not None:
                 self._closed_realized += event.realized_pnl.as_decimal()
+                book = self._books.get(event.strategy_id.value)
+                if book is not None:
+                    book.closed_realized += event.realized_pnl.as_decimal()
             self._position_realized_base.pop(event.position_id.value, None)
 
     def _track_order(self, client_order_id: ClientOrderId) -> None:
@@ -422,6 +455,10 @@ class Bridge(Actor):
                 pass  # a restore fill is not a trade
             case NtOrderFilled():
                 received = self.clock.timestamp_ns()
+                book = self._books.get(event.strategy_id.value)
+                if book is not None:
+                    book.fills += 1
+                    book.fees += event.commission.as_decimal()
                 self._send(
                     OrderFilled(
                         client_order_id=event.client_order_id.value,
@@ -433,6 +470,7 @@ class Bridge(Actor):
                         commission=event.commission.as_decimal(),
                         ts_event=event.ts_event,
                         ts_bridge=received,
+                        strategy_id=event.strategy_id.value,
                         bar=self.cursor,
                     )
                 )
@@ -521,10 +559,51 @@ class Bridge(Actor):
             day_start_equity=self._marks.day_start,
             state_version=self._state_version,
             last_data_ns=self._last_data_ns,
+            strategies=self._strategy_views(positions),
         )
+
+    def _strategy_views(self, positions: tuple[PositionView, ...]) -> tuple[StrategyView, ...]:
+        views = []
+        for sid, strategy in self._strategies.items():
+            book = self._books[sid]
+            held = [p for p in positions if p.strategy_id == sid]
+            views.append(
+                StrategyView(
+                    strategy_id=sid,
+                    orders_total=strategy.order_factory.get_client_order_id_count(),
+                    fills=book.fills,
+                    # As the account's total: Nautilus's own figure for the open
+                    # positions (a view's also carries its restored base, which the
+                    # book's base holds already).
+                    realized_pnl=book.realized_base
+                    + book.closed_realized
+                    + sum(
+                        (
+                            p.realized_pnl
+                            - self._position_realized_base.get(p.position_id, Decimal(0))
+                            for p in held
+                        ),
+                        Decimal(0),
+                    ),
+                    unrealized_pnl=sum((p.unrealized_pnl for p in held), Decimal(0)),
+                    fees=book.fees,
+                )
+            )
+        return tuple(views)
 
 
 RECORDED_BARS = "recording.bars"
+
+
+@dataclass(slots=True)
+class _Book:
+    """One strategy's running totals: before this node's life (``realized_base``, from
+    the checkpoint) and in it."""
+
+    realized_base: Decimal = Decimal(0)
+    closed_realized: Decimal = Decimal(0)
+    fills: int = 0
+    fees: Decimal = Decimal(0)
 
 
 def _plain(bar: Bar) -> Bar:
@@ -544,6 +623,7 @@ def _order_view(order: Order) -> OrderView:
         filled_qty=order.filled_qty.as_decimal(),
         price=price,
         status=order_status_to_str(order.status),
+        strategy_id=order.strategy_id.value,
     )
 
 
@@ -570,6 +650,7 @@ def _position_view(
             )
             for fill in position.events
         ),
+        strategy_id=position.strategy_id.value,
     )
 
 

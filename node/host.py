@@ -334,7 +334,7 @@ async def _serve_on(
     network_logs = _log_network_clients(settings)
     node, sandbox = _build_node(settings, loop, pipe)
     replay = _add_replay(node, settings, loop, sandbox)
-    strategy, bridge = _add_components(node, settings, pipe, request_stop, replay, bridge_type)
+    strategies, bridge = _add_components(node, settings, pipe, request_stop, replay, bridge_type)
 
     def read_commands() -> None:
         while True:
@@ -346,7 +346,7 @@ async def _serve_on(
             loop.call_soon_threadsafe(bridge.handle, command)
 
     run_task = loop.create_task(node.run_async())
-    while not strategy.is_running and not run_task.done():
+    while not all(s.is_running for s in strategies) and not run_task.done():
         await asyncio.sleep(STARTUP_POLL_S)
     if run_task.done():
         run_task.result()  # surfaces the start-up failure
@@ -356,8 +356,11 @@ async def _serve_on(
         # The gate's record: halted until resumed, whatever the checkpoint says.
         bridge.handle(Halt(settings.start_halted, source="gate"))
         restored = bridge.snapshot() if restored is not None else None
-    if replay is not None and isinstance(strategy, WarmsUp):
-        strategy.warm_up(replay.history(WARM_UP_BARS))
+    if replay is not None:
+        history = replay.history(WARM_UP_BARS)
+        for strategy in strategies:
+            if isinstance(strategy, WarmsUp):
+                strategy.warm_up(history)
     # Commands the parent sent while the node was starting (a halt sent during a
     # restart, above all) apply before the first bar, not after it.
     while conn.poll():
@@ -484,17 +487,18 @@ def _add_components(
     request_stop: Callable[[str], None],
     replay: ReplayDataClient | None,
     bridge_type: type[Bridge],
-) -> tuple[Strategy, Bridge]:
-    """The strategy and the bridge that speaks for the node, added to the built node."""
+) -> tuple[list[Strategy], Bridge]:
+    """The strategies and the bridge that speaks for the node, added to the built node."""
     bar_type = bar_type_for(settings.instrument_id, settings.replay.bar_minutes)
-    (strategy,) = build_strategies(settings, bar_type)  # one a node, for now (config check)
-    node.trader.add_strategy(strategy)
+    strategies = build_strategies(settings, bar_type)
+    for strategy in strategies:
+        node.trader.add_strategy(strategy)
     bridge = bridge_type(
         send=pipe.send,
         request_stop=request_stop,
         risk_engine=node.kernel.risk_engine,
         exec_engine=node.kernel.exec_engine,
-        strategy=strategy,
+        strategies=strategies,
         replay=replay,
         instrument_id=settings.instrument_id,
         bar_type=bar_type,
@@ -505,7 +509,7 @@ def _add_components(
         recording=settings.recording_path is not None,
     )
     node.trader.add_actor(bridge)
-    return strategy, bridge
+    return strategies, bridge
 
 
 async def _restore(settings: NodeSettings, bridge: Bridge, pipe: _Pipe) -> Snapshot | None:

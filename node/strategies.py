@@ -28,9 +28,9 @@ from nautilus_trader.trading.strategy import Strategy
 
 from node.replay import bar_type_for
 from node.strategy import EmaCross, EmaCrossConfig
-from protocol import NodeSettings, RiskLimits, StrategyEntry
+from protocol import Mode, NodeSettings, RiskLimits, StrategyEntry
 
-MAX_STRATEGIES = 1  # several in one node come with per-strategy attribution (issue 16)
+MAX_STRATEGIES = 50
 
 
 @runtime_checkable
@@ -61,19 +61,36 @@ def importable(entry: StrategyEntry) -> ImportableStrategyConfig:
     )
 
 
-def problems(entries: Sequence[StrategyEntry], instrument_id: str, bar_type: str) -> list[str]:
-    """Every problem of ``entries``, each naming its entry (``strategies[0].config.x``)."""
+def problems(
+    entries: Sequence[StrategyEntry], instrument_id: str, bar_type: str, mode: Mode
+) -> list[str]:
+    """Every problem of ``entries``, each naming its entry (``strategies[0].config.x``).
+
+    Two strategies on one instrument: in replay and binance-sandbox Nautilus keeps a
+    position per strategy (NETTING: ``{instrument}-{strategy}``) and the simulated venue
+    fills each order on its own, so each strategy's PnL is its own. A Binance account in
+    one-way mode nets every order on a symbol into one position, so on the testnet two
+    strategies on one instrument would trade each other's position: refused."""
     found: list[str] = []
     if len(entries) > MAX_STRATEGIES:
+        found.append(f"strategies: {len(entries)} entries; at most {MAX_STRATEGIES} a node")
+    if mode is Mode.BINANCE_TESTNET and len(entries) > 1:
         found.append(
-            f"strategies: {len(entries)} entries; one strategy per node for now "
-            "(several land with per-strategy attribution and halts)"
+            f"strategies: {len(entries)} strategies on {instrument_id} in binance-testnet: "
+            "the venue's one-way mode nets them into one position; one strategy per "
+            "instrument there"
         )
     ids: dict[str, int] = {}
     for i, entry in enumerate(entries):
         where = f"strategies[{i}]"
         strategy = _check_one(entry, where, instrument_id, bar_type, found)
         if strategy is None:
+            continue
+        if len(entries) > 1 and entry.config.get("order_id_tag") is None:
+            found.append(
+                f"{where}.config.order_id_tag: required when several strategies share a node "
+                "(their orders and positions are keyed by it, across restarts)"
+            )
             continue
         sid = strategy.id.value
         if sid in ids:
@@ -138,12 +155,13 @@ def _config_problem(where: str, message: str) -> str:
 
 def main() -> int:
     """Check entries given as JSON on stdin (``entries``, ``instrument_id``,
-    ``bar_minutes``); print the problems as a JSON list."""
+    ``bar_minutes``, ``mode``); print the problems as a JSON list."""
     request = json.loads(sys.stdin.read())
     entries = [StrategyEntry.model_validate(e) for e in request["entries"]]
     instrument_id = str(request["instrument_id"])
     bar_type = bar_type_for(instrument_id, int(request["bar_minutes"]))
-    print(json.dumps(problems(entries, instrument_id, str(bar_type))))
+    mode = Mode(str(request["mode"]))
+    print(json.dumps(problems(entries, instrument_id, str(bar_type), mode)))
     return 0
 
 

@@ -94,6 +94,7 @@ from protocol.state import (
     PositionFill,
     PositionView,
     Snapshot,
+    StrategyView,
     TradingState,
 )
 from protocol.supervision import (
@@ -191,6 +192,7 @@ __all__ = [
     "Stop",
     "StrategyEntry",
     "StrategySettings",
+    "StrategyView",
     "SupervisionSettings",
     "SupervisorTerminated",
     "TakeSnapshot",

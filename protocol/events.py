@@ -109,6 +109,7 @@ class OrderFilled:
     # When the bridge in the node child got the fill from Nautilus (ns, wall clock):
     # ts_event -> ts_bridge is Nautilus's own latency, ts_bridge -> handled is ours.
     ts_bridge: int = 0
+    strategy_id: str = ""
     # The bar it filled in: a replay's index into its series; on a live feed, the bars
     # received before it. A parity report sets it beside the backtest's fill for the
     # same bar, and a restore's re-played bars supersede it.

@@ -27,6 +27,7 @@ class OrderView:
     filled_qty: Decimal
     price: Decimal | None
     status: str
+    strategy_id: str = ""  # "": a checkpoint of a single-strategy service
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,22 @@ class PositionView:
     realized_pnl: Decimal
     unrealized_pnl: Decimal
     fills: tuple[PositionFill, ...] = ()
+    strategy_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyView:
+    """One strategy's share of the account, so several in one node can be told apart and
+    each restored as it was: its order id counter, fills, realized PnL (after fees, as
+    Nautilus counts it), unrealized PnL and fees. The strategies' realized PnL and fills
+    add up to the account's."""
+
+    strategy_id: str
+    orders_total: int = 0
+    fills: int = 0
+    realized_pnl: Decimal = Decimal(0)
+    unrealized_pnl: Decimal = Decimal(0)
+    fees: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,3 +94,4 @@ class Snapshot:
     day_start_equity: Decimal | None = None
     state_version: int = 0
     last_data_ns: int = 0
+    strategies: tuple[StrategyView, ...] = ()  # () in a single-strategy service's rows

@@ -10,7 +10,14 @@ from storage.presets import PresetBody, PresetValue
 from storage.queries import AlertRow, ControlRow, EquityPoint
 from storage.schema import SCHEMA_VERSION, migrate
 from storage.session import SessionRecord, read_session
-from storage.status import EventRow, PositionRow, StatusReport, read_events, read_status
+from storage.status import (
+    EventRow,
+    PositionRow,
+    StatusReport,
+    StrategyRow,
+    read_events,
+    read_status,
+)
 from storage.store import GateRow, OutboxRow, RunInfo, Store, Swept, retention_bound
 
 __all__ = [
@@ -38,6 +45,7 @@ __all__ = [
     "StatusReport",
     "StorageError",
     "Store",
+    "StrategyRow",
     "Swept",
     "lock_path",
     "migrate",

@@ -26,6 +26,19 @@ class PositionRow(TypedDict):
     unrealized_pnl: str
 
 
+class StrategyRow(TypedDict):
+    """One strategy's share of the account (``protocol.StrategyView``), from the latest
+    checkpoint; the report's top-level figures stay the account's totals."""
+
+    strategy_id: str
+    positions: int
+    open_orders: int
+    fills: int
+    realized_pnl: str
+    unrealized_pnl: str
+    fees: str
+
+
 class StatusReport(TypedDict):
     state: str
     mode: str
@@ -51,6 +64,7 @@ class StatusReport(TypedDict):
     replay_cursor: int | None
     replay_total: int | None
     data_age_s: float | None
+    strategies: list[StrategyRow]
 
 
 def open_readonly(path: Path) -> sqlite3.Connection:
@@ -140,9 +154,11 @@ def status_of(
         state = str(beat["state"])
 
     positions: list[PositionRow] = []
+    strategies: list[StrategyRow] = []
     replay_total: int | None = None
     if cp is not None:
         snapshot = json.loads(cp["snapshot"])
+        strategies = _strategy_rows(snapshot)
         replay_total = int(snapshot.get("replay_total", 0)) or None
         positions = [
             PositionRow(
@@ -185,7 +201,29 @@ def status_of(
         replay_cursor=None if cp is None else int(cp["replay_cursor"]),
         replay_total=replay_total,
         data_age_s=data_age,
+        strategies=strategies,
     )
+
+
+def _strategy_rows(snapshot: dict[str, object]) -> list[StrategyRow]:
+    views, positions, orders = (
+        snapshot.get("strategies") or [],
+        snapshot.get("positions") or [],
+        snapshot.get("open_orders") or [],
+    )
+    assert isinstance(views, list) and isinstance(positions, list) and isinstance(orders, list)
+    return [
+        StrategyRow(
+            strategy_id=str(v["strategy_id"]),
+            positions=sum(1 for p in positions if p.get("strategy_id") == v["strategy_id"]),
+            open_orders=sum(1 for o in orders if o.get("strategy_id") == v["strategy_id"]),
+            fills=int(v["fills"]),
+            realized_pnl=str(v["realized_pnl"]),
+            unrealized_pnl=str(v["unrealized_pnl"]),
+            fees=str(v["fees"]),
+        )
+        for v in views
+    ]
 
 
 class EventRow(TypedDict):

@@ -136,7 +136,7 @@ def build_config(
     settings = Config.model_construct(**{**dict(Config()), **sections})
     failed = {name for name in data if name not in sections}
     problems.extend(_across_sections(settings, failed, env))
-    if settings.strategies and not failed & {STRATEGIES, "instrument", "replay"}:
+    if settings.strategies and not failed & {STRATEGIES, "instrument", "replay", "service"}:
         problems.extend(strategy_problems(settings))
     chats = _chat_ids(env, problems)
     token = env.get(TELEGRAM_TOKEN_ENV, "")
@@ -181,6 +181,7 @@ def strategy_problems(settings: Config) -> list[str]:
         "entries": [e.model_dump(mode="json") for e in settings.strategies],
         "instrument_id": settings.instrument.id,
         "bar_minutes": settings.replay.bar_minutes,
+        "mode": settings.service.mode.value,
     }
     try:
         done = subprocess.run(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from decimal import Decimal
 
 import pytest
 
@@ -24,13 +25,13 @@ BAR_TYPE = "BTCUSDT-PERP.BINANCE-1-MINUTE-LAST-EXTERNAL"
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
-def breakout(tag: str = "007", **config: object) -> str:
+def breakout(tag: str | None = "007", **config: object) -> str:
     body = {
         "instrument_id": "BTCUSDT-PERP.BINANCE",
         "bar_type": BAR_TYPE,
         "lookback": 5,
         "trade_size": "0.050",
-        "order_id_tag": tag,
+        **({"order_id_tag": tag} if tag is not None else {}),
         **config,
     }
     table = ", ".join(f"{k} = {json.dumps(v)}" for k, v in body.items())
@@ -62,7 +63,6 @@ def test_config_check_names_every_problem_of_every_strategy(tmp_path):
     out = done.stdout + done.stderr
     assert done.returncode == 2, out
     for problem in (
-        "strategies: 3 entries; one strategy per node for now",
         "strategies[0].config.lookback: Expected `int`, got `str`",
         "strategies[1].strategy_path: cannot import tests.nowhere:Breakout",
         "strategies[2].strategy_path: tests.user_strategy:BreakoutConfig is not a "
@@ -78,6 +78,25 @@ def test_config_check_names_every_problem_of_every_strategy(tmp_path):
         "strategies[0].config.instrument_id: ETHUSDT-PERP.BINANCE is not the node's "
         "BTCUSDT-PERP.BINANCE"
     ) in out
+
+
+def test_several_strategies_need_their_own_tags_and_one_instrument_each_on_the_testnet(
+    tmp_path,
+):
+    untagged = breakout(tag=None) + breakout(tag=None, lookback=9)
+    config, _ = write_config(tmp_path, extra=untagged)
+    testnet = '[service]\nmode = "binance-testnet"\n'
+    config.write_text(config.read_text().replace("[service]\n", testnet))
+    done = cli("config", "check", "--config", str(config), cwd=tmp_path, env=ENV)
+    out = done.stdout + done.stderr
+    assert done.returncode == 2, out
+    for problem in (
+        "strategies: 2 strategies on BTCUSDT-PERP.BINANCE in binance-testnet: the venue's "
+        "one-way mode nets them into one position",
+        "strategies[0].config.order_id_tag: required when several strategies share a node",
+        "strategies[1].config.order_id_tag: required when several strategies share a node",
+    ):
+        assert problem in out, out
 
 
 @pytest.mark.node
@@ -127,14 +146,16 @@ def test_a_strategy_from_a_test_module_trades_and_survives_a_sigkill_under_its_i
 
 
 @pytest.mark.node
-def test_the_trader_strategy_replay_equals_its_backtest(tmp_path):
+def test_two_trader_strategies_replay_equals_their_backtest(tmp_path):
     config, db = write_config(
         tmp_path,
         trader="USER-002",
         speed=0,
         ladder=0,
         replay=f'source = "file"\npath = "{BARS}"\nstop_when_done = true',
-        extra=breakout(lookback=30) + '[risk]\nmax_drawdown_pct = "90"\n',
+        extra=breakout(lookback=30)
+        + breakout(tag="008", lookback=90, trade_size="0.030")
+        + '[risk]\nmax_drawdown_pct = "90"\n',
         name="parity",
     )
     service = ServiceProcess(config, db, tmp_path, env=ENV)
@@ -149,3 +170,77 @@ def test_the_trader_strategy_replay_equals_its_backtest(tmp_path):
     result = json.loads(report.stdout)
     assert result["equal"] is True
     assert result["session"]["fills"] == result["backtest"]["fills"] > 10
+    views = last_checkpoint_of(db, "USER-002")["strategies"]
+    assert isinstance(views, list) and all(int(v["fills"]) > 0 for v in views), views
+
+
+def strategy_sums(snapshot: dict[str, object]) -> tuple[int, Decimal, Decimal]:
+    views = snapshot["strategies"]
+    assert isinstance(views, list)
+    return (
+        sum(int(v["fills"]) for v in views),
+        sum((Decimal(v["realized_pnl"]) for v in views), Decimal(0)),
+        sum((Decimal(v["fees"]) for v in views), Decimal(0)),
+    )
+
+
+@pytest.mark.node
+def test_two_strategies_in_one_node_each_keep_their_own_books_across_a_sigkill(tmp_path):
+    two = breakout(tag="007", lookback=5) + breakout(tag="008", lookback=12, trade_size="0.020")
+    config, db = write_config(
+        tmp_path, trader="USER-003", speed=3000, ladder=0, extra=two, name="two"
+    )
+    ids = ("Breakout-007", "Breakout-008")
+
+    def by(strategy_id: str) -> list[dict[str, object]]:
+        return [p for _, p in events(db, "fill") if p["strategy_id"] == strategy_id]
+
+    first = ServiceProcess(config, db, tmp_path, env=ENV)
+    try:
+        wait_for("fills of both", lambda: all(len(by(s)) >= 2 for s in ids), 90)
+        first.kill()
+    finally:
+        first.ensure_dead()
+    checkpoint = last_checkpoint_of(db, "USER-003")
+    views = {v["strategy_id"]: v for v in checkpoint["strategies"]}
+    assert set(views) == set(ids)
+    for position in checkpoint["positions"]:
+        assert position["position_id"] == f"BTCUSDT-PERP.BINANCE-{position['strategy_id']}"
+    fills, realized, fees = strategy_sums(checkpoint)
+    assert realized == Decimal(checkpoint["realized_pnl"])
+
+    second = ServiceProcess(config, db, tmp_path, env=ENV)
+    try:
+        restored = wait_for(
+            "the restore", lambda: [p for run, p in events(db, "restored") if run == 2]
+        )[0]["snapshot"]
+        assert isinstance(restored, dict)
+        back = {v["strategy_id"]: v for v in restored["strategies"]}
+        for sid in ids:
+            for key in ("fills", "realized_pnl", "fees"):
+                assert back[sid][key] == views[sid][key], (sid, key)
+            # Its id counter goes on (the restore's own fills take ids after it).
+            assert back[sid]["orders_total"] >= views[sid]["orders_total"]
+        wait_for(
+            "fills of both after the restart",
+            lambda: all(
+                any(run == 2 and p["strategy_id"] == s for run, p in events(db, "fill"))
+                for s in ids
+            ),
+            90,
+        )
+        assert second.terminate() == 0
+    finally:
+        second.ensure_dead()
+    final = last_checkpoint_of(db, "USER-003")
+    fills, realized, fees = strategy_sums(final)
+    restored_fills, _, restored_fees = strategy_sums(restored)
+    run2 = [p for run, p in events(db, "fill") if run == 2]
+    # Every fill is one strategy's, and the strategies' books add up to the account's:
+    # what was restored plus what the second run filled.
+    assert fills == restored_fills + len(run2)
+    assert fees == restored_fees + sum((Decimal(str(p["commission"])) for p in run2), Decimal(0))
+    assert realized == Decimal(final["realized_pnl"])
+    for sid, tag in zip(ids, ("-007-", "-008-"), strict=True):
+        assert by(sid) and all(tag in str(p["client_order_id"]) for p in by(sid))
+    assert len({str(p["client_order_id"]) for p in run2}) == len(run2)
