@@ -130,6 +130,10 @@ def classify(error: ErrorRaised) -> Decision:
 
 
 HALT_DENIAL = re.compile(r"HALTED|REDUCING", re.IGNORECASE)
+# The RiskEngine's own limits (NOTIONAL_EXCEEDS_MAX_PER_ORDER, QUANTITY_EXCEEDS_MAXIMUM,
+# ...): a strategy asked for more than the service allows. The order never left the
+# node; the operator hears of it, since a strategy that keeps doing it is not trading.
+RISK_DENIAL = re.compile(r"\b([A-Z_]*(?:EXCEEDS|BELOW)[A-Z_]*)\b")
 
 
 def retry_delay(attempt: int) -> float:
@@ -176,10 +180,12 @@ class ClassifierActor(SupervisedActor):
                 return decision
             case OperationSucceeded(operation=operation):
                 self._failures.pop(operation, None)
-            case OrderRejected(reason=reason, denied=denied):
+            case OrderRejected(client_order_id=order_id, reason=reason, denied=denied):
                 if denied and HALT_DENIAL.search(reason):
                     return None  # the halt doing its job, not a fault
                 self.rejects += 1
+                if denied and (limit := RISK_DENIAL.search(reason)):
+                    self._risk_denial(order_id, limit.group(1), reason)
                 decision = classify(ErrorRaised("venue", "OrderRejected", reason))
                 if decision.kind is DecisionKind.FATAL:
                     self.counts[decision.kind] += 1
@@ -269,6 +275,18 @@ class ClassifierActor(SupervisedActor):
                 f"Circuit breaker tripped: {trip.breaker}",
                 f"{trip.detail}. Trading halted; open orders cancelled. Resume when reviewed.",
                 key=f"breaker:{trip.breaker}",
+            ),
+        )
+
+    def _risk_denial(self, order_id: str, limit: str, reason: str) -> None:
+        log.warning("order %s denied by a risk limit: %s", order_id, reason)
+        self.peers.tell(
+            "alerter",
+            Alert(
+                Severity.WARNING,
+                f"Order denied: {limit}",
+                f"{order_id}: {reason}. The order did not reach the venue; trading continues.",
+                key=f"risk-denial:{limit}",
             ),
         )
 

@@ -28,6 +28,7 @@ from nautilus_trader.model.objects import Currency
 from nautilus_trader.persistence.catalog.parquet import ParquetDataCatalog
 
 from node.bars import BarSeries, load
+from node.order_limits import OrderLimits
 from node.replay import bar_type_for, make_instrument, to_bar
 from node.strategies import build_strategies
 from node.venues import sandbox_config, venue_options
@@ -106,6 +107,11 @@ def _run(
         engine.add_data(data)
         for strategy in build_strategies(settings, bar_type):
             engine.add_strategy(strategy)
+        limit = settings.risk.max_notional_per_order
+        if limit is not None:  # the node's own pre-trade limit, as the session had it
+            kernel = engine.kernel
+            limits = OrderLimits(kernel.cache, kernel.msgbus, kernel.clock, bar_type, limit)
+            limits.install(kernel.risk_engine.execute)
         trades: list[Trade] = []
         closed: list[Decimal] = []
         bars_given = [0]

@@ -42,6 +42,7 @@ from nautilus_trader.trading.strategy import Strategy
 
 from node.bridge import Bridge
 from node.lockstep import LockstepVenue, run_engines_inline
+from node.order_limits import OrderLimits
 from node.reconcile import compare_with_checkpoint
 from node.replay import ReplayDataClient, bar_type_for, make_instrument
 from node.strategies import WarmsUp, build_strategies
@@ -424,7 +425,20 @@ def _build_node(
     node.build()
     _skip_trade_statistics(node)
     _report_failures(node, loop, pipe)
-    return node, _add_sandbox(node, clients.sandbox, loop, settings.mode)
+    limits = order_limits(node, settings)
+    sandbox = _add_sandbox(node, clients.sandbox, loop, settings.mode, limits)
+    if limits is not None and settings.mode is not Mode.REPLAY:
+        limits.install(node.kernel.risk_engine.execute)
+    return node, sandbox
+
+
+def order_limits(node: TradingNode, settings: NodeSettings) -> OrderLimits | None:
+    limit = settings.risk.max_notional_per_order
+    if limit is None:
+        return None
+    kernel = node.kernel
+    bar_type = bar_type_for(settings.instrument_id, settings.replay.bar_minutes)
+    return OrderLimits(kernel.cache, kernel.msgbus, kernel.clock, bar_type, limit)
 
 
 def _add_sandbox(
@@ -432,6 +446,7 @@ def _add_sandbox(
     config: SandboxExecutionClientConfig | None,
     loop: asyncio.AbstractEventLoop,
     mode: Mode,
+    limits: OrderLimits | None = None,
 ) -> SandboxExecutionClient | None:
     """The simulated venue's execution client, built here rather than by a factory so
     the host reaches its exchange. A replay's steps with the replay, its engines
@@ -441,7 +456,7 @@ def _add_sandbox(
     kernel = node.kernel
     venue_type = SandboxExecutionClient
     if mode is Mode.REPLAY:
-        run_engines_inline(node)
+        run_engines_inline(node, risk_gate=limits.wrap if limits is not None else None)
         venue_type = LockstepVenue
     client = venue_type(
         loop=loop,

@@ -57,8 +57,11 @@ class QueuedEngine(Protocol):
     def _handle_queue_exception(self, e: Exception, queue_name: str) -> None: ...
 
 
-def run_engines_inline(node: TradingNode) -> None:
-    """Point the engines' message endpoints at the handlers their queue tasks call."""
+def run_engines_inline(
+    node: TradingNode, risk_gate: Callable[[Handler], Handler] | None = None
+) -> None:
+    """Point the engines' message endpoints at the handlers their queue tasks call;
+    ``risk_gate`` wraps the RiskEngine's command handler (``node.order_limits``)."""
     kernel = node.kernel
     data, risk, execution = kernel.data_engine, kernel.risk_engine, kernel.exec_engine
     # endpoint (its queueing handler is the engine's method of that name), the engine,
@@ -73,7 +76,10 @@ def run_engines_inline(node: TradingNode) -> None:
     msgbus = kernel.msgbus
     for endpoint, engine, handle, queue_name in routes:
         msgbus.deregister(endpoint, getattr(engine, endpoint.rsplit(".", 1)[1]))
-        msgbus.register(endpoint, _inline(handle, engine, queue_name))
+        inline = _inline(handle, engine, queue_name)
+        if endpoint == "RiskEngine.execute" and risk_gate is not None:
+            inline = risk_gate(inline)
+        msgbus.register(endpoint, inline)
 
 
 def _inline(handle: Handler, engine: QueuedEngine, queue_name: str) -> Handler:

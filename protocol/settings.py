@@ -266,6 +266,14 @@ class RiskLimits(Section):
     daily_loss_limit_pct: Annotated[
         Decimal, Field(gt=0, le=100, description="breaker: loss from the UTC day's start, %")
     ] = Decimal("5")
+    max_notional_per_order: Annotated[
+        Decimal | None,
+        Field(
+            gt=0,
+            description="the node denies any order whose opening part is above this "
+            "notional (quote currency), whichever strategy sent it; none: no such limit",
+        ),
+    ] = None
 
 
 class BreakerSettings(Section):

@@ -15,6 +15,7 @@ from tests.service import (
     cli,
     events,
     last_checkpoint_of,
+    query,
     wait_for,
     write_config,
 )
@@ -146,16 +147,22 @@ def test_a_strategy_from_a_test_module_trades_and_survives_a_sigkill_under_its_i
 
 
 @pytest.mark.node
-def test_two_trader_strategies_replay_equals_their_backtest(tmp_path):
+@pytest.mark.parametrize("limit", [None, "1500"], ids=["no-limit", "max-notional"])
+def test_two_trader_strategies_replay_equals_their_backtest(tmp_path, limit):
+    """Also under a notional limit that denies every order of one strategy (0.05 BTC at
+    46-48k) and none of the other's (0.03): the backtest holds them to the same limit."""
+    risk = '[risk]\nmax_drawdown_pct = "90"\n' + (
+        f'max_notional_per_order = "{limit}"\n[breakers]\nmax_consecutive_rejects = 10000\n'
+        if limit
+        else ""
+    )
     config, db = write_config(
         tmp_path,
         trader="USER-002",
         speed=0,
         ladder=0,
         replay=f'source = "file"\npath = "{BARS}"\nstop_when_done = true',
-        extra=breakout(lookback=30)
-        + breakout(tag="008", lookback=90, trade_size="0.030")
-        + '[risk]\nmax_drawdown_pct = "90"\n',
+        extra=breakout(lookback=30) + breakout(tag="008", lookback=90, trade_size="0.030") + risk,
         name="parity",
     )
     service = ServiceProcess(config, db, tmp_path, env=ENV)
@@ -170,8 +177,14 @@ def test_two_trader_strategies_replay_equals_their_backtest(tmp_path):
     result = json.loads(report.stdout)
     assert result["equal"] is True
     assert result["session"]["fills"] == result["backtest"]["fills"] > 10
-    views = last_checkpoint_of(db, "USER-002")["strategies"]
-    assert isinstance(views, list) and all(int(v["fills"]) > 0 for v in views), views
+    views = {v["strategy_id"]: v for v in last_checkpoint_of(db, "USER-002")["strategies"]}
+    if limit is None:
+        assert all(int(v["fills"]) > 0 for v in views.values()), views
+    else:
+        assert int(views["Breakout-007"]["fills"]) == 0 < int(views["Breakout-008"]["fills"])
+        denied = [p for _, p in events(db, "reject") if p["denied"]]
+        assert denied and all("-007-" in str(p["client_order_id"]) for p in denied)
+        assert all("NOTIONAL_EXCEEDS_MAX_PER_ORDER" in str(p["reason"]) for p in denied)
 
 
 def strategy_sums(snapshot: dict[str, object]) -> tuple[int, Decimal, Decimal]:
@@ -244,3 +257,33 @@ def test_two_strategies_in_one_node_each_keep_their_own_books_across_a_sigkill(t
     for sid, tag in zip(ids, ("-007-", "-008-"), strict=True):
         assert by(sid) and all(tag in str(p["client_order_id"]) for p in by(sid))
     assert len({str(p["client_order_id"]) for p in run2}) == len(run2)
+
+
+@pytest.mark.node
+def test_an_order_over_the_max_notional_is_denied_classified_and_alerted(tmp_path):
+    """The trader's strategy sizes itself; the node holds it to the limit (NautilusTrader's
+    RiskEngine skips its notional check on a margin account)."""
+    config, db = write_config(
+        tmp_path,
+        trader="USER-004",
+        speed=3000,
+        ladder=0,
+        extra=breakout(trade_size="1.000") + '[risk]\nmax_notional_per_order = "5000"\n',
+        name="limit",
+    )
+    service = ServiceProcess(config, db, tmp_path, env=ENV)
+    try:
+        alerts = wait_for(
+            "the denial's alert",
+            lambda: query(
+                db, "SELECT title, text FROM alert_outbox WHERE title LIKE 'Order denied%'"
+            ),
+            90,
+        )
+        assert alerts[0]["title"] == "Order denied: NOTIONAL_EXCEEDS_MAX_PER_ORDER"
+        assert "max_notional=5000" in alerts[0]["text"]
+        rejects = [p for _, p in events(db, "reject")]
+        assert rejects and all(p["denied"] for p in rejects)
+        assert not events(db, "fill"), "an order over the limit reached the venue"
+    finally:
+        service.ensure_dead()

@@ -50,8 +50,18 @@ class Breakout(Strategy):
         self.lows.append(bar.low.as_decimal())
         if target is None:
             return
-        net = self.portfolio.net_position(self.instrument_id)
-        delta = target - Decimal(str(net))
+        # Its own position: in a node shared with other strategies, the portfolio's net
+        # position on the instrument is theirs too.
+        net = sum(
+            (
+                p.quantity.as_decimal() * (1 if p.is_long else -1)
+                for p in self.cache.positions_open(
+                    instrument_id=self.instrument_id, strategy_id=self.id
+                )
+            ),
+            Decimal(0),
+        )
+        delta = target - net
         if delta == 0:
             return
         instrument = self.cache.instrument(self.instrument_id)
