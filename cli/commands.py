@@ -8,6 +8,9 @@ pandas out of the supervisor's process).
     paper-node report parity [--config PATH] [--db PATH] [--trader ID] [--json]
     paper-node config check [--config PATH]
     paper-node config schema | example
+    paper-node strategies add NAME --strategy-path P --config-path P
+                          [--strategy-config JSON|@FILE] [--metrics JSON|@FILE] [--replace]
+    paper-node strategies list [--json]
 
 Exit codes: 0 success; 1 runtime or storage error; 2 bad config or usage;
 3 the service stopped itself (restart intensity escalation), or it is not running
@@ -29,6 +32,7 @@ from pathlib import Path
 import anyio
 
 from actors.redact import install as install_redaction
+from cli import registry
 from cli.report import ReportError, report_parity
 from storage import (
     Command,
@@ -275,6 +279,53 @@ def cmd_config_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _registry_db(args: argparse.Namespace) -> Path:
+    """The registry lives in the service's database (``--db``, or the config's)."""
+    if args.db is not None:
+        return Path(args.db)
+    return _load(args).db_path
+
+
+type _Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+
+
+def cmd_strategies_add(args: argparse.Namespace) -> int:
+    try:
+        entry = registry.add(args, _registry_db(args))
+    except registry.RegistryError as exc:
+        raise CliError(
+            EXIT_CONFIG,
+            f"strategy {args.name!r} not registered: {len(exc.problems)} problem(s)",
+            *(f"  - {problem}" for problem in exc.problems),
+        ) from None
+    print(f"registered {entry.name}: {entry.entry.strategy_path} at {entry.registered_at}")
+    return EXIT_OK
+
+
+def cmd_strategies_list(args: argparse.Namespace) -> int:
+    entries = registry.listing(_registry_db(args))
+    print(registry.as_json(entries) if args.json else registry.table(entries))
+    return EXIT_OK
+
+
+def _add_strategies_parser(sub: _Subparsers) -> None:
+    strategies = sub.add_parser("strategies", help="the registry of backtested strategies")
+    strategies_sub = strategies.add_subparsers(dest="strategies_command", required=True)
+    add = strategies_sub.add_parser("add", help="register a backtested strategy")
+    add.add_argument("name", help="the registry's key, e.g. breakout-v3")
+    add.add_argument("--strategy-path", required=True, help="package.module:Class")
+    add.add_argument("--config-path", required=True, help="package.module:ConfigClass")
+    add.add_argument("--strategy-config", help="its config: a JSON object, or @file.json")
+    add.add_argument("--metrics", help="backtest metrics: a JSON object, or @file.json")
+    add.add_argument("--replace", action="store_true", help="overwrite an entry of that name")
+    listed = strategies_sub.add_parser("list", help="the registered strategies")
+    listed.add_argument("--json", action="store_true", help="machine-readable output")
+    for command, func in ((add, cmd_strategies_add), (listed, cmd_strategies_list)):
+        command.add_argument("--config", type=Path)
+        command.add_argument("--db", type=Path)
+        command.set_defaults(func=func)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="paper-node", description=DESCRIPTION)
     sub = root.add_subparsers(dest="command", required=True)
@@ -332,6 +383,8 @@ def parser() -> argparse.ArgumentParser:
     described.set_defaults(func=cmd_config_schema)
     example = config_sub.add_parser("example", help="every setting with its default")
     example.set_defaults(func=cmd_config_example)
+
+    _add_strategies_parser(sub)
     return root
 
 

@@ -62,9 +62,11 @@ def importable(entry: StrategyEntry) -> ImportableStrategyConfig:
 
 
 def problems(
-    entries: Sequence[StrategyEntry], instrument_id: str, bar_type: str, mode: Mode
+    entries: Sequence[StrategyEntry], instrument_id: str | None, bar_type: str | None, mode: Mode
 ) -> list[str]:
     """Every problem of ``entries``, each naming its entry (``strategies[0].config.x``).
+    With no ``instrument_id`` (an entry of the registry, not of a node) the node's
+    instrument and bars are not checked.
 
     Two strategies on one instrument: in replay and binance-sandbox Nautilus keeps a
     position per strategy (NETTING: ``{instrument}-{strategy}``) and the simulated venue
@@ -103,7 +105,11 @@ def problems(
 
 
 def _check_one(
-    entry: StrategyEntry, where: str, instrument_id: str, bar_type: str, found: list[str]
+    entry: StrategyEntry,
+    where: str,
+    instrument_id: str | None,
+    bar_type: str | None,
+    found: list[str],
 ) -> Strategy | None:
     strategy_cls = _resolve(entry.strategy_path, f"{where}.strategy_path", Strategy, found)
     config_cls = _resolve(entry.config_path, f"{where}.config_path", StrategyConfig, found)
@@ -116,7 +122,7 @@ def _check_one(
         return None
     for key, expected in (("instrument_id", instrument_id), ("bar_type", bar_type)):
         given = getattr(config, key, None)
-        if given is not None and str(given) != expected:
+        if expected is not None and given is not None and str(given) != expected:
             found.append(
                 f"{where}.config.{key}: {given} is not the node's {expected}"
                 + (" (instrument.id)" if key == "instrument_id" else " (the bars it is fed)")
@@ -158,10 +164,15 @@ def main() -> int:
     ``bar_minutes``, ``mode``); print the problems as a JSON list."""
     request = json.loads(sys.stdin.read())
     entries = [StrategyEntry.model_validate(e) for e in request["entries"]]
-    instrument_id = str(request["instrument_id"])
-    bar_type = bar_type_for(instrument_id, int(request["bar_minutes"]))
+    instrument_id = request.get("instrument_id")
+    bar_type = (
+        None
+        if instrument_id is None
+        else str(bar_type_for(str(instrument_id), int(request["bar_minutes"])))
+    )
     mode = Mode(str(request["mode"]))
-    print(json.dumps(problems(entries, instrument_id, str(bar_type), mode)))
+    node = None if instrument_id is None else str(instrument_id)
+    print(json.dumps(problems(entries, node, bar_type, mode)))
     return 0
 
 

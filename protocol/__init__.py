@@ -60,6 +60,7 @@ from protocol.pipe import (
     NodeEvent,
     SnapshotRequest,
 )
+from protocol.registry import REGISTERED_NAME, BacktestMetrics, RegisteredStrategy
 from protocol.settings import (
     HTTP_URL,
     IMPORT_PATH,
@@ -120,11 +121,13 @@ from protocol.wire import (
 __all__ = [
     "HTTP_URL",
     "IMPORT_PATH",
+    "REGISTERED_NAME",
     "SUPPORTED_INSTRUMENTS",
     "TRADER_ID_PATTERN",
     "WS_URL",
     "AccountSettings",
     "Alert",
+    "BacktestMetrics",
     "Beat",
     "BinanceSettings",
     "BreakerSettings",
@@ -175,6 +178,7 @@ __all__ = [
     "QueryState",
     "ReconciliationDiff",
     "RecordedSettings",
+    "RegisteredStrategy",
     "ReplayFinished",
     "ReplaySettings",
     "RestartChild",

@@ -8,6 +8,7 @@ from storage.jobs import Job
 from storage.lock import AlreadyRunning, InstanceLock, lock_path
 from storage.presets import PresetBody, PresetValue
 from storage.queries import AlertRow, ControlRow, EquityPoint
+from storage.registry import AlreadyRegistered, read_registry, register
 from storage.schema import SCHEMA_VERSION, migrate
 from storage.session import SessionRecord, read_session
 from storage.status import (
@@ -23,6 +24,7 @@ from storage.store import GateRow, OutboxRow, RunInfo, Store, Swept, retention_b
 __all__ = [
     "SCHEMA_VERSION",
     "AlertRow",
+    "AlreadyRegistered",
     "AlreadyRunning",
     "AppDatabase",
     "Command",
@@ -50,8 +52,10 @@ __all__ = [
     "lock_path",
     "migrate",
     "read_events",
+    "read_registry",
     "read_session",
     "read_status",
+    "register",
     "retention_bound",
     "snapshot_from_json",
     "to_json",

@@ -138,6 +138,14 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE runs ADD COLUMN settings TEXT;
     """,
+    # 7: the promotion record: backtested strategies registered for paper trading
+    """
+    CREATE TABLE strategies (
+        name TEXT PRIMARY KEY,
+        body TEXT NOT NULL,
+        registered_at TEXT NOT NULL
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -175,13 +175,29 @@ def _strategy_entries(body: TomlValue, problems: list[str]) -> tuple[StrategyEnt
 
 def strategy_problems(settings: Config) -> list[str]:
     """The entries checked where they will run: imported, typed, their configs parsed,
-    their ids unique (``node.strategies``). In a child process, because importing them
-    imports NautilusTrader, which the supervisor's process never holds (467 MB)."""
+    their ids unique (``node.strategies``)."""
+    return check_strategy_entries(
+        settings.strategies,
+        settings.instrument.id,
+        settings.replay.bar_minutes,
+        settings.service.mode,
+    )
+
+
+def check_strategy_entries(
+    entries: tuple[StrategyEntry, ...],
+    instrument_id: str | None,
+    bar_minutes: int = 1,
+    mode: Mode = Mode.REPLAY,
+) -> list[str]:
+    """``node.strategies``'s check, in a child process, because importing the entries
+    imports NautilusTrader, which the supervisor's process never holds (467 MB). With
+    no ``instrument_id``, only the entries themselves are checked (the registry's)."""
     request = {
-        "entries": [e.model_dump(mode="json") for e in settings.strategies],
-        "instrument_id": settings.instrument.id,
-        "bar_minutes": settings.replay.bar_minutes,
-        "mode": settings.service.mode.value,
+        "entries": [e.model_dump(mode="json") for e in entries],
+        "instrument_id": instrument_id,
+        "bar_minutes": bar_minutes,
+        "mode": mode.value,
     }
     try:
         done = subprocess.run(
@@ -201,6 +217,12 @@ def strategy_problems(settings: Config) -> list[str]:
     found = json.loads(lines[-1])
     assert isinstance(found, list)
     return [str(p) for p in found]
+
+
+def validation_problems(prefix: str, model: type[BaseModel], exc: ValidationError) -> list[str]:
+    """Each pydantic error of ``exc`` in the loader's words, its field path under
+    ``prefix``."""
+    return [_problem(prefix, model, error) for error in exc.errors()]
 
 
 def _section_model(name: str) -> type[BaseModel]:
@@ -252,7 +274,7 @@ def _problem(section: str, model: type[BaseModel], error: ErrorDetails) -> str:
         if not loc and match and match.group(1) in model.model_fields:
             return f"{section}.{match.group(1)}: {match.group(2)}"
     elif kind == "extra_forbidden":
-        text = f"unknown key (known: {', '.join(model.model_fields)})"
+        text = f"unknown key (known: {', '.join(_model_at(model, loc[:-1]).model_fields)})"
     elif kind in ("literal_error", "enum"):
         choices = choices_of(field.annotation) if field is not None else ()
         text = f"{given!r} is not one of {', '.join(choices)}"
@@ -273,6 +295,17 @@ def _problem(section: str, model: type[BaseModel], error: ErrorDetails) -> str:
     else:
         text = error["msg"]
     return f"{'.'.join([section, *loc])}: {text}" if loc else f"{section}: {text}"
+
+
+def _model_at(model: type[BaseModel], path: list[str]) -> type[BaseModel]:
+    """The nested model a field path leads to (``metrics`` of a registry entry)."""
+    for name in path:
+        field = model.model_fields.get(name)
+        annotation = field.annotation if field is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            break
+        model = annotation
+    return model
 
 
 _BOUNDS = {
