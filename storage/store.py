@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlite_utils
+import tenacity
 
 from protocol import Alert, ServiceSettings, Snapshot
 from storage.codec import snapshot_from_json, to_json
@@ -103,16 +104,31 @@ def connect(
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(str(path), timeout=timeout_s, check_same_thread=check_same_thread)
         db = sqlite_utils.Database(conn)
-        with db.ensure_autocommit_on():
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA foreign_keys=ON")
-        migrate(db)
+        # Switching a new file to WAL takes an exclusive lock that SQLite may refuse at
+        # once ("database is locked", no busy wait) while another connection opens the
+        # same file: seen with 8 connections at once under load. Setting up again shortly
+        # after is all it takes; a lock held for longer still fails, with its cause.
+        for attempt in tenacity.Retrying(
+            retry=tenacity.retry_if_exception(_locked),
+            stop=tenacity.stop_after_delay(timeout_s),
+            wait=tenacity.wait_exponential(multiplier=0.01, max=0.25),
+            reraise=True,
+        ):
+            with attempt:
+                with db.ensure_autocommit_on():
+                    db.execute("PRAGMA journal_mode=WAL")
+                    db.execute("PRAGMA synchronous=NORMAL")
+                    db.execute("PRAGMA foreign_keys=ON")
+                migrate(db)
     except StorageError:
         raise
     except (sqlite3.Error, OSError) as exc:
         raise StorageError(f"cannot open database {path}: {exc}") from exc
     return db
+
+
+def _locked(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
 
 
 class Store:

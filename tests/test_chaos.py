@@ -1,6 +1,6 @@
 """Chaos: random faults against one running replay service, with invariants after each.
 
-CI runs 20 faults; `CHAOS_FAULTS=100 make test ARGS="-m chaos"` runs the long suite and
+CI runs 12 faults; `CHAOS_FAULTS=100 make test ARGS="-m chaos"` runs the long suite and
 `CHAOS_SEED` replays a failing sequence. Faults: SIGKILL of the service, SIGKILL of the
 node child (after which checkpoints must keep following the fills), a SIGSTOP hang of
 the node child, an operator halt sent while the node child restarts (it must come back
@@ -34,7 +34,7 @@ from tests.service import (
     write_config,
 )
 
-FAULT_COUNT = int(os.environ.get("CHAOS_FAULTS", "20"))
+FAULT_COUNT = int(os.environ.get("CHAOS_FAULTS", "12"))
 # About 5 s a fault; the suite-wide 180 s limit is for ordinary tests.
 pytestmark = [pytest.mark.chaos, pytest.mark.node, pytest.mark.timeout(120 + 15 * FAULT_COUNT)]
 
