@@ -411,6 +411,12 @@ class AlerterActor(SupervisedActor):
             f"fills {report['fills']}, open orders {report['open_orders']}, "
             f"positions {len(report['positions'])}\n"
             f"last checkpoint {report['last_checkpoint_at']}"
+            + "".join(
+                f"\n{s['strategy_id']}: {s['fills']} fills, realized {s['realized_pnl']}, "
+                f"unrealized {s['unrealized_pnl']}, fees {s['fees']}, "
+                f"{s['positions']} position(s), {s['open_orders']} open order(s)"
+                for s in report["strategies"]
+            )
         )
 
     def _positions_text(self) -> str:
@@ -425,5 +431,6 @@ class AlerterActor(SupervisedActor):
         return "\n".join(
             f"{p.instrument_id} {p.side} {p.quantity} @ {p.avg_px_open:.2f} "
             f"(unrealized {p.unrealized_pnl:.2f})"
+            + (f" [{p.strategy_id}]" if p.strategy_id else "")
             for p in snap.positions
         )

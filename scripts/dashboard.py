@@ -337,6 +337,9 @@ def session_details(
     st.subheader("Positions")
     positions = [dict(p) for p in view["positions"]]
     st.dataframe(positions or [{"positions": "none"}], hide_index=True)
+    if view["strategies"]:  # each strategy's share of the account (a checkpoint's books)
+        st.subheader("Strategies")
+        st.dataframe([dict(s) for s in view["strategies"]], hide_index=True)
     st.subheader("Open orders")
     orders = appdb.open_orders(trader_id)
     st.dataframe(

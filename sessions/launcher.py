@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TypedDict
 
 from sessions.presets import session_config_text, validate_preset
-from storage import AppDatabase, Job, PositionRow, StatusReport, StorageError
+from storage import AppDatabase, Job, PositionRow, StatusReport, StorageError, StrategyRow
 from supervisor.config import ConfigError
 
 RUN_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "run_supervisor.py"
@@ -47,6 +47,7 @@ class SessionView(TypedDict):
     unrealized_pnl: str | None
     open_orders: int
     positions: list[PositionRow]
+    strategies: list[StrategyRow]
     fills: int
     exit_code: int | None
     started_at: str | None
@@ -99,6 +100,7 @@ def _view(status: StatusReport | None, job: Job | None, alive: bool) -> SessionV
         unrealized_pnl=None if status is None else status["unrealized_pnl"],
         open_orders=0 if status is None else status["open_orders"],
         positions=[] if status is None else status["positions"],
+        strategies=[] if status is None else status["strategies"],
         fills=0 if status is None else status["fills"],
         exit_code=None if job is None else job.exit_code,
         started_at=(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
+from decimal import Decimal
 
 import pytest
 
@@ -17,9 +18,11 @@ from protocol import (
     Alert,
     ErrorRaised,
     Halt,
+    PositionView,
     Resume,
     ServiceSettings,
     Severity,
+    StrategyView,
     TelegramSettings,
     WhereIs,
 )
@@ -174,6 +177,35 @@ def test_commands_from_an_allowed_chat_act_and_reply(tree, telegram):
     telegram.wait_for(lambda m: m[1].startswith("Checkpoint #"))
     telegram.push_command(CHAT, "/positions")
     telegram.wait_for(lambda m: "No open positions" in m[1])
+
+
+def test_status_and_positions_show_each_strategy(tree, telegram):
+    _, _, _, db = tree
+    store = Store(db)
+    store.write_checkpoint(
+        store.open_run("ALERT-001", "replay"),
+        snapshot(
+            trader_id="ALERT-001",
+            positions=(
+                PositionView(
+                    "BTCUSDT-PERP.BINANCE-Breakout-007", "BTCUSDT-PERP.BINANCE", "LONG",
+                    Decimal("0.05"), Decimal("46000"), Decimal("-0.9"), Decimal("12"),
+                    strategy_id="Breakout-007",
+                ),
+            ),
+            strategies=(
+                StrategyView("Breakout-007", 5, 4, Decimal("-0.9"), Decimal("12"), Decimal("0.9")),
+                StrategyView("Breakout-008", 2, 1, Decimal("0"), Decimal("0"), Decimal("0.3")),
+            ),
+        ),
+    )  # fmt: skip
+    store.close()
+    telegram.push_command(CHAT, "/status")
+    status = telegram.wait_for(lambda m: "Breakout-008" in m[1])[1]
+    assert "Breakout-007: 4 fills, realized -0.9, unrealized 12, fees 0.9, 1 position(s)" in status
+    assert "Breakout-008: 1 fills, realized 0, unrealized 0, fees 0.3, 0 position(s)" in status
+    telegram.push_command(CHAT, "/positions")
+    assert "[Breakout-007]" in telegram.wait_for(lambda m: "LONG 0.05" in m[1])[1]
 
 
 def test_commands_from_any_other_chat_are_ignored(tree, telegram, caplog):

@@ -21,7 +21,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from protocol import OrderView, PositionView, Snapshot, TradingState
+from protocol import OrderView, PositionView, Snapshot, StrategyView, TradingState
 from sessions.launcher import Launcher, LaunchError, session_state
 from sessions.presets import default_preset, validate_preset
 from storage import AppDatabase, Job, StatusReport, StorageError, Store
@@ -80,6 +80,17 @@ def seed(db: Path, trader_id: str, equities: list[str], beat: bool = True) -> No
                         Decimal("25100"),
                         Decimal("12.5"),
                         Decimal("-3.25"),
+                        strategy_id="EmaCross-000",
+                    ),
+                ),
+                strategies=(
+                    StrategyView(
+                        "EmaCross-000",
+                        orders_total=4,
+                        fills=3,
+                        realized_pnl=Decimal("12.5"),
+                        unrealized_pnl=Decimal("-3.25"),
+                        fees=Decimal("0.75"),
                     ),
                 ),
             ),
@@ -156,10 +167,13 @@ def test_session_page_charts_equity_and_drawdown_and_lists_orders_events_alerts(
     assert metrics["Equity USDT"] == "102,000.00"
     assert metrics["Unrealized PnL"] == "-3.25"
     frames = [f.value.to_dict("records") for f in at.dataframe]
-    assert {"client_order_id": "O-77"}.items() <= frames[1][0].items()
-    assert frames[1][0]["price"] == "25000.5"
     assert frames[0][0]["position_id"] == "P-9"
-    assert frames[2][0]["kind"] == "fill"
+    assert {"strategy_id": "EmaCross-000", "fills": 3, "fees": "0.75"}.items() <= frames[1][
+        0
+    ].items()
+    assert {"client_order_id": "O-77"}.items() <= frames[2][0].items()
+    assert frames[2][0]["price"] == "25000.5"
+    assert frames[3][0]["kind"] == "fill"
 
 
 def test_one_database_connection_serves_every_page_and_browser_session(
