@@ -27,7 +27,7 @@ from nautilus_trader.trading.config import StrategyFactory
 from nautilus_trader.trading.strategy import Strategy
 
 from node.replay import bar_type_for
-from node.strategy import EmaCross, EmaCrossConfig
+from node.strategy import EmaCrossConfig
 from protocol import Mode, NodeSettings, RiskLimits, StrategyEntry
 
 MAX_STRATEGIES = 50
@@ -48,11 +48,21 @@ class WarmsUp(Protocol):
     def warm_up(self, bars: list[Bar]) -> None: ...
 
 
+BUNDLED = ("node.strategy:EmaCross", "node.strategy:EmaCrossConfig")
+
+
 def build_strategies(settings: NodeSettings, bar_type: BarType) -> list[Strategy]:
-    """The strategies of ``settings``: its entries, or the bundled EMA cross."""
-    if not settings.strategies:
-        return [EmaCross(EmaCrossConfig.for_settings(settings, bar_type))]
-    return [StrategyFactory.create(importable(entry)) for entry in settings.strategies]
+    """The strategies of ``settings``: its entries, or the bundled EMA cross built the
+    same way, by import path, from ``[strategy]``, ``[sizing]`` and ``[risk]``."""
+    entries = settings.strategies or (bundled_entry(settings, bar_type),)
+    return [StrategyFactory.create(importable(entry)) for entry in entries]
+
+
+def bundled_entry(settings: NodeSettings, bar_type: BarType) -> StrategyEntry:
+    config = EmaCrossConfig.for_settings(settings, bar_type)
+    return StrategyEntry(
+        strategy_path=BUNDLED[0], config_path=BUNDLED[1], config=config.as_entry_config()
+    )
 
 
 def importable(entry: StrategyEntry) -> ImportableStrategyConfig:

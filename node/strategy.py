@@ -10,8 +10,11 @@ position at ``ladder_step_pct`` steps away, cancelling the previous ladder first
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
+import msgspec
+from nautilus_trader.common.config import msgspec_decoding_hook
 from nautilus_trader.config import StrategyConfig
 from nautilus_trader.indicators import AverageTrueRange, ExponentialMovingAverage
 from nautilus_trader.model.data import Bar, BarType
@@ -19,9 +22,16 @@ from nautilus_trader.model.enums import OrderSide
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.trading.strategy import Strategy
+from pydantic import JsonValue, ValidationError
 
 from node.sizing import position_size
 from protocol import Mode, NodeSettings, RiskLimits, SizingSettings, StrategySettings
+
+SECTIONS: tuple[tuple[str, type[StrategySettings | SizingSettings | RiskLimits]], ...] = (
+    ("strategy", StrategySettings),
+    ("sizing", SizingSettings),
+    ("risk", RiskLimits),
+)
 
 
 class EmaCrossConfig(StrategyConfig, frozen=True, kw_only=True):
@@ -32,6 +42,40 @@ class EmaCrossConfig(StrategyConfig, frozen=True, kw_only=True):
     strategy: StrategySettings = StrategySettings()
     sizing: SizingSettings = SizingSettings()
     risk: RiskLimits = RiskLimits()
+
+    @classmethod
+    def parse(cls, raw: bytes | str) -> EmaCrossConfig:
+        """From JSON, as NautilusTrader's ``StrategyFactory`` builds a strategy by import
+        path: the EMA cross is one example of that mechanism (``[[strategies]]`` may name
+        it, several times with their own tags). Its sections are the service's pydantic
+        settings, which msgspec cannot build: pydantic validates them (an error names its
+        field, as msgspec's do) and msgspec the rest."""
+        data = json.loads(raw)
+        if not isinstance(data, dict):
+            raise msgspec.ValidationError("Expected `object`, got another type")
+        sections: dict[str, StrategySettings | SizingSettings | RiskLimits] = {}
+        for name, model in SECTIONS:
+            if name not in data:
+                continue
+            try:
+                sections[name] = model.model_validate(data.pop(name))
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join([name, *(str(part) for part in first["loc"])])
+                raise msgspec.ValidationError(f"{first['msg']} - at `$.{where}`") from None
+        base = msgspec.json.decode(json.dumps(data), type=cls, dec_hook=msgspec_decoding_hook)
+        return msgspec.structs.replace(base, **sections)
+
+    def as_entry_config(self) -> dict[str, JsonValue]:
+        """This config as a ``[[strategies]]`` table's ``config`` (``parse`` reads it)."""
+        return {
+            "instrument_id": self.instrument_id,
+            "bar_type": self.bar_type,
+            "external_order_claims": [str(i) for i in self.external_order_claims]
+            if self.external_order_claims
+            else None,
+            **{name: getattr(self, name).model_dump(mode="json") for name, _ in SECTIONS},
+        }
 
     @classmethod
     def for_settings(cls, settings: NodeSettings, bar_type: BarType) -> EmaCrossConfig:

@@ -287,3 +287,27 @@ def test_an_order_over_the_max_notional_is_denied_classified_and_alerted(tmp_pat
         assert not events(db, "fill"), "an order over the limit reached the venue"
     finally:
         service.ensure_dead()
+
+
+def test_the_bundled_ema_cross_is_one_more_strategy_by_import_path(tmp_path):
+    """The example strategy is named like any other, its settings tables in its config;
+    their problems are named like any other's."""
+
+    def entry(method: str) -> str:
+        return (
+            "[[strategies]]\n"
+            'strategy_path = "node.strategy:EmaCross"\n'
+            'config_path = "node.strategy:EmaCrossConfig"\n'
+            f'config = {{ instrument_id = "BTCUSDT-PERP.BINANCE", bar_type = "{BAR_TYPE}", '
+            'order_id_tag = "001", strategy = { fast_period = 5, slow_period = 20 }, '
+            f'sizing = {{ method = "{method}" }} }}\n'
+        )
+
+    config, _ = write_config(tmp_path, extra=entry("atr") + breakout())
+    done = cli("config", "check", "--config", str(config), cwd=tmp_path, env=ENV)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "node.strategy:EmaCross, tests.user_strategy:Breakout" in done.stdout
+    config.write_text(config.read_text().replace('"atr"', '"martingale"'))
+    done = cli("config", "check", "--config", str(config), cwd=tmp_path, env=ENV)
+    assert done.returncode == 2
+    assert "strategies[0].config.sizing.method: Input should be" in done.stderr, done.stderr
