@@ -292,6 +292,8 @@ type _Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 def cmd_strategies_add(args: argparse.Namespace) -> int:
     try:
         entry = registry.add(args, _registry_db(args))
+    except StorageError as exc:
+        raise CliError(EXIT_ERROR, f"strategy {args.name!r} not registered: {exc}") from None
     except registry.RegistryError as exc:
         raise CliError(
             EXIT_CONFIG,
@@ -303,7 +305,10 @@ def cmd_strategies_add(args: argparse.Namespace) -> int:
 
 
 def cmd_strategies_list(args: argparse.Namespace) -> int:
-    entries = registry.listing(_registry_db(args))
+    try:
+        entries = registry.listing(_registry_db(args))
+    except StorageError as exc:
+        raise CliError(EXIT_ERROR, f"strategy registry: {exc}") from None
     print(registry.as_json(entries) if args.json else registry.table(entries))
     return EXIT_OK
 

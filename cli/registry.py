@@ -15,7 +15,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from protocol import RegisteredStrategy
-from storage import AlreadyRegistered, StorageError, read_registry, register
+from storage import AlreadyRegistered, read_registry, register
 from storage.store import connect
 from supervisor.config import check_strategy_entries, validation_problems
 
@@ -108,4 +108,4 @@ def table(entries: list[RegisteredStrategy]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
 
 
-__all__ = ["RegistryError", "StorageError", "add", "as_json", "listing", "table"]
+__all__ = ["RegistryError", "add", "as_json", "listing", "table"]

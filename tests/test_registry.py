@@ -98,3 +98,17 @@ def test_a_database_of_the_previous_schema_gains_the_registry(tmp_path):
     assert [e["name"] for e in json.loads(
         strategies("list", "--json", cwd=tmp_path, db=db_path).stdout
     )] == ["b"]  # fmt: skip
+
+
+def test_a_database_of_a_newer_service_is_refused_in_one_line(tmp_path):
+    db_path = tmp_path / "new.db"
+    connect(db_path).close()
+    conn = sqlite3.connect(db_path)
+    conn.execute("PRAGMA user_version = 99")
+    conn.commit()
+    conn.close()
+    for args in (("list",), ("add", "b", *BREAKOUT, "--strategy-config", CONFIG)):
+        done = strategies(*args, cwd=tmp_path, db=db_path)
+        assert done.returncode == 1, done.stderr
+        assert "Traceback" not in done.stderr
+        assert "schema version 99, newer than this service" in done.stderr
