@@ -32,6 +32,7 @@ from protocol import (
     ErrorRaised,
     Halt,
     NodeReport,
+    NodeStarted,
     OperationSucceeded,
     OrderFilled,
     OrderRejected,
@@ -158,6 +159,10 @@ class ClassifierActor(SupervisedActor):
         self._window_s = budget_window_s
         self._clock = clock
         self.breakers = CircuitBreakers(breakers or BreakerSettings(), risk or RiskLimits())
+        # With several strategies in the node, each has breakers of its own: its
+        # drawdown from its own peak and its rejects halt it alone; the account's
+        # equity breakers still watch the total (``NodeReport.strategies``).
+        self.strategy_breakers: dict[str, CircuitBreakers] = {}
 
     @property
     def attempts(self) -> Counter[str]:
@@ -180,7 +185,9 @@ class ClassifierActor(SupervisedActor):
                 return decision
             case OperationSucceeded(operation=operation):
                 self._failures.pop(operation, None)
-            case OrderRejected(client_order_id=order_id, reason=reason, denied=denied):
+            case OrderRejected(
+                client_order_id=order_id, reason=reason, denied=denied, strategy_id=sid
+            ):
                 if denied and HALT_DENIAL.search(reason):
                     return None  # the halt doing its job, not a fault
                 self.rejects += 1
@@ -190,17 +197,31 @@ class ClassifierActor(SupervisedActor):
                 if decision.kind is DecisionKind.FATAL:
                     self.counts[decision.kind] += 1
                     self._act(decision)
-                self._check(self.breakers.reject())
-            case OrderFilled():
-                self.breakers.fill()
+                own = self.strategy_breakers.get(sid)
+                if own is not None:
+                    self._check(own.reject(), sid)
+                else:
+                    self._check(self.breakers.reject())
+            case OrderFilled(strategy_id=sid):
+                own = self.strategy_breakers.get(sid)
+                (own or self.breakers).fill()
             case NodeReport():
                 self._report(message)
+            case NodeStarted(strategy_ids=ids) if len(ids) > 1:
+                for sid in ids:
+                    self._own_breakers(sid)
+            case TradingStateChanged(state=TradingState.ACTIVE, strategy_id=str(sid)):
+                if (own := self.strategy_breakers.get(sid)) is not None:
+                    own.reset()
             case TradingStateChanged(state=TradingState.ACTIVE):
                 self.breakers.reset()
+                for own in self.strategy_breakers.values():
+                    own.reset()
             case TradingStateChanged():
                 pass  # a halt: the breakers stay tripped until the resume
             case UpdateBreakers(breakers=breakers, risk=risk):
-                self.breakers.settings, self.breakers.risk = breakers, risk
+                for each in (self.breakers, *self.strategy_breakers.values()):
+                    each.settings, each.risk = breakers, risk
                 log.info("circuit breaker limits updated: %s; %s", breakers, risk)
             case _:
                 return super().receive(message)
@@ -230,24 +251,38 @@ class ClassifierActor(SupervisedActor):
                 report.equity, report.ts_ns, report.equity_peak, report.day_start_equity
             )
         )
+        for mark in report.strategies:
+            own = self._own_breakers(mark.strategy_id)
+            self._check(own.equity(mark.equity, report.ts_ns, mark.equity_peak), mark.strategy_id)
         if report.last_data_ns > 0:
             age_s = max(0.0, (report.ts_ns - report.last_data_ns) / 1e9)
             interval = 0.0 if report.replay_finished else report.data_interval_s
             self._check(self.breakers.data_age(age_s, interval))
 
-    def _check(self, verdict: Trip | Deepened | DataStale | None) -> None:
+    def _own_breakers(self, strategy_id: str) -> CircuitBreakers:
+        own = self.strategy_breakers.get(strategy_id)
+        if own is None:
+            settings, risk = self.breakers.settings, self.breakers.risk
+            own = self.strategy_breakers[strategy_id] = CircuitBreakers(settings, risk, self._clock)
+        return own
+
+    def _check(
+        self, verdict: Trip | Deepened | DataStale | None, strategy_id: str | None = None
+    ) -> None:
+        """Act on a breaker's verdict: the account's, or one strategy's own."""
+        of = "" if strategy_id is None else f" ({strategy_id})"
         match verdict:
             case None:
                 return
             case Deepened(breaker=breaker, detail=detail):
-                log.critical("circuit breaker %s: %s", breaker, detail)
+                log.critical("circuit breaker %s%s: %s", breaker, of, detail)
                 self.peers.tell(
                     "alerter",
                     Alert(
                         Severity.CRITICAL,
-                        f"Loss deepening while halted: {breaker}",
+                        f"Loss deepening while halted: {breaker}{of}",
                         f"{detail}. Open positions are not closed by a halt: review them.",
-                        key=f"breaker:{breaker}",
+                        key=f"breaker:{breaker}{of}",
                     ),
                 )
                 return
@@ -264,17 +299,22 @@ class ClassifierActor(SupervisedActor):
                 )
                 return
         trip = verdict
-        reason = f"circuit breaker {trip.breaker}: {trip.detail}"
-        log.critical("%s - halting", reason)
-        halt(self.peers, Halt(reason=reason, source="breaker"))
-        self.peers.tell("checkpointer", CircuitBreakerTripped(trip.breaker, trip.detail))
+        reason = f"circuit breaker {trip.breaker}{of}: {trip.detail}"
+        log.critical("%s - halting%s", reason, of)
+        halt(self.peers, Halt(reason=reason, source="breaker", strategy_id=strategy_id))
+        self.peers.tell("checkpointer", CircuitBreakerTripped(trip.breaker, f"{trip.detail}{of}"))
+        halted = (
+            "Trading halted; open orders cancelled"
+            if strategy_id is None
+            else f"{strategy_id} halted, its open orders cancelled; the other strategies trade on"
+        )
         self.peers.tell(
             "alerter",
             Alert(
                 Severity.CRITICAL,
-                f"Circuit breaker tripped: {trip.breaker}",
-                f"{trip.detail}. Trading halted; open orders cancelled. Resume when reviewed.",
-                key=f"breaker:{trip.breaker}",
+                f"Circuit breaker tripped: {trip.breaker}{of}",
+                f"{trip.detail}. {halted}. Resume when reviewed.",
+                key=f"breaker:{trip.breaker}{of}",
             ),
         )
 

@@ -7,6 +7,10 @@ database write), records the desired trading state in the database, and answers
 every node start with it (``GateQuery``): a node starts halted until a resume, after
 a crash of its child, a restart of the service, or an escalation that left it down.
 
+One strategy can be halted on its own (``Halt(strategy_id=...)``) while the others
+trade: its record is kept beside the account's, applied on every node start the same
+way, and confirmed by the node's ``OrdersCanceled`` naming it.
+
 Whoever waits on a halt or resume (the operator's CLI, a Telegram chat) waits here,
 not in the node actor, so the wait outlives a node restart: it is answered when the
 node confirms - a node that starts halted confirms too - or with ``NotConfirmed``
@@ -66,6 +70,11 @@ class _Waiter:
     command: str  # "halt" | "resume"
     notify: Mailbox
     deadline: float
+    strategy_id: str | None = None  # a strategy's own halt or resume
+
+
+def _what(strategy_id: str | None) -> str:
+    return "Trading" if strategy_id is None else f"Strategy {strategy_id}"
 
 
 class GateActor(SupervisedActor):
@@ -89,9 +98,13 @@ class GateActor(SupervisedActor):
         self._store: Store | None = None
         self._state = GateRow(TradingState.ACTIVE.value, "", "", utc_now())
         self._unsaved: GateRow | None = None
-        # The latest halt / resume the node has not confirmed yet: (reason, source).
-        self._unconfirmed: dict[str, tuple[str, str]] = {}
+        self._strategies: dict[str, GateRow] = {}  # the strategies' own records
+        self._unsaved_strategies: dict[str, GateRow] = {}
+        # The latest halt / resume the node has not confirmed yet, by command and
+        # strategy (None: the account's): (reason, source).
+        self._unconfirmed: dict[tuple[str, str | None], tuple[str, str]] = {}
         self._waiters: list[_Waiter] = []
+        self._known: tuple[str, ...] | None = None  # the node's strategies, once it started
         self._failed = False
         self._timer: Interval | None = None
 
@@ -106,6 +119,7 @@ class GateActor(SupervisedActor):
             found = self._store.gate(self._trader_id) or self._store.last_trading_state(
                 self._trader_id
             )
+            self._strategies = self._store.strategy_gates(self._trader_id)
             self._store.db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
         except StorageError as exc:
             self._state = GateRow(
@@ -131,27 +145,47 @@ class GateActor(SupervisedActor):
 
     def receive(self, message: object) -> object:
         match message:
-            case Halt(reason=reason, source=source, notify=notify):
-                self._halt(reason, source, notify)
-            case Resume(reason=reason, source=source, notify=notify):
-                self._resume(reason, source, notify)
+            case Halt(notify=notify, strategy_id=str(sid)) if self._unknown(sid, "halt", notify):
+                pass
+            case Resume(notify=notify, strategy_id=str(sid)) if self._unknown(
+                sid, "resume", notify
+            ):
+                pass
+            case Halt(reason=reason, source=source, notify=notify, strategy_id=strategy_id):
+                self._halt(reason, source, notify, strategy_id)
+            case Resume(reason=reason, source=source, notify=notify, strategy_id=strategy_id):
+                self._resume(reason, source, notify, strategy_id)
             case GateQuery():
                 return self.state
             case OrdersCanceled():
                 self._halt_confirmed(message)
-            case TradingStateChanged(state=TradingState.ACTIVE, reason=reason):
-                self._answer("resume", message)
-                if self._unconfirmed.pop("resume", None) is not None:
+            case TradingStateChanged(
+                state=TradingState.ACTIVE, reason=reason, strategy_id=strategy_id
+            ):
+                self._answer("resume", message, strategy_id)
+                if self._unconfirmed.pop(("resume", strategy_id), None) is not None:
                     self.peers.tell(
                         "alerter",
-                        Alert(Severity.INFO, "Trading resumed", f"{reason}.", key=ALERT_KEY),
+                        Alert(
+                            Severity.INFO,
+                            f"{_what(strategy_id)} resumed",
+                            f"{reason}.",
+                            key=ALERT_KEY,
+                        ),
                     )
-            case NodeStarted(restored=restored):
+            case NodeStarted(restored=restored, strategy_ids=strategy_ids):
+                self._known = strategy_ids
                 # A node that starts ACTIVE while a resume waits: the resume holds.
                 active = self._state.state == TradingState.ACTIVE.value
                 if active and (restored is None or restored.trading_state is TradingState.ACTIVE):
                     reason = f"{self._state.reason} (the node started ACTIVE)"
                     self._answer("resume", TradingStateChanged(TradingState.ACTIVE, reason))
+                for sid, row in self._strategies.items():
+                    if row.state == TradingState.ACTIVE.value:
+                        started = TradingStateChanged(
+                            TradingState.ACTIVE, f"{row.reason} (the node started)", sid
+                        )
+                        self._answer("resume", started, sid)
             case TradingStateChanged():
                 pass
             case GateTick():
@@ -164,18 +198,42 @@ class GateActor(SupervisedActor):
     @property
     def state(self) -> GateState:
         s = self._state
-        return GateState(TradingState(s.state), s.reason, s.source, s.at)
+        halted = tuple(
+            (sid, row.reason or "halted (on record)")
+            for sid, row in self._strategies.items()
+            if row.state == TradingState.HALTED.value
+        )
+        return GateState(TradingState(s.state), s.reason, s.source, s.at, halted)
 
     # ------------------------------------------------------------ halt and resume
 
-    def _halt(self, reason: str, source: str, notify: Mailbox | None) -> None:
+    def _unknown(self, strategy_id: str, command: str, notify: Mailbox | None) -> bool:
+        """A strategy the node does not run: refused at once, nothing recorded (a record
+        would be applied to every later start)."""
+        if self._known is None or strategy_id in self._known:
+            return False
+        runs = ", ".join(self._known) or "none"
+        log.warning("gate: %s of unknown strategy %s refused", command, strategy_id)
         if notify is not None:
-            self._wait("halt", notify)
+            notify.tell(
+                NotConfirmed(command, f"no strategy {strategy_id} in this node (it runs {runs})")
+            )
+        return True
+
+    def _halt(
+        self, reason: str, source: str, notify: Mailbox | None, strategy_id: str | None = None
+    ) -> None:
+        if notify is not None:
+            self._wait("halt", notify, strategy_id)
         # The node first: a halt must not wait for a disk.
-        forwarded = self.peers.tell("node", Halt(reason, source))
-        self._unconfirmed["halt"] = (reason, source)
-        self._unconfirmed.pop("resume", None)
-        if self._state.state != TradingState.HALTED.value:
+        forwarded = self.peers.tell("node", Halt(reason, source, strategy_id=strategy_id))
+        self._unconfirmed["halt", strategy_id] = (reason, source)
+        self._unconfirmed.pop(("resume", strategy_id), None)
+        if strategy_id is not None:
+            self._record_strategy(
+                strategy_id, GateRow(TradingState.HALTED.value, reason, source, utc_now())
+            )
+        elif self._state.state != TradingState.HALTED.value:
             self._record(GateRow(TradingState.HALTED.value, reason, source, utc_now()))
         else:
             log.info(
@@ -184,43 +242,60 @@ class GateActor(SupervisedActor):
         if not forwarded:
             log.warning("gate: node not running; the halt is recorded and applies when it starts")
 
-    def _resume(self, reason: str, source: str, notify: Mailbox | None) -> None:
+    def _resume(
+        self, reason: str, source: str, notify: Mailbox | None, strategy_id: str | None = None
+    ) -> None:
         if notify is not None:
-            self._wait("resume", notify)
-        self._unconfirmed["resume"] = (reason, source)
-        self._unconfirmed.pop("halt", None)
-        self._record(GateRow(TradingState.ACTIVE.value, reason, source, utc_now()))
-        if not self.peers.tell("node", Resume(reason, source)):
+            self._wait("resume", notify, strategy_id)
+        self._unconfirmed["resume", strategy_id] = (reason, source)
+        self._unconfirmed.pop(("halt", strategy_id), None)
+        row = GateRow(TradingState.ACTIVE.value, reason, source, utc_now())
+        if strategy_id is None:
+            self._record(row)
+        else:
+            self._record_strategy(strategy_id, row)
+        if not self.peers.tell("node", Resume(reason, source, strategy_id=strategy_id)):
             log.warning("gate: node not running; it starts ACTIVE (resume recorded)")
 
     def _halt_confirmed(self, cancelled: OrdersCanceled) -> None:
-        self._answer("halt", cancelled)
-        requested = self._unconfirmed.pop("halt", None)
+        strategy_id = cancelled.strategy_id
+        self._answer("halt", cancelled, strategy_id)
+        requested = self._unconfirmed.pop(("halt", strategy_id), None)
         if requested is None:
             return  # a node restart re-applying a halt already announced
         reason, source = requested
         n = len(cancelled.client_order_ids)
+        scope = (
+            "no new orders pass"
+            if strategy_id is None
+            else "its new orders are denied; the other strategies trade on"
+        )
         self.peers.tell(
             "alerter",
             Alert(
                 Severity.CRITICAL,
-                "Trading halted",
-                f"{reason} (from {source}). {n} open order(s) cancelled (confirmed); no new "
-                "orders pass; data and checkpoints continue; the halt holds across restarts "
-                "until a resume.",
+                f"{_what(strategy_id)} halted",
+                f"{reason} (from {source}). {n} open order(s) cancelled (confirmed); {scope}; "
+                "data and checkpoints continue; the halt holds across restarts until a resume.",
                 key=ALERT_KEY,
             ),
         )
 
     # ------------------------------------------------------------ waiters
 
-    def _wait(self, command: str, notify: Mailbox) -> None:
-        self._waiters.append(_Waiter(command, notify, self._clock() + self._confirm_timeout_s))
+    def _wait(self, command: str, notify: Mailbox, strategy_id: str | None = None) -> None:
+        deadline = self._clock() + self._confirm_timeout_s
+        self._waiters.append(_Waiter(command, notify, deadline, strategy_id))
 
-    def _answer(self, command: str, confirmation: object) -> bool:
-        """Tell every waiter of ``command`` its confirmation; were there any?"""
-        ready = [w for w in self._waiters if w.command == command]
-        self._waiters = [w for w in self._waiters if w.command != command]
+    def _answer(self, command: str, confirmation: object, strategy_id: str | None = None) -> bool:
+        """Tell every waiter of ``command`` (for ``strategy_id``) its confirmation; were
+        there any?"""
+
+        def waits(w: _Waiter) -> bool:
+            return w.command == command and w.strategy_id == strategy_id
+
+        ready = [w for w in self._waiters if waits(w)]
+        self._waiters = [w for w in self._waiters if not waits(w)]
         for waiter in ready:
             waiter.notify.tell(confirmation)
         return bool(ready)
@@ -248,19 +323,29 @@ class GateActor(SupervisedActor):
         self._unsaved = row
         self._write()
 
+    def _record_strategy(self, strategy_id: str, row: GateRow) -> None:
+        self._strategies[strategy_id] = row
+        self._unsaved_strategies[strategy_id] = row
+        self._write()
+
     def _write(self) -> None:
         row, store = self._unsaved, self._store
-        if row is None:
+        if row is None and not self._unsaved_strategies:
             return
         try:
             if store is None:
                 store = self._store = Store(self._db_path, timeout_s=self._busy_timeout_s)
-            store.set_gate(self._trader_id, row)
+            if row is not None:
+                store.set_gate(self._trader_id, row)
+                self._unsaved = None
+            for sid, strategy_row in list(self._unsaved_strategies.items()):
+                store.set_strategy_gate(self._trader_id, sid, strategy_row)
+                del self._unsaved_strategies[sid]
         except StorageError as exc:
-            log.error("gate: %s trading state held in memory: %s", row.state, exc)
+            state = row.state if row is not None else "a strategy's"
+            log.error("gate: %s trading state held in memory: %s", state, exc)
             self._report(exc)
             return
-        self._unsaved = None
         if self._failed:
             self._failed = False
             self.peers.tell("classifier", OperationSucceeded(OPERATION))

@@ -78,7 +78,7 @@ ROLE = "node"
 
 # Where each event from the child goes, besides what the actor does with it itself.
 ROUTES: dict[type, tuple[str, ...]] = {
-    NodeStarted: ("checkpointer", "gate"),
+    NodeStarted: ("checkpointer", "gate", "classifier"),
     NodeStopped: ("checkpointer",),
     OrdersCanceled: ("checkpointer", "gate"),
     OrderFilled: ("checkpointer", "classifier"),
@@ -190,6 +190,8 @@ class TradingNodeActor(SupervisedActor):
             )
         if gate.state is TradingState.HALTED:
             settings = replace(settings, start_halted=gate.reason or "halted (on record)")
+        if gate.strategies:
+            settings = replace(settings, start_halted_strategies=gate.strategies)
         ctx = multiprocessing.get_context("spawn")
         parent_end, child_end = ctx.Pipe(duplex=True)
         log_read, log_write = ctx.Pipe(duplex=False)

@@ -3,7 +3,7 @@ pandas out of the supervisor's process).
 
     paper-node run [--config PATH] [--db PATH] [--duration SECONDS] [--fresh]
     paper-node status [--config PATH] [--db PATH] [--json]
-    paper-node halt|resume|stop [--config PATH] [--db PATH] [--reason TEXT]
+    paper-node halt|resume|stop [--config PATH] [--db PATH] [--reason TEXT] [--strategy ID]
     paper-node events [--config PATH] [--db PATH] [--tail N] [--json]
     paper-node report parity [--config PATH] [--db PATH] [--trader ID] [--json]
     paper-node config check [--config PATH]
@@ -65,9 +65,11 @@ class CliError(Exception):
         self.lines = lines
 
 
-def _load(args: argparse.Namespace) -> ServiceConfig:
+def _load(args: argparse.Namespace, import_strategies: bool = True) -> ServiceConfig:
+    """The config; ``import_strategies=False`` for the commands that only need its
+    database and trader (the strategies are checked when the service starts)."""
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, import_strategies=import_strategies)
     except ConfigError as exc:
         raise CliError(
             EXIT_CONFIG,
@@ -183,12 +185,13 @@ def _status_table(report: StatusReport) -> str:
             f"{Decimal(s['realized_pnl']):.2f}, unrealized {Decimal(s['unrealized_pnl']):.2f}, "
             f"fees {Decimal(s['fees']):.2f}, {s['positions']} position(s), "
             f"{s['open_orders']} open order(s)"
+            + (f", HALTED ({s['halt_reason']})" if s["trading_state"] == "HALTED" else "")
         )
     return "\n".join(lines)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    config = _load(args)
+    config = _load(args, import_strategies=False)
     report = _report(args, config)
     if report is None:
         print(f"no run recorded in {config.db_path}", file=sys.stderr)
@@ -199,17 +202,26 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_control(args: argparse.Namespace) -> int:
     """halt | resume | stop: queue the command for the running service, wait for its ack."""
-    config = _load(args)
+    config = _load(args, import_strategies=False)
     report = _report(args, config)
     if report is None or report["state"] not in ("running", "halted", "starting"):
         state = "no run recorded" if report is None else report["state"]
         print(f"service is not running ({state}); nothing sent", file=sys.stderr)
         return EXIT_NOT_RUNNING
     command = Command(args.command)
+    strategy_id: str | None = getattr(args, "strategy", None)
+    if strategy_id is not None:
+        known = [str(s["strategy_id"]) for s in report.get("strategies", [])]
+        if known and strategy_id not in known:
+            print(
+                f"no strategy {strategy_id} in {report['trader_id']} (it runs {', '.join(known)})",
+                file=sys.stderr,
+            )
+            return EXIT_CONFIG  # a usage error, as argparse exits
     reason = args.reason or f"{command} requested from the command line"
     channel = ControlChannel(config.db_path)
     try:
-        request_id = channel.submit(report["trader_id"], command, reason)
+        request_id = channel.submit(report["trader_id"], command, reason, strategy_id)
         done = channel.wait(request_id, args.timeout)
     except StorageError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -223,7 +235,7 @@ def cmd_control(args: argparse.Namespace) -> int:
 
 
 def cmd_events(args: argparse.Namespace) -> int:
-    config = _load(args)
+    config = _load(args, import_strategies=False)
     trader_id = config.node.trader_id if args.config is not None else None
     try:
         events = read_events(config.db_path, trader_id, args.tail)
@@ -283,7 +295,7 @@ def _registry_db(args: argparse.Namespace) -> Path:
     """The registry lives in the service's database (``--db``, or the config's)."""
     if args.db is not None:
         return Path(args.db)
-    return _load(args).db_path
+    return _load(args, import_strategies=False).db_path
 
 
 type _Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -353,6 +365,13 @@ def parser() -> argparse.ArgumentParser:
         control.add_argument("--db", type=Path)
         control.add_argument("--reason", help="recorded with the command and in the alert")
         control.add_argument("--timeout", type=float, default=30.0, help="wait for the ack")
+        if name != "stop":
+            control.add_argument(
+                "--strategy",
+                metavar="ID",
+                help="only this strategy (e.g. EmaCross-001): its orders cancelled and "
+                "denied, or allowed again; the others trade on",
+            )
         control.set_defaults(func=cmd_control)
 
     events = sub.add_parser("events", help="the event log: fills, rejects, state changes")

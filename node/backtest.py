@@ -27,9 +27,9 @@ from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.model.objects import Currency
 from nautilus_trader.persistence.catalog.parquet import ParquetDataCatalog
 
-from node.bars import BarSeries, load
-from node.order_limits import OrderLimits
-from node.replay import bar_type_for, make_instrument, to_bar
+from node.bars import BarSeries
+from node.order_limits import OrderLimits, install
+from node.replay import Feed, bar_type_for, feeds_for, to_bar
 from node.strategies import build_strategies
 from node.venues import sandbox_config, venue_options
 from protocol import NodeSettings, Outcome, Trade
@@ -40,18 +40,23 @@ EPOCH_NS = 1_600_000_000 * 10**9  # the backtest's first bar; any fixed time wou
 def run_backtest(
     settings: NodeSettings, bars: int | None = None, series: BarSeries | None = None
 ) -> Outcome:
-    """The strategy of ``settings`` on the first ``bars`` bars of its replay series (all of
-    them when None), on a simulated venue configured as the session's."""
-    instrument = make_instrument(settings.instrument_id)
-    if series is None:
-        series = load(settings.replay, instrument.price_precision)
-    count = len(series) if bars is None else min(bars, len(series))
-    bar_type = bar_type_for(settings.instrument_id, settings.replay.bar_minutes)
+    """The strategies of ``settings`` on the first ``bars`` bars of their replay series (all
+    of them when None; ``series`` in place of the first instrument's), on a simulated venue
+    configured as the session's. Bars of one step share a time, in the replay's order."""
+    feeds = feeds_for(settings)
+    if series is not None:
+        feeds[0] = Feed(feeds[0].instrument, feeds[0].bar_type, series)
+    total = max(len(f.series) for f in feeds)
+    count = total if bars is None else min(bars, total)
     step_ns = settings.replay.bar_minutes * 60 * 10**9
     data: list[Data] = [
-        to_bar(instrument, bar_type, series[i], EPOCH_NS + i * step_ns) for i in range(count)
+        to_bar(feed.instrument, feed.bar_type, feed.series[i], EPOCH_NS + i * step_ns)
+        for i in range(count)
+        for feed in feeds
+        if i < len(feed.series)
     ]
-    return _run(settings, instrument, data, sandbox_config(settings), step_ns)
+    instruments = [f.instrument for f in feeds]
+    return _run(settings, instruments, data, sandbox_config(settings), step_ns, count)
 
 
 class RecordingError(ValueError):
@@ -74,24 +79,28 @@ def run_backtest_on_recording(settings: NodeSettings, path: Path) -> Outcome:
                 instruments.append(item)
             elif isinstance(item, Bar | QuoteTick | TradeTick):
                 data[(type(item).__name__, item.ts_init, repr(item))] = item
-    wanted = InstrumentId.from_str(settings.instrument_id)
-    instrument = next((i for i in reversed(instruments) if i.id == wanted), None)
-    if instrument is None:
-        raise RecordingError(f"the recording at {path} holds no {settings.instrument_id}")
+    chosen: list[Instrument] = []
+    for instrument_id in settings.instrument_ids:
+        wanted = InstrumentId.from_str(instrument_id)
+        instrument = next((i for i in reversed(instruments) if i.id == wanted), None)
+        if instrument is None:
+            raise RecordingError(f"the recording at {path} holds no {instrument_id}")
+        chosen.append(instrument)
     ordered = sorted(data.values(), key=lambda d: d.ts_init)
     if not any(isinstance(d, Bar) for d in ordered):
         raise RecordingError(f"the recording at {path} holds no bars")
     venue = sandbox_config(settings)
     venue = SandboxExecutionClientConfig(**{**venue.dict(), "bar_execution": False})
-    return _run(settings, instrument, ordered, venue, step_ns=None)
+    return _run(settings, chosen, ordered, venue, step_ns=None)
 
 
 def _run(
     settings: NodeSettings,
-    instrument: Instrument,
+    instruments: list[Instrument],
     data: list[Data],
     venue: SandboxExecutionClientConfig,
     step_ns: int | None,
+    steps: int = 0,
 ) -> Outcome:
     """BacktestEngine with the session's strategy over ``data``. A fill's bar: with bars
     ``step_ns`` apart from ``EPOCH_NS`` (a replay), the index of the bar it filled in,
@@ -103,15 +112,18 @@ def _run(
     )
     try:
         _add_venue(engine, venue)
-        engine.add_instrument(instrument)
+        for instrument in instruments:
+            engine.add_instrument(instrument)
         engine.add_data(data)
         for strategy in build_strategies(settings, bar_type):
             engine.add_strategy(strategy)
         limit = settings.risk.max_notional_per_order
         if limit is not None:  # the node's own pre-trade limit, as the session had it
             kernel = engine.kernel
-            limits = OrderLimits(kernel.cache, kernel.msgbus, kernel.clock, bar_type, limit)
-            limits.install(kernel.risk_engine.execute)
+            limits = OrderLimits(
+                kernel.cache, kernel.msgbus, kernel.clock, settings.replay.bar_minutes, limit
+            )
+            install(kernel.msgbus, kernel.risk_engine.execute, limits.wrap)
         trades: list[Trade] = []
         closed: list[Decimal] = []
         bars_given = [0]
@@ -161,7 +173,7 @@ def _run(
             fees=sum((t.commission for t in trades), Decimal(0)),
             balance=balance.as_decimal() if balance is not None else Decimal(0),
             currency=currency,
-            bars=bars_given[0] if step_ns is None else len(data),
+            bars=bars_given[0] if step_ns is None else steps,
             elapsed_s=elapsed,
         )
     finally:

@@ -16,7 +16,7 @@ import asyncio
 import statistics
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -50,13 +50,14 @@ from nautilus_trader.model.events import (
 )
 from nautilus_trader.model.identifiers import ClientOrderId, InstrumentId, TradeId, VenueOrderId
 from nautilus_trader.model.instruments import Instrument
-from nautilus_trader.model.objects import Money, Price
+from nautilus_trader.model.objects import Currency, Money, Price
 from nautilus_trader.model.orders import Order
 from nautilus_trader.model.position import Position
 from nautilus_trader.risk.engine import RiskEngine
 from nautilus_trader.trading.strategy import Strategy
 
 from node.marks import EquityMarks
+from node.order_limits import HaltedStrategies
 from node.replay import ReplayDataClient
 from node.strategies import TakesRiskLimits
 from protocol import (
@@ -78,6 +79,7 @@ from protocol import (
     Snapshot,
     SnapshotRequest,
     Stop,
+    StrategyMark,
     StrategyView,
     TradingState,
     TradingStateChanged,
@@ -106,9 +108,11 @@ class Bridge(Actor):
         exec_engine: ExecutionEngine,
         strategies: Sequence[Strategy],
         replay: ReplayDataClient | None,
-        instrument_id: str,
-        bar_type: BarType,
+        instrument_ids: Sequence[str],
+        bar_minutes: int,
         currency: str,
+        halts: HaltedStrategies | None = None,
+        starting_balance: Decimal = Decimal(0),
         feed_sandbox: bool = False,
         data_interval_s: float = 0.0,
         bars_received: int = 0,
@@ -126,9 +130,20 @@ class Bridge(Actor):
         self._strategy = strategies[0]
         self._strategies = {s.id.value: s for s in strategies}
         self._books = {sid: _Book() for sid in self._strategies}
+        # The strategies halted on their own (``Halt(strategy_id=...)``): the pre-trade
+        # check in front of the RiskEngine denies their orders.
+        self._halts = halts
+        self._starting_balance = starting_balance
+        self._strategy_cancels: dict[str, tuple[set[str], list[str]]] = {}
         self._replay = replay
-        self._instrument_id = InstrumentId.from_str(instrument_id)
-        self._bar_type = bar_type
+        # The first is the service's own (instrument.id): its bars count the cursor.
+        self._instrument_ids = [InstrumentId.from_str(i) for i in instrument_ids]
+        self._venue = self._instrument_ids[0].venue
+        self._bar_types = {
+            iid: BarType.from_str(f"{iid}-{bar_minutes}-MINUTE-LAST-EXTERNAL")
+            for iid in self._instrument_ids
+        }
+        self._bar_type = self._bar_types[self._instrument_ids[0]]
         self._feed_sandbox = feed_sandbox
         self._currency = currency
         self._state = TradingState.ACTIVE
@@ -159,17 +174,20 @@ class Bridge(Actor):
         self._last_data_ns = self.clock.timestamp_ns()  # stale counts from the start
         self.msgbus.subscribe(topic="events.order.*", handler=self._on_order_event)
         self.msgbus.subscribe(topic="events.position.*", handler=self._on_position_event)
-        self.msgbus.subscribe(topic=f"data.bars.{self._bar_type}", handler=self._on_bar)
+        for bar_type in self._bar_types.values():
+            self.msgbus.subscribe(topic=f"data.bars.{bar_type}", handler=self._on_bar)
         self.clock.set_timer("node-report", REPORT_EVERY, callback=self._on_report_timer)
         if self._feed_sandbox or self._recording:
             # The sandbox venue matches against the venue's quotes and trades, which a
             # live data client only streams when someone subscribes to them; a recording
             # keeps them for the parity report's simulated venue (on the testnet too).
-            self.subscribe_quote_ticks(self._instrument_id)
-            self.subscribe_trade_ticks(self._instrument_id)
+            for instrument_id in self._instrument_ids:
+                self.subscribe_quote_ticks(instrument_id)
+                self.subscribe_trade_ticks(instrument_id)
 
     def _on_bar(self, bar: object) -> None:
-        self._bars_received += 1
+        if isinstance(bar, Bar) and bar.bar_type == self._bar_type:
+            self._bars_received += 1  # the cursor counts the first instrument's bars
         if self._recording and type(bar) is not Bar and isinstance(bar, Bar):
             # A venue's own bar type (BinanceBar) has no Arrow schema, so the recorder
             # skips it: it records the plain bar, published where no strategy listens.
@@ -206,6 +224,7 @@ class Bridge(Actor):
         self._marks.update(equity, now)
         replay = self._replay
         return NodeReport(
+            strategies=self._strategy_marks(now),
             equity=equity,
             balance=balance,
             ts_ns=now,
@@ -224,6 +243,10 @@ class Bridge(Actor):
         """Runs on the node loop; an exception is reported, never lost."""
         try:
             match command:
+                case Halt(reason=reason, strategy_id=str(strategy_id)):
+                    self._halt_strategy(strategy_id, reason)
+                case Resume(reason=reason, strategy_id=str(strategy_id)):
+                    self._resume_strategy(strategy_id, reason)
                 case Halt(reason=reason):
                     self._halt(reason)
                 case Resume(reason=reason):
@@ -260,8 +283,36 @@ class Bridge(Actor):
         if not self._cancelling:
             self._send(OrdersCanceled(()))
             return
-        for strategy in self._strategies.values():
-            strategy.cancel_all_orders(self._instrument_id)
+        for order in open_orders:
+            self._strategies[order.strategy_id.value].cancel_order(order)
+
+    def _halt_strategy(self, strategy_id: str, reason: str) -> None:
+        """One strategy halted: its new orders denied, its open orders cancelled (the
+        cancels confirmed by ``OrdersCanceled`` naming it), the others untouched."""
+        strategy = self._strategies.get(strategy_id)
+        if strategy is None or self._halts is None:
+            known = ", ".join(self._strategies)
+            raise ValueError(f"halt: no strategy {strategy_id} in this node (it runs {known})")
+        self._halts.halted[strategy_id] = reason
+        self._state_version += 1
+        self._send(TradingStateChanged(TradingState.HALTED, reason, strategy_id))
+        open_orders = [o for o in self._our_open_orders() if o.strategy_id.value == strategy_id]
+        if not open_orders:
+            self._send(OrdersCanceled((), strategy_id))
+            return
+        self._strategy_cancels[strategy_id] = ({o.client_order_id.value for o in open_orders}, [])
+        for order in open_orders:
+            strategy.cancel_order(order)
+
+    def _resume_strategy(self, strategy_id: str, reason: str) -> None:
+        if strategy_id not in self._strategies or self._halts is None:
+            known = ", ".join(self._strategies)
+            raise ValueError(f"resume: no strategy {strategy_id} in this node (it runs {known})")
+        if self._halts.halted.pop(strategy_id, None) is not None:
+            self._books[strategy_id].marks.rebaseline()  # its loss so far was reviewed
+        self._strategy_cancels.pop(strategy_id, None)
+        self._state_version += 1
+        self._send(TradingStateChanged(TradingState.ACTIVE, reason, strategy_id))
 
     def _our_open_orders(self) -> list[Order]:
         """The open orders of this node's strategies (not a reconciled stranger's)."""
@@ -284,10 +335,19 @@ class Bridge(Actor):
         for view in snap.strategies:
             if view.strategy_id in self._books:
                 self._books[view.strategy_id] = _Book(
-                    realized_base=view.realized_pnl, fills=view.fills, fees=view.fees
+                    realized_base=view.realized_pnl,
+                    fills=view.fills,
+                    fees=view.fees,
+                    marks=EquityMarks(view.equity_peak),
                 )
 
-    async def restore(self, snap: Snapshot, halted: bool, timeout_s: float = 10.0) -> None:
+    async def restore(
+        self,
+        snap: Snapshot,
+        halted: bool,
+        timeout_s: float = 10.0,
+        halted_strategies: frozenset[str] = frozenset(),
+    ) -> None:
         """Rebuild a checkpoint's positions and open orders in this fresh node.
 
         Positions come back as their own fills, replayed at their prices without
@@ -305,7 +365,6 @@ class Bridge(Actor):
             if (strategy := self._strategies.get(counted.strategy_id)) is not None:
                 strategy.order_factory.set_client_order_id_count(counted.orders_total)
         self.restore_marks(snap)
-        instrument = self.cache.instrument(self._instrument_id)
         venue: object = None
         for n, view in enumerate(snap.positions):
             fills = view.fills or (
@@ -314,17 +373,24 @@ class Bridge(Actor):
                 ),
             )
             owner = self._strategy_of(view.strategy_id)
+            instrument = self._instrument(view.instrument_id)
             for k, fill in enumerate(fills):
                 venue = self._restore_fill(instrument, fill, f"{n}-{k}", owner)
         # A halted node has no working orders (the halt cancelled them, even if the
-        # checkpoint was taken before the cancels were confirmed): place none again.
-        resting_orders = () if halted else snap.open_orders
+        # checkpoint was taken before the cancels were confirmed): place none again; nor
+        # does a strategy halted on its own.
+        resting_orders = (
+            ()
+            if halted
+            else tuple(o for o in snap.open_orders if o.strategy_id not in halted_strategies)
+        )
         for resting in resting_orders:
             if resting.order_type != "LIMIT" or resting.price is None:
                 continue
             strategy = self._strategy_of(resting.strategy_id)
+            instrument = self._instrument(resting.instrument_id)
             order = strategy.order_factory.limit(
-                self._instrument_id,
+                instrument.id,
                 OrderSide.BUY if resting.side == "BUY" else OrderSide.SELL,
                 instrument.make_qty(resting.quantity - resting.filled_qty),
                 instrument.make_price(resting.price),
@@ -337,7 +403,7 @@ class Bridge(Actor):
             filled = all(self.cache.order(ClientOrderId(o)).is_closed for o in self._restoring)
             working = len(self._our_open_orders())
             if filled and not settled:
-                self._settle_restored(snap, instrument, venue)
+                self._settle_restored(snap, venue)
                 settled = True
             if settled and working >= len(resting_orders) and self._balance() == snap.balance:
                 return
@@ -354,27 +420,35 @@ class Bridge(Actor):
             )
         )
 
+    def _instrument(self, instrument_id: str) -> Instrument:
+        instrument = self.cache.instrument(InstrumentId.from_str(instrument_id))
+        if instrument is None:
+            raise RuntimeError(
+                f"restore: the checkpoint holds {instrument_id}, which this node does not "
+                "trade (was it removed from the config?)"
+            )
+        return instrument
+
     def _restore_fill(
         self, instrument: Instrument, fill: PositionFill, tag: str, strategy: Strategy
     ) -> object:
         """One fill of a restored position; the venue's client that generated it."""
         side = OrderSide.BUY if fill.side == "BUY" else OrderSide.SELL
         qty = instrument.make_qty(fill.quantity)
-        order = strategy.order_factory.market(self._instrument_id, side, qty, tags=["RESTORE"])
+        instrument_id = instrument.id
+        order = strategy.order_factory.market(instrument_id, side, qty, tags=["RESTORE"])
         self._restoring.add(order.client_order_id.value)
         self.cache.add_order(order, None, None)
         client = next(iter(self._exec_engine.get_clients_for_orders([order])))
         now = self.clock.timestamp_ns()
         venue_order_id = VenueOrderId(f"RESTORE-{tag}-{now}")
-        client.generate_order_submitted(
-            strategy.id, self._instrument_id, order.client_order_id, now
-        )
+        client.generate_order_submitted(strategy.id, instrument_id, order.client_order_id, now)
         client.generate_order_accepted(
-            strategy.id, self._instrument_id, order.client_order_id, venue_order_id, now
+            strategy.id, instrument_id, order.client_order_id, venue_order_id, now
         )
         client.generate_order_filled(
             strategy.id,
-            self._instrument_id,
+            instrument_id,
             order.client_order_id,
             venue_order_id,
             None,
@@ -390,7 +464,7 @@ class Bridge(Actor):
         )
         return client
 
-    def _settle_restored(self, snap: Snapshot, instrument: Instrument, venue: object) -> None:
+    def _settle_restored(self, snap: Snapshot, venue: object) -> None:
         """What replayed reductions realized is in the checkpoint already: the realized
         total is kept as it was, and the simulated account set back to its balance."""
         replayed: dict[str, Decimal] = {}
@@ -407,8 +481,7 @@ class Bridge(Actor):
         exchange = getattr(venue, "exchange", None)  # a simulated venue's
         difference = snap.balance - self._balance()
         if exchange is not None and difference:
-            currency = instrument.get_settlement_currency()
-            exchange.adjust_account(Money(difference, currency))
+            exchange.adjust_account(Money(difference, Currency.from_str(self._currency)))
 
     # ------------------------------------------------------------ events
 
@@ -475,21 +548,46 @@ class Bridge(Actor):
                     )
                 )
             case NtOrderDenied():
-                self._send(OrderRejected(event.client_order_id.value, event.reason, denied=True))
+                self._send(
+                    OrderRejected(
+                        event.client_order_id.value,
+                        event.reason,
+                        denied=True,
+                        strategy_id=event.strategy_id.value,
+                    )
+                )
             case NtOrderRejected():
-                self._send(OrderRejected(event.client_order_id.value, event.reason, denied=False))
+                self._send(
+                    OrderRejected(
+                        event.client_order_id.value,
+                        event.reason,
+                        denied=False,
+                        strategy_id=event.strategy_id.value,
+                    )
+                )
             case NtOrderCanceled():
                 order_id = event.client_order_id.value
+                self._strategy_cancelled(event.strategy_id.value, order_id)
                 if order_id in self._cancelling:
                     self._cancelling.discard(order_id)
                     self._cancelled.append(order_id)
                     if not self._cancelling:
                         self._send(OrdersCanceled(tuple(self._cancelled)))
 
+    def _strategy_cancelled(self, strategy_id: str, order_id: str) -> None:
+        waiting = self._strategy_cancels.get(strategy_id)
+        if waiting is None or order_id not in waiting[0]:
+            return
+        waiting[0].discard(order_id)
+        waiting[1].append(order_id)
+        if not waiting[0]:
+            del self._strategy_cancels[strategy_id]
+            self._send(OrdersCanceled(tuple(waiting[1]), strategy_id))
+
     # ------------------------------------------------------------ snapshot
 
     def _balance(self) -> Decimal:
-        account = self.portfolio.account(self._instrument_id.venue)
+        account = self.portfolio.account(self._venue)
         if account is not None:
             for currency, money in account.balances_total().items():
                 if currency.code == self._currency:
@@ -505,8 +603,17 @@ class Bridge(Actor):
         return None if instrument is None else int(instrument.price_precision)
 
     def _unrealized(self) -> Decimal:
-        money = self.portfolio.unrealized_pnl(self._instrument_id)
-        return Decimal(money.as_decimal()) if money is not None else Decimal(0)
+        total = Decimal(0)
+        for instrument_id in self._instrument_ids:
+            money = self.portfolio.unrealized_pnl(instrument_id)
+            if money is not None:
+                total += money.as_decimal()
+        return total
+
+    def _last_close(self, instrument_id: InstrumentId) -> Price | None:
+        bar_type = self._bar_types.get(instrument_id)
+        bar = self.cache.bar(bar_type) if bar_type is not None else None
+        return bar.close if bar is not None else None
 
     def snapshot(self) -> Snapshot:
         orders = self._open_orders()
@@ -519,18 +626,8 @@ class Bridge(Actor):
 
     def _snapshot_without_orders(self) -> Snapshot:
         balance = self._balance()
-        last_bar = self.cache.bar(self._bar_type)
-        last = last_bar.close if last_bar is not None else None
         open_positions = self.cache.positions_open()
-        positions = tuple(
-            _position_view(
-                p,
-                last,
-                self._position_realized_base.get(p.id.value, Decimal(0)),
-                self._price_precision(p.instrument_id),
-            )
-            for p in open_positions
-        )
+        positions = self._position_views(open_positions)
         # The portfolio keeps the realized PnL of closed (and flipped) positions too.
         realized = (
             self._realized_base
@@ -562,11 +659,39 @@ class Bridge(Actor):
             strategies=self._strategy_views(positions),
         )
 
+    def _strategy_marks(self, now_ns: int) -> tuple[StrategyMark, ...]:
+        """Each strategy's equity - the account's starting balance plus its realized and
+        unrealized PnL - against its own peak, for its drawdown breaker."""
+        if len(self._strategies) < 2:
+            return ()  # one strategy: the account's breakers are its own
+        positions = self._position_views(self.cache.positions_open())
+        marks = []
+        for view in self._strategy_views(positions):
+            equity = self._starting_balance + view.realized_pnl + view.unrealized_pnl
+            book = self._books[view.strategy_id]
+            book.marks.update(equity, now_ns)
+            peak = book.marks.peak if book.marks.peak is not None else equity
+            marks.append(StrategyMark(view.strategy_id, equity, peak))
+        return tuple(marks)
+
+    def _position_views(self, open_positions: list[Position]) -> tuple[PositionView, ...]:
+        return tuple(
+            _position_view(
+                p,
+                self._last_close(p.instrument_id),
+                self._position_realized_base.get(p.id.value, Decimal(0)),
+                self._price_precision(p.instrument_id),
+            )
+            for p in open_positions
+        )
+
     def _strategy_views(self, positions: tuple[PositionView, ...]) -> tuple[StrategyView, ...]:
         views = []
+        halted = self._halts.halted if self._halts is not None else {}
         for sid, strategy in self._strategies.items():
             book = self._books[sid]
             held = [p for p in positions if p.strategy_id == sid]
+            reason = halted.get(sid)
             views.append(
                 StrategyView(
                     strategy_id=sid,
@@ -587,6 +712,9 @@ class Bridge(Actor):
                     ),
                     unrealized_pnl=sum((p.unrealized_pnl for p in held), Decimal(0)),
                     fees=book.fees,
+                    trading_state=TradingState.ACTIVE if reason is None else TradingState.HALTED,
+                    halt_reason=reason or "",
+                    equity_peak=book.marks.peak,
                 )
             )
         return tuple(views)
@@ -604,6 +732,7 @@ class _Book:
     closed_realized: Decimal = Decimal(0)
     fills: int = 0
     fees: Decimal = Decimal(0)
+    marks: EquityMarks = field(default_factory=EquityMarks)
 
 
 def _plain(bar: Bar) -> Bar:

@@ -35,16 +35,17 @@ from nautilus_trader.config import (
 )
 from nautilus_trader.core import nautilus_pyo3
 from nautilus_trader.live.node import TradingNode
-from nautilus_trader.model.data import Bar, QuoteTick, TradeTick
+from nautilus_trader.model.data import Bar, BarType, QuoteTick, TradeTick
 from nautilus_trader.model.instruments import CryptoPerpetual
 from nautilus_trader.persistence.config import StreamingConfig
 from nautilus_trader.trading.strategy import Strategy
 
 from node.bridge import Bridge
+from node.instruments import BUNDLED, make_instrument
 from node.lockstep import LockstepVenue, run_engines_inline
-from node.order_limits import OrderLimits
+from node.order_limits import HaltedStrategies, OrderLimits, Wrap, chain, install
 from node.reconcile import compare_with_checkpoint
-from node.replay import ReplayDataClient, bar_type_for, make_instrument
+from node.replay import ReplayDataClient, bar_type_for, feeds_for
 from node.strategies import WarmsUp, build_strategies
 from node.venues import Clients, clients_for
 from protocol import (
@@ -333,9 +334,11 @@ async def _serve_on(
         stop_requested.set()
 
     network_logs = _log_network_clients(settings)
-    node, sandbox = _build_node(settings, loop, pipe)
+    node, sandbox, halts = _build_node(settings, loop, pipe)
     replay = _add_replay(node, settings, loop, sandbox)
-    strategies, bridge = _add_components(node, settings, pipe, request_stop, replay, bridge_type)
+    strategies, bridge = _add_components(
+        node, settings, pipe, request_stop, replay, bridge_type, halts
+    )
 
     def read_commands() -> None:
         while True:
@@ -356,12 +359,18 @@ async def _serve_on(
     if settings.start_halted is not None:
         # The gate's record: halted until resumed, whatever the checkpoint says.
         bridge.handle(Halt(settings.start_halted, source="gate"))
-        restored = bridge.snapshot() if restored is not None else None
+    for strategy_id, reason in settings.start_halted_strategies:
+        bridge.handle(Halt(reason, source="gate", strategy_id=strategy_id))
+    if restored is not None and (settings.start_halted or settings.start_halted_strategies):
+        restored = bridge.snapshot()
     if replay is not None:
-        history = replay.history(WARM_UP_BARS)
+        primary = bar_type_for(settings.instrument_id, settings.replay.bar_minutes)
         for strategy in strategies:
+            # Its own bars (a config's bar_type, NautilusTrader's convention).
+            own = getattr(strategy.config, "bar_type", None)
+            bar_type = primary if own is None else BarType.from_str(str(own))
             if isinstance(strategy, WarmsUp):
-                strategy.warm_up(history)
+                strategy.warm_up(replay.history(WARM_UP_BARS, bar_type))
     # Commands the parent sent while the node was starting (a halt sent during a
     # restart, above all) apply before the first bar, not after it.
     while conn.poll():
@@ -376,6 +385,7 @@ async def _serve_on(
             restored_from_ns=settings.restore.taken_at_ns if settings.restore else None,
             trading_state=bridge.trading_state,
             startup_s=time.monotonic() - started_at,
+            strategy_ids=tuple(s.id.value for s in strategies),
         )
     )
     # Everything so far (Nautilus, pandas, pyarrow, the built node) lives as long
@@ -408,7 +418,7 @@ def _final_snapshot(bridge: Bridge, pipe: _Pipe) -> bytes | None:
 
 def _build_node(
     settings: NodeSettings, loop: asyncio.AbstractEventLoop, pipe: _Pipe
-) -> tuple[TradingNode, SandboxExecutionClient | None]:
+) -> tuple[TradingNode, SandboxExecutionClient | None, HaltedStrategies]:
     clients = clients_for(settings)
     node = TradingNode(config=build_node_config(settings, clients), loop=loop)
     # Shutdown is the parent's decision, sent over the pipe: a terminal's Ctrl-C or
@@ -421,15 +431,24 @@ def _build_node(
     if settings.mode is Mode.BINANCE_SANDBOX:
         # The sandbox venue registers the instruments in the cache at connect, which
         # may come before the Binance data client has loaded its own.
-        node.kernel.cache.add_instrument(make_instrument(settings.instrument_id))
+        for instrument_id in settings.instrument_ids:
+            if instrument_id in BUNDLED or settings.spec(instrument_id) is not None:
+                node.kernel.cache.add_instrument(
+                    make_instrument(instrument_id, settings.instruments)
+                )
     node.build()
     _skip_trade_statistics(node)
     _report_failures(node, loop, pipe)
+    # The service's pre-trade checks, in front of the RiskEngine: a halted strategy's
+    # orders, then the notional limit.
+    kernel = node.kernel
+    halts = HaltedStrategies(kernel.cache, kernel.msgbus, kernel.clock)
     limits = order_limits(node, settings)
-    sandbox = _add_sandbox(node, clients.sandbox, loop, settings.mode, limits)
-    if limits is not None and settings.mode is not Mode.REPLAY:
-        limits.install(node.kernel.risk_engine.execute)
-    return node, sandbox
+    checks = (halts.wrap,) if limits is None else (halts.wrap, limits.wrap)
+    sandbox = _add_sandbox(node, clients.sandbox, loop, settings.mode, chain(*checks))
+    if settings.mode is not Mode.REPLAY:
+        install(kernel.msgbus, kernel.risk_engine.execute, *checks)
+    return node, sandbox, halts
 
 
 def order_limits(node: TradingNode, settings: NodeSettings) -> OrderLimits | None:
@@ -437,8 +456,9 @@ def order_limits(node: TradingNode, settings: NodeSettings) -> OrderLimits | Non
     if limit is None:
         return None
     kernel = node.kernel
-    bar_type = bar_type_for(settings.instrument_id, settings.replay.bar_minutes)
-    return OrderLimits(kernel.cache, kernel.msgbus, kernel.clock, bar_type, limit)
+    return OrderLimits(
+        kernel.cache, kernel.msgbus, kernel.clock, settings.replay.bar_minutes, limit
+    )
 
 
 def _add_sandbox(
@@ -446,7 +466,7 @@ def _add_sandbox(
     config: SandboxExecutionClientConfig | None,
     loop: asyncio.AbstractEventLoop,
     mode: Mode,
-    limits: OrderLimits | None = None,
+    checks: Wrap | None = None,
 ) -> SandboxExecutionClient | None:
     """The simulated venue's execution client, built here rather than by a factory so
     the host reaches its exchange. A replay's steps with the replay, its engines
@@ -456,7 +476,7 @@ def _add_sandbox(
     kernel = node.kernel
     venue_type = SandboxExecutionClient
     if mode is Mode.REPLAY:
-        run_engines_inline(node, risk_gate=limits.wrap if limits is not None else None)
+        run_engines_inline(node, risk_gate=checks)
         venue_type = LockstepVenue
     client = venue_type(
         loop=loop,
@@ -486,7 +506,7 @@ def _add_replay(
         kernel.msgbus,
         kernel.cache,
         kernel.clock,
-        settings.instrument_id,
+        feeds_for(settings),
         settings.replay,
         settings.start_cursor,
         venue=venue if isinstance(venue, LockstepVenue) else None,
@@ -502,6 +522,7 @@ def _add_components(
     request_stop: Callable[[str], None],
     replay: ReplayDataClient | None,
     bridge_type: type[Bridge],
+    halts: HaltedStrategies,
 ) -> tuple[list[Strategy], Bridge]:
     """The strategies and the bridge that speaks for the node, added to the built node."""
     bar_type = bar_type_for(settings.instrument_id, settings.replay.bar_minutes)
@@ -514,10 +535,12 @@ def _add_components(
         risk_engine=node.kernel.risk_engine,
         exec_engine=node.kernel.exec_engine,
         strategies=strategies,
+        halts=halts,
         replay=replay,
-        instrument_id=settings.instrument_id,
-        bar_type=bar_type,
+        instrument_ids=settings.instrument_ids,
+        bar_minutes=settings.replay.bar_minutes,
         currency=settings.account.currency,
+        starting_balance=settings.account.starting_balance,
         feed_sandbox=settings.mode is Mode.BINANCE_SANDBOX,
         data_interval_s=_data_interval_s(settings),
         bars_received=settings.start_cursor if replay is None else 0,
@@ -539,7 +562,11 @@ async def _restore(settings: NodeSettings, bridge: Bridge, pipe: _Pipe) -> Snaps
         if differences:
             pipe.send(ReconciliationDiff(tuple(differences)))
         return venue
-    await bridge.restore(settings.restore, halted=settings.start_halted is not None)
+    await bridge.restore(
+        settings.restore,
+        halted=settings.start_halted is not None,
+        halted_strategies=frozenset(s for s, _ in settings.start_halted_strategies),
+    )
     return bridge.snapshot()
 
 

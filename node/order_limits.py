@@ -1,4 +1,5 @@
-"""The service's own pre-trade limit, in front of NautilusTrader's RiskEngine.
+"""The service's own pre-trade checks, in front of NautilusTrader's RiskEngine: the
+notional limit, and the halts of single strategies.
 
 A trader's strategy sizes its own orders; ``risk.max_notional_per_order`` is what the
 service holds every strategy to, whatever its code does. NautilusTrader's RiskEngine has
@@ -12,6 +13,10 @@ RiskEngine would send it.
 Only the part of an order that opens or adds exposure counts: the part that reduces the
 strategy's own position never does, so a limit can never trap a position (a reduce-only
 order, a close, the closing half of a turn). The parity backtest installs the same check.
+
+NautilusTrader's trading state (ACTIVE, HALTED, REDUCING) is the account's: one
+strategy halted while the others trade is the service's, so ``HaltedStrategies`` denies
+the orders of a halted strategy here, with a reason the classifier knows as a halt's.
 """
 
 from __future__ import annotations
@@ -29,7 +34,77 @@ from nautilus_trader.model.events import OrderDenied
 from nautilus_trader.model.orders import Order
 
 Handler = Callable[[object], None]
+Wrap = Callable[[Handler], Handler]
 ENDPOINT = "RiskEngine.execute"
+HALTED_DENIAL = "STRATEGY_HALTED"  # the classifier's HALT_DENIAL matches it: not a fault
+
+
+def install(msgbus: MessageBus, downstream: Handler, *wraps: Wrap) -> None:
+    """``downstream`` (the RiskEngine's handler on the endpoint, a live engine's queueing
+    one or a backtest's) behind ``wraps``, the first outermost."""
+    handler = downstream
+    for wrap in reversed(wraps):
+        handler = wrap(handler)
+    msgbus.deregister(ENDPOINT, downstream)
+    msgbus.register(ENDPOINT, handler)
+
+
+def chain(*wraps: Wrap) -> Wrap:
+    def wrapped(downstream: Handler) -> Handler:
+        for wrap in reversed(wraps):
+            downstream = wrap(downstream)
+        return downstream
+
+    return wrapped
+
+
+def _submitted(command: object) -> list[Order] | None:
+    """The orders a command submits; None for any other command."""
+    if isinstance(command, SubmitOrder):
+        return [command.order]
+    if isinstance(command, SubmitOrderList):
+        return list(command.order_list.orders)
+    return None
+
+
+def deny(cache: Cache, msgbus: MessageBus, clock: Clock, order: Order, reason: str) -> None:
+    """NautilusTrader's own ``OrderDenied`` for ``order``, as its RiskEngine sends it."""
+    if not cache.order_exists(order.client_order_id):
+        cache.add_order(order, None, None)
+    msgbus.send(
+        endpoint="ExecEngine.process",
+        msg=OrderDenied(
+            trader_id=order.trader_id,
+            strategy_id=order.strategy_id,
+            instrument_id=order.instrument_id,
+            client_order_id=order.client_order_id,
+            reason=reason,
+            event_id=UUID4(),
+            ts_init=clock.timestamp_ns(),
+        ),
+    )
+
+
+class HaltedStrategies:
+    """Denies every order a halted strategy submits; cancels still pass."""
+
+    def __init__(self, cache: Cache, msgbus: MessageBus, clock: Clock) -> None:
+        self._cache = cache
+        self._msgbus = msgbus
+        self._clock = clock
+        self.halted: dict[str, str] = {}  # strategy id -> reason
+
+    def wrap(self, downstream: Handler) -> Handler:
+        def execute(command: object) -> None:
+            orders = _submitted(command)
+            if not orders or orders[0].strategy_id.value not in self.halted:
+                downstream(command)
+                return
+            reason = f"{HALTED_DENIAL}: {self.halted[orders[0].strategy_id.value]}"
+            for order in orders:
+                deny(self._cache, self._msgbus, self._clock, order, reason)
+
+        return execute
 
 
 class OrderLimits:
@@ -38,24 +113,22 @@ class OrderLimits:
         cache: Cache,
         msgbus: MessageBus,
         clock: Clock,
-        bar_type: BarType,
+        bar_minutes: int,
         max_notional: Decimal,
     ) -> None:
+        """``bar_minutes``: the bars a price falls back to when no quote or trade came."""
         self._cache = cache
         self._msgbus = msgbus
         self._clock = clock
-        self._bar_type = bar_type
+        self._bar_minutes = bar_minutes
         self._max_notional = max_notional
 
     def wrap(self, downstream: Handler) -> Handler:
         """``downstream`` (the RiskEngine's handler) behind the check."""
 
         def execute(command: object) -> None:
-            if isinstance(command, SubmitOrder):
-                orders = [command.order]
-            elif isinstance(command, SubmitOrderList):
-                orders = list(command.order_list.orders)
-            else:
+            orders = _submitted(command)
+            if orders is None:
                 downstream(command)
                 return
             breach = next((r for o in orders if (r := self.breach(o)) is not None), None)
@@ -63,14 +136,9 @@ class OrderLimits:
                 downstream(command)
                 return
             for order in orders:
-                self._deny(order, breach)
+                deny(self._cache, self._msgbus, self._clock, order, breach)
 
         return execute
-
-    def install(self, downstream: Handler) -> None:
-        """On the endpoint itself (the live engines' queueing handler, a backtest's)."""
-        self._msgbus.deregister(ENDPOINT, downstream)
-        self._msgbus.register(ENDPOINT, self.wrap(downstream))
 
     def breach(self, order: Order) -> str | None:
         """Why ``order`` is over the limit, or None."""
@@ -122,21 +190,8 @@ class OrderLimits:
         trade = self._cache.trade_tick(order.instrument_id)
         if trade is not None:
             return Decimal(trade.price.as_decimal())
-        bar = self._cache.bar(self._bar_type)
-        return Decimal(bar.close.as_decimal()) if bar is not None else None
-
-    def _deny(self, order: Order, reason: str) -> None:
-        if not self._cache.order_exists(order.client_order_id):
-            self._cache.add_order(order, None, None)
-        self._msgbus.send(
-            endpoint="ExecEngine.process",
-            msg=OrderDenied(
-                trader_id=order.trader_id,
-                strategy_id=order.strategy_id,
-                instrument_id=order.instrument_id,
-                client_order_id=order.client_order_id,
-                reason=reason,
-                event_id=UUID4(),
-                ts_init=self._clock.timestamp_ns(),
-            ),
+        bar_type = BarType.from_str(
+            f"{order.instrument_id}-{self._bar_minutes}-MINUTE-LAST-EXTERNAL"
         )
+        bar = self._cache.bar(bar_type)
+        return Decimal(bar.close.as_decimal()) if bar is not None else None

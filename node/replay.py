@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from nautilus_trader.cache.cache import Cache
@@ -31,23 +32,15 @@ from nautilus_trader.config import LiveDataClientConfig
 from nautilus_trader.data.messages import SubscribeBars, UnsubscribeBars
 from nautilus_trader.live.data_client import LiveMarketDataClient
 from nautilus_trader.model.data import Bar, BarType
-from nautilus_trader.model.identifiers import ClientId, InstrumentId, Venue
+from nautilus_trader.model.identifiers import ClientId, Venue
 from nautilus_trader.model.instruments import Instrument
-from nautilus_trader.test_kit.providers import TestInstrumentProvider
 
 from node.bars import BarSeries, Ohlcv, load
-from protocol import ReplaySettings
+from node.instruments import BUNDLED_START_PRICE, make_instrument
+from protocol import NodeSettings, ReplaySettings
 
 REPLAY_CLIENT = "REPLAY"
-
-_INSTRUMENTS = {
-    "BTCUSDT-PERP.BINANCE": TestInstrumentProvider.btcusdt_perp_binance,
-    "ETHUSDT-PERP.BINANCE": TestInstrumentProvider.ethusdt_perp_binance,
-}
-
-
-def make_instrument(instrument_id: str) -> Instrument:
-    return _INSTRUMENTS[instrument_id]()
+SEED_STEP = 1_000  # a second instrument's synthetic walk: its own seed, not a copy
 
 
 def bar_type_for(instrument_id: str, bar_minutes: int) -> BarType:
@@ -69,6 +62,53 @@ def to_bar(instrument: Instrument, bar_type: BarType, row: Ohlcv, ts: int) -> Ba
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Feed:
+    """One instrument's bars in a replay."""
+
+    instrument: Instrument
+    bar_type: BarType
+    series: BarSeries
+
+
+def series_settings(settings: NodeSettings, index: int, instrument_id: str) -> ReplaySettings:
+    """``[replay]`` for the ``index``-th instrument of the node: the first plays it as
+    written; another plays its ``[[instruments]]`` file, or a walk of its own seed
+    from its own start price, the same length and volatility."""
+    replay = settings.replay
+    if index == 0:
+        return replay
+    spec = settings.spec(instrument_id)
+    if replay.source == "file":
+        path = spec.replay_path if spec is not None else None
+        if path is None:
+            raise ValueError(
+                f"{instrument_id}: replay.source = file needs its file as "
+                "[[instruments]] replay_path"
+            )
+        return replay.model_copy(update={"path": path})
+    start = spec.start_price if spec is not None and spec.start_price is not None else None
+    if start is None:
+        start = BUNDLED_START_PRICE.get(instrument_id, replay.start_price)
+    return replay.model_copy(update={"seed": replay.seed + SEED_STEP * index, "start_price": start})
+
+
+def feeds_for(settings: NodeSettings) -> list[Feed]:
+    """Every instrument the node trades, with the bars a replay plays for it."""
+    feeds = []
+    for index, instrument_id in enumerate(settings.instrument_ids):
+        instrument = make_instrument(instrument_id, settings.instruments)
+        replay = series_settings(settings, index, instrument_id)
+        feeds.append(
+            Feed(
+                instrument,
+                bar_type_for(instrument_id, replay.bar_minutes),
+                load(replay, instrument.price_precision),
+            )
+        )
+    return feeds
+
+
 class SteppedVenue(Protocol):
     """The simulated venue as the replay steps it (``node.lockstep.LockstepVenue``)."""
 
@@ -86,18 +126,18 @@ class ReplayDataClient(LiveMarketDataClient):
         msgbus: MessageBus,
         cache: Cache,
         clock: LiveClock,
-        instrument_id: str,
+        feeds: Sequence[Feed],
         replay: ReplaySettings,
         start_cursor: int = 0,
         hold: bool = True,
         venue: SteppedVenue | None = None,
     ) -> None:
-        """``venue`` is stepped with each bar (None: the bar alone, as live data)."""
-        instrument = make_instrument(instrument_id)
+        """``venue`` is stepped with each bar (None: the bar alone, as live data). A
+        step plays the cursor's bar of every feed, in the feeds' order."""
         super().__init__(
             loop=loop,
             client_id=ClientId(REPLAY_CLIENT),
-            venue=Venue(instrument.id.venue.value),
+            venue=Venue(feeds[0].instrument.id.venue.value),
             msgbus=msgbus,
             cache=cache,
             clock=clock,
@@ -106,41 +146,46 @@ class ReplayDataClient(LiveMarketDataClient):
         )
         # The sandbox exec client reads the venue's instruments from the cache at
         # connect, which happens before any data client connects.
-        cache.add_instrument(instrument)
-        self._instrument = instrument
+        for feed in feeds:
+            cache.add_instrument(feed.instrument)
+        self._feeds = tuple(feeds)
         self._replay = replay
-        self._series: BarSeries = load(replay, instrument.price_precision)
-        self.cursor = min(start_cursor, len(self._series))
-        self.finished = self.cursor >= len(self._series)
+        self._total = max(len(f.series) for f in feeds)
+        self.cursor = min(start_cursor, self._total)
+        self.finished = self.cursor >= self._total
         self._task: asyncio.Task[None] | None = None
         self._released = asyncio.Event()
         if not hold:  # else held until the host releases it: a restore comes first
             self._released.set()
-        self._bar_type = bar_type_for(instrument_id, replay.bar_minutes)
         self._venue = venue
 
     def release(self) -> None:
         self._released.set()
 
-    def history(self, count: int) -> list[Bar]:
-        """The ``count`` bars before the cursor, stamped in the past, for warm-up."""
-        start = max(0, self.cursor - count)
-        step_ns = self._bar_type.spec.step * 60 * 1_000_000_000
+    def history(self, count: int, bar_type: BarType) -> list[Bar]:
+        """The ``count`` bars of ``bar_type`` before the cursor, stamped in the past,
+        for warm-up."""
+        feed = next((f for f in self._feeds if f.bar_type == bar_type), None)
+        if feed is None:
+            return []
+        end = min(self.cursor, len(feed.series))
+        start = max(0, end - count)
+        step_ns = bar_type.spec.step * 60 * 1_000_000_000
         now = self._clock.timestamp_ns()
         return [
-            self._bar(self._series[i], now - (self.cursor - i) * step_ns)
-            for i in range(start, self.cursor)
+            to_bar(feed.instrument, bar_type, feed.series[i], now - (self.cursor - i) * step_ns)
+            for i in range(start, end)
         ]
-
-    def _bar(self, row: Ohlcv, ts: int) -> Bar:
-        return to_bar(self._instrument, self._bar_type, row, ts)
 
     @property
     def total_bars(self) -> int:
-        return len(self._series)
+        return self._total
 
     async def _connect(self) -> None:
-        self._log.info(f"replay ready: {len(self._series)} bars, cursor {self.cursor}")
+        self._log.info(
+            f"replay ready: {self._total} bars of {len(self._feeds)} instrument(s), "
+            f"cursor {self.cursor}"
+        )
 
     async def _disconnect(self) -> None:
         if self._task is not None:
@@ -148,29 +193,30 @@ class ReplayDataClient(LiveMarketDataClient):
             self._task = None
 
     async def _subscribe_bars(self, command: SubscribeBars) -> None:
-        if self._task is None:
-            self._task = self._loop.create_task(self._play(command.bar_type))
+        if self._task is None:  # one clock for every feed, from the first subscription
+            self._task = self._loop.create_task(self._play())
 
     async def _unsubscribe_bars(self, command: UnsubscribeBars) -> None:
         await self._disconnect()
 
-    async def _play(self, bar_type: BarType) -> None:
-        interval = bar_type.spec.step * 60 / self._replay.speed if self._replay.speed > 0 else 0.0
+    async def _play(self) -> None:
+        replay = self._replay
+        interval = replay.bar_minutes * 60 / replay.speed if replay.speed > 0 else 0.0
         await self._released.wait()
-        while self.cursor < len(self._series):
+        while self.cursor < self._total:
             started = time.monotonic()
-            bar = self._bar(self._series[self.cursor], self._clock.timestamp_ns())
-            if self._venue is not None:
-                self._venue.step(bar, self._handle_data)
-            else:
-                self._handle_data(bar)
+            now = self._clock.timestamp_ns()
+            for feed in self._feeds:
+                if self.cursor >= len(feed.series):
+                    continue  # a shorter series has ended; the others play on
+                bar = to_bar(feed.instrument, feed.bar_type, feed.series[self.cursor], now)
+                if self._venue is not None:
+                    self._venue.step(bar, self._handle_data)
+                else:
+                    self._handle_data(bar)
             self.cursor += 1
             # Paced: the rest of the bar's wall-clock interval; as fast as possible: one
             # pass of the loop, for the timers, the pipe and the operator's commands.
             await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
         self.finished = True
         self._log.warning(f"replay finished after {self.cursor} bars")
-
-
-def parse_instrument_id(value: str) -> InstrumentId:
-    return InstrumentId.from_str(value)

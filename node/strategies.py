@@ -72,11 +72,13 @@ def importable(entry: StrategyEntry) -> ImportableStrategyConfig:
 
 
 def problems(
-    entries: Sequence[StrategyEntry], instrument_id: str | None, bar_type: str | None, mode: Mode
+    entries: Sequence[StrategyEntry], instrument_id: str | None, bar_minutes: int, mode: Mode
 ) -> list[str]:
     """Every problem of ``entries``, each naming its entry (``strategies[0].config.x``).
     With no ``instrument_id`` (an entry of the registry, not of a node) the node's
-    instrument and bars are not checked.
+    instrument and bars are not checked. An entry trades the instrument its config
+    names (``instrument_id``), else ``instrument_id``; its ``bar_type``, if it has one,
+    must be that instrument's bars of ``bar_minutes`` (what the node feeds it).
 
     Two strategies on one instrument: in replay and binance-sandbox Nautilus keeps a
     position per strategy (NETTING: ``{instrument}-{strategy}``) and the simulated venue
@@ -86,16 +88,22 @@ def problems(
     found: list[str] = []
     if len(entries) > MAX_STRATEGIES:
         found.append(f"strategies: {len(entries)} entries; at most {MAX_STRATEGIES} a node")
-    if mode is Mode.BINANCE_TESTNET and len(entries) > 1:
-        found.append(
-            f"strategies: {len(entries)} strategies on {instrument_id} in binance-testnet: "
+    if mode is Mode.BINANCE_TESTNET and instrument_id is not None:
+        on: dict[str, list[int]] = {}
+        for i, entry in enumerate(entries):
+            named = entry.config.get("instrument_id")
+            on.setdefault(named if isinstance(named, str) else instrument_id, []).append(i)
+        found.extend(
+            f"strategies{indexes}: {len(indexes)} strategies on {iid} in binance-testnet: "
             "the venue's one-way mode nets them into one position; one strategy per "
             "instrument there"
+            for iid, indexes in on.items()
+            if len(indexes) > 1
         )
     ids: dict[str, int] = {}
     for i, entry in enumerate(entries):
         where = f"strategies[{i}]"
-        strategy = _check_one(entry, where, instrument_id, bar_type, found)
+        strategy = _check_one(entry, where, instrument_id, bar_minutes, found)
         if strategy is None:
             continue
         if len(entries) > 1 and entry.config.get("order_id_tag") is None:
@@ -118,7 +126,7 @@ def _check_one(
     entry: StrategyEntry,
     where: str,
     instrument_id: str | None,
-    bar_type: str | None,
+    bar_minutes: int,
     found: list[str],
 ) -> Strategy | None:
     strategy_cls = _resolve(entry.strategy_path, f"{where}.strategy_path", Strategy, found)
@@ -130,12 +138,15 @@ def _check_one(
     except msgspec.ValidationError as exc:
         found.append(_config_problem(where, str(exc)))
         return None
-    for key, expected in (("instrument_id", instrument_id), ("bar_type", bar_type)):
-        given = getattr(config, key, None)
-        if expected is not None and given is not None and str(given) != expected:
+    if instrument_id is not None:
+        named = getattr(config, "instrument_id", None)
+        trades = instrument_id if named is None else str(named)
+        expected = str(bar_type_for(trades, bar_minutes))
+        given = getattr(config, "bar_type", None)
+        if given is not None and str(given) != expected:
             found.append(
-                f"{where}.config.{key}: {given} is not the node's {expected}"
-                + (" (instrument.id)" if key == "instrument_id" else " (the bars it is fed)")
+                f"{where}.config.bar_type: {given} is not {expected} "
+                f"(the bars the node feeds for {trades}: replay.bar_minutes)"
             )
     try:
         return strategy_cls(config=config)
@@ -175,14 +186,9 @@ def main() -> int:
     request = json.loads(sys.stdin.read())
     entries = [StrategyEntry.model_validate(e) for e in request["entries"]]
     instrument_id = request.get("instrument_id")
-    bar_type = (
-        None
-        if instrument_id is None
-        else str(bar_type_for(str(instrument_id), int(request["bar_minutes"])))
-    )
     mode = Mode(str(request["mode"]))
     node = None if instrument_id is None else str(instrument_id)
-    print(json.dumps(problems(entries, node, bar_type, mode)))
+    print(json.dumps(problems(entries, node, int(request["bar_minutes"]), mode)))
     return 0
 
 

@@ -45,6 +45,7 @@ from protocol.events import (
     OrdersCanceled,
     ReconciliationDiff,
     Severity,
+    StrategyMark,
     TradingStateChanged,
 )
 from protocol.mailbox import (
@@ -73,6 +74,7 @@ from protocol.settings import (
     Config,
     Escalation,
     InstrumentSettings,
+    InstrumentSpec,
     LogLevel,
     Mode,
     NodeSettings,
@@ -89,6 +91,7 @@ from protocol.settings import (
     SupervisionSettings,
     TelegramSettings,
     file_sha256,
+    traded_instruments,
 )
 from protocol.state import (
     OrderView,
@@ -153,6 +156,7 @@ __all__ = [
     "GateState",
     "Halt",
     "InstrumentSettings",
+    "InstrumentSpec",
     "LastSnapshot",
     "LogLevel",
     "Mailbox",
@@ -195,6 +199,7 @@ __all__ = [
     "SnapshotTaken",
     "Stop",
     "StrategyEntry",
+    "StrategyMark",
     "StrategySettings",
     "StrategyView",
     "SupervisionSettings",
@@ -211,4 +216,5 @@ __all__ = [
     "encode_order",
     "encode_snapshot",
     "file_sha256",
+    "traded_instruments",
 ]

@@ -25,6 +25,9 @@ class Halt:
     reason: str
     source: str = "operator"
     notify: Mailbox | None = None
+    # One strategy's halt: its orders cancelled and its new ones denied; the others
+    # trade on. None: the account's.
+    strategy_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +37,7 @@ class Resume:
     reason: str
     source: str = "operator"
     notify: Mailbox | None = None
+    strategy_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,12 +102,14 @@ class GateQuery:
 
 @dataclass(frozen=True, slots=True)
 class GateState:
-    """The durable trading state: HALTED stays until a resume, across every restart."""
+    """The durable trading state: HALTED stays until a resume, across every restart;
+    ``strategies``: the strategies halted on their own, with their reasons."""
 
     state: TradingState
     reason: str = ""
     source: str = ""
     since: str = ""
+    strategies: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,6 +84,7 @@ class NodeStarted:
     restored_from_ns: int | None = None
     trading_state: TradingState = TradingState.ACTIVE
     startup_s: float = 0.0  # the child's own start: process start to trading (a floor)
+    strategy_ids: tuple[str, ...] = ()  # what a strategy's own halt may name
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,19 +122,25 @@ class OrderRejected:
     client_order_id: str
     reason: str
     denied: bool  # True: refused by the RiskEngine before reaching the venue
+    strategy_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class OrdersCanceled:
-    """The open orders a halt cancelled, confirmed by ``OrderCanceled`` events."""
+    """The open orders a halt cancelled, confirmed by ``OrderCanceled`` events; a
+    strategy's own halt names it."""
 
     client_order_ids: tuple[str, ...]
+    strategy_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class TradingStateChanged:
+    """The account's trading state, or one strategy's (``strategy_id``)."""
+
     state: TradingState
     reason: str
+    strategy_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +148,16 @@ class ReconciliationDiff:
     """After a restart on a real venue: where its state differs from the last checkpoint."""
 
     differences: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyMark:
+    """One strategy's equity (the account's starting balance plus its PnL) and its
+    peak, which the node keeps and checkpoints: what its own drawdown breaker reads."""
+
+    strategy_id: str
+    equity: Decimal
+    equity_peak: Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,3 +184,4 @@ class NodeReport:
     last_data_ns: int = 0
     data_interval_s: float = 0.0
     replay_finished: bool = False
+    strategies: tuple[StrategyMark, ...] = ()  # each strategy's equity, for its breakers

@@ -23,7 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from protocol.state import Snapshot
 
-SUPPORTED_INSTRUMENTS = ("BTCUSDT-PERP.BINANCE", "ETHUSDT-PERP.BINANCE")
+SUPPORTED_INSTRUMENTS = ("BTCUSDT-PERP.BINANCE", "ETHUSDT-PERP.BINANCE")  # bundled definitions
+INSTRUMENT_ID = r"^[A-Z0-9]{2,30}USDT-PERP\.BINANCE$"
 TRADER_ID_PATTERN = r"^[A-Za-z0-9_]+-[A-Za-z0-9_]+$"
 HTTP_URL = r"^https?://[^\s]+$"
 WS_URL = r"^wss?://[^\s]+$"
@@ -124,9 +125,66 @@ class ServiceSettings(Section):
 
 class InstrumentSettings(Section):
     id: Annotated[
-        Literal["BTCUSDT-PERP.BINANCE", "ETHUSDT-PERP.BINANCE"],
-        Field(description="the instrument traded"),
+        str,
+        Field(
+            pattern=INSTRUMENT_ID,
+            description="the instrument the bundled strategy trades, a USDT-M perpetual "
+            "such as BTCUSDT-PERP.BINANCE",
+        ),
     ] = "BTCUSDT-PERP.BINANCE"
+
+
+INSTRUMENT_DEFINITION = ("tick_size", "step_size", "margin_init", "margin_maint", "maker_fee",
+                         "taker_fee")  # fmt: skip
+
+
+class InstrumentSpec(Section):
+    """An instrument the replay has no definition of (``[[instruments]]``), or the data
+    a replay plays for one that is not ``instrument.id``. In the Binance modes the
+    venue's exchange info defines every instrument; these fields are then unused."""
+
+    id: Annotated[str, Field(pattern=INSTRUMENT_ID, description="e.g. SOLUSDT-PERP.BINANCE")]
+    tick_size: Annotated[Decimal | None, Field(gt=0, description="the price increment")] = None
+    step_size: Annotated[Decimal | None, Field(gt=0, description="the quantity increment")] = None
+    max_quantity: Annotated[
+        Decimal | None, Field(gt=0, description="the largest quantity of one order")
+    ] = None
+    margin_init: Annotated[
+        Decimal | None, Field(gt=0, le=1, description="initial margin, a fraction")
+    ] = None
+    margin_maint: Annotated[
+        Decimal | None, Field(gt=0, le=1, description="maintenance margin, a fraction")
+    ] = None
+    maker_fee: Annotated[
+        Decimal | None, Field(ge=Decimal("-0.01"), le=Decimal("0.01"), description="a fraction")
+    ] = None
+    taker_fee: Annotated[
+        Decimal | None, Field(ge=0, le=Decimal("0.01"), description="a fraction")
+    ] = None
+    start_price: Annotated[
+        Decimal | None, Field(gt=0, description="replay, synthetic: the walk's first price")
+    ] = None
+    replay_path: Annotated[
+        Path | None, Field(description="replay, source = file: this instrument's OHLCV file")
+    ] = None
+
+    @property
+    def defined(self) -> bool:
+        """Has every field a replay needs to build the instrument itself."""
+        return all(getattr(self, name) is not None for name in INSTRUMENT_DEFINITION)
+
+    @model_validator(mode="after")
+    def _spec(self) -> Self:
+        given = [n for n in INSTRUMENT_DEFINITION if getattr(self, n) is not None]
+        if given and not self.defined:
+            missing = ", ".join(n for n in INSTRUMENT_DEFINITION if n not in given)
+            raise ValueError(f"a definition needs all of its fields; missing {missing}")
+        init, maint = self.margin_init, self.margin_maint
+        if init is not None and maint is not None and maint > init:
+            raise ValueError("margin_maint: must not exceed margin_init")
+        if self.replay_path is not None and not self.replay_path.is_file():
+            raise ValueError(f"replay_path: {self.replay_path} does not exist")
+        return self
 
 
 class AccountSettings(Section):
@@ -364,6 +422,7 @@ class Config(Section):
     replay: ReplaySettings = field(default_factory=ReplaySettings)
     strategy: StrategySettings = field(default_factory=StrategySettings)
     strategies: tuple[StrategyEntry, ...] = ()
+    instruments: tuple[InstrumentSpec, ...] = ()
     sizing: SizingSettings = field(default_factory=SizingSettings)
     risk: RiskLimits = field(default_factory=RiskLimits)
     breakers: BreakerSettings = BreakerSettings()
@@ -404,6 +463,7 @@ class NodeSettings:
     replay: ReplaySettings = field(default_factory=ReplaySettings)
     strategy: StrategySettings = field(default_factory=StrategySettings)
     strategies: tuple[StrategyEntry, ...] = ()  # the trader's own; none: the bundled one
+    instruments: tuple[InstrumentSpec, ...] = ()  # [[instruments]]: definitions, replay data
     sizing: SizingSettings = field(default_factory=SizingSettings)
     risk: RiskLimits = field(default_factory=RiskLimits)
     binance: BinanceSettings = field(default_factory=BinanceSettings)
@@ -413,8 +473,18 @@ class NodeSettings:
     start_cursor: int = 0
     restore: Snapshot | None = None  # state to rebuild before the first bar
     start_halted: str | None = None  # the gate's halt reason: applied before the first bar
+    start_halted_strategies: tuple[tuple[str, str], ...] = ()  # (strategy id, reason)
     lock_path: Path | None = None  # held by the child while it trades (one node per trader)
     recording_path: Path | None = None  # where a binance mode records its market data
+
+    @property
+    def instrument_ids(self) -> tuple[str, ...]:
+        """Every instrument the node trades: ``instrument.id`` first, then each one a
+        strategy names (its config's ``instrument_id``), in order, once."""
+        return traded_instruments(self.instrument_id, self.strategies)
+
+    def spec(self, instrument_id: str) -> InstrumentSpec | None:
+        return next((s for s in self.instruments if s.id == instrument_id), None)
 
     @classmethod
     def of(cls, config: Config) -> NodeSettings:
@@ -427,6 +497,7 @@ class NodeSettings:
             replay=config.replay,
             strategy=config.strategy,
             strategies=config.strategies,
+            instruments=config.instruments,
             sizing=config.sizing,
             risk=config.risk,
             binance=config.binance,
@@ -435,6 +506,17 @@ class NodeSettings:
             purge_buffer_mins=service.node_purge_buffer_mins,
             recording_path=recording_path(config),
         )
+
+
+def traded_instruments(primary: str, entries: tuple[StrategyEntry, ...]) -> tuple[str, ...]:
+    """``primary`` and the ``instrument_id`` each entry's config names (NautilusTrader's
+    convention for a strategy's instrument), in order, each once."""
+    ids = [primary]
+    for entry in entries:
+        named = entry.config.get("instrument_id")
+        if isinstance(named, str) and named not in ids:
+            ids.append(named)
+    return tuple(ids)
 
 
 def recording_path(config: Config) -> Path | None:

@@ -70,6 +70,12 @@ class StrategyView:
     realized_pnl: Decimal = Decimal(0)
     unrealized_pnl: Decimal = Decimal(0)
     fees: Decimal = Decimal(0)
+    # Its own halt (``Halt(strategy_id=...)``), beside the account's trading state.
+    trading_state: TradingState = TradingState.ACTIVE
+    halt_reason: str = ""
+    # Its own breaker's mark: the highest its equity (the account's starting balance
+    # plus its PnL) reached, kept across restarts like the account's peak.
+    equity_peak: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)

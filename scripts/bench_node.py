@@ -199,13 +199,13 @@ def _probed_bridge() -> type[Bridge]:
             # every cross, and 10k cancels would stall the loop for minutes (each one
             # makes the portfolio recompute the margin of all the rest).
             factory = OrderFactory(self.trader_id, StrategyId("BENCH-INJECTED"), self.clock)
-            instrument = self.cache.instrument(self._instrument_id)
-            account_id = self.portfolio.account(self._instrument_id.venue).id
+            instrument = self.cache.instrument(self._instrument_ids[0])
+            account_id = self.portfolio.account(self._instrument_ids[0].venue).id
             qty = instrument.make_qty(Decimal("0.001"))
             price = instrument.make_price(Decimal(1000))
             now = self.clock.timestamp_ns()
             for n in range(count):
-                order = factory.limit(self._instrument_id, OrderSide.BUY, qty, price)
+                order = factory.limit(self._instrument_ids[0], OrderSide.BUY, qty, price)
                 self.cache.add_order(order, None, None)
                 order.apply(TestEventStubs.order_submitted(order, account_id, now))
                 venue_order_id = VenueOrderId(f"BENCH-{n}-{now}")

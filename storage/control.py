@@ -43,6 +43,7 @@ class ControlRequest:
     reason: str
     status: CommandStatus
     result: str | None
+    strategy_id: str | None = None  # a halt or resume of one strategy
 
 
 def _row(row: dict[str, object]) -> ControlRequest:
@@ -53,6 +54,7 @@ def _row(row: dict[str, object]) -> ControlRequest:
         reason=str(row["reason"]),
         status=CommandStatus(str(row["status"])),
         result=None if row["result"] is None else str(row["result"]),
+        strategy_id=None if row.get("strategy_id") is None else str(row["strategy_id"]),
     )
 
 
@@ -82,7 +84,12 @@ class ControlChannel:
         if self._owned:
             self.db.close()
 
-    def submit(self, trader_id: str, command: Command, reason: str) -> int:
+    def submit(
+        self, trader_id: str, command: Command, reason: str, strategy_id: str | None = None
+    ) -> int:
+        """Queue ``command``; a halt or resume with ``strategy_id`` is that strategy's."""
+        if strategy_id is not None and command is Command.STOP:
+            raise ValueError("stop is the service's; it names no strategy")
         try:
             with self._lock, write_transaction(self.db):
                 table = self.db.table("control")
@@ -92,6 +99,7 @@ class ControlChannel:
                         "command": command.value,
                         "reason": reason,
                         "requested_at": utc_now(),
+                        "strategy_id": strategy_id,
                     }
                 )
                 return int(table.last_pk)  # type: ignore[arg-type]

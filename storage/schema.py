@@ -146,6 +146,20 @@ MIGRATIONS: tuple[str, ...] = (
         registered_at TEXT NOT NULL
     );
     """,
+    # 8: one strategy halted on its own while the others trade: its durable state, and
+    # the operator's command naming it
+    """
+    CREATE TABLE strategy_gate (
+        trader_id TEXT NOT NULL,
+        strategy_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        source TEXT NOT NULL,
+        at TEXT NOT NULL,
+        PRIMARY KEY (trader_id, strategy_id)
+    );
+    ALTER TABLE control ADD COLUMN strategy_id TEXT;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

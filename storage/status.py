@@ -37,6 +37,8 @@ class StrategyRow(TypedDict):
     realized_pnl: str
     unrealized_pnl: str
     fees: str
+    trading_state: str  # its own: HALTED when halted on its own, whatever the account's
+    halt_reason: str
 
 
 class StatusReport(TypedDict):
@@ -221,6 +223,8 @@ def _strategy_rows(snapshot: dict[str, object]) -> list[StrategyRow]:
             realized_pnl=str(v["realized_pnl"]),
             unrealized_pnl=str(v["unrealized_pnl"]),
             fees=str(v["fees"]),
+            trading_state=str(v.get("trading_state") or "ACTIVE"),
+            halt_reason=str(v.get("halt_reason") or ""),
         )
         for v in views
     ]

@@ -308,6 +308,42 @@ class Store:
         except sqlite3.Error as exc:
             raise self._fail("recording the trading gate", exc) from exc
 
+    def strategy_gates(self, trader_id: str) -> dict[str, GateRow]:
+        """The strategies' own trading states (``strategy_gate``), by strategy id."""
+        try:
+            rows = list(
+                self.db.query(
+                    "SELECT strategy_id, state, reason, source, at FROM strategy_gate "
+                    "WHERE trader_id = ? ORDER BY strategy_id",
+                    [trader_id],
+                )
+            )
+        except sqlite3.Error as exc:
+            raise self._fail("reading the strategies' trading gate", exc) from exc
+        return {
+            str(r["strategy_id"]): GateRow(
+                str(r["state"]), str(r["reason"]), str(r["source"]), str(r["at"])
+            )
+            for r in rows
+        }
+
+    def set_strategy_gate(self, trader_id: str, strategy_id: str, row: GateRow) -> None:
+        try:
+            with write_transaction(self.db):
+                self.db.table("strategy_gate").upsert(
+                    {
+                        "trader_id": trader_id,
+                        "strategy_id": strategy_id,
+                        "state": row.state,
+                        "reason": row.reason,
+                        "source": row.source,
+                        "at": row.at,
+                    },
+                    pk=("trader_id", "strategy_id"),
+                )
+        except sqlite3.Error as exc:
+            raise self._fail("recording a strategy's trading gate", exc) from exc
+
     def last_trading_state(self, trader_id: str) -> GateRow | None:
         """The trading state of the newest checkpoint: the gate of a database written
         before the gate existed."""

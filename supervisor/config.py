@@ -28,13 +28,16 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from protocol import (
+    SUPPORTED_INSTRUMENTS,
     Config,
+    InstrumentSpec,
     Mode,
     NodeSettings,
     RecordedSettings,
     StrategyEntry,
     TelegramSettings,
     file_sha256,
+    traded_instruments,
 )
 
 type TomlValue = str | int | float | bool | list[TomlValue] | dict[str, TomlValue]
@@ -44,7 +47,9 @@ TESTNET_KEY_ENV = ("BINANCE_FUTURES_TESTNET_API_KEY", "BINANCE_FUTURES_TESTNET_A
 TELEGRAM_TOKEN_ENV = "TELEGRAM_BOT_TOKEN"  # noqa: S105 (the name of the variable)
 TELEGRAM_CHATS_ENV = "TELEGRAM_CHAT_IDS"
 FROM_ENVIRONMENT = {("telegram", "chat_ids"): TELEGRAM_CHATS_ENV}
-STRATEGIES = "strategies"  # the one list of tables: [[strategies]]
+STRATEGIES = "strategies"  # the lists of tables: [[strategies]], [[instruments]]
+INSTRUMENTS = "instruments"
+TABLE_ARRAYS: dict[str, type[BaseModel]] = {STRATEGIES: StrategyEntry, INSTRUMENTS: InstrumentSpec}
 STRATEGY_CHECK_TIMEOUT_S = 120.0
 
 
@@ -101,19 +106,24 @@ class ServiceConfig:
 
 
 def build_config(
-    data: Mapping[str, TomlValue], source: str, env: Mapping[str, str]
+    data: Mapping[str, TomlValue],
+    source: str,
+    env: Mapping[str, str],
+    import_strategies: bool = True,
 ) -> ServiceConfig:
-    """Validate already-parsed TOML (a file, or a preset composed into one)."""
+    """Validate already-parsed TOML (a file, or a preset composed into one).
+    ``import_strategies=False``: the entries are not imported (``status``, ``halt``: an
+    operator's command needs the database, not the trader's code on its path)."""
     problems: list[str] = []
-    sections: dict[str, BaseModel | tuple[StrategyEntry, ...]] = {}
+    sections: dict[str, BaseModel | tuple[BaseModel, ...]] = {}
     for name, body in data.items():
         field = Config.model_fields.get(name)
         if field is None:
             known = ", ".join(Config.model_fields)
             problems.append(f"[{name}]: unknown section (known: {known})")
             continue
-        if name == STRATEGIES:
-            entries = _strategy_entries(body, problems)
+        if name in TABLE_ARRAYS:
+            entries = _table_array(name, body, problems)
             if entries is not None:
                 sections[name] = entries
             continue
@@ -136,7 +146,18 @@ def build_config(
     settings = Config.model_construct(**{**dict(Config()), **sections})
     failed = {name for name in data if name not in sections}
     problems.extend(_across_sections(settings, failed, env))
-    if settings.strategies and not failed & {STRATEGIES, "instrument", "replay", "service"}:
+    if (
+        import_strategies
+        and settings.strategies
+        and not failed
+        & {
+            STRATEGIES,
+            INSTRUMENTS,
+            "instrument",
+            "replay",
+            "service",
+        }
+    ):
         problems.extend(strategy_problems(settings))
     chats = _chat_ids(env, problems)
     token = env.get(TELEGRAM_TOKEN_ENV, "")
@@ -157,19 +178,19 @@ def build_config(
     )
 
 
-def _strategy_entries(body: TomlValue, problems: list[str]) -> tuple[StrategyEntry, ...] | None:
-    """``[[strategies]]``: each entry validated on its own, errors named by index."""
+def _table_array(name: str, body: TomlValue, problems: list[str]) -> tuple[BaseModel, ...] | None:
+    """``[[strategies]]``, ``[[instruments]]``: each entry validated on its own, errors
+    named by index."""
     if not isinstance(body, list) or not all(isinstance(e, dict) for e in body):
-        problems.append(f"{STRATEGIES}: must be an array of tables ([[{STRATEGIES}]])")
+        problems.append(f"{name}: must be an array of tables ([[{name}]])")
         return None
-    entries: list[StrategyEntry] = []
+    model = TABLE_ARRAYS[name]
+    entries: list[BaseModel] = []
     for i, entry in enumerate(body):
         try:
-            entries.append(StrategyEntry.model_validate(entry))
+            entries.append(model.model_validate(entry))
         except ValidationError as exc:
-            problems.extend(
-                _problem(f"{STRATEGIES}[{i}]", StrategyEntry, error) for error in exc.errors()
-            )
+            problems.extend(_problem(f"{name}[{i}]", model, error) for error in exc.errors())
     return tuple(entries) if len(entries) == len(body) else None
 
 
@@ -239,12 +260,49 @@ def _across_sections(settings: Config, failed: set[str], env: Mapping[str, str])
             f"risk.max_leverage ({settings.risk.max_leverage}) exceeds account.leverage "
             f"({settings.account.leverage})"
         )
+    if not failed & {STRATEGIES, INSTRUMENTS, "instrument", "replay", "service"}:
+        problems.extend(_instrument_problems(settings))
     if "service" not in failed and settings.service.mode is Mode.BINANCE_TESTNET:
         problems.extend(
             f"service.mode = binance-testnet needs environment variable {name}"
             for name in TESTNET_KEY_ENV
             if not env.get(name)
         )
+    return problems
+
+
+def _instrument_problems(settings: Config) -> list[str]:
+    """Each instrument defined once; in a replay, every traded one defined (bundled or
+    ``[[instruments]]``) and, from files, each with its file. The Binance modes take
+    definitions from the venue."""
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    for i, defined in enumerate(settings.instruments):
+        if defined.id in seen:
+            first = seen[defined.id]
+            problems.append(f"{INSTRUMENTS}[{i}].id: {defined.id} is also {INSTRUMENTS}[{first}]'s")
+        seen.setdefault(defined.id, i)
+    if settings.service.mode is not Mode.REPLAY:
+        return problems
+    traded = traded_instruments(settings.instrument.id, settings.strategies)
+    specs = {s.id: s for s in reversed(settings.instruments)}  # the first one counts
+    for index, instrument_id in enumerate(traded):
+        spec = specs.get(instrument_id)
+        if instrument_id not in SUPPORTED_INSTRUMENTS and (spec is None or not spec.defined):
+            problems.append(
+                f"{INSTRUMENTS}: {instrument_id} is traded but not defined: give its "
+                f"tick_size, step_size, margin_init, margin_maint, maker_fee and taker_fee "
+                f"in an [[{INSTRUMENTS}]] entry (bundled: {', '.join(SUPPORTED_INSTRUMENTS)})"
+            )
+        if (
+            index > 0
+            and settings.replay.source == "file"
+            and (spec is None or spec.replay_path is None)
+        ):
+            problems.append(
+                f"{INSTRUMENTS}: {instrument_id} is traded in a replay from files: give its "
+                f"OHLCV file as replay_path in an [[{INSTRUMENTS}]] entry"
+            )
     return problems
 
 
@@ -337,8 +395,8 @@ def example_text() -> str:
     (``config example``): the declarations, written out."""
     lines = ["# Every setting with its default (paper-node config example)."]
     for name in Config.model_fields:
-        if name == STRATEGIES:
-            lines.extend(_strategies_example())
+        if name in TABLE_ARRAYS:
+            lines.extend(_table_array_example(name))
             continue
         model = _section_model(name)
         lines.append(f"\n[{name}]")
@@ -352,11 +410,17 @@ def example_text() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _strategies_example() -> list[str]:
-    fields = StrategyEntry.model_fields
+TABLE_ARRAY_NOTES = {
+    STRATEGIES: "Your own strategies by import path (none: the bundled EMA cross of [strategy]).",
+    INSTRUMENTS: "Instruments a replay has no definition of, and their replay data.",
+}
+
+
+def _table_array_example(name: str) -> list[str]:
+    fields = TABLE_ARRAYS[name].model_fields
     return [
-        "\n# Your own strategies by import path (none: the bundled EMA cross of [strategy]).",
-        f"# [[{STRATEGIES}]]",
+        f"\n# {TABLE_ARRAY_NOTES[name]}",
+        f"# [[{name}]]",
         *(f"# {key} = ...  # {field.description}" for key, field in fields.items()),
     ]
 
@@ -377,20 +441,30 @@ def default_config_text() -> str:
     return resources.files("supervisor").joinpath(DEFAULT_CONFIG_NAME).read_text()
 
 
-def parse_config(text: str, source: str, env: Mapping[str, str] | None = None) -> ServiceConfig:
+def parse_config(
+    text: str,
+    source: str,
+    env: Mapping[str, str] | None = None,
+    import_strategies: bool = True,
+) -> ServiceConfig:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, [f"not valid TOML: {exc}"]) from None
-    return build_config(data, source, os.environ if env is None else env)
+    return build_config(data, source, os.environ if env is None else env, import_strategies)
 
 
-def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> ServiceConfig:
+def load_config(
+    path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    import_strategies: bool = True,
+) -> ServiceConfig:
     """Load ``path``, or the bundled offline replay example when ``path`` is None."""
     if path is None:
-        return parse_config(default_config_text(), f"<bundled {DEFAULT_CONFIG_NAME}>", env)
+        bundled = f"<bundled {DEFAULT_CONFIG_NAME}>"
+        return parse_config(default_config_text(), bundled, env, import_strategies)
     try:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(str(path), [f"cannot read config file: {exc.strerror}"]) from None
-    return parse_config(text, str(path), env)
+    return parse_config(text, str(path), env, import_strategies)

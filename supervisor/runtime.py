@@ -189,10 +189,11 @@ class ControlServer:
             self.stop(StopOutcome(f"operator stop: {request.reason}", True))
             return
         inbox = Inbox()
+        sid = request.strategy_id
         message: Halt | Resume = (
-            Halt(request.reason, "operator", notify=inbox)
+            Halt(request.reason, "operator", notify=inbox, strategy_id=sid)
             if request.command is Command.HALT
-            else Resume(request.reason, "operator", notify=inbox)
+            else Resume(request.reason, "operator", notify=inbox, strategy_id=sid)
         )
         # Accepted first: if this write fails the command stays pending and nothing
         # was done, so carrying it out on the next poll cannot do it twice.
@@ -202,7 +203,7 @@ class ControlServer:
         # Through the gate: a halt is on record before it is confirmed, and holds while
         # the node restarts; the gate answers once the node confirms.
         delivered = await anyio.to_thread.run_sync(self.service.tell, "gate", message)
-        if not delivered and isinstance(message, Halt):
+        if not delivered and isinstance(message, Halt) and sid is None:
             delivered = await anyio.to_thread.run_sync(self.service.tell, "node", message)
         if not delivered:
             await anyio.to_thread.run_sync(
@@ -215,14 +216,22 @@ class ControlServer:
     def _outcome(item: _InFlight) -> tuple[CommandStatus, str] | None:
         for message in item.inbox.poll():
             match message:
-                case OrdersCanceled(client_order_ids=ids):
+                case OrdersCanceled(client_order_ids=ids, strategy_id=None):
                     return (
                         CommandStatus.DONE,
                         f"halted: {len(ids)} open order(s) cancelled and confirmed; "
                         "new orders are denied",
                     )
-                case TradingStateChanged(state=TradingState.ACTIVE):
+                case OrdersCanceled(client_order_ids=ids, strategy_id=str(sid)):
+                    return (
+                        CommandStatus.DONE,
+                        f"{sid} halted: {len(ids)} of its open order(s) cancelled and "
+                        "confirmed; its new orders are denied; the others trade on",
+                    )
+                case TradingStateChanged(state=TradingState.ACTIVE, strategy_id=None):
                     return CommandStatus.DONE, "resumed: trading state ACTIVE"
+                case TradingStateChanged(state=TradingState.ACTIVE, strategy_id=str(sid)):
+                    return CommandStatus.DONE, f"{sid} resumed: its orders pass again"
                 case NotConfirmed(reason=reason):
                     return CommandStatus.FAILED, reason
         if time.monotonic() > item.deadline:

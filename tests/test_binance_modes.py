@@ -282,3 +282,41 @@ def test_a_binance_session_records_its_market_and_reports_parity_on_it(tmp_path,
     assert report["backtest"]["bars"] == bars > 0
     assert report["backtest"]["fills"] > 0, "the backtest traded on the recorded market"
     assert any("paper-vs-backtest gap" in note for note in report["notes"])
+
+
+@pytest.mark.parametrize("mode", ["binance-testnet", "binance-sandbox"])
+def test_any_usdt_perpetual_the_venue_lists_trades(tmp_path, mode):
+    """SOLUSDT: no definition in the service; Nautilus's instrument provider loads it from
+    the venue's exchange info (its tick, step and filters), and it trades - on the venue,
+    or on the simulated one fed by the venue's market data."""
+    emu = BinanceEmulator(
+        KEY, SECRET, symbol="SOLUSDT", kline_interval_s=0.2, volatility=Decimal("0.0008")
+    )
+    emu.start()
+    try:
+        config, db = write(
+            tmp_path,
+            emu,
+            "TN-SOL",
+            mode,
+            '[instrument]\nid = "SOLUSDT-PERP.BINANCE"\n',
+        )
+        service = ServiceProcess(config, db, tmp_path, env=env())
+        try:
+            if mode == "binance-sandbox":
+                report = service.wait_status("SOL fills", lambda r: r["fills"] > 1, 90)
+                assert not emu.fills(), "the sandbox sent an order to the venue"
+                assert {p["instrument_id"] for p in report["positions"]} <= {"SOLUSDT-PERP.BINANCE"}
+                assert service.terminate() == 0
+                return
+            report = service.wait_status("SOL fills equal to the venue", matches_venue(emu), 90)
+            assert {p["instrument_id"] for p in report["positions"]} <= {"SOLUSDT-PERP.BINANCE"}
+            started = [p for _, p in events(db, "node_started")]
+            assert started[0]["instrument_id"] == "SOLUSDT-PERP.BINANCE"
+            # The venue's own step (0.01 SOL): every order's quantity is on it.
+            assert all(f.qty % Decimal("0.01") == 0 and f.symbol == "SOLUSDT" for f in emu.fills())
+            assert service.terminate() == 0
+        finally:
+            service.ensure_dead()
+    finally:
+        emu.stop()

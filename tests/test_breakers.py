@@ -17,11 +17,13 @@ from protocol import (
     ErrorRaised,
     Halt,
     NodeReport,
+    NodeStarted,
     OperationSucceeded,
     OrderFilled,
     OrderRejected,
     RiskLimits,
     Severity,
+    StrategyMark,
     TradingState,
     TradingStateChanged,
     WhereIs,
@@ -281,3 +283,40 @@ def test_a_finished_replay_is_not_a_stall(tree):
     classifier.ask(finished, timeout=5)
     settled(sup, "alerter", "gate")
     assert not [r for r in inbox.seen if isinstance(r, Recorded)]
+
+
+def test_with_several_strategies_each_has_its_own_drawdown_and_rejects(tree):
+    """A strategy's drawdown from its own peak and its own rejects halt it alone; the
+    account's breakers still watch the total, which here moves little."""
+    classifier, inbox, sup = tree
+    classifier.tell(NodeStarted(1, "T-1", "BTCUSDT-PERP.BINANCE", 0, strategy_ids=("A-1", "B-2")))
+
+    def report(ts: int, a: str, b: str, a_peak: str, b_peak: str) -> NodeReport:
+        marks = (
+            StrategyMark("A-1", D(a), D(a_peak)),
+            StrategyMark("B-2", D(b), D(b_peak)),
+        )
+        return NodeReport(D(100_000), D(100_000), ts, strategies=marks)
+
+    classifier.ask(report(T0, "100000", "100000", "100000", "100000"), timeout=5)
+    classifier.ask(report(T0 + 1, "100500", "95500", "101000", "100000"), timeout=5)  # -4.5%
+    assert not halts(inbox, sup)
+    classifier.tell(report(T0 + 2, "100500", "89000", "101000", "100000"))  # B: -11%
+    halt = inbox.expect(Recorded, where=lambda r: isinstance(r.message, Halt)).message
+    assert halt.strategy_id == "B-2" and "max_drawdown (B-2)" in halt.reason
+    alert = inbox.expect(Recorded, where=lambda r: isinstance(r.message, Alert)).message
+    assert alert.title == "Circuit breaker tripped: max_drawdown (B-2)"
+
+    for n in range(3):  # A's rejects are A's
+        classifier.tell(OrderRejected(f"O-{n}", "venue says no", denied=False, strategy_id="A-1"))
+    classifier.tell(OrderFilled("O-9", "T-9", "X", "BUY", D(1), D(1), D(0), 0, 0, "B-2"))
+    settled(sup, "classifier")
+    reasons = [(h.strategy_id, h.reason.split(":")[0]) for h in halts(inbox, sup)]
+    assert reasons == [("A-1", "circuit breaker consecutive_rejects (A-1)")]
+    # A denial of a halted strategy's order is the halt at work, not a reject.
+    for n in range(5):
+        classifier.tell(
+            OrderRejected(f"O-{n}", "STRATEGY_HALTED: review", denied=True, strategy_id="B-2")
+        )
+    settled(sup, "classifier")
+    assert len(halts(inbox, sup)) == 1

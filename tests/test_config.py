@@ -181,3 +181,48 @@ def test_config_schema_and_example_come_from_the_declarations(tmp_path):
 def test_chat_ids_come_from_the_environment_only():
     with pytest.raises(ConfigError, match=r"telegram\.chat_ids: comes from the environment"):
         parse_config("[telegram]\nchat_ids = [1]\n", "t.toml", env={})
+
+
+def test_a_replay_needs_a_definition_of_every_instrument_it_trades(tmp_path):
+    """Any USDT-M perpetual: a replay builds it from [[instruments]]; the Binance modes
+    read it from the venue, so there the definition is not needed."""
+    sol = tmp_path / "sol.csv"
+    sol.write_text("open,high,low,close,volume\n150,151,149,150.5,10\n")
+    base = """
+        [instrument]
+        id = "SOLUSDT-PERP.BINANCE"
+        [[instruments]]
+        id = "SOLUSDT-PERP.BINANCE"
+        tick_size = "0.01"
+        step_size = "0.1"
+        """
+    with pytest.raises(ConfigError) as caught:
+        parse_config(base, "t.toml", env={})
+    assert list(caught.value.problems) == [
+        "instruments[0]: a definition needs all of its fields; missing margin_init, "
+        "margin_maint, maker_fee, taker_fee",
+    ]
+    with pytest.raises(ConfigError) as caught:
+        parse_config('[instrument]\nid = "SOLUSDT-PERP.BINANCE"\n', "t.toml", env={})
+    assert "instruments: SOLUSDT-PERP.BINANCE is traded but not defined" in caught.value.problems[0]
+    with pytest.raises(ConfigError) as caught:
+        parse_config('[instrument]\nid = "SOLUSDT-PERP"\n', "t.toml", env={})
+    assert caught.value.problems[0].startswith("instrument.id: 'SOLUSDT-PERP' is not valid")
+    defined = base + (
+        'margin_init = "0.05"\nmargin_maint = "0.025"\nmaker_fee = "0.0002"\ntaker_fee = "0.0004"\n'
+    )
+    config = parse_config(defined, "t.toml", env={})
+    assert config.node.instrument_ids == ("SOLUSDT-PERP.BINANCE",)
+    assert config.node.spec("SOLUSDT-PERP.BINANCE").margin_init == Decimal("0.05")
+    testnet = parse_config(
+        '[service]\nmode = "binance-sandbox"\n[instrument]\nid = "SOLUSDT-PERP.BINANCE"\n',
+        "t.toml",
+        env={},
+    )
+    assert testnet.node.instrument_ids == ("SOLUSDT-PERP.BINANCE",)
+    twice = defined + '[[instruments]]\nid = "SOLUSDT-PERP.BINANCE"\n'
+    with pytest.raises(ConfigError) as caught:
+        parse_config(twice, "t.toml", env={})
+    assert list(caught.value.problems) == [
+        "instruments[1].id: SOLUSDT-PERP.BINANCE is also instruments[0]'s"
+    ]

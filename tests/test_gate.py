@@ -208,3 +208,54 @@ def test_a_locked_database_holds_the_record_and_writes_it_later(setup):
         holder.close()
     gate.ask(GateTick(), timeout=5)
     assert stored(db).reason == "during the lock"
+
+
+def test_a_strategy_halt_is_its_own_record_applied_at_start_and_answered_by_its_cancels(setup):
+    sup, gate, inbox, _, db = setup
+    gate.tell(NodeStarted(1, "GATE-001", "BTCUSDT-PERP.BINANCE", 0, strategy_ids=("A-1", "B-2")))
+    waiter = Inbox()
+    gate.tell(Halt("its drawdown", "breaker", notify=waiter, strategy_id="B-2"))
+    forwarded = inbox.expect(Recorded, where=lambda r: r.role == "node").message
+    assert isinstance(forwarded, Halt) and forwarded.strategy_id == "B-2"
+    state = gate.ask(GateQuery(), timeout=5)
+    # The account trades on; the strategy's halt is what the next node start applies.
+    assert state.state is TradingState.ACTIVE
+    assert state.strategies == (("B-2", "its drawdown"),)
+    store = Store(db)
+    try:
+        assert store.strategy_gates("GATE-001")["B-2"].state == "HALTED"
+    finally:
+        store.close()
+    gate.tell(OrdersCanceled(("O-1",)))  # the account's cancels do not answer it
+    gate.ask(GateQuery(), timeout=5)
+    assert not waiter.seen
+    gate.tell(OrdersCanceled(("O-7",), strategy_id="B-2"))
+    assert waiter.expect(OrdersCanceled).client_order_ids == ("O-7",)
+    settled(sup, "gate", "alerter")
+    titles = [
+        r.message.title
+        for r in inbox.seen
+        if isinstance(r, Recorded) and isinstance(r.message, Alert)
+    ]
+    assert titles == ["Strategy B-2 halted"]
+
+    resumed = Inbox()
+    gate.tell(Resume("reviewed", "operator", notify=resumed, strategy_id="B-2"))
+    gate.tell(TradingStateChanged(TradingState.ACTIVE, "reviewed", strategy_id="B-2"))
+    assert resumed.expect(TradingStateChanged).strategy_id == "B-2"
+    assert gate.ask(GateQuery(), timeout=5).strategies == ()
+
+
+def test_a_halt_of_a_strategy_the_node_does_not_run_is_refused_and_not_recorded(setup):
+    _, gate, _, _, db = setup
+    gate.tell(NodeStarted(1, "GATE-001", "BTCUSDT-PERP.BINANCE", 0, strategy_ids=("A-1",)))
+    waiter = Inbox()
+    gate.tell(Halt("typo", "operator", notify=waiter, strategy_id="Z-9"))
+    refused = waiter.expect(NotConfirmed)
+    assert refused.reason == "no strategy Z-9 in this node (it runs A-1)"
+    assert gate.ask(GateQuery(), timeout=5).strategies == ()
+    store = Store(db)
+    try:
+        assert store.strategy_gates("GATE-001") == {}
+    finally:
+        store.close()

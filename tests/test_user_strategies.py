@@ -75,9 +75,10 @@ def test_config_check_names_every_problem_of_every_strategy(tmp_path):
     config.write_text(config.read_text().replace('"five"', "5"))
     done = cli("config", "check", "--config", str(config), cwd=tmp_path, env=ENV)
     out = done.stdout + done.stderr
+    # Another instrument is allowed (the node trades it too), but not with the first's bars.
     assert (
-        "strategies[0].config.instrument_id: ETHUSDT-PERP.BINANCE is not the node's "
-        "BTCUSDT-PERP.BINANCE"
+        f"strategies[0].config.bar_type: {BAR_TYPE} is not "
+        "ETHUSDT-PERP.BINANCE-1-MINUTE-LAST-EXTERNAL"
     ) in out
 
 
@@ -92,7 +93,7 @@ def test_several_strategies_need_their_own_tags_and_one_instrument_each_on_the_t
     out = done.stdout + done.stderr
     assert done.returncode == 2, out
     for problem in (
-        "strategies: 2 strategies on BTCUSDT-PERP.BINANCE in binance-testnet: the venue's "
+        "strategies[0, 1]: 2 strategies on BTCUSDT-PERP.BINANCE in binance-testnet: the venue's "
         "one-way mode nets them into one position",
         "strategies[0].config.order_id_tag: required when several strategies share a node",
         "strategies[1].config.order_id_tag: required when several strategies share a node",
