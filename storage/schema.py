@@ -146,6 +146,11 @@ MIGRATIONS: tuple[str, ...] = (
         registered_at TEXT NOT NULL
     );
     """,
+    # 8: the registered strategy a launched session runs (its entry as it was at launch,
+    # so its paper results are set beside the metrics it was promoted with)
+    """
+    ALTER TABLE jobs ADD COLUMN registered TEXT;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

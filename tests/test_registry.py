@@ -89,6 +89,7 @@ def test_a_database_of_the_previous_schema_gains_the_registry(tmp_path):
     connect(db_path).close()
     conn = sqlite3.connect(db_path)
     conn.execute("DROP TABLE strategies")
+    conn.execute("ALTER TABLE jobs DROP COLUMN registered")  # schema 8's
     conn.execute("PRAGMA user_version = 6")
     conn.commit()
     conn.close()
@@ -98,6 +99,10 @@ def test_a_database_of_the_previous_schema_gains_the_registry(tmp_path):
     assert [e["name"] for e in json.loads(
         strategies("list", "--json", cwd=tmp_path, db=db_path).stdout
     )] == ["b"]  # fmt: skip
+    conn = sqlite3.connect(db_path)
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
+    conn.close()
+    assert "registered" in columns, "nor the jobs' record of the entry a session runs"
 
 
 def test_a_database_of_a_newer_service_is_refused_in_one_line(tmp_path):
