@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from protocol import BacktestMetrics
-from storage import EquityPoint, StatusReport
+from sessions.launcher import SessionView
+from storage import EquityPoint
 
 NONE = "-"
 # What the session counts for a metric, where it differs from what the name says.
@@ -65,14 +66,11 @@ def _decimal(text: str | None) -> Decimal | None:
         return None
 
 
-def paper_results(status: StatusReport | None, curve: Sequence[EquityPoint]) -> PaperResults:
-    """The session's figures from its status (the latest checkpoint, the fill total) and
+def paper_results(view: SessionView, curve: Sequence[EquityPoint]) -> PaperResults:
+    """The session's figures from its view (the latest checkpoint, the fill total) and
     its equity curve (every kept checkpoint, oldest first)."""
-    fees = (
-        sum((Decimal(s["fees"]) for s in status["strategies"]), Decimal(0))
-        if status is not None and status["strategies"]
-        else None
-    )
+    strategies = view["strategies"]
+    fees = sum((Decimal(s["fees"]) for s in strategies), Decimal(0)) if strategies else None
     total_return = drawdown = None
     if curve:
         first, last = curve[0]["equity"], curve[-1]["equity"]
@@ -80,9 +78,9 @@ def paper_results(status: StatusReport | None, curve: Sequence[EquityPoint]) -> 
             total_return = (last - first) / first * 100
         drawdown = -min(p["drawdown_pct"] for p in curve)
     return PaperResults(
-        fills=0 if status is None else status["fills"],
-        currency=None if status is None else status["currency"],
-        realized_pnl=None if status is None else _decimal(status["realized_pnl"]),
+        fills=view["fills"],
+        currency=view["currency"],
+        realized_pnl=_decimal(view["realized_pnl"]),
         fees=fees,
         total_return_pct=total_return,
         max_drawdown_pct=drawdown,
