@@ -7,7 +7,10 @@ Everything goes through the service database: sessions and their checkpoints
 are read with the read-only queries in ``storage``; halt, resume and stop are
 queued on the same control table the CLI uses and carried out by the running
 service; presets are validated by the config loader before they are saved or
-launched. The app keeps one database connection per process (``AppDatabase``).
+launched. Strategies registered with ``paper-node strategies add`` are listed with
+their backtest metrics and launched as sessions (the entry checked as a config's
+``[[strategies]]``); such a session's page sets its paper results beside those
+metrics. The app keeps one database connection per process (``AppDatabase``).
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ from pathlib import Path
 import altair as alt
 import streamlit as st
 
+from protocol import BacktestMetrics, RegisteredStrategy
 from sessions.launcher import Launcher, LaunchError, SessionView
 from sessions.parity import ParityOutcome, run_parity
 from sessions.presets import PRESET_FIELDS, PresetField, default_preset, from_text
 from sessions.presets import validate_preset as check_preset
+from sessions.promotion import compare, paper_results
 from storage import (
     AppDatabase,
     Command,
@@ -40,7 +45,7 @@ from supervisor.config import ConfigError
 
 DB_ENV = "PAPER_NODE_DB"
 NEW_PRESET = "(new preset)"
-PAGES = ("Sessions", "Session", "Presets & launch")
+PAGES = ("Sessions", "Session", "Registry", "Presets & launch")
 ACK_TIMEOUT_S = 20.0
 REFRESH_S = 5.0
 NONE = "-"
@@ -155,6 +160,7 @@ def sessions_table(launcher: Launcher, stale_after_s: float) -> None:
                 "state": v["state"],
                 "mode": v["mode"] or NONE,
                 "preset": v["preset"] or NONE,
+                "registered strategy": NONE if v["registered"] is None else v["registered"].name,
                 "heartbeat age (s)": v["heartbeat_age_s"],
                 "balance": money(v["balance"]),
                 "equity": money(v["equity"]),
@@ -307,9 +313,11 @@ def session_header(trader_id: str, launcher: Launcher, stale_after_s: float) -> 
         return
     age = view["heartbeat_age_s"]
     st.title(f"{trader_id} — {state_badge(view['state'])}")
+    registered = view["registered"]
+    origin = "" if registered is None else f"registered strategy {registered.name} · "
     st.caption(
-        f"mode {view['mode'] or NONE} · preset {view['preset'] or NONE} · pid {view['pid']} · "
-        f"heartbeat {NONE if age is None else f'{age:.1f}'} s ago"
+        f"{origin}mode {view['mode'] or NONE} · preset {view['preset'] or NONE} · "
+        f"pid {view['pid']} · heartbeat {NONE if age is None else f'{age:.1f}'} s ago"
     )
 
 
@@ -328,6 +336,8 @@ def session_details(
     cols[3].metric("Unrealized PnL", money(view["unrealized_pnl"]))
 
     curve = appdb.equity_curve(trader_id)
+    if view["registered"] is not None:
+        promotion_table(view, view["registered"], curve)
     st.subheader("Equity curve")
     if curve:
         equity_charts(curve, currency)
@@ -384,6 +394,30 @@ def session_details(
             st.code(log_tail(Path(job.log_path)), language=None)
 
 
+def promotion_table(
+    view: SessionView, registered: RegisteredStrategy, curve: list[EquityPoint]
+) -> None:
+    """The session's paper results beside the backtest metrics of the entry it runs."""
+    st.subheader(f"Paper vs backtest: {registered.name}")
+    rows = compare(registered.metrics, paper_results(view, curve))
+    st.dataframe(
+        [
+            {
+                "metric": r.metric,
+                "backtest (registered)": r.backtest,
+                "paper (this session)": r.paper,
+                "counted": r.note,
+            }
+            for r in rows
+        ],
+        hide_index=True,
+    )
+    st.caption(
+        f"{registered.entry.strategy_path}, registered {registered.registered_at}: its "
+        "metrics as they were when this session was launched."
+    )
+
+
 def equity_charts(curve: list[EquityPoint], currency: str) -> None:
     """Equity against its running peak, and the drawdown below that peak."""
     rows: list[dict[str, str | float]] = [
@@ -422,6 +456,88 @@ def log_tail(path: Path, lines: int = 40) -> str:
     except OSError as exc:
         return f"cannot read {path}: {exc.strerror}"
     return "\n".join(text.splitlines()[-lines:]) or "(empty)"
+
+
+# ---------------------------------------------------------------- the strategy registry
+
+
+def registry_page(appdb: AppDatabase, launcher: Launcher, stale_after_s: float) -> None:
+    st.title("Strategy registry")
+    entries = appdb.registry()
+    if not entries:
+        st.info(
+            "No strategy registered yet. A research pipeline registers each strategy it "
+            "validated with `paper-node strategies add NAME --strategy-path P --config-path P "
+            "--strategy-config JSON --metrics JSON`."
+        )
+        return
+    sessions: dict[str, list[str]] = {}
+    for v in launcher.sessions(stale_after_s):
+        if v["registered"] is not None:
+            sessions.setdefault(v["registered"].name, []).append(v["trader_id"])
+    st.dataframe([registry_row(e, sessions.get(e.name, [])) for e in entries], hide_index=True)
+    registry_launch(appdb, launcher, [e.name for e in entries])
+
+
+def registry_row(entry: RegisteredStrategy, sessions: list[str]) -> dict[str, str]:
+    """An entry as one row: its import paths, its config, every declared metric exactly
+    as registered, and the sessions launched from it."""
+    metrics = {
+        name: NONE if (value := getattr(entry.metrics, name)) is None else str(value)
+        for name in BacktestMetrics.model_fields
+    }
+    return {
+        "name": entry.name,
+        "strategy_path": entry.entry.strategy_path,
+        "config_path": entry.entry.config_path,
+        "config": json.dumps(entry.entry.config, sort_keys=True),
+        **metrics,
+        "registered": entry.registered_at,
+        "sessions": ", ".join(sorted(sessions)) or NONE,
+    }
+
+
+def registry_launch(appdb: AppDatabase, launcher: Launcher, names: list[str]) -> None:
+    st.subheader("Paper-trade a registered strategy")
+    presets = appdb.preset_names()
+    if not presets:
+        st.info(
+            "Save a preset first (under “Presets & launch”): it gives the session its "
+            "market, account, replay, risk limits and breakers."
+        )
+        return
+    st.caption(
+        "The session runs the registered entry as its one strategy; the preset gives it the "
+        "market, account, replay, risk limits and breakers (its strategy and sizing fields "
+        "are the bundled EMA cross's, which does not run)."
+    )
+    cols = st.columns(2)
+    name = cols[0].selectbox("Registered strategy", names, key="registry_pick")
+    preset = cols[1].selectbox("Preset", presets, key="registry_preset")
+    if (
+        st.button("Launch paper session", key="registry_launch", type="primary")
+        and name is not None
+        and preset is not None
+    ):
+        try:
+            with st.spinner(f"Checking {name} where it will run…"):
+                job = launcher.launch_registered(name, preset)
+        except (LaunchError, StorageError) as exc:
+            st.error(str(exc))
+        else:
+            st.session_state["registry_launched"] = job.trader_id
+            st.success(
+                f"Launched {job.trader_id} (pid {job.pid}) running {name} with preset "
+                f"{preset!r}; config {job.config_path}"
+            )
+    launched = st.session_state.get("registry_launched")
+    if isinstance(launched, str):
+        st.button(
+            f"Open {launched}",
+            key="open_registry_launched",
+            on_click=open_session,
+            args=(launched,),
+        )
 
 
 # ---------------------------------------------------------------- presets and launch
@@ -541,6 +657,8 @@ def main() -> None:
             sessions_page(launcher, args.stale_after)
         elif page == "Session":
             session_page(appdb, launcher, args.stale_after)
+        elif page == "Registry":
+            registry_page(appdb, launcher, args.stale_after)
         else:
             launch_panel(appdb, launcher)
             preset_form(appdb, dict(os.environ))

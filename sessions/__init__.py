@@ -2,8 +2,10 @@
 
 A wing beside the service, above it: the dashboard imports this package, the service
 never does. ``presets`` turns the editable config fields into a form and a preset into a
-session's config file; ``launcher`` starts a session as a background job and tells its
-state from its process and its heartbeat; ``parity`` runs a session's parity report.
+session's config file; ``launcher`` starts a session as a background job (from a preset,
+or from a registered strategy with a preset) and tells its state from its process and
+its heartbeat; ``parity`` runs a session's parity report; ``promotion`` sets a session's
+paper results beside the backtest metrics its strategy was registered with.
 """
 
 from __future__ import annotations
@@ -16,20 +18,27 @@ from sessions.presets import (
     default_preset,
     from_text,
     session_config_text,
+    strategy_tables,
     validate_preset,
 )
+from sessions.promotion import MetricRow, PaperResults, compare, paper_results
 
 __all__ = [
     "PRESET_FIELDS",
     "LaunchError",
     "Launcher",
+    "MetricRow",
+    "PaperResults",
     "ParityOutcome",
     "PresetField",
     "SessionView",
+    "compare",
     "default_preset",
     "from_text",
+    "paper_results",
     "run_parity",
     "session_config_text",
     "session_state",
+    "strategy_tables",
     "validate_preset",
 ]

@@ -7,20 +7,34 @@ Its ``TMPDIR`` points into that directory too, so nothing it or a library
 spools lands in /tmp. The job table keeps its pid; its own heartbeat says
 whether it trades; both together tell "starting", "unresponsive" and "crashed"
 apart.
+
+A session may run a registered strategy (the promotion record): the preset gives
+it the market, account, replay, risk limits and breakers, the entry its one
+``[[strategies]]`` table, and its job keeps the entry as it was at launch.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypedDict
 
+from protocol import RegisteredStrategy
 from sessions.presets import session_config_text, validate_preset
-from storage import AppDatabase, Job, PositionRow, StatusReport, StorageError, StrategyRow
+from storage import (
+    AppDatabase,
+    Job,
+    PositionRow,
+    PresetBody,
+    StatusReport,
+    StorageError,
+    StrategyRow,
+)
 from supervisor.config import ConfigError
 
 RUN_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "run_supervisor.py"
@@ -51,6 +65,7 @@ class SessionView(TypedDict):
     fills: int
     exit_code: int | None
     started_at: str | None
+    registered: RegisteredStrategy | None  # the entry it runs, as it was at launch
 
 
 def pid_alive(pid: int) -> bool:
@@ -106,6 +121,7 @@ def _view(status: StatusReport | None, job: Job | None, alive: bool) -> SessionV
         started_at=(
             status["started_at"] if status is not None else job.launched_at if job else None
         ),
+        registered=None if job is None else job.registered,
     )
 
 
@@ -132,26 +148,70 @@ class Launcher:
         self._lock = threading.Lock()
 
     def launch(self, preset: str) -> Job:
-        body = self.appdb.load_preset(preset)
-        if body is None:
-            raise LaunchError(f"no preset named {preset!r}")
+        body = self._preset(preset)
         try:
             validate_preset(preset, body, self.env)
         except ConfigError as exc:
             raise LaunchError(
                 f"preset {preset!r} is not valid: " + "; ".join(exc.problems)
             ) from None
+        db = self.appdb.path.resolve()
+        return self._start(
+            preset.upper(), preset, lambda tid: session_config_text(preset, body, tid, db)
+        )
+
+    def launch_registered(self, name: str, preset: str) -> Job:
+        """A session running the registered strategy ``name`` as its one ``[[strategies]]``
+        entry, with ``preset``'s market, account, replay, limits and breakers (its
+        ``[strategy]`` and ``[sizing]`` are the bundled EMA cross's, which does not run).
+        The entry is checked as a config file's would be: one whose classes no longer
+        import, or whose config no longer parses or does not fit the preset's
+        instrument and bars, is refused with the check's words."""
+        registered = self.appdb.registered(name)
+        if registered is None:
+            raise LaunchError(f"no strategy registered as {name!r}")
+        body = self._preset(preset)
+        entries = (registered.entry,)
+        try:
+            validate_preset(preset, body, self.env, entries)
+        except ConfigError as exc:
+            problems = [p.replace("strategies[0]", "strategy.entry") for p in exc.problems]
+            raise LaunchError(
+                f"registered strategy {name!r} cannot run with preset {preset!r}: "
+                + "; ".join(problems)
+            ) from None
+        db = self.appdb.path.resolve()
+        return self._start(
+            re.sub(r"[^A-Z0-9_]", "_", name.upper()),
+            preset,
+            lambda tid: session_config_text(preset, body, tid, db, entries, registered=name),
+            registered,
+        )
+
+    def _preset(self, preset: str) -> PresetBody:
+        body = self.appdb.load_preset(preset)
+        if body is None:
+            raise LaunchError(f"no preset named {preset!r}")
+        return body
+
+    def _start(
+        self,
+        prefix: str,
+        preset: str,
+        config_text: Callable[[str], str],
+        registered: RegisteredStrategy | None = None,
+    ) -> Job:
+        """Start a session of a validated config (``config_text`` of its trader id) under
+        the next free ``<prefix>-NNN``, and record its job."""
         with self._lock:
-            trader_id = self._next_trader_id(preset)
+            trader_id = self._next_trader_id(prefix)
             session_dir = self.state_dir / "sessions" / trader_id
             config_path = session_dir / "config.toml"
             log_path = session_dir / "service.log"
             tmp_dir = session_dir / "tmp"
             try:
                 tmp_dir.mkdir(parents=True)
-                config_path.write_text(
-                    session_config_text(preset, body, trader_id, self.appdb.path.resolve())
-                )
+                config_path.write_text(config_text(trader_id))
                 config_path.chmod(0o600)
             except OSError as exc:
                 raise LaunchError(f"cannot prepare {session_dir}: {exc.strerror}") from None
@@ -172,7 +232,9 @@ class Launcher:
                 raise LaunchError(f"cannot start {trader_id}: {exc.strerror}") from None
             self._children[trader_id] = child
         try:
-            return self.appdb.record_launch(trader_id, preset, child.pid, config_path, log_path)
+            return self.appdb.record_launch(
+                trader_id, preset, child.pid, config_path, log_path, registered
+            )
         except StorageError as exc:
             # An untracked session would trade with nobody watching it: stop it.
             child.kill()
@@ -183,8 +245,8 @@ class Launcher:
                 f"{trader_id} started but could not be recorded, so it was stopped: {exc}"
             ) from None
 
-    def _next_trader_id(self, preset: str) -> str:
-        prefix = preset.upper()[:20]
+    def _next_trader_id(self, prefix: str) -> str:
+        prefix = prefix[:20]
         used = self.appdb.used_trader_ids(prefix + "-")
         number = 1
         while (

@@ -6,6 +6,10 @@ loader that checks config files, composed with a placeholder trader id, so a
 preset that saves is a session that starts, and every problem names its field
 (``sizing.stop_loss_pct: must be > 0, got 0``). Secrets are never part of a
 preset: a session reads them from its own environment.
+
+A session may also run strategies by import path (a registered strategy's entry):
+they are validated with the preset, by the same loader that imports and checks a
+config file's ``[[strategies]]``, and written into the session's config as such.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import enum
 import json
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -22,9 +26,10 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from protocol import Config
+from protocol import Config, StrategyEntry
 from storage import PresetBody, PresetValue
 from supervisor.config import (
+    STRATEGIES,
     ConfigError,
     ServiceConfig,
     TomlValue,
@@ -34,6 +39,7 @@ from supervisor.config import (
 )
 
 PRESET_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,23}$")
+BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 PLACEHOLDER_TRADER = "PRESET-CHECK"
 
 # Which settings an operator varies between sessions. Everything about each field -
@@ -181,18 +187,61 @@ def default_preset() -> PresetBody:
     return body
 
 
-def _compose(body: PresetBody, service: Mapping[str, TomlValue]) -> dict[str, TomlValue]:
+def _compose(
+    body: PresetBody, service: Mapping[str, TomlValue], strategies: Sequence[TomlValue] = ()
+) -> dict[str, TomlValue]:
     data: dict[str, TomlValue] = {}
     for section, values in body.items():
         data[section] = dict(values)
     merged: dict[str, TomlValue] = dict(body.get("service", {}))
     merged.update(service)
     data["service"] = merged
+    if strategies:
+        data[STRATEGIES] = list(strategies)
     return data
 
 
-def validate_preset(name: str, body: PresetBody, env: Mapping[str, str]) -> ServiceConfig:
-    """The config a session of this preset would run, or ``ConfigError`` naming each field."""
+def _toml_data(value: object, path: str, problems: list[str]) -> TomlValue | None:
+    """A JSON value of a strategy's config as TOML data. TOML has no null: a null is a
+    problem naming its field (and is left out, so the loader does not report it again)."""
+    if isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, list):
+        items = (_toml_data(v, f"{path}[{i}]", problems) for i, v in enumerate(value))
+        return [v for v in items if v is not None]
+    if isinstance(value, dict):
+        pairs = ((str(k), _toml_data(v, f"{path}.{k}", problems)) for k, v in value.items())
+        return {k: v for k, v in pairs if v is not None}
+    problems.append(
+        f"{path}: {'null' if value is None else type(value).__name__} cannot be written to "
+        "a config file (TOML has no null); leave the field out to take its default"
+    )
+    return None
+
+
+def strategy_tables(entries: Sequence[StrategyEntry], problems: list[str]) -> list[TomlValue]:
+    """``entries`` as ``[[strategies]]`` tables, each problem added to ``problems``."""
+    tables: list[TomlValue] = []
+    for i, entry in enumerate(entries):
+        config = _toml_data(entry.config, f"{STRATEGIES}[{i}].config", problems)
+        table: dict[str, TomlValue] = {
+            "strategy_path": entry.strategy_path,
+            "config_path": entry.config_path,
+            "config": {} if config is None else config,
+        }
+        tables.append(table)
+    return tables
+
+
+def validate_preset(
+    name: str,
+    body: PresetBody,
+    env: Mapping[str, str],
+    strategies: Sequence[StrategyEntry] = (),
+) -> ServiceConfig:
+    """The config a session of this preset would run (with ``strategies`` as its
+    ``[[strategies]]``, imported and checked where they will run), or ``ConfigError``
+    naming each field."""
     problems: list[str] = []
     if not PRESET_NAME.match(name):
         problems.append(
@@ -208,9 +257,10 @@ def validate_preset(name: str, body: PresetBody, env: Mapping[str, str]) -> Serv
                 problems.append(f"{path}: set per session or per service, not in a preset")
             else:
                 problems.append(f"{path}: unknown preset field")
+    tables = strategy_tables(strategies, problems)
     try:
         config = build_config(
-            _compose(body, {"trader_id": PLACEHOLDER_TRADER}), f"preset {name!r}", env
+            _compose(body, {"trader_id": PLACEHOLDER_TRADER}, tables), f"preset {name!r}", env
         )
     except ConfigError as exc:
         problems.extend(exc.problems)
@@ -220,19 +270,44 @@ def validate_preset(name: str, body: PresetBody, env: Mapping[str, str]) -> Serv
     return config
 
 
-def _toml_value(value: PresetValue) -> str:
+def _toml_key(key: str) -> str:
+    return key if BARE_KEY.match(key) else json.dumps(key)
+
+
+def _toml_value(value: TomlValue) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
-        return repr(value)
+        return repr(value)  # also inf, -inf and nan, as TOML spells them
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        items = ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items())
+        return "{ " + items + " }" if items else "{}"
     return json.dumps(value)  # a JSON string is a valid TOML basic string
 
 
-def session_config_text(name: str, body: PresetBody, trader_id: str, db_path: Path) -> str:
-    """The config file a launched session runs with (no secrets: those stay in the env)."""
-    data = _compose(body, {"trader_id": trader_id, "db_path": str(db_path)})
+def session_config_text(
+    name: str,
+    body: PresetBody,
+    trader_id: str,
+    db_path: Path,
+    strategies: Sequence[StrategyEntry] = (),
+    registered: str | None = None,
+) -> str:
+    """The config file a launched session runs with (no secrets: those stay in the env);
+    ``strategies`` are its ``[[strategies]]``, ``registered`` the registry entry they
+    come from. Validate first (``validate_preset``): a strategy's config that has no
+    TOML form is an ``AssertionError`` here."""
+    problems: list[str] = []
+    tables = strategy_tables(strategies, problems)
+    assert not problems, problems
+    data = _compose(body, {"trader_id": trader_id, "db_path": str(db_path)}, tables)
+    origin = f"preset {name!r}"
+    if registered is not None:
+        origin = f"registered strategy {registered!r} with {origin}"
     lines = [
-        f"# Session {trader_id}, launched by the dashboard from preset {name!r}",
+        f"# Session {trader_id}, launched by the dashboard from {origin}",
         f"# at {datetime.now(UTC).isoformat(timespec='seconds')}. Secrets come from the",
         "# service's environment and are never written here.",
     ]
@@ -243,4 +318,8 @@ def session_config_text(name: str, body: PresetBody, trader_id: str, db_path: Pa
         for key, value in values.items():
             if isinstance(value, str | int | float | bool):
                 lines.append(f"{key} = {_toml_value(value)}")
+    for table in tables:  # after every [section]: the keys below a [[table]] are its own
+        assert isinstance(table, dict)
+        lines.append(f"\n[[{STRATEGIES}]]")
+        lines.extend(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in table.items())
     return "\n".join(lines) + "\n"

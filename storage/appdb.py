@@ -18,8 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from protocol import OrderView
-from storage import jobs, presets, queries
+from protocol import OrderView, RegisteredStrategy
+from storage import jobs, presets, queries, registry
 from storage.control import ControlChannel
 from storage.errors import StorageError
 from storage.jobs import Job
@@ -101,12 +101,18 @@ class AppDatabase:
         return self._run("listing trader ids", lambda: jobs.trader_ids_with_prefix(self.db, prefix))
 
     def record_launch(
-        self, trader_id: str, preset: str, pid: int, config_path: Path, log_path: Path
+        self,
+        trader_id: str,
+        preset: str,
+        pid: int,
+        config_path: Path,
+        log_path: Path,
+        registered: RegisteredStrategy | None = None,
     ) -> Job:
         return self._run(
             f"recording the launch of {trader_id}",
             lambda: jobs.record_launch(
-                self.db, trader_id, preset, pid, str(config_path), str(log_path)
+                self.db, trader_id, preset, pid, str(config_path), str(log_path), registered
             ),
         )
 
@@ -115,6 +121,17 @@ class AppDatabase:
             f"recording the exit of {trader_id}",
             lambda: jobs.record_exit(self.db, trader_id, exit_code),
         )
+
+    # ------------------------------------------------------------ the strategy registry
+
+    def registry(self) -> list[RegisteredStrategy]:
+        """Every registered strategy, by name (``paper-node strategies add`` writes them)."""
+        return self._run(
+            "reading the strategy registry", lambda: registry.registry_of(self.db.conn)
+        )
+
+    def registered(self, name: str) -> RegisteredStrategy | None:
+        return next((e for e in self.registry() if e.name == name), None)
 
     # ------------------------------------------------------------ presets
 

@@ -3,7 +3,9 @@
 A session's own state (running, halted, stopped) lives in ``runs`` and
 ``heartbeat``, written by the service; this table only adds what the launcher
 knows and the service cannot tell once it is dead: its pid, where its config and
-log are, and its exit code when the launcher saw it exit.
+log are, its exit code when the launcher saw it exit, and the registered strategy
+it was launched from (the entry as it was then: a later ``--replace`` does not change
+what the session is compared with).
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
+from protocol import RegisteredStrategy
 from storage.errors import StorageError
+from storage.registry import parse_registered
 from storage.store import utc_now
 from storage.txn import write_transaction
 
@@ -29,10 +33,12 @@ class Job:
     launched_at: str
     exited_at: str | None
     exit_code: int | None
+    registered: RegisteredStrategy | None = None  # launched from the promotion record
 
 
 def _job(r: dict[str, object]) -> Job:
     code = r["exit_code"]
+    registered = r.get("registered")
     return Job(
         id=int(str(r["id"])),
         trader_id=str(r["trader_id"]),
@@ -43,6 +49,11 @@ def _job(r: dict[str, object]) -> Job:
         launched_at=str(r["launched_at"]),
         exited_at=None if r["exited_at"] is None else str(r["exited_at"]),
         exit_code=None if code is None else int(str(code)),
+        registered=(
+            None
+            if registered is None
+            else parse_registered(str(registered), f"the registered strategy of {r['trader_id']}")
+        ),
     )
 
 
@@ -73,13 +84,15 @@ def record_launch(
     pid: int,
     config_path: str,
     log_path: str,
+    registered: RegisteredStrategy | None = None,
 ) -> Job:
+    body = None if registered is None else registered.model_dump_json()
     try:
         with write_transaction(db):
             db.execute(
-                "INSERT INTO jobs (trader_id, preset, pid, config_path, log_path, launched_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [trader_id, preset, pid, config_path, log_path, utc_now()],
+                "INSERT INTO jobs (trader_id, preset, pid, config_path, log_path, launched_at, "
+                "registered) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [trader_id, preset, pid, config_path, log_path, utc_now(), body],
             )
     except sqlite3.Error as exc:
         raise StorageError(f"recording the launch of {trader_id} failed: {exc}") from exc

@@ -50,20 +50,30 @@ def read_registry(path: Path) -> list[RegisteredStrategy]:
     """Every registered strategy, by name (read-only; an empty list before any)."""
     conn = open_readonly(path)
     try:
-        tables = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'strategies'"
-        ).fetchall()
-        if not tables:
-            return []  # a database of an older service: nothing registered yet
-        rows = conn.execute("SELECT name, body FROM strategies ORDER BY name").fetchall()
+        return registry_of(conn)
     except sqlite3.Error as exc:
         raise StorageError(f"cannot read the strategy registry in {path}: {exc}") from exc
     finally:
         conn.close()
-    entries: list[RegisteredStrategy] = []
-    for row in rows:
-        try:
-            entries.append(RegisteredStrategy.model_validate_json(str(row["body"])))
-        except ValidationError as exc:
-            raise StorageError(f"registered strategy {row['name']!r} is unreadable: {exc}") from exc
-    return entries
+
+
+def registry_of(conn: sqlite3.Connection) -> list[RegisteredStrategy]:
+    """Every registered strategy, by name, through ``conn`` (which yields ``Row``s)."""
+    tables = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'strategies'"
+    ).fetchall()
+    if not tables:
+        return []  # a database of an older service: nothing registered yet
+    rows = conn.execute("SELECT name, body FROM strategies ORDER BY name").fetchall()
+    return [
+        parse_registered(str(row["body"]), f"registered strategy {row['name']!r}") for row in rows
+    ]
+
+
+def parse_registered(body: str, what: str) -> RegisteredStrategy:
+    """An entry's stored JSON as the contract's model; an unreadable one is a
+    ``StorageError`` naming ``what`` it is."""
+    try:
+        return RegisteredStrategy.model_validate_json(body)
+    except ValidationError as exc:
+        raise StorageError(f"{what} is unreadable: {exc}") from exc

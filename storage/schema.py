@@ -160,6 +160,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     ALTER TABLE control ADD COLUMN strategy_id TEXT;
     """,
+    # 9: the registered strategy a launched session runs (its entry as it was at launch,
+    # so its paper results are set beside the metrics it was promoted with)
+    """
+    ALTER TABLE jobs ADD COLUMN registered TEXT;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -2,16 +2,19 @@
 
 Pages read a real database (seeded through ``Store`` or written by a real
 service); control buttons act on a real replay service through the control
-table; launching starts a real session from a saved preset.
+table; launching starts a real session from a saved preset, or from a registered
+strategy (the promotion record) with a preset.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import sqlite3
 import time
+import tomllib
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -21,13 +24,30 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from protocol import OrderView, PositionView, Snapshot, StrategyView, TradingState
+from protocol import (
+    OrderView,
+    PositionView,
+    RegisteredStrategy,
+    Snapshot,
+    StrategyView,
+    TradingState,
+)
 from sessions.launcher import Launcher, LaunchError, session_state
 from sessions.presets import default_preset, validate_preset
-from storage import AppDatabase, Job, StatusReport, StorageError, Store
+from storage import AppDatabase, Job, StatusReport, StorageError, Store, register
+from storage.store import connect
 from supervisor.config import ConfigError
 from tests.filewatch import FileWrites
-from tests.service import ROOT, ServiceProcess, alive, node_pids, wait_for, write_config
+from tests.service import (
+    ROOT,
+    ServiceProcess,
+    alive,
+    events,
+    last_checkpoint_of,
+    node_pids,
+    wait_for,
+    write_config,
+)
 
 APP = str(ROOT / "scripts" / "dashboard.py")
 SECRET = "dashboard-test-secret-value-7f3a"
@@ -114,6 +134,53 @@ def texts(at: AppTest) -> str:
     return "\n".join(str(p) for p in parts)
 
 
+def frame(at: AppTest, first_column: str) -> list[dict[str, object]]:
+    """The rows of the page's table whose first column is ``first_column``."""
+    return next(
+        f.value.to_dict("records") for f in at.dataframe if f.value.columns[0] == first_column
+    )
+
+
+BAR_TYPE = "BTCUSDT-PERP.BINANCE-1-MINUTE-LAST-EXTERNAL"
+METRICS = {"sharpe": "1.4200", "max_drawdown_pct": "12.5", "trade_count": 340, "pbo": "0.08"}
+
+
+def registered(
+    name: str,
+    strategy_path: str = "tests.user_strategy:Breakout",
+    metrics: dict[str, object] | None = None,
+    **config: object,
+) -> RegisteredStrategy:
+    return RegisteredStrategy.model_validate(
+        {
+            "name": name,
+            "entry": {
+                "strategy_path": strategy_path,
+                "config_path": "tests.user_strategy:BreakoutConfig",
+                "config": {
+                    "instrument_id": "BTCUSDT-PERP.BINANCE",
+                    "bar_type": BAR_TYPE,
+                    "lookback": 5,
+                    "trade_size": "0.050",
+                    **config,
+                },
+            },
+            "metrics": METRICS if metrics is None else metrics,
+        }
+    )
+
+
+def register_all(db: Path, *entries: RegisteredStrategy) -> None:
+    """Straight into the registry, as ``paper-node strategies add`` stores them (without
+    its import check: an entry may stop importing after it was registered)."""
+    store = connect(db)
+    try:
+        for entry in entries:
+            register(store, entry)
+    finally:
+        store.close()
+
+
 # ---------------------------------------------------------------- pages on a seeded database
 
 
@@ -181,6 +248,7 @@ def test_one_database_connection_serves_every_page_and_browser_session(
 ) -> None:
     db = tmp_path / "paper.db"
     seed(db, "ONE-001", ["100000", "100100"])
+    register_all(db, registered("breakout-v1"))
     opened: list[str] = []
     real_connect = sqlite3.connect
 
@@ -192,7 +260,7 @@ def test_one_database_connection_serves_every_page_and_browser_session(
     first, second = app(db, monkeypatch), app(db, monkeypatch)
     for at in (first, second):
         at.run()
-        for page in ("Session", "Presets & launch", "Sessions", "Session"):
+        for page in ("Session", "Registry", "Presets & launch", "Sessions", "Session"):
             goto(at, page)
             assert not at.exception, page
     assert opened == [str(db)]
@@ -388,6 +456,197 @@ def test_a_session_launched_from_a_preset_trades_writes_nothing_to_tmp_and_shows
         appdb.close()
 
 
+# ---------------------------------------------------------------- the strategy registry
+
+
+def test_the_registry_page_lists_each_entry_with_its_import_paths_and_exact_metrics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "paper.db"
+    at = goto(app(db, monkeypatch).run(), "Registry")
+    assert not at.exception
+    assert "No strategy registered yet" in texts(at)
+
+    slow = registered("breakout-slow", metrics={"sharpe": "0.9", "period": "2022-01"}, lookback=30)
+    register_all(db, registered("breakout-v1"), slow)
+    at.run()
+    assert not at.exception
+    assert at.title[0].value == "Strategy registry"
+    rows = {r["name"]: r for r in frame(at, "name")}
+    assert set(rows) == {"breakout-v1", "breakout-slow"}
+    v1 = rows["breakout-v1"]
+    assert v1["strategy_path"] == "tests.user_strategy:Breakout"
+    assert v1["config_path"] == "tests.user_strategy:BreakoutConfig"
+    assert json.loads(str(v1["config"]))["lookback"] == 5
+    assert json.loads(str(rows["breakout-slow"]["config"]))["lookback"] == 30
+    # Exactly as registered (Decimal strings, not floats); a metric not registered is a dash.
+    assert [v1[m] for m in ("sharpe", "max_drawdown_pct", "trade_count", "pbo", "sortino")] == [
+        "1.4200", "12.5", "340", "0.08", "-",
+    ]  # fmt: skip
+    assert rows["breakout-slow"]["period"] == "2022-01"
+    assert v1["sessions"] == "-"
+    assert "Save a preset first" in texts(at), "launching needs a preset for the market"
+
+
+def test_a_registered_strategy_that_no_longer_runs_is_refused_with_the_checks_words(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "paper.db"
+    register_all(
+        db,
+        registered("gone", strategy_path="tests.nowhere:Breakout"),
+        registered("eth", instrument_id="ETHUSDT-PERP.BINANCE"),
+    )
+    appdb = AppDatabase(db)
+    appdb.save_preset("swing", default_preset())
+    at = goto(app(db, monkeypatch).run(), "Registry")
+
+    at.selectbox(key="registry_pick").set_value("gone")
+    at.button(key="registry_launch").click().run()
+    assert not at.exception
+    assert (
+        "registered strategy 'gone' cannot run with preset 'swing': "
+        "strategy.entry.strategy_path: cannot import tests.nowhere:Breakout"
+    ) in "\n".join(e.value for e in at.error)
+
+    # It imports, but its bars are not its instrument's: the loader's cross-check says so.
+    at.selectbox(key="registry_pick").set_value("eth")
+    at.button(key="registry_launch").click().run()
+    assert (
+        "strategy.entry.config.bar_type: BTCUSDT-PERP.BINANCE-1-MINUTE-LAST-EXTERNAL is not "
+        "ETHUSDT-PERP.BINANCE-1-MINUTE-LAST-EXTERNAL"
+    ) in "\n".join(e.value for e in at.error)
+    assert appdb.jobs() == [], "nothing was started or recorded"
+    assert not (tmp_path / "sessions").exists()
+    appdb.close()
+
+
+def test_a_registered_strategys_session_shows_its_paper_results_beside_the_backtest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a seeded session, so every paper figure is known: equity 100000 → 101000 →
+    98980 → 102000 is a 2 % return and a 2 % drawdown (98980 under the 101000 peak)."""
+    db = tmp_path / "paper.db"
+    seed(db, "BREAKOUT_V1-001", ["100000", "101000", "98980", "102000"])
+    register_all(db, registered("breakout-v1"))
+    appdb = AppDatabase(db)
+    launched = appdb.registered("breakout-v1")
+    assert launched is not None
+    # pid: this test's own process, which is no service: the session reads as gone.
+    appdb.record_launch(
+        "BREAKOUT_V1-001", "swing", os.getpid(), tmp_path / "c", tmp_path / "l", launched
+    )
+    # Re-registered since with other metrics: the session keeps the ones it was launched on.
+    store = connect(db)
+    register(store, registered("breakout-v1", metrics={"sharpe": "3"}), replace=True)
+    store.close()
+
+    at = app(db, monkeypatch)
+    at.query_params["page"] = "Session"
+    at.query_params["trader"] = "BREAKOUT_V1-001"
+    at.run()
+    assert not at.exception
+    assert "registered strategy breakout-v1" in at.caption[0].value
+    rows = {
+        r["metric"]: (r["backtest (registered)"], r["paper (this session)"])
+        for r in frame(at, "metric")
+    }
+    assert rows["sharpe"] == ("1.4200", "-")
+    assert rows["max_drawdown_pct"] == ("12.5", "2.00")
+    assert rows["total_return_pct"] == ("-", "2.00")
+    assert rows["trade_count"] == ("340", "1")  # round trips beside fills, as the note says
+    assert rows["pbo"] == ("0.08", "-")
+    assert rows["period"][0] == "-" and " → " in rows["period"][1]
+    assert rows["realized_pnl (USDT)"] == ("-", "12.5")
+    assert rows["fees (USDT)"] == ("-", "0.75")
+    assert "sortino" not in rows, "a metric neither side has is left out"
+
+    goto(at, "Sessions")
+    (row,) = at.dataframe[0].value.to_dict("records")
+    assert row["registered strategy"] == "breakout-v1"
+    goto(at, "Registry")
+    assert frame(at, "name")[0]["sessions"] == "BREAKOUT_V1-001"
+    assert frame(at, "name")[0]["sharpe"] == "3"  # the registry itself shows the new entry
+    appdb.close()
+
+
+def test_launching_a_registered_strategy_starts_a_session_that_trades_it(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = state_dir / "paper.db"
+    # The trader's module imports from PYTHONPATH, for the check and for the session.
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    fast = default_preset()
+    fast["service"].update(checkpoint_interval_s=1.0, heartbeat_interval_s=0.5)
+    fast["replay"]["speed"] = 300.0
+    appdb = AppDatabase(db)
+    appdb.save_preset("aaa", default_preset())  # listed first: the pick has to matter
+    appdb.save_preset("swing", fast)
+    register_all(db, registered("breakout-v1"))
+
+    at = goto(app(db, monkeypatch).run(), "Registry")
+    at.selectbox(key="registry_preset").set_value("swing")
+    at.button(key="registry_launch").click().run(timeout=120)
+    assert "Launched BREAKOUT_V1-001" in texts(at), texts(at)
+    job = appdb.job("BREAKOUT_V1-001")
+    assert job is not None
+    try:
+        assert job.preset == "swing"
+        assert job.registered is not None and job.registered.name == "breakout-v1"
+        config = tomllib.loads(Path(job.config_path).read_text())
+        assert config["strategies"] == [
+            {
+                "strategy_path": "tests.user_strategy:Breakout",
+                "config_path": "tests.user_strategy:BreakoutConfig",
+                "config": {
+                    "instrument_id": "BTCUSDT-PERP.BINANCE",
+                    "bar_type": BAR_TYPE,
+                    "lookback": 5,
+                    "trade_size": "0.050",
+                },
+            }
+        ]
+        assert config["replay"]["speed"] == 300.0, "the preset's market and pace"
+        wait_for(
+            "the registered strategy trading, checkpointed",
+            lambda: (
+                (s := appdb.status("BREAKOUT_V1-001", 5))
+                and s["fills"] >= 3
+                and s["checkpoints"] > 1
+            ),
+            timeout=90,
+        )
+        fills = [p for _, p in events(db, "fill")]
+        assert all(str(p["strategy_id"]).startswith("Breakout") for p in fills), fills
+        views = last_checkpoint_of(db, "BREAKOUT_V1-001")["strategies"]
+        assert isinstance(views, list) and views
+        assert all(str(v["strategy_id"]).startswith("Breakout") for v in views), views
+        os.kill(job.pid, signal.SIGTERM)  # a clean stop: its final checkpoint
+        wait_for("the session stopped", lambda: not alive(job.pid), timeout=60)
+        status = appdb.status("BREAKOUT_V1-001", 5)
+        assert status is not None and status["state"] == "stopped"
+
+        at.button(key="open_registry_launched").click().run()
+        assert not at.exception
+        assert at.title[0].value.startswith("BREAKOUT_V1-001")
+        rows = {
+            r["metric"]: (r["backtest (registered)"], r["paper (this session)"])
+            for r in frame(at, "metric")
+        }
+        assert rows["trade_count"] == ("340", str(status["fills"]))
+        assert rows["sharpe"] == ("1.4200", "-")
+        assert rows["realized_pnl (USDT)"] == ("-", status["realized_pnl"])
+        curve = appdb.equity_curve("BREAKOUT_V1-001")
+        drawdown = -min(p["drawdown_pct"] for p in curve)
+        assert rows["max_drawdown_pct"] == ("12.5", f"{drawdown:.2f}")
+    finally:
+        if alive(job.pid):
+            os.kill(job.pid, signal.SIGKILL)
+        for pid in node_pids(db):
+            wait_for(f"node child {pid} gone", lambda pid=pid: not alive(pid), timeout=30)
+        appdb.close()
+
+
 # ---------------------------------------------------------------- how a session's state is told
 
 
@@ -447,7 +706,9 @@ def test_a_launch_that_cannot_be_recorded_is_stopped_not_left_untracked(
     started: list[int] = []
     real_record = appdb.record_launch
 
-    def refuse(trader_id: str, preset: str, pid: int, config: Path, log: Path) -> Job:
+    def refuse(
+        trader_id: str, preset: str, pid: int, config: Path, log: Path, registered: object = None
+    ) -> Job:
         started.append(pid)
         raise StorageError("database is locked")
 

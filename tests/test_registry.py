@@ -6,6 +6,7 @@ import json
 import os
 import sqlite3
 
+from storage.schema import MIGRATIONS
 from storage.store import connect
 from tests.service import ROOT, cli
 
@@ -86,9 +87,9 @@ def test_every_problem_is_named_and_nothing_is_overwritten_unasked(tmp_path):
 
 def test_a_database_of_the_previous_schema_gains_the_registry(tmp_path):
     db_path = tmp_path / "old.db"
-    connect(db_path).close()
-    conn = sqlite3.connect(db_path)
-    conn.execute("DROP TABLE strategies")
+    conn = sqlite3.connect(db_path)  # a database as schema 6 left it, whatever came after
+    for migration in MIGRATIONS[:6]:
+        conn.executescript(migration)
     conn.execute("PRAGMA user_version = 6")
     conn.commit()
     conn.close()
@@ -98,6 +99,10 @@ def test_a_database_of_the_previous_schema_gains_the_registry(tmp_path):
     assert [e["name"] for e in json.loads(
         strategies("list", "--json", cwd=tmp_path, db=db_path).stdout
     )] == ["b"]  # fmt: skip
+    conn = sqlite3.connect(db_path)
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
+    conn.close()
+    assert "registered" in columns, "nor the jobs' record of the entry a session runs"
 
 
 def test_a_database_of_a_newer_service_is_refused_in_one_line(tmp_path):
