@@ -59,7 +59,8 @@ HELP = (
     "/status - state, balance, equity, fills\n"
     "/positions - open positions\n"
     "/halt [reason] - cancel open orders, deny new ones\n"
-    "/resume - trade again\n"
+    "/halt STRATEGY_ID [reason] - only that strategy; the others trade on\n"
+    "/resume [STRATEGY_ID] - trade again\n"
     "/checkpoint - take a checkpoint now\n"
     "/help - this list"
 )
@@ -201,12 +202,20 @@ class AlerterActor(SupervisedActor):
                 return self._pump()
             case ChatCommand():
                 self._command(message)
-            case OrdersCanceled(client_order_ids=ids):
+            case OrdersCanceled(client_order_ids=ids, strategy_id=None):
                 self._reply_waiting(
                     OrdersCanceled, f"Halted: {len(ids)} open order(s) cancelled (confirmed)."
                 )
-            case TradingStateChanged(state=TradingState.ACTIVE):
+            case OrdersCanceled(client_order_ids=ids, strategy_id=str(sid)):
+                self._reply_waiting(
+                    OrdersCanceled,
+                    f"Halted {sid}: {len(ids)} of its open order(s) cancelled (confirmed); "
+                    "the other strategies trade on.",
+                )
+            case TradingStateChanged(state=TradingState.ACTIVE, strategy_id=None):
                 self._reply_waiting(TradingStateChanged, "Resumed: trading state ACTIVE.")
+            case TradingStateChanged(state=TradingState.ACTIVE, strategy_id=str(sid)):
+                self._reply_waiting(TradingStateChanged, f"Resumed {sid}: its orders pass again.")
             case CheckpointSaved(checkpoint_id=checkpoint_id):
                 self._reply_waiting(CheckpointSaved, f"Checkpoint #{checkpoint_id} saved.")
             case CheckpointFailed(reason=reason):
@@ -329,19 +338,37 @@ class AlerterActor(SupervisedActor):
             case "positions":
                 self._reply(command.chat_id, self._positions_text())
             case "halt":
+                sid, rest = self._strategy_arg(command.args)
                 reason = f"telegram /halt from chat {command.chat_id}" + (
-                    f": {command.args}" if command.args else ""
+                    f": {rest}" if rest else ""
                 )
-                self._ask_peer(command, "gate", Halt(reason, "telegram", notify=self.actor_ref))
+                halt_one = Halt(reason, "telegram", notify=self.actor_ref, strategy_id=sid)
+                self._ask_peer(command, "gate", halt_one)
             case "resume":
+                sid, _ = self._strategy_arg(command.args)
                 reason = f"telegram /resume from chat {command.chat_id}"
-                self._ask_peer(command, "gate", Resume(reason, "telegram", notify=self.actor_ref))
+                resume_one = Resume(reason, "telegram", notify=self.actor_ref, strategy_id=sid)
+                self._ask_peer(command, "gate", resume_one)
             case "checkpoint":
                 self._ask_peer(
                     command, "checkpointer", CheckpointNow(notify=self.actor_ref), CheckpointSaved
                 )
             case _:
                 self._reply(command.chat_id, f"Unknown command /{command.command}.\n{HELP}")
+
+    def _strategy_arg(self, args: str) -> tuple[str | None, str]:
+        """``/halt EmaCross-001 too many losses``: a first word naming one of the
+        service's strategies makes it that strategy's command; anything else is the
+        account's (and its reason)."""
+        first, _, rest = args.strip().partition(" ")
+        if not first:
+            return None, ""
+        try:
+            report = read_status(self._db_path, self._trader_id, stale_after_s=60)
+        except StorageError:
+            report = None
+        known = {s["strategy_id"] for s in report["strategies"]} if report else set()
+        return (first, rest.strip()) if first in known else (None, args.strip())
 
     def _ask_peer(
         self,
@@ -415,6 +442,7 @@ class AlerterActor(SupervisedActor):
                 f"\n{s['strategy_id']}: {s['fills']} fills, realized {s['realized_pnl']}, "
                 f"unrealized {s['unrealized_pnl']}, fees {s['fees']}, "
                 f"{s['positions']} position(s), {s['open_orders']} open order(s)"
+                + (f", HALTED ({s['halt_reason']})" if s["trading_state"] == "HALTED" else "")
                 for s in report["strategies"]
             )
         )

@@ -230,8 +230,9 @@ class CheckpointerActor(SupervisedActor):
                 self._event(message)
             case LastSnapshot():
                 return CheckpointLookup(self._last)
-            case TradingStateChanged(state=state):
-                self._state = "halted" if state is TradingState.HALTED else "running"
+            case TradingStateChanged(state=state, strategy_id=sid):
+                if sid is None:  # one strategy's halt leaves the service running
+                    self._state = "halted" if state is TradingState.HALTED else "running"
                 self._event(message)
                 self._beat()
                 self._request(False, None, coalesce=True)

@@ -28,7 +28,7 @@ from nautilus_trader.model.objects import Currency
 from nautilus_trader.persistence.catalog.parquet import ParquetDataCatalog
 
 from node.bars import BarSeries
-from node.order_limits import OrderLimits, install
+from node.order_limits import install, limits_for
 from node.replay import Feed, bar_type_for, feeds_for, to_bar
 from node.strategies import build_strategies
 from node.venues import sandbox_config, venue_options
@@ -115,14 +115,13 @@ def _run(
         for instrument in instruments:
             engine.add_instrument(instrument)
         engine.add_data(data)
-        for strategy in build_strategies(settings, bar_type):
+        strategies = build_strategies(settings, bar_type)
+        for strategy in strategies:
             engine.add_strategy(strategy)
-        limit = settings.risk.max_notional_per_order
-        if limit is not None:  # the node's own pre-trade limit, as the session had it
-            kernel = engine.kernel
-            limits = OrderLimits(
-                kernel.cache, kernel.msgbus, kernel.clock, settings.replay.bar_minutes, limit
-            )
+        kernel = engine.kernel
+        limits = limits_for(settings, kernel.cache, kernel.msgbus, kernel.clock)
+        if limits is not None:  # the node's own pre-trade limits, as the session had them
+            limits.assign(strategies)
             install(kernel.msgbus, kernel.risk_engine.execute, limits.wrap)
         trades: list[Trade] = []
         closed: list[Decimal] = []

@@ -43,7 +43,7 @@ from nautilus_trader.trading.strategy import Strategy
 from node.bridge import Bridge
 from node.instruments import BUNDLED, make_instrument
 from node.lockstep import LockstepVenue, run_engines_inline
-from node.order_limits import HaltedStrategies, OrderLimits, Wrap, chain, install
+from node.order_limits import HaltedStrategies, OrderLimits, Wrap, chain, install, limits_for
 from node.reconcile import compare_with_checkpoint
 from node.replay import ReplayDataClient, bar_type_for, feeds_for
 from node.strategies import WarmsUp, build_strategies
@@ -334,10 +334,10 @@ async def _serve_on(
         stop_requested.set()
 
     network_logs = _log_network_clients(settings)
-    node, sandbox, halts = _build_node(settings, loop, pipe)
+    node, sandbox, halts, limits = _build_node(settings, loop, pipe)
     replay = _add_replay(node, settings, loop, sandbox)
     strategies, bridge = _add_components(
-        node, settings, pipe, request_stop, replay, bridge_type, halts
+        node, settings, pipe, request_stop, replay, bridge_type, halts, limits
     )
 
     def read_commands() -> None:
@@ -418,7 +418,7 @@ def _final_snapshot(bridge: Bridge, pipe: _Pipe) -> bytes | None:
 
 def _build_node(
     settings: NodeSettings, loop: asyncio.AbstractEventLoop, pipe: _Pipe
-) -> tuple[TradingNode, SandboxExecutionClient | None, HaltedStrategies]:
+) -> tuple[TradingNode, SandboxExecutionClient | None, HaltedStrategies, OrderLimits | None]:
     clients = clients_for(settings)
     node = TradingNode(config=build_node_config(settings, clients), loop=loop)
     # Shutdown is the parent's decision, sent over the pipe: a terminal's Ctrl-C or
@@ -448,17 +448,12 @@ def _build_node(
     sandbox = _add_sandbox(node, clients.sandbox, loop, settings.mode, chain(*checks))
     if settings.mode is not Mode.REPLAY:
         install(kernel.msgbus, kernel.risk_engine.execute, *checks)
-    return node, sandbox, halts
+    return node, sandbox, halts, limits
 
 
 def order_limits(node: TradingNode, settings: NodeSettings) -> OrderLimits | None:
-    limit = settings.risk.max_notional_per_order
-    if limit is None:
-        return None
     kernel = node.kernel
-    return OrderLimits(
-        kernel.cache, kernel.msgbus, kernel.clock, settings.replay.bar_minutes, limit
-    )
+    return limits_for(settings, kernel.cache, kernel.msgbus, kernel.clock)
 
 
 def _add_sandbox(
@@ -523,12 +518,15 @@ def _add_components(
     replay: ReplayDataClient | None,
     bridge_type: type[Bridge],
     halts: HaltedStrategies,
+    limits: OrderLimits | None = None,
 ) -> tuple[list[Strategy], Bridge]:
     """The strategies and the bridge that speaks for the node, added to the built node."""
     bar_type = bar_type_for(settings.instrument_id, settings.replay.bar_minutes)
     strategies = build_strategies(settings, bar_type)
     for strategy in strategies:
         node.trader.add_strategy(strategy)
+    if limits is not None:
+        limits.assign(strategies)  # each entry's own limits, under its strategy's id
     bridge = bridge_type(
         send=pipe.send,
         request_stop=request_stop,

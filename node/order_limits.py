@@ -21,7 +21,8 @@ the orders of a halted strategy here, with a reason the classifier knows as a ha
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 
 from nautilus_trader.cache.cache import Cache
@@ -31,7 +32,11 @@ from nautilus_trader.execution.messages import SubmitOrder, SubmitOrderList
 from nautilus_trader.model.data import BarType
 from nautilus_trader.model.enums import OrderSide, PositionSide
 from nautilus_trader.model.events import OrderDenied
+from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.orders import Order
+from nautilus_trader.trading.strategy import Strategy
+
+from protocol import NodeSettings
 
 Handler = Callable[[object], None]
 Wrap = Callable[[Handler], Handler]
@@ -107,21 +112,47 @@ class HaltedStrategies:
         return execute
 
 
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """Limits on orders: the notional one order may open, and the open notional (at the
+    mark) a fill may leave, as a multiple of the account's equity. None: no such limit."""
+
+    max_notional: Decimal | None = None
+    max_leverage: Decimal | None = None
+
+    def __bool__(self) -> bool:
+        return self.max_notional is not None or self.max_leverage is not None
+
+
 class OrderLimits:
+    """The account's limits (``[risk]``) and each strategy's (its ``[[strategies]]``
+    entry), the tighter one winning."""
+
     def __init__(
         self,
         cache: Cache,
         msgbus: MessageBus,
         clock: Clock,
         bar_minutes: int,
-        max_notional: Decimal,
+        account: Limit,
+        own: Sequence[Limit] = (),
     ) -> None:
-        """``bar_minutes``: the bars a price falls back to when no quote or trade came."""
+        """``bar_minutes``: the bars a price falls back to when no quote or trade came.
+        ``own``: each ``[[strategies]]`` entry's, in order (``assign`` names them)."""
         self._cache = cache
         self._msgbus = msgbus
         self._clock = clock
         self._bar_minutes = bar_minutes
-        self._max_notional = max_notional
+        self._account = account
+        self._own = tuple(own)
+        self._strategies: dict[str, Limit] = {}
+
+    def assign(self, strategies: Sequence[Strategy]) -> None:
+        """The strategies built from the entries, in the entries' order: their ids are
+        NautilusTrader's (class and order id tag), known once they exist."""
+        self._strategies = {
+            s.id.value: limit for s, limit in zip(strategies, self._own, strict=False) if limit
+        }
 
     def wrap(self, downstream: Handler) -> Handler:
         """``downstream`` (the RiskEngine's handler) behind the check."""
@@ -141,38 +172,103 @@ class OrderLimits:
         return execute
 
     def breach(self, order: Order) -> str | None:
-        """Why ``order`` is over the limit, or None."""
+        """Why ``order`` is over a limit, or None."""
         opening = self._opening_quantity(order)
         if opening <= 0:
             return None
         instrument = self._cache.instrument(order.instrument_id)
         if instrument is None:
             return None  # the RiskEngine denies an order for an unknown instrument
+        own = self._strategies.get(order.strategy_id.value, Limit())
         price = self._price(order)
         if price is None:
-            return (
-                f"NOTIONAL_UNKNOWN: no price for {order.instrument_id} yet, "
-                f"max_notional={self._max_notional}"
-            )
-        notional = opening * price * instrument.multiplier.as_decimal()
-        if notional <= self._max_notional:
-            return None
-        return (
-            f"NOTIONAL_EXCEEDS_MAX_PER_ORDER: max_notional={self._max_notional}, "
-            f"notional={notional.normalize():f} ({opening.normalize():f} of "
-            f"{order.quantity} opens exposure)"
-        )
+            return f"NOTIONAL_UNKNOWN: no price for {order.instrument_id} yet"
+        multiplier = instrument.multiplier.as_decimal()
+        notional = opening * price * multiplier
+        for scope, limit in (("", self._account), (f" ({order.strategy_id})", own)):
+            cap = limit.max_notional
+            if cap is not None and notional > cap:
+                return (
+                    f"NOTIONAL_EXCEEDS_MAX_PER_ORDER{scope}: max_notional={cap}, "
+                    f"notional={notional.normalize():f} ({opening.normalize():f} of "
+                    f"{order.quantity} opens exposure)"
+                )
+        return self._leverage_breach(order, price, multiplier, own)
 
-    def _opening_quantity(self, order: Order) -> Decimal:
-        quantity = Decimal(order.quantity.as_decimal())
-        if order.is_reduce_only:
-            return Decimal(0)
+    def _leverage_breach(
+        self, order: Order, price: Decimal, multiplier: Decimal, own: Limit
+    ) -> str | None:
+        """The open notional after a full fill, against the equity, for the account and
+        for the order's strategy."""
+        if self._account.max_leverage is None and own.max_leverage is None:
+            return None
+        held = self._held(order)
+        signed = Decimal(order.quantity.as_decimal())
+        signed = signed if order.side == OrderSide.BUY else -signed
+        change = (abs(held + signed) - abs(held)) * price * multiplier
+        equity = self._equity()
+        if equity is None or equity <= 0:
+            return "LEVERAGE_UNKNOWN: no equity to measure leverage against"
+        account_after = self._exposure(None) + change
+        strategy_after = self._exposure(order.strategy_id.value) + change
+        for scope, limit, after in (
+            ("", self._account, account_after),
+            (f" ({order.strategy_id})", own, strategy_after),
+        ):
+            cap = limit.max_leverage
+            if cap is not None and after > cap * equity:
+                return (
+                    f"LEVERAGE_EXCEEDS_MAX{scope}: max_leverage={cap}, open notional after the "
+                    f"fill {after.normalize():f} = {(after / equity):.2f}x the equity "
+                    f"{equity.normalize():f}"
+                )
+        return None
+
+    def _held(self, order: Order) -> Decimal:
         held = Decimal(0)
         for position in self._cache.positions_open(
             instrument_id=order.instrument_id, strategy_id=order.strategy_id
         ):
             signed = Decimal(position.quantity.as_decimal())
             held += signed if position.side == PositionSide.LONG else -signed
+        return held
+
+    def _exposure(self, strategy_id: str | None) -> Decimal:
+        """Open notional at the mark: the account's, or one strategy's."""
+        total = Decimal(0)
+        for position in self._cache.positions_open():
+            if strategy_id is not None and position.strategy_id.value != strategy_id:
+                continue
+            mark = self._mark(position.instrument_id)
+            if mark is None:
+                mark = Decimal(position.avg_px_open)
+            instrument = self._cache.instrument(position.instrument_id)
+            multiplier = instrument.multiplier.as_decimal() if instrument is not None else 1
+            total += Decimal(position.quantity.as_decimal()) * mark * multiplier
+        return total
+
+    def _equity(self) -> Decimal | None:
+        """The balance plus the open positions' PnL at the mark."""
+        balance: Decimal | None = None
+        for account in self._cache.accounts():
+            for money in account.balances_total().values():
+                balance = (balance or Decimal(0)) + Decimal(money.as_decimal())
+        if balance is None:
+            return None
+        for position in self._cache.positions_open():
+            mark = self._mark(position.instrument_id)
+            if mark is not None:
+                instrument = self._cache.instrument(position.instrument_id)
+                if instrument is not None:
+                    pnl = position.unrealized_pnl(instrument.make_price(mark))
+                    balance += Decimal(pnl.as_decimal())
+        return balance
+
+    def _opening_quantity(self, order: Order) -> Decimal:
+        quantity = Decimal(order.quantity.as_decimal())
+        if order.is_reduce_only:
+            return Decimal(0)
+        held = self._held(order)
         against = (order.side == OrderSide.SELL and held > 0) or (
             order.side == OrderSide.BUY and held < 0
         )
@@ -187,11 +283,26 @@ class OrderLimits:
         if quote is not None:
             side = quote.ask_price if order.side == OrderSide.BUY else quote.bid_price
             return Decimal(side.as_decimal())
-        trade = self._cache.trade_tick(order.instrument_id)
+        return self._mark(order.instrument_id)
+
+    def _mark(self, instrument_id: InstrumentId) -> Decimal | None:
+        """The last price seen: a trade, else the last bar's close."""
+        trade = self._cache.trade_tick(instrument_id)
         if trade is not None:
             return Decimal(trade.price.as_decimal())
-        bar_type = BarType.from_str(
-            f"{order.instrument_id}-{self._bar_minutes}-MINUTE-LAST-EXTERNAL"
-        )
+        bar_type = BarType.from_str(f"{instrument_id}-{self._bar_minutes}-MINUTE-LAST-EXTERNAL")
         bar = self._cache.bar(bar_type)
         return Decimal(bar.close.as_decimal()) if bar is not None else None
+
+
+def limits_for(
+    settings: NodeSettings, cache: Cache, msgbus: MessageBus, clock: Clock
+) -> OrderLimits | None:
+    """The node's limits from ``[risk]`` and the ``[[strategies]]`` entries (the node and
+    the parity backtest both build them here); None when there are none."""
+    risk = settings.risk
+    account = Limit(risk.max_notional_per_order, risk.leverage_limit)
+    own = [Limit(e.max_notional_per_order, e.max_leverage) for e in settings.strategies]
+    if not account and not any(own):
+        return None
+    return OrderLimits(cache, msgbus, clock, settings.replay.bar_minutes, account, own=own)

@@ -274,6 +274,16 @@ class StrategyEntry(Section):
     config: Annotated[
         dict[str, JsonValue], Field(description="the config class's fields, as a table")
     ] = {}
+    max_notional_per_order: Annotated[
+        Decimal | None,
+        Field(gt=0, description="the node denies this strategy's orders opening more "
+              "notional than this (beside risk.max_notional_per_order)"),
+    ] = None  # fmt: skip
+    max_leverage: Annotated[
+        Decimal | None,
+        Field(gt=0, le=125, description="the node denies this strategy's orders whose fill "
+              "would take its open notional above this multiple of the account's equity"),
+    ] = None  # fmt: skip
 
 
 class SizingSettings(Section):
@@ -330,6 +340,16 @@ class RiskLimits(Section):
             gt=0,
             description="the node denies any order whose opening part is above this "
             "notional (quote currency), whichever strategy sent it; none: no such limit",
+        ),
+    ] = None
+    leverage_limit: Annotated[
+        Decimal | None,
+        Field(
+            gt=0,
+            le=125,
+            description="the node denies any order whose fill would take the open notional "
+            "of all positions above this multiple of equity, whichever strategy sent it "
+            "(max_leverage only caps the bundled strategy's sizing); none: no such limit",
         ),
     ] = None
 

@@ -220,12 +220,44 @@ def control_panel(appdb: AppDatabase, view: SessionView) -> None:
         (st.success if ok else st.error)(str(text))
 
 
+def strategy_controls(appdb: AppDatabase, view: SessionView) -> None:
+    """One strategy halted or resumed while the others trade (``halt --strategy``)."""
+    strategies = {s["strategy_id"]: s for s in view["strategies"]}
+    live = view["state"] in ("running", "halted", "unresponsive", "starting")
+    left, halt_col, resume_col = st.columns([2, 1, 1])
+    picked = left.selectbox("Strategy", list(strategies), key="strategy_pick")
+    chosen = strategies.get(str(picked))
+    halted = chosen is not None and chosen["trading_state"] == "HALTED"
+    for col, command, enabled in (
+        (halt_col, Command.HALT, live and chosen is not None and not halted),
+        (resume_col, Command.RESUME, live and halted),
+    ):
+        if col.button(
+            f"{command.value.capitalize()} strategy",
+            key=f"strategy_{command.value}",
+            disabled=not enabled,
+        ):
+            reason = st.session_state.get("control_reason") or "from the dashboard"
+            st.session_state["strategy_result"] = run_command(
+                appdb, view["trader_id"], command, str(reason), strategy_id=str(picked)
+            )
+            st.rerun()
+    result = st.session_state.get("strategy_result")
+    if isinstance(result, tuple) and len(result) == 2:
+        ok, text = result
+        (st.success if ok else st.error)(str(text))
+
+
 def run_command(
-    appdb: AppDatabase, trader_id: str, command: Command, reason: str
+    appdb: AppDatabase,
+    trader_id: str,
+    command: Command,
+    reason: str,
+    strategy_id: str | None = None,
 ) -> tuple[bool, str]:
     """Queue ``command`` on the control table and wait for the service's acknowledgement."""
     try:
-        request_id = appdb.control.submit(trader_id, command, reason)
+        request_id = appdb.control.submit(trader_id, command, reason, strategy_id)
         with st.spinner(f"{command.value}: waiting for {trader_id} to acknowledge…"):
             request = appdb.control.wait(request_id, ACK_TIMEOUT_S)
     except StorageError as exc:
@@ -350,6 +382,7 @@ def session_details(
     if view["strategies"]:  # each strategy's share of the account (a checkpoint's books)
         st.subheader("Strategies")
         st.dataframe([dict(s) for s in view["strategies"]], hide_index=True)
+        strategy_controls(appdb, view)
     st.subheader("Open orders")
     orders = appdb.open_orders(trader_id)
     st.dataframe(

@@ -87,10 +87,10 @@ class ConfirmingNode(Recorder):
         if self.silent:
             return None
         match message:
-            case Halt(notify=notify) if notify is not None:
-                notify.tell(OrdersCanceled(("O-1",)))
-            case Resume(notify=notify, reason=reason) if notify is not None:
-                notify.tell(TradingStateChanged(TradingState.ACTIVE, reason))
+            case Halt(notify=notify, strategy_id=sid) if notify is not None:
+                notify.tell(OrdersCanceled(("O-1",), sid))
+            case Resume(notify=notify, reason=reason, strategy_id=sid) if notify is not None:
+                notify.tell(TradingStateChanged(TradingState.ACTIVE, reason, sid))
         return None
 
 

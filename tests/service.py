@@ -182,3 +182,37 @@ def alive(pid: int) -> bool:
         return False
     status = Path(f"/proc/{pid}/status")
     return not (status.exists() and "State:\tZ" in status.read_text())
+
+
+# ---------------------------------------------------------------- [[strategies]] entries
+
+
+def bars_of(instrument_id: str) -> str:
+    return f"{instrument_id}-1-MINUTE-LAST-EXTERNAL"
+
+
+def entry(strategy: str, config: dict[str, object]) -> str:
+    def value(v: object) -> str:
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + " }"
+        return json.dumps(v)
+
+    module = "node.strategy" if strategy == "EmaCross" else "tests.user_strategy"
+    return (
+        "[[strategies]]\n"
+        f'strategy_path = "{module}:{strategy}"\n'
+        f'config_path = "{module}:{strategy}Config"\n'
+        f"config = {value(config)}\n"
+    )
+
+
+def ema(tag: str, instrument_id: str) -> str:
+    return entry(
+        "EmaCross",
+        {
+            "instrument_id": instrument_id,
+            "bar_type": bars_of(instrument_id),
+            "order_id_tag": tag,
+            "strategy": {"ladder_orders": 3, "ladder_step_pct": "0.05"},
+        },
+    )

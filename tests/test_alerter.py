@@ -24,6 +24,7 @@ from protocol import (
     Severity,
     StrategyView,
     TelegramSettings,
+    TradingState,
     WhereIs,
 )
 from storage import OutboxRow, Store
@@ -206,6 +207,40 @@ def test_status_and_positions_show_each_strategy(tree, telegram):
     assert "Breakout-008: 1 fills, realized 0, unrealized 0, fees 0.3, 0 position(s)" in status
     telegram.push_command(CHAT, "/positions")
     assert "[Breakout-007]" in telegram.wait_for(lambda m: "LONG 0.05" in m[1])[1]
+
+
+def test_halt_and_resume_name_one_strategy(tree, telegram):
+    """``/halt ID reason``: a first word naming one of the service's strategies halts it
+    alone; any other first word is the account halt's reason."""
+    _, inbox, _, db = tree
+    store = Store(db)
+    store.write_checkpoint(
+        store.open_run("ALERT-001", "replay"),
+        snapshot(
+            trader_id="ALERT-001",
+            strategies=(
+                StrategyView("Breakout-007", 5, 4, Decimal("-0.9"), Decimal("12"), Decimal("0.9")),
+                StrategyView(
+                    "Breakout-008", 2, 1, trading_state=TradingState.HALTED, halt_reason="slow"
+                ),
+            ),
+        ),
+    )
+    store.close()
+    telegram.push_command(CHAT, "/halt Breakout-007 too many losses")
+    reply = telegram.wait_for(lambda m: m[1].startswith("Halted Breakout-007"))[1]
+    assert "the other strategies trade on" in reply
+    halt = inbox.expect(Recorded, where=lambda r: isinstance(r.message, Halt)).message
+    assert halt.strategy_id == "Breakout-007" and halt.reason.endswith(": too many losses")
+    telegram.push_command(CHAT, "/resume Breakout-007")
+    telegram.wait_for(lambda m: m[1] == "Resumed Breakout-007: its orders pass again.")
+    telegram.push_command(CHAT, "/halt Nobody-1 is odd")
+    telegram.wait_for(lambda m: m[1].startswith("Halted: 1 open order(s)"))
+    account = inbox.expect(Recorded, where=lambda r: isinstance(r.message, Halt)).message
+    assert account.strategy_id is None and account.reason.endswith(": Nobody-1 is odd")
+    telegram.push_command(CHAT, "/status")
+    status = telegram.wait_for(lambda m: "Breakout-008" in m[1])[1]
+    assert "0 open order(s), HALTED (slow)" in status
 
 
 def test_commands_from_any_other_chat_are_ignored(tree, telegram, caplog):

@@ -42,6 +42,7 @@ from tests.service import (
     ROOT,
     ServiceProcess,
     alive,
+    ema,
     events,
     last_checkpoint_of,
     node_pids,
@@ -379,6 +380,45 @@ def test_control_buttons_halt_resume_and_stop_a_running_replay_session(
             ("halt", "done"),
         ]
         assert history[-1]["reason"] == "operator test"
+    finally:
+        service.ensure_dead()
+
+
+def test_a_strategy_is_halted_and_resumed_alone_from_its_buttons(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    two = ema("001", "BTCUSDT-PERP.BINANCE") + ema("002", "BTCUSDT-PERP.BINANCE")
+    config, db = write_config(tmp_path, trader="CTL-002", speed=300, ladder=0, extra=two)
+    service = ServiceProcess(config, db, tmp_path)
+    try:
+        service.wait_status("both strategies in a checkpoint", lambda r: len(r["strategies"]) == 2)
+        at = app(db, monkeypatch)
+        at.query_params["page"] = "Session"
+        at.query_params["trader"] = "CTL-002"
+        at.run()
+        assert not at.exception
+        assert at.button(key="strategy_resume").disabled
+        at.selectbox(key="strategy_pick").set_value("EmaCross-002").run()
+        at.button(key="strategy_halt").click().run(timeout=60)
+        assert "halt done: EmaCross-002 halted" in texts(at), texts(at)
+        report = service.wait_status(
+            "its halt checkpointed",
+            lambda r: (
+                {s["strategy_id"]: s["trading_state"] for s in r["strategies"]}
+                == {"EmaCross-001": "ACTIVE", "EmaCross-002": "HALTED"}
+            ),
+        )
+        assert report["state"] == "running", "the account trades on"
+        at.run()
+        assert not at.button(key="strategy_resume").disabled
+        at.button(key="strategy_resume").click().run(timeout=60)
+        assert "resume done: EmaCross-002 resumed" in texts(at), texts(at)
+        history = AppDatabase(db).control_history("CTL-002")
+        assert [(h["command"], h["status"]) for h in history] == [
+            ("resume", "done"),
+            ("halt", "done"),
+        ]
+        assert service.terminate() == 0
     finally:
         service.ensure_dead()
 

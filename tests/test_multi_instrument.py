@@ -13,7 +13,10 @@ from storage import StatusReport
 from tests.service import (
     ROOT,
     ServiceProcess,
+    bars_of,
     cli,
+    ema,
+    entry,
     events,
     last_checkpoint_of,
     query,
@@ -35,37 +38,6 @@ taker_fee = "0.0004"
 start_price = "150"
 """
 EMA_BTC, EMA_SOL, BREAKOUT_ETH = "EmaCross-001", "EmaCross-002", "Breakout-003"
-
-
-def bars_of(instrument_id: str) -> str:
-    return f"{instrument_id}-1-MINUTE-LAST-EXTERNAL"
-
-
-def entry(strategy: str, config: dict[str, object]) -> str:
-    def value(v: object) -> str:
-        if isinstance(v, dict):
-            return "{ " + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + " }"
-        return json.dumps(v)
-
-    module = "node.strategy" if strategy == "EmaCross" else "tests.user_strategy"
-    return (
-        "[[strategies]]\n"
-        f'strategy_path = "{module}:{strategy}"\n'
-        f'config_path = "{module}:{strategy}Config"\n'
-        f"config = {value(config)}\n"
-    )
-
-
-def ema(tag: str, instrument_id: str) -> str:
-    return entry(
-        "EmaCross",
-        {
-            "instrument_id": instrument_id,
-            "bar_type": bars_of(instrument_id),
-            "order_id_tag": tag,
-            "strategy": {"ladder_orders": 3, "ladder_step_pct": "0.05"},
-        },
-    )
 
 
 def three_strategies() -> str:
@@ -152,7 +124,7 @@ def test_strategies_on_three_instruments_halt_resume_and_trip_one_at_a_time(tmp_
         )
         assert views(report)[EMA_SOL]["open_orders"] == 0
         assert views(report)[EMA_SOL]["halt_reason"] == "review"
-        assert report["trading_state"] == "ACTIVE"
+        assert (report["state"], report["trading_state"]) == ("running", "ACTIVE")
         wait_for("the BTC cross trading on", lambda: len(fills_of(db, EMA_BTC, mark)) >= 2, 90)
         assert not fills_of(db, EMA_SOL, mark), "a halted strategy traded"
         assert int(views(first.status())[EMA_BTC]["open_orders"]) > 0

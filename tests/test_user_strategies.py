@@ -147,23 +147,35 @@ def test_a_strategy_from_a_test_module_trades_and_survives_a_sigkill_under_its_i
     assert all("-007-" in c for c in fills), fills
 
 
+LIMITS = {
+    # the account's notional limit, one strategy's own, the account's leverage limit
+    "max-notional": ('max_notional_per_order = "1500"\n', "", "NOTIONAL_EXCEEDS_MAX_PER_ORDER"),
+    "own-max-notional": ("", 'max_notional_per_order = "1500"\n', "NOTIONAL_EXCEEDS_MAX"),
+    "leverage": ('leverage_limit = "0.02"\n', "", "LEVERAGE_EXCEEDS_MAX"),
+}
+
+
 @pytest.mark.node
-@pytest.mark.parametrize("limit", [None, "1500"], ids=["no-limit", "max-notional"])
+@pytest.mark.parametrize("limit", [None, *LIMITS], ids=["no-limit", *LIMITS])
 def test_two_trader_strategies_replay_equals_their_backtest(tmp_path, limit):
-    """Also under a notional limit that denies every order of one strategy (0.05 BTC at
-    46-48k) and none of the other's (0.03): the backtest holds them to the same limit."""
-    risk = '[risk]\nmax_drawdown_pct = "90"\n' + (
-        f'max_notional_per_order = "{limit}"\n[breakers]\nmax_consecutive_rejects = 10000\n'
-        if limit
-        else ""
-    )
+    """Also under a limit that denies every order of one strategy (0.05 BTC at 46-48k:
+    2,300-2,400 USDT, 0.023-0.024x the equity) and none of the other's (0.03): the
+    account's notional or leverage limit, or the strategy's own notional limit (its
+    entry's). The backtest holds them to the same limits."""
+    account, own, denial = LIMITS[limit] if limit else ("", "", "")
+    risk = '[risk]\nmax_drawdown_pct = "90"\n' + account
+    if limit:
+        risk += "[breakers]\nmax_consecutive_rejects = 10000\n"
     config, db = write_config(
         tmp_path,
         trader="USER-002",
         speed=0,
         ladder=0,
         replay=f'source = "file"\npath = "{BARS}"\nstop_when_done = true',
-        extra=breakout(lookback=30) + breakout(tag="008", lookback=90, trade_size="0.030") + risk,
+        extra=breakout(lookback=30)
+        + own
+        + breakout(tag="008", lookback=90, trade_size="0.030")
+        + risk,
         name="parity",
     )
     service = ServiceProcess(config, db, tmp_path, env=ENV)
@@ -185,7 +197,7 @@ def test_two_trader_strategies_replay_equals_their_backtest(tmp_path, limit):
         assert int(views["Breakout-007"]["fills"]) == 0 < int(views["Breakout-008"]["fills"])
         denied = [p for _, p in events(db, "reject") if p["denied"]]
         assert denied and all("-007-" in str(p["client_order_id"]) for p in denied)
-        assert all("NOTIONAL_EXCEEDS_MAX_PER_ORDER" in str(p["reason"]) for p in denied)
+        assert all(denial in str(p["reason"]) for p in denied), denied[0]
 
 
 def strategy_sums(snapshot: dict[str, object]) -> tuple[int, Decimal, Decimal]:
