@@ -11,7 +11,7 @@ ARGS   ?=
 DB     ?= state/paper.db
 PORT   ?= 8501
 
-.PHONY: install run status dashboard test-tools test lint bench chaos clean
+.PHONY: install run status dashboard test-tools test lint bench bench-strategies chaos clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,10 @@ test: lint test-tools
 
 bench: install
 	$(BIN)/python -m scripts.bench
+
+# One node with 1, 5 and 20 strategies (part of `make bench`; about 4 minutes alone).
+bench-strategies: install
+	$(BIN)/python -m scripts.bench_strategies $(ARGS)
 
 chaos: install
 	CHAOS_FAULTS=100 $(BIN)/python -m pytest -q -p no:cacheprovider -m chaos

@@ -4,7 +4,9 @@
 
 One module a section: messaging (``bench_messaging``), a real node under the actor tree
 (``bench_latency``), the checkpoint's loop stall (``bench_stall``), storage and memory
-(``bench_storage``), the service as a process and the parity report (``bench_service``).
+(``bench_storage``), the service as a process and the parity report (``bench_service``),
+1, 5 and 20 strategies in one node (``bench_strategies``: the full run only; alone with
+``python -m scripts.bench_strategies``).
 
 Writes a JSON report (default test-artifacts/bench.json) and prints a table. These
 machines are noisy, so ratios measured in the same run (the project's actor layer
@@ -27,8 +29,9 @@ from scripts import (
     bench_service,
     bench_stall,
     bench_storage,
+    bench_strategies,
 )
-from scripts.bench_common import ROOT, SCRATCH, Row
+from scripts.bench_common import ROOT, SCRATCH, Row, print_rows
 
 
 def main() -> int:
@@ -59,17 +62,12 @@ def _run(args: argparse.Namespace) -> int:
     rows += bench_service.parity_report(args.quick)
     soak_bars = args.soak_bars or (60_000 if args.quick else 1_000_000)
     rows += bench_service.soak(soak_bars, ROOT / "test-artifacts" / "soak.json")
+    if not args.quick:  # about 4 minutes: `make bench-strategies` runs it alone
+        rows += bench_strategies.strategy_scaling()
     machine = {"cpus": os.cpu_count(), "python": sys.version.split()[0], "quick": args.quick}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"machine": machine, "rows": rows}, indent=2))
-    print(f"{'measure':<58} {'value':>12}  {'target':<22} anchor")
-    for row in rows:
-        mark = "" if row["ok"] is None else (" ok" if row["ok"] else " MISS")
-        value = f"{row['value']:,.2f} {row['unit']}"
-        print(f"{row['name']:<58} {value:>16}  {row['target']:<20}{mark:<5} {row['anchor']}")
-        for stage in row.get("stages", []):
-            print(f"    {stage['name']:<66} p50 {stage['p50']:.3f}  p99 {stage['p99']:.3f} "
-                  f"{stage['unit']}")  # fmt: skip
+    print_rows(rows)
     print(f"report: {args.out}")
     return 0
 

@@ -19,6 +19,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -141,7 +143,11 @@ def node_tree(
     inbox: Inbox,
     events: Inbox,
     trace: tuple[FillTrace, Path] | None = None,
+    checkpointer: Callable[[ChildContext], ChildRef] | None = None,
 ) -> pykka.ActorRef[Supervisor]:
+    """The service's tree around a node child; the alerter (and, unless ``checkpointer``
+    starts another, the checkpointer) is a ``Stamp`` telling ``inbox`` what arrived."""
+
     def start_node(ctx: ChildContext) -> ChildRef:
         if trace is not None:
             return TracedNodeActor.start(ctx, settings, *trace)
@@ -152,7 +158,7 @@ def node_tree(
         children=(
             ChildSpec("alerter", lambda ctx: Stamp.start(ctx, inbox)),
             ChildSpec("classifier", ClassifierActor.start),
-            ChildSpec("checkpointer", lambda ctx: Stamp.start(ctx, inbox)),
+            ChildSpec("checkpointer", checkpointer or (lambda ctx: Stamp.start(ctx, inbox))),
             ChildSpec("gate", lambda ctx: GateActor.start(ctx, gate_db, settings.trader_id)),
             ChildSpec("node", start_node, shutdown_timeout_s=20),
         ),
@@ -256,8 +262,24 @@ def node_figures(quick: bool) -> list[Row]:
     return rows  # fmt: skip
 
 
+@dataclass(frozen=True, slots=True)
+class FillTimes:
+    """Each fill's trip to the parent's checkpointer (ms): from the fill's ``ts_event``,
+    from the fill reaching the exec engine, from the bridge (our part), and by stage."""
+
+    total: list[float]
+    from_fill: list[float]
+    ours: list[float]
+    stages: list[tuple[str, list[float]]]
+
+
 def fill_latency(inbox: Inbox, trace: FillTrace, fill_trace: Path, seconds: float) -> list[Row]:
     """Fill in the child -> handled by the parent's checkpointer, stage by stage."""
+    return fill_rows(collect_fills(inbox, trace, fill_trace, seconds))
+
+
+def collect_fills(inbox: Inbox, trace: FillTrace, fill_trace: Path, seconds: float) -> FillTimes:
+    """The fills that reach the checkpointer within ``seconds``, with every stamp."""
     fills: list[tuple[int, OrderFilled]] = []
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -268,8 +290,7 @@ def fill_latency(inbox: Inbox, trace: FillTrace, fill_trace: Path, seconds: floa
         assert isinstance(fill, OrderFilled)
         fills.append((at, fill))
     if not fills:
-        return [Row(name="fill -> parent actor, p99", value=float("nan"), unit="ms",
-                    target="<= 2 ms", anchor="no fills", ok=False)]  # fmt: skip
+        return FillTimes([], [], [], [])
     time.sleep(0.2)  # the child's trace writer is a thread: let it catch up
     made = bench_node.read_fill_trace(fill_trace)
     fills = [(at, f) for at, f in fills if f.trade_id in made]
@@ -280,7 +301,7 @@ def fill_latency(inbox: Inbox, trace: FillTrace, fill_trace: Path, seconds: floa
     def ms(pairs: list[tuple[int, int]]) -> list[float]:
         return [(b - a) / 1e6 for a, b in pairs]
 
-    stamps = [
+    stages = [
         ("ts_event -> fill reaches exec engine (bar, strategy, risk + exec queues, match)",
          ms([(f.ts_event, c) for c, (_, f) in zip(created, fills, strict=True)])),
         ("exec engine -> bridge (Nautilus event queue, order/position/portfolio)",
@@ -292,12 +313,23 @@ def fill_latency(inbox: Inbox, trace: FillTrace, fill_trace: Path, seconds: floa
         ("node actor -> checkpointer handled (route + pykka tell)",
          ms([(o, at) for o, (at, _) in zip(routed, fills, strict=True)])),
     ]  # fmt: skip
+    return FillTimes(
+        total=ms([(f.ts_event, at) for at, f in fills]),
+        from_fill=ms([(c, at) for c, (at, _) in zip(created, fills, strict=True)]),
+        ours=ms([(f.ts_bridge, at) for at, f in fills]),
+        stages=stages,
+    )
+
+
+def fill_rows(times: FillTimes) -> list[Row]:
+    total, from_fill, ours = times.total, times.from_fill, times.ours
+    if not total:
+        return [Row(name="fill -> parent actor, p99", value=float("nan"), unit="ms",
+                    target="<= 2 ms", anchor="no fills", ok=False)]  # fmt: skip
     stages = [
-        Stage(name=name, p50=pct(xs, 0.5), p99=pct(xs, 0.99), unit="ms") for name, xs in stamps
+        Stage(name=name, p50=pct(xs, 0.5), p99=pct(xs, 0.99), unit="ms")
+        for name, xs in times.stages
     ]
-    total = ms([(f.ts_event, at) for at, f in fills])
-    from_fill = ms([(c, at) for c, (at, _) in zip(created, fills, strict=True)])
-    ours = ms([(f.ts_bridge, at) for at, f in fills])
     p99, fill_p99, ours_p99 = pct(total, 0.99), pct(from_fill, 0.99), pct(ours, 0.99)
     return [
         Row(name=f"fill -> parent actor, p99, from ts_event ({len(total)} fills)", value=p99,

@@ -90,25 +90,32 @@ def checkpoint_stall(quick: bool) -> list[Row]:
                 node.send(bench_node.InjectOrders(orders - len(held.open_orders)))
                 node.inbox.expect(bench_node.OrdersInjected, 120)
                 held = node.snapshot()
-            baseline = node.probe(seconds)  # no checkpoints
-            node.send(bench_node.SnapshotTimes())
-            node.inbox.expect(bench_node.SnapshotTimes, 30)  # forget the ones above
-            node.send(bench_node.ProbeLoop(seconds))
-            end, n = time.monotonic() + seconds, 0
-            while time.monotonic() < end:
-                n += 1
-                node.snapshot(n)
-                time.sleep(0.1)
-            lag = list(node.inbox.expect(bench_node.LoopLag, 30 + seconds).late_ms)
-            node.send(bench_node.SnapshotTimes())
-            times = node.inbox.expect(bench_node.SnapshotTimes, 30)
-            rows.append(_stall_row(label, held, lag, baseline, times))
+            rows.append(stall_row(label, held, *stall_window(node, seconds)))
     finally:
         node.close()
     return rows
 
 
-def _stall_row(
+def stall_window(
+    node: ProbedNode, seconds: float
+) -> tuple[list[float], list[float], bench_node.SnapshotTimes]:
+    """The loop probe for ``seconds`` without checkpoints, then again while a snapshot
+    is asked for every 100 ms: (lag with, lag without, each snapshot's build and send)."""
+    baseline = node.probe(seconds)  # no checkpoints
+    node.send(bench_node.SnapshotTimes())
+    node.inbox.expect(bench_node.SnapshotTimes, 30)  # forget the ones before
+    node.send(bench_node.ProbeLoop(seconds))
+    end, n = time.monotonic() + seconds, 0
+    while time.monotonic() < end:
+        n += 1
+        node.snapshot(n)
+        time.sleep(0.1)
+    lag = list(node.inbox.expect(bench_node.LoopLag, 30 + seconds).late_ms)
+    node.send(bench_node.SnapshotTimes())
+    return lag, baseline, node.inbox.expect(bench_node.SnapshotTimes, 30)
+
+
+def stall_row(
     label: str, held: Snapshot, lag: list[float], baseline: list[float],
     times: bench_node.SnapshotTimes,
 ) -> Row:  # fmt: skip
