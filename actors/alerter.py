@@ -32,6 +32,7 @@ from protocol import (
     CheckpointNow,
     CheckpointSaved,
     Halt,
+    HaltMode,
     NotConfirmed,
     OrdersCanceled,
     Resume,
@@ -59,6 +60,8 @@ HELP = (
     "/status - state, balance, equity, fills\n"
     "/positions - open positions\n"
     "/halt [reason] - cancel open orders, deny new ones\n"
+    "/halt reduce|flatten [reason] - keep the stops, only reducing orders | close every "
+    "position at market\n"
     "/halt STRATEGY_ID [reason] - only that strategy; the others trade on\n"
     "/resume [STRATEGY_ID] - trade again\n"
     "/checkpoint - take a checkpoint now\n"
@@ -202,10 +205,8 @@ class AlerterActor(SupervisedActor):
                 return self._pump()
             case ChatCommand():
                 self._command(message)
-            case OrdersCanceled(client_order_ids=ids, strategy_id=None):
-                self._reply_waiting(
-                    OrdersCanceled, f"Halted: {len(ids)} open order(s) cancelled (confirmed)."
-                )
+            case OrdersCanceled(strategy_id=None):
+                self._reply_waiting(OrdersCanceled, f"Halted: {message.summary()}.")
             case OrdersCanceled(client_order_ids=ids, strategy_id=str(sid)):
                 self._reply_waiting(
                     OrdersCanceled,
@@ -339,10 +340,16 @@ class AlerterActor(SupervisedActor):
                 self._reply(command.chat_id, self._positions_text())
             case "halt":
                 sid, rest = self._strategy_arg(command.args)
+                word, _, after = rest.partition(" ")
+                mode = HaltMode.CANCEL
+                if sid is None and word.lower() in tuple(HaltMode):
+                    mode, rest = HaltMode(word.lower()), after.strip()
                 reason = f"telegram /halt from chat {command.chat_id}" + (
                     f": {rest}" if rest else ""
                 )
-                halt_one = Halt(reason, "telegram", notify=self.actor_ref, strategy_id=sid)
+                halt_one = Halt(
+                    reason, "telegram", notify=self.actor_ref, strategy_id=sid, mode=mode
+                )
                 self._ask_peer(command, "gate", halt_one)
             case "resume":
                 sid, _ = self._strategy_arg(command.args)

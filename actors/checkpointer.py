@@ -232,13 +232,13 @@ class CheckpointerActor(SupervisedActor):
                 return CheckpointLookup(self._last)
             case TradingStateChanged(state=state, strategy_id=sid):
                 if sid is None:  # one strategy's halt leaves the service running
-                    self._state = "halted" if state is TradingState.HALTED else "running"
+                    self._state = "running" if state is TradingState.ACTIVE else "halted"
                 self._event(message)
                 self._beat()
                 self._request(False, None, coalesce=True)
             case NodeStarted():
                 restored = message.restored
-                halted = message.trading_state is TradingState.HALTED
+                halted = message.trading_state is not TradingState.ACTIVE
                 self._state = "halted" if halted else "running"
                 self._event(message)
                 if restored is not None:

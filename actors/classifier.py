@@ -31,6 +31,7 @@ from protocol import (
     DecisionKind,
     ErrorRaised,
     Halt,
+    HaltMode,
     NodeReport,
     NodeStarted,
     OperationSucceeded,
@@ -130,6 +131,13 @@ def classify(error: ErrorRaised) -> Decision:
     return Decision(DecisionKind.UNKNOWN, "no rule matched", error)
 
 
+# What the account's halt does, by mode, in an alert's words.
+HALTED_AS = {
+    HaltMode.CANCEL: "Trading halted; open orders cancelled",
+    HaltMode.REDUCE: "Trading reduced: entries cancelled, reduce-only stops kept, only reducing "
+    "orders pass",
+    HaltMode.FLATTEN: "Trading halted; open orders cancelled and every position closed at market",
+}
 HALT_DENIAL = re.compile(r"HALTED|REDUCING", re.IGNORECASE)
 # The RiskEngine's own limits (NOTIONAL_EXCEEDS_MAX_PER_ORDER, QUANTITY_EXCEEDS_MAXIMUM,
 # ...): a strategy asked for more than the service allows. The order never left the
@@ -207,8 +215,9 @@ class ClassifierActor(SupervisedActor):
                 (own or self.breakers).fill()
             case NodeReport():
                 self._report(message)
-            case NodeStarted(strategy_ids=ids) if len(ids) > 1:
-                for sid in ids:
+            case NodeStarted(strategy_ids=ids):
+                # One strategy: the account's breakers are its own.
+                for sid in ids if len(ids) > 1 else ():
                     self._own_breakers(sid)
             case TradingStateChanged(state=TradingState.ACTIVE, strategy_id=str(sid)):
                 if (own := self.strategy_breakers.get(sid)) is not None:
@@ -301,10 +310,14 @@ class ClassifierActor(SupervisedActor):
         trip = verdict
         reason = f"circuit breaker {trip.breaker}{of}: {trip.detail}"
         log.critical("%s - halting%s", reason, of)
-        halt(self.peers, Halt(reason=reason, source="breaker", strategy_id=strategy_id))
+        mode = self.breakers.settings.halt_mode
+        halt(
+            self.peers,
+            Halt(reason=reason, source="breaker", strategy_id=strategy_id, mode=mode),
+        )
         self.peers.tell("checkpointer", CircuitBreakerTripped(trip.breaker, f"{trip.detail}{of}"))
         halted = (
-            "Trading halted; open orders cancelled"
+            HALTED_AS[mode]
             if strategy_id is None
             else f"{strategy_id} halted, its open orders cancelled; the other strategies trade on"
         )
@@ -336,13 +349,14 @@ class ClassifierActor(SupervisedActor):
         match decision.kind:
             case DecisionKind.FATAL:
                 log.critical("fatal error (%s) - halting: %s", decision.reason, summary)
-                halt(self.peers, Halt(reason=f"fatal: {decision.reason}", source=ROLE))
+                mode = self.breakers.settings.halt_mode
+                halt(self.peers, Halt(reason=f"fatal: {decision.reason}", source=ROLE, mode=mode))
                 self.peers.tell(
                     "alerter",
                     Alert(
                         Severity.CRITICAL,
                         f"Fatal error: {decision.reason}",
-                        f"{summary}. Trading halted; open orders cancelled.",
+                        f"{summary}. {HALTED_AS[mode]}.",
                         key=f"fatal:{error.source}:{decision.reason}",
                     ),
                 )

@@ -39,6 +39,7 @@ from protocol import (
     GateQuery,
     GateState,
     Halt,
+    HaltMode,
     Mailbox,
     NodeStarted,
     NotConfirmed,
@@ -151,8 +152,10 @@ class GateActor(SupervisedActor):
                 sid, "resume", notify
             ):
                 pass
-            case Halt(reason=reason, source=source, notify=notify, strategy_id=strategy_id):
-                self._halt(reason, source, notify, strategy_id)
+            case Halt(
+                reason=reason, source=source, notify=notify, strategy_id=strategy_id, mode=mode
+            ):
+                self._halt(reason, source, notify, strategy_id, mode)
             case Resume(reason=reason, source=source, notify=notify, strategy_id=strategy_id):
                 self._resume(reason, source, notify, strategy_id)
             case GateQuery():
@@ -203,7 +206,9 @@ class GateActor(SupervisedActor):
             for sid, row in self._strategies.items()
             if row.state == TradingState.HALTED.value
         )
-        return GateState(TradingState(s.state), s.reason, s.source, s.at, halted)
+        return GateState(
+            TradingState(s.state), s.reason, s.source, s.at, halted, HaltMode(s.mode or "cancel")
+        )
 
     # ------------------------------------------------------------ halt and resume
 
@@ -221,20 +226,27 @@ class GateActor(SupervisedActor):
         return True
 
     def _halt(
-        self, reason: str, source: str, notify: Mailbox | None, strategy_id: str | None = None
+        self,
+        reason: str,
+        source: str,
+        notify: Mailbox | None,
+        strategy_id: str | None = None,
+        mode: HaltMode = HaltMode.CANCEL,
     ) -> None:
         if notify is not None:
             self._wait("halt", notify, strategy_id)
         # The node first: a halt must not wait for a disk.
-        forwarded = self.peers.tell("node", Halt(reason, source, strategy_id=strategy_id))
+        forwarded = self.peers.tell(
+            "node", Halt(reason, source, strategy_id=strategy_id, mode=mode)
+        )
         self._unconfirmed["halt", strategy_id] = (reason, source)
         self._unconfirmed.pop(("resume", strategy_id), None)
         if strategy_id is not None:
             self._record_strategy(
                 strategy_id, GateRow(TradingState.HALTED.value, reason, source, utc_now())
             )
-        elif self._state.state != TradingState.HALTED.value:
-            self._record(GateRow(TradingState.HALTED.value, reason, source, utc_now()))
+        elif (self._state.state, self._state.mode) != (mode.trading_state.value, mode.value):
+            self._record(GateRow(mode.trading_state.value, reason, source, utc_now(), mode.value))
         else:
             log.info(
                 "gate: already halted (%s); halt from %s: %s", self._state.reason, source, reason
@@ -264,19 +276,19 @@ class GateActor(SupervisedActor):
         if requested is None:
             return  # a node restart re-applying a halt already announced
         reason, source = requested
-        n = len(cancelled.client_order_ids)
-        scope = (
-            "no new orders pass"
-            if strategy_id is None
-            else "its new orders are denied; the other strategies trade on"
-        )
+        if strategy_id is not None:
+            scope = "its new orders are denied; the other strategies trade on"
+        elif cancelled.mode is HaltMode.REDUCE:
+            scope = "no order that adds exposure passes"
+        else:
+            scope = "no new orders pass"
         self.peers.tell(
             "alerter",
             Alert(
                 Severity.CRITICAL,
                 f"{_what(strategy_id)} halted",
-                f"{reason} (from {source}). {n} open order(s) cancelled (confirmed); {scope}; "
-                "data and checkpoints continue; the halt holds across restarts until a resume.",
+                f"{reason} (from {source}). {cancelled.summary()}; {scope}; data and "
+                "checkpoints continue; the halt holds across restarts until a resume.",
                 key=ALERT_KEY,
             ),
         )

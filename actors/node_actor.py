@@ -188,8 +188,12 @@ class TradingNodeActor(SupervisedActor):
             settings = replace(
                 settings, restore=last, start_cursor=last.replay_cursor, account=account
             )
-        if gate.state is TradingState.HALTED:
-            settings = replace(settings, start_halted=gate.reason or "halted (on record)")
+        if gate.state is not TradingState.ACTIVE:
+            settings = replace(
+                settings,
+                start_halted=gate.reason or "halted (on record)",
+                start_halt_mode=gate.mode,
+            )
         if gate.strategies:
             settings = replace(settings, start_halted_strategies=gate.strategies)
         ctx = multiprocessing.get_context("spawn")

@@ -4,6 +4,7 @@ pandas out of the supervisor's process).
     paper-node run [--config PATH] [--db PATH] [--duration SECONDS] [--fresh]
     paper-node status [--config PATH] [--db PATH] [--json]
     paper-node halt|resume|stop [--config PATH] [--db PATH] [--reason TEXT] [--strategy ID]
+                           [--mode cancel|reduce|flatten]  (halt)
     paper-node events [--config PATH] [--db PATH] [--tail N] [--json]
     paper-node report parity [--config PATH] [--db PATH] [--trader ID] [--json]
     paper-node config check [--config PATH]
@@ -34,6 +35,7 @@ import anyio
 from actors.redact import install as install_redaction
 from cli import registry
 from cli.report import ReportError, report_parity
+from protocol import HaltMode
 from storage import (
     Command,
     CommandStatus,
@@ -221,7 +223,14 @@ def cmd_control(args: argparse.Namespace) -> int:
     reason = args.reason or f"{command} requested from the command line"
     channel = ControlChannel(config.db_path)
     try:
-        request_id = channel.submit(report["trader_id"], command, reason, strategy_id)
+        mode: str | None = getattr(args, "mode", None)
+        if strategy_id is not None and mode not in (None, HaltMode.CANCEL.value):
+            print(
+                "--mode is the account's halt's: a strategy's halt cancels its orders",
+                file=sys.stderr,
+            )
+            return EXIT_CONFIG
+        request_id = channel.submit(report["trader_id"], command, reason, strategy_id, mode)
         done = channel.wait(request_id, args.timeout)
     except StorageError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -365,6 +374,14 @@ def parser() -> argparse.ArgumentParser:
         control.add_argument("--db", type=Path)
         control.add_argument("--reason", help="recorded with the command and in the alert")
         control.add_argument("--timeout", type=float, default=30.0, help="wait for the ack")
+        if name == "halt":
+            control.add_argument(
+                "--mode",
+                choices=[m.value for m in HaltMode],
+                help="cancel: every open order (default); reduce: cancel entries, keep "
+                "reduce-only stops, only reducing orders pass; flatten: cancel everything and "
+                "close every position at market",
+            )
         if name != "stop":
             control.add_argument(
                 "--strategy",

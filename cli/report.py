@@ -90,15 +90,18 @@ def parity(db: Path, trader_id: str | None) -> tuple[Parity, SessionRecord]:
     # NautilusTrader: this command's own import
     from node.backtest import RecordingError, run_backtest, run_backtest_on_recording
 
+    ideal = None
     if played.recording is None:
         backtest = run_backtest(played.settings, bars=record.outcome.bars)
+        if not played.settings.simulation.ideal:
+            ideal = run_backtest(played.settings, bars=record.outcome.bars, ideal=True)
     else:
         try:
             backtest = run_backtest_on_recording(played.settings, played.recording)
         except RecordingError as exc:
             raise ReportError(EXIT_ERROR, str(exc)) from None
         record = replace(record, notes=(*record.notes, LIVE_NOTE))
-    return compare(record.outcome, backtest, record.from_bar), record
+    return replace(compare(record.outcome, backtest, record.from_bar), ideal=ideal), record
 
 
 def report_parity(db: Path, trader_id: str | None, as_json_output: bool) -> tuple[str, int]:

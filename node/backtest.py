@@ -13,11 +13,13 @@ in), which is how it is set beside the session's fill for the same bar.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
 from nautilus_trader.adapters.sandbox.config import SandboxExecutionClientConfig
 from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
+from nautilus_trader.backtest.models import FillModel
 from nautilus_trader.config import LoggingConfig
 from nautilus_trader.core.data import Data
 from nautilus_trader.model.data import Bar, QuoteTick, TradeTick
@@ -31,14 +33,17 @@ from node.bars import BarSeries
 from node.order_limits import install, limits_for
 from node.replay import Feed, bar_type_for, feeds_for, to_bar
 from node.strategies import build_strategies
-from node.venues import sandbox_config, venue_options
-from protocol import NodeSettings, Outcome, Trade
+from node.venues import fill_model, sandbox_config, venue_options
+from protocol import NodeSettings, Outcome, SimulationSettings, Trade
 
 EPOCH_NS = 1_600_000_000 * 10**9  # the backtest's first bar; any fixed time would do
 
 
 def run_backtest(
-    settings: NodeSettings, bars: int | None = None, series: BarSeries | None = None
+    settings: NodeSettings,
+    bars: int | None = None,
+    series: BarSeries | None = None,
+    ideal: bool = False,
 ) -> Outcome:
     """The strategies of ``settings`` on the first ``bars`` bars of their replay series (all
     of them when None; ``series`` in place of the first instrument's), on a simulated venue
@@ -56,6 +61,9 @@ def run_backtest(
         if i < len(feed.series)
     ]
     instruments = [f.instrument for f in feeds]
+    if ideal:  # the fill model's effect: the same run with every touch filled, no slippage
+        ideal_fills = SimulationSettings(prob_fill_on_limit=Decimal(1), prob_slippage=Decimal(0))
+        settings = replace(settings, simulation=ideal_fills)
     return _run(settings, instruments, data, sandbox_config(settings), step_ns, count)
 
 
@@ -111,7 +119,7 @@ def _run(
         BacktestEngineConfig(trader_id=settings.trader_id, logging=LoggingConfig(log_level="ERROR"))
     )
     try:
-        _add_venue(engine, venue)
+        _add_venue(engine, venue, fill_model(settings.simulation))
         for instrument in instruments:
             engine.add_instrument(instrument)
         engine.add_data(data)
@@ -179,8 +187,10 @@ def _run(
         engine.dispose()
 
 
-def _add_venue(engine: BacktestEngine, config: SandboxExecutionClientConfig) -> None:
+def _add_venue(
+    engine: BacktestEngine, config: SandboxExecutionClientConfig, fills: FillModel
+) -> None:
     """The venue as the replay builds its simulated exchange from the same config
     (``venue_options``); everything else is ``BacktestEngine``'s default, as a trader's own
     backtest would have it."""
-    engine.add_venue(venue=Venue(config.venue), **venue_options(config))
+    engine.add_venue(venue=Venue(config.venue), fill_model=fills, **venue_options(config))

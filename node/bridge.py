@@ -57,13 +57,14 @@ from nautilus_trader.risk.engine import RiskEngine
 from nautilus_trader.trading.strategy import Strategy
 
 from node.marks import EquityMarks
-from node.order_limits import HaltedStrategies
+from node.order_limits import FLATTEN_TAG, HaltedStrategies
 from node.replay import ReplayDataClient
 from node.strategies import TakesRiskLimits
 from protocol import (
     EncodedSnapshotReply,
     ErrorRaised,
     Halt,
+    HaltMode,
     NodeCommand,
     NodeEvent,
     NodeReport,
@@ -149,6 +150,12 @@ class Bridge(Actor):
         self._state = TradingState.ACTIVE
         self._cancelling: set[str] = set()
         self._cancelled: list[str] = []
+        # The account's halt in progress: its mode, the reduce-only orders it keeps and
+        # the positions a flatten is closing (confirmed by their PositionClosed).
+        self._halting: HaltMode | None = None
+        self._kept: tuple[str, ...] = ()
+        self._flattening: set[str] = set()
+        self._flattened = 0
         self._restoring: set[str] = set()
         self._halt_reason = ""
         self._realized_base = Decimal(0)  # realized before this node's life (restored)
@@ -247,8 +254,8 @@ class Bridge(Actor):
                     self._halt_strategy(strategy_id, reason)
                 case Resume(reason=reason, strategy_id=str(strategy_id)):
                     self._resume_strategy(strategy_id, reason)
-                case Halt(reason=reason):
-                    self._halt(reason)
+                case Halt(reason=reason, mode=mode):
+                    self._halt(reason, mode)
                 case Resume(reason=reason):
                     self._set_state(TradingState.ACTIVE, reason)
                 case SnapshotRequest(request_id=request_id):
@@ -272,19 +279,51 @@ class Bridge(Actor):
             self._marks.rebaseline()  # the operator reviewed the loss so far
         self._state = state
         self._state_version += 1
-        self._halt_reason = reason if state is TradingState.HALTED else ""
+        self._halt_reason = reason if state is not TradingState.ACTIVE else ""
         self._send(TradingStateChanged(state, reason))
 
-    def _halt(self, reason: str) -> None:
-        self._set_state(TradingState.HALTED, reason)
+    def _halt(self, reason: str, mode: HaltMode = HaltMode.CANCEL) -> None:
+        """The account's halt in ``mode``; ``OrdersCanceled`` once it is done: every cancel
+        confirmed and, flattening, every position closed by its fill. A flatten runs
+        REDUCING (its closing orders pass, nothing else) and ends HALTED."""
+        state = TradingState.REDUCING if mode is not HaltMode.CANCEL else TradingState.HALTED
+        self._set_state(state, reason)
         open_orders = self._our_open_orders()
-        self._cancelling = {o.client_order_id.value for o in open_orders}
+        kept = [o for o in open_orders if mode is HaltMode.REDUCE and o.is_reduce_only]
+        self._kept = tuple(o.client_order_id.value for o in kept)
+        cancel = [o for o in open_orders if o.client_order_id.value not in self._kept]
+        self._cancelling = {o.client_order_id.value for o in cancel}
         self._cancelled = []
-        if not self._cancelling:
-            self._send(OrdersCanceled(()))
-            return
-        for order in open_orders:
+        self._halting = mode
+        closing = [
+            p
+            for p in self.cache.positions_open()
+            if mode is HaltMode.FLATTEN and p.strategy_id.value in self._strategies
+        ]
+        # Counted before anything is sent: a replay's venue answers at once, inline.
+        self._flattening = {p.id.value for p in closing}
+        self._flattened = len(closing)
+        for order in cancel:
             self._strategies[order.strategy_id.value].cancel_order(order)
+        for position in closing:
+            self._strategies[position.strategy_id.value].close_position(
+                position, tags=[FLATTEN_TAG]
+            )
+        self._halt_progress(reason)
+
+    def _halt_progress(self, reason: str | None = None) -> None:
+        """Confirm the account's halt once nothing it waits for is outstanding."""
+        mode = self._halting
+        if mode is None or self._cancelling or self._flattening:
+            return
+        self._halting = None
+        if mode is HaltMode.FLATTEN:
+            self._set_state(TradingState.HALTED, reason or self._halt_reason)
+        self._send(
+            OrdersCanceled(
+                tuple(self._cancelled), mode=mode, kept=self._kept, positions_closed=self._flattened
+            )
+        )
 
     def _halt_strategy(self, strategy_id: str, reason: str) -> None:
         """One strategy halted: its new orders denied, its open orders cancelled (the
@@ -344,7 +383,7 @@ class Bridge(Actor):
     async def restore(
         self,
         snap: Snapshot,
-        halted: bool,
+        halted: HaltMode | None,
         timeout_s: float = 10.0,
         halted_strategies: frozenset[str] = frozenset(),
     ) -> None:
@@ -377,26 +416,18 @@ class Bridge(Actor):
             for k, fill in enumerate(fills):
                 venue = self._restore_fill(instrument, fill, f"{n}-{k}", owner)
         # A halted node has no working orders (the halt cancelled them, even if the
-        # checkpoint was taken before the cancels were confirmed): place none again; nor
-        # does a strategy halted on its own.
-        resting_orders = (
-            ()
-            if halted
-            else tuple(o for o in snap.open_orders if o.strategy_id not in halted_strategies)
+        # checkpoint was taken before the cancels were confirmed): place none again, but
+        # a reducing halt's reduce-only ones (its stops); nor does a strategy halted on
+        # its own.
+        resting_orders = tuple(
+            o
+            for o in snap.open_orders
+            if (not halted or (halted is HaltMode.REDUCE and o.reduce_only))
+            and o.strategy_id not in halted_strategies
+            and _restorable(o)
         )
         for resting in resting_orders:
-            if resting.order_type != "LIMIT" or resting.price is None:
-                continue
-            strategy = self._strategy_of(resting.strategy_id)
-            instrument = self._instrument(resting.instrument_id)
-            order = strategy.order_factory.limit(
-                instrument.id,
-                OrderSide.BUY if resting.side == "BUY" else OrderSide.SELL,
-                instrument.make_qty(resting.quantity - resting.filled_qty),
-                instrument.make_price(resting.price),
-                client_order_id=ClientOrderId(resting.client_order_id),
-            )
-            strategy.submit_order(order)
+            self._place_again(resting)
         settled = False
         deadline = self.clock.timestamp() + timeout_s
         while self.clock.timestamp() < deadline:
@@ -419,6 +450,34 @@ class Bridge(Actor):
                 f"order(s), balance {self._balance()} of {snap.balance}",
             )
         )
+
+    def _place_again(self, resting: OrderView) -> None:
+        """A checkpoint's resting order, under its own client order id."""
+        strategy = self._strategy_of(resting.strategy_id)
+        instrument = self._instrument(resting.instrument_id)
+        side = OrderSide.BUY if resting.side == "BUY" else OrderSide.SELL
+        quantity = instrument.make_qty(resting.quantity - resting.filled_qty)
+        order_id = ClientOrderId(resting.client_order_id)
+        if resting.order_type == "STOP_MARKET" and resting.trigger_price is not None:
+            order: Order = strategy.order_factory.stop_market(
+                instrument.id,
+                side,
+                quantity,
+                instrument.make_price(resting.trigger_price),
+                reduce_only=resting.reduce_only,
+                client_order_id=order_id,
+            )
+        else:
+            assert resting.price is not None
+            order = strategy.order_factory.limit(
+                instrument.id,
+                side,
+                quantity,
+                instrument.make_price(resting.price),
+                reduce_only=resting.reduce_only,
+                client_order_id=order_id,
+            )
+        strategy.submit_order(order)
 
     def _instrument(self, instrument_id: str) -> Instrument:
         instrument = self.cache.instrument(InstrumentId.from_str(instrument_id))
@@ -503,6 +562,9 @@ class Bridge(Actor):
                 if book is not None:
                     book.closed_realized += event.realized_pnl.as_decimal()
             self._position_realized_base.pop(event.position_id.value, None)
+            if event.position_id.value in self._flattening:
+                self._flattening.discard(event.position_id.value)
+                self._halt_progress()
 
     def _track_order(self, client_order_id: ClientOrderId) -> None:
         order = self.cache.order(client_order_id)
@@ -571,8 +633,7 @@ class Bridge(Actor):
                 if order_id in self._cancelling:
                     self._cancelling.discard(order_id)
                     self._cancelled.append(order_id)
-                    if not self._cancelling:
-                        self._send(OrdersCanceled(tuple(self._cancelled)))
+                    self._halt_progress()
 
     def _strategy_cancelled(self, strategy_id: str, order_id: str) -> None:
         waiting = self._strategy_cancels.get(strategy_id)
@@ -650,7 +711,7 @@ class Bridge(Actor):
             positions=positions,
             orders_total=self._strategy.order_factory.get_client_order_id_count(),
             replay_total=self._replay.total_bars if self._replay is not None else 0,
-            halt_reason=self._halt_reason if self._state is TradingState.HALTED else "",
+            halt_reason=self._halt_reason if self._state is not TradingState.ACTIVE else "",
             equity_peak=self._marks.peak,
             day=self._marks.day,
             day_start_equity=self._marks.day_start,
@@ -741,8 +802,16 @@ def _plain(bar: Bar) -> Bar:
     )
 
 
+def _restorable(view: OrderView) -> bool:
+    """The resting orders a restore places again: limits, and stop-market orders."""
+    if view.order_type == "LIMIT":
+        return view.price is not None
+    return view.order_type == "STOP_MARKET" and view.trigger_price is not None
+
+
 def _order_view(order: Order) -> OrderView:
     price = order.price.as_decimal() if order.has_price else None
+    trigger = order.trigger_price.as_decimal() if order.has_trigger_price else None
     return OrderView(
         client_order_id=order.client_order_id.value,
         instrument_id=order.instrument_id.value,
@@ -753,6 +822,8 @@ def _order_view(order: Order) -> OrderView:
         price=price,
         status=order_status_to_str(order.status),
         strategy_id=order.strategy_id.value,
+        trigger_price=trigger,
+        reduce_only=order.is_reduce_only,
     )
 
 

@@ -25,6 +25,7 @@ from multiprocessing.reduction import ForkingPickler
 
 from nautilus_trader.adapters.sandbox.config import SandboxExecutionClientConfig
 from nautilus_trader.adapters.sandbox.execution import SandboxExecutionClient
+from nautilus_trader.backtest.models import FillModel
 from nautilus_trader.common.enums import ComponentState
 from nautilus_trader.config import (
     LiveDataEngineConfig,
@@ -47,7 +48,7 @@ from node.order_limits import HaltedStrategies, OrderLimits, Wrap, chain, instal
 from node.reconcile import compare_with_checkpoint
 from node.replay import ReplayDataClient, bar_type_for, feeds_for
 from node.strategies import WarmsUp, build_strategies
-from node.venues import Clients, clients_for
+from node.venues import Clients, clients_for, fill_model
 from protocol import (
     ErrorRaised,
     Halt,
@@ -358,7 +359,7 @@ async def _serve_on(
     restored = await _restore(settings, bridge, pipe)
     if settings.start_halted is not None:
         # The gate's record: halted until resumed, whatever the checkpoint says.
-        bridge.handle(Halt(settings.start_halted, source="gate"))
+        bridge.handle(Halt(settings.start_halted, source="gate", mode=settings.start_halt_mode))
     for strategy_id, reason in settings.start_halted_strategies:
         bridge.handle(Halt(reason, source="gate", strategy_id=strategy_id))
     if restored is not None and (settings.start_halted or settings.start_halted_strategies):
@@ -445,7 +446,9 @@ def _build_node(
     halts = HaltedStrategies(kernel.cache, kernel.msgbus, kernel.clock)
     limits = order_limits(node, settings)
     checks = (halts.wrap,) if limits is None else (halts.wrap, limits.wrap)
-    sandbox = _add_sandbox(node, clients.sandbox, loop, settings.mode, chain(*checks))
+    sandbox = _add_sandbox(
+        node, clients.sandbox, loop, settings.mode, chain(*checks), fill_model(settings.simulation)
+    )
     if settings.mode is not Mode.REPLAY:
         install(kernel.msgbus, kernel.risk_engine.execute, *checks)
     return node, sandbox, halts, limits
@@ -462,6 +465,7 @@ def _add_sandbox(
     loop: asyncio.AbstractEventLoop,
     mode: Mode,
     checks: Wrap | None = None,
+    fills: FillModel | None = None,
 ) -> SandboxExecutionClient | None:
     """The simulated venue's execution client, built here rather than by a factory so
     the host reaches its exchange. A replay's steps with the replay, its engines
@@ -469,18 +473,29 @@ def _add_sandbox(
     if config is None:
         return None
     kernel = node.kernel
-    venue_type = SandboxExecutionClient
+    client: SandboxExecutionClient
     if mode is Mode.REPLAY:
         run_engines_inline(node, risk_gate=checks)
-        venue_type = LockstepVenue
-    client = venue_type(
-        loop=loop,
-        portfolio=kernel.portfolio,
-        msgbus=kernel.msgbus,
-        cache=kernel.cache,
-        clock=kernel.clock,
-        config=config,
-    )
+        client = LockstepVenue(
+            loop=loop,
+            portfolio=kernel.portfolio,
+            msgbus=kernel.msgbus,
+            cache=kernel.cache,
+            clock=kernel.clock,
+            config=config,
+            fill_model=fills,
+        )
+    else:
+        client = SandboxExecutionClient(
+            loop=loop,
+            portfolio=kernel.portfolio,
+            msgbus=kernel.msgbus,
+            cache=kernel.cache,
+            clock=kernel.clock,
+            config=config,
+        )
+        if fills is not None:  # the sandbox builds its exchange with the ideal FillModel()
+            client.exchange.set_fill_model(fills)
     kernel.exec_engine.register_client(client)
     return client
 
@@ -562,7 +577,7 @@ async def _restore(settings: NodeSettings, bridge: Bridge, pipe: _Pipe) -> Snaps
         return venue
     await bridge.restore(
         settings.restore,
-        halted=settings.start_halted is not None,
+        halted=settings.start_halt_mode if settings.start_halted is not None else None,
         halted_strategies=frozenset(s for s, _ in settings.start_halted_strategies),
     )
     return bridge.snapshot()

@@ -103,6 +103,7 @@ class LockstepVenue(SandboxExecutionClient):
         cache: Cache,
         clock: LiveClock,
         config: SandboxExecutionClientConfig,
+        fill_model: FillModel | None = None,
     ) -> None:
         # Not the sandbox's own constructor: it builds an exchange without a queue.
         venue = Venue(config.venue)
@@ -130,7 +131,7 @@ class LockstepVenue(SandboxExecutionClient):
             msgbus=msgbus,
             cache=cache,
             clock=self.test_clock,
-            fill_model=FillModel(),
+            fill_model=fill_model or FillModel(),
             fee_model=MakerTakerFeeModel(),
             **options,
         )

@@ -42,6 +42,7 @@ Handler = Callable[[object], None]
 Wrap = Callable[[Handler], Handler]
 ENDPOINT = "RiskEngine.execute"
 HALTED_DENIAL = "STRATEGY_HALTED"  # the classifier's HALT_DENIAL matches it: not a fault
+FLATTEN_TAG = "FLATTEN"  # a flattening halt's closing order: it passes a strategy's halt
 
 
 def install(msgbus: MessageBus, downstream: Handler, *wraps: Wrap) -> None:
@@ -70,6 +71,11 @@ def _submitted(command: object) -> list[Order] | None:
     if isinstance(command, SubmitOrderList):
         return list(command.order_list.orders)
     return None
+
+
+def _closing(orders: list[Order]) -> bool:
+    """A flattening halt's own closing orders (reduce-only, tagged)."""
+    return all(o.is_reduce_only and FLATTEN_TAG in (o.tags or []) for o in orders)
 
 
 def deny(cache: Cache, msgbus: MessageBus, clock: Clock, order: Order, reason: str) -> None:
@@ -102,7 +108,7 @@ class HaltedStrategies:
     def wrap(self, downstream: Handler) -> Handler:
         def execute(command: object) -> None:
             orders = _submitted(command)
-            if not orders or orders[0].strategy_id.value not in self.halted:
+            if not orders or orders[0].strategy_id.value not in self.halted or _closing(orders):
                 downstream(command)
                 return
             reason = f"{HALTED_DENIAL}: {self.halted[orders[0].strategy_id.value]}"

@@ -30,6 +30,9 @@ class Parity:
     backtest: Outcome
     from_bar: int  # trades before this bar are not compared (retention swept them)
     divergence: Divergence | None
+    # The same backtest with ideal fills (every touch filled, no slippage): what the
+    # session's fill model costs against the optimistic result. None: the model is ideal.
+    ideal: Outcome | None = None
 
     @property
     def equal(self) -> bool:
@@ -85,6 +88,7 @@ class ParityJson(TypedDict):
     session: SideJson
     backtest: SideJson
     first_divergence: DivergenceJson | None
+    ideal_fills: SideJson | None  # the backtest with ideal fills, beside the model's
     backtest_s: float
     halts: list[str]
     notes: list[str]
@@ -129,6 +133,7 @@ def as_json(
         else DivergenceJson(
             index=d.index, session=_trade_json(d.session), backtest=_trade_json(d.backtest)
         ),
+        ideal_fills=None if parity.ideal is None else _side_json(parity.ideal),
         backtest_s=round(parity.backtest.elapsed_s, 3),
         halts=list(halts),
         notes=list(notes),
@@ -190,6 +195,13 @@ def render(
         out.append(f"  backtest  {_describe(d.backtest)}")
     if parity.from_bar:
         out.append(f"fills compared from bar {parity.from_bar}")
+    if parity.ideal is not None:
+        i = parity.ideal
+        out.append(
+            f"the fill model's effect (against the backtest with every touch filled and no "
+            f"slippage): {len(b.trades)} vs {len(i.trades)} fill(s), balance {b.balance} vs "
+            f"{i.balance} ({_difference(b.balance, i.balance)})"
+        )
     for reason in halts:
         out.append(f"halted during the session ({reason}): a backtest does not halt")
     out.extend(f"note: {note}" for note in notes)

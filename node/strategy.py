@@ -18,14 +18,27 @@ from nautilus_trader.common.config import msgspec_decoding_hook
 from nautilus_trader.config import StrategyConfig
 from nautilus_trader.indicators import AverageTrueRange, ExponentialMovingAverage
 from nautilus_trader.model.data import Bar, BarType
-from nautilus_trader.model.enums import OrderSide
+from nautilus_trader.model.enums import OrderSide, OrderType
+from nautilus_trader.model.events import (
+    PositionChanged,
+    PositionClosed,
+    PositionEvent,
+    PositionOpened,
+)
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.trading.strategy import Strategy
 from pydantic import JsonValue, ValidationError
 
 from node.sizing import position_size
-from protocol import Mode, NodeSettings, RiskLimits, SizingSettings, StrategySettings
+from protocol import (
+    Mode,
+    NodeSettings,
+    RiskLimits,
+    SizingMethod,
+    SizingSettings,
+    StrategySettings,
+)
 
 SECTIONS: tuple[tuple[str, type[StrategySettings | SizingSettings | RiskLimits]], ...] = (
     ("strategy", StrategySettings),
@@ -152,6 +165,80 @@ class EmaCross(Strategy):
         self.cancel_all_orders(self._instrument_id)
         self._turn(side, bar.close.as_decimal())
 
+    def on_position_opened(self, event: PositionOpened) -> None:
+        self._position_moved(event)
+
+    def on_position_changed(self, event: PositionChanged) -> None:
+        self._position_moved(event)
+
+    def on_position_closed(self, event: PositionClosed) -> None:
+        self._position_moved(event)
+
+    def _position_moved(self, event: PositionEvent) -> None:
+        """The protective stop follows the position: after every change (a position
+        event, not the fill: the fill reaches the strategy before the position is
+        updated), the stop covers the whole position again, at the sizing's stop
+        distance from the last fill's price. A restore's replayed fills place none: the
+        checkpoint's stop is placed again as it was."""
+        if not self.cfg.strategy.protective_stop or self._instrument is None:
+            return
+        position = self.cache.position(event.position_id)
+        if position is None or position.last_trade_id.value.startswith("RESTORE"):
+            return
+        # A market order still filling (a partial fill of a turn, or of the stop itself
+        # once triggered: the venue's liquidity taken a level at a time) moves the
+        # position again in a moment: the stop waits for its last fill, or it could be
+        # sized for a position that has turned or closed.
+        for order in self.cache.orders_open(instrument_id=self._instrument_id, strategy_id=self.id):
+            if order.order_type == OrderType.MARKET or (
+                order.order_type == OrderType.STOP_MARKET and order.filled_qty.as_decimal() > 0
+            ):
+                return
+        self._protect(event.last_px.as_decimal())
+
+    def _protect(self, price: Decimal) -> None:
+        instrument = self._instrument
+        assert instrument is not None
+        for stop in self.cache.orders_open(instrument_id=self._instrument_id, strategy_id=self.id):
+            if stop.order_type == OrderType.STOP_MARKET and not stop.is_pending_cancel:
+                self.cancel_order(stop)
+        net = self.net_position()
+        if net == 0:
+            return
+        distance = self._stop_distance(price)
+        if distance <= 0:
+            return
+        side = OrderSide.SELL if net > 0 else OrderSide.BUY
+        trigger = price - distance if net > 0 else price + distance
+        if trigger <= 0:
+            return
+        self.submit_order(
+            self.order_factory.stop_market(
+                self._instrument_id,
+                side,
+                instrument.make_qty(abs(net)),
+                instrument.make_price(trigger),
+                reduce_only=True,
+                tags=["STOP"],
+            )
+        )
+
+    def _stop_distance(self, price: Decimal) -> Decimal:
+        """The stop the sizing assumed: ATR x multiplier, else stop_loss_pct of price."""
+        if self._sizing.method is SizingMethod.ATR and self._atr.initialized:
+            return Decimal(repr(self._atr.value)) * self._sizing.atr_multiplier
+        return price * self._sizing.stop_loss_pct
+
+    def net_position(self) -> Decimal:
+        """This strategy's own signed position (another strategy may trade the instrument)."""
+        net = Decimal(0)
+        for position in self.cache.positions_open(
+            instrument_id=self._instrument_id, strategy_id=self.id
+        ):
+            quantity = Decimal(position.quantity.as_decimal())
+            net += quantity if position.is_long else -quantity
+        return net
+
     def equity(self) -> Decimal:
         account = self.portfolio.account(self._instrument_id.venue)
         if account is None or self._instrument is None:
@@ -168,7 +255,7 @@ class EmaCross(Strategy):
         instrument = self._instrument
         if instrument is None:
             return
-        net = self.portfolio.net_position(self._instrument_id)
+        net = self.net_position()
         if (net > 0 and side == OrderSide.BUY) or (net < 0 and side == OrderSide.SELL):
             return
         atr = Decimal(repr(self._atr.value))

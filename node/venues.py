@@ -23,6 +23,7 @@ from nautilus_trader.adapters.binance import (
 )
 from nautilus_trader.adapters.binance.common.enums import BinanceEnvironment
 from nautilus_trader.adapters.sandbox.config import SandboxExecutionClientConfig
+from nautilus_trader.backtest.models import FillModel
 from nautilus_trader.config import InstrumentProviderConfig
 from nautilus_trader.live.node import TradingNode
 from nautilus_trader.model.enums import (
@@ -36,7 +37,7 @@ from nautilus_trader.model.enums import (
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.objects import Currency, Money
 
-from protocol import Mode, NodeSettings
+from protocol import Mode, NodeSettings, SimulationSettings
 
 BINANCE = "BINANCE"
 
@@ -116,6 +117,16 @@ def venue_options(config: SandboxExecutionClientConfig) -> VenueOptions:
         use_position_ids=config.use_position_ids,
         use_random_ids=config.use_random_ids,
         use_reduce_only=config.use_reduce_only,
+    )
+
+
+def fill_model(simulation: SimulationSettings) -> FillModel:
+    """The simulated venue's fill model: one builder for the replay, the sandbox and the
+    parity backtest, so the three draw the same numbers from the same seed."""
+    return FillModel(
+        prob_fill_on_limit=float(simulation.prob_fill_on_limit),
+        prob_slippage=float(simulation.prob_slippage),
+        random_seed=simulation.seed,
     )
 
 

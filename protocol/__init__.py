@@ -84,6 +84,7 @@ from protocol.settings import (
     RiskLimits,
     Section,
     ServiceSettings,
+    SimulationSettings,
     SizingMethod,
     SizingSettings,
     StrategyEntry,
@@ -94,6 +95,7 @@ from protocol.settings import (
     traded_instruments,
 )
 from protocol.state import (
+    HaltMode,
     OrderView,
     PositionFill,
     PositionView,
@@ -155,6 +157,7 @@ __all__ = [
     "GateQuery",
     "GateState",
     "Halt",
+    "HaltMode",
     "InstrumentSettings",
     "InstrumentSpec",
     "LastSnapshot",
@@ -192,6 +195,7 @@ __all__ = [
     "Section",
     "ServiceSettings",
     "Severity",
+    "SimulationSettings",
     "SizingMethod",
     "SizingSettings",
     "Snapshot",

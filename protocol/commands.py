@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from protocol.mailbox import Mailbox
 from protocol.settings import BreakerSettings, RiskLimits
-from protocol.state import Snapshot, TradingState
+from protocol.state import HaltMode, Snapshot, TradingState
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,7 @@ class Halt:
     # One strategy's halt: its orders cancelled and its new ones denied; the others
     # trade on. None: the account's.
     strategy_id: str | None = None
+    mode: HaltMode = HaltMode.CANCEL  # the account's halt: what it leaves behind
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +111,7 @@ class GateState:
     source: str = ""
     since: str = ""
     strategies: tuple[tuple[str, str], ...] = ()
+    mode: HaltMode = HaltMode.CANCEL  # how the recorded halt was made (and is re-applied)
 
 
 @dataclass(frozen=True, slots=True)

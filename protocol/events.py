@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 
-from protocol.state import Snapshot, TradingState
+from protocol.state import HaltMode, Snapshot, TradingState
 
 
 class Severity(StrEnum):
@@ -132,6 +132,18 @@ class OrdersCanceled:
 
     client_order_ids: tuple[str, ...]
     strategy_id: str | None = None
+    mode: HaltMode = HaltMode.CANCEL
+    kept: tuple[str, ...] = ()  # reduce: the reduce-only orders left working
+    positions_closed: int = 0  # flatten: the positions closed, confirmed by their fills
+
+    def summary(self) -> str:
+        """What the halt did, in the operator's words."""
+        done = f"{len(self.client_order_ids)} open order(s) cancelled (confirmed)"
+        if self.mode is HaltMode.REDUCE:
+            done += f", {len(self.kept)} reduce-only order(s) kept; only reducing orders pass"
+        elif self.mode is HaltMode.FLATTEN:
+            done += f", {self.positions_closed} position(s) closed at market (confirmed)"
+        return done
 
 
 @dataclass(frozen=True, slots=True)

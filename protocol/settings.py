@@ -21,7 +21,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
-from protocol.state import Snapshot
+from protocol.state import HaltMode, Snapshot
 
 SUPPORTED_INSTRUMENTS = ("BTCUSDT-PERP.BINANCE", "ETHUSDT-PERP.BINANCE")  # bundled definitions
 INSTRUMENT_ID = r"^[A-Z0-9]{2,30}USDT-PERP\.BINANCE$"
@@ -199,6 +199,31 @@ class AccountSettings(Section):
     ] = Decimal("3")
 
 
+class SimulationSettings(Section):
+    """How the simulated venue fills (replay and binance-sandbox; the parity backtest uses
+    the same model, with the same seed). The defaults are not more optimistic than a
+    venue: bars show trades, not the spread or the queue, so half the time a taker pays a
+    tick, and a limit order the market only touches fills a quarter of the time (not
+    slipped, then its queue's half)."""
+
+    prob_fill_on_limit: Annotated[
+        Decimal,
+        Field(ge=0, le=1, description="the chance that a limit order the market only touches "
+              "(trades at, not through) fills: its place in the queue"),
+    ] = Decimal("0.5")  # fmt: skip
+    prob_slippage: Annotated[
+        Decimal,
+        Field(ge=0, le=1, description="the chance that the market is one tick away from the "
+              "trade price a bar shows: a market (or triggered stop) order fills a tick worse, "
+              "a limit order the market only touches does not fill"),
+    ] = Decimal("0.5")  # fmt: skip
+    seed: Annotated[int, Field(ge=0, description="the fill model's random seed")] = 42
+
+    @property
+    def ideal(self) -> bool:
+        return self.prob_fill_on_limit == 1 and self.prob_slippage == 0
+
+
 class ReplaySettings(Section):
     """Where bars come from and how fast they are played: ``speed`` multiplies the bar
     interval (1 real time, 240 a one-minute bar every 0.25 s, 0 as fast as the node goes)."""
@@ -246,6 +271,11 @@ class StrategySettings(Section):
     ladder_step_pct: Annotated[
         Decimal, Field(gt=0, le=Decimal("0.5"), description="the ladder's step, a fraction")
     ] = Decimal("0.01")
+    protective_stop: Annotated[
+        bool,
+        Field(description="after each entry fill, a reduce-only stop-market order for the "
+              "whole position at the stop distance the sizing assumed"),
+    ] = True  # fmt: skip
 
     @model_validator(mode="after")
     def _periods(self) -> Self:
@@ -375,6 +405,12 @@ class BreakerSettings(Section):
     data_stale_halt_bars: Annotated[
         int, Field(ge=1, le=100_000, description="no bar for this many bar intervals: halt")
     ] = 10
+    halt_mode: Annotated[
+        HaltMode,
+        Field(description="what a breaker's or a fatal error's halt does: cancel (every "
+              "order) | reduce (keep reduce-only stops, only reducing orders) | flatten "
+              "(cancel, then close every position at market)"),
+    ] = HaltMode.CANCEL  # fmt: skip
 
     @model_validator(mode="after")
     def _stale(self) -> Self:
@@ -440,6 +476,7 @@ class Config(Section):
     instrument: InstrumentSettings = InstrumentSettings()
     account: AccountSettings = field(default_factory=AccountSettings)
     replay: ReplaySettings = field(default_factory=ReplaySettings)
+    simulation: SimulationSettings = SimulationSettings()
     strategy: StrategySettings = field(default_factory=StrategySettings)
     strategies: tuple[StrategyEntry, ...] = ()
     instruments: tuple[InstrumentSpec, ...] = ()
@@ -481,6 +518,7 @@ class NodeSettings:
     instrument_id: str = "BTCUSDT-PERP.BINANCE"
     account: AccountSettings = field(default_factory=AccountSettings)
     replay: ReplaySettings = field(default_factory=ReplaySettings)
+    simulation: SimulationSettings = field(default_factory=SimulationSettings)
     strategy: StrategySettings = field(default_factory=StrategySettings)
     strategies: tuple[StrategyEntry, ...] = ()  # the trader's own; none: the bundled one
     instruments: tuple[InstrumentSpec, ...] = ()  # [[instruments]]: definitions, replay data
@@ -493,6 +531,7 @@ class NodeSettings:
     start_cursor: int = 0
     restore: Snapshot | None = None  # state to rebuild before the first bar
     start_halted: str | None = None  # the gate's halt reason: applied before the first bar
+    start_halt_mode: HaltMode = HaltMode.CANCEL  # and how it was made
     start_halted_strategies: tuple[tuple[str, str], ...] = ()  # (strategy id, reason)
     lock_path: Path | None = None  # held by the child while it trades (one node per trader)
     recording_path: Path | None = None  # where a binance mode records its market data
@@ -515,6 +554,7 @@ class NodeSettings:
             instrument_id=config.instrument.id,
             account=config.account,
             replay=config.replay,
+            simulation=config.simulation,
             strategy=config.strategy,
             strategies=config.strategies,
             instruments=config.instruments,

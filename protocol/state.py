@@ -17,6 +17,21 @@ class TradingState(StrEnum):
     REDUCING = "REDUCING"
 
 
+class HaltMode(StrEnum):
+    """What a halt leaves behind. ``cancel``: no open order, new ones denied (positions
+    stay, unprotected). ``reduce``: entries cancelled, reduce-only orders (the protective
+    stops) kept, only reducing orders pass (NautilusTrader's REDUCING). ``flatten``:
+    every order cancelled and every position closed by market orders, then as cancel."""
+
+    CANCEL = "cancel"
+    REDUCE = "reduce"
+    FLATTEN = "flatten"
+
+    @property
+    def trading_state(self) -> TradingState:
+        return TradingState.REDUCING if self is HaltMode.REDUCE else TradingState.HALTED
+
+
 @dataclass(frozen=True, slots=True)
 class OrderView:
     client_order_id: str
@@ -28,6 +43,8 @@ class OrderView:
     price: Decimal | None
     status: str
     strategy_id: str = ""  # "": a checkpoint of a single-strategy service
+    trigger_price: Decimal | None = None  # a stop's
+    reduce_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)

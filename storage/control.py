@@ -44,6 +44,7 @@ class ControlRequest:
     status: CommandStatus
     result: str | None
     strategy_id: str | None = None  # a halt or resume of one strategy
+    mode: str | None = None  # a halt's (protocol.HaltMode); None: the service's configured one
 
 
 def _row(row: dict[str, object]) -> ControlRequest:
@@ -55,6 +56,7 @@ def _row(row: dict[str, object]) -> ControlRequest:
         status=CommandStatus(str(row["status"])),
         result=None if row["result"] is None else str(row["result"]),
         strategy_id=None if row.get("strategy_id") is None else str(row["strategy_id"]),
+        mode=None if row.get("mode") is None else str(row["mode"]),
     )
 
 
@@ -85,9 +87,15 @@ class ControlChannel:
             self.db.close()
 
     def submit(
-        self, trader_id: str, command: Command, reason: str, strategy_id: str | None = None
+        self,
+        trader_id: str,
+        command: Command,
+        reason: str,
+        strategy_id: str | None = None,
+        mode: str | None = None,
     ) -> int:
-        """Queue ``command``; a halt or resume with ``strategy_id`` is that strategy's."""
+        """Queue ``command``; a halt or resume with ``strategy_id`` is that strategy's; a
+        halt's ``mode`` is cancel, reduce or flatten."""
         if strategy_id is not None and command is Command.STOP:
             raise ValueError("stop is the service's; it names no strategy")
         try:
@@ -100,6 +108,7 @@ class ControlChannel:
                         "reason": reason,
                         "requested_at": utc_now(),
                         "strategy_id": strategy_id,
+                        "mode": mode,
                     }
                 )
                 return int(table.last_pk)  # type: ignore[arg-type]

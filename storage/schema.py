@@ -165,6 +165,12 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE jobs ADD COLUMN registered TEXT;
     """,
+    # 10: how a halt was made (cancel | reduce | flatten): the gate re-applies it the same
+    # way after a restart, and the operator's command says which
+    """
+    ALTER TABLE trading_gate ADD COLUMN mode TEXT;
+    ALTER TABLE control ADD COLUMN mode TEXT;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

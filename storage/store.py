@@ -74,6 +74,7 @@ class GateRow:
     reason: str
     source: str
     at: str
+    mode: str = "cancel"  # how a halt was made (protocol.HaltMode)
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,7 +282,7 @@ class Store:
         try:
             rows = list(
                 self.db.query(
-                    "SELECT state, reason, source, at FROM trading_gate WHERE trader_id = ?",
+                    "SELECT state, reason, source, at, mode FROM trading_gate WHERE trader_id = ?",
                     [trader_id],
                 )
             )
@@ -290,7 +291,9 @@ class Store:
         if not rows:
             return None
         r = rows[0]
-        return GateRow(str(r["state"]), str(r["reason"]), str(r["source"]), str(r["at"]))
+        return GateRow(
+            str(r["state"]), str(r["reason"]), str(r["source"]), str(r["at"]), r["mode"] or "cancel"
+        )
 
     def set_gate(self, trader_id: str, row: GateRow) -> None:
         try:
@@ -302,6 +305,7 @@ class Store:
                         "reason": row.reason,
                         "source": row.source,
                         "at": row.at,
+                        "mode": row.mode,
                     },
                     pk="trader_id",
                 )

@@ -24,6 +24,7 @@ from protocol import (
     ConfigReloaded,
     ErrorRaised,
     Halt,
+    HaltMode,
     NotConfirmed,
     OperationSucceeded,
     OrdersCanceled,
@@ -191,7 +192,13 @@ class ControlServer:
         inbox = Inbox()
         sid = request.strategy_id
         message: Halt | Resume = (
-            Halt(request.reason, "operator", notify=inbox, strategy_id=sid)
+            Halt(
+                request.reason,
+                "operator",
+                notify=inbox,
+                strategy_id=sid,
+                mode=HaltMode(request.mode or HaltMode.CANCEL),
+            )
             if request.command is Command.HALT
             else Resume(request.reason, "operator", notify=inbox, strategy_id=sid)
         )
@@ -216,12 +223,17 @@ class ControlServer:
     def _outcome(item: _InFlight) -> tuple[CommandStatus, str] | None:
         for message in item.inbox.poll():
             match message:
-                case OrdersCanceled(client_order_ids=ids, strategy_id=None):
-                    return (
-                        CommandStatus.DONE,
-                        f"halted: {len(ids)} open order(s) cancelled and confirmed; "
-                        "new orders are denied",
+                case OrdersCanceled(strategy_id=None, mode=mode):
+                    denied = (
+                        "orders that add exposure are denied"
+                        if mode is HaltMode.REDUCE
+                        else "new orders are denied"
                     )
+                    done = (
+                        f"halted: {message.summary().replace(' (confirmed)', ' and confirmed')}"
+                        f"; {denied} (mode {mode})"
+                    )
+                    return CommandStatus.DONE, done
                 case OrdersCanceled(client_order_ids=ids, strategy_id=str(sid)):
                     return (
                         CommandStatus.DONE,

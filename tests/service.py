@@ -191,13 +191,16 @@ def bars_of(instrument_id: str) -> str:
     return f"{instrument_id}-1-MINUTE-LAST-EXTERNAL"
 
 
-def entry(strategy: str, config: dict[str, object]) -> str:
+def entry(strategy: str, config: dict[str, object], module: str | None = None) -> str:
+    """A ``[[strategies]]`` table for ``module:strategy`` and ``module:strategyConfig``."""
+
     def value(v: object) -> str:
         if isinstance(v, dict):
             return "{ " + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + " }"
         return json.dumps(v)
 
-    module = "node.strategy" if strategy == "EmaCross" else "tests.user_strategy"
+    if module is None:
+        module = "node.strategy" if strategy == "EmaCross" else "tests.user_strategy"
     return (
         "[[strategies]]\n"
         f'strategy_path = "{module}:{strategy}"\n'

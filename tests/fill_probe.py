@@ -1,0 +1,47 @@
+"""A test strategy for the fill model: a market buy on its first bar, then a limit buy
+resting at ``price`` whenever it has none working. Fed bars whose low is exactly
+``price`` (the market touches the order, never trades through it), it shows how often a
+touched limit order fills, and its first fill shows the market order's slippage.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from nautilus_trader.config import StrategyConfig
+from nautilus_trader.model.data import Bar, BarType
+from nautilus_trader.model.enums import OrderSide
+from nautilus_trader.model.identifiers import InstrumentId
+from nautilus_trader.trading.strategy import Strategy
+
+
+class TouchLimitConfig(StrategyConfig, frozen=True):
+    instrument_id: InstrumentId
+    bar_type: BarType
+    price: Decimal
+    size: Decimal = Decimal("0.001")
+
+
+class TouchLimit(Strategy):
+    def __init__(self, config: TouchLimitConfig) -> None:
+        super().__init__(config)
+        self.cfg = config
+        self.bars = 0
+
+    def on_start(self) -> None:
+        self.subscribe_bars(self.cfg.bar_type)
+
+    def on_bar(self, bar: Bar) -> None:
+        self.bars += 1
+        instrument = self.cache.instrument(self.cfg.instrument_id)
+        if instrument is None:
+            return
+        qty = instrument.make_qty(self.cfg.size)
+        if self.bars == 1:
+            self.submit_order(self.order_factory.market(self.cfg.instrument_id, OrderSide.BUY, qty))
+            return
+        if not self.cache.orders_open(strategy_id=self.id):
+            price = instrument.make_price(self.cfg.price)
+            self.submit_order(
+                self.order_factory.limit(self.cfg.instrument_id, OrderSide.BUY, qty, price)
+            )
