@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 from actors.backoff import exponential_delay
@@ -448,7 +449,8 @@ class AlerterActor(SupervisedActor):
             + "".join(
                 f"\n{s['strategy_id']}: {s['fills']} fills, realized {s['realized_pnl']}, "
                 f"unrealized {s['unrealized_pnl']}, fees {s['fees']}, "
-                f"{s['positions']} position(s), {s['open_orders']} open order(s)"
+                + (f"funding {s['funding']}, " if Decimal(s["funding"]) else "")
+                + f"{s['positions']} position(s), {s['open_orders']} open order(s)"
                 + (f", HALTED ({s['halt_reason']})" if s["trading_state"] == "HALTED" else "")
                 for s in report["strategies"]
             )

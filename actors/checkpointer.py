@@ -50,6 +50,7 @@ from protocol import (
     ErrorRaised,
     ExpectFinal,
     FinalSnapshot,
+    FundingPaid,
     Halt,
     LastSnapshot,
     Mailbox,
@@ -89,6 +90,7 @@ EVENT_KINDS: dict[type, str] = {
     CircuitBreakerTripped: "breaker",
     ConfigReloaded: "config_reloaded",
     ReconciliationDiff: "reconcile_diff",
+    FundingPaid: "funding",
     Decision: "error",
 }
 
@@ -246,7 +248,7 @@ class CheckpointerActor(SupervisedActor):
                 self._beat()
                 self._resend()
                 self._request(False, None, coalesce=True)
-            case OrderFilled() | OrdersCanceled():
+            case OrderFilled() | OrdersCanceled() | FundingPaid():  # the books moved
                 self._event(message)
                 self._request(False, None, coalesce=True)
             case OrderRejected() | NodeStopped() | CircuitBreakerTripped() | ReconciliationDiff():

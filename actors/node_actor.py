@@ -40,6 +40,7 @@ from protocol import (
     EncodedSnapshotReply,
     ErrorRaised,
     FinalSnapshot,
+    FundingPaid,
     GateQuery,
     GateState,
     Halt,
@@ -87,6 +88,7 @@ ROUTES: dict[type, tuple[str, ...]] = {
     NodeReport: ("classifier", "checkpointer"),
     ErrorRaised: ("classifier",),
     ReconciliationDiff: ("checkpointer",),
+    FundingPaid: ("checkpointer",),
 }
 LOG_QUIET_S = 0.05  # no more stderr for this long: a multi-line record is complete
 START_ASK_TIMEOUT_S = 5.0

@@ -30,6 +30,7 @@ from nautilus_trader.model.objects import Currency
 from nautilus_trader.persistence.catalog.parquet import ParquetDataCatalog
 
 from node.bars import BarSeries
+from node.funding import FundingModule, FundingSchedule
 from node.order_limits import install, limits_for
 from node.replay import Feed, bar_type_for, feeds_for, to_bar
 from node.strategies import build_strategies
@@ -119,7 +120,9 @@ def _run(
         BacktestEngineConfig(trader_id=settings.trader_id, logging=LoggingConfig(log_level="ERROR"))
     )
     try:
-        _add_venue(engine, venue, fill_model(settings.simulation))
+        schedule = FundingSchedule.of(settings.simulation, settings.replay.bar_minutes)
+        funding = [] if schedule is None or step_ns is None else [FundingModule(schedule)]
+        _add_venue(engine, venue, fill_model(settings.simulation), funding)
         for instrument in instruments:
             engine.add_instrument(instrument)
         engine.add_data(data)
@@ -188,9 +191,14 @@ def _run(
 
 
 def _add_venue(
-    engine: BacktestEngine, config: SandboxExecutionClientConfig, fills: FillModel
+    engine: BacktestEngine,
+    config: SandboxExecutionClientConfig,
+    fills: FillModel,
+    modules: list[FundingModule],
 ) -> None:
     """The venue as the replay builds its simulated exchange from the same config
     (``venue_options``); everything else is ``BacktestEngine``'s default, as a trader's own
     backtest would have it."""
-    engine.add_venue(venue=Venue(config.venue), fill_model=fills, **venue_options(config))
+    engine.add_venue(
+        venue=Venue(config.venue), fill_model=fills, modules=list(modules), **venue_options(config)
+    )

@@ -56,6 +56,7 @@ from nautilus_trader.model.position import Position
 from nautilus_trader.risk.engine import RiskEngine
 from nautilus_trader.trading.strategy import Strategy
 
+from node.funding import TOPIC as FUNDING_TOPIC
 from node.marks import EquityMarks
 from node.order_limits import FLATTEN_TAG, HaltedStrategies
 from node.replay import ReplayDataClient
@@ -63,6 +64,7 @@ from node.strategies import TakesRiskLimits
 from protocol import (
     EncodedSnapshotReply,
     ErrorRaised,
+    FundingPaid,
     Halt,
     HaltMode,
     NodeCommand,
@@ -163,6 +165,7 @@ class Bridge(Actor):
         # the cache forgets closed positions (purged to bound memory), the sum stays.
         self._closed_realized = Decimal(0)
         self._position_realized_base: dict[str, Decimal] = {}  # restored positions' own
+        self._funding = Decimal(0)  # the account's funding (in the balance already)
         self._marks = EquityMarks()
         self._state_version = 0  # +1 for every order, position or trading-state change
         self._data_interval_s = data_interval_s
@@ -183,6 +186,7 @@ class Bridge(Actor):
         self.msgbus.subscribe(topic="events.position.*", handler=self._on_position_event)
         for bar_type in self._bar_types.values():
             self.msgbus.subscribe(topic=f"data.bars.{bar_type}", handler=self._on_bar)
+        self.msgbus.subscribe(topic=FUNDING_TOPIC, handler=self._on_funding)
         self.clock.set_timer("node-report", REPORT_EVERY, callback=self._on_report_timer)
         if self._feed_sandbox or self._recording:
             # The sandbox venue matches against the venue's quotes and trades, which a
@@ -191,6 +195,17 @@ class Bridge(Actor):
             for instrument_id in self._instrument_ids:
                 self.subscribe_quote_ticks(instrument_id)
                 self.subscribe_trade_ticks(instrument_id)
+
+    def _on_funding(self, payment: object) -> None:
+        """A settlement's payment (``node.funding``): the account's and its strategy's."""
+        if not isinstance(payment, FundingPaid):
+            return
+        self._funding += payment.amount
+        book = self._books.get(payment.strategy_id)
+        if book is not None:
+            book.funding += payment.amount
+        self._state_version += 1
+        self._send(payment)
 
     def _on_bar(self, bar: object) -> None:
         if isinstance(bar, Bar) and bar.bar_type == self._bar_type:
@@ -368,6 +383,7 @@ class Bridge(Actor):
         a venue, where positions and orders come from the venue itself), the account's
         and each strategy's."""
         self._realized_base = snap.realized_pnl
+        self._funding = snap.funding
         self._marks = EquityMarks(snap.equity_peak, snap.day, snap.day_start_equity)
         if not snap.strategies:  # a single-strategy service's row: all of it was one's
             self._books[self._strategy.id.value] = _Book(realized_base=snap.realized_pnl)
@@ -378,6 +394,7 @@ class Bridge(Actor):
                     fills=view.fills,
                     fees=view.fees,
                     marks=EquityMarks(view.equity_peak),
+                    funding=view.funding,
                 )
 
     async def restore(
@@ -458,25 +475,18 @@ class Bridge(Actor):
         side = OrderSide.BUY if resting.side == "BUY" else OrderSide.SELL
         quantity = instrument.make_qty(resting.quantity - resting.filled_qty)
         order_id = ClientOrderId(resting.client_order_id)
-        if resting.order_type == "STOP_MARKET" and resting.trigger_price is not None:
-            order: Order = strategy.order_factory.stop_market(
-                instrument.id,
-                side,
-                quantity,
-                instrument.make_price(resting.trigger_price),
-                reduce_only=resting.reduce_only,
-                client_order_id=order_id,
-            )
-        else:
-            assert resting.price is not None
-            order = strategy.order_factory.limit(
-                instrument.id,
-                side,
-                quantity,
-                instrument.make_price(resting.price),
-                reduce_only=resting.reduce_only,
-                client_order_id=order_id,
-            )
+        stop = resting.order_type == "STOP_MARKET"
+        make = strategy.order_factory.stop_market if stop else strategy.order_factory.limit
+        price = resting.trigger_price if stop else resting.price
+        assert price is not None  # _restorable
+        order: Order = make(
+            instrument.id,
+            side,
+            quantity,
+            instrument.make_price(price),
+            reduce_only=resting.reduce_only,
+            client_order_id=order_id,
+        )
         strategy.submit_order(order)
 
     def _instrument(self, instrument_id: str) -> Instrument:
@@ -718,6 +728,7 @@ class Bridge(Actor):
             state_version=self._state_version,
             last_data_ns=self._last_data_ns,
             strategies=self._strategy_views(positions),
+            funding=self._funding,
         )
 
     def _strategy_marks(self, now_ns: int) -> tuple[StrategyMark, ...]:
@@ -776,6 +787,7 @@ class Bridge(Actor):
                     trading_state=TradingState.ACTIVE if reason is None else TradingState.HALTED,
                     halt_reason=reason or "",
                     equity_peak=book.marks.peak,
+                    funding=book.funding,
                 )
             )
         return tuple(views)
@@ -794,6 +806,7 @@ class _Book:
     fills: int = 0
     fees: Decimal = Decimal(0)
     marks: EquityMarks = field(default_factory=EquityMarks)
+    funding: Decimal = Decimal(0)
 
 
 def _plain(bar: Bar) -> Bar:

@@ -26,6 +26,8 @@ from multiprocessing.reduction import ForkingPickler
 from nautilus_trader.adapters.sandbox.config import SandboxExecutionClientConfig
 from nautilus_trader.adapters.sandbox.execution import SandboxExecutionClient
 from nautilus_trader.backtest.models import FillModel
+from nautilus_trader.backtest.modules import SimulationModule
+from nautilus_trader.common.component import MessageBus
 from nautilus_trader.common.enums import ComponentState
 from nautilus_trader.config import (
     LiveDataEngineConfig,
@@ -42,6 +44,8 @@ from nautilus_trader.persistence.config import StreamingConfig
 from nautilus_trader.trading.strategy import Strategy
 
 from node.bridge import Bridge
+from node.funding import TOPIC as FUNDING_TOPIC
+from node.funding import FundingModule, FundingSchedule
 from node.instruments import BUNDLED, make_instrument
 from node.lockstep import LockstepVenue, run_engines_inline
 from node.order_limits import HaltedStrategies, OrderLimits, Wrap, chain, install, limits_for
@@ -51,6 +55,7 @@ from node.strategies import WarmsUp, build_strategies
 from node.venues import Clients, clients_for, fill_model
 from protocol import (
     ErrorRaised,
+    FundingPaid,
     Halt,
     Mode,
     NodeCommand,
@@ -447,11 +452,30 @@ def _build_node(
     limits = order_limits(node, settings)
     checks = (halts.wrap,) if limits is None else (halts.wrap, limits.wrap)
     sandbox = _add_sandbox(
-        node, clients.sandbox, loop, settings.mode, chain(*checks), fill_model(settings.simulation)
+        node,
+        clients.sandbox,
+        loop,
+        settings.mode,
+        chain(*checks),
+        fill_model(settings.simulation),
+        _funding(settings, kernel.msgbus),
     )
     if settings.mode is not Mode.REPLAY:
         install(kernel.msgbus, kernel.risk_engine.execute, *checks)
     return node, sandbox, halts, limits
+
+
+def _funding(settings: NodeSettings, msgbus: MessageBus) -> list[SimulationModule]:
+    """A replay's funding (``node.funding``), from the restore's cursor on; each payment
+    published for the bridge."""
+    schedule = FundingSchedule.of(settings.simulation, settings.replay.bar_minutes)
+    if schedule is None or settings.mode is not Mode.REPLAY:
+        return []
+
+    def publish(payment: FundingPaid) -> None:
+        msgbus.publish(FUNDING_TOPIC, payment)
+
+    return [FundingModule(schedule, start_index=settings.start_cursor, on_payment=publish)]
 
 
 def order_limits(node: TradingNode, settings: NodeSettings) -> OrderLimits | None:
@@ -466,6 +490,7 @@ def _add_sandbox(
     mode: Mode,
     checks: Wrap | None = None,
     fills: FillModel | None = None,
+    modules: list[SimulationModule] | None = None,
 ) -> SandboxExecutionClient | None:
     """The simulated venue's execution client, built here rather than by a factory so
     the host reaches its exchange. A replay's steps with the replay, its engines
@@ -473,27 +498,13 @@ def _add_sandbox(
     if config is None:
         return None
     kernel = node.kernel
+    parts = (loop, kernel.portfolio, kernel.msgbus, kernel.cache, kernel.clock, config)
     client: SandboxExecutionClient
     if mode is Mode.REPLAY:
         run_engines_inline(node, risk_gate=checks)
-        client = LockstepVenue(
-            loop=loop,
-            portfolio=kernel.portfolio,
-            msgbus=kernel.msgbus,
-            cache=kernel.cache,
-            clock=kernel.clock,
-            config=config,
-            fill_model=fills,
-        )
+        client = LockstepVenue(*parts, fill_model=fills, modules=modules)
     else:
-        client = SandboxExecutionClient(
-            loop=loop,
-            portfolio=kernel.portfolio,
-            msgbus=kernel.msgbus,
-            cache=kernel.cache,
-            clock=kernel.clock,
-            config=config,
-        )
+        client = SandboxExecutionClient(*parts)
         if fills is not None:  # the sandbox builds its exchange with the ideal FillModel()
             client.exchange.set_fill_model(fills)
     kernel.exec_engine.register_client(client)

@@ -34,6 +34,7 @@ from nautilus_trader.adapters.sandbox.execution import SandboxExecutionClient
 from nautilus_trader.backtest.engine import SimulatedExchange
 from nautilus_trader.backtest.execution_client import BacktestExecClient
 from nautilus_trader.backtest.models import FillModel, MakerTakerFeeModel
+from nautilus_trader.backtest.modules import SimulationModule
 from nautilus_trader.cache.cache import Cache
 from nautilus_trader.common.component import LiveClock, MessageBus, TestClock
 from nautilus_trader.common.providers import InstrumentProvider
@@ -104,7 +105,9 @@ class LockstepVenue(SandboxExecutionClient):
         clock: LiveClock,
         config: SandboxExecutionClientConfig,
         fill_model: FillModel | None = None,
+        modules: list[SimulationModule] | None = None,
     ) -> None:
+        """``modules``: the exchange's simulation modules (``node.funding``)."""
         # Not the sandbox's own constructor: it builds an exchange without a queue.
         venue = Venue(config.venue)
         options = venue_options(config)
@@ -126,7 +129,7 @@ class LockstepVenue(SandboxExecutionClient):
         self._set_account_id(AccountId(f"{config.venue}-001"))
         self.exchange = SimulatedExchange(
             venue=venue,
-            modules=[],
+            modules=modules or [],
             portfolio=portfolio,
             msgbus=msgbus,
             cache=cache,

@@ -163,6 +163,21 @@ class ReconciliationDiff:
 
 
 @dataclass(frozen=True, slots=True)
+class FundingPaid:
+    """A position's funding at a settlement: ``amount`` is what the balance moved
+    (negative: paid), ``quantity`` signed (short < 0), at the ``mark`` and ``rate`` of the
+    settlement ``bar``."""
+
+    strategy_id: str
+    instrument_id: str
+    quantity: Decimal
+    mark: Decimal
+    rate: Decimal
+    amount: Decimal
+    bar: int
+
+
+@dataclass(frozen=True, slots=True)
 class StrategyMark:
     """One strategy's equity (the account's starting balance plus its PnL) and its
     peak, which the node keeps and checkpoints: what its own drawdown breaker reads."""

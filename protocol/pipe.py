@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from protocol.commands import Halt, Resume, UpdateRisk
 from protocol.events import (
     ErrorRaised,
+    FundingPaid,
     NodeReport,
     NodeStarted,
     NodeStopped,
@@ -53,4 +54,5 @@ NodeEvent = (
     | Pong
     | NodeReport
     | ReconciliationDiff
+    | FundingPaid
 )

@@ -218,6 +218,25 @@ class SimulationSettings(Section):
               "a limit order the market only touches does not fill"),
     ] = Decimal("0.5")  # fmt: skip
     seed: Annotated[int, Field(ge=0, description="the fill model's random seed")] = 42
+    funding_rate: Annotated[
+        Decimal | None,
+        Field(ge=Decimal("-0.05"), le=Decimal("0.05"), description="replay: the funding rate "
+              "every settlement (longs pay when positive); none: no funding unless a file"),
+    ] = None  # fmt: skip
+    funding_file: Annotated[
+        Path | None,
+        Field(description="replay: a bar,rate CSV, the rate settling at that bar index "
+              "(overrides funding_rate there)"),
+    ] = None  # fmt: skip
+    funding_interval_hours: Annotated[
+        int, Field(ge=1, le=24, description="replay: hours of bars between settlements")
+    ] = 8
+
+    @model_validator(mode="after")
+    def _funding_file(self) -> Self:
+        if self.funding_file is not None and not self.funding_file.is_file():
+            raise ValueError(f"funding_file: {self.funding_file} does not exist")
+        return self
 
     @property
     def ideal(self) -> bool:

@@ -93,6 +93,7 @@ class StrategyView:
     # Its own breaker's mark: the highest its equity (the account's starting balance
     # plus its PnL) reached, kept across restarts like the account's peak.
     equity_peak: Decimal | None = None
+    funding: Decimal = Decimal(0)  # funding its positions paid (< 0) or received
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,3 +119,4 @@ class Snapshot:
     state_version: int = 0
     last_data_ns: int = 0
     strategies: tuple[StrategyView, ...] = ()  # () in a single-strategy service's rows
+    funding: Decimal = Decimal(0)  # the account's funding so far (in the balance already)

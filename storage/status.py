@@ -39,6 +39,7 @@ class StrategyRow(TypedDict):
     fees: str
     trading_state: str  # its own: HALTED when halted on its own, whatever the account's
     halt_reason: str
+    funding: str  # what its positions paid (< 0) or received at funding settlements
 
 
 class StatusReport(TypedDict):
@@ -67,6 +68,7 @@ class StatusReport(TypedDict):
     replay_total: int | None
     data_age_s: float | None
     strategies: list[StrategyRow]
+    funding: str | None  # the account's funding so far (already in the balance)
 
 
 def open_readonly(path: Path) -> sqlite3.Connection:
@@ -157,10 +159,12 @@ def status_of(
 
     positions: list[PositionRow] = []
     strategies: list[StrategyRow] = []
+    funding: str | None = None
     replay_total: int | None = None
     if cp is not None:
         snapshot = json.loads(cp["snapshot"])
         strategies = _strategy_rows(snapshot)
+        funding = str(snapshot.get("funding", "0"))
         replay_total = int(snapshot.get("replay_total", 0)) or None
         positions = [
             PositionRow(
@@ -203,6 +207,7 @@ def status_of(
         replay_cursor=None if cp is None else int(cp["replay_cursor"]),
         replay_total=replay_total,
         data_age_s=data_age,
+        funding=funding,
         strategies=strategies,
     )
 
@@ -225,6 +230,7 @@ def _strategy_rows(snapshot: dict[str, object]) -> list[StrategyRow]:
             fees=str(v["fees"]),
             trading_state=str(v.get("trading_state") or "ACTIVE"),
             halt_reason=str(v.get("halt_reason") or ""),
+            funding=str(v.get("funding", "0")),
         )
         for v in views
     ]

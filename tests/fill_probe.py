@@ -45,3 +45,33 @@ class TouchLimit(Strategy):
             self.submit_order(
                 self.order_factory.limit(self.cfg.instrument_id, OrderSide.BUY, qty, price)
             )
+
+
+class HoldConfig(StrategyConfig, frozen=True):
+    instrument_id: InstrumentId
+    bar_type: BarType
+    size: Decimal
+    at_bar: int = 2
+
+
+class Hold(Strategy):
+    """Opens ``size`` (negative: short) at market on its ``at_bar``-th bar and holds it:
+    what a funding settlement charges is then known in advance."""
+
+    def __init__(self, config: HoldConfig) -> None:
+        super().__init__(config)
+        self.cfg = config
+        self.bars = 0
+
+    def on_start(self) -> None:
+        self.subscribe_bars(self.cfg.bar_type)
+
+    def on_bar(self, bar: Bar) -> None:
+        self.bars += 1
+        instrument = self.cache.instrument(self.cfg.instrument_id)
+        if instrument is None or self.cache.positions_open(strategy_id=self.id):
+            return
+        if self.bars == self.cfg.at_bar:
+            side = OrderSide.BUY if self.cfg.size > 0 else OrderSide.SELL
+            qty = instrument.make_qty(abs(self.cfg.size))
+            self.submit_order(self.order_factory.market(self.cfg.instrument_id, side, qty))

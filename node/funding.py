@@ -1,0 +1,145 @@
+"""Funding on perpetuals in a simulated venue: the replay's and the parity backtest's.
+
+NautilusTrader's sandbox charges no funding, so a paper session on a perpetual was better
+than the venue by every payment. Here a ``SimulationModule`` of the simulated exchange
+settles it: at each settlement bar, every open position on that bar's instrument pays
+(long, positive rate) or receives ``quantity x mark x rate``, the mark being the bar's
+open, as a balance adjustment (``SimulatedExchange.adjust_account``), rounded to the
+settlement currency like any amount the account holds.
+
+It runs in ``pre_process(bar)``, which the exchange calls once for each bar before it
+matches anything, in the replay's lockstep venue and in ``BacktestEngine`` alike: the
+same positions pay the same amounts at the same bar, so a replay with funding still
+equals its backtest. Settlement bars are counted in the replay's own bar index (a
+series has no clock a funding schedule could read): every ``interval_hours`` of bars.
+The module counts the bars of each instrument from ``start_index`` (a restore's
+cursor), so funding before a checkpoint lives in its balance and is never charged again.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from nautilus_trader.backtest.config import SimulationModuleConfig
+from nautilus_trader.backtest.modules import SimulationModule
+from nautilus_trader.core.data import Data
+from nautilus_trader.model.data import Bar
+from nautilus_trader.model.objects import Money
+from nautilus_trader.model.position import Position
+
+from protocol import FundingPaid, SimulationSettings
+
+TOPIC = "funding.payments"
+
+
+class FundingFileError(ValueError):
+    """The funding file is missing or not ``bar,rate`` rows."""
+
+
+@dataclass(frozen=True, slots=True)
+class FundingSchedule:
+    """When funding settles (every ``every_bars``, from bar index ``every_bars``) and at
+    what rate: a file's rate for that bar, else the constant."""
+
+    every_bars: int
+    constant: Decimal | None
+    rates: dict[int, Decimal]
+
+    def rate(self, index: int) -> Decimal | None:
+        if index <= 0 or index % self.every_bars:
+            return None
+        return self.rates.get(index, self.constant)
+
+    @classmethod
+    def of(cls, simulation: SimulationSettings, bar_minutes: int) -> FundingSchedule | None:
+        if simulation.funding_rate is None and simulation.funding_file is None:
+            return None
+        every = max(1, simulation.funding_interval_hours * 60 // bar_minutes)
+        rates = {} if simulation.funding_file is None else read_rates(simulation.funding_file)
+        return cls(every, simulation.funding_rate, rates)
+
+
+def read_rates(path: Path) -> dict[int, Decimal]:
+    """A ``bar,rate`` CSV: the rate that settles at that bar index (a settlement bar)."""
+    try:
+        with path.open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except OSError as exc:
+        raise FundingFileError(f"funding file {path}: {exc.strerror}") from None
+    rates: dict[int, Decimal] = {}
+    for line, row in enumerate(rows, start=2):
+        try:
+            rates[int(row["bar"])] = Decimal(row["rate"])
+        except (KeyError, ValueError, ArithmeticError, TypeError):
+            raise FundingFileError(f"{path}:{line}: expected bar,rate; got {row}") from None
+    return rates
+
+
+class FundingModule(SimulationModule):
+    def __init__(
+        self,
+        schedule: FundingSchedule,
+        start_index: int = 0,
+        on_payment: Callable[[FundingPaid], None] | None = None,
+    ) -> None:
+        super().__init__(SimulationModuleConfig())
+        self.schedule = schedule
+        self.start_index = start_index
+        self._next: dict[str, int] = {}
+        self._on_payment = on_payment
+        self.paid: list[FundingPaid] = []
+
+    def pre_process(self, data: Data) -> None:
+        if not isinstance(data, Bar):
+            return
+        instrument_id = data.bar_type.instrument_id
+        key = instrument_id.value
+        index = self._next.get(key, self.start_index)
+        self._next[key] = index + 1
+        rate = self.schedule.rate(index)
+        if rate is None or self.exchange is None:
+            return
+        mark = Decimal(data.open.as_decimal())
+        instrument = self.exchange.cache.instrument(instrument_id)
+        if instrument is None:
+            return
+        currency = instrument.get_settlement_currency()
+        multiplier = Decimal(instrument.multiplier.as_decimal())
+        for position in self.exchange.cache.positions_open(instrument_id=instrument_id):
+            quantity = _signed(position)
+            owed = Money(quantity * mark * multiplier * rate, currency)
+            if owed.as_decimal() == 0:
+                continue
+            self.exchange.adjust_account(Money(-owed.as_decimal(), currency))
+            payment = FundingPaid(
+                strategy_id=position.strategy_id.value,
+                instrument_id=key,
+                quantity=quantity,
+                mark=mark,
+                rate=rate,
+                amount=-owed.as_decimal(),
+                bar=index,
+            )
+            self.paid.append(payment)
+            if self._on_payment is not None:
+                self._on_payment(payment)
+
+    def process(self, ts_now: int) -> None:
+        pass  # all of it happens as a bar arrives (pre_process)
+
+    def log_diagnostics(self, logger: object) -> None:
+        pass  # the payments are events, and the bridge's books
+
+    def reset(self) -> None:
+        self._next.clear()
+        self.paid.clear()
+
+
+def _signed(position: Position) -> Decimal:
+    """A position's quantity, negative when short."""
+    quantity = Decimal(position.quantity.as_decimal())
+    return quantity if position.is_long else -quantity
