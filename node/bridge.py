@@ -21,10 +21,12 @@ from datetime import timedelta
 from decimal import Decimal
 
 import msgspec
+from nautilus_trader.adapters.binance.futures.types import BinanceFuturesMarkPriceUpdate
+from nautilus_trader.backtest.engine import SimulatedExchange
 from nautilus_trader.common.actor import Actor
 from nautilus_trader.config import ActorConfig
 from nautilus_trader.execution.engine import ExecutionEngine
-from nautilus_trader.model.data import Bar, BarType
+from nautilus_trader.model.data import Bar, BarType, CustomData, DataType
 from nautilus_trader.model.enums import (
     LiquiditySide,
     OrderSide,
@@ -48,7 +50,13 @@ from nautilus_trader.model.events import (
 from nautilus_trader.model.events import (
     OrderRejected as NtOrderRejected,
 )
-from nautilus_trader.model.identifiers import ClientOrderId, InstrumentId, TradeId, VenueOrderId
+from nautilus_trader.model.identifiers import (
+    ClientId,
+    ClientOrderId,
+    InstrumentId,
+    TradeId,
+    VenueOrderId,
+)
 from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.model.objects import Currency, Money, Price
 from nautilus_trader.model.orders import Order
@@ -57,6 +65,7 @@ from nautilus_trader.risk.engine import RiskEngine
 from nautilus_trader.trading.strategy import Strategy
 
 from node.funding import TOPIC as FUNDING_TOPIC
+from node.funding import MarkPriceFunding
 from node.marks import EquityMarks
 from node.order_limits import FLATTEN_TAG, HaltedStrategies
 from node.replay import ReplayDataClient
@@ -116,6 +125,7 @@ class Bridge(Actor):
         currency: str,
         halts: HaltedStrategies | None = None,
         starting_balance: Decimal = Decimal(0),
+        funding_venue: SimulatedExchange | None = None,
         feed_sandbox: bool = False,
         data_interval_s: float = 0.0,
         bars_received: int = 0,
@@ -166,6 +176,12 @@ class Bridge(Actor):
         self._closed_realized = Decimal(0)
         self._position_realized_base: dict[str, Decimal] = {}  # restored positions' own
         self._funding = Decimal(0)  # the account's funding (in the balance already)
+        # binance-sandbox: the venue's funding, from its mark-price stream
+        self._venue_funding = (
+            None
+            if funding_venue is None
+            else MarkPriceFunding(funding_venue, self._publish_funding, lambda: self.cursor)
+        )
         self._marks = EquityMarks()
         self._state_version = 0  # +1 for every order, position or trading-state change
         self._data_interval_s = data_interval_s
@@ -187,6 +203,12 @@ class Bridge(Actor):
         for bar_type in self._bar_types.values():
             self.msgbus.subscribe(topic=f"data.bars.{bar_type}", handler=self._on_bar)
         self.msgbus.subscribe(topic=FUNDING_TOPIC, handler=self._on_funding)
+        if self._venue_funding is not None:
+            for instrument_id in self._instrument_ids:
+                self.subscribe_data(
+                    DataType(BinanceFuturesMarkPriceUpdate, {"instrument_id": instrument_id}),
+                    client_id=ClientId(self._instrument_ids[0].venue.value),
+                )
         self.clock.set_timer("node-report", REPORT_EVERY, callback=self._on_report_timer)
         if self._feed_sandbox or self._recording:
             # The sandbox venue matches against the venue's quotes and trades, which a
@@ -195,6 +217,15 @@ class Bridge(Actor):
             for instrument_id in self._instrument_ids:
                 self.subscribe_quote_ticks(instrument_id)
                 self.subscribe_trade_ticks(instrument_id)
+
+    def on_data(self, data: object) -> None:
+        """The venue's mark-price updates (binance-sandbox), for its funding."""
+        update = data.data if isinstance(data, CustomData) else data
+        if self._venue_funding is not None and isinstance(update, BinanceFuturesMarkPriceUpdate):
+            self._venue_funding.on_update(update)
+
+    def _publish_funding(self, payment: FundingPaid) -> None:
+        self.msgbus.publish(FUNDING_TOPIC, payment)
 
     def _on_funding(self, payment: object) -> None:
         """A settlement's payment (``node.funding``): the account's and its strategy's."""

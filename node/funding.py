@@ -24,10 +24,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+from nautilus_trader.adapters.binance.futures.types import BinanceFuturesMarkPriceUpdate
 from nautilus_trader.backtest.config import SimulationModuleConfig
+from nautilus_trader.backtest.engine import SimulatedExchange
 from nautilus_trader.backtest.modules import SimulationModule
 from nautilus_trader.core.data import Data
 from nautilus_trader.model.data import Bar
+from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.objects import Money
 from nautilus_trader.model.position import Position
 
@@ -104,26 +107,7 @@ class FundingModule(SimulationModule):
         if rate is None or self.exchange is None:
             return
         mark = Decimal(data.open.as_decimal())
-        instrument = self.exchange.cache.instrument(instrument_id)
-        if instrument is None:
-            return
-        currency = instrument.get_settlement_currency()
-        multiplier = Decimal(instrument.multiplier.as_decimal())
-        for position in self.exchange.cache.positions_open(instrument_id=instrument_id):
-            quantity = _signed(position)
-            owed = Money(quantity * mark * multiplier * rate, currency)
-            if owed.as_decimal() == 0:
-                continue
-            self.exchange.adjust_account(Money(-owed.as_decimal(), currency))
-            payment = FundingPaid(
-                strategy_id=position.strategy_id.value,
-                instrument_id=key,
-                quantity=quantity,
-                mark=mark,
-                rate=rate,
-                amount=-owed.as_decimal(),
-                bar=index,
-            )
+        for payment in charge(self.exchange, instrument_id, mark, rate, index):
             self.paid.append(payment)
             if self._on_payment is not None:
                 self._on_payment(payment)
@@ -137,6 +121,73 @@ class FundingModule(SimulationModule):
     def reset(self) -> None:
         self._next.clear()
         self.paid.clear()
+
+
+def charge(
+    exchange: SimulatedExchange,
+    instrument_id: InstrumentId,
+    mark: Decimal,
+    rate: Decimal,
+    bar: int,
+    settled_at_ns: int = 0,
+) -> list[FundingPaid]:
+    """Every open position on ``instrument_id`` pays ``quantity x mark x rate`` (rounded to
+    the settlement currency), taken from the simulated account; the payments made."""
+    instrument = exchange.cache.instrument(instrument_id)
+    if instrument is None:
+        return []
+    currency = instrument.get_settlement_currency()
+    multiplier = Decimal(instrument.multiplier.as_decimal())
+    paid = []
+    for position in exchange.cache.positions_open(instrument_id=instrument_id):
+        quantity = _signed(position)
+        owed = Decimal(Money(quantity * mark * multiplier * rate, currency).as_decimal())
+        if owed == 0:
+            continue
+        exchange.adjust_account(Money(-owed, currency))
+        paid.append(
+            FundingPaid(
+                strategy_id=position.strategy_id.value,
+                instrument_id=instrument_id.value,
+                quantity=quantity,
+                mark=mark,
+                rate=rate,
+                amount=-owed,
+                bar=bar,
+                settled_at_ns=settled_at_ns,
+            )
+        )
+    return paid
+
+
+class MarkPriceFunding:
+    """binance-sandbox: the venue's own funding, from its mark-price stream. Each update
+    announces the rate and the next settlement time; the first update at or after that
+    time settles it, at that update's mark, on the sandbox's positions. A settlement
+    that falls while the node is down is not charged (nothing announced it to this
+    node); none is charged twice."""
+
+    def __init__(
+        self,
+        exchange: SimulatedExchange,
+        publish: Callable[[FundingPaid], None],
+        bar: Callable[[], int],
+    ) -> None:
+        self._exchange = exchange
+        self._publish = publish
+        self._bar = bar  # the bars received: where in the session a payment falls
+        self._pending: dict[str, tuple[Decimal, int]] = {}  # instrument -> (rate, at ns)
+
+    def on_update(self, update: BinanceFuturesMarkPriceUpdate) -> None:
+        key = update.instrument_id.value
+        pending = self._pending.get(key)
+        if pending is not None and update.ts_event >= pending[1]:
+            rate, at_ns = pending
+            mark = Decimal(update.mark.as_decimal())
+            iid = update.instrument_id
+            for payment in charge(self._exchange, iid, mark, rate, self._bar(), at_ns):
+                self._publish(payment)
+        self._pending[key] = (Decimal(update.funding_rate), int(update.next_funding_ns))
 
 
 def _signed(position: Position) -> Decimal:

@@ -343,7 +343,7 @@ async def _serve_on(
     node, sandbox, halts, limits = _build_node(settings, loop, pipe)
     replay = _add_replay(node, settings, loop, sandbox)
     strategies, bridge = _add_components(
-        node, settings, pipe, request_stop, replay, bridge_type, halts, limits
+        node, settings, pipe, request_stop, replay, bridge_type, halts, limits, sandbox
     )
 
     def read_commands() -> None:
@@ -545,6 +545,7 @@ def _add_components(
     bridge_type: type[Bridge],
     halts: HaltedStrategies,
     limits: OrderLimits | None = None,
+    sandbox: SandboxExecutionClient | None = None,
 ) -> tuple[list[Strategy], Bridge]:
     """The strategies and the bridge that speaks for the node, added to the built node."""
     bar_type = bar_type_for(settings.instrument_id, settings.replay.bar_minutes)
@@ -560,6 +561,12 @@ def _add_components(
         exec_engine=node.kernel.exec_engine,
         strategies=strategies,
         halts=halts,
+        # binance-sandbox: the venue's funding on the simulated positions
+        funding_venue=sandbox.exchange
+        if sandbox is not None
+        and settings.mode is Mode.BINANCE_SANDBOX
+        and settings.simulation.venue_funding
+        else None,
         replay=replay,
         instrument_ids=settings.instrument_ids,
         bar_minutes=settings.replay.bar_minutes,

@@ -175,6 +175,7 @@ class FundingPaid:
     rate: Decimal
     amount: Decimal
     bar: int
+    settled_at_ns: int = 0  # the venue's settlement time (binance-sandbox); 0: a replay's bar
 
 
 @dataclass(frozen=True, slots=True)

@@ -228,6 +228,11 @@ class SimulationSettings(Section):
         Field(description="replay: a bar,rate CSV, the rate settling at that bar index "
               "(overrides funding_rate there)"),
     ] = None  # fmt: skip
+    venue_funding: Annotated[
+        bool,
+        Field(description="binance-sandbox: charge the venue's funding, from its mark-price "
+              "stream, on the simulated positions"),
+    ] = True  # fmt: skip
     funding_interval_hours: Annotated[
         int, Field(ge=1, le=24, description="replay: hours of bars between settlements")
     ] = 8

@@ -320,3 +320,40 @@ def test_any_usdt_perpetual_the_venue_lists_trades(tmp_path, mode):
             service.ensure_dead()
     finally:
         emu.stop()
+
+
+def test_sandbox_charges_the_venues_funding_at_its_settlement_time(tmp_path):
+    """The emulator announces a rate and a settlement every 2 s on ``@markPrice``; the
+    sandbox's positions pay it at that time, at the mark, to the 8th decimal."""
+    rate = Decimal("0.0005")
+    emu = BinanceEmulator(
+        KEY,
+        SECRET,
+        kline_interval_s=0.2,
+        volatility=Decimal("0.0008"),
+        funding_period_s=2,
+        funding_rate=rate,
+    )
+    emu.start()
+    try:
+        config, db = write(tmp_path, emu, "SB-FUND", "binance-sandbox")
+        service = ServiceProcess(config, db, tmp_path, env=env())
+        try:
+            paid = wait_for(
+                "two funding payments", lambda: [p for _, p in events(db, "funding")][1:], 90
+            )
+            for payment in paid:
+                owed = Decimal(str(payment["quantity"])) * Decimal(str(payment["mark"])) * rate
+                assert Decimal(str(payment["rate"])) == rate
+                assert Decimal(str(payment["amount"])) == -owed.quantize(Decimal("1e-8"))
+                settled = int(str(payment["settled_at_ns"]))
+                assert settled % 2_000_000_000 == 0, "at the venue's settlement time"
+            service.wait_status(
+                "the funding in the status", lambda r: Decimal(r["funding"] or "0") != 0
+            )
+            assert not emu.fills(), "the sandbox sent nothing to the venue"
+            assert service.terminate() == 0
+        finally:
+            service.ensure_dead()
+    finally:
+        emu.stop()

@@ -18,6 +18,7 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def next_funding_ms(now: int) -> int:
-    """Binance funds every 8 hours on the UTC clock; the next one after ``now``."""
-    return now - now % FUNDING_PERIOD_MS + FUNDING_PERIOD_MS
+def next_funding_ms(now: int, period_ms: int = FUNDING_PERIOD_MS) -> int:
+    """Binance funds every 8 hours on the UTC clock; the next one after ``now`` (a test
+    may make the period seconds, to see a settlement)."""
+    return now - now % period_ms + period_ms

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Final
 
-from .clock import Clock, next_funding_ms
+from .clock import FUNDING_PERIOD_MS, Clock, next_funding_ms
 from .events import AccountUpdate, LeverageUpdate, OrderUpdate, TradeLite, UserEvent
 from .fmt import ZERO, JsonDict, fmt8
 from .klines import Kline
@@ -58,12 +58,22 @@ class MarketFeed:
     """Publishes the market streams: ``@aggTrade``, ``@trade``, ``@bookTicker`` (and
     ``!bookTicker``), ``@kline_<interval>``, ``@markPrice[@1s]``."""
 
-    def __init__(self, spec: SymbolSpec, market: Market, hub: StreamHub, clock: Clock) -> None:
+    def __init__(
+        self,
+        spec: SymbolSpec,
+        market: Market,
+        hub: StreamHub,
+        clock: Clock,
+        funding_period_ms: int = FUNDING_PERIOD_MS,
+        funding_rate: str = FUNDING_RATE,
+    ) -> None:
         self._spec = spec
         self._market = market
         self._hub = hub
         self._clock = clock
         self._last_mark_push_ms = 0
+        self._funding_period_ms = funding_period_ms
+        self._funding_rate = funding_rate
 
     def stream(self, suffix: str) -> str:
         return f"{self._spec.symbol.lower()}@{suffix}"
@@ -154,8 +164,8 @@ class MarketFeed:
             "ap": mark,
             "P": mark,
             "i": mark,
-            "r": FUNDING_RATE,
-            "T": next_funding_ms(now),
+            "r": self._funding_rate,
+            "T": next_funding_ms(now, self._funding_period_ms),
         }
         self._hub.publish((self.stream("markPrice"), self.stream("markPrice@1s")), data)
 

@@ -79,9 +79,13 @@ class BinanceEmulator:
         fee_tier: int = 1,
         leverage: int = 20,
         fill_chunk_qty: Decimal | None = None,
+        funding_period_s: float = 8 * 3600,
+        funding_rate: Decimal = Decimal("0.0001"),
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
+        """``funding_period_s``, ``funding_rate``: what ``@markPrice`` announces (a test
+        shortens the period to see a settlement)."""
         if not ipaddress.ip_address(host).is_loopback:
             raise ValueError(f"the emulator binds to loopback addresses only, not {host!r}")
         if kline_interval_s * 1000 < 50 or tick_interval_s <= 0:
@@ -104,7 +108,14 @@ class BinanceEmulator:
             kline_interval_s=kline_interval_s,
         )
         self._hub = StreamHub(self._lock, self._journal, now_ms, self._on_subscribe)
-        self._feed = MarketFeed(spec, self._market, self._hub, now_ms)
+        self._feed = MarketFeed(
+            spec,
+            self._market,
+            self._hub,
+            now_ms,
+            funding_period_ms=int(funding_period_s * 1000),
+            funding_rate=f"{funding_rate:.8f}",
+        )
         self._market.listener = self._feed
         self._engine = MatchingEngine(
             spec,
