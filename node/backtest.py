@@ -19,7 +19,7 @@ from pathlib import Path
 
 from nautilus_trader.adapters.sandbox.config import SandboxExecutionClientConfig
 from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
-from nautilus_trader.backtest.models import FillModel
+from nautilus_trader.backtest.models import FillModel, LatencyModel
 from nautilus_trader.config import LoggingConfig
 from nautilus_trader.core.data import Data
 from nautilus_trader.model.data import Bar, QuoteTick, TradeTick
@@ -122,7 +122,14 @@ def _run(
     try:
         schedule = FundingSchedule.of(settings.simulation, settings.replay.bar_minutes)
         funding = [] if schedule is None or step_ns is None else [FundingModule(schedule)]
-        _add_venue(engine, venue, fill_model(settings.simulation), funding)
+        latency = settings.simulation.latency_ms * 1_000_000
+        _add_venue(
+            engine,
+            venue,
+            fill_model(settings.simulation),
+            funding,
+            LatencyModel(base_latency_nanos=latency) if latency else None,
+        )
         for instrument in instruments:
             engine.add_instrument(instrument)
         engine.add_data(data)
@@ -195,10 +202,15 @@ def _add_venue(
     config: SandboxExecutionClientConfig,
     fills: FillModel,
     modules: list[FundingModule],
+    latency: LatencyModel | None = None,
 ) -> None:
     """The venue as the replay builds its simulated exchange from the same config
     (``venue_options``); everything else is ``BacktestEngine``'s default, as a trader's own
     backtest would have it."""
     engine.add_venue(
-        venue=Venue(config.venue), fill_model=fills, modules=list(modules), **venue_options(config)
+        venue=Venue(config.venue),
+        fill_model=fills,
+        modules=list(modules),
+        latency_model=latency,
+        **venue_options(config),
     )

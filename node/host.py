@@ -459,6 +459,7 @@ def _build_node(
         chain(*checks),
         fill_model(settings.simulation),
         _funding(settings, kernel.msgbus),
+        settings.simulation.latency_bars(settings.replay.bar_minutes),
     )
     if settings.mode is not Mode.REPLAY:
         install(kernel.msgbus, kernel.risk_engine.execute, *checks)
@@ -491,6 +492,7 @@ def _add_sandbox(
     checks: Wrap | None = None,
     fills: FillModel | None = None,
     modules: list[SimulationModule] | None = None,
+    latency_bars: int = 0,
 ) -> SandboxExecutionClient | None:
     """The simulated venue's execution client, built here rather than by a factory so
     the host reaches its exchange. A replay's steps with the replay, its engines
@@ -502,7 +504,7 @@ def _add_sandbox(
     client: SandboxExecutionClient
     if mode is Mode.REPLAY:
         run_engines_inline(node, risk_gate=checks)
-        client = LockstepVenue(*parts, fill_model=fills, modules=modules)
+        client = LockstepVenue(*parts, fill_model=fills, modules=modules, latency_bars=latency_bars)
     else:
         client = SandboxExecutionClient(*parts)
         if fills is not None:  # the sandbox builds its exchange with the ideal FillModel()

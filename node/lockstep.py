@@ -106,8 +106,10 @@ class LockstepVenue(SandboxExecutionClient):
         config: SandboxExecutionClientConfig,
         fill_model: FillModel | None = None,
         modules: list[SimulationModule] | None = None,
+        latency_bars: int = 0,
     ) -> None:
-        """``modules``: the exchange's simulation modules (``node.funding``)."""
+        """``modules``: the exchange's simulation modules (``node.funding``);
+        ``latency_bars``: how many bars later a strategy's command reaches the venue."""
         # Not the sandbox's own constructor: it builds an exchange without a queue.
         venue = Venue(config.venue)
         options = venue_options(config)
@@ -146,6 +148,9 @@ class LockstepVenue(SandboxExecutionClient):
         self._sent = 0  # commands handed to the venue
         self._drained = 0  # of which the venue has processed
         self._stepping = False
+        self._latency_bars = latency_bars
+        self._index = 0  # the replay's index of the bar being stepped
+        self._held: list[tuple[int, Callable[[], None]]] = []  # (due bar, send)
 
     def connect(self) -> None:
         """The instruments, no market data subscription: the replay hands bars in."""
@@ -157,27 +162,31 @@ class LockstepVenue(SandboxExecutionClient):
     # ------------------------------------------------------------ commands in
 
     def submit_order(self, command: object) -> None:
-        self._client.submit_order(command)
-        self._sent_one()
+        self._route(lambda: self._client.submit_order(command))
 
     def submit_order_list(self, command: object) -> None:
-        self._client.submit_order_list(command)
-        self._sent_one()
+        self._route(lambda: self._client.submit_order_list(command))
 
     def modify_order(self, command: object) -> None:
-        self._client.modify_order(command)
-        self._sent_one()
+        self._route(lambda: self._client.modify_order(command))
 
     def cancel_order(self, command: object) -> None:
-        self._client.cancel_order(command)
-        self._sent_one()
+        self._route(lambda: self._client.cancel_order(command))
 
     def cancel_all_orders(self, command: object) -> None:
-        self._client.cancel_all_orders(command)
-        self._sent_one()
+        self._route(lambda: self._client.cancel_all_orders(command))
 
     def batch_cancel_orders(self, command: object) -> None:
-        self._client.batch_cancel_orders(command)
+        self._route(lambda: self._client.batch_cancel_orders(command))
+
+    def _route(self, send: Callable[[], None]) -> None:
+        """A command to the venue. With latency, one a strategy sends in a step arrives
+        ``latency_bars`` bars later, at that bar's settle - where ``BacktestEngine`` with a
+        ``LatencyModel`` of the same latency drains it, on market time."""
+        if self._stepping and self._latency_bars:
+            self._held.append((self._index + self._latency_bars, send))
+            return
+        send()
         self._sent_one()
 
     def _sent_one(self) -> None:
@@ -187,15 +196,23 @@ class LockstepVenue(SandboxExecutionClient):
 
     # ------------------------------------------------------------ stepping
 
-    def step(self, bar: Bar, deliver: Callable[[Bar], None]) -> None:
+    def step(self, bar: Bar, deliver: Callable[[Bar], None], index: int = 0) -> None:
         """One bar, as ``BacktestEngine`` runs one data point: the venue first, then the
-        strategy (``deliver``), then the venue settled."""
+        strategy (``deliver``), then the commands due by this bar (``index``, the replay's)
+        arrive, then the venue settled."""
         ts = bar.ts_init
         self._stepping = True
+        self._index = index
         try:
             self.test_clock.set_time(ts)
             self.exchange.process_bar(bar)
             deliver(bar)
+            if self._held:
+                due = [send for at, send in self._held if at <= index]
+                self._held = [(at, send) for at, send in self._held if at > index]
+                for send in due:
+                    send()
+                    self._sent += 1
             self._settle(ts)
         finally:
             self._stepping = False

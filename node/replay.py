@@ -112,8 +112,9 @@ def feeds_for(settings: NodeSettings) -> list[Feed]:
 class SteppedVenue(Protocol):
     """The simulated venue as the replay steps it (``node.lockstep.LockstepVenue``)."""
 
-    def step(self, bar: Bar, deliver: Callable[[Bar], None]) -> None:
-        """The venue takes ``bar``, ``deliver`` hands it to the node, the venue settles."""
+    def step(self, bar: Bar, deliver: Callable[[Bar], None], index: int = 0) -> None:
+        """The venue takes ``bar`` (the ``index``-th of its series), ``deliver`` hands it
+        to the node, the venue settles."""
         ...
 
 
@@ -211,7 +212,7 @@ class ReplayDataClient(LiveMarketDataClient):
                     continue  # a shorter series has ended; the others play on
                 bar = to_bar(feed.instrument, feed.bar_type, feed.series[self.cursor], now)
                 if self._venue is not None:
-                    self._venue.step(bar, self._handle_data)
+                    self._venue.step(bar, self._handle_data, self.cursor)
                 else:
                     self._handle_data(bar)
             self.cursor += 1

@@ -228,6 +228,18 @@ class SimulationSettings(Section):
         Field(description="replay: a bar,rate CSV, the rate settling at that bar index "
               "(overrides funding_rate there)"),
     ] = None  # fmt: skip
+    latency_ms: Annotated[
+        int,
+        Field(ge=0, le=3_600_000, description="replay: how long a strategy's order takes to "
+              "reach the venue; with bars, any latency moves it to a later bar's settle "
+              "(0: within the bar it was decided on)"),
+    ] = 0  # fmt: skip
+
+    def latency_bars(self, bar_minutes: int) -> int:
+        """Bars a command waits before the venue sees it (the backtest's LatencyModel,
+        on market time)."""
+        return -(-self.latency_ms // (bar_minutes * 60_000))
+
     venue_funding: Annotated[
         bool,
         Field(description="binance-sandbox: charge the venue's funding, from its mark-price "

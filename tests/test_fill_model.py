@@ -12,7 +12,7 @@ import pytest
 
 from node.backtest import run_backtest
 from supervisor.config import parse_config
-from tests.service import ROOT, ServiceProcess, bars_of, cli, entry, write_config
+from tests.service import ROOT, ServiceProcess, bars_of, cli, entry, events, write_config
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 BTC = "BTCUSDT-PERP.BINANCE"
@@ -92,3 +92,38 @@ def test_a_replay_with_the_fill_model_equals_its_backtest_and_reports_the_models
     assert ideal is not None and ideal["fills"] > result["backtest"]["fills"] > 1
     text = cli("report", "parity", "--config", str(config), cwd=tmp_path, env=ENV).stdout
     assert "the fill model's effect" in text
+
+
+REAL = ROOT / "tests" / "data" / "btc-perp-2022-01-1m.csv"
+
+
+@pytest.mark.node
+def test_with_latency_an_order_reaches_the_venue_a_bar_later_equal_to_its_backtest(tmp_path):
+    """200 ms of latency: an order decided on a bar's close cannot fill at that close; it
+    reaches the venue at the next bar (60 s of market time later, no earlier than the
+    latency), in the replay as in BacktestEngine with a LatencyModel of 200 ms."""
+    ideal = "prob_fill_on_limit = 1\nprob_slippage = 0\n"
+    config, db = write_config(
+        tmp_path,
+        trader="LAT-001",
+        speed=0,
+        ladder=0,
+        replay=f'source = "file"\npath = "{REAL}"\nstop_when_done = true',
+        extra=f"[simulation]\n{ideal}latency_ms = 200\n",
+        name="latency",
+    )
+    service = ServiceProcess(config, db, tmp_path, env=ENV)
+    try:
+        assert service.wait(180) == 0, service.log_path.read_text()[-3000:]
+    finally:
+        service.ensure_dead()
+    report = cli("report", "parity", "--config", str(config), "--json", cwd=tmp_path, env=ENV)
+    assert report.returncode == 0, report.stdout + report.stderr
+    assert json.loads(report.stdout)["equal"] is True
+    session = [p for _, p in events(db, "fill")]
+    text = config.read_text().replace("latency_ms = 200\n", "")
+    instant = run_backtest(parse_config(text, "t.toml", env=ENV).node).trades
+    first = instant[0].bar
+    assert session[0]["bar"] == first + 1, "a bar later than without latency"
+    closes = [row.split(",")[4] for row in REAL.read_text().splitlines()[1:]]
+    assert Decimal(str(session[0]["price"])) == Decimal(closes[first + 1])
