@@ -49,6 +49,23 @@ def make_instrument(instrument_id: str, specs: tuple[InstrumentSpec, ...] = ()) 
     return bundled()
 
 
+def with_fees(
+    instrument: Instrument, maker_fee: Decimal | None, taker_fee: Decimal | None
+) -> Instrument:
+    """``instrument`` at a fee tier of the trader's (``[simulation]``): the simulated venue
+    charges an instrument's own maker and taker fees."""
+    if maker_fee is None and taker_fee is None:
+        return instrument
+    kind = type(instrument)
+    data = kind.to_dict(instrument)
+    if maker_fee is not None:
+        data["maker_fee"] = str(maker_fee)
+    if taker_fee is not None:
+        data["taker_fee"] = str(taker_fee)
+    tiered: Instrument = kind.from_dict(data)
+    return tiered
+
+
 def known(instrument_id: str, specs: tuple[InstrumentSpec, ...]) -> bool:
     return instrument_id in BUNDLED or any(s.id == instrument_id and s.defined for s in specs)
 

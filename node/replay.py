@@ -36,7 +36,7 @@ from nautilus_trader.model.identifiers import ClientId, Venue
 from nautilus_trader.model.instruments import Instrument
 
 from node.bars import BarSeries, Ohlcv, load
-from node.instruments import BUNDLED_START_PRICE, make_instrument
+from node.instruments import BUNDLED_START_PRICE, make_instrument, with_fees
 from protocol import NodeSettings, ReplaySettings
 
 REPLAY_CLIENT = "REPLAY"
@@ -97,7 +97,12 @@ def feeds_for(settings: NodeSettings) -> list[Feed]:
     """Every instrument the node trades, with the bars a replay plays for it."""
     feeds = []
     for index, instrument_id in enumerate(settings.instrument_ids):
-        instrument = make_instrument(instrument_id, settings.instruments)
+        simulation = settings.simulation
+        instrument = with_fees(
+            make_instrument(instrument_id, settings.instruments),
+            simulation.maker_fee,
+            simulation.taker_fee,
+        )
         replay = series_settings(settings, index, instrument_id)
         feeds.append(
             Feed(

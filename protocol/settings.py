@@ -228,6 +228,15 @@ class SimulationSettings(Section):
         Field(description="replay: a bar,rate CSV, the rate settling at that bar index "
               "(overrides funding_rate there)"),
     ] = None  # fmt: skip
+    maker_fee: Annotated[
+        Decimal | None,
+        Field(ge=Decimal("-0.01"), le=Decimal("0.01"), description="replay: your fee tier's "
+              "maker fee, a fraction, instead of the instrument's; none: the instrument's"),
+    ] = None  # fmt: skip
+    taker_fee: Annotated[
+        Decimal | None,
+        Field(ge=0, le=Decimal("0.01"), description="replay: your fee tier's taker fee"),
+    ] = None
     latency_ms: Annotated[
         int,
         Field(ge=0, le=3_600_000, description="replay: how long a strategy's order takes to "

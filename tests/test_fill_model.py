@@ -127,3 +127,18 @@ def test_with_latency_an_order_reaches_the_venue_a_bar_later_equal_to_its_backte
     assert session[0]["bar"] == first + 1, "a bar later than without latency"
     closes = [row.split(",")[4] for row in REAL.read_text().splitlines()[1:]]
     assert Decimal(str(session[0]["price"])) == Decimal(closes[first + 1])
+
+
+def test_a_fee_tier_replaces_the_instruments_fees(tmp_path):
+    text = f"[replay]\n{replay(tmp_path)}" + probe('prob_slippage = 0\ntaker_fee = "0.001"')
+    trades = run_backtest(parse_config(text, "t.toml", env=ENV).node).trades
+    market = trades[0]
+    assert market.commission == (market.quantity * market.price * Decimal("0.001")).quantize(
+        Decimal("1e-8")
+    )
+    bundled = run_backtest(
+        parse_config(text.replace('taker_fee = "0.001"', ""), "t.toml", env=ENV).node
+    ).trades[0]
+    assert bundled.commission == (bundled.quantity * bundled.price * Decimal("0.00018")).quantize(
+        Decimal("1e-8")
+    ), "the bundled instrument's own taker fee"
