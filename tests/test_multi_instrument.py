@@ -161,3 +161,37 @@ def test_strategies_on_three_instruments_halt_resume_and_trip_one_at_a_time(tmp_
     instrument = {EMA_BTC: "BTCUSDT-PERP.BINANCE", EMA_SOL: SOL}
     fills = [p for _, p in events(db, "fill")]
     assert fills and all(p["instrument_id"] == instrument[p["strategy_id"]] for p in fills)
+
+
+@pytest.mark.node
+def test_two_copies_of_the_bundled_strategy_each_trade_their_own_position(tmp_path):
+    """Two EMA crosses alike but for their tags, on one instrument: each sizes from its own
+    position, so their fills are the same fill for fill. (Each once read the account's net
+    position, and traded the other's exposure: the scaling bench's 5 copies halted.)"""
+    same = ema("001", "BTCUSDT-PERP.BINANCE") + ema("002", "BTCUSDT-PERP.BINANCE")
+    same += "[simulation]\nprob_slippage = 0\nprob_fill_on_limit = 1\n"  # no dice between them
+    config, db = write_config(
+        tmp_path,
+        trader="TWIN-001",
+        speed=0,
+        ladder=0,
+        replay="bars = 3000\nstop_when_done = true",
+        extra=same,
+        name="twin",
+    )
+    service = ServiceProcess(config, db, tmp_path, env=ENV)
+    try:
+        assert service.wait(120) == 0, service.log_path.read_text()[-3000:]
+    finally:
+        service.ensure_dead()
+
+    def fills(strategy_id: str) -> list[tuple[object, ...]]:
+        return [
+            (p["bar"], p["side"], p["quantity"], p["price"])
+            for _, p in events(db, "fill")
+            if p["strategy_id"] == strategy_id
+        ]
+
+    assert not events(db, "reject")
+    assert len(fills(EMA_BTC)) > 10
+    assert fills(EMA_BTC) == fills("EmaCross-002")
