@@ -70,6 +70,7 @@ from node.marks import EquityMarks
 from node.order_limits import FLATTEN_TAG, HaltedStrategies
 from node.replay import ReplayDataClient
 from node.strategies import TakesRiskLimits
+from node.venues import SeededFillModel
 from protocol import (
     EncodedSnapshotReply,
     ErrorRaised,
@@ -126,6 +127,7 @@ class Bridge(Actor):
         halts: HaltedStrategies | None = None,
         starting_balance: Decimal = Decimal(0),
         funding_venue: SimulatedExchange | None = None,
+        fills: SeededFillModel | None = None,
         feed_sandbox: bool = False,
         data_interval_s: float = 0.0,
         bars_received: int = 0,
@@ -176,6 +178,7 @@ class Bridge(Actor):
         self._closed_realized = Decimal(0)
         self._position_realized_base: dict[str, Decimal] = {}  # restored positions' own
         self._funding = Decimal(0)  # the account's funding (in the balance already)
+        self._fills = fills  # the simulated venue's fill model (its draws are checkpointed)
         # binance-sandbox: the venue's funding, from its mark-price stream
         self._venue_funding = (
             None
@@ -760,6 +763,7 @@ class Bridge(Actor):
             last_data_ns=self._last_data_ns,
             strategies=self._strategy_views(positions),
             funding=self._funding,
+            fill_draws=self._fills.draws if self._fills is not None else 0,
         )
 
     def _strategy_marks(self, now_ns: int) -> tuple[StrategyMark, ...]:

@@ -52,7 +52,7 @@ from node.order_limits import HaltedStrategies, OrderLimits, Wrap, chain, instal
 from node.reconcile import compare_with_checkpoint
 from node.replay import ReplayDataClient, bar_type_for, feeds_for
 from node.strategies import WarmsUp, build_strategies
-from node.venues import Clients, clients_for, fill_model
+from node.venues import Clients, SeededFillModel, clients_for, fill_model
 from protocol import (
     ErrorRaised,
     FundingPaid,
@@ -457,7 +457,7 @@ def _build_node(
         loop,
         settings.mode,
         chain(*checks),
-        fill_model(settings.simulation),
+        fill_model(settings.simulation, settings.restore.fill_draws if settings.restore else 0),
         _funding(settings, kernel.msgbus),
         settings.simulation.latency_bars(settings.replay.bar_minutes),
     )
@@ -563,6 +563,9 @@ def _add_components(
         exec_engine=node.kernel.exec_engine,
         strategies=strategies,
         halts=halts,
+        fills=sandbox.exchange.fill_model
+        if sandbox is not None and isinstance(sandbox.exchange.fill_model, SeededFillModel)
+        else None,
         # binance-sandbox: the venue's funding on the simulated positions
         funding_venue=sandbox.exchange
         if sandbox is not None

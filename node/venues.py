@@ -10,6 +10,7 @@ Base URLs may be overridden (a local emulator, a proxy); keys stay in the enviro
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TypedDict
@@ -120,14 +121,48 @@ def venue_options(config: SandboxExecutionClientConfig) -> VenueOptions:
     )
 
 
-def fill_model(simulation: SimulationSettings) -> FillModel:
+class SeededFillModel(FillModel):
+    """NautilusTrader's ``FillModel`` draws from the process's global ``random``: whatever
+    else draws from it shifts the fills, and a restored node starts the sequence over
+    while its backtest is far along it. This one draws from its own generator and counts
+    its draws; the checkpoint keeps the count, and a restore skips that many, so the
+    fills after a restart are the backtest's."""
+
+    def __init__(self, prob_fill_on_limit: float, prob_slippage: float, seed: int) -> None:
+        super().__init__(
+            prob_fill_on_limit=prob_fill_on_limit, prob_slippage=prob_slippage, random_seed=seed
+        )
+        self._rng = random.Random(seed)
+        self.draws = 0
+
+    def skip(self, draws: int) -> None:
+        """Carry on from a checkpoint's count."""
+        for _ in range(draws):
+            self._rng.random()
+        self.draws += draws
+
+    def is_limit_filled(self) -> bool:
+        return self._event(self.prob_fill_on_limit)
+
+    def is_slipped(self) -> bool:
+        return self._event(self.prob_slippage)
+
+    def _event(self, probability: float) -> bool:
+        if probability in (0, 1):
+            return probability == 1  # certain: no draw, as NautilusTrader's
+        self.draws += 1
+        return probability >= self._rng.random()
+
+
+def fill_model(simulation: SimulationSettings, draws: int = 0) -> SeededFillModel:
     """The simulated venue's fill model: one builder for the replay, the sandbox and the
-    parity backtest, so the three draw the same numbers from the same seed."""
-    return FillModel(
-        prob_fill_on_limit=float(simulation.prob_fill_on_limit),
-        prob_slippage=float(simulation.prob_slippage),
-        random_seed=simulation.seed,
+    parity backtest, so the three draw the same numbers from the same seed; ``draws``:
+    a restore's count."""
+    model = SeededFillModel(
+        float(simulation.prob_fill_on_limit), float(simulation.prob_slippage), simulation.seed
     )
+    model.skip(draws)
+    return model
 
 
 def clients_for(settings: NodeSettings) -> Clients:

@@ -120,3 +120,4 @@ class Snapshot:
     last_data_ns: int = 0
     strategies: tuple[StrategyView, ...] = ()  # () in a single-strategy service's rows
     funding: Decimal = Decimal(0)  # the account's funding so far (in the balance already)
+    fill_draws: int = 0  # the simulated venue's fill model: its draws so far (a restore skips them)
