@@ -67,7 +67,7 @@ from nautilus_trader.trading.strategy import Strategy
 from node.funding import TOPIC as FUNDING_TOPIC
 from node.funding import MarkPriceFunding
 from node.marks import EquityMarks
-from node.order_limits import FLATTEN_TAG, HaltedStrategies
+from node.order_limits import FLATTEN_TAG, HaltedStrategies, OrderLimits
 from node.replay import ReplayDataClient
 from node.strategies import TakesRiskLimits
 from node.venues import SeededFillModel
@@ -126,6 +126,7 @@ class Bridge(Actor):
         currency: str,
         halts: HaltedStrategies | None = None,
         starting_balance: Decimal = Decimal(0),
+        limits: OrderLimits | None = None,
         funding_venue: SimulatedExchange | None = None,
         fills: SeededFillModel | None = None,
         feed_sandbox: bool = False,
@@ -148,6 +149,7 @@ class Bridge(Actor):
         # The strategies halted on their own (``Halt(strategy_id=...)``): the pre-trade
         # check in front of the RiskEngine denies their orders.
         self._halts = halts
+        self._limits = limits
         self._starting_balance = starting_balance
         self._strategy_cancels: dict[str, tuple[set[str], list[str]]] = {}
         self._replay = replay
@@ -314,8 +316,10 @@ class Bridge(Actor):
                 case Stop(reason=reason):
                     self._request_stop(reason)
                 case UpdateRisk(risk=risk):
-                    # The trader's own strategy sizes itself; the RiskEngine's limits
-                    # still hold it (issue 16's next step).
+                    # The account's limits hold every strategy from the next order on;
+                    # a strategy that sizes from them gets them too.
+                    if self._limits is not None:
+                        self._limits.update(risk)
                     for strategy in self._strategies.values():
                         if isinstance(strategy, TakesRiskLimits):
                             strategy.update_risk(risk)

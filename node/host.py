@@ -48,7 +48,15 @@ from node.funding import TOPIC as FUNDING_TOPIC
 from node.funding import FundingModule, FundingSchedule
 from node.instruments import BUNDLED, make_instrument
 from node.lockstep import LockstepVenue, run_engines_inline
-from node.order_limits import HaltedStrategies, OrderLimits, Wrap, chain, install, limits_for
+from node.order_limits import (
+    HaltedStrategies,
+    Limit,
+    OrderLimits,
+    Wrap,
+    chain,
+    install,
+    limits_for,
+)
 from node.reconcile import compare_with_checkpoint
 from node.replay import ReplayDataClient, bar_type_for, feeds_for
 from node.strategies import WarmsUp, build_strategies
@@ -450,7 +458,7 @@ def _build_node(
     kernel = node.kernel
     halts = HaltedStrategies(kernel.cache, kernel.msgbus, kernel.clock)
     limits = order_limits(node, settings)
-    checks = (halts.wrap,) if limits is None else (halts.wrap, limits.wrap)
+    checks = (halts.wrap, limits.wrap)
     sandbox = _add_sandbox(
         node,
         clients.sandbox,
@@ -479,9 +487,14 @@ def _funding(settings: NodeSettings, msgbus: MessageBus) -> list[SimulationModul
     return [FundingModule(schedule, start_index=settings.start_cursor, on_payment=publish)]
 
 
-def order_limits(node: TradingNode, settings: NodeSettings) -> OrderLimits | None:
+def order_limits(node: TradingNode, settings: NodeSettings) -> OrderLimits:
+    """The node's limits; in place even with none set, so a reload can set some."""
     kernel = node.kernel
-    return limits_for(settings, kernel.cache, kernel.msgbus, kernel.clock)
+    limits = limits_for(settings, kernel.cache, kernel.msgbus, kernel.clock)
+    if limits is None:
+        bar_minutes = settings.replay.bar_minutes
+        limits = OrderLimits(kernel.cache, kernel.msgbus, kernel.clock, bar_minutes, Limit())
+    return limits
 
 
 def _add_sandbox(
@@ -563,6 +576,7 @@ def _add_components(
         exec_engine=node.kernel.exec_engine,
         strategies=strategies,
         halts=halts,
+        limits=limits,
         fills=sandbox.exchange.fill_model
         if sandbox is not None and isinstance(sandbox.exchange.fill_model, SeededFillModel)
         else None,

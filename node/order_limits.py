@@ -36,7 +36,7 @@ from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.orders import Order
 from nautilus_trader.trading.strategy import Strategy
 
-from protocol import NodeSettings
+from protocol import NodeSettings, RiskLimits
 
 Handler = Callable[[object], None]
 Wrap = Callable[[Handler], Handler]
@@ -160,12 +160,16 @@ class OrderLimits:
             s.id.value: limit for s, limit in zip(strategies, self._own, strict=False) if limit
         }
 
+    def update(self, risk: RiskLimits) -> None:
+        """A reload's account limits, from the next order on."""
+        self._account = Limit(risk.max_notional_per_order, risk.leverage_limit)
+
     def wrap(self, downstream: Handler) -> Handler:
         """``downstream`` (the RiskEngine's handler) behind the check."""
 
         def execute(command: object) -> None:
             orders = _submitted(command)
-            if orders is None:
+            if orders is None or not (self._account or self._strategies):
                 downstream(command)
                 return
             breach = next((r for o in orders if (r := self.breach(o)) is not None), None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from decimal import Decimal
 
 import pytest
@@ -324,3 +325,32 @@ def test_the_bundled_ema_cross_is_one_more_strategy_by_import_path(tmp_path):
     done = cli("config", "check", "--config", str(config), cwd=tmp_path, env=ENV)
     assert done.returncode == 2
     assert "strategies[0].config.sizing.method: Input should be" in done.stderr, done.stderr
+
+
+@pytest.mark.node
+def test_a_reloaded_notional_limit_holds_the_running_strategy(tmp_path):
+    """SIGHUP with a new risk.max_notional_per_order: the node's check takes it from the
+    next order on, for code the service did not write (it had no limit at start)."""
+    config, db = write_config(
+        tmp_path,
+        trader="USER-005",
+        speed=3000,
+        ladder=0,
+        extra=breakout(trade_size="1.000") + "[breakers]\nmax_consecutive_rejects = 1000\n",
+        name="reload",
+    )
+    service = ServiceProcess(config, db, tmp_path, env=ENV)
+    try:
+        wait_for("fills without a limit", lambda: len(events(db, "fill")) >= 2, 90)
+        assert not events(db, "reject")
+        config.write_text(config.read_text() + '[risk]\nmax_notional_per_order = "5000"\n')
+        service.proc.send_signal(signal.SIGHUP)
+        denied = wait_for(
+            "a denial under the reloaded limit",
+            lambda: [p for _, p in events(db, "reject") if p["denied"]],
+            90,
+        )
+        assert "NOTIONAL_EXCEEDS_MAX_PER_ORDER" in str(denied[0]["reason"])
+        assert service.terminate() == 0
+    finally:
+        service.ensure_dead()
