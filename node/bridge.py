@@ -13,6 +13,7 @@ from a timer, not from bars, so a stalled market still reports, as stale.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -65,7 +66,7 @@ from nautilus_trader.risk.engine import RiskEngine
 from nautilus_trader.trading.strategy import Strategy
 
 from node.funding import TOPIC as FUNDING_TOPIC
-from node.funding import MarkPriceFunding
+from node.funding import MarkPriceFunding, VenueIncome
 from node.marks import EquityMarks
 from node.order_limits import FLATTEN_TAG, HaltedStrategies, OrderLimits
 from node.replay import ReplayDataClient
@@ -102,6 +103,7 @@ from protocol import (
 )
 
 REPORT_EVERY = timedelta(seconds=1)
+INCOME_EVERY = 5  # reports between two polls of the venue's income history
 MIN_GAPS = 3  # bars seen before their own pace is trusted over the nominal one
 AVG_PX_EXTRA_DIGITS = 4  # an average open price is finer than a tick, but not a float
 
@@ -129,6 +131,7 @@ class Bridge(Actor):
         limits: OrderLimits | None = None,
         funding_venue: SimulatedExchange | None = None,
         fills: SeededFillModel | None = None,
+        income: VenueIncome | None = None,
         feed_sandbox: bool = False,
         data_interval_s: float = 0.0,
         bars_received: int = 0,
@@ -181,6 +184,11 @@ class Bridge(Actor):
         self._position_realized_base: dict[str, Decimal] = {}  # restored positions' own
         self._funding = Decimal(0)  # the account's funding (in the balance already)
         self._fills = fills  # the simulated venue's fill model (its draws are checkpointed)
+        self._income = income  # binance-testnet: the venue's own funding record
+        if income is not None:
+            income.bar = lambda: self.cursor
+        self._reports = 0
+        self._loop: asyncio.AbstractEventLoop | None = None  # the node's, from on_start
         # binance-sandbox: the venue's funding, from its mark-price stream
         self._venue_funding = (
             None
@@ -203,6 +211,8 @@ class Bridge(Actor):
 
     def on_start(self) -> None:
         self._last_data_ns = self.clock.timestamp_ns()  # stale counts from the start
+        with contextlib.suppress(RuntimeError):  # started off a loop: no venue polls
+            self._loop = asyncio.get_running_loop()
         self.msgbus.subscribe(topic="events.order.*", handler=self._on_order_event)
         self.msgbus.subscribe(topic="events.position.*", handler=self._on_position_event)
         for bar_type in self._bar_types.values():
@@ -274,6 +284,25 @@ class Bridge(Actor):
 
     def _on_report_timer(self, event: object) -> None:
         self._send(self.report())
+        self._reports += 1
+        income = self._income
+        loop = self._loop
+        if (
+            income is not None
+            and loop is not None
+            and not income.polling
+            and self._reports % INCOME_EVERY == 0
+        ):
+            # A timer's callback may run off the loop: the poll goes onto it.
+            asyncio.run_coroutine_threadsafe(self._poll_income(income), loop)
+
+    async def _poll_income(self, income: VenueIncome) -> None:
+        try:
+            await income.poll(self.clock.timestamp_ns() // 1_000_000)
+        except Exception as exc:  # the classifier judges it (a timeout is transient)
+            self._send(
+                ErrorRaised("node.funding", type(exc).__name__, str(exc), operation="income")
+            )
 
     def report(self) -> NodeReport:
         now = self.clock.timestamp_ns()

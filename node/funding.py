@@ -19,16 +19,19 @@ cursor), so funding before a checkpoint lives in its balance and is never charge
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
 from nautilus_trader.adapters.binance.futures.types import BinanceFuturesMarkPriceUpdate
+from nautilus_trader.adapters.binance.http.client import BinanceHttpClient
 from nautilus_trader.backtest.config import SimulationModuleConfig
 from nautilus_trader.backtest.engine import SimulatedExchange
 from nautilus_trader.backtest.modules import SimulationModule
 from nautilus_trader.core.data import Data
+from nautilus_trader.core.nautilus_pyo3 import HttpMethod
 from nautilus_trader.model.data import Bar
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.objects import Money
@@ -188,6 +191,70 @@ class MarkPriceFunding:
             for payment in charge(self._exchange, iid, mark, rate, self._bar(), at_ns):
                 self._publish(payment)
         self._pending[key] = (Decimal(update.funding_rate), int(update.next_funding_ns))
+
+
+INCOME_PATH = "/fapi/v1/income"
+
+
+class VenueIncome:
+    """binance-testnet: the funding the venue itself charged, from its income history
+    (``FUNDING_FEE`` rows), polled through the adapter's own signed HTTP client. The
+    venue's balance holds it already (Nautilus reconciles it); this records each payment
+    as a ``funding`` event and in the strategy's books. Rows from before this node
+    started are not recorded again."""
+
+    def __init__(
+        self,
+        client: BinanceHttpClient,
+        owners: dict[str, tuple[str, str]],
+        publish: Callable[[FundingPaid], None],
+        bar: Callable[[], int],
+        since_ms: int,
+    ) -> None:
+        """``owners``: venue symbol -> (instrument id, the strategy trading it)."""
+        self._client = client
+        self._owners = owners
+        self._publish = publish
+        self.bar = bar  # where in the session a payment falls (the bridge's cursor)
+        self._since_ms = since_ms
+        self._seen: set[int] = set()
+        self.polling = False
+
+    async def poll(self, now_ms: int) -> int:
+        """Record the new payments; how many there were."""
+        self.polling = True
+        try:
+            payload = {
+                "incomeType": "FUNDING_FEE",
+                "startTime": str(self._since_ms),
+                "limit": "1000",
+                "timestamp": str(now_ms),
+            }
+            raw = await self._client.sign_request(HttpMethod.GET, INCOME_PATH, payload)
+        finally:
+            self.polling = False
+        rows = json.loads(raw)
+        new = 0
+        for row in rows if isinstance(rows, list) else []:
+            tran_id = int(row["tranId"])
+            owner = self._owners.get(str(row["symbol"]))
+            if tran_id in self._seen or owner is None:
+                continue
+            self._seen.add(tran_id)
+            new += 1
+            self._publish(
+                FundingPaid(
+                    strategy_id=owner[1],
+                    instrument_id=owner[0],
+                    quantity=Decimal(0),  # the venue reports the amount only
+                    mark=Decimal(0),
+                    rate=Decimal(0),
+                    amount=Decimal(str(row["income"])),
+                    bar=self.bar(),
+                    settled_at_ns=int(row["time"]) * 1_000_000,
+                )
+            )
+        return new
 
 
 def _signed(position: Position) -> Decimal:

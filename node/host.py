@@ -23,6 +23,10 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import ForkingPickler
 
+from nautilus_trader.adapters.binance import BinanceAccountType
+from nautilus_trader.adapters.binance.common.credentials import get_api_key, get_api_secret
+from nautilus_trader.adapters.binance.common.enums import BinanceEnvironment
+from nautilus_trader.adapters.binance.factories import get_cached_binance_http_client
 from nautilus_trader.adapters.sandbox.config import SandboxExecutionClientConfig
 from nautilus_trader.adapters.sandbox.execution import SandboxExecutionClient
 from nautilus_trader.backtest.models import FillModel
@@ -39,13 +43,14 @@ from nautilus_trader.config import (
 from nautilus_trader.core import nautilus_pyo3
 from nautilus_trader.live.node import TradingNode
 from nautilus_trader.model.data import Bar, BarType, QuoteTick, TradeTick
+from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.instruments import CryptoPerpetual
 from nautilus_trader.persistence.config import StreamingConfig
 from nautilus_trader.trading.strategy import Strategy
 
 from node.bridge import Bridge
 from node.funding import TOPIC as FUNDING_TOPIC
-from node.funding import FundingModule, FundingSchedule
+from node.funding import FundingModule, FundingSchedule, VenueIncome
 from node.instruments import BUNDLED, make_instrument
 from node.lockstep import LockstepVenue, run_engines_inline
 from node.order_limits import (
@@ -487,6 +492,38 @@ def _funding(settings: NodeSettings, msgbus: MessageBus) -> list[SimulationModul
     return [FundingModule(schedule, start_index=settings.start_cursor, on_payment=publish)]
 
 
+def _venue_income(
+    node: TradingNode, settings: NodeSettings, strategies: list[Strategy]
+) -> VenueIncome | None:
+    """binance-testnet: the venue's funding record, through the exec client's own signed
+    HTTP client (the adapter caches one per key and URL)."""
+    if settings.mode is not Mode.BINANCE_TESTNET:
+        return None
+    kernel = node.kernel
+    account, environment = BinanceAccountType.USDT_FUTURES, BinanceEnvironment.TESTNET
+    client = get_cached_binance_http_client(
+        clock=kernel.clock,
+        account_type=account,
+        api_key=get_api_key(account, environment),
+        api_secret=get_api_secret(account, environment),
+        base_url=settings.binance.base_url_http,
+        environment=environment,
+    )
+    owners: dict[str, tuple[str, str]] = {}
+    for strategy in strategies:
+        named = getattr(strategy.config, "instrument_id", None)
+        instrument_id = InstrumentId.from_str(str(named or settings.instrument_id))
+        symbol = instrument_id.symbol.value.removesuffix("-PERP")
+        owners.setdefault(symbol, (instrument_id.value, strategy.id.value))
+    return VenueIncome(
+        client,
+        owners,
+        lambda payment: kernel.msgbus.publish(FUNDING_TOPIC, payment),
+        lambda: settings.start_cursor,
+        since_ms=kernel.clock.timestamp_ns() // 1_000_000,
+    )
+
+
 def order_limits(node: TradingNode, settings: NodeSettings) -> OrderLimits:
     """The node's limits; in place even with none set, so a reload can set some."""
     kernel = node.kernel
@@ -577,6 +614,7 @@ def _add_components(
         strategies=strategies,
         halts=halts,
         limits=limits,
+        income=_venue_income(node, settings, strategies),
         fills=sandbox.exchange.fill_model
         if sandbox is not None and isinstance(sandbox.exchange.fill_model, SeededFillModel)
         else None,

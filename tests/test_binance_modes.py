@@ -57,6 +57,9 @@ starting_balance = "10000"
 [strategy]
 fast_period = 3
 slow_period = 6
+# The emulator has no conditional (algo) orders, which the venue now takes stops through:
+# the bundled strategy's protective stop would be refused there (-1000).
+protective_stop = false
 {extra}
 """
     )
@@ -352,6 +355,39 @@ def test_sandbox_charges_the_venues_funding_at_its_settlement_time(tmp_path):
                 "the funding in the status", lambda r: Decimal(r["funding"] or "0") != 0
             )
             assert not emu.fills(), "the sandbox sent nothing to the venue"
+            assert service.terminate() == 0
+        finally:
+            service.ensure_dead()
+    finally:
+        emu.stop()
+
+
+def test_testnet_records_the_funding_the_venue_charged(tmp_path):
+    """The venue settles funding every 2 s on its own accounts; the node reads what it
+    charged from its income history and records each payment, under the strategy."""
+    emu = BinanceEmulator(
+        KEY,
+        SECRET,
+        kline_interval_s=0.2,
+        volatility=Decimal("0.0008"),
+        funding_period_s=2,
+        funding_rate=Decimal("0.0005"),
+    )
+    emu.start()
+    try:
+        config, db = write(tmp_path, emu, "TN-FUND", "binance-testnet")
+        service = ServiceProcess(config, db, tmp_path, env=env())
+        try:
+            recorded = wait_for(
+                "two recorded payments", lambda: [p for _, p in events(db, "funding")][1:], 90
+            )
+            charged = {int(r["time"]) * 1_000_000: Decimal(str(r["income"])) for r in emu.incomes()}
+            for payment in recorded:
+                assert payment["strategy_id"] == "EmaCross-000"
+                at = int(str(payment["settled_at_ns"]))
+                assert Decimal(str(payment["amount"])) == charged[at], "what the venue charged"
+            report = service.wait_status("status equal to the venue", matches_venue(emu), 60)
+            assert Decimal(report["funding"] or "0") != 0
             assert service.terminate() == 0
         finally:
             service.ensure_dead()

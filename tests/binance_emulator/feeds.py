@@ -10,6 +10,8 @@ matching engine's typed events into user data stream events. Both hand JSON to t
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from decimal import Decimal
 from typing import Final
 
 from .clock import FUNDING_PERIOD_MS, Clock, next_funding_ms
@@ -74,6 +76,9 @@ class MarketFeed:
         self._last_mark_push_ms = 0
         self._funding_period_ms = funding_period_ms
         self._funding_rate = funding_rate
+        self._next_funding_ms = 0  # the settlement the mark stream announces
+        # Called at each settlement (rate, mark, time), under the server's lock.
+        self.on_funding: Callable[[Decimal, Decimal, int], object] | None = None
 
     def stream(self, suffix: str) -> str:
         return f"{self._spec.symbol.lower()}@{suffix}"
@@ -152,6 +157,10 @@ class MarketFeed:
         self._hub.publish((self.stream("bookTicker"), "!bookTicker"), data)
 
     def _mark(self, now: int) -> None:
+        due = self._next_funding_ms
+        if due and now >= due and self.on_funding is not None:
+            self.on_funding(Decimal(self._funding_rate), self._market.mark, due)
+        self._next_funding_ms = next_funding_ms(now, self._funding_period_ms)
         if now - self._last_mark_push_ms < MARK_PUSH_MS:
             return
         self._last_mark_push_ms = now

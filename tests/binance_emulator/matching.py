@@ -24,7 +24,7 @@ from typing import Final
 from .clock import Clock
 from .errors import MSG_POST_ONLY, ApiError
 from .events import AccountUpdate, EmitUser, LeverageUpdate, OrderUpdate, TradeLite, UserEvent
-from .fmt import EIGHT, ZERO, round8
+from .fmt import EIGHT, ZERO, JsonDict, round8
 from .market import Market
 from .snapshots import BalanceSnapshot, FillSnapshot, OrderSnapshot, PositionSnapshot
 from .spec import QUOTE_ASSET, SymbolSpec
@@ -158,6 +158,7 @@ class MatchingEngine:
         self.dual_side = False
         self.orders: dict[int, Order] = {}
         self.fills: list[FillSnapshot] = []
+        self.incomes: list[JsonDict] = []  # /fapi/v1/income rows (funding fees)
         self.account_update_ms = clock()
         self._order_seq = 4_000_000_000
         self._fill_chunk_qty = fill_chunk_qty
@@ -255,6 +256,30 @@ class MatchingEngine:
         if self.position.amount:
             raise ApiError(400, -4048, "Margin type cannot be changed if there exists position.")
         self.margin_type = margin_type
+
+    def settle_funding(self, rate: Decimal, mark: Decimal, at_ms: int) -> Decimal:
+        """Binance's funding at ``at_ms``: the position pays ``amount x mark x rate`` (a long,
+        when positive) from the wallet; an ``ACCOUNT_UPDATE`` (FUNDING_FEE) and an income
+        row record it. Returns the wallet's change (0: no position)."""
+        amount = self.position.amount
+        if not amount:
+            return ZERO
+        fee = -(amount * mark * rate).quantize(Decimal("1e-8"))
+        self.wallet += fee
+        self.incomes.append(
+            {
+                "symbol": self.spec.symbol,
+                "incomeType": "FUNDING_FEE",
+                "income": f"{fee:.8f}",
+                "asset": "USDT",
+                "info": "",
+                "time": at_ms,
+                "tranId": 9_000_000 + len(self.incomes),
+                "tradeId": "",
+            }
+        )
+        self._emit(self._account_update("FUNDING_FEE", at_ms, balance_change=fee))
+        return fee
 
     def deposit(self, amount: Decimal) -> None:
         """Move ``amount`` into (or, negative, out of) the wallet."""

@@ -47,7 +47,21 @@ class AccountApi:
             Route("POST", "/fapi/v1/marginType", self.margin_type, "SIGNED"),
             Route("GET", "/fapi/v1/positionSide/dual", self.dual_get, "SIGNED", 30),
             Route("POST", "/fapi/v1/positionSide/dual", self.dual_post, "SIGNED"),
+            Route("GET", "/fapi/v1/income", self.income, "SIGNED", 30),
         ]
+
+    def income(self, params: Params) -> list[JsonDict]:
+        """The income history (funding fees only), oldest first, by type and time."""
+        kind = params.get("incomeType")
+        start = int(params.get("startTime", 0))
+        end = int(params.get("endTime", 2**62))
+        limit = int(params.get("limit", 100))
+        rows = [
+            r
+            for r in self._engine.incomes
+            if (kind is None or r["incomeType"] == kind) and start <= int(str(r["time"])) <= end
+        ]
+        return rows[:limit]
 
     def _symbol(self, params: Params, *, required: bool = True) -> str | None:
         return symbol_param(params, self._spec.symbol, required=required)

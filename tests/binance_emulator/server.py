@@ -128,6 +128,7 @@ class BinanceEmulator:
             fill_chunk_qty=fill_chunk_qty,
             emit=UserFeed(spec, self._hub),
         )
+        self._feed.on_funding = self._engine.settle_funding  # the venue settles funding
         apis = (
             MarketDataApi(spec, self._market, now_ms),
             AccountApi(spec, self._engine, self._hub, fee_tier=fee_tier),
@@ -281,6 +282,11 @@ class BinanceEmulator:
     def balance(self) -> BalanceSnapshot:
         with self._lock:
             return self._engine.balance_snapshot()
+
+    def incomes(self) -> list[JsonDict]:
+        """The funding fees the venue charged (``/fapi/v1/income`` rows)."""
+        with self._lock:
+            return list(self._engine.incomes)
 
     def fills(self) -> list[FillSnapshot]:
         with self._lock:
