@@ -35,7 +35,6 @@ from nautilus_trader.core.nautilus_pyo3 import HttpMethod
 from nautilus_trader.model.data import Bar
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.objects import Money
-from nautilus_trader.model.position import Position
 
 from protocol import FundingPaid, SimulationSettings
 
@@ -143,7 +142,7 @@ def charge(
     multiplier = Decimal(instrument.multiplier.as_decimal())
     paid = []
     for position in exchange.cache.positions_open(instrument_id=instrument_id):
-        quantity = _signed(position)
+        quantity = Decimal(position.signed_decimal_qty())
         owed = Decimal(Money(quantity * mark * multiplier * rate, currency).as_decimal())
         if owed == 0:
             continue
@@ -255,9 +254,3 @@ class VenueIncome:
                 )
             )
         return new
-
-
-def _signed(position: Position) -> Decimal:
-    """A position's quantity, negative when short."""
-    quantity = Decimal(position.quantity.as_decimal())
-    return quantity if position.is_long else -quantity

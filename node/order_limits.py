@@ -29,13 +29,13 @@ from nautilus_trader.cache.cache import Cache
 from nautilus_trader.common.component import Clock, MessageBus
 from nautilus_trader.core.uuid import UUID4
 from nautilus_trader.execution.messages import SubmitOrder, SubmitOrderList
-from nautilus_trader.model.data import BarType
-from nautilus_trader.model.enums import OrderSide, PositionSide
+from nautilus_trader.model.enums import OrderSide
 from nautilus_trader.model.events import OrderDenied
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.orders import Order
 from nautilus_trader.trading.strategy import Strategy
 
+from node.replay import bar_type_for
 from protocol import NodeSettings, RiskLimits
 
 Handler = Callable[[object], None]
@@ -239,8 +239,7 @@ class OrderLimits:
         for position in self._cache.positions_open(
             instrument_id=order.instrument_id, strategy_id=order.strategy_id
         ):
-            signed = Decimal(position.quantity.as_decimal())
-            held += signed if position.side == PositionSide.LONG else -signed
+            held += Decimal(position.signed_decimal_qty())
         return held
 
     def _exposure(self, strategy_id: str | None) -> Decimal:
@@ -300,8 +299,7 @@ class OrderLimits:
         trade = self._cache.trade_tick(instrument_id)
         if trade is not None:
             return Decimal(trade.price.as_decimal())
-        bar_type = BarType.from_str(f"{instrument_id}-{self._bar_minutes}-MINUTE-LAST-EXTERNAL")
-        bar = self._cache.bar(bar_type)
+        bar = self._cache.bar(bar_type_for(instrument_id.value, self._bar_minutes))
         return Decimal(bar.close.as_decimal()) if bar is not None else None
 
 

@@ -235,8 +235,7 @@ class EmaCross(Strategy):
         for position in self.cache.positions_open(
             instrument_id=self._instrument_id, strategy_id=self.id
         ):
-            quantity = Decimal(position.quantity.as_decimal())
-            net += quantity if position.is_long else -quantity
+            net += Decimal(position.signed_decimal_qty())
         return net
 
     def equity(self) -> Decimal:
