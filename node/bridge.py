@@ -27,7 +27,7 @@ from nautilus_trader.backtest.engine import SimulatedExchange
 from nautilus_trader.common.actor import Actor
 from nautilus_trader.config import ActorConfig
 from nautilus_trader.execution.engine import ExecutionEngine
-from nautilus_trader.model.data import Bar, BarType, CustomData, DataType
+from nautilus_trader.model.data import Bar, CustomData, DataType
 from nautilus_trader.model.enums import (
     LiquiditySide,
     OrderSide,
@@ -69,7 +69,7 @@ from node.funding import TOPIC as FUNDING_TOPIC
 from node.funding import MarkPriceFunding, VenueIncome
 from node.marks import EquityMarks
 from node.order_limits import FLATTEN_TAG, HaltedStrategies, OrderLimits
-from node.replay import ReplayDataClient
+from node.replay import ReplayDataClient, bar_type_for
 from node.strategies import TakesRiskLimits
 from node.venues import SeededFillModel
 from protocol import (
@@ -160,8 +160,7 @@ class Bridge(Actor):
         self._instrument_ids = [InstrumentId.from_str(i) for i in instrument_ids]
         self._venue = self._instrument_ids[0].venue
         self._bar_types = {
-            iid: BarType.from_str(f"{iid}-{bar_minutes}-MINUTE-LAST-EXTERNAL")
-            for iid in self._instrument_ids
+            iid: bar_type_for(iid.value, bar_minutes) for iid in self._instrument_ids
         }
         self._bar_type = self._bar_types[self._instrument_ids[0]]
         self._feed_sandbox = feed_sandbox
