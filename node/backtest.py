@@ -192,6 +192,7 @@ def _run(
             currency=currency,
             bars=bars_given[0] if step_ns is None else steps,
             elapsed_s=elapsed,
+            closed_pnls=tuple(closed),
         )
     finally:
         engine.dispose()

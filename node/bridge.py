@@ -199,6 +199,7 @@ class Bridge(Actor):
         self._data_interval_s = data_interval_s
         self._last_data_ns = 0
         self._last_bar_ns = 0
+        self._market_ns = 0  # the market time of the last bar (a fill's date in statistics)
         self._bar_gaps: deque[float] = deque(maxlen=20)
         self._bars_received = bars_received
         self._recording = recording
@@ -255,6 +256,7 @@ class Bridge(Actor):
     def _on_bar(self, bar: object) -> None:
         if isinstance(bar, Bar) and bar.bar_type == self._bar_type:
             self._bars_received += 1  # the cursor counts the first instrument's bars
+            self._market_ns = bar.ts_event
         if self._recording and type(bar) is not Bar and isinstance(bar, Bar):
             # A venue's own bar type (BinanceBar) has no Arrow schema, so the recorder
             # skips it: it records the plain bar, published where no strategy listens.
@@ -683,6 +685,7 @@ class Bridge(Actor):
                         ts_bridge=received,
                         strategy_id=event.strategy_id.value,
                         bar=self.cursor,
+                        market_ns=self._market_ns,
                     )
                 )
             case NtOrderDenied():

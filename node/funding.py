@@ -109,7 +109,7 @@ class FundingModule(SimulationModule):
         if rate is None or self.exchange is None:
             return
         mark = Decimal(data.open.as_decimal())
-        for payment in charge(self.exchange, instrument_id, mark, rate, index):
+        for payment in charge(self.exchange, instrument_id, mark, rate, index, data.ts_event):
             self.paid.append(payment)
             if self._on_payment is not None:
                 self._on_payment(payment)

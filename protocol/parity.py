@@ -34,3 +34,6 @@ class Outcome:
     currency: str
     bars: int
     elapsed_s: float = 0.0
+    # Each closed position's realized PnL as NautilusTrader's portfolio has it (a
+    # backtest's; in closing order): trade statistics are checked against these.
+    closed_pnls: tuple[Decimal, ...] = ()

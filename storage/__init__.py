@@ -11,6 +11,7 @@ from storage.queries import AlertRow, ControlRow, EquityPoint
 from storage.registry import AlreadyRegistered, read_registry, register
 from storage.schema import SCHEMA_VERSION, migrate
 from storage.session import SessionRecord, read_session
+from storage.stats import DayRow, Stats, TradeReport, TripRow, read_trade_report, trade_report
 from storage.status import (
     EventRow,
     PositionRow,
@@ -20,6 +21,7 @@ from storage.status import (
     read_status,
 )
 from storage.store import GateRow, OutboxRow, RunInfo, Store, Swept, retention_bound
+from storage.trades import Fill, FundingPayment, RoundTrip, TradeBook, round_trips
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -32,8 +34,11 @@ __all__ = [
     "ControlChannel",
     "ControlRequest",
     "ControlRow",
+    "DayRow",
     "EquityPoint",
     "EventRow",
+    "Fill",
+    "FundingPayment",
     "GateRow",
     "InstanceLock",
     "Job",
@@ -41,22 +46,30 @@ __all__ = [
     "PositionRow",
     "PresetBody",
     "PresetValue",
+    "RoundTrip",
     "RunInfo",
     "SchemaError",
     "SessionRecord",
+    "Stats",
     "StatusReport",
     "StorageError",
     "Store",
     "StrategyRow",
     "Swept",
+    "TradeBook",
+    "TradeReport",
+    "TripRow",
     "lock_path",
     "migrate",
     "read_events",
     "read_registry",
     "read_session",
     "read_status",
+    "read_trade_report",
     "register",
     "retention_bound",
+    "round_trips",
     "snapshot_from_json",
     "to_json",
+    "trade_report",
 ]

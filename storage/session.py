@@ -59,22 +59,21 @@ def read_session(path: Path, trader_id: str | None = None) -> SessionRecord:
         conn.close()
 
 
+def latest_trader(conn: sqlite3.Connection) -> str:
+    row = conn.execute("SELECT trader_id FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+    if row is None:
+        raise StorageError("no run in the database")
+    return str(row["trader_id"])
+
+
 def _read(conn: sqlite3.Connection, trader_id: str | None) -> SessionRecord:
-    if trader_id is None:
-        row = conn.execute("SELECT trader_id FROM runs ORDER BY id DESC LIMIT 1").fetchone()
-        if row is None:
-            raise StorageError("no run in the database")
-        trader_id = str(row["trader_id"])
+    trader_id = trader_id or latest_trader(conn)
     runs = conn.execute(
         "SELECT id, mode, settings FROM runs WHERE trader_id = ? ORDER BY id", [trader_id]
     ).fetchall()
     if not runs:
         raise StorageError(f"no run of trader {trader_id} in the database")
-    fresh = conn.execute(
-        "SELECT max(run_id) FROM events WHERE trader_id = ? AND kind = 'fresh_start'",
-        [trader_id],
-    ).fetchone()[0]
-    first_run = int(fresh) if fresh is not None else int(runs[0]["id"])
+    first_run = session_start(conn, trader_id)
     runs = [r for r in runs if int(r["id"]) >= first_run]
     checkpoint = conn.execute(
         "SELECT run_id, replay_cursor, currency, balance, realized_pnl FROM checkpoints "
@@ -86,16 +85,9 @@ def _read(conn: sqlite3.Connection, trader_id: str | None) -> SessionRecord:
     end = int(checkpoint["replay_cursor"])
     replayed = str(runs[-1]["mode"]) == "replay"
 
-    rows = conn.execute(
-        "SELECT kind, payload FROM events WHERE trader_id = ? AND run_id >= ? "
-        "AND kind IN ('fill', 'node_started', 'fresh_start', 'trading_state', "
-        "'config_reloaded') ORDER BY id",
-        [trader_id, first_run],
-    )
-    walk = _Walk(replayed)
-    for row in rows:
-        walk.step(str(row["kind"]), json.loads(row["payload"]))
-    trades, notes, halts, from_bar = walk.trades, walk.notes, walk.halts, walk.from_bar
+    walk = walk_session(conn, trader_id, first_run, replayed)
+    trades = [_trade(p) for kind, p in walk.ledger if kind == "fill"]
+    notes, halts, from_bar = walk.notes, walk.halts, walk.from_bar
     unplaced = walk.unplaced
     if replayed:
         trades = [t for t in trades if t.bar < end]
@@ -130,12 +122,54 @@ def _read(conn: sqlite3.Connection, trader_id: str | None) -> SessionRecord:
     )
 
 
+Ledger = list[tuple[str, dict[str, object]]]
+
+
+def walk_session(conn: sqlite3.Connection, trader_id: str, first_run: int, replayed: bool) -> _Walk:
+    """The session's events since ``first_run``, folded into its real sequence."""
+    rows = conn.execute(
+        "SELECT kind, payload FROM events WHERE trader_id = ? AND run_id >= ? "
+        "AND kind IN ('fill', 'funding', 'node_started', 'fresh_start', 'trading_state', "
+        "'config_reloaded') ORDER BY id",
+        [trader_id, first_run],
+    )
+    walk = _Walk(replayed)
+    for row in rows:
+        walk.step(str(row["kind"]), json.loads(row["payload"]))
+    return walk
+
+
+def session_start(conn: sqlite3.Connection, trader_id: str) -> int:
+    """The first run of the trader's session: its last fresh start, or its first run."""
+    fresh = conn.execute(
+        "SELECT max(run_id) FROM events WHERE trader_id = ? AND kind = 'fresh_start'",
+        [trader_id],
+    ).fetchone()[0]
+    if fresh is not None:
+        return int(fresh)
+    first = conn.execute("SELECT min(id) FROM runs WHERE trader_id = ?", [trader_id]).fetchone()[0]
+    if first is None:
+        raise StorageError(f"no run of trader {trader_id} in the database")
+    return int(first)
+
+
+def _trade(payload: dict[str, object]) -> Trade:
+    return Trade(
+        bar=int(str(payload["bar"])),
+        side=str(payload["side"]),
+        quantity=Decimal(str(payload["quantity"])),
+        price=Decimal(str(payload["price"])),
+        commission=Decimal(str(payload["commission"])),
+    )
+
+
 class _Walk:
-    """The session's events in order, folded into its real sequence of fills."""
+    """The session's events in order, folded into its real sequence of fills and funding
+    payments (``ledger``: kind and payload, in the order they happened)."""
 
     def __init__(self, replayed: bool) -> None:
         self.replayed = replayed
-        self.trades: list[Trade] = []
+        self.ledger: Ledger = []
         self.notes: list[str] = []
         self.halts: list[str] = []
         self.from_bar: int | None = None
@@ -143,11 +177,11 @@ class _Walk:
 
     def step(self, kind: str, payload: dict[str, object]) -> None:
         if kind == "fresh_start":
-            self.trades, self.halts, self.from_bar = [], [], 0
+            self.ledger, self.halts, self.from_bar = [], [], 0
         elif kind == "node_started":
             cursor = int(str(payload["replay_cursor"])) if self.replayed else 0
             if self.replayed:
-                self.trades = [t for t in self.trades if t.bar < cursor]
+                self.ledger = [e for e in self.ledger if _bar(e[1]) < cursor]
             if self.from_bar is None:
                 self.from_bar = cursor  # the session's first start: bar 0, unless swept
         elif kind == "trading_state" and payload["state"] == "HALTED":
@@ -157,25 +191,17 @@ class _Walk:
                 "the config was reloaded during the session; the backtest uses the "
                 "settings the last run started with"
             )
-        elif kind == "fill":
-            self._fill(payload)
+        elif kind in ("fill", "funding"):
+            if payload.get("bar") is None:
+                self.unplaced += 1
+                return
+            if self.from_bar is None:  # the session's start was swept with its first events
+                self.from_bar = _bar(payload)
+            self.ledger.append((kind, payload))
 
-    def _fill(self, payload: dict[str, object]) -> None:
-        if payload.get("bar") is None:
-            self.unplaced += 1
-            return
-        bar = int(str(payload["bar"]))
-        if self.from_bar is None:  # the session's start was swept with its first events
-            self.from_bar = bar
-        self.trades.append(
-            Trade(
-                bar=bar,
-                side=str(payload["side"]),
-                quantity=Decimal(str(payload["quantity"])),
-                price=Decimal(str(payload["price"])),
-                commission=Decimal(str(payload["commission"])),
-            )
-        )
+
+def _bar(payload: dict[str, object]) -> int:
+    return int(str(payload["bar"]))
 
 
 def _settings_changes(runs: list[sqlite3.Row]) -> list[str]:
