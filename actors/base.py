@@ -47,6 +47,9 @@ class ChildContext:
     directory: Directory
     lookup_timeout_s: float = 2.0
     restart: bool = False  # a restart after a failure (not the tree's first start)
+    # The roles of the tree (empty: not known). A role the tree does not have - the
+    # metrics actor, when metrics are off - is told nothing, without a lookup or a warning.
+    roles: frozenset[str] = frozenset()
 
 
 class Peers:
@@ -82,6 +85,8 @@ class Peers:
 
     def tell(self, role: str, message: object) -> bool:
         """Deliver or report ``False``; one retry covers a peer restarted meanwhile."""
+        if self._ctx.roles and role not in self._ctx.roles:
+            return False
         for _ in range(2):
             ref = self.get(role)
             if ref is None:

@@ -44,6 +44,7 @@ from protocol import (
     CheckpointLookup,
     CheckpointNow,
     CheckpointSaved,
+    CheckpointWritten,
     CircuitBreakerTripped,
     ConfigReloaded,
     Decision,
@@ -313,6 +314,7 @@ class CheckpointerActor(SupervisedActor):
             self._request(False, None)
 
     def _write(self, snapshot: Snapshot, final: bool, notify: Mailbox | None) -> None:
+        began = time.perf_counter()
         try:
             checkpoint_id = self.store.write_checkpoint(
                 self._run, snapshot, final=final, retention=self._retention
@@ -327,6 +329,9 @@ class CheckpointerActor(SupervisedActor):
                 notify.tell(CheckpointFailed(str(exc), final))
             return
         self.saved += 1
+        self.peers.tell(
+            "metrics", CheckpointWritten(time.time(), time.perf_counter() - began, snapshot)
+        )
         self._last, self._last_id = snapshot, checkpoint_id
         self._failing_since = None
         if self._last_error:
@@ -352,11 +357,13 @@ class CheckpointerActor(SupervisedActor):
             or report.replay_cursor <= last.replay_cursor
         ):
             return
+        began = time.perf_counter()
         try:
             self.store.advance_cursor(last_id, report.replay_cursor)
         except StorageError as exc:
             self._report(exc)
             return
+        self.peers.tell("metrics", CheckpointWritten(time.time(), time.perf_counter() - began))
         self._last = replace(last, replay_cursor=report.replay_cursor)
 
     def _sweep(self) -> None:

@@ -189,6 +189,7 @@ class ClassifierActor(SupervisedActor):
                 self._act(decision)
                 safe = replace(decision, error=replace(message, message=redact(message.message)))
                 self.peers.tell("checkpointer", safe)  # the event log keeps every decision
+                self.peers.tell("metrics", safe)
                 self._check(self.breakers.error())
                 return decision
             case OperationSucceeded(operation=operation):
@@ -315,7 +316,9 @@ class ClassifierActor(SupervisedActor):
             self.peers,
             Halt(reason=reason, source="breaker", strategy_id=strategy_id, mode=mode),
         )
-        self.peers.tell("checkpointer", CircuitBreakerTripped(trip.breaker, f"{trip.detail}{of}"))
+        tripped = CircuitBreakerTripped(trip.breaker, f"{trip.detail}{of}")
+        self.peers.tell("checkpointer", tripped)
+        self.peers.tell("metrics", tripped)
         halted = (
             HALTED_AS[mode]
             if strategy_id is None

@@ -79,13 +79,13 @@ ROLE = "node"
 
 # Where each event from the child goes, besides what the actor does with it itself.
 ROUTES: dict[type, tuple[str, ...]] = {
-    NodeStarted: ("checkpointer", "gate", "classifier"),
+    NodeStarted: ("checkpointer", "gate", "classifier", "metrics"),
     NodeStopped: ("checkpointer",),
     OrdersCanceled: ("checkpointer", "gate"),
-    OrderFilled: ("checkpointer", "classifier"),
-    OrderRejected: ("checkpointer", "classifier"),
-    TradingStateChanged: ("checkpointer", "classifier", "gate"),
-    NodeReport: ("classifier", "checkpointer"),
+    OrderFilled: ("checkpointer", "classifier", "metrics"),
+    OrderRejected: ("checkpointer", "classifier", "metrics"),
+    TradingStateChanged: ("checkpointer", "classifier", "gate", "metrics"),
+    NodeReport: ("classifier", "checkpointer", "metrics"),
     ErrorRaised: ("classifier",),
     ReconciliationDiff: ("checkpointer",),
     FundingPaid: ("checkpointer",),

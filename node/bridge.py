@@ -25,6 +25,7 @@ import msgspec
 from nautilus_trader.adapters.binance.futures.types import BinanceFuturesMarkPriceUpdate
 from nautilus_trader.backtest.engine import SimulatedExchange
 from nautilus_trader.common.actor import Actor
+from nautilus_trader.common.component import TimeEvent
 from nautilus_trader.config import ActorConfig
 from nautilus_trader.execution.engine import ExecutionEngine
 from nautilus_trader.model.data import Bar, CustomData, DataType
@@ -284,7 +285,9 @@ class Bridge(Actor):
         return min(self._data_interval_s, observed) if self._data_interval_s > 0 else observed
 
     def _on_report_timer(self, event: object) -> None:
-        self._send(self.report())
+        due = event.ts_event if isinstance(event, TimeEvent) else 0
+        lag = max(0.0, (self.clock.timestamp_ns() - due) / 1e9) if due else 0.0
+        self._send(replace(self.report(), loop_lag_s=lag))
         self._reports += 1
         income = self._income
         loop = self._loop

@@ -216,3 +216,4 @@ class NodeReport:
     data_interval_s: float = 0.0
     replay_finished: bool = False
     strategies: tuple[StrategyMark, ...] = ()  # each strategy's equity, for its breakers
+    loop_lag_s: float = 0.0  # how late the report's timer fired: the node loop's backlog

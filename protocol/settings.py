@@ -16,10 +16,11 @@ import hashlib
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
+from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, JsonValue, model_validator
 
 from protocol.state import HaltMode, Snapshot
 
@@ -499,6 +500,24 @@ class BinanceSettings(Section):
     ] = None
 
 
+class MetricsSettings(Section):
+    """The Prometheus ``/metrics`` endpoint and the ``/healthz`` and ``/readyz`` probes, on
+    one HTTP port. Off by default: a port is opened only when asked for, and on loopback
+    unless another address is set on purpose (the numbers are not secret, but an
+    exporter on every interface is nobody's default)."""
+
+    enabled: Annotated[bool, Field(description="serve /metrics, /healthz, /readyz")] = False
+    host: Annotated[
+        IPvAnyAddress, Field(description="the address to listen on (loopback by default)")
+    ] = IPv4Address("127.0.0.1")
+    port: Annotated[int, Field(ge=1, le=65535, description="the port to listen on")] = 9477
+    checkpoint_stale_s: Annotated[
+        float | None,
+        Field(gt=0, description="/readyz: no checkpoint for this long is not ready "
+              "(default: 2 checkpoint intervals + 30 s)"),
+    ] = None  # fmt: skip
+
+
 class SupervisionSettings(Section):
     strategy: Annotated[RestartStrategy, Field(description="one_for_one | rest_for_one")] = (
         RestartStrategy.ONE_FOR_ONE
@@ -531,6 +550,7 @@ class Config(Section):
     telegram: TelegramSettings = TelegramSettings()
     binance: BinanceSettings = field(default_factory=BinanceSettings)
     supervisor: SupervisionSettings = SupervisionSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
 
 class RecordedSettings(BaseModel):

@@ -25,6 +25,7 @@ from protocol import (
     ErrorRaised,
     Halt,
     HaltMode,
+    Liveness,
     NotConfirmed,
     OperationSucceeded,
     OrdersCanceled,
@@ -92,6 +93,9 @@ class Watchdog:
 
     async def check(self) -> bool:
         silent = await anyio.to_thread.run_sync(self.service.unresponsive, self.deadline_s)
+        await anyio.to_thread.run_sync(
+            self.service.tell, "metrics", Liveness(tuple(silent), time.time())
+        )
         if silent:
             self._set_status(f"degraded: {', '.join(silent)} not answering")
             return False

@@ -26,6 +26,7 @@ from actors.checkpointer import CheckpointerActor
 from actors.classifier import ClassifierActor
 from actors.gate import GateActor
 from actors.inbox import Inbox
+from actors.metrics import MetricsActor
 from actors.node_actor import TradingNodeActor
 from protocol import (
     Beat,
@@ -74,8 +75,27 @@ def service_spec(
     live = config if isinstance(config, LiveConfig) else LiveConfig(config)
     first = live.get()
     db, sv = first.db_path, first.settings.supervisor
+    metrics = (
+        (
+            ChildSpec(
+                "metrics",
+                lambda ctx: MetricsActor.start(
+                    ctx,
+                    run.trader_id,
+                    live.get().settings.metrics,
+                    live.get().settings.breakers,
+                    live.get().settings.service.checkpoint_interval_s,
+                    live.get().settings.service.heartbeat_interval_s,
+                ),
+                Restart.PERMANENT,
+            ),
+        )
+        if first.settings.metrics.enabled
+        else ()
+    )
     return SupervisorSpec(
         children=(
+            *metrics,  # first: listening before anyone has news for it
             ChildSpec(
                 "alerter",
                 lambda ctx: AlerterActor.start(

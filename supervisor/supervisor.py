@@ -48,6 +48,7 @@ from supervisor.spec import ChildRef, ChildSpec, Restart, SupervisorSpec
 log = logging.getLogger(__name__)
 
 ROLE = "supervisor"
+METRICS_ROLE = "metrics"  # told every exit and start, when the tree has it
 
 
 def backoff_delay(spec: SupervisorSpec, attempt: int) -> float:
@@ -181,6 +182,8 @@ class Supervisor(pykka.ThreadingActor):
             self._tell_child(
                 self.spec.classifier_role, ErrorRaised(exit_.role, "ChildCrashed", exit_.reason)
             )
+        if exit_.role != METRICS_ROLE:
+            self._tell_child(METRICS_ROLE, exit_)
         self._apply_policy(exit_)
 
     def _tell_child(self, role: str, message: object) -> bool:
@@ -208,7 +211,9 @@ class Supervisor(pykka.ThreadingActor):
             self._escalate(exit_)
             return
         group = [exit_.role]
-        if self.spec.strategy is RestartStrategy.REST_FOR_ONE:
+        # Nobody depends on the metrics actor (it starts first only to hear everything):
+        # its restart restarts nobody else.
+        if self.spec.strategy is RestartStrategy.REST_FOR_ONE and exit_.role != METRICS_ROLE:
             later = self._order[self._order.index(exit_.role) + 1 :]
             self._stop_children(list(reversed(later)))
             group += [r for r in later if self._specs[r].restart is not Restart.TEMPORARY]
@@ -274,15 +279,25 @@ class Supervisor(pykka.ThreadingActor):
     def _start_child(self, role: str, restart: bool) -> None:
         spec = self._specs[role]
         try:
-            ref = spec.start(ChildContext(role=role, directory=self.actor_ref, restart=restart))
+            ref = spec.start(
+                ChildContext(
+                    role=role,
+                    directory=self.actor_ref,
+                    restart=restart,
+                    roles=frozenset(self._specs),
+                )
+            )
         except Exception as exc:  # a failed start is a failure like any other
             log.exception("starting %s failed", role)
             self._apply_policy(ChildExited(role, "", abnormal=True, reason=f"start: {exc!r}"))
             return
         self._refs[role] = ref
         log.info("%s %s (%s)", "restarted" if restart else "started", role, ref.actor_urn)
+        started = ChildStarted(role, ref.actor_urn, restart)
+        if role != METRICS_ROLE:
+            self._tell_child(METRICS_ROLE, started)
         if self._parent is not None:
-            _tell(self._parent, ChildStarted(role, ref.actor_urn, restart))
+            _tell(self._parent, started)
 
     def _stop_children(self, roles: list[str]) -> None:
         for role in roles:

@@ -4,9 +4,9 @@ out by hand below, and held against NautilusTrader's own statistics on the same 
 The fills (one strategy, one instrument, a 1000 USDT account):
   day 0 10:00 BUY 1 @ 100 fee 0.1; 12:00 SELL 1 @ 110 fee 0.1   -> trip 1 long:  10 - 0.2 = 9.8
   day 1 10:00 SELL 2 @ 110 fee 0.2; 16:00 funding +0.5 (received)
-  day 2 10:00 BUY 3 @ 105 fee 0.3 (2 close the short, 1 opens a long; fee split 0.2/0.1)
-                                                                   -> trip 2 short: 10 - 0.4 + 0.5 = 10.1
-  day 3 10:00 SELL 1 @ 95 fee 0.1                                  -> trip 3 long: -10 - 0.2 = -10.2
+  day 2 10:00 BUY 3 @ 105 fee 0.3 (2 close the short, 1 opens a long; fee 0.2 / 0.1)
+                                                      -> trip 2 short: 10 - 0.4 + 0.5 = 10.1
+  day 3 10:00 SELL 1 @ 95 fee 0.1                     -> trip 3 long: -10 - 0.2 = -10.2
 Balance at each day's end: 1009.8, 1010.1, 1019.8, 1009.7.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from fractions import Fraction
+from itertools import pairwise
 from math import sqrt
 
 import pytest
@@ -82,7 +83,7 @@ def test_statistics_by_hand():
         Fraction("1019.8"),
         Fraction("1009.7"),
     ]
-    returns = [float(b / a - 1) for a, b in zip(balances, balances[1:], strict=False)]
+    returns = [float(b / a - 1) for a, b in pairwise(balances)]
     mean = sum(returns) / 4
     sd = sqrt(sum((r - mean) ** 2 for r in returns) / 3)
     assert float(stats["sharpe"]) == pytest.approx(mean / sd * sqrt(252), rel=1e-12)

@@ -38,7 +38,10 @@ class TreeHandle:
         self.current_state = "starting"
 
     def tell(self, role: str, message: object) -> bool:
-        self.supervisor.ask(WhereIs(role), timeout=5).tell(message)
+        ref = self.supervisor.ask(WhereIs(role), timeout=5)
+        if ref is None:  # as the service's: a role the tree does not have is told nothing
+            return False
+        ref.tell(message)
         return True
 
     def open_control(self) -> ControlChannel:
