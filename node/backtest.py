@@ -32,12 +32,12 @@ from nautilus_trader.persistence.catalog.parquet import ParquetDataCatalog
 from node.bars import BarSeries
 from node.funding import FundingModule, FundingSchedule
 from node.order_limits import install, limits_for
-from node.replay import Feed, bar_type_for, feeds_for, to_bar
+from node.replay import SERIES_EPOCH_NS, Feed, bar_type_for, feeds_for, to_bar
 from node.strategies import build_strategies
 from node.venues import fill_model, sandbox_config, venue_options
 from protocol import NodeSettings, Outcome, SimulationSettings, Trade
 
-EPOCH_NS = 1_600_000_000 * 10**9  # the backtest's first bar; any fixed time would do
+EPOCH_NS = SERIES_EPOCH_NS  # the backtest's first bar: a series' market time
 
 
 def run_backtest(

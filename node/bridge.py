@@ -70,7 +70,7 @@ from node.funding import TOPIC as FUNDING_TOPIC
 from node.funding import MarkPriceFunding, VenueIncome
 from node.marks import EquityMarks
 from node.order_limits import FLATTEN_TAG, HaltedStrategies, OrderLimits
-from node.replay import ReplayDataClient, bar_type_for
+from node.replay import ReplayDataClient, bar_type_for, series_time_ns
 from node.strategies import TakesRiskLimits
 from node.venues import SeededFillModel
 from protocol import (
@@ -164,6 +164,7 @@ class Bridge(Actor):
             iid: bar_type_for(iid.value, bar_minutes) for iid in self._instrument_ids
         }
         self._bar_type = self._bar_types[self._instrument_ids[0]]
+        self._bar_minutes = bar_minutes
         self._feed_sandbox = feed_sandbox
         self._currency = currency
         self._state = TradingState.ACTIVE
@@ -199,8 +200,8 @@ class Bridge(Actor):
         self._state_version = 0  # +1 for every order, position or trading-state change
         self._data_interval_s = data_interval_s
         self._last_data_ns = 0
-        self._last_bar_ns = 0
-        self._market_ns = 0  # the market time of the last bar (a fill's date in statistics)
+        # The last bar's arrival, and its market time (a live feed fill's date).
+        self._last_bar_ns = self._market_ns = 0
         self._bar_gaps: deque[float] = deque(maxlen=20)
         self._bars_received = bars_received
         self._recording = recording
@@ -247,6 +248,8 @@ class Bridge(Actor):
         """A settlement's payment (``node.funding``): the account's and its strategy's."""
         if not isinstance(payment, FundingPaid):
             return
+        if self._replay is not None:  # the settlement's market time, not the node's clock
+            payment = replace(payment, settled_at_ns=series_time_ns(payment.bar, self._bar_minutes))
         self._funding += payment.amount
         book = self._books.get(payment.strategy_id)
         if book is not None:
@@ -266,6 +269,13 @@ class Bridge(Actor):
         if self._last_bar_ns:
             self._bar_gaps.append((now - self._last_bar_ns) / 1e9)
         self._last_bar_ns = self._last_data_ns = now
+
+    def _market_time(self) -> int:
+        """When the fill happened in market time: a replay's bar in its series' time (as
+        the backtest dates it), a live feed's last bar."""
+        if self._replay is not None:
+            return series_time_ns(self.cursor, self._bar_minutes)
+        return self._market_ns
 
     @property
     def cursor(self) -> int:
@@ -688,7 +698,7 @@ class Bridge(Actor):
                         ts_bridge=received,
                         strategy_id=event.strategy_id.value,
                         bar=self.cursor,
-                        market_ns=self._market_ns,
+                        market_ns=self._market_time(),
                     )
                 )
             case NtOrderDenied():

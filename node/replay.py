@@ -41,10 +41,27 @@ from protocol import NodeSettings, ReplaySettings
 
 REPLAY_CLIENT = "REPLAY"
 SEED_STEP = 1_000  # a second instrument's synthetic walk: its own seed, not a copy
+# A series' market time: bar i opens at SERIES_EPOCH_NS + i x its length. The backtest
+# plays the bars at these times; the live node gets them stamped with its clock, so a
+# replay's fills and funding are dated here instead (what a trader's statistics use).
+SERIES_EPOCH_NS = 1_600_000_000 * 10**9
+
+
+def series_time_ns(bar: int, bar_minutes: int) -> int:
+    """The market time of bar ``bar`` of a replayed series."""
+    return SERIES_EPOCH_NS + bar * bar_minutes * 60 * 10**9
 
 
 def bar_type_for(instrument_id: str, bar_minutes: int) -> BarType:
-    return BarType.from_str(f"{instrument_id}-{bar_minutes}-MINUTE-LAST-EXTERNAL")
+    """NautilusTrader spells a bar in its largest whole unit (``60-MINUTE`` is refused:
+    ``1-HOUR``)."""
+    if bar_minutes % 1440 == 0:
+        step = f"{bar_minutes // 1440}-DAY"
+    elif bar_minutes % 60 == 0:
+        step = f"{bar_minutes // 60}-HOUR"
+    else:
+        step = f"{bar_minutes}-MINUTE"
+    return BarType.from_str(f"{instrument_id}-{step}-LAST-EXTERNAL")
 
 
 def to_bar(instrument: Instrument, bar_type: BarType, row: Ohlcv, ts: int) -> Bar:

@@ -115,8 +115,9 @@ class OrderFilled:
     # received before it. A parity report sets it beside the backtest's fill for the
     # same bar, and a restore's re-played bars supersede it.
     bar: int | None = None
-    # The market time of that bar (a replay's series time, a live feed's bar time; 0: no
-    # bar yet): trade statistics date a fill by it, as a backtest of the same bars would.
+    # The market time of that bar (a replay's series time, ``node.replay.series_time_ns``;
+    # a live feed's bar time; 0: no bar yet): trade statistics date a fill by it, as a
+    # backtest of the same bars does.
     market_ns: int = 0
 
 
@@ -178,7 +179,7 @@ class FundingPaid:
     rate: Decimal
     amount: Decimal
     bar: int
-    settled_at_ns: int = 0  # the settlement's time: the venue's, or a replay bar's market time
+    settled_at_ns: int = 0  # the settlement's time: the venue's, or a replay bar's series time
 
 
 @dataclass(frozen=True, slots=True)

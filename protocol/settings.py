@@ -270,6 +270,15 @@ class SimulationSettings(Section):
         return self.prob_fill_on_limit == 1 and self.prob_slippage == 0
 
 
+# The bar lengths NautilusTrader's BarType takes, in minutes: a minute step that divides an
+# hour, an hour step that divides a day, or a day (``node.replay.bar_type_for``).
+BAR_MINUTES = (
+    *(m for m in range(1, 60) if 60 % m == 0),
+    *(h * 60 for h in range(1, 24) if 24 % h == 0),
+    1440,
+)
+
+
 class ReplaySettings(Section):
     """Where bars come from and how fast they are played: ``speed`` multiplies the bar
     interval (1 real time, 240 a one-minute bar every 0.25 s, 0 as fast as the node goes)."""
@@ -296,6 +305,11 @@ class ReplaySettings(Section):
 
     @model_validator(mode="after")
     def _file(self) -> Self:
+        if self.bar_minutes not in BAR_MINUTES:
+            raise ValueError(
+                f"bar_minutes: {self.bar_minutes} is not a bar length NautilusTrader takes "
+                f"(a step must divide the next unit); use one of {', '.join(map(str, BAR_MINUTES))}"
+            )
         if self.source != "file":
             return self
         if self.path is None:

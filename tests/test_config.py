@@ -111,6 +111,15 @@ def test_replay_file_must_exist(tmp_path):
         parse_config(f'[replay]\nsource = "file"\npath = "{missing}"\n', "f", env={})
 
 
+def test_a_bar_length_nautilus_cannot_spell_is_refused_and_an_hour_is_an_hour():
+    """Found by the statistics test: ``bar_minutes = 60`` loaded, then every node start
+    failed on NautilusTrader's ``60-MINUTE`` bar type until the restarts escalated."""
+    with pytest.raises(ConfigError, match="bar_minutes: 7 is not a bar length"):
+        parse_config("[replay]\nbar_minutes = 7\n", "b", env={})
+    config = parse_config("[replay]\nbar_minutes = 60\n", "b", env={})
+    assert config.settings.replay.bar_minutes == 60
+
+
 def test_broken_toml_is_one_clear_problem():
     with pytest.raises(ConfigError, match="not valid TOML"):
         parse_config("[service\n", "broken.toml", env={})

@@ -142,3 +142,49 @@ def test_partial_close_keeps_the_average_entry_and_an_open_position_is_not_count
     assert still.entry_price == 120 and still.gross_pnl == 15 and still.quantity == 2
     stats = trade_report("T-1", "USDT", D(1000), book)["overall"]
     assert stats["trades"] == 0 and stats["win_rate"] is None and stats["profit_factor"] is None
+
+
+@pytest.mark.node
+def test_a_replayed_sessions_round_trips_are_nautilus_positions_in_its_backtest(tmp_path):
+    """A real replay (hourly bars over 80 days, the bundled strategy with its protective
+    stop: longs, shorts, turns and stops): the round trips rebuilt from the stored fills
+    are, one for one, the positions NautilusTrader's portfolio closed in the backtest of
+    the same bars - same realized PnL - and its statistics on them give our numbers."""
+    from cli.report import session_settings
+    from node.backtest import run_backtest
+    from storage import read_session, read_trade_report
+    from tests.service import ServiceProcess, write_config
+
+    config, db = write_config(
+        tmp_path,
+        trader="STATS-001",
+        speed=0,
+        replay="bars = 2000\nbar_minutes = 60\nstop_when_done = true",
+    )
+    service = ServiceProcess(config, db, tmp_path)
+    try:
+        assert service.wait(timeout=180) == 0
+    finally:
+        service.ensure_dead()
+    record = read_session(db)
+    report = read_trade_report(db)
+    backtest = run_backtest(session_settings(record).settings, bars=record.outcome.bars)
+
+    ours = sorted(t["pnl"] for t in report["round_trips"])
+    theirs = sorted(backtest.closed_pnls)
+    assert len(ours) == len(theirs) >= 10
+    for a, b in zip(ours, theirs, strict=True):
+        assert a == pytest.approx(b, abs=D("1e-6"))
+    # The fills rebuild the balance the session checkpointed.
+    assert report["balance"] == pytest.approx(record.outcome.balance, abs=D("1e-6"))
+    stats = report["overall"]
+    pnls = [float(p) for p in backtest.closed_pnls]
+    assert float(stats["win_rate"]) == pytest.approx(WinRate().calculate_from_realized_pnls(pnls))
+    assert float(stats["expectancy"]) == pytest.approx(
+        Expectancy().calculate_from_realized_pnls(pnls)
+    )
+    assert float(stats["profit_factor"]) == pytest.approx(
+        ProfitFactor().calculate_from_returns(dict(enumerate(pnls)))
+    )
+    # Dated by the series' time: 2000 hourly bars are more than 80 days.
+    assert len(report["days"]) > 80 and stats["sharpe"] is not None
