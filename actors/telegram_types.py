@@ -6,6 +6,7 @@ token is configured (``actors.telegram``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -36,3 +37,34 @@ def parse_command(text: str) -> tuple[str, str] | None:
     head, _, rest = text.partition(" ")
     command = head[1:].split("@", 1)[0].lower()
     return (command, rest.strip()) if command else None
+
+
+class BadArgument(ValueError):
+    """A chat command's argument is not one it takes; the message is the reply."""
+
+
+def row_count(command: str, args: str, default: int, maximum: int) -> int:
+    """``/trades [n]``, ``/daily [n]``: how many rows, ``default`` when none is given;
+    anything but a whole number from 1 to ``maximum`` is a ``BadArgument`` (a larger
+    reply would not fit one Telegram message)."""
+    usage = f"Usage: /{command} [n], n a whole number from 1 to {maximum} (default {default})."
+    if not args:
+        return default
+    if not re.fullmatch(r"-?[0-9]+", args):
+        raise BadArgument(f"/{command}: {args!r} is not a whole number. {usage}")
+    count = int(args)
+    if count < 1:
+        raise BadArgument(f"/{command}: n must be at least 1, got {count}. {usage}")
+    if count > maximum:
+        raise BadArgument(
+            f"/{command}: at most {maximum} in one message, got {count} "
+            f"(paper-node report shows them all). {usage}"
+        )
+    return count
+
+
+def no_argument(command: str, args: str) -> None:
+    """``/profit``, ``/balance``, ``/performance`` take nothing: a word after them is
+    more likely a mistyped command than something to ignore."""
+    if args:
+        raise BadArgument(f"/{command} takes no argument (got {args!r}).")

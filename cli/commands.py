@@ -7,6 +7,8 @@ pandas out of the supervisor's process).
                            [--mode cancel|reduce|flatten]  (halt)
     paper-node events [--config PATH] [--db PATH] [--tail N] [--json]
     paper-node report parity [--config PATH] [--db PATH] [--trader ID] [--json]
+    paper-node report trades [--config PATH] [--db PATH] [--trader ID] [--n N] [--json]
+    paper-node report stats [--config PATH] [--db PATH] [--trader ID] [--days N] [--json]
     paper-node config check [--config PATH]
     paper-node config schema | example
     paper-node strategies add NAME --strategy-path P --config-path P
@@ -16,8 +18,9 @@ pandas out of the supervisor's process).
 Exit codes: 0 success; 1 runtime or storage error; 2 bad config or usage;
 3 the service stopped itself (restart intensity escalation), or it is not running
 (status with a stale heartbeat, a control command with nobody to carry it out);
-4 status found no run in the database; 5 this trader already runs on this database;
-6 the parity report found the session and the backtest different.
+4 status, or a trades or stats report, found no run in the database; 5 this trader
+already runs on this database; 6 the parity report found the session and the backtest
+different.
 """
 
 from __future__ import annotations
@@ -35,8 +38,10 @@ import anyio
 from actors.redact import install as install_redaction
 from cli import registry
 from cli.report import ReportError, report_parity
+from cli.trades import report_stats, report_trades
 from protocol import HaltMode
 from storage import (
+    DEFAULT_ROWS,
     Command,
     CommandStatus,
     ControlChannel,
@@ -142,6 +147,17 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text}")
+    return value
+
+
+def _positive(text: str) -> int:
+    """``--n``, ``--days``: a whole number of rows above zero."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 
@@ -273,6 +289,32 @@ def cmd_report_parity(args: argparse.Namespace) -> int:
     return code
 
 
+def _trader(args: argparse.Namespace, config: ServiceConfig) -> str | None:
+    """``--trader``, else the config's trader, else (no --config) the latest run's."""
+    trader: str | None = args.trader
+    return trader or (config.node.trader_id if args.config is not None else None)
+
+
+def cmd_report_trades(args: argparse.Namespace) -> int:
+    """The session's last round trips, from the database."""
+    config = _load(args, import_strategies=False)
+    try:
+        print(report_trades(config.db_path, _trader(args, config), args.n, args.json))
+    except ReportError as exc:
+        raise CliError(exc.code, f"error: {exc}") from None
+    return EXIT_OK
+
+
+def cmd_report_stats(args: argparse.Namespace) -> int:
+    """The session's statistics: overall, per strategy, per day."""
+    config = _load(args, import_strategies=False)
+    try:
+        print(report_stats(config.db_path, _trader(args, config), args.days, args.json))
+    except ReportError as exc:
+        raise CliError(exc.code, f"error: {exc}") from None
+    return EXIT_OK
+
+
 def cmd_config_check(args: argparse.Namespace) -> int:
     config = _load(args)
     node = config.node
@@ -352,6 +394,40 @@ def _add_strategies_parser(sub: _Subparsers) -> None:
         command.set_defaults(func=func)
 
 
+def _add_report_parser(sub: _Subparsers) -> None:
+    """``report parity`` runs a backtest; ``report trades|stats`` read the database."""
+    report = sub.add_parser("report", help="reports on a session")
+    report_sub = report.add_subparsers(dest="report_command", required=True)
+    parity = report_sub.add_parser(
+        "parity", help="the session beside BacktestEngine on the same bars (exit 6: different)"
+    )
+    parity.add_argument("--config", type=Path)
+    parity.add_argument("--db", type=Path)
+    parity.add_argument("--trader", help="the session's trader id (default: the latest run's)")
+    parity.add_argument("--json", action="store_true", help="machine-readable output")
+    parity.set_defaults(func=cmd_report_parity)
+    trades = report_sub.add_parser("trades", help="the session's round trips, from the database")
+    trades.add_argument(
+        "--n", type=_positive, default=DEFAULT_ROWS, help=f"the last N (default {DEFAULT_ROWS})"
+    )
+    trades.set_defaults(func=cmd_report_trades)
+    stats = report_sub.add_parser(
+        "stats", help="win rate, PnL, Sharpe, drawdown...: overall, per strategy, per day"
+    )
+    stats.add_argument(
+        "--days",
+        type=_positive,
+        default=DEFAULT_ROWS,
+        help=f"the last N days (default {DEFAULT_ROWS}; --json has them all)",
+    )
+    stats.set_defaults(func=cmd_report_stats)
+    for command in (trades, stats):
+        command.add_argument("--config", type=Path)
+        command.add_argument("--db", type=Path)
+        command.add_argument("--trader", help="the session's trader id (default: the latest run's)")
+        command.add_argument("--json", action="store_true", help="machine-readable, exact")
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="paper-node", description=DESCRIPTION)
     sub = root.add_subparsers(dest="command", required=True)
@@ -404,16 +480,7 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(func=cmd_status)
 
-    report = sub.add_parser("report", help="reports on a session")
-    report_sub = report.add_subparsers(dest="report_command", required=True)
-    parity = report_sub.add_parser(
-        "parity", help="the session beside BacktestEngine on the same bars (exit 6: different)"
-    )
-    parity.add_argument("--config", type=Path)
-    parity.add_argument("--db", type=Path)
-    parity.add_argument("--trader", help="the session's trader id (default: the latest run's)")
-    parity.add_argument("--json", action="store_true", help="machine-readable output")
-    parity.set_defaults(func=cmd_report_parity)
+    _add_report_parser(sub)
 
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True)

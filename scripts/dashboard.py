@@ -10,7 +10,9 @@ service; presets are validated by the config loader before they are saved or
 launched. Strategies registered with ``paper-node strategies add`` are listed with
 their backtest metrics and launched as sessions (the entry checked as a config's
 ``[[strategies]]``); such a session's page sets its paper results beside those
-metrics. The app keeps one database connection per process (``AppDatabase``).
+metrics. A session's trades page draws the bars it saw with its fills on them, its
+round trips and its trade statistics (``sessions.trades``). The app keeps one database
+connection per process (``AppDatabase``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,16 @@ from sessions.parity import ParityOutcome, run_parity
 from sessions.presets import PRESET_FIELDS, PresetField, default_preset, from_text
 from sessions.presets import validate_preset as check_preset
 from sessions.promotion import compare, paper_results
+from sessions.trades import (
+    CAP,
+    TradeChart,
+    instruments,
+    open_rows,
+    plot_rows,
+    stats_rows,
+    trade_chart,
+    trip_rows,
+)
 from storage import (
     AppDatabase,
     Command,
@@ -45,10 +57,12 @@ from supervisor.config import ConfigError
 
 DB_ENV = "PAPER_NODE_DB"
 NEW_PRESET = "(new preset)"
-PAGES = ("Sessions", "Session", "Registry", "Presets & launch")
+PAGES = ("Sessions", "Session", "Trades", "Registry", "Presets & launch")
 ACK_TIMEOUT_S = 20.0
 REFRESH_S = 5.0
 NONE = "-"
+UP, DOWN = "#26a69a", "#ef5350"  # a candle that closed above its open, below it
+SIDES = {"BUY": ("#1565c0", "triangle-up"), "SELL": ("#ff8f00", "triangle-down")}
 STATE_COLORS = {
     "running": "green",
     "halted": "orange",
@@ -104,8 +118,8 @@ def state_badge(state: str) -> str:
     return f":{STATE_COLORS.get(state, 'gray')}[{state}]"
 
 
-def open_session(trader_id: str) -> None:
-    st.session_state["page"] = "Session"
+def open_session(trader_id: str, page: str = "Session") -> None:
+    st.session_state["page"] = page
     st.session_state["trader"] = trader_id
 
 
@@ -283,6 +297,12 @@ def session_page(appdb: AppDatabase, launcher: Launcher, stale_after_s: float) -
     trader_id = st.selectbox("Session", ids, key="trader")
     view = next(v for v in views if v["trader_id"] == trader_id)
     live(session_header)(view["trader_id"], launcher, stale_after_s)
+    st.button(
+        "Trades and statistics",
+        key="open_trades",
+        on_click=open_session,
+        args=(trader_id, "Trades"),
+    )
     control_panel(appdb, view)
     live(session_details)(appdb, launcher, trader_id, stale_after_s)
     parity_panel(appdb.path, trader_id)
@@ -449,6 +469,134 @@ def promotion_table(
         f"{registered.entry.strategy_path}, registered {registered.registered_at}: its "
         "metrics as they were when this session was launched."
     )
+
+
+# ---------------------------------------------------------------- a session's trades
+
+
+def trades_page(appdb: AppDatabase, launcher: Launcher, stale_after_s: float) -> None:
+    views = launcher.sessions(stale_after_s)
+    ids = [v["trader_id"] for v in views]
+    if not ids:
+        st.info("No sessions yet.")
+        return
+    if st.session_state.get("trader") not in ids:
+        st.session_state["trader"] = ids[0]
+    trader_id = st.selectbox("Session", ids, key="trader")
+    view = next(v for v in views if v["trader_id"] == trader_id)
+    st.title(f"Trades: {trader_id}")
+    live(trades_details)(appdb, trader_id, view["registered"])
+
+
+def trades_details(
+    appdb: AppDatabase, trader_id: str, registered: RegisteredStrategy | None
+) -> None:
+    """The bars the session saw with its fills, its round trips, its statistics."""
+    played = appdb.played(trader_id)
+    if played is None:
+        st.info(f"{trader_id} has not run yet.")
+        return
+    names = instruments(played) or ["-"]
+    instrument = (
+        st.selectbox("Instrument", names, key="trades_instrument") if len(names) > 1 else names[0]
+    )
+    chart = trade_chart(played, str(instrument))
+    if chart.total > CAP:  # a window of the bars; the last ones unless moved
+        end = st.slider("Last bar drawn", CAP, chart.total, chart.total, step=100)
+        chart = trade_chart(played, str(instrument), end=end)
+    st.subheader(f"Bars and fills: {chart.instrument_id}")
+    candle_chart(chart)
+    for note in chart.notes:
+        st.caption(note)
+    try:
+        report = appdb.trade_report(trader_id)
+    except StorageError as exc:
+        st.info(f"No trade statistics yet: {exc}")
+        return
+    currency = report["currency"]
+    st.subheader(f"Round trips ({len(report['round_trips'])})")
+    st.dataframe(
+        trip_rows(report["round_trips"], currency) or [{"round trips": "none closed yet"}],
+        hide_index=True,
+    )
+    if report["open_positions"]:
+        st.caption("Still open (as of their last fill; not in the statistics):")
+        st.dataframe(open_rows(report["open_positions"], currency), hide_index=True)
+    title = (
+        "Statistics" if registered is None else f"Statistics beside {registered.name}'s backtest"
+    )
+    st.subheader(title)
+    metrics = None if registered is None else registered.metrics
+    rows = stats_rows(report, metrics)
+    st.dataframe(rows, hide_index=True, height=35 * (len(rows) + 1) + 3)  # every row, no scroll
+    st.caption(
+        f"Money in {currency}, from a starting balance of {report['starting_balance']:,}; "
+        "Sharpe and Sortino on daily returns, drawdown on the realized balance."
+        + ("" if registered is None else " The backtest's figures as registered.")
+    )
+
+
+def candle_chart(chart: TradeChart) -> None:
+    """Candles (a rule from low to high, a bar from open to close) and the fills as
+    triangles at their price, on the bar's market time. SVG, so each mark is an
+    element a test can count."""
+    title = "market time (UTC)"
+    data = plot_rows(chart)
+    candles, fills = data.candles, data.fills
+    unzeroed = alt.Scale(zero=False)
+    time = alt.Scale(type="utc", domain=data.domain, nice=False)
+    x = alt.X("x:T", title=title, scale=time)
+    y = alt.Y("price:Q", scale=unzeroed, title="price")
+    color = alt.condition("datum.close >= datum.open", alt.value(UP), alt.value(DOWN))
+    layers: list[alt.Chart] = []
+    if candles:
+        base = alt.Chart(alt.InlineData(values=candles))
+        layers.append(
+            base.mark_rule(clip=True).encode(
+                x=x, y=alt.Y("low:Q", scale=unzeroed, title="price"), y2="high:Q", color=color
+            )
+        )
+        layers.append(
+            base.mark_bar(clip=True).encode(
+                x=alt.X("x0:T", title=title, scale=time),
+                x2="x1",
+                y="open:Q",
+                y2="close:Q",
+                color=color,
+                tooltip=["bar:Q", "open:Q", "high:Q", "low:Q", "close:Q"],
+            )
+        )
+    if fills:
+        sides = list(SIDES)
+        legend = alt.Legend(title="fill", symbolStrokeWidth=0, symbolSize=120)
+        layers.append(
+            alt.Chart(alt.InlineData(values=fills))
+            .mark_point(
+                filled=True, size=150, opacity=1, stroke="#222222", strokeWidth=0.8, clip=True
+            )
+            .encode(
+                x=x,
+                y=y,
+                color=alt.Color(
+                    "side:N",
+                    scale=alt.Scale(domain=sides, range=[c for c, _ in SIDES.values()]),
+                    legend=legend,
+                ),
+                shape=alt.Shape(
+                    "side:N",
+                    scale=alt.Scale(domain=sides, range=[s for _, s in SIDES.values()]),
+                    legend=legend,
+                ),
+                tooltip=["side:N", "price:Q", "quantity:N", "strategy:N", "bar:Q"],
+            )
+        )
+    if not layers:
+        st.info("No bars and no fills to draw yet.")
+        return
+    layered = alt.layer(*layers).properties(
+        height=460, usermeta={"embedOptions": {"renderer": "svg"}}
+    )
+    st.altair_chart(layered.interactive(bind_y=False), width="stretch")
 
 
 def equity_charts(curve: list[EquityPoint], currency: str) -> None:
@@ -690,6 +838,8 @@ def main() -> None:
             sessions_page(launcher, args.stale_after)
         elif page == "Session":
             session_page(appdb, launcher, args.stale_after)
+        elif page == "Trades":
+            trades_page(appdb, launcher, args.stale_after)
         elif page == "Registry":
             registry_page(appdb, launcher, args.stale_after)
         else:

@@ -3,15 +3,27 @@
 from storage.appdb import AppDatabase
 from storage.codec import snapshot_from_json, to_json
 from storage.control import Command, CommandStatus, ControlChannel, ControlRequest
-from storage.errors import SchemaError, StorageError
+from storage.errors import NoCheckpoint, NoRun, SchemaError, StorageError
 from storage.jobs import Job
 from storage.lock import AlreadyRunning, InstanceLock, lock_path
+from storage.played import Played
 from storage.presets import PresetBody, PresetValue
 from storage.queries import AlertRow, ControlRow, EquityPoint
 from storage.registry import AlreadyRegistered, read_registry, register
 from storage.schema import SCHEMA_VERSION, migrate
 from storage.session import SessionRecord, read_session
 from storage.stats import DayRow, Stats, TradeReport, TripRow, read_trade_report, trade_report
+from storage.stats_text import (
+    DEFAULT_ROWS,
+    MAX_DAYS,
+    MAX_TRADES,
+    balance_text,
+    daily_text,
+    performance_text,
+    profit_text,
+    stats_text,
+    trades_text,
+)
 from storage.status import (
     EventRow,
     PositionRow,
@@ -24,6 +36,9 @@ from storage.store import GateRow, OutboxRow, RunInfo, Store, Swept, retention_b
 from storage.trades import Fill, FundingPayment, RoundTrip, TradeBook, round_trips
 
 __all__ = [
+    "DEFAULT_ROWS",
+    "MAX_DAYS",
+    "MAX_TRADES",
     "SCHEMA_VERSION",
     "AlertRow",
     "AlreadyRegistered",
@@ -42,7 +57,10 @@ __all__ = [
     "GateRow",
     "InstanceLock",
     "Job",
+    "NoCheckpoint",
+    "NoRun",
     "OutboxRow",
+    "Played",
     "PositionRow",
     "PresetBody",
     "PresetValue",
@@ -59,8 +77,12 @@ __all__ = [
     "TradeBook",
     "TradeReport",
     "TripRow",
+    "balance_text",
+    "daily_text",
     "lock_path",
     "migrate",
+    "performance_text",
+    "profit_text",
     "read_events",
     "read_registry",
     "read_session",
@@ -70,6 +92,8 @@ __all__ = [
     "retention_bound",
     "round_trips",
     "snapshot_from_json",
+    "stats_text",
     "to_json",
     "trade_report",
+    "trades_text",
 ]

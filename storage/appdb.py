@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import TypeVar
 
 from protocol import OrderView, RegisteredStrategy
-from storage import jobs, presets, queries, registry
+from storage import jobs, presets, queries, registry, stats
 from storage.control import ControlChannel
 from storage.errors import StorageError
 from storage.jobs import Job
+from storage.played import Played, played_of
 from storage.presets import PresetBody
 from storage.queries import AlertRow, ControlRow, EquityPoint
+from storage.stats import TradeReport
 from storage.status import EventRow, StatusReport, events_of, status_of
 from storage.store import connect
 
@@ -87,6 +89,18 @@ class AppDatabase:
         return self._run(
             f"reading the commands for {trader_id}",
             lambda: queries.control_history(self.db.conn, trader_id),
+        )
+
+    def trade_report(self, trader_id: str) -> TradeReport:
+        """The session's round trips and statistics (``storage.stats``)."""
+        return self._run(
+            f"reading the trades of {trader_id}", lambda: stats.report_of(self.db.conn, trader_id)
+        )
+
+    def played(self, trader_id: str) -> Played | None:
+        """How far the session got, its settings and its fills, for its chart."""
+        return self._run(
+            f"reading what {trader_id} played", lambda: played_of(self.db.conn, trader_id)
         )
 
     # ------------------------------------------------------------ jobs

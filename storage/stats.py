@@ -27,7 +27,7 @@ from typing import TypedDict
 from pydantic import ValidationError
 
 from protocol import RecordedSettings
-from storage.errors import StorageError
+from storage.errors import NoCheckpoint, NoRun, StorageError
 from storage.session import latest_trader, session_start, walk_session
 from storage.status import open_readonly
 from storage.trades import (
@@ -315,7 +315,11 @@ def trade_report(trader_id: str, currency: str, start: Decimal, book: TradeBook)
 
 def read_trade_report(path: Path, trader_id: str | None = None) -> TradeReport:
     """The statistics of ``trader_id``'s session (the latest run's trader when None),
-    from the fills and funding the database holds."""
+    from the fills and funding the database holds.
+
+    Raises ``NoRun`` when there is no run (of that trader), ``NoCheckpoint`` when a
+    testnet session has no checkpoint yet, ``StorageError`` for anything else (no
+    database, one SQLite cannot read)."""
     conn = open_readonly(path)
     try:
         return _read(conn, trader_id)
@@ -325,9 +329,17 @@ def read_trade_report(path: Path, trader_id: str | None = None) -> TradeReport:
         conn.close()
 
 
+def report_of(conn: sqlite3.Connection, trader_id: str | None = None) -> TradeReport:
+    """``read_trade_report`` on a connection the caller holds (the dashboard's one)."""
+    return _read(conn, trader_id)
+
+
 def _read(conn: sqlite3.Connection, trader_id: str | None) -> TradeReport:
-    trader_id = trader_id or latest_trader(conn)
-    first_run = session_start(conn, trader_id)
+    try:  # both raise only when there is no run (of that trader)
+        trader_id = trader_id or latest_trader(conn)
+        first_run = session_start(conn, trader_id)
+    except StorageError as exc:
+        raise NoRun(str(exc)) from None
     run = conn.execute(
         "SELECT mode, settings FROM runs WHERE trader_id = ? AND id >= ? ORDER BY id",
         [trader_id, first_run],
@@ -361,6 +373,6 @@ def _start(
         else:
             return account.currency, account.starting_balance
     if checkpoint is None:
-        raise StorageError("the session has no checkpoint yet: no balance to start from")
+        raise NoCheckpoint("the session has no checkpoint yet: no balance to start from")
     moved = sum((s.delta for s in book.steps), ZERO)
     return str(checkpoint["currency"]), Decimal(str(checkpoint["balance"])) - moved

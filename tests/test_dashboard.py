@@ -261,7 +261,7 @@ def test_one_database_connection_serves_every_page_and_browser_session(
     first, second = app(db, monkeypatch), app(db, monkeypatch)
     for at in (first, second):
         at.run()
-        for page in ("Session", "Registry", "Presets & launch", "Sessions", "Session"):
+        for page in ("Session", "Trades", "Registry", "Presets & launch", "Sessions", "Session"):
             goto(at, page)
             assert not at.exception, page
     assert opened == [str(db)]

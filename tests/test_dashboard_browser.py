@@ -6,6 +6,7 @@ The screenshot of a session page (equity curve and drawdown) is kept in
 
 from __future__ import annotations
 
+import contextlib
 import math
 import socket
 import subprocess
@@ -38,12 +39,9 @@ def healthy(url: str) -> bool:
         return False
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """``streamlit run`` on a loopback port over a database with one session."""
-    db = tmp_path / "paper.db"
-    equities = [f"{100_000 + 1500 * math.sin(i / 9) + 40 * i:.2f}" for i in range(120)]
-    seed(db, "SHOT-001", equities)
+@contextlib.contextmanager
+def serve(db: Path, tmp_path: Path) -> Iterator[str]:
+    """``streamlit run`` on a loopback port over ``db``; its base URL."""
     port = free_port()
     log = (tmp_path / "streamlit.log").open("w")
     proc = subprocess.Popen(
@@ -68,7 +66,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             lambda: proc.poll() is None and healthy(f"{base}/_stcore/health"),
             60,
         )
-        yield base, db
+        yield base
     finally:
         proc.terminate()
         try:
@@ -77,6 +75,16 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             proc.kill()
             proc.wait()
         log.close()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """The dashboard over a database with one session."""
+    db = tmp_path / "paper.db"
+    equities = [f"{100_000 + 1500 * math.sin(i / 9) + 40 * i:.2f}" for i in range(120)]
+    seed(db, "SHOT-001", equities)
+    with serve(db, tmp_path) as base:
+        yield base, db
 
 
 def test_session_page_renders_its_equity_curve_in_headless_chromium(
