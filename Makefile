@@ -11,7 +11,7 @@ ARGS   ?=
 DB     ?= state/paper.db
 PORT   ?= 8501
 
-.PHONY: install run status dashboard test-tools test lint bench bench-strategies chaos clean
+.PHONY: install run status dashboard test-tools test lint bench bench-strategies bench-metrics chaos clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,11 +35,13 @@ dashboard: install
 		--server.headless true --browser.gatherUsageStats false --client.toolbarMode viewer \
 		-- --db $(DB)
 
-# Debian tools some tests need: chromium (the dashboard in a browser) and strace (what
-# a launched session writes); a fresh machine gets them here.
-TEST_TOOLS := chromium strace
+# Debian tools some tests need, as command:package - chromium (the dashboard in a browser),
+# strace (what a launched session writes), promtool from prometheus (checks the /metrics
+# output); a fresh machine gets them here.
+TEST_TOOLS := chromium:chromium strace:strace promtool:prometheus
 test-tools:
-	@missing=""; for tool in $(TEST_TOOLS); do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	@missing=""; for pair in $(TEST_TOOLS); do tool=$${pair%%:*}; \
+		command -v $$tool >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian's$$missing for the tests"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -62,6 +64,9 @@ bench: install
 # One node with 1, 5 and 20 strategies (part of `make bench`; about 4 minutes alone).
 bench-strategies: install
 	$(BIN)/python -m scripts.bench_strategies $(ARGS)
+
+bench-metrics: install
+	$(BIN)/python -m scripts.bench_metrics $(ARGS)
 
 chaos: install
 	CHAOS_FAULTS=100 $(BIN)/python -m pytest -q -p no:cacheprovider -m chaos

@@ -9,7 +9,10 @@ after a partial delivery sends nothing twice.
 
 Operator commands from allowed chats (/status, /positions, /halt, /resume,
 /checkpoint, /help) arrive as ``ChatCommand`` messages; the actor turns them into
-messages to its peers and replies when they confirm.
+messages to its peers and replies when they confirm. The trade statistics (/profit,
+/daily, /trades, /balance, /performance) it reads from the database itself, read-only,
+and replies with ``storage.stats_text``'s sections: the text ``paper-node report
+trades|stats`` prints for the same database.
 """
 
 from __future__ import annotations
@@ -24,10 +27,18 @@ from pathlib import Path
 from actors.backoff import exponential_delay
 from actors.base import ChildContext, SupervisedActor, halt
 from actors.redact import redact
-from actors.telegram_types import ChatCommand, TelegramPort, TelegramUnavailable
+from actors.telegram_types import (
+    BadArgument,
+    ChatCommand,
+    TelegramPort,
+    TelegramUnavailable,
+    no_argument,
+    row_count,
+)
 from actors.timer import Interval
 from protocol import (
     Alert,
+    AlerterStats,
     BusyFor,
     CheckpointFailed,
     CheckpointNow,
@@ -42,7 +53,23 @@ from protocol import (
     TradingState,
     TradingStateChanged,
 )
-from storage import OutboxRow, StorageError, Store, read_status
+from storage import (
+    DEFAULT_ROWS,
+    MAX_DAYS,
+    MAX_TRADES,
+    NoCheckpoint,
+    NoRun,
+    OutboxRow,
+    StorageError,
+    Store,
+    balance_text,
+    daily_text,
+    performance_text,
+    profit_text,
+    read_status,
+    read_trade_report,
+    trades_text,
+)
 from storage.store import utc_now
 
 log = logging.getLogger(__name__)
@@ -51,6 +78,7 @@ ROLE = "alerter"
 LEASE_MARGIN_S = 2.0  # beyond the request timeout, before a blocked send counts as hung
 START_LEASE_S = 30.0  # importing aiogram and building the bot
 REPLY_TIMEOUT_S = 30.0  # a chat command's confirmation (the gate's own limit is 20 s)
+STATS_LEASE_S = 30.0  # reading a session's trade statistics for a chat command
 
 _LEVELS = {
     Severity.INFO: logging.INFO,
@@ -66,8 +94,14 @@ HELP = (
     "/halt STRATEGY_ID [reason] - only that strategy; the others trade on\n"
     "/resume [STRATEGY_ID] - trade again\n"
     "/checkpoint - take a checkpoint now\n"
+    "/profit - round trips, win rate, PnL, fees, Sharpe, drawdown\n"
+    f"/daily [n] - the last n days (default {DEFAULT_ROWS}, at most {MAX_DAYS})\n"
+    f"/trades [n] - the last n round trips (default {DEFAULT_ROWS}, at most {MAX_TRADES})\n"
+    "/balance - starting balance, balance, each strategy's net PnL\n"
+    "/performance - each strategy's statistics\n"
     "/help - this list"
 )
+STATS_COMMANDS = ("profit", "daily", "trades", "balance", "performance")
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +187,7 @@ class AlerterActor(SupervisedActor):
         self._client: TelegramPort | None = None
         self._timer: Interval | None = None
         self._failures = 0
+        self.failed_deliveries = 0  # every failed delivery round (the metrics' counter)
         self._next_attempt = 0.0
         self._waiting: dict[type, list[tuple[int, float]]] = {}  # chat, deadline
         self._unsaved: list[tuple[Alert, str]] = []  # while the outbox refuses writes
@@ -265,6 +300,18 @@ class AlerterActor(SupervisedActor):
         except StorageError as exc:  # the outbox is unreadable or unwritable for now
             log.error("alert delivery paused: %s", exc)
             return 0
+        finally:
+            self._tell_metrics()
+
+    def _tell_metrics(self) -> None:
+        """The outbox's backlog and the failed deliveries, for the metrics actor (if any)."""
+        if self._store is None or not self.peers.has("metrics"):
+            return
+        try:
+            pending = self._store.count_pending(self._trader_id)
+        except StorageError:
+            return  # the pump has said the outbox is unreadable
+        self.peers.tell("metrics", AlerterStats(pending, self.failed_deliveries))
 
     def _deliver(self) -> int:
         client, store, settings = self._client, self._store, self._telegram
@@ -298,6 +345,7 @@ class AlerterActor(SupervisedActor):
                 raise
             if not complete:
                 self._failures += 1
+                self.failed_deliveries += 1
                 delay = exponential_delay(self._failures, 1.0, settings.backoff_max_s)
                 self._next_attempt = self._clock() + delay
                 log.warning(
@@ -361,6 +409,8 @@ class AlerterActor(SupervisedActor):
                 self._ask_peer(
                     command, "checkpointer", CheckpointNow(notify=self.actor_ref), CheckpointSaved
                 )
+            case name if name in STATS_COMMANDS:
+                self._reply(command.chat_id, self._stats_text(command))
             case _:
                 self._reply(command.chat_id, f"Unknown command /{command.command}.\n{HELP}")
 
@@ -455,6 +505,46 @@ class AlerterActor(SupervisedActor):
                 for s in report["strategies"]
             )
         )
+
+    def _stats_text(self, command: ChatCommand) -> str:
+        """A section of this trader's trade statistics, or why there is none. The
+        report is read here, on the alerter's thread, under a lease (as a send is): a
+        long session's fold over its fills may take a while, and the health check
+        counts the alerter busy meanwhile, not hung."""
+        name, args = command.command, command.args
+        try:
+            n = DEFAULT_ROWS
+            if name == "daily":
+                n = row_count(name, args, DEFAULT_ROWS, MAX_DAYS)
+            elif name == "trades":
+                n = row_count(name, args, DEFAULT_ROWS, MAX_TRADES)
+            else:
+                no_argument(name, args)
+        except BadArgument as exc:
+            return str(exc)
+        self.ctx.directory.tell(BusyFor(self.ctx.role, STATS_LEASE_S))
+        try:
+            report = read_trade_report(self._db_path, self._trader_id)
+        except NoRun:
+            return f"No run of {self._trader_id} recorded yet: no trades to report."
+        except NoCheckpoint:
+            return "No checkpoint yet: no balance to start the statistics from; try again soon."
+        except StorageError as exc:
+            log.warning("/%s: trade statistics unavailable: %s", name, exc)
+            return f"Trade statistics unavailable: {redact(str(exc))}"
+        finally:
+            self.ctx.directory.tell(BusyFor(self.ctx.role, 0))
+        match name:
+            case "daily":
+                return daily_text(report, n)
+            case "trades":
+                return trades_text(report, n)
+            case "balance":
+                return balance_text(report)
+            case "performance":
+                return performance_text(report)
+            case _:
+                return profit_text(report)
 
     def _positions_text(self) -> str:
         if self._store is None:

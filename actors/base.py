@@ -73,6 +73,10 @@ class Peers:
             return reply
         return None
 
+    def has(self, role: str) -> bool:
+        """Whether the tree has ``role`` (or is not known: then it may)."""
+        return not self._ctx.roles or role in self._ctx.roles
+
     def ask(self, role: str, message: object, timeout: float) -> object:
         """Ask a peer and wait at most ``timeout``; ``None`` when it cannot answer."""
         ref = self.get(role)
@@ -85,7 +89,7 @@ class Peers:
 
     def tell(self, role: str, message: object) -> bool:
         """Deliver or report ``False``; one retry covers a peer restarted meanwhile."""
-        if self._ctx.roles and role not in self._ctx.roles:
+        if not self.has(role):
             return False
         for _ in range(2):
             ref = self.get(role)

@@ -244,7 +244,7 @@ class MetricsActor(SupervisedActor):
                 self._node_started = True
                 self._last_report_at = self._clock()
                 self._recovering.discard("node")
-                self._set_state(message.trading_state, "restored halted")
+                self._set_state(message.trading_state, "as recorded before the restart")
                 for sid in message.strategy_ids:
                     self._strategy_series(sid)
             case TradingStateChanged(strategy_id=None):
@@ -260,8 +260,11 @@ class MetricsActor(SupervisedActor):
                 self.m.breaker_trips.labels(t, breaker).inc()
             case AlerterStats(pending=pending, telegram_failures=failures):
                 self.m.outbox.labels(t).set(pending)
-                if failures > self._telegram_failures:
-                    self.m.telegram_failures.labels(t).inc(failures - self._telegram_failures)
+                # The alerter's own count; a restarted alerter counts from 0 again.
+                last = self._telegram_failures
+                new = failures - last if failures >= last else failures
+                if new:
+                    self.m.telegram_failures.labels(t).inc(new)
                 self._telegram_failures = failures
             case ChildExited() | ChildStarted() | Liveness():
                 self._tree(message)
@@ -307,6 +310,8 @@ class MetricsActor(SupervisedActor):
     def _report(self, report: NodeReport) -> None:
         t, m = self.trader_id, self.m
         self._last_report_at = self._clock()
+        if "node" not in self._recovering:  # a restarted metrics actor missed NodeStarted
+            self._node_started = True
         m.equity.labels(t).set(float(report.equity))
         m.balance.labels(t).set(float(report.balance))
         peak = report.equity_peak

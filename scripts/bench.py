@@ -26,6 +26,7 @@ from pathlib import Path
 from scripts import (
     bench_latency,
     bench_messaging,
+    bench_metrics,
     bench_service,
     bench_stall,
     bench_storage,
@@ -62,6 +63,10 @@ def _run(args: argparse.Namespace) -> int:
     rows += bench_service.parity_report(args.quick)
     soak_bars = args.soak_bars or (60_000 if args.quick else 1_000_000)
     rows += bench_service.soak(soak_bars, ROOT / "test-artifacts" / "soak.json")
+    # metrics off beside on, alternating: a short round in --quick, three in the full run
+    rows += bench_metrics.metrics_cost(
+        bars=300 if args.quick else 1200, rounds=1 if args.quick else 3
+    )
     if not args.quick:  # about 4 minutes: `make bench-strategies` runs it alone
         rows += bench_strategies.strategy_scaling()
     machine = {"cpus": os.cpu_count(), "python": sys.version.split()[0], "quick": args.quick}

@@ -144,9 +144,11 @@ def node_tree(
     events: Inbox,
     trace: tuple[FillTrace, Path] | None = None,
     checkpointer: Callable[[ChildContext], ChildRef] | None = None,
+    first: tuple[ChildSpec, ...] = (),
 ) -> pykka.ActorRef[Supervisor]:
     """The service's tree around a node child; the alerter (and, unless ``checkpointer``
-    starts another, the checkpointer) is a ``Stamp`` telling ``inbox`` what arrived."""
+    starts another, the checkpointer) is a ``Stamp`` telling ``inbox`` what arrived.
+    ``first``: children started before the others (the service's metrics actor)."""
 
     def start_node(ctx: ChildContext) -> ChildRef:
         if trace is not None:
@@ -156,6 +158,7 @@ def node_tree(
     gate_db = SCRATCH / f"{settings.trader_id}-gate.db"  # removed by main() at the end
     spec = SupervisorSpec(
         children=(
+            *first,
             ChildSpec("alerter", lambda ctx: Stamp.start(ctx, inbox)),
             ChildSpec("classifier", ClassifierActor.start),
             ChildSpec("checkpointer", checkpointer or (lambda ctx: Stamp.start(ctx, inbox))),

@@ -442,6 +442,17 @@ class Store:
         except sqlite3.Error as exc:
             raise self._fail("writing the heartbeat", exc) from exc
 
+    def count_pending(self, trader_id: str) -> int:
+        """How many alerts wait for delivery (the outbox's pending index answers it)."""
+        try:
+            row = self.db.execute(
+                "SELECT count(*) FROM alert_outbox WHERE trader_id = ? AND status = 'pending'",
+                [trader_id],
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise self._fail("counting pending alerts", exc) from exc
+        return int(row[0])
+
     def pending_alerts(self, trader_id: str, limit: int = 5000) -> list[OutboxRow]:
         try:
             rows = self.db.query(

@@ -11,6 +11,7 @@ import pytest
 
 from actors.metrics import MetricsActor
 from protocol import (
+    AlerterStats,
     BreakerSettings,
     CheckpointWritten,
     ChildExited,
@@ -158,3 +159,13 @@ def test_counts_fills_rejects_denials_errors_and_reads_a_report(metrics):
     assert sample(actor, "paper_drawdown_ratio") == pytest.approx(-0.1)
     assert sample(actor, "paper_market_data_age_seconds") == pytest.approx(4.0)
     assert sample(actor, "paper_node_loop_lag_seconds") == 0.25
+
+
+def test_outbox_backlog_and_telegram_failures_across_an_alerter_restart(metrics):
+    actor, _ = metrics
+    actor.tell(AlerterStats(pending=4, telegram_failures=3))
+    actor.tell(AlerterStats(pending=6, telegram_failures=5))
+    actor.tell(AlerterStats(pending=6, telegram_failures=1))  # a restarted alerter counts anew
+    health(actor)
+    assert sample(actor, "paper_alert_outbox_pending") == 6
+    assert sample(actor, "paper_telegram_failures_total") == 6

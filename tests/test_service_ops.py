@@ -34,6 +34,15 @@ def test_the_unit_declares_notify_watchdog_restart_secrets_and_hardening():
     assert "TOKEN" not in unit and "SECRET" not in unit
 
 
+def test_the_systemd_example_config_loads_and_serves_metrics_on_loopback(tmp_path):
+    config = ROOT / "scripts" / "systemd" / "paper.toml"
+    checked = cli("config", "check", "--config", str(config), cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    text = config.read_text()
+    assert "enabled = true" in text and 'host = "127.0.0.1"' in text
+    assert "TOKEN" not in text and "SECRET" not in text
+
+
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
 def test_systemd_analyze_verify_accepts_the_unit(tmp_path):
     unit = tmp_path / "paper-node.service"
