@@ -20,6 +20,9 @@ from protocol import ChildExited, Halt, OperationSucceeded, Ping, Pong, WhereIs
 
 log = logging.getLogger(__name__)
 
+# Roles that only listen (the metrics actor): nothing waits on what they are told.
+LISTENERS = frozenset({"metrics"})
+
 
 @runtime_checkable
 class PeerRef(Protocol):
@@ -100,7 +103,10 @@ class Peers:
                 return True
             except pykka.ActorDeadError:
                 self._cache.pop(role, None)
-        log.warning("%s: no live %r to receive %s", self._ctx.role, role, type(message).__name__)
+        if role not in LISTENERS:  # a listener being restarted misses news, and that is all
+            log.warning(
+                "%s: no live %r to receive %s", self._ctx.role, role, type(message).__name__
+            )
         return False
 
 

@@ -54,6 +54,7 @@ from protocol import (
 log = logging.getLogger(__name__)
 
 ROLE = "metrics"
+RECOVERY_S = 60.0  # a crashed role's restart: the longest backoff (10 s) and a slow start
 REPORT_STALE_S = 5.0  # the node reports every second: five missed is a node not trading
 PROBE_ASK_S = 2.0
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -181,7 +182,8 @@ class MetricsActor(SupervisedActor):
         self._liveness: Liveness | None = None
         self._last_healthy_at = started
         self._halt_reason: str | None = None
-        self._recovering: set[str] = set()
+        self._recovering: dict[str, float] = {}  # role -> since (a crash, until it runs)
+        self._state_known = False  # a trading state heard from the node (not a checkpoint's)
         self._telegram_failures = 0
         self._known: set[str] = set()  # strategies with series, so none goes stale
 
@@ -226,10 +228,16 @@ class MetricsActor(SupervisedActor):
     # ------------------------------------------------------------ messages
 
     def receive(self, message: object) -> object:
+        if isinstance(message, QueryHealth):
+            return self.health()
+        handled = self._handle(message)
+        if not isinstance(message, OrderFilled):
+            self.health()  # paper_ready / paper_healthy follow every change, unprobed
+        return handled
+
+    def _handle(self, message: object) -> object:
         t = self.trader_id
         match message:
-            case QueryHealth():
-                return self.health()
             case NodeReport():
                 self._report(message)
             case OrderFilled():
@@ -243,7 +251,7 @@ class MetricsActor(SupervisedActor):
             case NodeStarted():
                 self._node_started = True
                 self._last_report_at = self._clock()
-                self._recovering.discard("node")
+                self._recovering.pop("node", None)
                 self._set_state(message.trading_state, "as recorded before the restart")
                 for sid in message.strategy_ids:
                     self._strategy_series(sid)
@@ -277,12 +285,12 @@ class MetricsActor(SupervisedActor):
         t = self.trader_id
         match message:
             case ChildExited(role=role, abnormal=True):
-                self._recovering.add(role)
+                self._recovering[role] = self._clock()
                 if role == "node":
                     self._node_started = False
             case ChildStarted(role=role, restart=restart):
                 if role != "node":
-                    self._recovering.discard(role)
+                    self._recovering.pop(role, None)
                 else:
                     self._node_started = False  # until it trades again (NodeStarted)
                 if restart:
@@ -293,6 +301,7 @@ class MetricsActor(SupervisedActor):
                     self._last_healthy_at = message.at
 
     def _set_state(self, state: TradingState, reason: str) -> None:
+        self._state_known = True
         halted = state is not TradingState.ACTIVE
         self._halt_reason = f"{state.value}: {reason}" if halted else None
         self.m.halted.labels(self.trader_id).set(1 if halted else 0)
@@ -330,8 +339,6 @@ class MetricsActor(SupervisedActor):
                 float(mark.equity / own_peak - 1) if own_peak else 0.0
             )
 
-        self.health()  # paper_ready / paper_healthy follow without a probe
-
     def _checkpoint(self, written: CheckpointWritten) -> None:
         t, m = self.trader_id, self.m
         self._last_checkpoint_at = written.at
@@ -343,6 +350,8 @@ class MetricsActor(SupervisedActor):
 
     def _account(self, s: Snapshot) -> None:
         t, m = self.trader_id, self.m
+        if not self._state_known:  # a restarted metrics actor: the checkpoint's state
+            self._set_state(s.trading_state, s.halt_reason or "as checkpointed")
         m.realized.labels(t).set(float(s.realized_pnl))
         m.unrealized.labels(t).set(float(s.unrealized_pnl))
         m.equity.labels(t).set(float(s.equity))
@@ -362,13 +371,18 @@ class MetricsActor(SupervisedActor):
 
     def health(self) -> Health:
         now = self._clock()
-        recovering = tuple(sorted(self._recovering))
+        # A crashed role is recovering while a restart can still come (the longest
+        # backoff and a start); after that it is down, and unhealthy.
+        down = sorted(r for r, since in self._recovering.items() if now - since > RECOVERY_S)
+        recovering = tuple(sorted(r for r in self._recovering if r not in down))
         health_reasons: list[str] = []
+        if down:
+            health_reasons.append(f"not restarted for over {RECOVERY_S:g} s: {', '.join(down)}")
         live = self._liveness
-        if live is not None:
-            failing = [r for r in live.silent if r not in self._recovering]
-            if failing:
-                health_reasons.append(f"not answering a ping: {', '.join(failing)}")
+        silent = [] if live is None else [r for r in live.silent if r not in recovering]
+        if silent:
+            health_reasons.append(f"not answering a ping: {', '.join(silent)}")
+        # While a role restarts, the watchdog's rounds are not healthy: that is its doing.
         if now - self._last_healthy_at > self._liveness_stale_s and not recovering:
             health_reasons.append(
                 f"no healthy watchdog round for {now - self._last_healthy_at:.0f} s"
@@ -391,8 +405,8 @@ class MetricsActor(SupervisedActor):
             ready_reasons.append(f"no checkpoint for {age:.0f} s")
         if self._halt_reason is not None:
             ready_reasons.append(f"trading halted ({self._halt_reason})")
-        if recovering:
-            ready_reasons.append(f"recovering: {', '.join(recovering)}")
+        if recovering or down:
+            ready_reasons.append(f"recovering: {', '.join((*recovering, *down))}")
         healthy, ready = not health_reasons, not ready_reasons
         self.m.healthy.labels(self.trader_id).set(1 if healthy else 0)
         self.m.ready.labels(self.trader_id).set(1 if ready else 0)

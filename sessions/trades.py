@@ -36,10 +36,10 @@ from pydantic import ValidationError
 from node import BarSeries, BarSourceError
 from protocol import BacktestMetrics, Mode, NodeSettings, RecordedSettings, file_sha256
 from storage import Fill, Played, Stats, TradeReport, TripRow
+from storage.stats_text import duration, exact, optional_money, ratio
 
 CAP = 2_000  # bars drawn at most
-NONE = "-"
-PRICE_PLACES = Decimal("1e-8")
+NONE = "n/a"
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,38 +300,15 @@ def plot_rows(chart: TradeChart) -> PlotData:
     return PlotData(candles, fills, (min(xs) - spacing / 2, max(xs) + spacing / 2))
 
 
-def money(value: Decimal | None, places: int = 2) -> str:
-    """Rounded for display only."""
-    return NONE if value is None else f"{value:,.{places}f}"
+# The chat's and the command line's formatting (``storage.stats_text``), so the page shows
+# the same numbers the same way.
+def money(value: Decimal | None) -> str:
+    return optional_money(value)
 
 
-def price(value: Decimal) -> str:
-    """A price as exact as its tick, an average to eight places (display only)."""
-    return f"{value.quantize(PRICE_PLACES).normalize():,f}"
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return NONE
-    whole = round(seconds)
-    days, rest = divmod(whole, 86_400)
-    hours, rest = divmod(rest, 3_600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes}m"
-    if minutes:
-        return f"{minutes}m {secs}s"
-    return f"{seconds:.1f}s"
-
-
-def _pct(value: Decimal | None) -> str:
-    return NONE if value is None else f"{value:.2f}"
-
-
-def _ratio(value: Decimal | None) -> str:
-    return NONE if value is None else f"{value:.3f}"
+price = exact
+_pct = ratio  # the value is in percent already; the row's label says so
+_ratio = ratio
 
 
 def _registered(metrics: BacktestMetrics, name: str) -> str:
@@ -367,8 +344,8 @@ def _column(stats: Stats, report: TradeReport, overall: bool) -> dict[str, str]:
         "average duration": duration(stats["avg_duration_s"]),
         "Sharpe": _ratio(stats["sharpe"]),
         "Sortino": _ratio(stats["sortino"]),
-        "max drawdown %": _pct(-stats["max_drawdown_pct"]),
-        "max drawdown": money(-stats["max_drawdown"]),
+        "max drawdown %": _pct(stats["max_drawdown_pct"]),
+        "max drawdown": money(stats["max_drawdown"]),
         "drawdown duration": duration(stats["max_drawdown_s"]),
         "exposure %": _pct(stats["exposure_pct"]),
     }

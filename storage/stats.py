@@ -1,14 +1,16 @@
 """Trade statistics from a session's round trips: what a trader judges a strategy by.
 
-The definitions are NautilusTrader's, so a session's numbers can be held against its
-backtest's portfolio statistics: win rate over round trips, profit factor (gross profit
-over gross loss), expectancy (average win x win rate + average loss x loss rate),
-Sharpe (mean over sample standard deviation of daily returns, x sqrt 252) and Sortino
-(mean x 252 over the root-mean-square of the negative daily returns x sqrt 252).
-Daily returns are the balance's, end of UTC day over the previous end (the first day
-over the starting balance). Drawdown is the realized balance's (fills, fees, funding)
-from its running peak, with how long it took to recover (or has not yet). Exposure is
-the share of the trading span (first fill to last event) with a position open.
+The formulas are NautilusTrader's statistics' (checked against its implementations), and
+a replay's round trips are the positions its backtest's portfolio closes, PnL for PnL:
+win rate over round trips, profit factor (gross profit over gross loss), expectancy
+(average win x win rate + average loss x loss rate), Sharpe (mean over sample standard
+deviation of daily returns, x sqrt 252) and Sortino (mean x 252 over the root-mean-square
+of the negative daily returns x sqrt 252). Daily returns are the balance's, end of UTC
+day over the previous end, the first day over the starting balance (NautilusTrader's
+analyzer, which starts from the first day's close, leaves that day's return out).
+Drawdown is the realized balance's (fills, fees, funding) from its running peak, with
+how long the deepest fall lasted (to its recovery, or to the last event). Exposure is the
+share of the trading span (first fill to last event) with a position open.
 
 Money stays ``Decimal``; so do the ratios (they are computed exactly and rounded only
 for display). A statistic that needs what is not there (a loss, two days) is ``None``.
@@ -64,7 +66,7 @@ class Stats(TypedDict):
     sortino: Decimal | None
     max_drawdown: Decimal  # <= 0, money
     max_drawdown_pct: Decimal  # <= 0
-    max_drawdown_s: float  # from the peak to recovery, or to the end when not recovered
+    max_drawdown_s: float  # the deepest fall's: peak to recovery, or to the last event
     exposure_pct: Decimal
 
 
@@ -163,25 +165,28 @@ def sortino(returns: Sequence[Decimal]) -> Decimal | None:
 
 
 def drawdown(start: Decimal, steps: Sequence[BalanceStep]) -> tuple[Decimal, Decimal, float]:
-    """The deepest fall of the balance from its running peak (money, percent) and the
-    longest time from a peak to getting back to it (or to the end, if it has not)."""
+    """The deepest fall of the balance from its running peak (money, percent) and how long
+    that fall lasted: from its peak to the balance's return to it, or to the last step
+    when it has not returned."""
     ordered = sorted(steps, key=lambda s: s.at_ns)
     balance = peak = start
     peak_ns = ordered[0].at_ns if ordered else 0
-    below = False
-    worst, worst_pct, longest = ZERO, ZERO, 0.0
+    worst, worst_pct, worst_s = ZERO, ZERO, 0.0
+    episode = ZERO  # the deepest point of the fall under way (0: at a peak)
     for step in ordered:
         balance += step.delta
         if balance >= peak:
-            if below:
-                longest = max(longest, (step.at_ns - peak_ns) / 1e9)
-            peak, peak_ns, below = balance, step.at_ns, False
+            if episode < 0 and episode == worst:  # the deepest fall is over
+                worst_s = (step.at_ns - peak_ns) / 1e9
+            peak, peak_ns, episode = balance, step.at_ns, ZERO
             continue
-        below = True
-        worst = min(worst, balance - peak)
-        worst_pct = min(worst_pct, (balance - peak) / peak * 100 if peak else ZERO)
-        longest = max(longest, (step.at_ns - peak_ns) / 1e9)
-    return worst, worst_pct, longest
+        fall = balance - peak
+        episode = min(episode, fall)
+        if fall < worst:
+            worst, worst_pct = fall, fall / peak * 100 if peak else ZERO
+        if episode == worst:  # still under water in the deepest fall: it lasts
+            worst_s = (step.at_ns - peak_ns) / 1e9
+    return worst, worst_pct, worst_s
 
 
 def exposure(trips: Iterable[RoundTrip], span: tuple[int, int]) -> Decimal:

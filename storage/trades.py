@@ -16,7 +16,7 @@ a backtest of the same bars dates them the same), else by the venue's event time
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from storage.session import Ledger
@@ -145,7 +145,9 @@ def fills_and_funding(ledger: Ledger) -> list[Fill | FundingPayment]:
                 )
             )
         last_ns = max(last_ns, at)
-    return out
+    # A payment before any dated event (a venue report at start): the next event's time.
+    later = next((r.at_ns for r in out if r.at_ns), 0)
+    return [replace(r, at_ns=later) if r.at_ns == 0 else r for r in out]
 
 
 def _split(commission: Decimal, part: Decimal, whole: Decimal) -> Decimal:

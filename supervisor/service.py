@@ -225,8 +225,11 @@ class Service:
         return ControlChannel(self.config.db_path)
 
     def tell(self, role: str, message: object) -> bool:
-        """Deliver to the current incarnation of ``role``; ``False`` if it is not running."""
+        """Deliver to the current incarnation of ``role``; ``False`` if it is not running
+        (or the tree has no such role: the metrics actor when metrics are off)."""
         if self.supervisor is None or not self.supervisor.is_alive():
+            return False
+        if role not in {c.role for c in self.spec.children}:
             return False
         try:
             ref = self.supervisor.ask(WhereIs(role), timeout=5.0)

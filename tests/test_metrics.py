@@ -168,16 +168,54 @@ def test_metrics_match_status_and_count_a_forced_restart(tmp_path: Path):
         get(port, "/healthz")
 
 
+def listening_ports(pid: int) -> set[int]:
+    """The TCP ports process ``pid`` listens on: its socket inodes among the listening
+    sockets the kernel lists (state 0A)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
 def test_metrics_are_off_by_default(tmp_path: Path):
-    port = 9477  # the default port: nothing listens there unless asked for
-    config, db = write_config(tmp_path, trader="MET-OFF", speed=0, replay="bars = 300")
+    """No metrics actor, no listening socket, and nobody warns about the missing role."""
+    config, db = write_config(
+        tmp_path, trader="MET-OFF", speed=0, replay="bars = 300\nstop_when_done = false"
+    )
     service = ServiceProcess(config, db, tmp_path)
     try:
-        service.wait_status("trading", lambda r: r["state"] in ("running", "stopped"), 90)
-        with pytest.raises(OSError):
-            get(port, "/metrics")
+        service.wait_status("trading", lambda r: r["state"] == "running" and r["fills"] > 0, 90)
+        assert listening_ports(service.proc.pid) == set()
+        port = free_port()
+        with_metrics, db2 = write_config(
+            tmp_path,
+            trader="MET-ON",
+            speed=0,
+            replay="bars = 300\nstop_when_done = false",
+            extra=metrics_section(port),
+            name="on",
+        )
+        other = ServiceProcess(with_metrics, db2, tmp_path)
+        try:  # the check itself can see a port: the same service with metrics on
+            wait_for("listening", lambda: port in listening_ports(other.proc.pid), 60)
+        finally:
+            other.ensure_dead()
+        assert service.terminate() == 0
     finally:
         service.ensure_dead()
+    log = service.log_path.read_text()
+    assert "started metrics" not in log and "'metrics'" not in log, log
 
 
 def test_readyz_says_when_market_data_stalls(tmp_path: Path, emulator: BinanceEmulator):

@@ -25,6 +25,7 @@ from protocol import (
     NodeStarted,
     OrderFilled,
     OrderRejected,
+    Ping,
     QueryHealth,
     TradingState,
     TradingStateChanged,
@@ -169,3 +170,42 @@ def test_outbox_backlog_and_telegram_failures_across_an_alerter_restart(metrics)
     health(actor)
     assert sample(actor, "paper_alert_outbox_pending") == 6
     assert sample(actor, "paper_telegram_failures_total") == 6
+
+
+def synced(actor: object) -> None:
+    """Every message told before this one is handled (a ping computes nothing)."""
+    actor.ask(Ping(), timeout=5)  # type: ignore[attr-defined]
+
+
+def test_the_ready_gauge_follows_each_change_without_a_probe(metrics):
+    """Review finding: the gauges were computed only on a probe or a node report, so a
+    halt (after which reports may stop) left paper_ready at 1 for an alert rule."""
+    actor, clock = metrics
+    actor.tell(NodeStarted(1, "M-1", "BTCUSDT-PERP.BINANCE", 0))
+    actor.tell(CheckpointWritten(clock.now, 0.002, snapshot()))
+    synced(actor)
+    assert sample(actor, "paper_ready") == 1
+    actor.tell(TradingStateChanged(TradingState.HALTED, "max drawdown"))
+    synced(actor)
+    assert sample(actor, "paper_ready") == 0
+
+
+def test_a_role_never_restarted_turns_unhealthy_after_the_recovery_window(metrics):
+    actor, clock = metrics
+    actor.tell(ChildExited("gate", "urn:g", abnormal=True, reason="crash"))
+    actor.tell(Liveness(("gate",), clock.now))
+    assert health(actor).healthy
+    clock.now += 61
+    actor.tell(Liveness(("gate",), clock.now))
+    late = health(actor)
+    assert not late.healthy
+    assert "not restarted for over 60 s: gate" in late.health_reasons
+
+
+def test_a_restarted_metrics_actor_takes_the_halt_from_the_checkpoint(metrics):
+    actor, clock = metrics
+    halted = snapshot(trading_state=TradingState.HALTED, halt_reason="operator: night")
+    actor.tell(CheckpointWritten(clock.now, 0.002, halted))
+    actor.tell(NodeReport(equity=Decimal(1), balance=Decimal(1), ts_ns=int(clock.now * 1e9)))
+    now = health(actor)
+    assert not now.ready and "trading halted (HALTED: operator: night)" in now.ready_reasons

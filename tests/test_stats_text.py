@@ -45,7 +45,7 @@ def test_the_hand_computed_example_reads_as_worked_out():
         "Best: +10.10, worst: -10.20",
         "Avg duration: 16h 40m",  # (2 h + 24 h + 24 h) / 3
         "Sharpe: 4.16, Sortino: 7.85 (daily returns)",
-        "Max drawdown: -10.10 (-0.99%), 1d 4h",  # 1019.8 -> 1009.7; 28 h under water
+        "Max drawdown: -10.10 (-0.99%), 1d 0h",  # 1019.8 -> 1009.7, not recovered: 24 h
         "Exposure: 69.44%",  # 50 h of 72
     ]
 
