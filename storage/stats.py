@@ -12,6 +12,9 @@ Drawdown is the realized balance's (fills, fees, funding) from its running peak,
 how long the deepest fall lasted (to its recovery, or to the last event). Exposure is the
 share of the trading span (first fill to last event) with a position open.
 
+A strategy's statistics are over its own round trips and balance steps, from the
+account's starting balance (its drawdown percent and returns are of the account).
+
 Money stays ``Decimal``; so do the ratios (they are computed exactly and rounded only
 for display). A statistic that needs what is not there (a loss, two days) is ``None``.
 """
@@ -75,8 +78,8 @@ class DayRow(TypedDict):
     trades: int  # round trips closed that day
     wins: int
     pnl: Decimal  # the balance's change that day (fills, fees, funding)
-    fees: Decimal
-    funding: Decimal
+    fees: Decimal  # of the round trips closed that day (as trades and wins are)
+    funding: Decimal  # likewise
     balance: Decimal  # at the day's end
     return_pct: Decimal
 

@@ -12,6 +12,7 @@ Balance at each day's end: 1009.8, 1010.1, 1019.8, 1009.7.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from fractions import Fraction
 from itertools import pairwise
@@ -189,3 +190,31 @@ def test_a_replayed_sessions_round_trips_are_nautilus_positions_in_its_backtest(
     )
     # Dated by the series' time: 2000 hourly bars are more than 80 days.
     assert len(report["days"]) > 80 and stats["sharpe"] is not None
+
+
+def test_a_turning_fill_splits_its_commission_by_quantity_and_strategies_keep_their_own():
+    """A fill of 3 that closes 1 and opens 2 pays a third of its commission to the trip
+    it closes; two strategies on one instrument overlap without netting each other."""
+    a = [
+        fill("BUY", "1", "100", "0.3", 0, 1),
+        fill("SELL", "3", "103", "0.1", 0, 2),  # closes 1 (fee 0.0333...) opens 2 short
+        fill("BUY", "2", "101", "0", 0, 5),
+    ]
+    b = [
+        replace(f, strategy_id="S-002")
+        for f in (fill("SELL", "1", "102", "0", 0, 3), fill("BUY", "1", "99", "0", 0, 4))
+    ]
+    # In the order they happened: S-002's trip sits inside S-001's second.
+    book = round_trips(sorted([*a, *b], key=lambda f: f.at_ns))
+    first, other, second = book.closed
+    assert (first.strategy_id, other.strategy_id, second.strategy_id) == ("S-001", "S-002", "S-001")
+    assert first.fees == D("0.3") + D("0.03333333")
+    assert second.fees == D("0.1") - D("0.03333333")
+    assert first.fees + second.fees == D("0.4")  # nothing lost to the split
+    assert (first.gross_pnl, other.gross_pnl, second.gross_pnl) == (D(3), D(3), D(4))
+    report = trade_report("T-1", "USDT", D(1000), book)
+    assert report["strategies"]["S-002"]["net_pnl"] == D(3)
+    assert report["strategies"]["S-001"]["net_pnl"] == D(7) - D("0.4")
+    assert report["overall"]["net_pnl"] == D(10) - D("0.4")
+    # Exposure: the account held a position from 01:00 to 05:00 of 01:00-05:00.
+    assert report["overall"]["exposure_pct"] == 100
