@@ -16,7 +16,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from storage.session import session_start, walk_session
-from storage.trades import Fill, fills_and_funding
+from storage.trades import Fill, FundingPayment, fills_and_funding
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +32,40 @@ class Played:
     fills: tuple[Fill, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class SessionLedger:
+    """A session's fills and funding in the order they happened, cut where its last
+    checkpoint ends (a replay's fills at or past the cursor were played again), with its
+    first and last runs (mode, settings) and that checkpoint (cursor, currency, balance;
+    None before the first)."""
+
+    trader_id: str
+    first: sqlite3.Row
+    last: sqlite3.Row
+    checkpoint: sqlite3.Row | None
+    records: tuple[Fill | FundingPayment, ...]
+
+
+def session_ledger(conn: sqlite3.Connection, trader_id: str) -> SessionLedger:
+    """Raises ``StorageError`` when the trader has no run."""
+    first_run = session_start(conn, trader_id)
+    runs = conn.execute(
+        "SELECT mode, settings FROM runs WHERE trader_id = ? AND id >= ? ORDER BY id",
+        [trader_id, first_run],
+    ).fetchall()
+    replayed = str(runs[-1]["mode"]) == "replay"
+    records = fills_and_funding(walk_session(conn, trader_id, first_run, replayed).ledger)
+    checkpoint = conn.execute(
+        "SELECT replay_cursor, currency, balance FROM checkpoints WHERE trader_id = ? "
+        "AND run_id >= ? ORDER BY id DESC LIMIT 1",
+        [trader_id, first_run],
+    ).fetchone()
+    if replayed and checkpoint is not None:  # past the last checkpoint: played again
+        end = int(checkpoint["replay_cursor"])
+        records = [r for r in records if r.bar is None or r.bar < end]
+    return SessionLedger(trader_id, runs[0], runs[-1], checkpoint, tuple(records))
+
+
 def played_of(conn: sqlite3.Connection, trader_id: str) -> Played | None:
     """The session of ``trader_id`` (None when the trader has no run)."""
     if (
@@ -39,22 +73,9 @@ def played_of(conn: sqlite3.Connection, trader_id: str) -> Played | None:
         is None
     ):
         return None
-    first_run = session_start(conn, trader_id)
-    last = conn.execute(
-        "SELECT mode, settings FROM runs WHERE trader_id = ? AND id >= ? ORDER BY id DESC LIMIT 1",
-        [trader_id, first_run],
-    ).fetchone()
-    checkpoint = conn.execute(
-        "SELECT replay_cursor FROM checkpoints WHERE trader_id = ? AND run_id >= ? "
-        "ORDER BY id DESC LIMIT 1",
-        [trader_id, first_run],
-    ).fetchone()
-    mode = str(last["mode"])
-    replayed = mode == "replay"
-    records = fills_and_funding(walk_session(conn, trader_id, first_run, replayed).ledger)
-    fills = [r for r in records if isinstance(r, Fill)]
+    ledger = session_ledger(conn, trader_id)
+    last, checkpoint = ledger.last, ledger.checkpoint
     bars = None if checkpoint is None else int(checkpoint["replay_cursor"])
-    if replayed and bars is not None:
-        fills = [f for f in fills if f.bar is None or f.bar < bars]
     settings = None if last["settings"] is None else str(last["settings"])
-    return Played(trader_id, mode, settings, bars, tuple(fills))
+    fills = tuple(r for r in ledger.records if isinstance(r, Fill))
+    return Played(trader_id, str(last["mode"]), settings, bars, fills)

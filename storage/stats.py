@@ -33,14 +33,14 @@ from pydantic import ValidationError
 
 from protocol import RecordedSettings
 from storage.errors import NoCheckpoint, NoRun, StorageError
-from storage.session import latest_trader, session_start, walk_session
+from storage.played import session_ledger
+from storage.session import latest_trader
 from storage.status import open_readonly
 from storage.trades import (
     ZERO,
     BalanceStep,
     RoundTrip,
     TradeBook,
-    fills_and_funding,
     round_trips,
 )
 
@@ -344,28 +344,12 @@ def report_of(conn: sqlite3.Connection, trader_id: str | None = None) -> TradeRe
 
 def _read(conn: sqlite3.Connection, trader_id: str | None) -> TradeReport:
     try:  # both raise only when there is no run (of that trader)
-        trader_id = trader_id or latest_trader(conn)
-        first_run = session_start(conn, trader_id)
+        ledger = session_ledger(conn, trader_id or latest_trader(conn))
     except StorageError as exc:
         raise NoRun(str(exc)) from None
-    run = conn.execute(
-        "SELECT mode, settings FROM runs WHERE trader_id = ? AND id >= ? ORDER BY id",
-        [trader_id, first_run],
-    ).fetchall()
-    replayed = str(run[-1]["mode"]) == "replay"
-    walk = walk_session(conn, trader_id, first_run, replayed)
-    records = fills_and_funding(walk.ledger)
-    checkpoint = conn.execute(
-        "SELECT replay_cursor, currency, balance FROM checkpoints WHERE trader_id = ? "
-        "AND run_id >= ? ORDER BY id DESC LIMIT 1",
-        [trader_id, first_run],
-    ).fetchone()
-    if replayed and checkpoint is not None:  # past the last checkpoint: played again
-        end = int(checkpoint["replay_cursor"])
-        records = [r for r in records if r.bar is None or r.bar < end]
-    book = round_trips(records)
-    currency, start = _start(run[0], checkpoint, book)
-    return trade_report(trader_id, currency, start, book)
+    book = round_trips(ledger.records)
+    currency, start = _start(ledger.first, ledger.checkpoint, book)
+    return trade_report(ledger.trader_id, currency, start, book)
 
 
 def _start(
