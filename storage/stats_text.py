@@ -13,7 +13,7 @@ case).
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from storage.stats import DayRow, Stats, TradeReport, TripRow
 
@@ -28,7 +28,7 @@ EXACT_PLACES = 8  # prices and quantities with more decimals (averages) are roun
 
 def money(value: Decimal, sign: bool = False) -> str:
     """Cents, half to even; ``sign`` puts a + on a gain (PnL); zero is 0.00, never -0.00."""
-    rounded = value.quantize(MONEY)
+    rounded = value.quantize(MONEY, ROUND_HALF_EVEN)
     if rounded == 0:
         return f"{abs(rounded):f}"
     return f"{rounded:+f}" if sign else f"{rounded:f}"
@@ -39,7 +39,7 @@ def optional_money(value: Decimal | None, sign: bool = False) -> str:
 
 
 def ratio(value: Decimal | None) -> str:
-    return "n/a" if value is None else f"{value.quantize(MONEY):f}"
+    return "n/a" if value is None else f"{value.quantize(MONEY, ROUND_HALF_EVEN):f}"
 
 
 def percent(value: Decimal | None, sign: bool = False) -> str:
@@ -51,7 +51,7 @@ def exact(value: Decimal) -> str:
     """A price or a quantity as stored (an average's long tail rounded), no exponent."""
     exponent = value.as_tuple().exponent
     if isinstance(exponent, int) and exponent < -EXACT_PLACES:
-        value = value.quantize(Decimal(1).scaleb(-EXACT_PLACES))
+        value = value.quantize(Decimal(1).scaleb(-EXACT_PLACES), ROUND_HALF_EVEN)
     text = f"{value.normalize():f}"
     return "0" if text in ("-0", "0") else text
 

@@ -5,7 +5,7 @@ one Telegram message however long the session."""
 from __future__ import annotations
 
 from dataclasses import replace
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 
 import pytest
 
@@ -24,7 +24,7 @@ from storage import (
     trade_report,
     trades_text,
 )
-from storage.stats_text import duration, exact, money
+from storage.stats_text import duration, exact, money, ratio
 from tests.test_trade_stats import FILLS, H, fill
 from tests.test_trade_stats import report as hand_report
 
@@ -187,3 +187,13 @@ def test_a_row_count_defaults_and_commands_without_arguments_refuse_one():
     no_argument("profit", "")
     with pytest.raises(BadArgument, match=r"/profit takes no argument \(got 'today'\)"):
         no_argument("profit", "today")
+
+
+def test_rounding_does_not_follow_the_threads_decimal_context():
+    """The clean-clone run found it: ccxt (the emulator's check, earlier in the same
+    process) leaves the thread's decimal context rounding half up, and 1.005 showed as
+    1.01 in one run and 1.00 in another."""
+    with localcontext() as ctx:
+        ctx.rounding = ROUND_HALF_UP
+        assert money(D("1.005")) == "1.00" and ratio(D("0.125")) == "0.12"
+        assert exact(D("0.123456785")) == "0.12345678"
