@@ -6,9 +6,9 @@ on, in the same run (issue 18).
 Each round plays the same bars (5 EMA-cross strategies, 50 bars/s) through the service's
 actor tree around a real node child (``bench_latency.node_tree``: its traced child and
 stamping pipe reader, the real checkpointer writing to SQLite), once without the metrics
-actor and once with it serving ``/metrics`` on loopback while a scraper fetches it ten
-times a second (and ``/readyz`` twice a second) - a hundred times Prometheus's usual
-pace. Off and on alternate, so drift of the machine falls on both. Per side:
+actor and once with it serving ``/metrics`` on loopback while a scraper in another process
+fetches it every second (``--scrape-every``; Prometheus's usual pace is 15-60 s) and
+``/readyz`` every fifth time. Off and on alternate, so drift of the machine falls on both. Per side:
 
 - fill -> parent: from the venue's fill event to the checkpointer handling it (p50, p99);
 - the checkpoint stall: each checkpoint write (store.write_checkpoint: JSON, insert,
@@ -49,7 +49,7 @@ from storage import RunInfo, Store
 from supervisor import ChildSpec
 
 SPEED = 3000.0  # 50 one-minute bars a second, as the other node benches play
-SCRAPE_EVERY_S = 0.1
+SCRAPE_EVERY_S = 1.0  # Prometheus scrapes every 15-60 s; a second is already eager
 READY_EVERY = 5  # a /readyz every fifth scrape
 SLACK = 0.25  # on may be this much slower than off (or ``FLOOR_MS``), as noise
 FLOOR_MS = 1.0
@@ -61,6 +61,7 @@ class Side(TypedDict):
     fill_p50_ms: float
     fill_p99_ms: float
     writes: int
+    write_p50_ms: float
     write_p99_ms: float
     write_max_ms: float
     loop_lag_p99_ms: float
@@ -129,12 +130,12 @@ while True:
 
 
 class Scraper:
-    """Fetches ``/metrics`` every ``SCRAPE_EVERY_S`` (and ``/readyz``) from a process of its
+    """Fetches ``/metrics`` every ``every_s`` (and ``/readyz``) from a process of its
     own, as Prometheus would: only the serving side runs in the service's process."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, every_s: float) -> None:
         self._proc = subprocess.Popen(
-            [sys.executable, "-c", SCRAPER, str(port), str(SCRAPE_EVERY_S), str(READY_EVERY)],
+            [sys.executable, "-c", SCRAPER, str(port), str(every_s), str(READY_EVERY)],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -156,7 +157,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def one_side(metrics: bool, strategies: int, bars: int, work: Path, tag: str) -> Side:
+def one_side(
+    metrics: bool, strategies: int, bars: int, work: Path, tag: str, every_s: float = SCRAPE_EVERY_S
+) -> Side:
     settings = node_settings(strategies, bars, SPEED)
     db = work / f"metrics-{tag}.db"
     store = Store(db)
@@ -188,7 +191,7 @@ def one_side(metrics: bool, strategies: int, bars: int, work: Path, tag: str) ->
         checkpointer=start_checkpointer,
         first=first,
     )
-    scraper = Scraper(port) if metrics else None
+    scraper = Scraper(port, every_s) if metrics else None
     try:
         _, started = bench_latency.arrived(inbox, NodeStarted, 120)
         assert isinstance(started, NodeStarted)
@@ -209,6 +212,7 @@ def one_side(metrics: bool, strategies: int, bars: int, work: Path, tag: str) ->
         fill_p50_ms=_pct(fills.total, 0.5),
         fill_p99_ms=_pct(fills.total, 0.99),
         writes=len(writes),
+        write_p50_ms=_pct(writes, 0.5),
         write_p99_ms=_pct(writes, 0.99),
         write_max_ms=max(writes, default=float("nan")),
         loop_lag_p99_ms=_pct(lag, 0.99),
@@ -233,7 +237,11 @@ def _median(sides: list[Side], key: str) -> float:
 
 
 def metrics_cost(
-    strategies: int = 5, bars: int = 1200, rounds: int = 3, sides: list[Side] | None = None
+    strategies: int = 5,
+    bars: int = 1200,
+    rounds: int = 3,
+    sides: list[Side] | None = None,
+    every_s: float = SCRAPE_EVERY_S,
 ) -> list[Row]:
     """The rows: each figure with metrics off beside on (medians over the rounds)."""
     work = SCRATCH / "metrics"
@@ -241,7 +249,7 @@ def metrics_cost(
     done: list[Side] = []
     for r in range(rounds):
         for metrics in (False, True):
-            side = one_side(metrics, strategies, bars, work, f"{r}-{int(metrics)}")
+            side = one_side(metrics, strategies, bars, work, f"{r}-{int(metrics)}", every_s)
             print(f"  round {r + 1}, metrics {'on' if metrics else 'off'}: {side}", flush=True)
             done.append(side)
     if sides is not None:
@@ -253,6 +261,7 @@ def metrics_cost(
         ("fill_p99_ms", "fill -> parent p99", True),
         ("fill_p50_ms", "fill -> parent p50", False),
         ("write_p99_ms", "checkpoint write p99", True),
+        ("write_p50_ms", "checkpoint write p50", False),
         ("write_max_ms", "checkpoint write max", False),
         ("loop_lag_max_ms", "node loop lag max (report timer)", False),
     ):
@@ -274,7 +283,7 @@ def metrics_cost(
             value=round(_median(on, "scrape_p99_ms"), 3),
             unit="ms",
             target="reported",
-            anchor=f"{int(_median(on, 'series'))} series, scraped every {SCRAPE_EVERY_S:g} s",
+            anchor=f"{int(_median(on, 'series'))} series, scraped every {every_s:g} s",
             ok=None,
         )
     )
@@ -287,6 +296,8 @@ def main() -> int:
     parser.add_argument("--strategies", type=int, default=5)
     parser.add_argument("--bars", type=int, default=1200, help="bars a side (default 1200: 24 s)")
     parser.add_argument("--rounds", type=int, default=3, help="off/on pairs (default 3)")
+    parser.add_argument("--scrape-every", type=float, default=SCRAPE_EVERY_S,
+                        help="seconds between scrapes (default 1; 0.1 to stress)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=ROOT / "test-artifacts" / "bench-metrics.json")
     args = parser.parse_args()
     if args.strategies < 1 or args.bars < 100 or args.rounds < 1:
@@ -294,7 +305,7 @@ def main() -> int:
     SCRATCH.mkdir(parents=True, exist_ok=True)
     sides: list[Side] = []
     try:
-        rows = metrics_cost(args.strategies, args.bars, args.rounds, sides)
+        rows = metrics_cost(args.strategies, args.bars, args.rounds, sides, args.scrape_every)
     finally:
         shutil.rmtree(SCRATCH, ignore_errors=True)
     machine = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
