@@ -286,16 +286,24 @@ def run_command(
     )
 
 
-def session_page(appdb: AppDatabase, launcher: Launcher, stale_after_s: float) -> None:
+def pick_session(launcher: Launcher, stale_after_s: float) -> SessionView | None:
+    """The session chosen in the page's selector (the session and trades pages share it)."""
     views = launcher.sessions(stale_after_s)
     ids = [v["trader_id"] for v in views]
     if not ids:
         st.info("No sessions yet.")
-        return
+        return None
     if st.session_state.get("trader") not in ids:
         st.session_state["trader"] = ids[0]
     trader_id = st.selectbox("Session", ids, key="trader")
-    view = next(v for v in views if v["trader_id"] == trader_id)
+    return next(v for v in views if v["trader_id"] == trader_id)
+
+
+def session_page(appdb: AppDatabase, launcher: Launcher, stale_after_s: float) -> None:
+    view = pick_session(launcher, stale_after_s)
+    if view is None:
+        return
+    trader_id = view["trader_id"]
     live(session_header)(view["trader_id"], launcher, stale_after_s)
     st.button(
         "Trades and statistics",
@@ -475,15 +483,10 @@ def promotion_table(
 
 
 def trades_page(appdb: AppDatabase, launcher: Launcher, stale_after_s: float) -> None:
-    views = launcher.sessions(stale_after_s)
-    ids = [v["trader_id"] for v in views]
-    if not ids:
-        st.info("No sessions yet.")
+    view = pick_session(launcher, stale_after_s)
+    if view is None:
         return
-    if st.session_state.get("trader") not in ids:
-        st.session_state["trader"] = ids[0]
-    trader_id = st.selectbox("Session", ids, key="trader")
-    view = next(v for v in views if v["trader_id"] == trader_id)
+    trader_id = view["trader_id"]
     st.title(f"Trades: {trader_id}")
     live(trades_details)(appdb, trader_id, view["registered"])
 

@@ -19,19 +19,15 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests import test_binance_modes as binance_modes
 from tests.binance_emulator import BinanceEmulator
 from tests.service import ServiceProcess, cli, node_pids, wait_for, write_config
-from tests.test_binance_modes import KEY, SECRET, env, write
+from tests.test_binance_modes import env, write
 
 pytestmark = pytest.mark.node
 
 
-@pytest.fixture
-def emulator():
-    emu = BinanceEmulator(KEY, SECRET, kline_interval_s=0.2, volatility=Decimal("0.0008"))
-    emu.start()
-    yield emu
-    emu.stop()
+emulator = binance_modes.emulator  # the loopback Binance those tests use (a fixture)
 
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
