@@ -187,7 +187,8 @@ class AlerterActor(SupervisedActor):
         self._client: TelegramPort | None = None
         self._timer: Interval | None = None
         self._failures = 0
-        self.failed_deliveries = 0  # every failed delivery round (the metrics' counter)
+        self.failed_deliveries = 0  # every failed delivery round
+        self._failures_told = 0  # of them, told to the metrics actor
         self._next_attempt = 0.0
         self._waiting: dict[type, list[tuple[int, float]]] = {}  # chat, deadline
         self._unsaved: list[tuple[Alert, str]] = []  # while the outbox refuses writes
@@ -311,7 +312,9 @@ class AlerterActor(SupervisedActor):
             pending = self._store.count_pending(self._trader_id)
         except StorageError:
             return  # the pump has said the outbox is unreadable
-        self.peers.tell("metrics", AlerterStats(pending, self.failed_deliveries))
+        new = self.failed_deliveries - self._failures_told
+        self._failures_told = self.failed_deliveries
+        self.peers.tell("metrics", AlerterStats(pending, new))
 
     def _deliver(self) -> int:
         client, store, settings = self._client, self._store, self._telegram

@@ -184,7 +184,6 @@ class MetricsActor(SupervisedActor):
         self._halt_reason: str | None = None
         self._recovering: dict[str, float] = {}  # role -> since (a crash, until it runs)
         self._state_known = False  # a trading state heard from the node (not a checkpoint's)
-        self._telegram_failures = 0
         self._known: set[str] = set()  # strategies with series, so none goes stale
 
     @property
@@ -266,14 +265,9 @@ class MetricsActor(SupervisedActor):
                 self.m.errors.labels(t, kind.value).inc()
             case CircuitBreakerTripped(breaker=breaker):
                 self.m.breaker_trips.labels(t, breaker).inc()
-            case AlerterStats(pending=pending, telegram_failures=failures):
+            case AlerterStats(pending=pending, telegram_failures=new):
                 self.m.outbox.labels(t).set(pending)
-                # The alerter's own count; a restarted alerter counts from 0 again.
-                last = self._telegram_failures
-                new = failures - last if failures >= last else failures
-                if new:
-                    self.m.telegram_failures.labels(t).inc(new)
-                self._telegram_failures = failures
+                self.m.telegram_failures.labels(t).inc(new)
             case ChildExited() | ChildStarted() | Liveness():
                 self._tree(message)
             case _:

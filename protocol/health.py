@@ -24,7 +24,8 @@ class CheckpointWritten:
 
 @dataclass(frozen=True, slots=True)
 class AlerterStats:
-    """The outbox's pending alerts and the Telegram deliveries that failed so far."""
+    """The outbox's pending alerts and the Telegram deliveries that failed since the
+    alerter's last report (an increment: a restarted alerter loses nothing of the count)."""
 
     pending: int
     telegram_failures: int

@@ -16,6 +16,7 @@ from actors.inbox import Inbox
 from actors.redact import install as install_redaction
 from protocol import (
     Alert,
+    AlerterStats,
     ErrorRaised,
     Halt,
     PositionView,
@@ -322,3 +323,47 @@ def test_a_chat_halt_that_is_never_confirmed_gets_an_answer(tree, telegram):
         assert time.monotonic() < deadline, telegram.sent()
         pump(sup)
         time.sleep(0.05)
+
+
+def test_the_metrics_actor_hears_the_backlog_and_each_failed_delivery(tmp_path, telegram):
+    db = tmp_path / "alerts.db"
+    Store(db).close()
+    inbox = Inbox()
+    settings = TelegramSettings(
+        api_base=telegram.base_url,
+        chat_ids=(CHAT,),
+        pump_interval_s=3600,
+        poll_timeout_s=1,
+        request_timeout_s=2,
+        backoff_max_s=60,
+    )
+    clock = FakeClock()
+    spec = SupervisorSpec(
+        children=(
+            ChildSpec("metrics", lambda ctx: Recorder.start(ctx, inbox)),
+            ChildSpec(
+                "alerter",
+                lambda ctx: AlerterActor.start(
+                    ctx, db, "ALERT-002", "replay", telegram=settings, token=TOKEN, clock=clock
+                ),
+            ),
+        )
+    )
+    sup = Supervisor.start(spec, parent=Inbox())
+    try:
+
+        def told() -> AlerterStats:
+            got = inbox.expect(Recorded, where=lambda r: isinstance(r.message, AlerterStats))
+            assert isinstance(got.message, AlerterStats)
+            return got.message
+
+        telegram.fail_status = 502
+        alerter(sup).tell(Alert(Severity.WARNING, "one", "during an outage"))
+        assert pump(sup) == 0
+        assert told() == AlerterStats(pending=1, telegram_failures=1)
+        clock.now += 3600  # past the backoff
+        telegram.fail_status = None
+        assert pump(sup) == 1
+        assert told() == AlerterStats(pending=0, telegram_failures=0)
+    finally:
+        sup.stop(timeout=15)
