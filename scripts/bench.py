@@ -65,7 +65,7 @@ def _run(args: argparse.Namespace) -> int:
     rows += bench_service.soak(soak_bars, ROOT / "test-artifacts" / "soak.json")
     # metrics off beside on, alternating: a short round in --quick, three in the full run
     rows += bench_metrics.metrics_cost(
-        bars=300 if args.quick else 1200, rounds=1 if args.quick else 3
+        bars=300 if args.quick else 1200, rounds=1 if args.quick else 3, judge=not args.quick
     )
     if not args.quick:  # about 4 minutes: `make bench-strategies` runs it alone
         rows += bench_strategies.strategy_scaling()

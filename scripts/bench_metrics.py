@@ -18,7 +18,8 @@ fetches it every second (``--scrape-every``; Prometheus's usual pace is 15-60 s)
 
 Goal: metrics on within noise of off - fill -> parent p99 and the checkpoint write p99
 each at most max(25 %, 1 ms) above off. Writes ``test-artifacts/bench-metrics.json``.
-``scripts.bench`` runs three rounds of 1,200 bars in its full run, one of 300 in ``--quick``.
+``scripts.bench`` runs three rounds of 1,200 bars in its full run, one of 300 in ``--quick``
+(reported, not judged: a p99 of 60 fills is their slowest).
 """
 
 from __future__ import annotations
@@ -242,8 +243,10 @@ def metrics_cost(
     rounds: int = 3,
     sides: list[Side] | None = None,
     every_s: float = SCRAPE_EVERY_S,
+    judge: bool = True,
 ) -> list[Row]:
-    """The rows: each figure with metrics off beside on (medians over the rounds)."""
+    """The rows: each figure with metrics off beside on (medians over the rounds). Without
+    ``judge`` (one short round: its p99 is its slowest sample) nothing is called a miss."""
     work = SCRATCH / "metrics"
     work.mkdir(parents=True, exist_ok=True)
     done: list[Side] = []
@@ -271,10 +274,12 @@ def metrics_cost(
                 name=f"metrics on vs off: {name}",
                 value=round(b, 3),
                 unit="ms",
-                target=f"<= off + max(25 %, 1 ms) (off {a:.3f} ms)" if goal else "reported",
+                target=f"<= off + max(25 %, 1 ms) (off {a:.3f} ms)"
+                if goal and judge
+                else "reported",
                 anchor=f"off {a:.3f} ms, on {b:.3f} ms; {strategies} strategies, {bars} bars, "
                 f"median of {rounds} round(s)",
-                ok=_within(b, a) if goal else None,
+                ok=_within(b, a) if goal and judge else None,
             )
         )
     rows.append(
