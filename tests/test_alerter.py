@@ -45,6 +45,18 @@ class FakeClock:
         return self.now
 
 
+def loopback_telegram(telegram: FakeTelegram) -> TelegramSettings:
+    """The alerter's settings against the loopback Bot API; the tests pump by message."""
+    return TelegramSettings(
+        api_base=telegram.base_url,
+        chat_ids=(CHAT,),
+        pump_interval_s=3600,
+        poll_timeout_s=1,
+        request_timeout_s=2,
+        backoff_max_s=60,
+    )
+
+
 @pytest.fixture
 def telegram():
     fake = FakeTelegram(TOKEN).start()
@@ -59,14 +71,7 @@ def tree(tmp_path, telegram):
     run = store.open_run("ALERT-001", "replay")
     store.close()
     inbox, clock = Inbox(), FakeClock()
-    settings = TelegramSettings(
-        api_base=telegram.base_url,
-        chat_ids=(CHAT,),
-        pump_interval_s=3600,  # the test pumps by message
-        poll_timeout_s=1,
-        request_timeout_s=2,
-        backoff_max_s=60,
-    )
+    settings = loopback_telegram(telegram)
     spec = SupervisorSpec(
         children=(
             ChildSpec(
@@ -329,14 +334,7 @@ def test_the_metrics_actor_hears_the_backlog_and_each_failed_delivery(tmp_path, 
     db = tmp_path / "alerts.db"
     Store(db).close()
     inbox = Inbox()
-    settings = TelegramSettings(
-        api_base=telegram.base_url,
-        chat_ids=(CHAT,),
-        pump_interval_s=3600,
-        poll_timeout_s=1,
-        request_timeout_s=2,
-        backoff_max_s=60,
-    )
+    settings = loopback_telegram(telegram)
     clock = FakeClock()
     spec = SupervisorSpec(
         children=(

@@ -17,12 +17,12 @@ import pytest
 
 from actors.alerter import AlerterActor
 from actors.inbox import Inbox
-from protocol import TelegramSettings
 from storage import MAX_TRADES, Store
 from storage.stats_text import exact, money
 from supervisor import ChildSpec, Supervisor, SupervisorSpec
 from tests.fake_telegram import FakeTelegram
 from tests.service import ROOT, ServiceProcess, bars_of, cli, entry, write_config
+from tests.test_alerter import loopback_telegram
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 BTC = "BTCUSDT-PERP.BINANCE"
@@ -158,14 +158,7 @@ def telegram() -> Iterator[FakeTelegram]:
 
 
 def alerter_on(db: Path, telegram: FakeTelegram, trader: str = TRADER) -> Supervisor:
-    settings = TelegramSettings(
-        api_base=telegram.base_url,
-        chat_ids=(CHAT,),
-        pump_interval_s=3600,
-        poll_timeout_s=1,
-        request_timeout_s=2,
-        backoff_max_s=60,
-    )
+    settings = loopback_telegram(telegram)
     spec = SupervisorSpec(
         children=(
             ChildSpec(
