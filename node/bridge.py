@@ -336,6 +336,7 @@ class Bridge(Actor):
             last_data_ns=self._last_data_ns,
             data_interval_s=self.data_interval_s,
             replay_finished=replay is not None and replay.finished,
+            fill_draws=self._fills.draws if self._fills is not None else 0,
         )
 
     # ------------------------------------------------------------ commands

@@ -218,3 +218,6 @@ class NodeReport:
     replay_finished: bool = False
     strategies: tuple[StrategyMark, ...] = ()  # each strategy's equity, for its breakers
     loop_lag_s: float = 0.0  # how late the report's timer fired: the node loop's backlog
+    # The simulated venue's fill-model draws so far (a snapshot's ``fill_draws``): a
+    # touched limit order that did not fill drew without changing any state.
+    fill_draws: int = 0
