@@ -31,12 +31,14 @@ from nautilus_trader.model.enums import (
     AccountType,
     BookType,
     OmsType,
+    OrderType,
     account_type_from_str,
     book_type_from_str,
     oms_type_from_str,
 )
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.objects import Currency, Money
+from nautilus_trader.model.orders import Order
 
 from protocol import Mode, NodeSettings, SimulationSettings
 
@@ -121,6 +123,20 @@ def venue_options(config: SandboxExecutionClientConfig) -> VenueOptions:
     )
 
 
+# The orders that take the price the market gives: NautilusTrader's matching engine slips
+# every L1 fill by a tick with ``prob_slippage``, limit fills included, so a resting limit
+# order filled a tick through its own price - which no venue does.
+SLIPPING = frozenset(
+    {
+        OrderType.MARKET,
+        OrderType.STOP_MARKET,
+        OrderType.MARKET_IF_TOUCHED,
+        OrderType.TRAILING_STOP_MARKET,
+        OrderType.MARKET_TO_LIMIT,  # its market part, before the first fill
+    }
+)
+
+
 class SeededFillModel(FillModel):
     """NautilusTrader's ``FillModel`` draws from the process's global ``random``: whatever
     else draws from it shifts the fills, and a restored node starts the sequence over
@@ -134,6 +150,7 @@ class SeededFillModel(FillModel):
         )
         self._rng = random.Random(seed)
         self.draws = 0
+        self._slips = True  # the order being filled slips (``get_orderbook_...``)
 
     def skip(self, draws: int) -> None:
         """Carry on from a checkpoint's count."""
@@ -141,10 +158,24 @@ class SeededFillModel(FillModel):
             self._rng.random()
         self.draws += draws
 
+    def get_orderbook_for_fill_simulation(
+        self, instrument: object, order: Order, best_bid: object, best_ask: object
+    ) -> None:
+        """Called by the matching engine for every order it is about to fill, just before
+        the fills are applied (and ``is_slipped`` drawn): the one place the model learns
+        which order it prices. None: the engine's own fill logic."""
+        self._slips = order.order_type in SLIPPING and not (
+            order.order_type == OrderType.MARKET_TO_LIMIT and order.filled_qty.as_decimal()
+        )
+
     def is_limit_filled(self) -> bool:
         return self._event(self.prob_fill_on_limit)
 
     def is_slipped(self) -> bool:
+        """A market or triggered stop order may pay a tick; a limit-priced order never
+        fills worse than its limit, so it never slips (and draws nothing)."""
+        if not self._slips:
+            return False
         return self._event(self.prob_slippage)
 
     def _event(self, probability: float) -> bool:

@@ -204,8 +204,8 @@ class SimulationSettings(Section):
     """How the simulated venue fills (replay and binance-sandbox; the parity backtest uses
     the same model, with the same seed). The defaults are not more optimistic than a
     venue: bars show trades, not the spread or the queue, so half the time a taker pays a
-    tick, and a limit order the market only touches fills a quarter of the time (not
-    slipped, then its queue's half)."""
+    tick, and a limit order the market only touches fills half the time (its queue), at
+    its price - never worse."""
 
     prob_fill_on_limit: Annotated[
         Decimal,
@@ -215,8 +215,8 @@ class SimulationSettings(Section):
     prob_slippage: Annotated[
         Decimal,
         Field(ge=0, le=1, description="the chance that the market is one tick away from the "
-              "trade price a bar shows: a market (or triggered stop) order fills a tick worse, "
-              "a limit order the market only touches does not fill"),
+              "trade price a bar shows: a market (or triggered stop) order fills a tick worse; "
+              "a limit order never fills worse than its price"),
     ] = Decimal("0.5")  # fmt: skip
     seed: Annotated[int, Field(ge=0, description="the fill model's random seed")] = 42
     funding_rate: Annotated[
