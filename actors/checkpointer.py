@@ -15,15 +15,23 @@ and a node start re-sends every open request to the new node.
 Between checkpoints the replay cursor moves on in the database by itself
 (``NodeReport``), but only while the node's state is unchanged since the last
 checkpoint (same ``state_version``), so a restart resumes at the right bar without
-skipping a trade. Once an hour (and at start) old rows are swept by the retention
-policy, so the file stops growing.
+skipping a trade. Nor may it move past a draw of the simulated venue's fill model (a
+touched limit order that did not fill draws and changes nothing else): a restore at
+the later cursor would skip too few draws and leave the backtest, so a report with
+more draws than the last checkpoint asks for a real checkpoint instead. Once an hour
+(and at start) old rows are swept by the retention policy, so the file stops growing.
 
 A failed write is never swallowed: it goes to the classifier as ``ErrorRaised`` and
-to whoever asked for that checkpoint as ``CheckpointFailed``; when writes have kept
-failing for ``halt_after_intervals`` intervals with no success, trading is halted,
-because a service that cannot record its state must not keep taking risk. The clock
-starts at the first failed write, not at the last success: a node that is slow to
-start or restarting has no snapshot to write, which is not a storage failure.
+to whoever asked for that checkpoint as ``CheckpointFailed``. A snapshot request the
+node never answered, though alive (it reported after the request), is a failed
+checkpoint too. When checkpoints have kept failing for ``halt_after_intervals``
+intervals with no success, trading is halted, because a service that cannot record its
+state must not keep taking risk. The clock starts at the first failure, not at the last
+success: a node that is slow to start or restarting has no snapshot to write (and
+sends no reports), which is not a storage failure.
+
+The final checkpoint (the stopped node's snapshot) is retried, each attempt waiting
+the busy timeout for the write lock: nothing comes after it to make up for a lost one.
 """
 
 from __future__ import annotations
@@ -34,6 +42,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+import tenacity
 
 from actors.base import ChildContext, SupervisedActor, halt
 from actors.timer import Interval
@@ -80,6 +90,7 @@ log = logging.getLogger(__name__)
 ROLE = "checkpointer"
 BACKLOG_MAX = 100_000  # events kept in memory while the database refuses writes
 OPERATION = "checkpoint"
+FINAL_ATTEMPTS = 5  # the final write: each waits the busy timeout, with a backoff between
 
 EVENT_KINDS: dict[type, str] = {
     NodeStarted: "node_started",
@@ -116,6 +127,9 @@ class _Request:
     final: bool
     notify: Mailbox | None
     sent_at: float
+    # The node reported after the request was sent: alive, so an unanswered request is a
+    # failed checkpoint (not a node that is starting).
+    reported_since: bool = False
 
 
 DEFAULT_SERVICE = ServiceSettings()
@@ -218,7 +232,7 @@ class CheckpointerActor(SupervisedActor):
             case FinalSnapshot(snapshot=snapshot):
                 # The stopped node's state: final when the service is stopping.
                 waiter, self._final_waiter = self._final_waiter, None
-                self._write(snapshot, waiter is not None, waiter)
+                self._write(snapshot, waiter is not None, waiter, FINAL_ATTEMPTS if waiter else 1)
             case ExpiryTick():
                 self._expire()
             case SweepTick():
@@ -297,6 +311,8 @@ class CheckpointerActor(SupervisedActor):
                 f"{self._snapshot_timeout_s:g} s"
             )
             log.warning(reason)
+            if request.reported_since:  # alive, yet no snapshot: counts towards the halt
+                self._failed(reason)
             if request.notify is not None:
                 request.notify.tell(CheckpointFailed(reason, request.final))
         if self._dirty and not self._requests:
@@ -313,17 +329,15 @@ class CheckpointerActor(SupervisedActor):
             self._dirty = False
             self._request(False, None)
 
-    def _write(self, snapshot: Snapshot, final: bool, notify: Mailbox | None) -> None:
+    def _write(
+        self, snapshot: Snapshot, final: bool, notify: Mailbox | None, attempts: int = 1
+    ) -> None:
         began = time.perf_counter()
         try:
-            checkpoint_id = self.store.write_checkpoint(
-                self._run, snapshot, final=final, retention=self._retention
-            )
+            checkpoint_id = self._insert(snapshot, final, attempts)
         except StorageError as exc:
             self.failed += 1
-            self._last_error = str(exc)
-            if self._failing_since is None:
-                self._failing_since = time.monotonic()
+            self._failed(str(exc))
             self._report(exc)
             if notify is not None:
                 notify.tell(CheckpointFailed(str(exc), final))
@@ -339,12 +353,42 @@ class CheckpointerActor(SupervisedActor):
             self.peers.tell("classifier", OperationSucceeded(OPERATION))
         if self._halted_for_storage:
             self._halted_for_storage = False
-            self._alert(Severity.INFO, "Checkpoints recovered", "Writes succeed again.")
+            self._alert(Severity.INFO, "Checkpoints recovered", "Checkpoints succeed again.")
         log.debug("checkpoint %d at cursor %d", checkpoint_id, snapshot.replay_cursor)
         if notify is not None:
             notify.tell(CheckpointSaved(checkpoint_id, snapshot.taken_at_ns, final))
 
+    def _insert(self, snapshot: Snapshot, final: bool, attempts: int) -> int:
+        """One checkpoint row; up to ``attempts`` tries (a tenacity backoff between them),
+        each waiting the store's busy timeout for the write lock."""
+        for attempt in tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(StorageError),
+            stop=tenacity.stop_after_attempt(attempts),
+            wait=tenacity.wait_exponential(multiplier=0.1, max=1.0),
+            before_sleep=lambda state: log.warning(
+                "final checkpoint: attempt %d of %d failed, retrying: %s",
+                state.attempt_number,
+                attempts,
+                state.outcome.exception() if state.outcome else "",
+            ),
+            reraise=True,
+        ):
+            with attempt:
+                return self.store.write_checkpoint(
+                    self._run, snapshot, final=final, retention=self._retention
+                )
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    def _failed(self, reason: str) -> None:
+        """A checkpoint that did not happen (a failed write, an unanswered request): the
+        staleness clock starts at the first one since a success."""
+        self._last_error = reason
+        if self._failing_since is None:
+            self._failing_since = time.monotonic()
+
     def _node_report(self, report: NodeReport) -> None:
+        for request in self._requests.values():
+            request.reported_since = True
         if report.last_data_ns > 0:
             self._data_at_epoch = report.last_data_ns / 1e9
         last, last_id = self._last, self._last_id
@@ -356,6 +400,11 @@ class CheckpointerActor(SupervisedActor):
             or report.state_version != last.state_version
             or report.replay_cursor <= last.replay_cursor
         ):
+            return
+        if report.fill_draws != last.fill_draws:
+            # The fill model drew since the last checkpoint: its count must go with the
+            # cursor, and only a snapshot has both as the node had them.
+            self._request(False, None)
             return
         began = time.perf_counter()
         try:

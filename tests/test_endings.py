@@ -1,0 +1,256 @@
+"""Endings and safety edges (issue 23): the final checkpoint, snapshot timeouts, the
+in-place cursor and the fill model's draws, ``run --fresh`` and every halt on record.
+
+The checkpointer is driven by messages in a small tree of recording peers.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from actors.checkpointer import CheckpointerActor
+from actors.inbox import Inbox
+from protocol import (
+    Alert,
+    CheckpointFailed,
+    CheckpointNow,
+    CheckpointSaved,
+    ExpectFinal,
+    FinalSnapshot,
+    Halt,
+    NodeReport,
+    ServiceSettings,
+    Severity,
+    SnapshotTaken,
+    TakeSnapshot,
+    WhereIs,
+)
+from storage import Store
+from supervisor import ChildSpec, Supervisor, SupervisorSpec
+from tests.helpers import Recorded, Recorder, recorder, snapshot
+from tests.service import query, wait_for
+
+TRADER = "END-001"
+QUIET = ServiceSettings(checkpoint_interval_s=3600, heartbeat_interval_s=3600)
+
+
+@dataclass(frozen=True)
+class Move:
+    """The fake venue's state moves on: a later bar, more fill-model draws."""
+
+    cursor: int
+    draws: int
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Whether the fake node answers snapshot requests from now on."""
+
+    on: bool
+
+
+class Venue(Recorder):
+    """A node whose snapshot is its current state (cursor, draws), and which can stop
+    answering snapshot requests while it stays alive."""
+
+    def __init__(self, ctx, inbox, base):
+        super().__init__(ctx, inbox, base)
+        self.answering = True
+
+    def receive(self, message):
+        match message:
+            case Move(cursor=cursor, draws=draws):
+                self.snapshot = replace(self.snapshot, replay_cursor=cursor, fill_draws=draws)
+                return None
+            case Answer(on=on):
+                self.answering = on
+                return None
+            case TakeSnapshot(reply_to=reply_to, request_id=request_id) if reply_to:
+                self.inbox.tell(Recorded(self.ctx.role, self.actor_urn, message))
+                if self.answering:
+                    reply_to.tell(SnapshotTaken(request_id, self.snapshot))
+                return None
+        return super().receive(message)
+
+
+def tree(db: Path, inbox: Inbox, service: ServiceSettings, busy_timeout_s: float = 1.0):
+    store = Store(db)
+    run = store.open_run(TRADER, "replay")
+    store.close()
+    spec = SupervisorSpec(
+        children=(
+            recorder("alerter", inbox),
+            recorder("classifier", inbox),
+            recorder("gate", inbox),
+            ChildSpec(
+                "node",
+                lambda ctx: Venue.start(ctx, inbox, snapshot(trader_id=TRADER, replay_cursor=7)),
+            ),
+            ChildSpec(
+                "checkpointer",
+                lambda ctx: CheckpointerActor.start(
+                    ctx, db, run, service, busy_timeout_s=busy_timeout_s
+                ),
+            ),
+        )
+    )
+    return Supervisor.start(spec, parent=Inbox())
+
+
+def last(db: Path):
+    store = Store(db)
+    try:
+        found = store.last_checkpoint(TRADER)
+    finally:
+        store.close()
+    assert found is not None
+    return found[1]
+
+
+# ---------------------------------------------------------------- the final checkpoint
+
+
+def test_a_final_checkpoint_is_retried_while_the_database_is_briefly_locked(tmp_path):
+    """A lock held a little longer than the busy timeout at the stop (another writer, a
+    loaded machine) used to lose the final checkpoint: it is retried."""
+    db = tmp_path / "final.db"
+    sup = tree(db, Inbox(), QUIET, busy_timeout_s=0.2)
+    try:
+        checkpointer = sup.ask(WhereIs("checkpointer"), timeout=5)
+        holder = sqlite3.connect(db, timeout=5, check_same_thread=False)
+        holder.execute("BEGIN IMMEDIATE")
+        release = threading.Timer(0.7, holder.rollback)
+        release.start()
+        try:
+            final = Inbox()
+            checkpointer.tell(ExpectFinal(final))
+            checkpointer.tell(FinalSnapshot(snapshot(trader_id=TRADER, replay_cursor=99)))
+            result = final.expect_any((CheckpointSaved, CheckpointFailed), timeout=10)
+        finally:
+            release.join()
+            holder.close()
+        assert isinstance(result, CheckpointSaved), result
+        assert result.final
+        row = query(db, "SELECT final, replay_cursor FROM checkpoints ORDER BY id")[-1]
+        assert (row["final"], row["replay_cursor"]) == (1, 99)
+    finally:
+        sup.stop(timeout=10)
+
+
+# ---------------------------------------------------------------- snapshot timeouts
+
+
+def test_a_node_that_stops_answering_snapshots_halts_trading_then_recovery_is_announced(
+    tmp_path,
+):
+    """Requests given up after ``snapshot_timeout_s`` count as failed checkpoints: a node
+    alive (it reports) that never answers one halts trading through the gate after
+    ``halt_after_failed_intervals`` intervals, as a failing write does."""
+    inbox = Inbox()
+    service = ServiceSettings(
+        checkpoint_interval_s=0.2,
+        heartbeat_interval_s=3600,
+        halt_after_failed_intervals=2,
+        snapshot_timeout_s=0.3,
+    )
+    sup = tree(tmp_path / "mute.db", inbox, service)
+    stop = threading.Event()
+
+    def reports() -> None:  # the node's vital signs, once every 0.1 s
+        while not stop.wait(0.1):
+            ref = sup.ask(WhereIs("checkpointer"), timeout=5)
+            ref.tell(NodeReport(Decimal(1), Decimal(1), time.time_ns(), replay_cursor=7))
+
+    reporter = threading.Thread(target=reports, daemon=True)
+    try:
+        sup.ask(WhereIs("node"), timeout=5).tell(Answer(False))
+        reporter.start()
+        halt = inbox.expect(
+            Recorded,
+            timeout=10,
+            where=lambda r: r.role == "gate" and isinstance(r.message, Halt),
+        ).message
+        assert halt.source == "checkpointer", halt
+        assert "no checkpoint succeeded" in halt.reason and "did not answer" in halt.reason
+        sup.ask(WhereIs("node"), timeout=5).tell(Answer(True))
+        recovered = inbox.expect(
+            Recorded,
+            timeout=10,
+            where=lambda r: (
+                r.role == "alerter"
+                and isinstance(r.message, Alert)
+                and r.message.title == "Checkpoints recovered"
+            ),
+        ).message
+        assert recovered.severity is Severity.INFO
+    finally:
+        stop.set()
+        if reporter.is_alive():
+            reporter.join(5)
+        sup.stop(timeout=10)
+
+
+def test_a_node_still_starting_that_has_not_answered_yet_does_not_halt(tmp_path):
+    """A node child starting (or restarting) sends no reports and answers nothing yet:
+    its unanswered requests are not storage failures."""
+    inbox = Inbox()
+    service = ServiceSettings(
+        checkpoint_interval_s=0.2,
+        heartbeat_interval_s=3600,
+        halt_after_failed_intervals=2,
+        snapshot_timeout_s=0.3,
+    )
+    sup = tree(tmp_path / "starting.db", inbox, service)
+    try:
+        sup.ask(WhereIs("node"), timeout=5).tell(Answer(False))
+        with pytest.raises(TimeoutError):  # requests expire at 1 s; a halt would be at 1.4 s
+            inbox.expect(
+                Recorded,
+                timeout=2.0,
+                where=lambda r: r.role == "gate" and isinstance(r.message, Halt),
+            )
+    finally:
+        sup.stop(timeout=10)
+
+
+# ---------------------------------------------------------------- the in-place cursor
+
+
+def test_the_cursor_never_moves_on_in_place_past_an_unsaved_fill_model_draw(tmp_path):
+    """A touched limit order that does not fill draws from the fill model and changes no
+    state: the restore point (cursor, draws) must stay a pair the node had, else a restore
+    at the later cursor skips too few draws and leaves the backtest."""
+    db = tmp_path / "draws.db"
+    sup = tree(db, Inbox(), QUIET)
+    try:
+        checkpointer = sup.ask(WhereIs("checkpointer"), timeout=5)
+        node = sup.ask(WhereIs("node"), timeout=5)
+        saved = Inbox()
+        checkpointer.tell(CheckpointNow(notify=saved))
+        saved.expect(CheckpointSaved)
+
+        def report(cursor: int, draws: int) -> None:
+            node.ask(Move(cursor, draws), timeout=5)
+            checkpointer.ask(
+                NodeReport(Decimal(1), Decimal(1), 0, replay_cursor=cursor, fill_draws=draws),
+                timeout=5,
+            )
+
+        report(50, 0)  # bars without draws: the cursor moves on in place
+        assert (last(db).replay_cursor, last(db).fill_draws) == (50, 0)
+
+        report(80, 2)  # two draws on the way, nothing else changed
+        wait_for("the restore point at cursor 80", lambda: last(db).replay_cursor == 80, 5)
+        assert last(db).fill_draws == 2, "a restore at cursor 80 must skip both draws"
+
+        report(90, 2)  # no new draw: in place again
+        assert (last(db).replay_cursor, last(db).fill_draws) == (90, 2)
+    finally:
+        sup.stop(timeout=10)
