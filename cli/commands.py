@@ -15,7 +15,8 @@ pandas out of the supervisor's process).
                           [--strategy-config JSON|@FILE] [--metrics JSON|@FILE] [--replace]
     paper-node strategies list [--json]
 
-Exit codes: 0 success; 1 runtime or storage error; 2 bad config or usage;
+Exit codes: 0 success; 1 runtime or storage error (``run``: also a final checkpoint that
+could not be saved); 2 bad config or usage;
 3 the service stopped itself (restart intensity escalation), or it is not running
 (status with a stale heartbeat, a control command with nobody to carry it out);
 4 status, or a trades or stats report, found no run in the database; 5 this trader
@@ -39,7 +40,7 @@ from actors.redact import install as install_redaction
 from cli import registry
 from cli.report import ReportError, report_parity
 from cli.trades import report_stats, report_trades
-from protocol import HaltMode
+from protocol import CheckpointFailed, HaltMode
 from storage import (
     DEFAULT_ROWS,
     Command,
@@ -134,9 +135,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     log.info("stopping: %s", outcome.reason)
     notifier.stopping(f"stopping: {outcome.reason}")
-    service.stop(outcome.reason)
+    final = service.stop(outcome.reason)
     notifier.close()
-    return EXIT_OK if outcome.graceful else EXIT_NOT_RUNNING
+    if not outcome.graceful:
+        return EXIT_NOT_RUNNING
+    if isinstance(final, CheckpointFailed):
+        print(
+            f"error: the final checkpoint was not saved ({final.reason}); a restart "
+            "resumes from the last checkpoint saved",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    return EXIT_OK
 
 
 def _duration(text: str) -> float:
@@ -443,7 +453,7 @@ def parser() -> argparse.ArgumentParser:
     for name, text in (
         ("halt", "halt trading: cancel the strategy's open orders, deny new ones"),
         ("resume", "resume trading after a halt"),
-        ("stop", "stop the service gracefully (final checkpoint, exit 0)"),
+        ("stop", "stop the service gracefully (final checkpoint, then exit)"),
     ):
         control = sub.add_parser(name, help=text)
         control.add_argument("--config", type=Path)

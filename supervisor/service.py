@@ -39,7 +39,7 @@ from protocol import (
     UpdateRisk,
     WhereIs,
 )
-from storage import ControlChannel, GateRow, RunInfo, Store
+from storage import ControlChannel, GateRow, RunInfo, StorageError, Store
 from storage.lock import InstanceLock, lock_path
 from storage.store import utc_now
 from supervisor.config import TELEGRAM_TOKEN_ENV, ConfigError, ServiceConfig, load_config
@@ -50,6 +50,9 @@ from supervisor.supervisor import Supervisor
 log = logging.getLogger(__name__)
 
 OUTBOX_DRAIN_TIMEOUT_S = 10.0
+# Room for the final checkpoint's retries (``actors.checkpointer.FINAL_ATTEMPTS`` of the
+# 1 s busy timeout, with a backoff between them) before the checkpointer is given up.
+CHECKPOINTER_SHUTDOWN_S = 20.0
 
 
 class LiveConfig:
@@ -119,6 +122,7 @@ def service_spec(
                 "checkpointer",
                 lambda ctx: _checkpointer(ctx, live.get(), run, since_run),
                 Restart.PERMANENT,
+                shutdown_timeout_s=CHECKPOINTER_SHUTDOWN_S,  # the final write's retries
             ),
             ChildSpec(
                 "gate",
@@ -313,13 +317,17 @@ class Service:
         except TimeoutError as exc:
             log.warning("outbox not drained: %s", exc)
 
-    def stop(self, reason: str) -> CheckpointSaved | CheckpointFailed:
+    def stop(self, reason: str) -> CheckpointSaved | CheckpointFailed | None:
         """Stop the tree; the final checkpoint is the node's state after it stopped.
 
         The checkpointer is told to expect it, and the tree stops in reverse order:
         the node first (its child stops trading, snapshots itself, and the node actor
         hands that to the checkpointer), the checkpointer after it has written it. A
         snapshot taken before the node stopped could miss a fill that came after.
+
+        Returns what became of the final checkpoint: saved, failed (the checkpointer
+        could not write it, or was not running to), or ``None`` when there was no node
+        to take it (the last checkpoint is then the latest state).
         """
         final = Inbox()
         expecting = self.tell("checkpointer", ExpectFinal(final))
@@ -329,20 +337,25 @@ class Service:
                 self.supervisor.stop(block=True, timeout=60.0)
             except pykka.Timeout:
                 log.error("supervisor did not stop within 60 s")
-        result: CheckpointSaved | CheckpointFailed = CheckpointFailed(
-            "the checkpointer was not running" if not expecting else
-            "the node was not running to take it; the last checkpoint is the latest state",
-            final=True,
-        )  # fmt: skip
+        result: CheckpointSaved | CheckpointFailed | None = (
+            None if expecting else CheckpointFailed("the checkpointer was not running", True)
+        )
         for message in final.poll():
             if isinstance(message, CheckpointSaved | CheckpointFailed):
                 result = message
         if isinstance(result, CheckpointSaved):
             log.info("final checkpoint %d saved", result.checkpoint_id)
+        elif result is None:
+            log.warning(
+                "no final checkpoint: the node was not running to take it; "
+                "the last checkpoint is the latest state"
+            )
         else:
             log.error("final checkpoint failed: %s", result.reason)
         try:
             self._store.close_run(self.run, reason)
+        except StorageError as exc:  # the end of the run is not on record: say so, go on
+            log.error("the run's end was not recorded: %s", exc)
         finally:
             self._store.close()
             self._lock.release()

@@ -1,11 +1,13 @@
 """Endings and safety edges (issue 23): the final checkpoint, snapshot timeouts, the
 in-place cursor and the fill model's draws, ``run --fresh`` and every halt on record.
 
-The checkpointer is driven by messages in a small tree of recording peers.
+The checkpointer is driven by messages in a small tree of recording peers; only the exit
+code of ``run`` needs the real service.
 """
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 import threading
 import time
@@ -35,7 +37,7 @@ from protocol import (
 from storage import Store
 from supervisor import ChildSpec, Supervisor, SupervisorSpec
 from tests.helpers import Recorded, Recorder, recorder, snapshot
-from tests.service import query, wait_for
+from tests.service import ServiceProcess, query, wait_for, write_config
 
 TRADER = "END-001"
 QUIET = ServiceSettings(checkpoint_interval_s=3600, heartbeat_interval_s=3600)
@@ -142,6 +144,35 @@ def test_a_final_checkpoint_is_retried_while_the_database_is_briefly_locked(tmp_
         assert (row["final"], row["replay_cursor"]) == (1, 99)
     finally:
         sup.stop(timeout=10)
+
+
+@pytest.mark.node
+def test_run_says_in_one_line_and_exits_1_when_the_final_checkpoint_fails(tmp_path):
+    config, db = write_config(tmp_path, trader="FINAL-001", ladder=0)
+    service = ServiceProcess(config, db, tmp_path)
+    try:
+        service.wait_status("trading", lambda r: r["last_checkpoint_at"] is not None, 60)
+        holder = sqlite3.connect(db, timeout=10)
+        holder.execute("BEGIN IMMEDIATE")  # longer than every retry of the final write
+        try:
+            service.proc.send_signal(signal.SIGTERM)
+            wait_for(
+                "the final checkpoint's failure in the log",
+                lambda: "final checkpoint failed" in service.log_path.read_text(),
+                45,
+            )
+        finally:
+            holder.rollback()  # the run's end can be recorded
+            holder.close()
+        code = service.wait(30)
+    finally:
+        service.ensure_dead()
+    output = service.log_path.read_text()
+    said = [line for line in output.splitlines() if line.startswith("error:")]
+    assert code == 1, output[-3000:]
+    assert len(said) == 1 and "final checkpoint" in said[0], said
+    assert "Traceback" not in output
+    assert query(db, "SELECT count(*) AS n FROM checkpoints WHERE final = 1")[0]["n"] == 0
 
 
 # ---------------------------------------------------------------- snapshot timeouts
