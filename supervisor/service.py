@@ -194,19 +194,29 @@ class Service:
         return self.live.get()
 
     def _start_fresh(self, trader_id: str) -> None:
-        """``--fresh``: no checkpoint of an earlier run is restored, and a halt on record
-        is lifted (it belonged to the session that is being started over)."""
+        """``--fresh``: no checkpoint of an earlier run is restored, and every halt on
+        record - the account's and each strategy's - is lifted (they belonged to the
+        session that is being started over); the event and the log say which."""
+        active = GateRow("ACTIVE", "fresh start (run --fresh)", "operator", utc_now())
         previous = self._store.gate(trader_id)
-        self._store.set_gate(
-            trader_id, GateRow("ACTIVE", "fresh start (run --fresh)", "operator", utc_now())
-        )
-        cleared = (
-            f"; a halt on record was lifted ({previous.reason})"
-            if (previous is not None and previous.state == "HALTED")
-            else ""
-        )
+        self._store.set_gate(trader_id, active)
+        account = previous.reason if previous is not None and previous.state != "ACTIVE" else None
+        strategies: dict[str, str] = {}
+        for sid, row in self._store.strategy_gates(trader_id).items():
+            if row.state != "ACTIVE":
+                self._store.set_strategy_gate(trader_id, sid, active)
+                strategies[sid] = row.reason
+        lifted = ([f"the account's ({account})"] if account is not None else []) + [
+            f"{sid}'s ({reason})" for sid, reason in strategies.items()
+        ]
+        cleared = f"; halts on record lifted: {', '.join(lifted)}" if lifted else ""
         self._store.append_event(
-            self.run, "fresh_start", {"detail": f"earlier checkpoints are not restored{cleared}"}
+            self.run,
+            "fresh_start",
+            {
+                "detail": f"earlier checkpoints are not restored{cleared}",
+                "lifted": {"account": account, "strategies": strategies},
+            },
         )
         log.warning("fresh start: earlier checkpoints are not restored%s", cleared)
 

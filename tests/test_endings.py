@@ -34,10 +34,12 @@ from protocol import (
     TakeSnapshot,
     WhereIs,
 )
-from storage import Store
+from storage import GateRow, Store
 from supervisor import ChildSpec, Supervisor, SupervisorSpec
+from supervisor.config import load_config
+from supervisor.service import Service
 from tests.helpers import Recorded, Recorder, recorder, snapshot
-from tests.service import ServiceProcess, query, wait_for, write_config
+from tests.service import ServiceProcess, events, query, wait_for, write_config
 
 TRADER = "END-001"
 QUIET = ServiceSettings(checkpoint_interval_s=3600, heartbeat_interval_s=3600)
@@ -285,3 +287,46 @@ def test_the_cursor_never_moves_on_in_place_past_an_unsaved_fill_model_draw(tmp_
         assert (last(db).replay_cursor, last(db).fill_draws) == (90, 2)
     finally:
         sup.stop(timeout=10)
+
+
+# ---------------------------------------------------------------- run --fresh
+
+
+def test_fresh_lifts_every_halt_on_record_and_says_which(tmp_path):
+    db = tmp_path / "fresh.db"
+    path = tmp_path / "fresh.toml"
+    path.write_text(f'[service]\ntrader_id = "{TRADER}"\ndb_path = "{db}"\n')
+    store = Store(db)
+    store.set_gate(TRADER, GateRow("HALTED", "drawdown 21 %", "classifier", "2026-01-01"))
+    for sid, state, reason in (
+        ("EmaCross-001", "HALTED", "too many rejects"),
+        ("EmaCross-002", "ACTIVE", "operator resume"),
+        ("EmaCross-003", "HALTED", "its own drawdown"),
+    ):
+        store.set_strategy_gate(TRADER, sid, GateRow(state, reason, "operator", "2026-01-01"))
+    store.close()
+
+    service = Service(load_config(path, import_strategies=False), restore=False)
+    service.stop("test: not started")
+
+    store = Store(db)
+    try:
+        gate = store.gate(TRADER)
+        strategies = store.strategy_gates(TRADER)
+    finally:
+        store.close()
+    assert gate is not None and gate.state == "ACTIVE"
+    assert {sid: row.state for sid, row in strategies.items()} == {
+        "EmaCross-001": "ACTIVE",
+        "EmaCross-002": "ACTIVE",
+        "EmaCross-003": "ACTIVE",
+    }
+    [(_, fresh)] = events(db, "fresh_start")
+    detail = str(fresh["detail"])
+    for lifted in ("drawdown 21 %", "EmaCross-001", "too many rejects", "EmaCross-003"):
+        assert lifted in detail, detail
+    assert "EmaCross-002" not in detail, "it was not halted"
+    assert fresh["lifted"] == {
+        "account": "drawdown 21 %",
+        "strategies": {"EmaCross-001": "too many rejects", "EmaCross-003": "its own drawdown"},
+    }
