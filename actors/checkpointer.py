@@ -20,6 +20,9 @@ touched limit order that did not fill draws and changes nothing else): a restore
 the later cursor would skip too few draws and leave the backtest, so a report with
 more draws than the last checkpoint asks for a real checkpoint instead. Once an hour
 (and at start) old rows are swept by the retention policy, so the file stops growing.
+A fill, a funding payment and the events that say which fills a session counts are
+appended to the ledger with their event row, in one transaction (``Store.append_event``),
+and the sweep leaves the ledger alone: the trade statistics never lose a fill.
 
 A failed write is never swallowed: it goes to the classifier as ``ErrorRaised`` and
 to whoever asked for that checkpoint as ``CheckpointFailed``. A snapshot request the

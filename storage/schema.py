@@ -171,6 +171,72 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE trading_gate ADD COLUMN mode TEXT;
     ALTER TABLE control ADD COLUMN mode TEXT;
     """,
+    # 11: the ledger (storage.ledger): the fills, funding, node starts, fresh starts,
+    # trading states and reloads a session's statistics are rebuilt from, kept when
+    # retention sweeps their events; backfilled from the events the database still holds
+    """
+    CREATE TABLE ledger (
+        id INTEGER PRIMARY KEY,
+        event_id INTEGER NOT NULL,
+        run_id INTEGER NOT NULL,
+        trader_id TEXT NOT NULL,
+        at TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        client_order_id TEXT,
+        trade_id TEXT,
+        instrument_id TEXT,
+        strategy_id TEXT,
+        side TEXT,
+        quantity TEXT,
+        price TEXT,
+        commission TEXT,
+        bar INTEGER,
+        market_ns INTEGER,
+        ts_event INTEGER,
+        ts_bridge INTEGER,
+        mark TEXT,
+        rate TEXT,
+        amount TEXT,
+        settled_at_ns INTEGER,
+        replay_cursor INTEGER,
+        detail TEXT,
+        state TEXT,
+        reason TEXT
+    );
+    CREATE INDEX ledger_by_trader ON ledger(trader_id, run_id, id);
+    CREATE INDEX ledger_by_kind ON ledger(trader_id, kind, run_id);
+    INSERT INTO ledger (event_id, run_id, trader_id, at, kind, client_order_id, trade_id,
+        instrument_id, strategy_id, side, quantity, price, commission, bar, market_ns,
+        ts_event, ts_bridge, mark, rate, amount, settled_at_ns, replay_cursor, detail, state,
+        reason)
+    SELECT id, run_id, trader_id, at, kind,
+        CASE WHEN kind IN ('fill') THEN json_extract(payload, '$.client_order_id') END,
+        CASE WHEN kind IN ('fill') THEN json_extract(payload, '$.trade_id') END,
+        CASE WHEN kind IN ('fill', 'funding') THEN json_extract(payload, '$.instrument_id') END,
+        CASE WHEN kind IN ('fill', 'funding', 'trading_state')
+            THEN json_extract(payload, '$.strategy_id') END,
+        CASE WHEN kind IN ('fill') THEN json_extract(payload, '$.side') END,
+        CAST(CASE WHEN kind IN ('fill', 'funding')
+            THEN json_extract(payload, '$.quantity') END AS TEXT),
+        CAST(CASE WHEN kind IN ('fill') THEN json_extract(payload, '$.price') END AS TEXT),
+        CAST(CASE WHEN kind IN ('fill') THEN json_extract(payload, '$.commission') END AS TEXT),
+        CASE WHEN kind IN ('fill', 'funding') THEN json_extract(payload, '$.bar') END,
+        CASE WHEN kind IN ('fill') THEN json_extract(payload, '$.market_ns') END,
+        CASE WHEN kind IN ('fill') THEN json_extract(payload, '$.ts_event') END,
+        CASE WHEN kind IN ('fill') THEN json_extract(payload, '$.ts_bridge') END,
+        CAST(CASE WHEN kind IN ('funding') THEN json_extract(payload, '$.mark') END AS TEXT),
+        CAST(CASE WHEN kind IN ('funding') THEN json_extract(payload, '$.rate') END AS TEXT),
+        CAST(CASE WHEN kind IN ('funding') THEN json_extract(payload, '$.amount') END AS TEXT),
+        CASE WHEN kind IN ('funding') THEN json_extract(payload, '$.settled_at_ns') END,
+        CASE WHEN kind IN ('node_started') THEN json_extract(payload, '$.replay_cursor') END,
+        CASE WHEN kind IN ('fresh_start', 'config_reloaded')
+            THEN json_extract(payload, '$.detail') END,
+        CASE WHEN kind IN ('trading_state') THEN json_extract(payload, '$.state') END,
+        CASE WHEN kind IN ('trading_state') THEN json_extract(payload, '$.reason') END
+    FROM events WHERE kind IN ('fill', 'funding', 'node_started', 'fresh_start',
+        'trading_state', 'config_reloaded')
+    ORDER BY id;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

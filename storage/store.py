@@ -21,6 +21,7 @@ import sqlite_utils
 import tenacity
 
 from protocol import Alert, ServiceSettings, Snapshot
+from storage import ledger
 from storage.codec import snapshot_from_json, to_json
 from storage.errors import StorageError
 from storage.schema import migrate
@@ -367,7 +368,8 @@ class Store:
         events as far back as the oldest checkpoint kept (and at least ``keep_events_d``
         days), delivered or local alerts after ``keep_alerts_d`` days, answered commands
         after ``keep_commands_d`` days. Rows still owed to someone - a pending alert, an
-        unanswered command - stay; the totals of events stay in ``event_counts``."""
+        unanswered command - stay; the totals of events stay in ``event_counts``, and
+        what the trade statistics are made of in the ``ledger`` (never swept)."""
         now = now or datetime.now(UTC)
 
         def cutoff(days: int) -> str:
@@ -404,9 +406,12 @@ class Store:
     # ------------------------------------------------------------ events, heartbeat, alerts
 
     def append_event(self, run: RunInfo, kind: str, payload: object, at: str | None = None) -> None:
+        """One transaction: the event, its total and, for what a session's statistics are
+        made of (``storage.ledger``: fills, funding, ...), its ledger row."""
         try:
             with write_transaction(self.db):
-                self.db.table("events").insert(
+                events = self.db.table("events")
+                events.insert(
                     {
                         "run_id": run.run_id,
                         "trader_id": run.trader_id,
@@ -415,6 +420,8 @@ class Store:
                         "payload": to_json(payload),
                     }
                 )
+                if kind in ledger.KINDS:  # kept when retention sweeps the event
+                    self.db.execute(ledger.RECORD, [events.last_rowid])
                 # Totals outlive the events' retention (``status`` shows them).
                 self.db.execute(
                     "INSERT INTO event_counts (trader_id, kind, n) VALUES (?, ?, 1) "
