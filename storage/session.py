@@ -1,13 +1,15 @@
 """A session as it played, read back for a parity report: its trades, where it ended,
 and what the report must say beside the numbers.
 
-A session is a trader's runs since its last fresh start. Its trades are the fill events
-in the order they were recorded, with two corrections that make them the session's
-real sequence: a fresh start drops everything before it, and a node that started from
-a checkpoint at bar ``c`` drops the fills recorded at bar ``c`` or later (the node died
-after them, before they were checkpointed, and played those bars again). Its end is
-the last checkpoint: the balance and realized PnL there, over the bars before its
-cursor; fills at or after the cursor are past the end and not counted.
+A session is a trader's runs since its last fresh start. Its trades are the fills of
+its ledger (``storage.ledger``: the fill events and what says which count, kept when
+retention sweeps the events) in the order they were recorded, with two corrections
+that make them the session's real sequence: a fresh start drops everything before it,
+and a node that started from a checkpoint at bar ``c`` drops the fills recorded at bar
+``c`` or later (the node died after them, before they were checkpointed, and played
+those bars again). Its end is the last checkpoint: the balance and realized PnL there,
+over the bars before its cursor; fills at or after the cursor are past the end and not
+counted.
 
 A binance session (sandbox or testnet) plays no bar twice: a restarted node takes the
 market as it comes, so its fills all count, and its end is its last checkpoint.
@@ -22,6 +24,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from protocol import Outcome, Trade
+from storage import ledger
 from storage.errors import StorageError
 from storage.status import open_readonly
 
@@ -35,8 +38,9 @@ REPLAY_KEYS = ("source", "path", "seed", "bars", "bar_minutes", "start_price", "
 class SessionRecord:
     """``settings`` is the last run's recorded settings (``protocol.RecordedSettings``
     JSON; None from a service older than the record). ``from_bar``: the first bar whose
-    fills the database still holds (0 unless retention swept the session's first
-    events). ``halts``: the reasons the session was halted, in order."""
+    fills the database still holds (0, unless retention swept the session's first
+    events before the ledger kept them). ``halts``: the reasons the session was halted,
+    in order."""
 
     trader_id: str
     mode: str
@@ -126,27 +130,19 @@ Ledger = list[tuple[str, dict[str, object]]]
 
 
 def walk_session(conn: sqlite3.Connection, trader_id: str, first_run: int, replayed: bool) -> _Walk:
-    """The session's events since ``first_run``, folded into its real sequence."""
-    rows = conn.execute(
-        "SELECT kind, payload FROM events WHERE trader_id = ? AND run_id >= ? "
-        "AND kind IN ('fill', 'funding', 'node_started', 'fresh_start', 'trading_state', "
-        "'config_reloaded') ORDER BY id",
-        [trader_id, first_run],
-    )
+    """The session's ledger since ``first_run``, folded into its real sequence (a ledger
+    row reads as its event's payload: the same names)."""
     walk = _Walk(replayed)
-    for row in rows:
-        walk.step(str(row["kind"]), json.loads(row["payload"]))
+    for row in ledger.entries(conn, trader_id, first_run):
+        walk.step(str(row["kind"]), dict(zip(row.keys(), row, strict=True)))
     return walk
 
 
 def session_start(conn: sqlite3.Connection, trader_id: str) -> int:
     """The first run of the trader's session: its last fresh start, or its first run."""
-    fresh = conn.execute(
-        "SELECT max(run_id) FROM events WHERE trader_id = ? AND kind = 'fresh_start'",
-        [trader_id],
-    ).fetchone()[0]
+    fresh = ledger.last_fresh_start(conn, trader_id)
     if fresh is not None:
-        return int(fresh)
+        return fresh
     first = conn.execute("SELECT min(id) FROM runs WHERE trader_id = ?", [trader_id]).fetchone()[0]
     if first is None:
         raise StorageError(f"no run of trader {trader_id} in the database")
@@ -195,7 +191,7 @@ class _Walk:
             if payload.get("bar") is None:
                 self.unplaced += 1
                 return
-            if self.from_bar is None:  # the session's start was swept with its first events
+            if self.from_bar is None:  # its start was swept before the ledger kept it
                 self.from_bar = _bar(payload)
             self.ledger.append((kind, payload))
 

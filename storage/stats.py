@@ -323,7 +323,8 @@ def trade_report(trader_id: str, currency: str, start: Decimal, book: TradeBook)
 
 def read_trade_report(path: Path, trader_id: str | None = None) -> TradeReport:
     """The statistics of ``trader_id``'s session (the latest run's trader when None),
-    from the fills and funding the database holds.
+    from the fills and funding its ledger holds (``storage.ledger``: retention never
+    sweeps it).
 
     Raises ``NoRun`` when there is no run (of that trader), ``NoCheckpoint`` when a
     testnet session has no checkpoint yet, ``StorageError`` for anything else (no

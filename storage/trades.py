@@ -114,7 +114,7 @@ class TradeBook:
 
 
 def fills_and_funding(ledger: Ledger) -> list[Fill | FundingPayment]:
-    """The stored payloads (``storage.session`` walk) as typed records, in order."""
+    """The ledger's rows (``storage.session`` walk) as typed records, in order."""
     out: list[Fill | FundingPayment] = []
     last_ns = 0
     for kind, p in ledger:

@@ -10,6 +10,7 @@ import os
 import shutil
 import sqlite3
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 
 from actors.alerter import AlerterActor
 from actors.inbox import Inbox
+from protocol import ServiceSettings
 from storage import MAX_TRADES, Store
 from storage.stats_text import exact, money
 from supervisor import ChildSpec, Supervisor, SupervisorSpec
@@ -126,6 +128,36 @@ def test_report_stats_and_trades_print_the_json_reports_numbers(replayed, tmp_pa
             f"#{len(trips) - 2 + number} {trip['direction']} {exact(Decimal(trip['quantity']))} "
             f"{BTC} [{trip['strategy_id']}]: {money(Decimal(trip['pnl']), sign=True)}"
         )
+
+
+@pytest.mark.node
+def test_statistics_are_the_same_after_retention_swept_the_sessions_events(replayed, tmp_path):
+    """Issue 23: months on, the retention policy keeps only recent checkpoints and sweeps
+    every event older than the oldest of them; the fills and funding stay in the ledger."""
+    db = tmp_path / "old.db"
+    shutil.copyfile(replayed, db)
+    before = [
+        report("stats", "--db", str(db), "--json", cwd=tmp_path),
+        report("trades", "--db", str(db), "--json", cwd=tmp_path),
+        report("stats", "--db", str(db), cwd=tmp_path),
+    ]
+    store = Store(db)
+    try:
+        conn = store.db.conn
+        with conn:  # the last checkpoint (the final one, after every fill) is what is kept
+            conn.execute("DELETE FROM checkpoints WHERE id < (SELECT max(id) FROM checkpoints)")
+        swept = store.sweep(TRADER, ServiceSettings(), now=datetime.now(UTC) + timedelta(days=365))
+        left = {k: n for k, n in conn.execute("SELECT kind, count(*) FROM events GROUP BY kind")}
+    finally:
+        store.close()
+    assert swept.events > 0 and not {"fill", "funding", "node_started"} & set(left), left
+    assert json.loads(before[0])["round_trips"], "there were round trips to forget"
+    after = [
+        report("stats", "--db", str(db), "--json", cwd=tmp_path),
+        report("trades", "--db", str(db), "--json", cwd=tmp_path),
+        report("stats", "--db", str(db), cwd=tmp_path),
+    ]
+    assert after == before
 
 
 @pytest.mark.node
