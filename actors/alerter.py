@@ -92,7 +92,7 @@ HELP = (
     "/halt reduce|flatten [reason] - keep the stops, only reducing orders | close every "
     "position at market\n"
     "/halt STRATEGY_ID [reason] - only that strategy; the others trade on\n"
-    "/resume [STRATEGY_ID] - trade again\n"
+    "/resume - trade again; /resume STRATEGY_ID - that strategy only\n"
     "/checkpoint - take a checkpoint now\n"
     "/profit - round trips, win rate, PnL, fees, Sharpe, drawdown\n"
     f"/daily [n] - the last n days (default {DEFAULT_ROWS}, at most {MAX_DAYS})\n"
@@ -404,10 +404,7 @@ class AlerterActor(SupervisedActor):
                 )
                 self._ask_peer(command, "gate", halt_one)
             case "resume":
-                sid, _ = self._strategy_arg(command.args)
-                reason = f"telegram /resume from chat {command.chat_id}"
-                resume_one = Resume(reason, "telegram", notify=self.actor_ref, strategy_id=sid)
-                self._ask_peer(command, "gate", resume_one)
+                self._resume(command)
             case "checkpoint":
                 self._ask_peer(
                     command, "checkpointer", CheckpointNow(notify=self.actor_ref), CheckpointSaved
@@ -424,12 +421,33 @@ class AlerterActor(SupervisedActor):
         first, _, rest = args.strip().partition(" ")
         if not first:
             return None, ""
+        return (first, rest.strip()) if first in self._strategies() else (None, args.strip())
+
+    def _strategies(self) -> list[str]:
+        """The running strategies' ids, as the last checkpoint lists them."""
         try:
             report = read_status(self._db_path, self._trader_id, stale_after_s=60)
         except StorageError:
-            report = None
-        known = {s["strategy_id"] for s in report["strategies"]} if report else set()
-        return (first, rest.strip()) if first in known else (None, args.strip())
+            return []
+        return [str(s["strategy_id"]) for s in report["strategies"]] if report else []
+
+    def _resume(self, command: ChatCommand) -> None:
+        """``/resume`` alone resumes the account, ``/resume ID`` one running strategy. A
+        word that is no running strategy's id (a typo) is refused with the ids: resuming
+        the account instead would lift a halt nobody asked to lift (a breaker's)."""
+        word = command.args.strip().partition(" ")[0]
+        known = self._strategies()
+        if word and word not in known:
+            running = ", ".join(known) if known else "none on record yet"
+            self._reply(
+                command.chat_id,
+                f"Not resumed: {word} is not a running strategy (running: {running}). "
+                "/resume alone resumes the account.",
+            )
+            return
+        reason = f"telegram /resume from chat {command.chat_id}"
+        resume = Resume(reason, "telegram", notify=self.actor_ref, strategy_id=word or None)
+        self._ask_peer(command, "gate", resume)
 
     def _ask_peer(
         self,

@@ -31,7 +31,7 @@ from protocol import (
 from storage import OutboxRow, Store
 from supervisor import ChildSpec, Supervisor, SupervisorSpec
 from tests.fake_telegram import FakeTelegram
-from tests.helpers import ConfirmingNode, Recorded, Recorder, Silence, snapshot
+from tests.helpers import ConfirmingNode, Recorded, Recorder, Silence, settled, snapshot
 
 TOKEN = "987654321:AAF4keTokenForLoopbackTestsOnly_xyz"
 CHAT, OTHER = 1001, 2002
@@ -247,6 +247,40 @@ def test_halt_and_resume_name_one_strategy(tree, telegram):
     telegram.push_command(CHAT, "/status")
     status = telegram.wait_for(lambda m: "Breakout-008" in m[1])[1]
     assert "0 open order(s), HALTED (slow)" in status
+
+
+def test_resume_of_a_word_that_is_no_running_strategy_is_refused(tree, telegram):
+    """``/resume Breakout-07`` (a typo) used to resume the whole account, lifting a
+    breaker's halt: a word that is not a running strategy's id is refused with the ids;
+    the account's resume is ``/resume`` alone."""
+    sup, inbox, _, db = tree
+    store = Store(db)
+    store.write_checkpoint(
+        store.open_run("ALERT-001", "replay"),
+        snapshot(
+            trader_id="ALERT-001",
+            strategies=(StrategyView("Breakout-007"), StrategyView("Breakout-008")),
+        ),
+    )
+    store.close()
+
+    def reply_to(text: str) -> str:
+        before = len(telegram.sent())
+        telegram.push_command(CHAT, text)
+        telegram.wait_for(lambda _: len(telegram.sent()) > before)
+        return telegram.sent()[before][1]
+
+    for words in ("Breakout-07", "everything please"):
+        reply = reply_to(f"/resume {words}")
+        word = words.split()[0]
+        assert reply.startswith(f"Not resumed: {word} is not a running strategy"), reply
+        assert "Breakout-007, Breakout-008" in reply and "/resume alone" in reply
+    settled(sup, "gate")
+    assert not [r for r in inbox.seen if isinstance(r, Recorded) and isinstance(r.message, Resume)]
+
+    assert reply_to("/resume") == "Resumed: trading state ACTIVE."
+    resume = inbox.expect(Recorded, where=lambda r: isinstance(r.message, Resume)).message
+    assert resume.strategy_id is None
 
 
 def test_commands_from_any_other_chat_are_ignored(tree, telegram, caplog):
