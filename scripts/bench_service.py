@@ -7,7 +7,8 @@
 - ``soak``: a long replay at full speed (1,000,000 bars in the full run) with every
   retention and purge setting short, sampling the supervisor's and the node's RSS and
   the database's size as the bars go by: each must level off, not climb with the bar
-  count. The samples go to ``test-artifacts/soak.json``.
+  count - the database's but for its ledger, which is kept and grows with the fills
+  (reported beside, per fill). The samples go to ``test-artifacts/soak.json``.
 - ``parity_report``: a session played to its end, then ``paper-node report parity``
   on it: the report's wall time, and whether the session equalled the backtest.
 """
@@ -127,6 +128,7 @@ class Sample(TypedDict):
     supervisor_rss_mb: float
     node_rss_mb: float
     db_mb: float
+    ledger_mb: float  # the ledger's pages (and its indexes'), inside db_mb
 
 
 @dataclass
@@ -149,6 +151,10 @@ class _Soak:
     def db_mb(self) -> float:
         files = [self.db, self.db.with_name(self.db.name + "-wal")]
         return sum(f.stat().st_size for f in files if f.exists()) / 1e6
+
+    def ledger_mb(self) -> float:
+        rows = _query(self.db, "SELECT sum(pgsize) FROM dbstat WHERE name LIKE 'ledger%'")
+        return int(str(rows[0][0] or 0)) / 1e6 if rows else 0.0
 
 
 def _rss_mb(pid: int | None) -> float:
@@ -201,7 +207,8 @@ def soak(bars: int, out: Path) -> list[Row]:
                 samples.append(Sample(t_s=round(time.monotonic() - t0, 1), cursor=cursor,
                                       supervisor_rss_mb=round(_rss_mb(proc.pid), 1),
                                       node_rss_mb=round(_rss_mb(node), 1),
-                                      db_mb=round(soak.db_mb(), 2)))  # fmt: skip
+                                      db_mb=round(soak.db_mb(), 2),
+                                      ledger_mb=round(soak.ledger_mb(), 2)))  # fmt: skip
                 if cursor >= total or time.monotonic() - t0 > 3600:
                     break
         finally:
@@ -209,12 +216,13 @@ def soak(bars: int, out: Path) -> list[Row]:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(120)
         fills = _query(db, "SELECT n FROM event_counts WHERE kind = 'fill'")
-    out.write_text(json.dumps({"bars": bars, "fills": fills[0][0] if fills else 0,
-                               "samples": samples}, indent=1))  # fmt: skip
-    return _soak_rows(bars, samples)
+    filled = int(str(fills[0][0])) if fills else 0
+    out.write_text(json.dumps({"bars": bars, "fills": filled, "samples": samples},
+                              indent=1))  # fmt: skip
+    return _soak_rows(bars, samples, filled)
 
 
-def _soak_rows(bars: int, samples: list[Sample]) -> list[Row]:
+def _soak_rows(bars: int, samples: list[Sample], fills: int = 0) -> list[Row]:
     """Start = the first sample past 10 % of the bars (start-up and the first fills
     done), mid = half way, end = the last: growth flattens when the second half grows
     (much) less than the first."""
@@ -229,7 +237,11 @@ def _soak_rows(bars: int, samples: list[Sample]) -> list[Row]:
     measures: tuple[tuple[str, Callable[[Sample], float], float], ...] = (
         ("supervisor RSS", lambda s: s["supervisor_rss_mb"], 5.0),
         ("node child RSS", lambda s: s["node_rss_mb"], 20.0),
-        ("database + WAL size", lambda s: s["db_mb"], 2.0),
+        (
+            "database + WAL size less the ledger",
+            lambda s: round(s["db_mb"] - s["ledger_mb"], 2),
+            2.0,
+        ),
     )
     for what, value, slack in measures:
         first_half, second_half = value(mid) - value(start), value(end) - value(mid)
@@ -240,6 +252,10 @@ def _soak_rows(bars: int, samples: list[Sample]) -> list[Row]:
             f"growth {first_half:+.1f} then {second_half:+.1f} MB",
             ok=second_half <= max(first_half * 0.5, slack),
         ))  # fmt: skip
+    per_fill = f"{end['ledger_mb'] * 1e6 / fills:.0f} B per fill" if fills else "no fill"
+    rows.append(Row(name="soak: the ledger (kept: grows with the fills) at the end",
+                    value=end["ledger_mb"], unit="MB", target="-",
+                    anchor=f"{per_fill}, {fills:,} fill(s)", ok=None))  # fmt: skip
     return rows
 
 
