@@ -149,17 +149,17 @@ def test_a_replay_equals_the_backtest_fill_for_fill(tmp_path, speed, ladder):
 
 def test_the_report_names_the_first_diverging_fill(tmp_path):
     """A session whose fills differ from the backtest's: the report says DIFFERENT, exits
-    6 and points at the first fill that differs (here one changed in the database)."""
+    6 and points at the first fill that differs (here one changed in the database's
+    ledger, which the report reads)."""
     config, db = write(tmp_path, "PAR-DIFF", 0, 0)
     play(config, db, tmp_path)
     changed = tmp_path / "changed.db"
     shutil.copy(db, changed)
     conn = sqlite3.connect(changed)
-    rows = conn.execute("SELECT id, payload FROM events WHERE kind = 'fill' ORDER BY id").fetchall()
-    fill_id, payload = rows[10]
-    fill = json.loads(payload)
-    fill["price"] = str(Decimal(fill["price"]) + 1)
-    conn.execute("UPDATE events SET payload = ? WHERE id = ?", (json.dumps(fill), fill_id))
+    rows = conn.execute("SELECT id, price, bar FROM ledger WHERE kind = 'fill' ORDER BY id")
+    fill_id, price, bar = rows.fetchall()[10]
+    price = str(Decimal(price) + 1)
+    conn.execute("UPDATE ledger SET price = ? WHERE id = ?", (price, fill_id))
     conn.commit()
     conn.close()
 
@@ -167,7 +167,7 @@ def test_the_report_names_the_first_diverging_fill(tmp_path):
     assert report.returncode == 6, report.stdout + report.stderr
     assert "DIFFERENT" in report.stdout
     assert "first diverging fill: #11" in report.stdout
-    assert f"@ {fill['price']} (bar {fill['bar']})" in report.stdout
+    assert f"@ {price} (bar {bar})" in report.stdout
 
     moved = cli("report", "parity", "--db", str(tmp_path / "absent.db"), cwd=tmp_path)
     assert moved.returncode == 1 and "no database" in moved.stderr
