@@ -82,10 +82,11 @@ def _column(name: str) -> str:
 
 _PROJECTION = ", ".join(f"{_column(name)} AS {name}" for name in COLUMNS)
 _INSERT = f"INSERT INTO {TABLE} (event_id, run_id, trader_id, at, kind, {', '.join(COLUMNS)})"
-# Events as ledger rows (``id`` is the event's own).
+# Events as ledger rows (``id`` is the event's own); a payload that is not JSON (a
+# damaged row) is left out, as schema 11's backfill left it out.
 FROM_EVENTS = (
     f"SELECT id, id AS event_id, run_id, trader_id, at, kind, {_PROJECTION} "  # noqa: S608 (constants)
-    f"FROM events WHERE kind IN ({_KIND_LIST})"
+    f"FROM events WHERE kind IN ({_KIND_LIST}) AND json_valid(payload)"
 )
 # The ledger row of the event just appended (``?``: its id); none for another kind.
 RECORD = (

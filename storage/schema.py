@@ -234,7 +234,7 @@ MIGRATIONS: tuple[str, ...] = (
         CASE WHEN kind IN ('trading_state') THEN json_extract(payload, '$.state') END,
         CASE WHEN kind IN ('trading_state') THEN json_extract(payload, '$.reason') END
     FROM events WHERE kind IN ('fill', 'funding', 'node_started', 'fresh_start',
-        'trading_state', 'config_reloaded')
+        'trading_state', 'config_reloaded') AND json_valid(payload)
     ORDER BY id;
     """,
 )

@@ -32,6 +32,7 @@ from protocol import (
     TradingStateChanged,
 )
 from storage import SCHEMA_VERSION, AppDatabase, StorageError, Store, read_session
+from storage.codec import to_json
 from storage.schema import MIGRATIONS
 from storage.store import ns_to_iso
 from tests.helpers import snapshot
@@ -199,12 +200,7 @@ def test_a_database_from_before_the_ledger_gets_it_backfilled_from_its_events(db
     """Issue 23: the same session in a database of schema 10 (no ledger): read as it is,
     then opened by this service, which backfills the ledger; retention may sweep then."""
     old = tmp_path / "schema10.db"
-    conn = sqlite3.connect(old)
-    for migration in MIGRATIONS[:BEFORE_LEDGER]:
-        for statement in migration.split(";"):
-            if statement.strip():
-                conn.execute(statement)
-    conn.execute(f"PRAGMA user_version = {BEFORE_LEDGER}")
+    conn = before_the_ledger(old)
     conn.execute("ATTACH DATABASE ? AS live", [str(db)])
     for table in ("runs", "checkpoints", "events", "event_counts"):
         names = ", ".join(r[1] for r in conn.execute(f"PRAGMA main.table_info({table})"))
@@ -222,6 +218,33 @@ def test_a_database_from_before_the_ledger_gets_it_backfilled_from_its_events(db
     assert _ledger(old) == _ledger(db), "backfilled as the checkpointer writes it"
     assert sweep(old) == 20
     assert readings(old) == live
+
+
+def test_a_damaged_event_does_not_keep_the_database_from_its_migration(tmp_path):
+    path = tmp_path / "schema10.db"
+    conn = before_the_ledger(path)
+    conn.execute("INSERT INTO runs (trader_id, mode, pid, started_at) VALUES (?, 'replay', 1, ?)",
+                 [TRADER, when(0)])  # fmt: skip
+    for payload in ("{truncated", fill(5, "BUY", "1", "100", "0.1")):
+        text = payload if isinstance(payload, str) else to_json(payload)
+        conn.execute("INSERT INTO events (run_id, trader_id, at, kind, payload) "
+                     "VALUES (1, ?, ?, 'fill', ?)", [TRADER, when(5), text])  # fmt: skip
+    conn.commit()
+    conn.close()
+    Store(path).close()
+    assert [row[1] for row in _ledger(path)] == [2], "the damaged event is left out"
+
+
+def before_the_ledger(path: Path) -> sqlite3.Connection:
+    """A new database at schema 10, as the service before the ledger created it."""
+    conn = sqlite3.connect(path)
+    for migration in MIGRATIONS[:BEFORE_LEDGER]:
+        for statement in migration.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+    conn.execute(f"PRAGMA user_version = {BEFORE_LEDGER}")
+    conn.commit()
+    return conn
 
 
 def test_an_event_and_its_ledger_row_are_written_together_or_not_at_all(tmp_path):
