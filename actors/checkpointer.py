@@ -235,7 +235,7 @@ class CheckpointerActor(SupervisedActor):
             case FinalSnapshot(snapshot=snapshot):
                 # The stopped node's state: final when the service is stopping.
                 waiter, self._final_waiter = self._final_waiter, None
-                self._write(snapshot, waiter is not None, waiter, FINAL_ATTEMPTS if waiter else 1)
+                self._write(snapshot, waiter is not None, waiter)
             case ExpiryTick():
                 self._expire()
             case SweepTick():
@@ -332,12 +332,10 @@ class CheckpointerActor(SupervisedActor):
             self._dirty = False
             self._request(False, None)
 
-    def _write(
-        self, snapshot: Snapshot, final: bool, notify: Mailbox | None, attempts: int = 1
-    ) -> None:
+    def _write(self, snapshot: Snapshot, final: bool, notify: Mailbox | None) -> None:
         began = time.perf_counter()
         try:
-            checkpoint_id = self._insert(snapshot, final, attempts)
+            checkpoint_id = self._insert(snapshot, final)
         except StorageError as exc:
             self.failed += 1
             self._failed(str(exc))
@@ -361,9 +359,10 @@ class CheckpointerActor(SupervisedActor):
         if notify is not None:
             notify.tell(CheckpointSaved(checkpoint_id, snapshot.taken_at_ns, final))
 
-    def _insert(self, snapshot: Snapshot, final: bool, attempts: int) -> int:
-        """One checkpoint row; up to ``attempts`` tries (a tenacity backoff between them),
-        each waiting the store's busy timeout for the write lock."""
+    def _insert(self, snapshot: Snapshot, final: bool) -> int:
+        """One checkpoint row. A final one gets ``FINAL_ATTEMPTS`` tries (a tenacity
+        backoff between them), each waiting the store's busy timeout for the write lock."""
+        attempts = FINAL_ATTEMPTS if final else 1
         for attempt in tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(StorageError),
             stop=tenacity.stop_after_attempt(attempts),
