@@ -301,6 +301,8 @@ class TradingNodeActor(SupervisedActor):
                 self.started_info = message
                 self._last_pong = time.monotonic()
                 log.info("node child %d trading %s", message.pid, message.instrument_id)
+                for gap in message.data_gaps:
+                    log.warning("the replay's data has a gap: %s; no bars, no fills there", gap)
                 # A start that trades clears the retry budget of node failures.
                 self.peers.tell("classifier", OperationSucceeded(ROLE))
             case NodeReport(replay_finished=True, replay_cursor=bars):

@@ -89,12 +89,17 @@ def parity(db: Path, trader_id: str | None) -> tuple[Parity, SessionRecord]:
     played = session_settings(record)
     # NautilusTrader: this command's own import
     from node.backtest import RecordingError, run_backtest, run_backtest_on_recording
+    from node.replay import ReplayData
 
     ideal = None
     if played.recording is None:
         backtest = run_backtest(played.settings, bars=record.outcome.bars)
         if not played.settings.simulation.ideal:
             ideal = run_backtest(played.settings, bars=record.outcome.bars, ideal=True)
+        gaps = [
+            f"the replay's data has a gap - {gap}" for gap in ReplayData.of(played.settings).gaps()
+        ]
+        record = replace(record, notes=(*record.notes, *gaps))
     else:
         try:
             backtest = run_backtest_on_recording(played.settings, played.recording)

@@ -5,9 +5,11 @@ uses (``node.venues``), the instrument, bar type and bars from the same function
 replay uses, and the strategy from the same config: whatever differs between the two
 runs is then the paper-trading machinery, not a setting copied wrong.
 
-Bars are stamped one interval apart from a fixed epoch; a fill's bar is recovered from
-its timestamp (the simulated venue stamps a fill with the time of the bar it happened
-in), which is how it is set beside the session's fill for the same bar.
+Bars are stamped with their market time (``node.bars``: a file's own timestamps, or one
+bar length apart from a UTC midnight), as the replay stamps them; a fill's bar - its
+step on the replay's timeline - is recovered from its timestamp (the simulated venue
+stamps a fill with the time of the bar it happened in), which is how it is set beside
+the session's fill for the same bar.
 """
 
 from __future__ import annotations
@@ -30,14 +32,12 @@ from nautilus_trader.model.objects import Currency
 from nautilus_trader.persistence.catalog.parquet import ParquetDataCatalog
 
 from node.bars import BarSeries
-from node.funding import FundingModule, FundingSchedule
+from node.funding import FundingModule, replay_funding
 from node.order_limits import install, limits_for
-from node.replay import SERIES_EPOCH_NS, Feed, bar_type_for, feeds_for, to_bar
+from node.replay import Feed, ReplayData, Timeline, bar_type_for, bars_at
 from node.strategies import build_strategies
 from node.venues import fill_model, sandbox_config, venue_options
-from protocol import NodeSettings, Outcome, SimulationSettings, Trade
-
-EPOCH_NS = SERIES_EPOCH_NS  # the backtest's first bar: a series' market time
+from protocol import NodeSettings, Outcome, Trade
 
 
 def run_backtest(
@@ -46,26 +46,26 @@ def run_backtest(
     series: BarSeries | None = None,
     ideal: bool = False,
 ) -> Outcome:
-    """The strategies of ``settings`` on the first ``bars`` bars of their replay series (all
-    of them when None; ``series`` in place of the first instrument's), on a simulated venue
+    """The strategies of ``settings`` on the first ``bars`` steps of their replay (all of
+    them when None; ``series`` in place of the first instrument's), on a simulated venue
     configured as the session's. Bars of one step share a time, in the replay's order."""
-    feeds = feeds_for(settings)
+    played = ReplayData.of(settings)
     if series is not None:
+        feeds = list(played.feeds)
         feeds[0] = Feed(feeds[0].instrument, feeds[0].bar_type, series)
-    total = max(len(f.series) for f in feeds)
-    count = total if bars is None else min(bars, total)
-    step_ns = settings.replay.bar_minutes * 60 * 10**9
+        played = ReplayData(tuple(feeds), Timeline(feeds))
+    timeline = played.timeline
+    count = len(timeline) if bars is None else min(bars, len(timeline))
     data: list[Data] = [
-        to_bar(feed.instrument, feed.bar_type, feed.series[i], EPOCH_NS + i * step_ns)
-        for i in range(count)
-        for feed in feeds
-        if i < len(feed.series)
+        bar for step in range(count) for bar in bars_at(played.feeds, timeline, step)
     ]
-    instruments = [f.instrument for f in feeds]
+    instruments = [f.instrument for f in played.feeds]
     if ideal:  # the fill model's effect: the same run with every touch filled, no slippage
-        ideal_fills = SimulationSettings(prob_fill_on_limit=Decimal(1), prob_slippage=Decimal(0))
+        ideal_fills = settings.simulation.model_copy(
+            update={"prob_fill_on_limit": Decimal(1), "prob_slippage": Decimal(0)}
+        )
         settings = replace(settings, simulation=ideal_fills)
-    return _run(settings, instruments, data, sandbox_config(settings), step_ns, count)
+    return _run(settings, instruments, data, sandbox_config(settings), played, count)
 
 
 class RecordingError(ValueError):
@@ -100,7 +100,7 @@ def run_backtest_on_recording(settings: NodeSettings, path: Path) -> Outcome:
         raise RecordingError(f"the recording at {path} holds no bars")
     venue = sandbox_config(settings)
     venue = SandboxExecutionClientConfig(**{**venue.dict(), "bar_execution": False})
-    return _run(settings, chosen, ordered, venue, step_ns=None)
+    return _run(settings, chosen, ordered, venue, played=None)
 
 
 def _run(
@@ -108,21 +108,20 @@ def _run(
     instruments: list[Instrument],
     data: list[Data],
     venue: SandboxExecutionClientConfig,
-    step_ns: int | None,
+    played: ReplayData | None,
     steps: int = 0,
 ) -> Outcome:
-    """BacktestEngine with the session's strategy over ``data``. A fill's bar: with bars
-    ``step_ns`` apart from ``EPOCH_NS`` (a replay), the index of the bar it filled in,
-    from its time; on recorded data, the bars given to the strategy before it, as the
-    session's bridge counts them."""
+    """BacktestEngine with the session's strategy over ``data``. A fill's bar: on a
+    replay's timeline (``played``), the step it filled in, from its time; on recorded
+    data, the bars given to the strategy before it, as the session's bridge counts them."""
     bar_type = bar_type_for(settings.instrument_id, settings.replay.bar_minutes)
     engine = BacktestEngine(
         BacktestEngineConfig(trader_id=settings.trader_id, logging=LoggingConfig(log_level="ERROR"))
     )
     try:
-        schedule = FundingSchedule.of(settings.simulation, settings.replay.bar_minutes)
-        funding = [] if schedule is None or step_ns is None else [FundingModule(schedule)]
-        latency = settings.simulation.latency_ms * 1_000_000
+        module = None if played is None else replay_funding(settings.simulation, played)
+        funding = [] if module is None else [module]
+        latency = settings.simulation.latency_ns
         _add_venue(
             engine,
             venue,
@@ -153,8 +152,8 @@ def _run(
                 trades.append(
                     Trade(
                         bar=bars_given[0]
-                        if step_ns is None
-                        else (event.ts_event - EPOCH_NS) // step_ns,
+                        if played is None
+                        else played.timeline.step_at(event.ts_event),
                         side=event.order_side.name,
                         quantity=event.last_qty.as_decimal(),
                         price=event.last_px.as_decimal(),
@@ -190,7 +189,7 @@ def _run(
             fees=sum((t.commission for t in trades), Decimal(0)),
             balance=balance.as_decimal() if balance is not None else Decimal(0),
             currency=currency,
-            bars=bars_given[0] if step_ns is None else steps,
+            bars=bars_given[0] if played is None else steps,
             elapsed_s=elapsed,
             closed_pnls=tuple(closed),
         )

@@ -3,8 +3,14 @@
 A series is kept as five arrays of scaled integers (ticks of the instrument's price
 precision, thousandths of volume): 40 bytes a bar, where a list of Decimal rows took
 about 600 - a million-bar soak is 40 MB, not 600. A row comes back as an ``Ohlcv``
-of Decimal when asked for; the replay data client turns it into a Nautilus ``Bar``
-stamped with the live clock, so a cursor (an index into the series) is all a
+of Decimal when asked for.
+
+Every bar has its market time (``time_ns``): a file's own timestamps (8 bytes a bar
+more), or, for a synthetic walk and a file without them, one bar length apart from a
+UTC midnight. The replay and the parity backtest stamp bars with it, so fills, funding
+settlements, days and statistics are dated as the market was - a file of January 2022
+trades in January 2022 - and a gap in the file (missing minutes are common in exchange
+data) stays a gap in time. A cursor (an index into the series) is still all a
 checkpoint needs to resume the replay where it was.
 """
 
@@ -13,15 +19,26 @@ from __future__ import annotations
 import csv
 import math
 import random
+import statistics
 from array import array
+from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
 
 from protocol import ReplaySettings
 
 COLUMNS = ("open", "high", "low", "close", "volume")
+# A file's bar time: the first of these columns it has (a bar's open time).
+TIME_COLUMNS = ("timestamp", "ts_event", "open_time", "time", "datetime", "date")
+NS_PER_MINUTE = 60 * 10**9
+EPOCH_UNITS = ((10**11, 10**9), (10**14, 10**6), (10**17, 10**3))  # below: x to ns
+# Where a series without timestamps starts: a UTC midnight, so its days, funding
+# settlements (00:00, 08:00, 16:00) and daily statistics fall where a venue's would.
+SYNTHETIC_START_NS = int(datetime(2024, 1, 1, tzinfo=UTC).timestamp()) * 10**9
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +54,49 @@ class BarSourceError(ValueError):
     """The replay file is missing, unreadable or not OHLCV."""
 
 
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Bars missing from a series: none between ``after_ns`` and ``before_ns``."""
+
+    after_ns: int
+    before_ns: int
+    missing: int  # bar lengths with no bar
+
+    def describe(self) -> str:
+        return (
+            f"no bars from {iso(self.after_ns)} to {iso(self.before_ns)} "
+            f"({self.missing} bar(s) missing)"
+        )
+
+
+def iso(ts_ns: int) -> str:
+    """A market time for a person: UTC, to the second."""
+    return datetime.fromtimestamp(ts_ns // 10**9, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def parse_time(value: object) -> int:
+    """A timestamp as a file holds it - epoch seconds, milliseconds, microseconds or
+    nanoseconds (told apart by size), an ISO 8601 text (naive means UTC) or a datetime -
+    in nanoseconds since the epoch."""
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return int(moment.timestamp()) * 10**9 + moment.microsecond * 1000
+    text = str(value).strip()
+    try:
+        number = Decimal(text)
+    except ArithmeticError:
+        number = None
+    if number is not None and number.is_finite():
+        # Seconds until the year 5138, then milliseconds, microseconds, nanoseconds.
+        scale = next((unit for limit, unit in EPOCH_UNITS if abs(number) < limit), 1)
+        return int(number * scale)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"not a timestamp: {text!r}") from None
+    return parse_time(moment)
+
+
 VOLUME_DECIMALS = 3
 REVERSION = 0.1  # of the volatility per bar, times the log distance from the start price
 
@@ -44,13 +104,18 @@ REVERSION = 0.1  # of the volatility per bar, times the log distance from the st
 class BarSeries:
     """Bars as scaled integers, read back as ``Ohlcv`` rows (see the module docstring)."""
 
-    def __init__(self, price_decimals: int) -> None:
+    def __init__(
+        self, price_decimals: int, bar_ns: int = NS_PER_MINUTE, start_ns: int = SYNTHETIC_START_NS
+    ) -> None:
         self._price_quantum = Decimal(1).scaleb(-price_decimals)
         self._price_scale = 10**price_decimals
         self._volume_quantum = Decimal(1).scaleb(-VOLUME_DECIMALS)
         self._columns = tuple(array("q") for _ in COLUMNS)
+        self.bar_ns = bar_ns
+        self._start_ns = start_ns
+        self._times: array[int] | None = None  # a file's own; None: one bar apart
 
-    def append(self, bar: Ohlcv) -> None:
+    def append(self, bar: Ohlcv, ts_ns: int | None = None) -> None:
         """A row whose prices are on the instrument's tick (``from_file`` quantizes)."""
         scale = self._price_scale
         self.append_ticks(
@@ -59,9 +124,21 @@ class BarSeries:
             int(bar.low * scale),
             int(bar.close * scale),
             int(bar.volume * 10**VOLUME_DECIMALS),
+            ts_ns,
         )
 
-    def append_ticks(self, o: int, h: int, lo: int, c: int, v: int) -> None:
+    def append_ticks(
+        self, o: int, h: int, lo: int, c: int, v: int, ts_ns: int | None = None
+    ) -> None:
+        """A row; ``ts_ns`` its market time (given for every row of a series, or none)."""
+        if ts_ns is not None:
+            if self._times is None:
+                if len(self):
+                    raise ValueError("a series' rows have times for all of them or none")
+                self._times = array("q")
+            self._times.append(ts_ns)
+        elif self._times is not None:
+            raise ValueError("a series' rows have times for all of them or none")
         for column, value in zip(self._columns, (o, h, lo, c, v), strict=True):
             column.append(value)
 
@@ -82,6 +159,36 @@ class BarSeries:
     def __iter__(self) -> Iterator[Ohlcv]:
         return (self[i] for i in range(len(self)))
 
+    def time_ns(self, index: int) -> int:
+        """Bar ``index``'s market time (when it opened)."""
+        if self._times is not None:
+            return self._times[index]
+        return self._start_ns + index * self.bar_ns
+
+    @property
+    def uniform(self) -> bool:
+        """One bar length apart from its start: no file times to look up."""
+        return self._times is None
+
+    @property
+    def start_ns(self) -> int:
+        return self.time_ns(0) if len(self) else self._start_ns
+
+    def rows_before(self, ts_ns: int) -> int:
+        """How many bars opened before ``ts_ns``."""
+        if self._times is not None:
+            return bisect_left(self._times, ts_ns)
+        steps = -(-(ts_ns - self._start_ns) // self.bar_ns)
+        return max(0, min(len(self), steps))
+
+    def gaps(self) -> list[Gap]:
+        """Where the file's bars are more than one bar length apart."""
+        times = self._times
+        if times is None:
+            return []
+        bar_ns = self.bar_ns
+        return [Gap(a, b, (b - a) // bar_ns - 1) for a, b in pairwise(times) if b - a >= 2 * bar_ns]
+
 
 def synthetic(settings: ReplaySettings, price_decimals: int = 1) -> BarSeries:
     """A reproducible random walk with regime drift, so EMA crosses happen often, and a
@@ -92,7 +199,7 @@ def synthetic(settings: ReplaySettings, price_decimals: int = 1) -> BarSeries:
     price = start
     vol = float(settings.volatility)
     drift = 0.0
-    bars = BarSeries(price_decimals)
+    bars = BarSeries(price_decimals, settings.bar_minutes * NS_PER_MINUTE)
     scale = 10**price_decimals
     for i in range(settings.bars):
         if i % 25 == 0:
@@ -113,41 +220,77 @@ def synthetic(settings: ReplaySettings, price_decimals: int = 1) -> BarSeries:
     return bars
 
 
-def from_file(path: Path, price_decimals: int = 1) -> BarSeries:
-    """Read OHLCV columns (any extra columns, such as a timestamp, are ignored)."""
+def from_file(path: Path, price_decimals: int = 1, bar_minutes: int = 1) -> BarSeries:
+    """Read OHLCV columns and, when the file has one, its bar times (the first of
+    ``TIME_COLUMNS``: each bar's open, strictly increasing, ``bar_minutes`` apart but for
+    gaps). Without one, the bars are one bar length apart from a UTC midnight."""
     if not path.is_file():
         raise BarSourceError(f"replay file not found: {path}")
     quantum = Decimal(1).scaleb(-price_decimals)
-    rows: list[dict[str, str]]
+    rows: list[dict[str, object]]
     if path.suffix.lower() == ".parquet":
         import pyarrow.parquet as pq
 
         table = pq.read_table(path)
-        missing = [c for c in COLUMNS if c not in table.column_names]
+        names = list(table.column_names)
+        missing = [c for c in COLUMNS if c not in names]
         if missing:
             raise BarSourceError(f"{path}: missing columns {missing}")
-        columns = {c: [str(v) for v in table.column(c).to_pylist()] for c in COLUMNS}
-        rows = [{c: columns[c][i] for c in COLUMNS} for i in range(table.num_rows)]
+        wanted = [c for c in (*COLUMNS, *TIME_COLUMNS) if c in names]
+        columns = {c: table.column(c).to_pylist() for c in wanted}
+        rows = [{c: columns[c][i] for c in wanted} for i in range(table.num_rows)]
     else:
         with path.open(newline="") as handle:
             reader = csv.DictReader(handle)
-            missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+            names = list(reader.fieldnames or [])
+            missing = [c for c in COLUMNS if c not in names]
             if missing:
                 raise BarSourceError(f"{path}: missing columns {missing}")
             rows = list(reader)
-    bars = BarSeries(price_decimals)
+    time_column = next((c for c in TIME_COLUMNS if c in names), None)
+    bar_ns = bar_minutes * NS_PER_MINUTE
+    bars = BarSeries(price_decimals, bar_ns)
+    last: int | None = None
     for line, row in enumerate(rows, start=2):
         try:
-            o, h, lo, c = (Decimal(row[k]).quantize(quantum) for k in COLUMNS[:4])
-            v = Decimal(row["volume"]).quantize(Decimal("0.001"))
+            o, h, lo, c = (Decimal(str(row[k])).quantize(quantum) for k in COLUMNS[:4])
+            v = Decimal(str(row["volume"])).quantize(Decimal("0.001"))
         except ArithmeticError as exc:
             raise BarSourceError(f"{path}:{line}: not a number ({exc})") from None
         if not lo <= min(o, c) <= max(o, c) <= h:
             raise BarSourceError(f"{path}:{line}: high/low do not contain open/close")
-        bars.append(Ohlcv(o, h, lo, c, v))
+        ts: int | None = None
+        if time_column is not None:
+            try:
+                ts = parse_time(row[time_column])
+            except ValueError as exc:
+                raise BarSourceError(f"{path}:{line}: {time_column}: {exc}") from None
+            if last is not None and ts - last < bar_ns:
+                raise BarSourceError(
+                    f"{path}:{line}: {time_column} {iso(ts)} is less than one bar "
+                    f"({bar_minutes} min) after the previous bar's {iso(last)}: bars must be "
+                    "in time order, one bar length apart or more"
+                )
+            last = ts
+        bars.append(Ohlcv(o, h, lo, c, v), ts)
     if not len(bars):
         raise BarSourceError(f"{path}: no bars")
+    _check_spacing(bars, path, bar_minutes)
     return bars
+
+
+def _check_spacing(bars: BarSeries, path: Path, bar_minutes: int) -> None:
+    """Most bars of a file are one bar length apart: a file of 5-minute bars read as
+    1-minute ones would be four missing bars after every bar."""
+    if bars.uniform or len(bars) < 3:
+        return
+    sample = range(1, min(len(bars), 10_001))
+    typical = statistics.median(bars.time_ns(i) - bars.time_ns(i - 1) for i in sample)
+    if typical != bars.bar_ns:
+        raise BarSourceError(
+            f"{path}: its bars are {typical / NS_PER_MINUTE:g} minutes apart, but "
+            f"replay.bar_minutes is {bar_minutes}"
+        )
 
 
 def load(settings: ReplaySettings, price_decimals: int = 1) -> BarSeries:
@@ -155,4 +298,4 @@ def load(settings: ReplaySettings, price_decimals: int = 1) -> BarSeries:
         return synthetic(settings, price_decimals)
     if settings.path is None:
         raise BarSourceError("replay source 'file' needs replay.path")
-    return from_file(settings.path, price_decimals)
+    return from_file(settings.path, price_decimals, settings.bar_minutes)

@@ -70,7 +70,7 @@ from node.funding import TOPIC as FUNDING_TOPIC
 from node.funding import MarkPriceFunding, VenueIncome
 from node.marks import EquityMarks
 from node.order_limits import FLATTEN_TAG, HaltedStrategies, OrderLimits
-from node.replay import ReplayDataClient, bar_type_for, series_time_ns
+from node.replay import ReplayDataClient, bar_type_for
 from node.strategies import TakesRiskLimits
 from node.venues import SeededFillModel
 from protocol import (
@@ -248,8 +248,6 @@ class Bridge(Actor):
         """A settlement's payment (``node.funding``): the account's and its strategy's."""
         if not isinstance(payment, FundingPaid):
             return
-        if self._replay is not None:  # the settlement's market time, not the node's clock
-            payment = replace(payment, settled_at_ns=series_time_ns(payment.bar, self._bar_minutes))
         self._funding += payment.amount
         book = self._books.get(payment.strategy_id)
         if book is not None:
@@ -270,12 +268,12 @@ class Bridge(Actor):
             self._bar_gaps.append((now - self._last_bar_ns) / 1e9)
         self._last_bar_ns = self._last_data_ns = now
 
-    def _market_time(self) -> int:
-        """When the fill happened in market time: a replay's bar in its series' time (as
-        the backtest dates it), a live feed's last bar."""
+    def _fill_bar(self, ts_ns: int) -> int:
+        """The step a fill happened in: a replay's, by the venue's market time (as the
+        backtest finds it); on a live feed, the bars received so far."""
         if self._replay is not None:
-            return series_time_ns(self.cursor, self._bar_minutes)
-        return self._market_ns
+            return self._replay.timeline.step_at(ts_ns)
+        return self._bars_received
 
     @property
     def cursor(self) -> int:
@@ -698,8 +696,10 @@ class Bridge(Actor):
                         ts_event=event.ts_event,
                         ts_bridge=received,
                         strategy_id=event.strategy_id.value,
-                        bar=self.cursor,
-                        market_ns=self._market_time(),
+                        bar=self._fill_bar(event.ts_event),
+                        # A replay's venue runs on the bars' market time (as the
+                        # backtest's); a live feed's fill is dated by its last bar.
+                        market_ns=event.ts_event if self._replay is not None else self._market_ns,
                     )
                 )
             case NtOrderDenied():

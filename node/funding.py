@@ -2,24 +2,29 @@
 
 NautilusTrader's sandbox charges no funding, so a paper session on a perpetual was better
 than the venue by every payment. Here a ``SimulationModule`` of the simulated exchange
-settles it: at each settlement bar, every open position on that bar's instrument pays
-(long, positive rate) or receives ``quantity x mark x rate``, the mark being the bar's
-open, as a balance adjustment (``SimulatedExchange.adjust_account``), rounded to the
-settlement currency like any amount the account holds.
+settles it: at each settlement, every open position on an instrument pays (long,
+positive rate) or receives ``quantity x mark x rate``, the mark being the open of the
+first bar at or after the settlement, as a balance adjustment
+(``SimulatedExchange.adjust_account``), rounded to the settlement currency like any
+amount the account holds.
 
-It runs in ``pre_process(bar)``, which the exchange calls once for each bar before it
-matches anything, in the replay's lockstep venue and in ``BacktestEngine`` alike: the
-same positions pay the same amounts at the same bar, so a replay with funding still
-equals its backtest. Settlement bars are counted in the replay's own bar index (a
-series has no clock a funding schedule could read): every ``interval_hours`` of bars.
-The module counts the bars of each instrument from ``start_index`` (a restore's
-cursor), so funding before a checkpoint lives in its balance and is never charged again.
+Settlements fall at the venue's times, in market time: every ``funding_interval_hours``
+from 00:00 UTC (00:00, 08:00, 16:00 by default) at the constant rate, and at the times
+of a funding file's rows - the venue's own history (``fundingTime,fundingRate``, as
+Binance serves it) - at theirs. It runs in ``pre_process(bar)``, which the exchange calls
+once for each bar before it matches anything, in the replay's lockstep venue and in
+``BacktestEngine`` alike, and charges every settlement since the instrument's previous
+bar: the same positions pay the same amounts at the same bar, so a replay with funding
+still equals its backtest, and a gap in the data neither skips a settlement nor charges
+one twice. A restored node starts after the last bar it had played, so funding before a
+checkpoint lives in its balance and is never charged again.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -36,51 +41,100 @@ from nautilus_trader.model.data import Bar
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.objects import Money
 
+from node.bars import parse_time
+from node.replay import ReplayData
 from protocol import FundingPaid, SimulationSettings
 
 TOPIC = "funding.payments"
 
 
 class FundingFileError(ValueError):
-    """The funding file is missing or not ``bar,rate`` rows."""
+    """The funding file is missing or not ``fundingTime,fundingRate`` (or ``bar,rate``)
+    rows."""
+
+
+NS_PER_HOUR = 3600 * 10**9
 
 
 @dataclass(frozen=True, slots=True)
 class FundingSchedule:
-    """When funding settles (every ``every_bars``, from bar index ``every_bars``) and at
-    what rate: a file's rate for that bar, else the constant."""
+    """When funding settles and at what rate: a file's rows at their times; the constant
+    at every ``interval_ns`` from the epoch (a UTC midnight), except where a file row is
+    within half an interval (the venue's own record of that settlement)."""
 
-    every_bars: int
+    interval_ns: int
     constant: Decimal | None
-    rates: dict[int, Decimal]
+    times: tuple[int, ...]  # the file's settlement times, in order
+    rates: dict[int, Decimal]  # by time
 
-    def rate(self, index: int) -> Decimal | None:
-        if index <= 0 or index % self.every_bars:
-            return None
-        return self.rates.get(index, self.constant)
+    def due(self, after_ns: int, upto_ns: int) -> list[tuple[int, Decimal]]:
+        """The settlements in ``(after_ns, upto_ns]``, in time order."""
+        times = self.times
+        found = [
+            (t, self.rates[t])
+            for t in times[bisect_right(times, after_ns) : bisect_right(times, upto_ns)]
+        ]
+        if self.constant is not None:
+            step = self.interval_ns
+            for t in range((after_ns // step + 1) * step, upto_ns + 1, step):
+                if not self._recorded_near(t):
+                    found.append((t, self.constant))
+            found.sort()
+        return found
+
+    def _recorded_near(self, t: int) -> bool:
+        i = bisect_left(self.times, t)
+        half = self.interval_ns // 2
+        return any(abs(self.times[j] - t) < half for j in (i - 1, i) if 0 <= j < len(self.times))
 
     @classmethod
-    def of(cls, simulation: SimulationSettings, bar_minutes: int) -> FundingSchedule | None:
+    def of(
+        cls, simulation: SimulationSettings, bar_time: Callable[[int], int] | None = None
+    ) -> FundingSchedule | None:
+        """``bar_time``: the market time of a replay's bar index (an older ``bar,rate``
+        file names settlements by it)."""
         if simulation.funding_rate is None and simulation.funding_file is None:
             return None
-        every = max(1, simulation.funding_interval_hours * 60 // bar_minutes)
-        rates = {} if simulation.funding_file is None else read_rates(simulation.funding_file)
-        return cls(every, simulation.funding_rate, rates)
+        rates = (
+            {} if simulation.funding_file is None else read_rates(simulation.funding_file, bar_time)
+        )
+        interval = simulation.funding_interval_hours * NS_PER_HOUR
+        return cls(interval, simulation.funding_rate, tuple(sorted(rates)), rates)
 
 
-def read_rates(path: Path) -> dict[int, Decimal]:
-    """A ``bar,rate`` CSV: the rate that settles at that bar index (a settlement bar)."""
+def read_rates(path: Path, bar_time: Callable[[int], int] | None = None) -> dict[int, Decimal]:
+    """A funding history CSV: ``fundingTime,fundingRate`` (Binance's own columns; epoch
+    milliseconds or any time ``node.bars.parse_time`` reads), or ``bar,rate`` (the rate
+    settling at that bar of the replay). Keyed by settlement time (ns)."""
     try:
         with path.open(newline="") as handle:
-            rows = list(csv.DictReader(handle))
+            reader = csv.DictReader(handle)
+            columns = set(reader.fieldnames or [])
+            rows = list(reader)
     except OSError as exc:
         raise FundingFileError(f"funding file {path}: {exc.strerror}") from None
+    by_bar = {"bar", "rate"} <= columns and "fundingTime" not in columns
+    if not by_bar and not {"fundingTime", "fundingRate"} <= columns:
+        raise FundingFileError(
+            f"funding file {path}: expected columns fundingTime,fundingRate (the venue's "
+            f"history) or bar,rate; got {','.join(sorted(columns)) or 'none'}"
+        )
+    if by_bar and bar_time is None:
+        raise FundingFileError(f"funding file {path}: bar,rate rows need a replay's bars")
     rates: dict[int, Decimal] = {}
     for line, row in enumerate(rows, start=2):
         try:
-            rates[int(row["bar"])] = Decimal(row["rate"])
-        except (KeyError, ValueError, ArithmeticError, TypeError):
-            raise FundingFileError(f"{path}:{line}: expected bar,rate; got {row}") from None
+            if by_bar:
+                assert bar_time is not None
+                at, rate = bar_time(int(row["bar"])), Decimal(row["rate"])
+            else:
+                at, rate = parse_time(row["fundingTime"]), Decimal(row["fundingRate"])
+        except (KeyError, ValueError, ArithmeticError, TypeError, IndexError):
+            expected = "bar,rate" if by_bar else "fundingTime,fundingRate"
+            raise FundingFileError(f"{path}:{line}: expected {expected}; got {row}") from None
+        if not rate.is_finite():
+            raise FundingFileError(f"{path}:{line}: the rate {rate} is not a number")
+        rates[at] = rate
     return rates
 
 
@@ -88,13 +142,17 @@ class FundingModule(SimulationModule):
     def __init__(
         self,
         schedule: FundingSchedule,
-        start_index: int = 0,
+        step_of: Callable[[int], int],
+        after_ns: dict[str, int] | None = None,
         on_payment: Callable[[FundingPaid], None] | None = None,
     ) -> None:
+        """``step_of``: the replay's step at a market time (a payment's ``bar``);
+        ``after_ns``: per instrument, the market time of the last bar played before this
+        node (a restore's), whose settlements are charged already."""
         super().__init__(SimulationModuleConfig())
         self.schedule = schedule
-        self.start_index = start_index
-        self._next: dict[str, int] = {}
+        self._step_of = step_of
+        self._after = dict(after_ns or {})
         self._on_payment = on_payment
         self.paid: list[FundingPaid] = []
 
@@ -103,16 +161,18 @@ class FundingModule(SimulationModule):
             return
         instrument_id = data.bar_type.instrument_id
         key = instrument_id.value
-        index = self._next.get(key, self.start_index)
-        self._next[key] = index + 1
-        rate = self.schedule.rate(index)
-        if rate is None or self.exchange is None:
+        ts = data.ts_event
+        after = self._after.get(key, ts - 1)  # the first bar: a settlement at its time
+        self._after[key] = ts
+        if self.exchange is None:
             return
         mark = Decimal(data.open.as_decimal())
-        for payment in charge(self.exchange, instrument_id, mark, rate, index, data.ts_event):
-            self.paid.append(payment)
-            if self._on_payment is not None:
-                self._on_payment(payment)
+        for at, rate in self.schedule.due(after, ts):
+            bar = self._step_of(ts)
+            for payment in charge(self.exchange, instrument_id, mark, rate, bar, at):
+                self.paid.append(payment)
+                if self._on_payment is not None:
+                    self._on_payment(payment)
 
     def process(self, ts_now: int) -> None:
         pass  # all of it happens as a bar arrives (pre_process)
@@ -121,8 +181,25 @@ class FundingModule(SimulationModule):
         pass  # the payments are events, and the bridge's books
 
     def reset(self) -> None:
-        self._next.clear()
+        self._after.clear()
         self.paid.clear()
+
+
+def replay_funding(
+    simulation: SimulationSettings,
+    data: ReplayData,
+    cursor: int = 0,
+    on_payment: Callable[[FundingPaid], None] | None = None,
+) -> FundingModule | None:
+    """A replay's funding module (the node's, from its cursor on; the parity backtest's,
+    from the start), or None when the session pays no funding."""
+    primary = data.feeds[0].series
+    schedule = FundingSchedule.of(simulation, primary.time_ns)
+    if schedule is None:
+        return None
+    return FundingModule(
+        schedule, data.timeline.step_at, data.played_until(cursor) if cursor else {}, on_payment
+    )
 
 
 def charge(

@@ -50,7 +50,7 @@ from nautilus_trader.trading.strategy import Strategy
 
 from node.bridge import Bridge
 from node.funding import TOPIC as FUNDING_TOPIC
-from node.funding import FundingModule, FundingSchedule, VenueIncome
+from node.funding import VenueIncome, replay_funding
 from node.instruments import BUNDLED, make_instrument
 from node.lockstep import LockstepVenue, run_engines_inline
 from node.order_limits import (
@@ -63,7 +63,7 @@ from node.order_limits import (
     limits_for,
 )
 from node.reconcile import compare_with_checkpoint
-from node.replay import ReplayDataClient, bar_type_for, feeds_for
+from node.replay import ReplayData, ReplayDataClient, bar_type_for
 from node.strategies import WarmsUp, build_strategies
 from node.venues import Clients, SeededFillModel, clients_for, fill_model
 from protocol import (
@@ -353,8 +353,9 @@ async def _serve_on(
         stop_requested.set()
 
     network_logs = _log_network_clients(settings)
-    node, sandbox, halts, limits = _build_node(settings, loop, pipe)
-    replay = _add_replay(node, settings, loop, sandbox)
+    data = ReplayData.of(settings) if settings.mode is Mode.REPLAY else None
+    node, sandbox, halts, limits = _build_node(settings, loop, pipe, data)
+    replay = _add_replay(node, settings, loop, sandbox, data)
     strategies, bridge = _add_components(
         node, settings, pipe, request_stop, replay, bridge_type, halts, limits, sandbox
     )
@@ -405,6 +406,7 @@ async def _serve_on(
             trading_state=bridge.trading_state,
             startup_s=time.monotonic() - started_at,
             strategy_ids=tuple(s.id.value for s in strategies),
+            data_gaps=replay.gaps if replay is not None else (),
         )
     )
     # Everything so far (Nautilus, pandas, pyarrow, the built node) lives as long
@@ -436,7 +438,10 @@ def _final_snapshot(bridge: Bridge, pipe: _Pipe) -> bytes | None:
 
 
 def _build_node(
-    settings: NodeSettings, loop: asyncio.AbstractEventLoop, pipe: _Pipe
+    settings: NodeSettings,
+    loop: asyncio.AbstractEventLoop,
+    pipe: _Pipe,
+    data: ReplayData | None = None,
 ) -> tuple[TradingNode, SandboxExecutionClient | None, HaltedStrategies, OrderLimits | None]:
     clients = clients_for(settings)
     node = TradingNode(config=build_node_config(settings, clients), loop=loop)
@@ -471,25 +476,27 @@ def _build_node(
         settings.mode,
         chain(*checks),
         fill_model(settings.simulation, settings.restore.fill_draws if settings.restore else 0),
-        _funding(settings, kernel.msgbus),
-        settings.simulation.latency_bars(settings.replay.bar_minutes),
+        _funding(settings, kernel.msgbus, data),
+        settings.simulation.latency_ns,
     )
     if settings.mode is not Mode.REPLAY:
         install(kernel.msgbus, kernel.risk_engine.execute, *checks)
     return node, sandbox, halts, limits
 
 
-def _funding(settings: NodeSettings, msgbus: MessageBus) -> list[SimulationModule]:
+def _funding(
+    settings: NodeSettings, msgbus: MessageBus, data: ReplayData | None
+) -> list[SimulationModule]:
     """A replay's funding (``node.funding``), from the restore's cursor on; each payment
     published for the bridge."""
-    schedule = FundingSchedule.of(settings.simulation, settings.replay.bar_minutes)
-    if schedule is None or settings.mode is not Mode.REPLAY:
+    if data is None:
         return []
 
     def publish(payment: FundingPaid) -> None:
         msgbus.publish(FUNDING_TOPIC, payment)
 
-    return [FundingModule(schedule, start_index=settings.start_cursor, on_payment=publish)]
+    module = replay_funding(settings.simulation, data, settings.start_cursor, publish)
+    return [] if module is None else [module]
 
 
 def _venue_income(
@@ -542,7 +549,7 @@ def _add_sandbox(
     checks: Wrap | None = None,
     fills: FillModel | None = None,
     modules: list[SimulationModule] | None = None,
-    latency_bars: int = 0,
+    latency_ns: int = 0,
 ) -> SandboxExecutionClient | None:
     """The simulated venue's execution client, built here rather than by a factory so
     the host reaches its exchange. A replay's steps with the replay, its engines
@@ -554,7 +561,7 @@ def _add_sandbox(
     client: SandboxExecutionClient
     if mode is Mode.REPLAY:
         run_engines_inline(node, risk_gate=checks)
-        client = LockstepVenue(*parts, fill_model=fills, modules=modules, latency_bars=latency_bars)
+        client = LockstepVenue(*parts, fill_model=fills, modules=modules, latency_ns=latency_ns)
     else:
         client = SandboxExecutionClient(*parts)
         if fills is not None:  # the sandbox builds its exchange with the ideal FillModel()
@@ -568,22 +575,27 @@ def _add_replay(
     settings: NodeSettings,
     loop: asyncio.AbstractEventLoop,
     venue: SandboxExecutionClient | None,
+    data: ReplayData | None,
 ) -> ReplayDataClient | None:
     """In replay mode, the data client that plays the bars in lockstep with the node and
-    its simulated venue, registered with the data engine before the node runs."""
-    if settings.mode is not Mode.REPLAY:
+    its simulated venue, registered with the data engine before the node runs. The
+    venue's clock starts at the market time the replay resumes from."""
+    if data is None:
         return None
     kernel = node.kernel
+    lockstep = venue if isinstance(venue, LockstepVenue) else None
     client = ReplayDataClient(
         loop,
         kernel.msgbus,
         kernel.cache,
         kernel.clock,
-        feeds_for(settings),
+        data,
         settings.replay,
         settings.start_cursor,
-        venue=venue if isinstance(venue, LockstepVenue) else None,
+        venue=lockstep,
     )
+    if lockstep is not None:
+        lockstep.test_clock.set_time(max(data.played_until(client.cursor).values(), default=0))
     kernel.data_engine.register_client(client)
     return client
 

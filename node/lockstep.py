@@ -106,10 +106,11 @@ class LockstepVenue(SandboxExecutionClient):
         config: SandboxExecutionClientConfig,
         fill_model: FillModel | None = None,
         modules: list[SimulationModule] | None = None,
-        latency_bars: int = 0,
+        latency_ns: int = 0,
     ) -> None:
         """``modules``: the exchange's simulation modules (``node.funding``);
-        ``latency_bars``: how many bars later a strategy's command reaches the venue."""
+        ``latency_ns``: how much market time a strategy's command takes to reach the
+        venue."""
         # Not the sandbox's own constructor: it builds an exchange without a queue.
         venue = Venue(config.venue)
         options = venue_options(config)
@@ -148,9 +149,9 @@ class LockstepVenue(SandboxExecutionClient):
         self._sent = 0  # commands handed to the venue
         self._drained = 0  # of which the venue has processed
         self._stepping = False
-        self._latency_bars = latency_bars
-        self._index = 0  # the replay's index of the bar being stepped
-        self._held: list[tuple[int, Callable[[], None]]] = []  # (due bar, send)
+        self._latency_ns = latency_ns
+        self._step_ns = 0  # the market time of the bar being stepped
+        self._held: list[tuple[int, Callable[[], None]]] = []  # (due market time, send)
 
     def connect(self) -> None:
         """The instruments, no market data subscription: the replay hands bars in."""
@@ -180,36 +181,36 @@ class LockstepVenue(SandboxExecutionClient):
         self._route(lambda: self._client.batch_cancel_orders(command))
 
     def _route(self, send: Callable[[], None]) -> None:
-        """A command to the venue. With latency, one a strategy sends in a step arrives
-        ``latency_bars`` bars later, at that bar's settle - where ``BacktestEngine`` with a
-        ``LatencyModel`` of the same latency drains it, on market time."""
-        if self._stepping and self._latency_bars:
-            self._held.append((self._index + self._latency_bars, send))
+        """A command to the venue. With latency, one a strategy sends in a step arrives at
+        the settle of the first bar at least ``latency_ns`` of market time later - where
+        ``BacktestEngine`` with a ``LatencyModel`` of the same latency drains it."""
+        if self._stepping and self._latency_ns:
+            self._held.append((self._step_ns + self._latency_ns, send))
             return
         send()
         self._sent_one()
 
     def _sent_one(self) -> None:
         self._sent += 1
-        if not self._stepping:  # between bars: the venue answers now
-            self._settle(self._clock.timestamp_ns())
+        if not self._stepping:  # between bars: the venue answers now, at the market's time
+            self._settle(self.test_clock.timestamp_ns())
 
     # ------------------------------------------------------------ stepping
 
     def step(self, bar: Bar, deliver: Callable[[Bar], None], index: int = 0) -> None:
         """One bar, as ``BacktestEngine`` runs one data point: the venue first, then the
-        strategy (``deliver``), then the commands due by this bar (``index``, the replay's)
-        arrive, then the venue settled."""
+        strategy (``deliver``), then the commands due by the bar's market time arrive,
+        then the venue settled. ``index``: the replay's step (the caller's bookkeeping)."""
         ts = bar.ts_init
         self._stepping = True
-        self._index = index
+        self._step_ns = ts
         try:
             self.test_clock.set_time(ts)
             self.exchange.process_bar(bar)
             deliver(bar)
             if self._held:
-                due = [send for at, send in self._held if at <= index]
-                self._held = [(at, send) for at, send in self._held if at > index]
+                due = [send for at, send in self._held if at <= ts]
+                self._held = [(at, send) for at, send in self._held if at > ts]
                 for send in due:
                     send()
                     self._sent += 1

@@ -5,13 +5,15 @@ It is a real ``LiveMarketDataClient``: bars enter through ``_handle_data`` exact
 exchange data would. Each bar is one step of the venue (``node.lockstep``): the
 simulated venue takes the bar, the strategy gets it, the venue settles what the
 strategy sent - all before the next bar, as in a backtest. ``speed`` only paces
-wall-clock time between steps; the sequence of fills is the same at every speed.
+wall-clock time between steps (one bar interval a step, a gap in the data included:
+a gap is market time, not a pause); the sequence of fills is the same at every speed.
 
-A step is synchronous, so the cursor (the index of the next bar) moves only at a
+A step is synchronous, so the cursor (the index of the next step) moves only at a
 step's end and nothing else on the loop - a snapshot, an operator's command - runs in
 the middle of one: a checkpoint never holds a bar half done, and a restore resumes at
-the right bar without re-trading or skipping one. Each bar is stamped with the live
-clock.
+the right bar without re-trading or skipping one. Each bar is stamped with its market
+time (``node.bars``), as the parity backtest stamps it: the venue's fills, funding
+settlements and the breakers' days follow the data's clock, not the machine's.
 
 The host builds it itself, registers it with the data engine and hands it the venue:
 no factory and no registry stand between it, the venue and the bridge that reads it.
@@ -21,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from array import array
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -41,15 +45,7 @@ from protocol import NodeSettings, ReplaySettings
 
 REPLAY_CLIENT = "REPLAY"
 SEED_STEP = 1_000  # a second instrument's synthetic walk: its own seed, not a copy
-# A series' market time: bar i opens at SERIES_EPOCH_NS + i x its length. The backtest
-# plays the bars at these times; the live node gets them stamped with its clock, so a
-# replay's fills and funding are dated here instead (what a trader's statistics use).
-SERIES_EPOCH_NS = 1_600_000_000 * 10**9
-
-
-def series_time_ns(bar: int, bar_minutes: int) -> int:
-    """The market time of bar ``bar`` of a replayed series."""
-    return SERIES_EPOCH_NS + bar * bar_minutes * 60 * 10**9
+MAX_GAPS_LOGGED = 20
 
 
 def bar_type_for(instrument_id: str, bar_minutes: int) -> BarType:
@@ -131,6 +127,109 @@ def feeds_for(settings: NodeSettings) -> list[Feed]:
     return feeds
 
 
+class Timeline:
+    """A replay's steps: every market time at which any feed has a bar, in order. A step
+    plays the bar each feed has at that time, in the feeds' order, so instruments whose
+    files have different gaps still trade side by side at the right times. The cursor is
+    an index into it; one feed, or feeds on one grid, map a step to a row directly."""
+
+    def __init__(self, feeds: Sequence[Feed]) -> None:
+        self._series = [f.series for f in feeds]
+        first = self._series[0]
+        same = all(
+            s.uniform and s.start_ns == first.start_ns and s.bar_ns == first.bar_ns
+            for s in self._series
+        )
+        if len(self._series) == 1 or (first.uniform and same):
+            self._times: array[int] | None = None
+            self._rows: list[array[int] | None] = [None] * len(self._series)
+            self._length = max(len(s) for s in self._series)
+            return
+        merged = sorted({s.time_ns(i) for s in self._series for i in range(len(s))})
+        self._times = array("q", merged)
+        self._length = len(merged)
+        self._rows = []
+        for series in self._series:
+            rows = array("q", [-1]) * self._length
+            for i in range(len(series)):
+                rows[bisect_left(self._times, series.time_ns(i))] = i
+            self._rows.append(rows)
+
+    def __len__(self) -> int:
+        return self._length
+
+    def time_ns(self, step: int) -> int:
+        """The market time of ``step`` (a step past the end: one bar after the last)."""
+        if self._times is not None:
+            return self._times[step]
+        return self._series[0].time_ns(step)
+
+    def row(self, feed: int, step: int) -> int | None:
+        """The row of feed ``feed`` played at ``step``; None: it has no bar then."""
+        rows = self._rows[feed]
+        if rows is None:
+            return step if step < len(self._series[feed]) else None
+        row = rows[step]
+        return None if row < 0 else row
+
+    def step_at(self, ts_ns: int) -> int:
+        """The step of market time ``ts_ns`` (the first at or after it)."""
+        if self._times is not None:
+            return bisect_left(self._times, ts_ns)
+        series = self._series[0]
+        if not series.uniform:  # one feed: its own times
+            return series.rows_before(ts_ns)
+        return max(0, -(-(ts_ns - series.start_ns) // series.bar_ns))
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayData:
+    """What a replay plays - its feeds on one timeline - built once per node (and per
+    parity backtest) from the settings."""
+
+    feeds: tuple[Feed, ...]
+    timeline: Timeline
+
+    @classmethod
+    def of(cls, settings: NodeSettings) -> ReplayData:
+        feeds = tuple(feeds_for(settings))
+        return cls(feeds, Timeline(feeds))
+
+    def played_until(self, cursor: int) -> dict[str, int]:
+        """Each instrument's last bar before step ``cursor``: its market time."""
+        timeline = self.timeline
+        last: dict[str, int] = {}
+        for feed in self.feeds:
+            series = feed.series
+            rows = (
+                series.rows_before(timeline.time_ns(cursor))
+                if cursor < len(timeline)
+                else len(series)
+            )
+            if rows > 0:
+                last[feed.instrument.id.value] = series.time_ns(rows - 1)
+        return last
+
+    def gaps(self) -> list[str]:
+        """Each feed's gaps, in words (``node.bars.Gap``)."""
+        return [
+            f"{feed.instrument.id.value}: {gap.describe()}"
+            for feed in self.feeds
+            for gap in feed.series.gaps()
+        ]
+
+
+def bars_at(feeds: Sequence[Feed], timeline: Timeline, step: int) -> list[Bar]:
+    """The bars a step plays, stamped with its market time, in the feeds' order."""
+    ts = timeline.time_ns(step)
+    bars = []
+    for n, feed in enumerate(feeds):
+        row = timeline.row(n, step)
+        if row is not None:
+            bars.append(to_bar(feed.instrument, feed.bar_type, feed.series[row], ts))
+    return bars
+
+
 class SteppedVenue(Protocol):
     """The simulated venue as the replay steps it (``node.lockstep.LockstepVenue``)."""
 
@@ -149,14 +248,15 @@ class ReplayDataClient(LiveMarketDataClient):
         msgbus: MessageBus,
         cache: Cache,
         clock: LiveClock,
-        feeds: Sequence[Feed],
+        data: ReplayData,
         replay: ReplaySettings,
         start_cursor: int = 0,
         hold: bool = True,
         venue: SteppedVenue | None = None,
     ) -> None:
         """``venue`` is stepped with each bar (None: the bar alone, as live data). A
-        step plays the cursor's bar of every feed, in the feeds' order."""
+        step plays the bar each feed has at the cursor's time, in the feeds' order."""
+        feeds = data.feeds
         super().__init__(
             loop=loop,
             client_id=ClientId(REPLAY_CLIENT),
@@ -171,9 +271,14 @@ class ReplayDataClient(LiveMarketDataClient):
         # connect, which happens before any data client connects.
         for feed in feeds:
             cache.add_instrument(feed.instrument)
-        self._feeds = tuple(feeds)
+        self._feeds = feeds
         self._replay = replay
-        self._total = max(len(f.series) for f in feeds)
+        self.timeline = data.timeline
+        gaps = data.gaps()
+        more = len(gaps) - MAX_GAPS_LOGGED
+        # What the host tells the parent's log (``NodeStarted.data_gaps``).
+        self.gaps = (*gaps[:MAX_GAPS_LOGGED], *([f"... and {more} more"] if more > 0 else []))
+        self._total = len(self.timeline)
         self.cursor = min(start_cursor, self._total)
         self.finished = self.cursor >= self._total
         self._task: asyncio.Task[None] | None = None
@@ -186,19 +291,26 @@ class ReplayDataClient(LiveMarketDataClient):
         self._released.set()
 
     def history(self, count: int, bar_type: BarType) -> list[Bar]:
-        """The ``count`` bars of ``bar_type`` before the cursor, stamped in the past,
+        """The ``count`` bars of ``bar_type`` before the cursor, at their market times,
         for warm-up."""
         feed = next((f for f in self._feeds if f.bar_type == bar_type), None)
         if feed is None:
             return []
-        end = min(self.cursor, len(feed.series))
-        start = max(0, end - count)
-        step_ns = bar_type.spec.step * 60 * 1_000_000_000
-        now = self._clock.timestamp_ns()
+        series = feed.series
+        end = (
+            series.rows_before(self.timeline.time_ns(self.cursor))
+            if self.cursor < self._total
+            else len(series)
+        )
         return [
-            to_bar(feed.instrument, bar_type, feed.series[i], now - (self.cursor - i) * step_ns)
-            for i in range(start, end)
+            to_bar(feed.instrument, bar_type, series[i], series.time_ns(i))
+            for i in range(max(0, end - count), end)
         ]
+
+    @property
+    def market_ns(self) -> int:
+        """The market time of the step being played (or the last one played)."""
+        return self.timeline.time_ns(max(0, min(self.cursor, self._total - 1)))
 
     @property
     def total_bars(self) -> int:
@@ -228,11 +340,7 @@ class ReplayDataClient(LiveMarketDataClient):
         await self._released.wait()
         while self.cursor < self._total:
             started = time.monotonic()
-            now = self._clock.timestamp_ns()
-            for feed in self._feeds:
-                if self.cursor >= len(feed.series):
-                    continue  # a shorter series has ended; the others play on
-                bar = to_bar(feed.instrument, feed.bar_type, feed.series[self.cursor], now)
+            for bar in bars_at(self._feeds, self.timeline, self.cursor):
                 if self._venue is not None:
                     self._venue.step(bar, self._handle_data, self.cursor)
                 else:

@@ -85,6 +85,7 @@ class NodeStarted:
     trading_state: TradingState = TradingState.ACTIVE
     startup_s: float = 0.0  # the child's own start: process start to trading (a floor)
     strategy_ids: tuple[str, ...] = ()  # what a strategy's own halt may name
+    data_gaps: tuple[str, ...] = ()  # a replay file's gaps, in words (the first few)
 
 
 @dataclass(frozen=True, slots=True)

@@ -222,12 +222,14 @@ class SimulationSettings(Section):
     funding_rate: Annotated[
         Decimal | None,
         Field(ge=Decimal("-0.05"), le=Decimal("0.05"), description="replay: the funding rate "
-              "every settlement (longs pay when positive); none: no funding unless a file"),
+              "of every settlement (every funding_interval_hours from 00:00 UTC; longs pay "
+              "when positive); none: no funding unless a file"),
     ] = None  # fmt: skip
     funding_file: Annotated[
         Path | None,
-        Field(description="replay: a bar,rate CSV, the rate settling at that bar index "
-              "(overrides funding_rate there)"),
+        Field(description="replay: the venue's funding history, a fundingTime,fundingRate "
+              "CSV (epoch ms, as Binance serves it): each row settles at its time, in place "
+              "of funding_rate there (an older bar,rate file: at that bar)"),
     ] = None  # fmt: skip
     maker_fee: Annotated[
         Decimal | None,
@@ -245,10 +247,10 @@ class SimulationSettings(Section):
               "(0: within the bar it was decided on)"),
     ] = 0  # fmt: skip
 
-    def latency_bars(self, bar_minutes: int) -> int:
-        """Bars a command waits before the venue sees it (the backtest's LatencyModel,
-        on market time)."""
-        return -(-self.latency_ms // (bar_minutes * 60_000))
+    @property
+    def latency_ns(self) -> int:
+        """Market time a command takes to reach the simulated venue."""
+        return self.latency_ms * 1_000_000
 
     venue_funding: Annotated[
         bool,
@@ -256,13 +258,20 @@ class SimulationSettings(Section):
               "stream, on the simulated positions"),
     ] = True  # fmt: skip
     funding_interval_hours: Annotated[
-        int, Field(ge=1, le=24, description="replay: hours of bars between settlements")
-    ] = 8
+        int,
+        Field(ge=1, le=24, description="replay: hours between settlements, from 00:00 UTC "
+              "(8: 00:00, 08:00, 16:00); divides 24"),
+    ] = 8  # fmt: skip
 
     @model_validator(mode="after")
     def _funding_file(self) -> Self:
         if self.funding_file is not None and not self.funding_file.is_file():
             raise ValueError(f"funding_file: {self.funding_file} does not exist")
+        if 24 % self.funding_interval_hours:
+            raise ValueError(
+                f"funding_interval_hours: {self.funding_interval_hours} does not divide a day "
+                "(settlements fall at the same hours every day: 1, 2, 3, 4, 6, 8, 12 or 24)"
+            )
         return self
 
     @property

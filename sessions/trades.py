@@ -12,11 +12,11 @@ the dashboard starts, and each set of bars is kept (``functools.lru_cache``) so 
 that redraws itself every few seconds does not rebuild 50,000 bars each time.
 
 Bars are drawn at their market time: a recording's as the feed stamped them, a replay's
-in its series' time (``node.replay.series_time_ns``: bar ``i`` at a fixed epoch plus
-``i`` bar lengths, the time the backtest plays it at and the time the round trips beside
-the chart are dated by). A fill sits on its bar: a replay's is placed by the bar index it
-carries, a live feed's by its bar's market time. Only a window of ``CAP`` bars is drawn,
-for speed.
+at its series' time (``node.bars``: a file's own timestamps, or one bar length apart from
+a UTC midnight - the time the backtest plays it at and the time the round trips beside
+the chart are dated by). A fill sits on its bar: a replay's is placed by the step it
+carries (its time on the replay's timeline), a live feed's by its bar's market time. Only
+a window of ``CAP`` bars is drawn, for speed.
 
 Money stays ``Decimal`` here; it is rounded to text only in the rows for display.
 """
@@ -30,13 +30,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from node import BarSeries, BarSourceError
+from node import BarSourceError
 from protocol import BacktestMetrics, Mode, NodeSettings, RecordedSettings, file_sha256
 from storage import Fill, Played, Stats, TradeReport, TripRow
 from storage.stats_text import duration, exact, optional_money, ratio
+
+if TYPE_CHECKING:  # NautilusTrader, imported when a chart is drawn (``replay_data``)
+    from node.replay import ReplayData
 
 CAP = 2_000  # bars drawn at most
 NONE = "n/a"
@@ -146,27 +150,29 @@ def _replay_chart(
                 "its bars are not the session's any more",
             )
     try:
-        series = replay_series(played.settings or "").get(instrument_id)
+        data = replay_data(played.settings or "")
     except (BarSourceError, ValueError) as exc:
         return _fills_only(instrument_id, fills, f"the replay's bars cannot be rebuilt: {exc}")
+    series = next((f.series for f in data.feeds if f.instrument.id.value == instrument_id), None)
     if series is None:
         return _fills_only(instrument_id, fills, f"{instrument_id} is not in the replay")
-    from node.replay import series_time_ns  # imported with feeds_for above
-
-    minutes = replay.bar_minutes
-    total = min(played.bars or 0, len(series))
+    timeline = data.timeline
+    steps = min(played.bars or 0, len(timeline))
+    total = series.rows_before(timeline.time_ns(steps)) if steps < len(timeline) else len(series)
     start, stop = _window(total, cap, end)
     candles = tuple(
-        Candle(i, series_time_ns(i, minutes), row.open, row.high, row.low, row.close)
+        Candle(i, series.time_ns(i), row.open, row.high, row.low, row.close)
         for i in range(start, stop)
         for row in (series[i],)
     )
-    # On its bar's series time (a fill from before series times carries the wall clock).
-    drawn = tuple(
-        replace(f, at_ns=series_time_ns(f.bar, minutes))
+    # On its step's market time (a fill from before market times carries the wall clock).
+    first, last = (series.time_ns(start), series.time_ns(stop - 1)) if stop > start else (0, -1)
+    placed = (
+        replace(f, at_ns=timeline.time_ns(f.bar))
         for f in fills
-        if f.bar is not None and start <= f.bar < stop
+        if f.bar is not None and 0 <= f.bar < len(timeline)
     )
+    drawn = tuple(f for f in placed if first <= f.at_ns <= last)
     notes = _left_out(len(fills) - len(drawn), start, stop, total)
     return TradeChart(instrument_id, candles, drawn, total, start, notes)
 
@@ -181,13 +187,13 @@ def _left_out(hidden: int, start: int, stop: int, total: int) -> tuple[str, ...]
 
 
 @functools.lru_cache(maxsize=2)
-def replay_series(settings_json: str) -> dict[str, BarSeries]:
-    """Each instrument's series as the session's node played it (NautilusTrader for the
+def replay_data(settings_json: str) -> ReplayData:
+    """The session's series and timeline as its node played them (NautilusTrader for the
     instruments' ticks: imported here, on the first chart)."""
-    from node.replay import feeds_for
+    from node.replay import ReplayData
 
     config = RecordedSettings.model_validate_json(settings_json).config
-    return {f.instrument.id.value: f.series for f in feeds_for(NodeSettings.of(config))}
+    return ReplayData.of(NodeSettings.of(config))
 
 
 def _recorded_chart(

@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import sqlite3
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -59,7 +60,7 @@ def write(tmp_path: Path, trader: str, speed: float, ladder: int) -> tuple[Path,
     )
 
 
-def play(config: Path, db: Path, cwd: Path, timeout: float = 240) -> str:
+def play(config: Path, db: Path, cwd: Path, timeout: float = 240, bars: int = N_BARS) -> str:
     """Run the session to the end of the file; the service stops by itself."""
     service = ServiceProcess(config, db, cwd)
     try:
@@ -68,7 +69,7 @@ def play(config: Path, db: Path, cwd: Path, timeout: float = 240) -> str:
         service.ensure_dead()
     log = service.log_path.read_text()
     assert code == 0, log[-3000:]
-    assert f"replay finished after {N_BARS} bars" in log, log[-3000:]
+    assert f"replay finished after {bars} bars" in log, log[-3000:]
     return log
 
 
@@ -107,6 +108,29 @@ def closes() -> list[Decimal]:
         return [Decimal(row["close"]) for row in csv.DictReader(handle)]
 
 
+def utc_ns(text: str) -> int:
+    moment = datetime.fromisoformat(text).replace(tzinfo=UTC)
+    return int(moment.timestamp()) * 10**9 + moment.microsecond * 1000
+
+
+def bar_times(path: Path = BARS) -> list[int]:
+    """Each bar's market time, as the file has it."""
+    with path.open(newline="") as handle:
+        return [utc_ns(row["timestamp"]) for row in csv.DictReader(handle)]
+
+
+def assert_dated_by_the_file(db: Path, path: Path = BARS) -> list[int]:
+    """Every fill is dated with the file's time of the bar it filled in: the session runs
+    on the data's clock (January 2022 here), not the machine's. The fills' times."""
+    times = bar_times(path)
+    dated = []
+    for _, payload in events(db, "fill"):
+        market_ns = int(str(payload["market_ns"]))
+        assert market_ns == times[int(str(payload["bar"]))], payload
+        dated.append(market_ns)
+    return dated
+
+
 def assert_equal_to_backtest(db: Path, bt: Outcome) -> None:
     fills = session_fills(db)
     assert len(fills) == len(bt.trades)
@@ -116,6 +140,44 @@ def assert_equal_to_backtest(db: Path, bt: Outcome) -> None:
     assert last["replay_cursor"] == N_BARS
     assert Decimal(last["balance"]) == bt.balance
     assert Decimal(last["realized_pnl"]) == bt.realized_pnl
+
+
+def test_a_gap_in_the_file_stays_a_gap_in_time_and_the_replay_still_equals_its_backtest(
+    tmp_path,
+):
+    """The real file with an hour cut out (exchange data misses minutes): no bar is
+    played in it and no fill is dated in it; the gap is in the log and in the parity
+    report, and the session is still its backtest's, fill for fill."""
+    start, end = utc_ns("2022-01-02 10:00:00"), utc_ns("2022-01-02 11:00:00")
+    rows = BARS.read_text().splitlines()
+    kept = [rows[0]] + [r for r in rows[1:] if not start <= utc_ns(r.split(",")[0]) < end]
+    assert len(kept) == len(rows) - 60
+    cut = tmp_path / "btc-gap.csv"
+    cut.write_text("\n".join(kept) + "\n")
+    config, db = write_config(
+        tmp_path,
+        trader="GAP-001",
+        speed=0,
+        ladder=3,
+        ladder_step="0.001",
+        replay=f'source = "file"\npath = "{cut}"\nstop_when_done = true',
+        extra=FAR_BREAKERS,
+        name="gap",
+    )
+    log = play(config, db, tmp_path, bars=N_BARS - 60)
+    assert "gap" in log and "2022-01-02 09:59:00 UTC to 2022-01-02 11:00:00 UTC" in log, log[-3000:]
+    dated = assert_dated_by_the_file(db, cut)
+    assert dated and not [t for t in dated if start <= t < end], "no fill dated in the gap"
+    assert min(dated) >= utc_ns("2021-12-31 23:01:00") and max(dated) < utc_ns("2022-01-04")
+    bt = run_backtest(load_config(config).node)
+    fills = session_fills(db)
+    assert fills == list(bt.trades)
+    assert Decimal(final_checkpoint(db)["balance"]) == bt.balance
+    report = cli("report", "parity", "--db", str(db), "--json", cwd=tmp_path, timeout=120)
+    assert report.returncode == 0, report.stdout + report.stderr
+    body = json.loads(report.stdout)
+    assert body["equal"] is True
+    assert any("60 bar(s) missing" in note for note in body["notes"]), body["notes"]
 
 
 @pytest.mark.parametrize(
@@ -131,6 +193,8 @@ def test_a_replay_equals_the_backtest_fill_for_fill(tmp_path, speed, ladder):
     bt = backtest(config)
     assert len(bt.trades) > 150, "enough trading to compare"
     assert_equal_to_backtest(db, bt)
+    dated = assert_dated_by_the_file(db)
+    assert sum(1 for t in dated if t >= utc_ns("2022-01-01 00:00:00")) > 150, "January 2022"
     if ladder:
         close = closes()
         resting = [t for t in bt.trades if abs(t.price - close[t.bar]) > Decimal(1)]
