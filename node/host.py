@@ -65,7 +65,7 @@ from node.order_limits import (
 from node.reconcile import compare_with_checkpoint
 from node.replay import ReplayData, ReplayDataClient, bar_type_for
 from node.strategies import WarmsUp, build_strategies
-from node.venues import Clients, SeededFillModel, clients_for, fill_model
+from node.venues import Clients, LiveSandbox, SeededFillModel, clients_for, fill_model
 from protocol import (
     ErrorRaised,
     FundingPaid,
@@ -553,7 +553,8 @@ def _add_sandbox(
 ) -> SandboxExecutionClient | None:
     """The simulated venue's execution client, built here rather than by a factory so
     the host reaches its exchange. A replay's steps with the replay, its engines
-    inline (``node.lockstep``); a sandbox on live data is Nautilus's own."""
+    inline (``node.lockstep``); a sandbox on live data is Nautilus's own, with the
+    session's latency (``node.venues.LiveSandbox``)."""
     if config is None:
         return None
     kernel = node.kernel
@@ -563,9 +564,7 @@ def _add_sandbox(
         run_engines_inline(node, risk_gate=checks)
         client = LockstepVenue(*parts, fill_model=fills, modules=modules, latency_ns=latency_ns)
     else:
-        client = SandboxExecutionClient(*parts)
-        if fills is not None:  # the sandbox builds its exchange with the ideal FillModel()
-            client.exchange.set_fill_model(fills)
+        client = LiveSandbox(*parts, fill_model=fills, modules=modules, latency_ns=latency_ns)
     kernel.exec_engine.register_client(client)
     return client
 

@@ -2,7 +2,8 @@
 
 - replay: the replay data client (built by the host) and the sandbox execution client
   (no network);
-- binance-sandbox: Binance market data, fills from the sandbox execution client;
+- binance-sandbox: Binance market data, fills from the sandbox execution client
+  (``LiveSandbox``: Nautilus's sandbox with the session's latency);
 - binance-testnet: Binance data and execution on the testnet (USDT-M futures), with
   Nautilus reconciliation bringing orders and positions back from the venue.
 Base URLs may be overridden (a local emulator, a proxy); keys stay in the environment.
@@ -10,6 +11,7 @@ Base URLs may be overridden (a local emulator, a proxy); keys stay in the enviro
 
 from __future__ import annotations
 
+import asyncio
 import random
 from dataclasses import dataclass
 from decimal import Decimal
@@ -24,8 +26,16 @@ from nautilus_trader.adapters.binance import (
 )
 from nautilus_trader.adapters.binance.common.enums import BinanceEnvironment
 from nautilus_trader.adapters.sandbox.config import SandboxExecutionClientConfig
-from nautilus_trader.backtest.models import FillModel
+from nautilus_trader.adapters.sandbox.execution import SandboxExecutionClient
+from nautilus_trader.backtest.engine import SimulatedExchange
+from nautilus_trader.backtest.execution_client import BacktestExecClient
+from nautilus_trader.backtest.models import FillModel, LatencyModel, MakerTakerFeeModel
+from nautilus_trader.backtest.modules import SimulationModule
+from nautilus_trader.cache.cache import Cache
+from nautilus_trader.common.component import LiveClock, MessageBus, TestClock
+from nautilus_trader.common.providers import InstrumentProvider
 from nautilus_trader.config import InstrumentProviderConfig
+from nautilus_trader.live.execution_client import LiveExecutionClient
 from nautilus_trader.live.node import TradingNode
 from nautilus_trader.model.enums import (
     AccountType,
@@ -36,9 +46,10 @@ from nautilus_trader.model.enums import (
     book_type_from_str,
     oms_type_from_str,
 )
-from nautilus_trader.model.identifiers import InstrumentId
+from nautilus_trader.model.identifiers import AccountId, ClientId, InstrumentId, Venue
 from nautilus_trader.model.objects import Currency, Money
 from nautilus_trader.model.orders import Order
+from nautilus_trader.portfolio.base import PortfolioFacade
 
 from protocol import Mode, NodeSettings, SimulationSettings
 
@@ -194,6 +205,78 @@ def fill_model(simulation: SimulationSettings, draws: int = 0) -> SeededFillMode
     )
     model.skip(draws)
     return model
+
+
+class LiveSandbox(SandboxExecutionClient):
+    """binance-sandbox's venue: NautilusTrader's sandbox on the live feed, with the
+    session's fill model and order latency.
+
+    Nautilus's own builds its simulated exchange without a command queue
+    (``use_message_queue=False``, read-only once built): the exchange processes a command
+    the moment it is sent, whatever latency model is set on it (tried: with
+    ``set_latency_model(LatencyModel(1 s))`` a market order still filled at the last
+    quote before it was sent). This one is the same client with the exchange built with
+    the queue and a ``LatencyModel`` when there is a latency: a command then waits in the
+    exchange's in-flight queue until ``process(ts)`` reaches its send time (its
+    ``ts_init``) + the latency, and the sandbox calls ``process`` with each market data's
+    ``ts_init`` (the wall clock when it came: the market's time here) after the exchange
+    has taken that data. So an order reaches the venue - and fills - at the first market
+    data at or after sent + latency, as in ``BacktestEngine`` with the same latency model
+    on the recorded data (the parity backtest). Submit, modify and cancel wait alike; the
+    order is SUBMITTED at once (the client reports it, the venue has not seen it). With no
+    market data there is no market time: nothing arrives until data comes again. Without
+    latency a command is processed at once, as Nautilus's sandbox does."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        portfolio: PortfolioFacade,
+        msgbus: MessageBus,
+        cache: Cache,
+        clock: LiveClock,
+        config: SandboxExecutionClientConfig,
+        fill_model: FillModel | None = None,
+        modules: list[SimulationModule] | None = None,
+        latency_ns: int = 0,
+    ) -> None:
+        # Not the sandbox's own constructor: it builds (and opens the account of) an
+        # exchange without a queue. The rest is its constructor's, from the same config.
+        venue = Venue(config.venue)
+        options = venue_options(config)
+        self.test_clock = TestClock()
+        LiveExecutionClient.__init__(
+            self,
+            loop=loop,
+            client_id=ClientId(config.venue),
+            venue=venue,
+            oms_type=options["oms_type"],
+            account_type=options["account_type"],
+            base_currency=options["base_currency"],
+            instrument_provider=InstrumentProvider(),
+            msgbus=msgbus,
+            cache=cache,
+            clock=clock,
+            config=None,
+        )
+        self._set_account_id(AccountId(f"{config.venue}-001"))
+        self.exchange = SimulatedExchange(
+            venue=venue,
+            modules=modules or [],
+            portfolio=portfolio,
+            msgbus=msgbus,
+            cache=cache,
+            clock=self.test_clock,
+            fill_model=fill_model or FillModel(),
+            fee_model=MakerTakerFeeModel(),
+            latency_model=LatencyModel(base_latency_nanos=latency_ns) if latency_ns else None,
+            use_message_queue=latency_ns > 0,
+            **options,
+        )
+        self._client = BacktestExecClient(
+            exchange=self.exchange, msgbus=msgbus, cache=cache, clock=self.test_clock
+        )
+        self.exchange.register_client(self._client)
+        self.exchange.initialize_account()
 
 
 def clients_for(settings: NodeSettings) -> Clients:
