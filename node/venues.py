@@ -3,7 +3,8 @@
 - replay: the replay data client (built by the host) and the sandbox execution client
   (no network);
 - binance-sandbox: Binance market data, fills from the sandbox execution client
-  (``LiveSandbox``: Nautilus's sandbox with the session's latency);
+  (``LiveSandbox``: Nautilus's sandbox with the session's latency; the venue's instruments
+  at the trader's fee tier, ``Clients.register``);
 - binance-testnet: Binance data and execution on the testnet (USDT-M futures), with
   Nautilus reconciliation bringing orders and positions back from the venue.
 Base URLs may be overridden (a local emulator, a proxy); keys stay in the environment.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TypedDict
@@ -47,10 +49,12 @@ from nautilus_trader.model.enums import (
     oms_type_from_str,
 )
 from nautilus_trader.model.identifiers import AccountId, ClientId, InstrumentId, Venue
+from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.model.objects import Currency, Money
 from nautilus_trader.model.orders import Order
 from nautilus_trader.portfolio.base import PortfolioFacade
 
+from node.instruments import with_fees
 from protocol import Mode, NodeSettings, SimulationSettings
 
 BINANCE = "BINANCE"
@@ -65,14 +69,55 @@ class Clients:
     exec: dict[str, object]
     reconciliation: bool
     sandbox: SandboxExecutionClientConfig | None = None
+    # binance-sandbox: the trader's fee tier (maker, taker; None: the venue's own)
+    fee_tier: tuple[Decimal | None, Decimal | None] = (None, None)
 
     def register(self, node: TradingNode, mode: Mode) -> None:
         """The factories Nautilus builds clients from (the replay client and the sandbox
-        the host builds itself: ``node.host``)."""
+        the host builds itself: ``node.host``), and in binance-sandbox the fee tier of the
+        instruments the venue's data client brings."""
         if mode is not Mode.REPLAY:
             node.add_data_client_factory(BINANCE, BinanceLiveDataClientFactory)
         if mode is Mode.BINANCE_TESTNET:
             node.add_exec_client_factory(BINANCE, BinanceLiveExecClientFactory)
+        if mode is Mode.BINANCE_SANDBOX and self.sandbox is not None:
+            kernel = node.kernel
+            at_fee_tier(
+                kernel.msgbus, kernel.data_engine.process, self.sandbox.venue, *self.fee_tier
+            )
+
+
+DATA_ENDPOINT = "DataEngine.process"
+
+
+def at_fee_tier(
+    msgbus: MessageBus,
+    process: Callable[[object], None],
+    venue: str,
+    maker_fee: Decimal | None,
+    taker_fee: Decimal | None,
+) -> None:
+    """Every instrument of ``venue`` a data client hands the data engine (``process``,
+    its endpoint's handler), at the trader's fee tier (``[simulation]``) instead of the
+    venue's.
+
+    The sandbox venue charges an instrument's own fees, and in binance-sandbox the
+    instrument is the one Nautilus's Binance provider builds from exchange info (fee tier
+    0 without keys). Replaced where it enters the node, one instrument reaches the cache
+    (the portfolio reads it there), the strategies, the session's recording (so the parity
+    backtest on it charges the same) and the sandbox venue, which takes it from the bus:
+    all of them agree on the fees. A replay builds its instruments at the tier itself
+    (``node.replay.feeds_for``)."""
+    if maker_fee is None and taker_fee is None:
+        return
+
+    def tiered(data: object) -> None:
+        if isinstance(data, Instrument) and data.id.venue.value == venue:
+            data = with_fees(data, maker_fee, taker_fee)
+        process(data)
+
+    msgbus.deregister(DATA_ENDPOINT, process)
+    msgbus.register(DATA_ENDPOINT, tiered)
 
 
 def sandbox_config(settings: NodeSettings) -> SandboxExecutionClientConfig:
@@ -301,7 +346,14 @@ def clients_for(settings: NodeSettings) -> Clients:
         instrument_provider=provider,
     )
     if settings.mode is Mode.BINANCE_SANDBOX:
-        return Clients({BINANCE: data_config}, {}, reconciliation=False, sandbox=sandbox)
+        simulation = settings.simulation
+        return Clients(
+            {BINANCE: data_config},
+            {},
+            reconciliation=False,
+            sandbox=sandbox,
+            fee_tier=(simulation.maker_fee, simulation.taker_fee),
+        )
     exec_config = BinanceExecClientConfig(
         account_type=BinanceAccountType.USDT_FUTURES,
         environment=environment,
