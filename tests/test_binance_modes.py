@@ -393,3 +393,65 @@ def test_testnet_records_the_funding_the_venue_charged(tmp_path):
             service.ensure_dead()
     finally:
         emu.stop()
+
+
+def probed_fills(tmp_path: Path, emu: BinanceEmulator, trader: str, simulation: str):
+    """A binance-sandbox session of ``tests.latency_probe`` (three market orders) with
+    ``[simulation]`` ``simulation``: each fill as the service recorded it, with the time
+    from its order's send to it (ns), and the instrument the session recorded."""
+    import json
+
+    from nautilus_trader.model.instruments import Instrument
+    from nautilus_trader.persistence.catalog.parquet import ParquetDataCatalog
+
+    from tests.service import ROOT, bars_of, entry
+
+    btc = "BTCUSDT-PERP.BINANCE"
+    home = tmp_path / trader
+    home.mkdir()
+    sent = home / "sent.jsonl"
+    probe = {"instrument_id": btc, "bar_type": bars_of(btc), "path": str(sent)}
+    extra = f"[simulation]\n{simulation}\n" + entry(
+        "MarketProbe", probe, module="tests.latency_probe"
+    )
+    config, db = write(home, emu, trader, "binance-sandbox", extra)
+    service = ServiceProcess(config, db, home, env=env(PYTHONPATH=str(ROOT)))
+    try:
+        service.wait_status("three probe fills", lambda r: r["fills"] >= 3, 90)
+        assert service.terminate() == 0
+    finally:
+        service.ensure_dead()
+    sent_ns = {
+        line["id"]: line["sent_ns"] for line in map(json.loads, sent.read_text().splitlines())
+    }
+    fills = [
+        (fill, fill["ts_event"] - sent_ns[fill["client_order_id"]])
+        for _, fill in events(db, "fill")
+    ]
+    catalog = ParquetDataCatalog(str(home / "recordings" / trader))
+    recorded = catalog.read_live_run(catalog.list_live_runs()[0])
+    return fills, [d for d in recorded if isinstance(d, Instrument)][-1]
+
+
+def test_sandbox_orders_reach_the_venue_after_the_latency_and_pay_the_fee_tier(tmp_path, emulator):
+    """Issue 23: ``latency_ms`` and the fee tier held in a replay only; in binance-sandbox
+    an order reached the venue at once and paid the instrument's fees. Now it fills no
+    earlier than the first market data at or after its send time + the latency (market
+    time is the feed's here), and pays the tier's taker fee, which the instrument the
+    session recorded (its cache's, the parity backtest's) carries too."""
+    latency_ns = 1_000_000_000
+    prompt, venues = probed_fills(tmp_path, emulator, "SBLAT-000", "")
+    late, tiered = probed_fills(
+        tmp_path, emulator, "SBLAT-001", "latency_ms = 1000\ntaker_fee = 0.001"
+    )
+    assert len(prompt) >= 3 and len(late) >= 3
+    assert all(delay < latency_ns / 2 for _, delay in prompt), [d for _, d in prompt]
+    assert all(delay >= latency_ns for _, delay in late), [d for _, d in late]
+
+    def rate(fill) -> Decimal:
+        notional = Decimal(str(fill["quantity"])) * Decimal(str(fill["price"]))
+        return Decimal(str(fill["commission"])) / notional
+
+    assert {round(rate(f), 6) for f, _ in prompt} == {venues.taker_fee} == {Decimal("0.0005")}
+    assert {round(rate(f), 6) for f, _ in late} == {tiered.taker_fee} == {Decimal("0.001")}
+    assert tiered.maker_fee == venues.maker_fee, "no maker_fee set: the venue's"
