@@ -233,17 +233,20 @@ class SimulationSettings(Section):
     ] = None  # fmt: skip
     maker_fee: Annotated[
         Decimal | None,
-        Field(ge=Decimal("-0.01"), le=Decimal("0.01"), description="replay: your fee tier's "
-              "maker fee, a fraction, instead of the instrument's; none: the instrument's"),
+        Field(ge=Decimal("-0.01"), le=Decimal("0.01"), description="your fee tier's maker "
+              "fee, a fraction, instead of the instrument's (in binance-sandbox: the venue's "
+              "tier 0); none: the instrument's"),
     ] = None  # fmt: skip
     taker_fee: Annotated[
         Decimal | None,
-        Field(ge=0, le=Decimal("0.01"), description="replay: your fee tier's taker fee"),
+        Field(ge=0, le=Decimal("0.01"), description="your fee tier's taker fee"),
     ] = None
     latency_ms: Annotated[
         int,
-        Field(ge=0, le=3_600_000, description="replay: how long a strategy's order takes to "
-              "reach the venue; with bars, any latency moves it to a later bar's settle "
+        Field(ge=0, le=3_600_000, description="how long a strategy's order (a submit, modify "
+              "or cancel) takes to reach the simulated venue, in market time: it arrives with "
+              "the first market data at or after sent + latency (binance-sandbox: the live "
+              "feed's); in a replay, with bars, any latency moves it to a later bar's settle "
               "(0: within the bar it was decided on)"),
     ] = 0  # fmt: skip
 
