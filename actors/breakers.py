@@ -20,24 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from node.marks import EquityMarks
+from node.marks import Deepened, EquityBreaker, EquityMarks, Trip
 from protocol import BreakerSettings, RiskLimits
 
-HUNDRED = Decimal(100)
-
-
-@dataclass(frozen=True, slots=True)
-class Trip:
-    breaker: str
-    detail: str
-
-
-@dataclass(frozen=True, slots=True)
-class Deepened:
-    """A tripped breaker's loss went another step further: alert, nothing else."""
-
-    breaker: str
-    detail: str
+__all__ = ["CircuitBreakers", "DataStale", "DataWatch", "Deepened", "Trip"]
 
 
 class CircuitBreakers:
@@ -53,7 +39,9 @@ class CircuitBreakers:
         self._marks = EquityMarks()
         self._rejects = 0
         self._errors: deque[float] = deque()
-        self._alerted_at: Decimal | None = None  # the loss % last announced after a trip
+        self._equity = EquityBreaker(
+            risk.max_drawdown_pct, risk.daily_loss_limit_pct, settings.realert_step_pct
+        )
         self._data = DataWatch(settings)
         self.tripped: Trip | None = None
 
@@ -72,45 +60,14 @@ class CircuitBreakers:
         self._marks.update(equity, ts_ns)
         peak = self._marks.peak if peak is None else peak
         day_start = self._marks.day_start if day_start is None else day_start
-        drawdown = (peak - equity) / peak * HUNDRED if peak is not None and peak > 0 else None
-        loss = (
-            (day_start - equity) / day_start * HUNDRED
-            if day_start is not None and day_start > 0
-            else None
-        )
-        if self.tripped is not None:
-            return self._deepened(drawdown, loss)
-        if drawdown is not None and drawdown >= self.risk.max_drawdown_pct:
-            self._alerted_at = drawdown
-            return self._trip(
-                "max_drawdown",
-                f"equity {equity:.2f} is {drawdown:.2f}% below its peak {peak:.2f} "
-                f"(limit {self.risk.max_drawdown_pct}%)",
-            )
-        if loss is not None and loss >= self.risk.daily_loss_limit_pct:
-            self._alerted_at = loss
-            return self._trip(
-                "daily_loss",
-                f"equity {equity:.2f} is {loss:.2f}% below the day's start "
-                f"{day_start:.2f} (limit {self.risk.daily_loss_limit_pct}%)",
-            )
-        return None
-
-    def _deepened(self, drawdown: Decimal | None, loss: Decimal | None) -> Deepened | None:
-        tripped = self.tripped
-        if tripped is None or self._alerted_at is None:
-            return None
-        now = {"max_drawdown": drawdown, "daily_loss": loss}.get(tripped.breaker)
-        step = self.settings.realert_step_pct
-        if now is None or step <= 0 or now < self._alerted_at + step:
-            return None
-        self._alerted_at = now
-        what = "below its peak" if tripped.breaker == "max_drawdown" else "below the day's start"
-        return Deepened(
-            tripped.breaker,
-            f"equity is now {now:.2f}% {what}, and still falling while halted "
-            f"(tripped: {tripped.detail})",
-        )
+        judge = self._equity
+        judge.max_drawdown_pct = self.risk.max_drawdown_pct
+        judge.daily_loss_limit_pct = self.risk.daily_loss_limit_pct
+        judge.realert_step_pct = self.settings.realert_step_pct
+        verdict = judge.judge(equity, peak, day_start, armed=self.tripped is None)
+        if isinstance(verdict, Trip):
+            self.tripped = verdict
+        return verdict
 
     def data_age(self, age_s: float, interval_s: float) -> Trip | DataStale | None:
         """How long since the last bar, against how often bars are expected."""
@@ -144,7 +101,7 @@ class CircuitBreakers:
     def reset(self) -> None:
         """After a resume: start over from the next equity report."""
         self.tripped = None
-        self._alerted_at = None
+        self._equity.reset()
         self._marks.rebaseline()
         self._rejects = 0
         self._errors.clear()

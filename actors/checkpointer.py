@@ -403,9 +403,10 @@ class CheckpointerActor(SupervisedActor):
             or report.replay_cursor <= last.replay_cursor
         ):
             return
-        if report.fill_draws != last.fill_draws:
-            # The fill model drew since the last checkpoint: its count must go with the
-            # cursor, and only a snapshot has both as the node had them.
+        if report.fill_draws != last.fill_draws or _marks_moved(report, last):
+            # The fill model drew, or the breakers' marks moved (a new equity peak, a new
+            # day), since the last checkpoint: they must go with the cursor, and only a
+            # snapshot has them as the node had them.
             self._request(False, None)
             return
         began = time.perf_counter()
@@ -508,3 +509,15 @@ class CheckpointerActor(SupervisedActor):
         self.peers.tell(
             "classifier", ErrorRaised(ROLE, type(exc).__name__, str(exc), operation=OPERATION)
         )
+
+
+def _marks_moved(report: NodeReport, last: Snapshot) -> bool:
+    """The equity marks a restore resumes the breakers from, changed since ``last``."""
+    if (report.equity_peak, report.day_start_equity) != (last.equity_peak, last.day_start_equity):
+        return True
+    peaks = {v.strategy_id: (v.equity_peak, v.day_start_equity) for v in last.strategies}
+    return any(
+        peaks.get(m.strategy_id, (m.equity_peak, m.day_start_equity))
+        != (m.equity_peak, m.day_start_equity)
+        for m in report.strategies
+    )

@@ -26,6 +26,7 @@ from actors.redact import redact
 from protocol import (
     Alert,
     BreakerSettings,
+    BreakerTripped,
     CircuitBreakerTripped,
     Decision,
     DecisionKind,
@@ -216,6 +217,8 @@ class ClassifierActor(SupervisedActor):
                 (own or self.breakers).fill()
             case NodeReport():
                 self._report(message)
+            case BreakerTripped():
+                self._node_tripped(message)
             case NodeStarted(strategy_ids=ids):
                 # One strategy: the account's breakers are its own.
                 for sid in ids if len(ids) > 1 else ():
@@ -256,14 +259,18 @@ class ClassifierActor(SupervisedActor):
         return replace(decision, attempt=attempt, retry_after_s=retry_delay(attempt))
 
     def _report(self, report: NodeReport) -> None:
-        self._check(
-            self.breakers.equity(
-                report.equity, report.ts_ns, report.equity_peak, report.day_start_equity
+        if not report.judged:  # else the node judges equity itself, on market time
+            self._check(
+                self.breakers.equity(
+                    report.equity, report.ts_ns, report.equity_peak, report.day_start_equity
+                )
             )
-        )
-        for mark in report.strategies:
-            own = self._own_breakers(mark.strategy_id)
-            self._check(own.equity(mark.equity, report.ts_ns, mark.equity_peak), mark.strategy_id)
+            for mark in report.strategies:
+                own = self._own_breakers(mark.strategy_id)
+                verdict = own.equity(
+                    mark.equity, report.ts_ns, mark.equity_peak, mark.day_start_equity
+                )
+                self._check(verdict, mark.strategy_id)
         if report.last_data_ns > 0:
             age_s = max(0.0, (report.ts_ns - report.last_data_ns) / 1e9)
             interval = 0.0 if report.replay_finished else report.data_interval_s
@@ -316,9 +323,35 @@ class ClassifierActor(SupervisedActor):
             self.peers,
             Halt(reason=reason, source="breaker", strategy_id=strategy_id, mode=mode),
         )
-        tripped = CircuitBreakerTripped(trip.breaker, f"{trip.detail}{of}")
+        tripped = CircuitBreakerTripped(trip.breaker, f"{trip.detail}{of}", strategy_id)
         self.peers.tell("checkpointer", tripped)
         self.peers.tell("metrics", tripped)
+        self._trip_alert(trip.breaker, trip.detail, strategy_id, mode)
+
+    def _node_tripped(self, trip: BreakerTripped) -> None:
+        """A breaker the node judged on market time: it has halted already and the gate
+        records it (told by the node actor first); here it is counted and alerted."""
+        sid = trip.strategy_id
+        of = "" if sid is None else f" ({sid})"
+        if trip.deepened:
+            self._check(Deepened(trip.breaker, trip.detail), sid)
+            return
+        if sid is None:
+            self.breakers.tripped = Trip(trip.breaker, trip.detail)
+        else:
+            self._own_breakers(sid).tripped = Trip(trip.breaker, trip.detail)
+        log.critical("%s - the node halted at bar %d", trip.reason, trip.bar)
+        tripped = CircuitBreakerTripped(
+            trip.breaker, f"{trip.detail}{of}", sid, trip.bar, trip.market_ns
+        )
+        self.peers.tell("checkpointer", tripped)
+        self.peers.tell("metrics", tripped)
+        self._trip_alert(trip.breaker, trip.detail, sid, trip.mode)
+
+    def _trip_alert(
+        self, breaker: str, detail: str, strategy_id: str | None, mode: HaltMode
+    ) -> None:
+        of = "" if strategy_id is None else f" ({strategy_id})"
         halted = (
             HALTED_AS[mode]
             if strategy_id is None
@@ -328,9 +361,9 @@ class ClassifierActor(SupervisedActor):
             "alerter",
             Alert(
                 Severity.CRITICAL,
-                f"Circuit breaker tripped: {trip.breaker}{of}",
-                f"{trip.detail}. {halted}. Resume when reviewed.",
-                key=f"breaker:{trip.breaker}{of}",
+                f"Circuit breaker tripped: {breaker}{of}",
+                f"{detail}. {halted}. Resume when reviewed.",
+                key=f"breaker:{breaker}{of}",
             ),
         )
 

@@ -34,7 +34,9 @@ from pathlib import Path
 from actors.base import ChildContext, SupervisedActor
 from actors.timer import Interval
 from protocol import (
+    MARKET,
     Alert,
+    BreakerTripped,
     ErrorRaised,
     GateQuery,
     GateState,
@@ -160,6 +162,12 @@ class GateActor(SupervisedActor):
                 self._resume(reason, source, notify, strategy_id)
             case GateQuery():
                 return self.state
+            case BreakerTripped(deepened=False, strategy_id=strategy_id, mode=mode):
+                # The node halted itself (a replay's breakers, on market time): on record
+                # like any halt, not sent back to it; its OrdersCanceled confirms it.
+                self._halt(message.reason, MARKET, None, strategy_id, mode, forward=False)
+            case BreakerTripped():
+                pass
             case OrdersCanceled():
                 self._halt_confirmed(message)
             case TradingStateChanged(
@@ -232,11 +240,13 @@ class GateActor(SupervisedActor):
         notify: Mailbox | None,
         strategy_id: str | None = None,
         mode: HaltMode = HaltMode.CANCEL,
+        forward: bool = True,
     ) -> None:
+        """``forward``: tell the node (False: the node made the halt itself)."""
         if notify is not None:
             self._wait("halt", notify, strategy_id)
         # The node first: a halt must not wait for a disk.
-        forwarded = self.peers.tell(
+        forwarded = not forward or self.peers.tell(
             "node", Halt(reason, source, strategy_id=strategy_id, mode=mode)
         )
         self._unconfirmed["halt", strategy_id] = (reason, source)

@@ -36,6 +36,7 @@ from node.entry import run as run_node
 from node.logscan import ErrorFilter, LogRecord, LogScanner
 from protocol import (
     Alert,
+    BreakerTripped,
     CheckpointLookup,
     EncodedSnapshotReply,
     ErrorRaised,
@@ -89,6 +90,9 @@ ROUTES: dict[type, tuple[str, ...]] = {
     ErrorRaised: ("classifier",),
     ReconciliationDiff: ("checkpointer",),
     FundingPaid: ("checkpointer",),
+    # The gate first: it records the node's own halt before the halt's OrdersCanceled,
+    # which follows it down the pipe, reaches it.
+    BreakerTripped: ("gate", "classifier"),
 }
 LOG_QUIET_S = 0.05  # no more stderr for this long: a multi-line record is complete
 START_ASK_TIMEOUT_S = 5.0

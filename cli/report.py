@@ -113,7 +113,7 @@ def report_parity(db: Path, trader_id: str | None, as_json_output: bool) -> tupl
     """The report's text (or JSON) and the exit code: 0 equal, 6 different."""
     result, record = parity(db, trader_id)
     if as_json_output:
-        text = json.dumps(as_json(result, record.trader_id, record.halts, record.notes), indent=2)
+        text = json.dumps(as_json(result, record.trader_id, record.notes), indent=2)
     else:
-        text = render(result, record.trader_id, record.halts, record.notes)
+        text = render(result, record.trader_id, record.notes)
     return text, EXIT_EQUAL if result.equal else EXIT_DIFFERENT

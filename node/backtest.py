@@ -25,19 +25,24 @@ from nautilus_trader.backtest.models import FillModel, LatencyModel
 from nautilus_trader.config import LoggingConfig
 from nautilus_trader.core.data import Data
 from nautilus_trader.model.data import Bar, QuoteTick, TradeTick
-from nautilus_trader.model.events import OrderFilled, PositionClosed
+from nautilus_trader.model.events import OrderCanceled, OrderFilled, PositionClosed
 from nautilus_trader.model.identifiers import InstrumentId, Venue
 from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.model.objects import Currency
 from nautilus_trader.persistence.catalog.parquet import ParquetDataCatalog
+from nautilus_trader.trading.strategy import Strategy
 
 from node.bars import BarSeries
+from node.books import Books, Valuation
 from node.funding import FundingModule, replay_funding
-from node.order_limits import install, limits_for
+from node.guard import MarketBreakers
+from node.halting import Halting
+from node.marks import EquityMarks
+from node.order_limits import HaltedStrategies, install, limits_for
 from node.replay import Feed, ReplayData, Timeline, bar_type_for, bars_at
 from node.strategies import build_strategies
 from node.venues import fill_model, sandbox_config, venue_options
-from protocol import NodeSettings, Outcome, Trade
+from protocol import HaltAt, NodeSettings, Outcome, Trade, TradingState, TradingStateChanged
 
 
 def run_backtest(
@@ -115,11 +120,17 @@ def _run(
     replay's timeline (``played``), the step it filled in, from its time; on recorded
     data, the bars given to the strategy before it, as the session's bridge counts them."""
     bar_type = bar_type_for(settings.instrument_id, settings.replay.bar_minutes)
+    strategies = build_strategies(settings, bar_type)
+    books = Books(dict(zip((s.id.value for s in strategies), settings.capitals(), strict=True)))
     engine = BacktestEngine(
         BacktestEngineConfig(trader_id=settings.trader_id, logging=LoggingConfig(log_level="ERROR"))
     )
     try:
-        module = None if played is None else replay_funding(settings.simulation, played)
+        module = (
+            None
+            if played is None
+            else replay_funding(settings.simulation, played, on_payment=books.on_funding)
+        )
         funding = [] if module is None else [module]
         latency = settings.simulation.latency_ns
         _add_venue(
@@ -132,14 +143,21 @@ def _run(
         for instrument in instruments:
             engine.add_instrument(instrument)
         engine.add_data(data)
-        strategies = build_strategies(settings, bar_type)
         for strategy in strategies:
             engine.add_strategy(strategy)
         kernel = engine.kernel
+        # The node's own pre-trade checks, as the session had them: a halted strategy's
+        # orders denied, then the notional limits.
+        halts = HaltedStrategies(kernel.cache, kernel.msgbus, kernel.clock)
         limits = limits_for(settings, kernel.cache, kernel.msgbus, kernel.clock)
-        if limits is not None:  # the node's own pre-trade limits, as the session had them
+        checks = [halts.wrap]
+        if limits is not None:
             limits.assign(strategies)
-            install(kernel.msgbus, kernel.risk_engine.execute, limits.wrap)
+            checks.append(limits.wrap)
+        install(kernel.msgbus, kernel.risk_engine.execute, *checks)
+        halted: list[HaltAt] = []
+        if played is not None:  # the breakers a replay's node judges on market time
+            _guard(engine, settings, venue, strategies, halts, books, played, halted)
         trades: list[Trade] = []
         closed: list[Decimal] = []
         bars_given = [0]
@@ -192,9 +210,81 @@ def _run(
             bars=bars_given[0] if played is None else steps,
             elapsed_s=elapsed,
             closed_pnls=tuple(closed),
+            halts=tuple(halted),
         )
     finally:
         engine.dispose()
+
+
+def _guard(
+    engine: BacktestEngine,
+    settings: NodeSettings,
+    venue: SandboxExecutionClientConfig,
+    strategies: list[Strategy],
+    halts: HaltedStrategies,
+    books: Books,
+    played: ReplayData,
+    halted: list[HaltAt],
+) -> MarketBreakers:
+    """The replay node's own breakers (``node.guard``), on this engine: the same
+    valuation, judged at the same point of every bar, halting the same way; each halt,
+    at the step it fell on, goes to ``halted``."""
+    kernel = engine.kernel
+    clock = kernel.clock
+    timeline = played.timeline
+    bar_types = {f.instrument.id: f.bar_type for f in played.feeds}
+    valuation = Valuation(
+        kernel.cache,
+        engine.portfolio,
+        Venue(venue.venue),
+        settings.account.currency,
+        bar_types,
+        books,
+    )
+    held: set[str | None] = set()  # whose halt holds (None: the account's)
+
+    def changed(change: TradingStateChanged) -> None:
+        whose = change.strategy_id
+        if change.state is TradingState.ACTIVE:
+            held.discard(whose)
+        elif whose not in held:  # a flatten passes REDUCING on its way to HALTED
+            held.add(whose)
+            step = timeline.step_at(clock.timestamp_ns())
+            halted.append(HaltAt(step, change.reason, whose, change.source))
+
+    by_id = {s.id.value: s for s in strategies}
+    halting = Halting(kernel.risk_engine, kernel.cache, by_id, halts, changed, _ignore)
+    guard = MarketBreakers(
+        halting,
+        books,
+        valuation,
+        kernel.cache,
+        EquityMarks(),
+        settings.risk,
+        settings.breakers,
+        lambda: timeline.step_at(clock.timestamp_ns()),
+        _ignore,
+    )
+    guard.subscribe(kernel.msgbus, bar_types.values())
+
+    def on_order(event: object) -> None:
+        if isinstance(event, OrderFilled):
+            books.on_fill(event)
+        elif isinstance(event, OrderCanceled):
+            halting.canceled(event.strategy_id.value, event.client_order_id.value)
+
+    def on_position(event: object) -> None:
+        if isinstance(event, PositionClosed):
+            books.on_closed(event)
+            halting.closed(event.position_id.value)
+
+    kernel.msgbus.subscribe("events.order.*", on_order)
+    kernel.msgbus.subscribe("events.position.*", on_position)
+    return guard
+
+
+def _ignore(_: object) -> None:
+    return None
 
 
 def _add_venue(

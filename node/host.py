@@ -384,13 +384,7 @@ async def _serve_on(
     if restored is not None and (settings.start_halted or settings.start_halted_strategies):
         restored = bridge.snapshot()
     if replay is not None:
-        primary = bar_type_for(settings.instrument_id, settings.replay.bar_minutes)
-        for strategy in strategies:
-            # Its own bars (a config's bar_type, NautilusTrader's convention).
-            own = getattr(strategy.config, "bar_type", None)
-            bar_type = primary if own is None else BarType.from_str(str(own))
-            if isinstance(strategy, WarmsUp):
-                strategy.warm_up(replay.history(WARM_UP_BARS, bar_type))
+        _warm_up(settings, replay, strategies)
     # Commands the parent sent while the node was starting (a halt sent during a
     # restart, above all) apply before the first bar, not after it.
     while conn.poll():
@@ -426,6 +420,18 @@ async def _serve_on(
     reason = stop_reason[0] if stop_reason else "node stopped by itself"
     pipe.send(NodeStopped(reason, _final_snapshot(bridge, pipe)))
     del network_logs
+
+
+def _warm_up(settings: NodeSettings, replay: ReplayDataClient, strategies: list[Strategy]) -> None:
+    """Each strategy that can warms its indicators up on the bars before the cursor, so a
+    restored replay does not re-trade an old cross."""
+    primary = bar_type_for(settings.instrument_id, settings.replay.bar_minutes)
+    for strategy in strategies:
+        # Its own bars (a config's bar_type, NautilusTrader's convention).
+        own = getattr(strategy.config, "bar_type", None)
+        bar_type = primary if own is None else BarType.from_str(str(own))
+        if isinstance(strategy, WarmsUp):
+            strategy.warm_up(replay.history(WARM_UP_BARS, bar_type))
 
 
 def _final_snapshot(bridge: Bridge, pipe: _Pipe) -> bytes | None:
@@ -617,12 +623,19 @@ def _add_components(
         node.trader.add_strategy(strategy)
     if limits is not None:
         limits.assign(strategies)  # each entry's own limits, under its strategy's id
+    kernel = node.kernel
     bridge = bridge_type(
         send=pipe.send,
         request_stop=request_stop,
-        risk_engine=node.kernel.risk_engine,
-        exec_engine=node.kernel.exec_engine,
+        risk_engine=kernel.risk_engine,
+        exec_engine=kernel.exec_engine,
+        cache=kernel.cache,
+        portfolio=kernel.portfolio,
+        clock=kernel.clock,
         strategies=strategies,
+        capitals=settings.capitals(),
+        # A replay's node judges the equity breakers itself, on market time.
+        breakers=(settings.risk, settings.breakers) if replay is not None else None,
         halts=halts,
         limits=limits,
         income=_venue_income(node, settings, strategies),
@@ -639,7 +652,6 @@ def _add_components(
         instrument_ids=settings.instrument_ids,
         bar_minutes=settings.replay.bar_minutes,
         currency=settings.account.currency,
-        starting_balance=settings.account.starting_balance,
         feed_sandbox=settings.mode is Mode.BINANCE_SANDBOX,
         data_interval_s=_data_interval_s(settings),
         bars_received=settings.start_cursor if replay is None else 0,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TypedDict
 
-from protocol import Outcome, Trade
+from protocol import HaltAt, Outcome, Trade
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +42,23 @@ class Parity:
             and s.realized_pnl == b.realized_pnl
             and s.balance == b.balance
             and (self.from_bar > 0 or s.fees == b.fees)
+            and self.halts_equal
         )
+
+    def breaker_halts(self, outcome: Outcome) -> list[tuple[int | None, str | None, str]]:
+        """The halts of the market-time breakers (a backtest's are all of its halts),
+        from ``from_bar`` on: step, whose, why."""
+        return [
+            (h.bar, h.strategy_id, h.reason)
+            for h in outcome.halts
+            if (h.reproducible or outcome is self.backtest)
+            and (h.bar is None or h.bar >= self.from_bar)
+        ]
+
+    @property
+    def halts_equal(self) -> bool:
+        """The breakers halted on the same bars, for the same reasons, on both sides."""
+        return self.breaker_halts(self.session) == self.breaker_halts(self.backtest)
 
 
 def compare(session: Outcome, backtest: Outcome, from_bar: int = 0) -> Parity:
@@ -75,6 +91,13 @@ class SideJson(TypedDict):
     bars: int
 
 
+class HaltJson(TypedDict):
+    bar: int | None
+    strategy_id: str | None
+    reason: str
+    source: str
+
+
 class DivergenceJson(TypedDict):
     index: int
     session: TradeJson | None
@@ -90,7 +113,9 @@ class ParityJson(TypedDict):
     first_divergence: DivergenceJson | None
     ideal_fills: SideJson | None  # the backtest with ideal fills, beside the model's
     backtest_s: float
-    halts: list[str]
+    halts: list[HaltJson]  # the session's
+    backtest_halts: list[HaltJson]
+    halts_equal: bool
     notes: list[str]
 
 
@@ -117,9 +142,13 @@ def _side_json(outcome: Outcome) -> SideJson:
     )
 
 
-def as_json(
-    parity: Parity, trader_id: str, halts: tuple[str, ...] = (), notes: tuple[str, ...] = ()
-) -> ParityJson:
+def _halt_json(halt: HaltAt) -> HaltJson:
+    return HaltJson(
+        bar=halt.bar, strategy_id=halt.strategy_id, reason=halt.reason, source=halt.source
+    )
+
+
+def as_json(parity: Parity, trader_id: str, notes: tuple[str, ...] = ()) -> ParityJson:
     """Money as exact decimal strings."""
     d = parity.divergence
     return ParityJson(
@@ -135,7 +164,9 @@ def as_json(
         ),
         ideal_fills=None if parity.ideal is None else _side_json(parity.ideal),
         backtest_s=round(parity.backtest.elapsed_s, 3),
-        halts=list(halts),
+        halts=[_halt_json(h) for h in parity.session.halts],
+        backtest_halts=[_halt_json(h) for h in parity.backtest.halts],
+        halts_equal=parity.halts_equal,
         notes=list(notes),
     )
 
@@ -150,9 +181,41 @@ def _difference(a: Decimal, b: Decimal) -> str:
     return "0" if a == b else f"{a - b:+}"
 
 
-def render(
-    parity: Parity, trader_id: str, halts: tuple[str, ...] = (), notes: tuple[str, ...] = ()
-) -> str:
+def _whose(halt: HaltAt) -> str:
+    return "the account" if halt.strategy_id is None else halt.strategy_id
+
+
+def _halt_lines(parity: Parity) -> list[str]:
+    """The breakers' halts side by side; the session's other halts (an operator's, an
+    error's) said as what a backtest cannot do."""
+    out: list[str] = []
+    ours, theirs = parity.breaker_halts(parity.session), parity.breaker_halts(parity.backtest)
+    if ours == theirs:
+        out.extend(
+            f"halted at bar {bar} ({'the account' if sid is None else sid}), session and "
+            f"backtest alike: {reason}"
+            for bar, sid, reason in ours
+        )
+    else:
+        out.append("the breakers halted differently:")
+        out.extend(f"  session   bar {bar} ({sid or 'the account'}): {r}" for bar, sid, r in ours)
+        out.extend(f"  backtest  bar {bar} ({sid or 'the account'}): {r}" for bar, sid, r in theirs)
+        if not ours:
+            out.append("  session   no breaker halt")
+        if not theirs:
+            out.append("  backtest  no breaker halt")
+    for halt in parity.session.halts:
+        if not halt.reproducible:
+            where = "" if halt.bar is None else f" at bar {halt.bar}"
+            by = f" by {halt.source}" if halt.source else ""
+            out.append(
+                f"{_whose(halt)} halted{where}{by} during the session ({halt.reason}): a "
+                "backtest does not halt for that"
+            )
+    return out
+
+
+def render(parity: Parity, trader_id: str, notes: tuple[str, ...] = ()) -> str:
     """The side-by-side table an operator reads."""
     s, b = parity.session, parity.backtest
     rows = [
@@ -202,8 +265,7 @@ def render(
             f"slippage): {len(b.trades)} vs {len(i.trades)} fill(s), balance {b.balance} vs "
             f"{i.balance} ({_difference(b.balance, i.balance)})"
         )
-    for reason in halts:
-        out.append(f"halted during the session ({reason}): a backtest does not halt")
+    out.extend(_halt_lines(parity))
     out.extend(f"note: {note}" for note in notes)
     out.append(f"backtest run time {b.elapsed_s:.2f} s")
     return "\n".join(out)

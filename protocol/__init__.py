@@ -32,6 +32,7 @@ from protocol.commands import (
 )
 from protocol.events import (
     Alert,
+    BreakerTripped,
     CircuitBreakerTripped,
     Decision,
     DecisionKind,
@@ -60,6 +61,8 @@ from protocol.mailbox import (
     Mailbox,
 )
 from protocol.parity import (
+    MARKET,
+    HaltAt,
     Outcome,
     Trade,
 )
@@ -135,6 +138,7 @@ from protocol.wire import (
 __all__ = [
     "HTTP_URL",
     "IMPORT_PATH",
+    "MARKET",
     "REGISTERED_NAME",
     "SUPPORTED_INSTRUMENTS",
     "TRADER_ID_PATTERN",
@@ -146,6 +150,7 @@ __all__ = [
     "Beat",
     "BinanceSettings",
     "BreakerSettings",
+    "BreakerTripped",
     "BusyFor",
     "CheckpointFailed",
     "CheckpointLookup",
@@ -169,6 +174,7 @@ __all__ = [
     "GateQuery",
     "GateState",
     "Halt",
+    "HaltAt",
     "HaltMode",
     "Health",
     "InstrumentSettings",

@@ -134,9 +134,11 @@ class QueryState:
 
 @dataclass(frozen=True, slots=True)
 class UpdateRisk:
-    """New risk limits for the strategy (a validated SIGHUP reload); crosses the pipe."""
+    """New risk limits for the strategy (a validated SIGHUP reload), and the breakers' for
+    a node that judges its own (a replay's); crosses the pipe."""
 
     risk: RiskLimits
+    breakers: BreakerSettings | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,6 +70,31 @@ class Decision:
 class CircuitBreakerTripped:
     breaker: str
     detail: str
+    strategy_id: str | None = None  # a strategy's own breaker
+    bar: int | None = None  # judged by a replay's node: the step it tripped at
+    market_ns: int = 0  # and its market time
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerTripped:
+    """A breaker the node judged itself, on market time (a replay: at every step, so the
+    halt falls on a bar that no machine's load can move): the node has halted already, in
+    ``mode``; the gate records it, the classifier alerts. ``deepened``: a tripped
+    breaker's loss went another ``realert_step_pct`` further (an alert only)."""
+
+    breaker: str
+    detail: str
+    strategy_id: str | None = None
+    mode: HaltMode = HaltMode.CANCEL
+    bar: int = 0
+    market_ns: int = 0
+    deepened: bool = False
+
+    @property
+    def reason(self) -> str:
+        """The halt's reason, as the trading state and the gate record it."""
+        of = "" if self.strategy_id is None else f" ({self.strategy_id})"
+        return f"circuit breaker {self.breaker}{of}: {self.detail}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +183,11 @@ class TradingStateChanged:
     state: TradingState
     reason: str
     strategy_id: str | None = None
+    # Who asked (a ``Halt``'s source: operator, telegram, breaker, classifier, gate;
+    # ``market`` for the breakers a replay's node judges itself), and where the session
+    # was: a replay's step (a parity report sets a halt beside its backtest's).
+    source: str = ""
+    bar: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,12 +215,14 @@ class FundingPaid:
 
 @dataclass(frozen=True, slots=True)
 class StrategyMark:
-    """One strategy's equity (the account's starting balance plus its PnL) and its
-    peak, which the node keeps and checkpoints: what its own drawdown breaker reads."""
+    """One strategy's equity (its capital plus its PnL and funding) and its peak and day's
+    start, which the node keeps and checkpoints: what its own breakers read."""
 
     strategy_id: str
     equity: Decimal
     equity_peak: Decimal
+    day_start_equity: Decimal | None = None  # its UTC day's start, for its daily loss
+    capital: Decimal | None = None  # its own capital, which its equity is counted on
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,3 +254,6 @@ class NodeReport:
     # The simulated venue's fill-model draws so far (a snapshot's ``fill_draws``): a
     # touched limit order that did not fill drew without changing any state.
     fill_draws: int = 0
+    # The node judges the equity breakers itself, on market time (a replay's
+    # ``node.guard``): the classifier leaves equity alone and judges the rest.
+    judged: bool = False

@@ -24,6 +24,26 @@ class Trade:
 
 
 @dataclass(frozen=True, slots=True)
+class HaltAt:
+    """A halt during a run: the step it fell on (None: not known, an older record),
+    whose (None: the account's), why, and who made it - ``market`` for the breakers a
+    replay's node judges on market time, which its backtest judges alike."""
+
+    bar: int | None
+    reason: str
+    strategy_id: str | None = None
+    source: str = ""
+
+    @property
+    def reproducible(self) -> bool:
+        """Made by the market-time breakers: a backtest of the same bars halts there too."""
+        return self.source == MARKET
+
+
+MARKET = "market"
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """A run's trades over bars ``[0, bars)`` and where it ended."""
 
@@ -37,3 +57,4 @@ class Outcome:
     # Each closed position's realized PnL as NautilusTrader's portfolio has it (a
     # backtest's; in closing order): trade statistics are checked against these.
     closed_pnls: tuple[Decimal, ...] = ()
+    halts: tuple[HaltAt, ...] = ()  # the breakers' halts, in order

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from protocol.commands import Halt, Resume, UpdateRisk
 from protocol.events import (
+    BreakerTripped,
     ErrorRaised,
     FundingPaid,
     NodeReport,
@@ -55,4 +56,5 @@ NodeEvent = (
     | NodeReport
     | ReconciliationDiff
     | FundingPaid
+    | BreakerTripped
 )

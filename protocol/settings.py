@@ -386,6 +386,12 @@ class StrategyEntry(Section):
         Field(gt=0, le=125, description="the node denies this strategy's orders whose fill "
               "would take its open notional above this multiple of the account's equity"),
     ] = None  # fmt: skip
+    capital: Annotated[
+        Decimal | None,
+        Field(gt=0, description="the capital this strategy trades with, out of the "
+              "account's: its equity, drawdown, daily loss and return are of it; none: an "
+              "even share of what the other entries leave of account.starting_balance"),
+    ] = None  # fmt: skip
 
 
 class SizingSettings(Section):
@@ -615,6 +621,7 @@ class NodeSettings:
     instruments: tuple[InstrumentSpec, ...] = ()  # [[instruments]]: definitions, replay data
     sizing: SizingSettings = field(default_factory=SizingSettings)
     risk: RiskLimits = field(default_factory=RiskLimits)
+    breakers: BreakerSettings = field(default_factory=BreakerSettings)
     binance: BinanceSettings = field(default_factory=BinanceSettings)
     log_level: str = "WARNING"
     purge_interval_mins: int = 10
@@ -626,6 +633,19 @@ class NodeSettings:
     start_halted_strategies: tuple[tuple[str, str], ...] = ()  # (strategy id, reason)
     lock_path: Path | None = None  # held by the child while it trades (one node per trader)
     recording_path: Path | None = None  # where a binance mode records its market data
+
+    def capitals(self) -> tuple[Decimal, ...]:
+        """Each strategy's capital, in the order the node builds them: a stated one, or an
+        even share of what the stated ones leave of the starting balance (the bundled
+        strategy alone: all of it)."""
+        balance = self.account.starting_balance
+        entries = self.strategies
+        if not entries:
+            return (balance,)
+        stated = [e.capital for e in entries if e.capital is not None]
+        unstated = len(entries) - len(stated)
+        share = (balance - sum(stated, Decimal(0))) / unstated if unstated else Decimal(0)
+        return tuple(e.capital if e.capital is not None else share for e in entries)
 
     @property
     def instrument_ids(self) -> tuple[str, ...]:
@@ -651,6 +671,7 @@ class NodeSettings:
             instruments=config.instruments,
             sizing=config.sizing,
             risk=config.risk,
+            breakers=config.breakers,
             binance=config.binance,
             log_level=service.node_log_level,
             purge_interval_mins=service.node_purge_interval_mins,

@@ -90,10 +90,21 @@ class StrategyView:
     # Its own halt (``Halt(strategy_id=...)``), beside the account's trading state.
     trading_state: TradingState = TradingState.ACTIVE
     halt_reason: str = ""
-    # Its own breaker's mark: the highest its equity (the account's starting balance
-    # plus its PnL) reached, kept across restarts like the account's peak.
+    # Its own breakers' marks: the highest its equity (its capital plus its PnL and
+    # funding) reached, and the UTC day's start, kept across restarts like the account's.
     equity_peak: Decimal | None = None
     funding: Decimal = Decimal(0)  # funding its positions paid (< 0) or received
+    capital: Decimal | None = None  # its own capital (None: a checkpoint from before)
+    equity: Decimal | None = None  # capital + realized + unrealized + funding
+    day: str = ""
+    day_start_equity: Decimal | None = None
+
+    @property
+    def return_on_capital(self) -> Decimal | None:
+        """Its equity's gain on its own capital, a fraction."""
+        if self.capital is None or self.equity is None or self.capital <= 0:
+            return None
+        return (self.equity - self.capital) / self.capital
 
 
 @dataclass(frozen=True, slots=True)

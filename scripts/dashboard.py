@@ -29,7 +29,7 @@ from pathlib import Path
 import altair as alt
 import streamlit as st
 
-from protocol import BacktestMetrics, RegisteredStrategy
+from protocol import MARKET, BacktestMetrics, RegisteredStrategy
 from sessions.launcher import Launcher, LaunchError, SessionView
 from sessions.parity import ParityOutcome, run_parity
 from sessions.presets import PRESET_FIELDS, PresetField, default_preset, from_text
@@ -52,6 +52,7 @@ from storage import (
     EquityPoint,
     PresetBody,
     StorageError,
+    StrategyRow,
 )
 from supervisor.config import ConfigError
 
@@ -359,11 +360,28 @@ def parity_panel(db: Path, trader_id: str) -> None:
             [{"": side, **(trade or {"fill": "no more fills"})} for side, trade in sides],
             hide_index=True,
         )
-    for reason in report["halts"]:
-        st.info(f"Halted during the session ({reason}): a backtest does not halt.")
+    for halt in report["halts"]:
+        where = "" if halt["bar"] is None else f" at bar {halt['bar']}"
+        if halt["source"] == MARKET:
+            alike = "as the backtest did" if report["halts_equal"] else "unlike the backtest"
+            st.info(f"A breaker halted the session{where} ({halt['reason']}), {alike}.")
+        else:
+            st.info(
+                f"Halted{where} during the session ({halt['reason']}): a backtest does not "
+                "halt for that."
+            )
     for note in report["notes"]:
         st.caption(note)
     st.caption(f"BacktestEngine ran {report['backtest_s']:.1f} s.")
+
+
+def strategy_row(row: StrategyRow) -> dict[str, object]:
+    """A strategy's books, with its return on its own capital in percent beside them."""
+    gain = row["return_on_capital"]
+    return {
+        **row,
+        "return on capital": NONE if gain is None else f"{Decimal(gain) * 100:+.2f}%",
+    }
 
 
 def session_header(trader_id: str, launcher: Launcher, stale_after_s: float) -> None:
@@ -391,7 +409,12 @@ def session_details(
     cols = st.columns(4)
     currency = view["currency"] or ""
     cols[0].metric(f"Balance {currency}", money(view["balance"]))
-    cols[1].metric(f"Equity {currency}", money(view["equity"]))
+    gain = view["account_return"]
+    cols[1].metric(
+        f"Equity {currency}",
+        money(view["equity"]),
+        None if gain is None else f"{Decimal(gain) * 100:+.2f}% on the start",
+    )
     cols[2].metric("Realized PnL", money(view["realized_pnl"]))
     cols[3].metric("Unrealized PnL", money(view["unrealized_pnl"]))
 
@@ -409,7 +432,7 @@ def session_details(
     st.dataframe(positions or [{"positions": "none"}], hide_index=True)
     if view["strategies"]:  # each strategy's share of the account (a checkpoint's books)
         st.subheader("Strategies")
-        st.dataframe([dict(s) for s in view["strategies"]], hide_index=True)
+        st.dataframe([strategy_row(s) for s in view["strategies"]], hide_index=True)
         strategy_controls(appdb, view)
     st.subheader("Open orders")
     orders = appdb.open_orders(trader_id)

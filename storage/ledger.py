@@ -60,7 +60,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     ),
     "node_started": ("replay_cursor",),
     "fresh_start": ("detail",),
-    "trading_state": ("strategy_id", "state", "reason"),
+    "trading_state": ("strategy_id", "state", "reason", "bar", "source"),
     "config_reloaded": ("detail",),
 }
 KINDS = tuple(FIELDS)

@@ -237,6 +237,17 @@ MIGRATIONS: tuple[str, ...] = (
         'trading_state', 'config_reloaded') AND json_valid(payload)
     ORDER BY id;
     """,
+    # 12: a halt's step and its source in the ledger (the parity report sets a replay's
+    # breaker halts beside its backtest's); older rows have neither.
+    """
+    ALTER TABLE ledger ADD COLUMN source TEXT;
+    UPDATE ledger SET
+        bar = (SELECT json_extract(e.payload, '$.bar') FROM events e
+               WHERE e.id = ledger.event_id AND json_valid(e.payload)),
+        source = (SELECT json_extract(e.payload, '$.source') FROM events e
+                  WHERE e.id = ledger.event_id AND json_valid(e.payload))
+        WHERE kind = 'trading_state';
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from protocol import Outcome, Trade
+from protocol import HaltAt, Outcome, Trade
 from storage import ledger
 from storage.errors import StorageError
 from storage.status import open_readonly
@@ -39,8 +39,8 @@ class SessionRecord:
     """``settings`` is the last run's recorded settings (``protocol.RecordedSettings``
     JSON; None from a service older than the record). ``from_bar``: the first bar whose
     fills the database still holds (0, unless retention swept the session's first
-    events before the ledger kept them). ``halts``: the reasons the session was halted,
-    in order."""
+    events before the ledger kept them). ``halts``: the session's halts, in order (a
+    node restart's re-application of a halt on record is not a new one)."""
 
     trader_id: str
     mode: str
@@ -48,7 +48,7 @@ class SessionRecord:
     settings: str | None
     outcome: Outcome
     from_bar: int
-    halts: tuple[str, ...]
+    halts: tuple[HaltAt, ...]
     notes: tuple[str, ...]
 
 
@@ -112,6 +112,7 @@ def _read(conn: sqlite3.Connection, trader_id: str | None) -> SessionRecord:
         balance=Decimal(checkpoint["balance"]),
         currency=str(checkpoint["currency"]),
         bars=end,
+        halts=tuple(h for h in halts if not replayed or h.bar is None or h.bar < end),
     )
     last = runs[-1]
     return SessionRecord(
@@ -167,21 +168,24 @@ class _Walk:
         self.replayed = replayed
         self.ledger: Ledger = []
         self.notes: list[str] = []
-        self.halts: list[str] = []
+        self.halts: list[HaltAt] = []
         self.from_bar: int | None = None
+        self._halted: set[str | None] = set()  # whose halt holds: None is the account
         self.unplaced = 0
 
     def step(self, kind: str, payload: dict[str, object]) -> None:
         if kind == "fresh_start":
             self.ledger, self.halts, self.from_bar = [], [], 0
+            self._halted.clear()
         elif kind == "node_started":
             cursor = int(str(payload["replay_cursor"])) if self.replayed else 0
             if self.replayed:
                 self.ledger = [e for e in self.ledger if _bar(e[1]) < cursor]
+                self.halts = [h for h in self.halts if h.bar is None or h.bar < cursor]
             if self.from_bar is None:
                 self.from_bar = cursor  # the session's first start: bar 0, unless swept
-        elif kind == "trading_state" and payload["state"] == "HALTED":
-            self.halts.append(str(payload["reason"]))
+        elif kind == "trading_state":
+            self._trading_state(payload)
         elif kind == "config_reloaded":
             self.notes.append(
                 "the config was reloaded during the session; the backtest uses the "
@@ -194,6 +198,24 @@ class _Walk:
             if self.from_bar is None:  # its start was swept before the ledger kept it
                 self.from_bar = _bar(payload)
             self.ledger.append((kind, payload))
+
+    def _trading_state(self, payload: dict[str, object]) -> None:
+        """A halt once, when it begins (a flatten passes through REDUCING to HALTED); a
+        node start re-applying one on record (source ``gate``) is not a new halt."""
+        whose = payload.get("strategy_id")
+        scope = None if whose is None else str(whose)
+        if payload["state"] == "ACTIVE":
+            self._halted.discard(scope)
+            return
+        source = str(payload.get("source") or "")
+        if scope in self._halted or source == "gate":
+            self._halted.add(scope)
+            return
+        self._halted.add(scope)
+        bar = payload.get("bar")
+        self.halts.append(
+            HaltAt(None if bar is None else int(str(bar)), str(payload["reason"]), scope, source)
+        )
 
 
 def _bar(payload: dict[str, object]) -> int:

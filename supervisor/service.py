@@ -34,6 +34,7 @@ from protocol import (
     CheckpointSaved,
     ConfigReloaded,
     ExpectFinal,
+    Mode,
     QueryState,
     UpdateBreakers,
     UpdateRisk,
@@ -89,6 +90,9 @@ def service_spec(
                     live.get().settings.breakers,
                     live.get().settings.service.checkpoint_interval_s,
                     live.get().settings.service.heartbeat_interval_s,
+                    starting_balance=None
+                    if live.get().settings.service.mode is Mode.BINANCE_TESTNET
+                    else live.get().settings.account.starting_balance,
                 ),
                 Restart.PERMANENT,
             ),
@@ -307,7 +311,7 @@ class Service:
                     ),
                 )
             )
-            self.tell("node", UpdateRisk(after.risk))
+            self.tell("node", UpdateRisk(after.risk, after.breakers))
             self.tell("classifier", UpdateBreakers(after.breakers, after.risk))
             detail = (
                 f"risk {before.risk!r} -> {after.risk!r}; "

@@ -23,6 +23,7 @@ from protocol import (
     Config,
     ConfigReloaded,
     FundingPaid,
+    HaltAt,
     NodeStarted,
     OrderFilled,
     RecordedSettings,
@@ -179,7 +180,7 @@ def test_a_sessions_statistics_are_the_same_after_retention_swept_its_events(db)
         (62, D("41950")),  # played again after the restore: the first bar 62 is gone
         (90, D("42300.75")),
     ]
-    assert record_.from_bar == 0 and record_.halts == ("max drawdown 5%",)
+    assert record_.from_bar == 0 and record_.halts == (HaltAt(None, "max drawdown 5%"),)
     assert record_.notes == (
         "the config was reloaded during the session; the backtest uses the settings the "
         "last run started with",

@@ -181,6 +181,57 @@ def test_a_gap_in_the_file_stays_a_gap_in_time_and_the_replay_still_equals_its_b
 
 
 @pytest.mark.parametrize(
+    ("speed", "mode"),
+    [(0, "cancel"), (20_000, "cancel"), (0, "flatten")],
+    ids=["full-speed", "paced", "flatten"],
+)
+def test_a_replay_its_drawdown_breaker_halts_stops_at_the_backtests_bar_at_any_speed(
+    tmp_path, speed, mode
+):
+    """Real bars and a tight drawdown limit: the node judges the breaker on market time at
+    every step, so the halt falls on the same bar at full speed and paced, and that is the
+    bar the parity backtest (running the same breakers, in the same halt mode) halts at;
+    the report is EQUAL and names the bar on both sides."""
+    config, db = write_config(
+        tmp_path,
+        trader=f"DD-{mode.upper()}{speed}",
+        speed=speed,
+        ladder=3,
+        ladder_step="0.001",
+        replay=f'source = "file"\npath = "{BARS}"\nstop_when_done = true',
+        extra=(
+            '[risk]\nmax_drawdown_pct = "3"\ndaily_loss_limit_pct = "90"\n'
+            f'[breakers]\nhalt_mode = "{mode}"\n'
+        ),
+        name="drawdown",
+    )
+    bt = backtest(config)
+    assert len(bt.halts) == 1 and bt.halts[0].reason.startswith("circuit breaker max_drawdown")
+    halt_bar = bt.halts[0].bar
+    assert halt_bar is not None and 100 < halt_bar < N_BARS - 100, "it halts mid-session"
+    play(config, db, tmp_path)
+    halts = [
+        p
+        for _, p in events(db, "trading_state")
+        if p["state"] != "ACTIVE" and p.get("source") == "market"
+    ]
+    assert halts, "the node's breaker halted the session"
+    assert {p["bar"] for p in halts} == {halt_bar}, "the backtest's bar"
+    assert [p["bar"] for _, p in events(db, "breaker")] == [halt_bar]
+    assert_equal_to_backtest(db, bt)
+    assert not [t for t in session_fills(db) if t.bar > halt_bar], "nothing trades after it"
+    gate = query(db, "SELECT state, source FROM trading_gate")
+    assert [tuple(r) for r in gate] == [("HALTED", "market")], "on record for a restart"
+    report = cli("report", "parity", "--db", str(db), "--json", cwd=tmp_path, timeout=120)
+    assert report.returncode == 0, report.stdout + report.stderr
+    body = json.loads(report.stdout)
+    assert body["equal"] is True and body["halts_equal"] is True
+    assert [h["bar"] for h in body["halts"]] == [h["bar"] for h in body["backtest_halts"]]
+    text = cli("report", "parity", "--db", str(db), cwd=tmp_path, timeout=120).stdout
+    assert f"halted at bar {halt_bar} (the account), session and backtest alike" in text
+
+
+@pytest.mark.parametrize(
     ("speed", "ladder"),
     [(0, 0), (0, 3), (30_000, 3)],
     ids=["full-speed", "full-speed-ladder", "paced-ladder"],

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from protocol import Config, NodeStarted, OrderFilled, RecordedSettings, StrategySettings
+from protocol import Config, HaltAt, NodeStarted, OrderFilled, RecordedSettings, StrategySettings
 from storage import StorageError, Store, read_session
 from tests.helpers import snapshot
 
@@ -101,7 +101,7 @@ def test_what_cannot_be_compared_is_said(store):
 
     record = read_session(store.path)
     assert record.from_bar == 50
-    assert record.halts == ("breaker x",)
+    assert record.halts == (HaltAt(None, "breaker x"),), "an older record: no bar, no source"
     notes = " | ".join(record.notes)
     assert "1 fill(s) carry no bar" in notes
     assert "retention" in notes
