@@ -63,6 +63,7 @@ from storage import (
     StorageError,
     Store,
     balance_text,
+    capital_return,
     daily_text,
     performance_text,
     profit_text,
@@ -522,6 +523,11 @@ class AlerterActor(SupervisedActor):
                 f"unrealized {s['unrealized_pnl']}, fees {s['fees']}, "
                 + (f"funding {s['funding']}, " if Decimal(s["funding"]) else "")
                 + f"{s['positions']} position(s), {s['open_orders']} open order(s)"
+                + (
+                    f", {part}"
+                    if (part := capital_return(s["capital"], s["return_on_capital"]))
+                    else ""
+                )
                 + (f", HALTED ({s['halt_reason']})" if s["trading_state"] == "HALTED" else "")
                 for s in report["strategies"]
             )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from decimal import Decimal
 
 import pykka
 from prometheus_client import (
@@ -72,6 +73,12 @@ class ServiceMetrics:
         r, t = self.registry, ("trader",)
         ts = ("trader", "strategy")
         self.trader = trader_id
+        self.account_return = Gauge(
+            "paper_return_ratio",
+            "The account's equity's gain on its starting balance (a fraction)",
+            t,
+            registry=r,
+        )
         self.equity = Gauge(
             "paper_equity", "Account equity (balance + unrealized PnL)", t, registry=r
         )
@@ -85,7 +92,19 @@ class ServiceMetrics:
         self.positions = Gauge("paper_positions", "Open positions", t, registry=r)
         self.halted = Gauge("paper_trading_halted", "1 while the account is halted", t, registry=r)
         self.s_equity = Gauge(
-            "paper_strategy_equity", "Starting balance plus the strategy's PnL", ts, registry=r
+            "paper_strategy_equity",
+            "The strategy's own capital plus its PnL and funding",
+            ts,
+            registry=r,
+        )
+        self.s_capital = Gauge(
+            "paper_strategy_capital", "The strategy's own capital", ts, registry=r
+        )
+        self.s_return = Gauge(
+            "paper_strategy_return_ratio",
+            "The strategy's equity's gain on its own capital (a fraction)",
+            ts,
+            registry=r,
         )
         self.s_realized = Gauge(
             "paper_strategy_realized_pnl", "Strategy realized PnL", ts, registry=r
@@ -164,9 +183,13 @@ class MetricsActor(SupervisedActor):
         checkpoint_interval_s: float,
         heartbeat_interval_s: float,
         clock: Callable[[], float] = time.time,
+        starting_balance: Decimal | None = None,
     ) -> None:
+        """``starting_balance``: what the account's return is of (None: a venue's own
+        account, binance-testnet)."""
         super().__init__(ctx)
         self.settings = settings
+        self._starting_balance = starting_balance
         self.trader_id = trader_id
         self.m = ServiceMetrics(trader_id)
         self._clock = clock
@@ -316,6 +339,7 @@ class MetricsActor(SupervisedActor):
         if "node" not in self._recovering:  # a restarted metrics actor missed NodeStarted
             self._node_started = True
         m.equity.labels(t).set(float(report.equity))
+        self._return(report.equity)
         m.balance.labels(t).set(float(report.balance))
         peak = report.equity_peak
         m.drawdown.labels(t).set(float(report.equity / peak - 1) if peak else 0.0)
@@ -328,6 +352,10 @@ class MetricsActor(SupervisedActor):
         for mark in report.strategies:
             self._strategy_series(mark.strategy_id)
             m.s_equity.labels(t, mark.strategy_id).set(float(mark.equity))
+            if mark.capital is not None and mark.capital > 0:
+                m.s_capital.labels(t, mark.strategy_id).set(float(mark.capital))
+                gain = (mark.equity - mark.capital) / mark.capital
+                m.s_return.labels(t, mark.strategy_id).set(float(gain))
             own_peak = mark.equity_peak
             m.s_drawdown.labels(t, mark.strategy_id).set(
                 float(mark.equity / own_peak - 1) if own_peak else 0.0
@@ -342,6 +370,11 @@ class MetricsActor(SupervisedActor):
             return
         self._account(snapshot)
 
+    def _return(self, equity: Decimal) -> None:
+        start = self._starting_balance
+        if start is not None and start > 0:
+            self.m.account_return.labels(self.trader_id).set(float((equity - start) / start))
+
     def _account(self, s: Snapshot) -> None:
         t, m = self.trader_id, self.m
         if not self._state_known:  # a restarted metrics actor: the checkpoint's state
@@ -349,6 +382,7 @@ class MetricsActor(SupervisedActor):
         m.realized.labels(t).set(float(s.realized_pnl))
         m.unrealized.labels(t).set(float(s.unrealized_pnl))
         m.equity.labels(t).set(float(s.equity))
+        self._return(s.equity)
         m.balance.labels(t).set(float(s.balance))
         m.open_orders.labels(t).set(len(s.open_orders))
         m.positions.labels(t).set(len(s.positions))
@@ -360,6 +394,10 @@ class MetricsActor(SupervisedActor):
             m.s_orders.labels(t, sid).set(sum(1 for o in s.open_orders if o.strategy_id == sid))
             m.s_positions.labels(t, sid).set(sum(1 for p in s.positions if p.strategy_id == sid))
             m.s_halted.labels(t, sid).set(0 if view.trading_state is TradingState.ACTIVE else 1)
+            gain = view.return_on_capital
+            if gain is not None and view.capital is not None:
+                m.s_capital.labels(t, sid).set(float(view.capital))
+                m.s_return.labels(t, sid).set(float(gain))
 
     # ------------------------------------------------------------ health
 

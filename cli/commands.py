@@ -48,6 +48,8 @@ from storage import (
     ControlChannel,
     StatusReport,
     StorageError,
+    capital_return,
+    percent,
     read_events,
     read_status,
 )
@@ -185,6 +187,15 @@ def _age(seconds: float | None) -> str:
     return "-" if seconds is None else f"last bar {seconds:.1f} s ago"
 
 
+def _joined(part: str) -> str:
+    return f", {part}" if part else ""
+
+
+def _account_return(report: StatusReport) -> str:
+    gain = report["account_return"]
+    return "" if gain is None else f" ({percent(Decimal(gain) * 100, sign=True)} on the start)"
+
+
 def _status_table(report: StatusReport) -> str:
     rows = [
         ("state", report["state"]),
@@ -194,7 +205,7 @@ def _status_table(report: StatusReport) -> str:
         ("last checkpoint", f"{report['last_checkpoint_at']} ({report['checkpoints']} kept)"),
         ("trading state", str(report["trading_state"])),
         ("balance", f"{report['balance']} {report['currency']}"),
-        ("equity", f"{report['equity']} {report['currency']}"),
+        ("equity", f"{report['equity']} {report['currency']}" + _account_return(report)),
         ("realized / unrealized", f"{report['realized_pnl']} / {report['unrealized_pnl']}"),
         ("fills / rejects", f"{report['fills']} / {report['rejects']}"),
         ("open orders", str(report["open_orders"])),
@@ -213,6 +224,7 @@ def _status_table(report: StatusReport) -> str:
             f"{Decimal(s['realized_pnl']):.2f}, unrealized {Decimal(s['unrealized_pnl']):.2f}, "
             f"fees {Decimal(s['fees']):.2f}, {s['positions']} position(s), "
             f"{s['open_orders']} open order(s)"
+            + _joined(capital_return(s["capital"], s["return_on_capital"]))
             + (f", HALTED ({s['halt_reason']})" if s["trading_state"] == "HALTED" else "")
         )
     return "\n".join(lines)

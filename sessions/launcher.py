@@ -57,6 +57,7 @@ class SessionView(TypedDict):
     currency: str | None
     balance: str | None
     equity: str | None
+    account_return: str | None  # the equity's gain on the starting balance, a fraction
     realized_pnl: str | None
     unrealized_pnl: str | None
     open_orders: int
@@ -111,6 +112,7 @@ def _view(status: StatusReport | None, job: Job | None, alive: bool) -> SessionV
         currency=None if status is None else status["currency"],
         balance=None if status is None else status["balance"],
         equity=None if status is None else status["equity"],
+        account_return=None if status is None else status["account_return"],
         realized_pnl=None if status is None else status["realized_pnl"],
         unrealized_pnl=None if status is None else status["unrealized_pnl"],
         open_orders=0 if status is None else status["open_orders"],

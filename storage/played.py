@@ -56,7 +56,7 @@ def session_ledger(conn: sqlite3.Connection, trader_id: str) -> SessionLedger:
     replayed = str(runs[-1]["mode"]) == "replay"
     records = fills_and_funding(walk_session(conn, trader_id, first_run, replayed).ledger)
     checkpoint = conn.execute(
-        "SELECT replay_cursor, currency, balance FROM checkpoints WHERE trader_id = ? "
+        "SELECT replay_cursor, currency, balance, snapshot FROM checkpoints WHERE trader_id = ? "
         "AND run_id >= ? ORDER BY id DESC LIMIT 1",
         [trader_id, first_run],
     ).fetchone()

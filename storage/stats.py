@@ -21,9 +21,10 @@ for display). A statistic that needs what is not there (a loss, two days) is ``N
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -71,6 +72,8 @@ class Stats(TypedDict):
     max_drawdown_pct: Decimal  # <= 0
     max_drawdown_s: float  # the deepest fall's: peak to recovery, or to the last event
     exposure_pct: Decimal
+    capital: Decimal  # what its returns and drawdown % are of: a strategy's own capital
+    return_pct: Decimal  # what its fills, fees and funding made of that capital
 
 
 class DayRow(TypedDict):
@@ -212,6 +215,8 @@ def statistics(
     steps: Sequence[BalanceStep],
     open_trips: Sequence[RoundTrip] = (),
 ) -> Stats:
+    """``start``: the capital the returns, the drawdown % and the return are of (the
+    account's starting balance overall, a strategy's own capital for its own)."""
     pnls = [t.pnl for t in trips]
     wins = [p for p in pnls if p > 0]
     losses = [p for p in pnls if p <= 0]
@@ -249,6 +254,8 @@ def statistics(
         max_drawdown_pct=dd_pct,
         max_drawdown_s=dd_s,
         exposure_pct=exposure((*trips, *open_trips), (first_fill, max(times, default=0))),
+        capital=start,
+        return_pct=sum((s.delta for s in steps), ZERO) / start * 100 if start else ZERO,
     )
 
 
@@ -297,8 +304,15 @@ def days(book: TradeBook, start: Decimal) -> list[DayRow]:
     return rows
 
 
-def trade_report(trader_id: str, currency: str, start: Decimal, book: TradeBook) -> TradeReport:
-    """Every statistic of a session's trades: overall, per strategy, per day."""
+def trade_report(
+    trader_id: str,
+    currency: str,
+    start: Decimal,
+    book: TradeBook,
+    capitals: Mapping[str, Decimal] | None = None,
+) -> TradeReport:
+    """Every statistic of a session's trades: overall, per strategy (on its own capital,
+    from ``capitals``; else the account's starting balance), per day."""
     by_strategy: dict[str, list[RoundTrip]] = defaultdict(list)
     for trip in book.closed:
         by_strategy[trip.strategy_id].append(trip)
@@ -307,7 +321,8 @@ def trade_report(trader_id: str, currency: str, start: Decimal, book: TradeBook)
     for name in names:
         own_steps = [s for s in book.steps if s.strategy_id == name]
         own_open = [t for t in book.still_open if t.strategy_id == name]
-        strategies[name] = statistics(by_strategy.get(name, []), start, own_steps, own_open)
+        capital = (capitals or {}).get(name, start)
+        strategies[name] = statistics(by_strategy.get(name, []), capital, own_steps, own_open)
     return TradeReport(
         trader_id=trader_id,
         currency=currency,
@@ -350,7 +365,19 @@ def _read(conn: sqlite3.Connection, trader_id: str | None) -> TradeReport:
         raise NoRun(str(exc)) from None
     book = round_trips(ledger.records)
     currency, start = _start(ledger.first, ledger.checkpoint, book)
-    return trade_report(ledger.trader_id, currency, start, book)
+    return trade_report(ledger.trader_id, currency, start, book, _capitals(ledger.checkpoint))
+
+
+def _capitals(checkpoint: sqlite3.Row | None) -> dict[str, Decimal]:
+    """Each strategy's own capital, as the node counted it (the last checkpoint's)."""
+    if checkpoint is None:
+        return {}
+    views = json.loads(str(checkpoint["snapshot"])).get("strategies") or []
+    return {
+        str(v["strategy_id"]): Decimal(str(v["capital"]))
+        for v in views
+        if v.get("capital") is not None and Decimal(str(v["capital"])) > 0
+    }
 
 
 def _start(

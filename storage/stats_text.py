@@ -81,6 +81,15 @@ def plural(count: int, word: str, many: str = "") -> str:
     return f"{count} {word}" if count == 1 else f"{count} {many or word + 's'}"
 
 
+def capital_return(capital: str | None, return_on_capital: str | None) -> str:
+    """A strategy's return on its own capital, for a status line ("" for a checkpoint
+    from before capitals)."""
+    if capital is None or return_on_capital is None:
+        return ""
+    gain = Decimal(return_on_capital) * 100
+    return f"return {percent(gain, sign=True)} of its capital {money(Decimal(capital))}"
+
+
 def header(title: str, report: TradeReport, extra: str = "") -> str:
     return f"{title} - {report['trader_id']}{extra} ({report['currency']})"
 
@@ -116,6 +125,7 @@ def _stats_lines(s: Stats) -> list[str]:
         f"Max drawdown: {money(s['max_drawdown'], sign=True)} "
         f"({percent(s['max_drawdown_pct'], sign=True)}), {duration(s['max_drawdown_s'])}",
         f"Exposure: {percent(s['exposure_pct'])}",
+        f"Return: {percent(s['return_pct'], sign=True)} of {money(s['capital'])}",
     ]
 
 
@@ -213,7 +223,8 @@ def performance_text(report: TradeReport) -> str:
             f"expectancy {optional_money(s['expectancy'], sign=True)}, "
             f"max drawdown {money(s['max_drawdown'], sign=True)} "
             f"({percent(s['max_drawdown_pct'], sign=True)}), fees {money(s['fees'])}, "
-            f"funding {money(s['funding'], sign=True)}, exposure {percent(s['exposure_pct'])}"
+            f"funding {money(s['funding'], sign=True)}, exposure {percent(s['exposure_pct'])}, "
+            f"return {percent(s['return_pct'], sign=True)} of its capital {money(s['capital'])}"
         )
     if len(ranked) > MAX_STRATEGIES:
         lines.append(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import TypedDict
 
@@ -40,6 +41,9 @@ class StrategyRow(TypedDict):
     trading_state: str  # its own: HALTED when halted on its own, whatever the account's
     halt_reason: str
     funding: str  # what its positions paid (< 0) or received at funding settlements
+    capital: str | None  # its own capital (None: a checkpoint from before capitals)
+    equity: str | None  # capital + realized + unrealized + funding
+    return_on_capital: str | None  # (equity - capital) / capital, a fraction
 
 
 class StatusReport(TypedDict):
@@ -69,6 +73,9 @@ class StatusReport(TypedDict):
     data_age_s: float | None
     strategies: list[StrategyRow]
     funding: str | None  # the account's funding so far (already in the balance)
+    # (equity - starting balance) / starting balance, a fraction; None on a venue's
+    # account (binance-testnet: its balance is the venue's, not a starting balance's)
+    account_return: str | None
 
 
 def open_readonly(path: Path) -> sqlite3.Connection:
@@ -209,7 +216,30 @@ def status_of(
         data_age_s=data_age,
         funding=funding,
         strategies=strategies,
+        account_return=_account_return(run, col("equity")),
     )
+
+
+def _account_return(run: sqlite3.Row, equity: str | None) -> str | None:
+    """The account's equity's gain on the starting balance the run recorded."""
+    if equity is None or run["mode"] == "binance-testnet" or run["settings"] is None:
+        return None
+    try:
+        account = json.loads(str(run["settings"]))["config"]["account"]
+        start = Decimal(str(account["starting_balance"]))
+    except (KeyError, TypeError, ValueError, ArithmeticError):
+        return None
+    return str((Decimal(equity) - start) / start) if start > 0 else None
+
+
+def _return(view: dict[str, object]) -> tuple[str | None, str | None, str | None]:
+    """A strategy's capital, equity and return on that capital (checkpoints from before
+    capitals have none)."""
+    capital, equity = view.get("capital"), view.get("equity")
+    if capital is None or equity is None:
+        return None, None, None
+    c, e = Decimal(str(capital)), Decimal(str(equity))
+    return str(c), str(e), str((e - c) / c) if c > 0 else None
 
 
 def _strategy_rows(snapshot: dict[str, object]) -> list[StrategyRow]:
@@ -231,6 +261,9 @@ def _strategy_rows(snapshot: dict[str, object]) -> list[StrategyRow]:
             trading_state=str(v.get("trading_state") or "ACTIVE"),
             halt_reason=str(v.get("halt_reason") or ""),
             funding=str(v.get("funding", "0")),
+            capital=_return(v)[0],
+            equity=_return(v)[1],
+            return_on_capital=_return(v)[2],
         )
         for v in views
     ]

@@ -21,6 +21,7 @@ import tomllib
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 
@@ -262,6 +263,8 @@ def _across_sections(settings: Config, failed: set[str], env: Mapping[str, str])
         )
     if not failed & {STRATEGIES, INSTRUMENTS, "instrument", "replay", "service"}:
         problems.extend(_instrument_problems(settings))
+    if not failed & {STRATEGIES, "account"}:
+        problems.extend(_capital_problems(settings))
     if "service" not in failed and settings.service.mode is Mode.BINANCE_TESTNET:
         problems.extend(
             f"service.mode = binance-testnet needs environment variable {name}"
@@ -269,6 +272,26 @@ def _across_sections(settings: Config, failed: set[str], env: Mapping[str, str])
             if not env.get(name)
         )
     return problems
+
+
+def _capital_problems(settings: Config) -> list[str]:
+    """The strategies' capital is the account's, shared out: not more than it holds, and
+    something left for each entry that states none."""
+    balance = settings.account.starting_balance
+    stated = [e.capital for e in settings.strategies if e.capital is not None]
+    given = sum(stated, Decimal(0))
+    if given > balance:
+        return [
+            f"{STRATEGIES}: their capital adds up to {given}, more than account."
+            f"starting_balance ({balance})"
+        ]
+    unstated = len(settings.strategies) - len(stated)
+    if unstated and given >= balance:
+        return [
+            f"{STRATEGIES}: {unstated} entr(y/ies) state no capital, but the others take all "
+            f"of account.starting_balance ({balance})"
+        ]
+    return []
 
 
 def _instrument_problems(settings: Config) -> list[str]:

@@ -697,7 +697,7 @@ def _status(state: str, heartbeat: bool = True) -> StatusReport:
         last_checkpoint_at=None, checkpoints=0, trading_state=None, currency=None, balance=None,
         equity=None, realized_pnl=None, unrealized_pnl=None, open_orders=0, positions=[],
         fills=0, rejects=0, replay_cursor=None, replay_total=None, data_age_s=None,
-        strategies=[], funding=None,
+        strategies=[], funding=None, account_return=None,
     )  # fmt: skip
 
 

@@ -47,6 +47,7 @@ def test_the_hand_computed_example_reads_as_worked_out():
         "Sharpe: 4.16, Sortino: 7.85 (daily returns)",
         "Max drawdown: -10.10 (-0.99%), 1d 0h",  # 1019.8 -> 1009.7, not recovered: 24 h
         "Exposure: 69.44%",  # 50 h of 72
+        "Return: +0.97% of 1000.00",  # 9.70 of the starting balance
     ]
 
 
@@ -76,8 +77,20 @@ def test_days_trades_balance_and_performance_of_the_example():
     assert performance_text(report).splitlines()[1] == (
         "S-001: +9.70 over 3 round trips, win rate 66.67%, profit factor 1.95, "
         "expectancy +3.23, max drawdown -10.10 (-0.99%), fees 0.80, funding +0.50, "
-        "exposure 69.44%"
+        "exposure 69.44%, return +0.97% of its capital 1000.00"
     )
+    # With a capital of its own, its return and its drawdown % are of that (10.10 of
+    # its peak 519.80).
+    own = trade_report("T-1", "USDT", D(1000), round_trips(FILLS), {"S-001": D(500)})
+    assert (
+        performance_text(own)
+        .splitlines()[1]
+        .endswith(
+            "max drawdown -10.10 (-1.94%), fees 0.80, funding +0.50, exposure 69.44%, "
+            "return +1.94% of its capital 500.00"
+        )
+    )
+    assert own["overall"]["return_pct"] == D("0.97"), "the account's: of its starting balance"
     sections = stats_text(report, 2).split("\n\n")
     assert sections == [
         profit_text(report),
