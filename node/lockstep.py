@@ -30,21 +30,15 @@ from collections.abc import Callable
 from typing import Protocol
 
 from nautilus_trader.adapters.sandbox.config import SandboxExecutionClientConfig
-from nautilus_trader.adapters.sandbox.execution import SandboxExecutionClient
-from nautilus_trader.backtest.engine import SimulatedExchange
-from nautilus_trader.backtest.execution_client import BacktestExecClient
-from nautilus_trader.backtest.models import FillModel, MakerTakerFeeModel
+from nautilus_trader.backtest.models import FillModel
 from nautilus_trader.backtest.modules import SimulationModule
 from nautilus_trader.cache.cache import Cache
-from nautilus_trader.common.component import LiveClock, MessageBus, TestClock
-from nautilus_trader.common.providers import InstrumentProvider
-from nautilus_trader.live.execution_client import LiveExecutionClient
+from nautilus_trader.common.component import LiveClock, MessageBus
 from nautilus_trader.live.node import TradingNode
 from nautilus_trader.model.data import Bar
-from nautilus_trader.model.identifiers import AccountId, ClientId, Venue
 from nautilus_trader.portfolio.base import PortfolioFacade
 
-from node.venues import venue_options
+from node.venues import LiveSandbox
 
 MAX_SETTLE_ROUNDS = 1000  # a strategy answering every fill with a new order is a bug
 
@@ -93,7 +87,7 @@ def _inline(handle: Handler, engine: QueuedEngine, queue_name: str) -> Handler:
     return handler
 
 
-class LockstepVenue(SandboxExecutionClient):
+class LockstepVenue(LiveSandbox):
     """The sandbox venue with a backtest venue's message queue, stepped bar by bar."""
 
     def __init__(
@@ -111,41 +105,11 @@ class LockstepVenue(SandboxExecutionClient):
         """``modules``: the exchange's simulation modules (``node.funding``);
         ``latency_ns``: how much market time a strategy's command takes to reach the
         venue."""
-        # Not the sandbox's own constructor: it builds an exchange without a queue.
-        venue = Venue(config.venue)
-        options = venue_options(config)
-        self.test_clock = TestClock()
-        LiveExecutionClient.__init__(
-            self,
-            loop=loop,
-            client_id=ClientId(config.venue),
-            venue=venue,
-            oms_type=options["oms_type"],
-            account_type=options["account_type"],
-            base_currency=options["base_currency"],
-            instrument_provider=InstrumentProvider(),
-            msgbus=msgbus,
-            cache=cache,
-            clock=clock,
-            config=None,
+        # The exchange queues every command, as a backtest venue's; the latency is held
+        # here, in market time (``_route``), not by the exchange's latency model.
+        super().__init__(
+            loop, portfolio, msgbus, cache, clock, config, fill_model, modules, message_queue=True
         )
-        self._set_account_id(AccountId(f"{config.venue}-001"))
-        self.exchange = SimulatedExchange(
-            venue=venue,
-            modules=modules or [],
-            portfolio=portfolio,
-            msgbus=msgbus,
-            cache=cache,
-            clock=self.test_clock,
-            fill_model=fill_model or FillModel(),
-            fee_model=MakerTakerFeeModel(),
-            **options,
-        )
-        self._client = BacktestExecClient(
-            exchange=self.exchange, msgbus=msgbus, cache=cache, clock=self.test_clock
-        )
-        self.exchange.register_client(self._client)
-        self.exchange.initialize_account()
         self._sent = 0  # commands handed to the venue
         self._drained = 0  # of which the venue has processed
         self._stepping = False

@@ -283,7 +283,10 @@ class LiveSandbox(SandboxExecutionClient):
         fill_model: FillModel | None = None,
         modules: list[SimulationModule] | None = None,
         latency_ns: int = 0,
+        message_queue: bool | None = None,
     ) -> None:
+        """``message_queue``: the exchange queues commands (default: with a latency); a
+        replay's lockstep venue queues them always and drains them itself."""
         # Not the sandbox's own constructor: it builds (and opens the account of) an
         # exchange without a queue. The rest is its constructor's, from the same config.
         venue = Venue(config.venue)
@@ -314,7 +317,7 @@ class LiveSandbox(SandboxExecutionClient):
             fill_model=fill_model or FillModel(),
             fee_model=MakerTakerFeeModel(),
             latency_model=LatencyModel(base_latency_nanos=latency_ns) if latency_ns else None,
-            use_message_queue=latency_ns > 0,
+            use_message_queue=latency_ns > 0 if message_queue is None else message_queue,
             **options,
         )
         self._client = BacktestExecClient(
