@@ -39,7 +39,7 @@ from node.guard import MarketBreakers
 from node.halting import Halting
 from node.marks import EquityMarks
 from node.order_limits import HaltedStrategies, install, limits_for
-from node.replay import Feed, ReplayData, Timeline, bar_type_for, bars_at
+from node.replay import Feed, ReplayData, bar_type_for
 from node.strategies import build_strategies
 from node.venues import fill_model, sandbox_config, venue_options
 from protocol import HaltAt, NodeSettings, Outcome, Trade, TradingState, TradingStateChanged
@@ -50,27 +50,28 @@ def run_backtest(
     bars: int | None = None,
     series: BarSeries | None = None,
     ideal: bool = False,
+    breakers: bool = True,
 ) -> Outcome:
     """The strategies of ``settings`` on the first ``bars`` steps of their replay (all of
     them when None; ``series`` in place of the first instrument's), on a simulated venue
-    configured as the session's. Bars of one step share a time, in the replay's order."""
+    configured as the session's. Bars of one step share a time, in the replay's order.
+    ``breakers``: the replay node's market-time breakers (``node.guard``) halt it as they
+    halt the session (off: BacktestEngine and the strategy alone, a benchmark's anchor)."""
     played = ReplayData.of(settings)
     if series is not None:
         feeds = list(played.feeds)
         feeds[0] = Feed(feeds[0].instrument, feeds[0].bar_type, series)
-        played = ReplayData(tuple(feeds), Timeline(feeds))
+        played = ReplayData(feeds)
     timeline = played.timeline
     count = len(timeline) if bars is None else min(bars, len(timeline))
-    data: list[Data] = [
-        bar for step in range(count) for bar in bars_at(played.feeds, timeline, step)
-    ]
+    data: list[Data] = [bar for step in range(count) for bar in played.bars_at(step)]
     instruments = [f.instrument for f in played.feeds]
     if ideal:  # the fill model's effect: the same run with every touch filled, no slippage
         ideal_fills = settings.simulation.model_copy(
             update={"prob_fill_on_limit": Decimal(1), "prob_slippage": Decimal(0)}
         )
         settings = replace(settings, simulation=ideal_fills)
-    return _run(settings, instruments, data, sandbox_config(settings), played, count)
+    return _run(settings, instruments, data, sandbox_config(settings), played, count, breakers)
 
 
 class RecordingError(ValueError):
@@ -115,6 +116,7 @@ def _run(
     venue: SandboxExecutionClientConfig,
     played: ReplayData | None,
     steps: int = 0,
+    breakers: bool = True,
 ) -> Outcome:
     """BacktestEngine with the session's strategy over ``data``. A fill's bar: on a
     replay's timeline (``played``), the step it filled in, from its time; on recorded
@@ -156,7 +158,7 @@ def _run(
             checks.append(limits.wrap)
         install(kernel.msgbus, kernel.risk_engine.execute, *checks)
         halted: list[HaltAt] = []
-        if played is not None:  # the breakers a replay's node judges on market time
+        if played is not None and breakers:  # the breakers a replay's node judges itself
             _guard(engine, settings, venue, strategies, halts, books, played, halted)
         trades: list[Trade] = []
         closed: list[Decimal] = []

@@ -107,6 +107,7 @@ class BarSeries:
     def __init__(
         self, price_decimals: int, bar_ns: int = NS_PER_MINUTE, start_ns: int = SYNTHETIC_START_NS
     ) -> None:
+        self.price_decimals = price_decimals
         self._price_quantum = Decimal(1).scaleb(-price_decimals)
         self._price_scale = 10**price_decimals
         self._volume_quantum = Decimal(1).scaleb(-VOLUME_DECIMALS)
@@ -144,6 +145,12 @@ class BarSeries:
 
     def __len__(self) -> int:
         return len(self._columns[0])
+
+    def ticks(self, index: int) -> tuple[int, int, int, int, int]:
+        """Row ``index`` as stored: prices in ticks of ``price_decimals``, volume in
+        thousandths (``VOLUME_DECIMALS``)."""
+        o, h, lo, c, v = self._columns
+        return o[index], h[index], lo[index], c[index], v[index]
 
     def __getitem__(self, index: int) -> Ohlcv:
         o, h, lo, c, v = (column[index] for column in self._columns)

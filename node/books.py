@@ -21,11 +21,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from nautilus_trader.accounting.accounts.base import Account
 from nautilus_trader.cache.cache import Cache
-from nautilus_trader.model.data import BarType
+from nautilus_trader.model.data import Bar, BarType
 from nautilus_trader.model.events import OrderFilled, PositionClosed
 from nautilus_trader.model.identifiers import InstrumentId, Venue
-from nautilus_trader.model.objects import Currency, Price
+from nautilus_trader.model.objects import FIXED_PRECISION, Currency, Price
 from nautilus_trader.model.position import Position
 from nautilus_trader.portfolio.base import PortfolioFacade
 
@@ -172,15 +173,49 @@ class Valuation:
         self._portfolio = portfolio
         self._venue = venue
         self._currency = Currency.from_str(currency)
+        self._quantum = Decimal(1).scaleb(-self._currency.precision)
+        self._account: Account | None = None
+        self._closes: dict[InstrumentId, Price] = {}
         self._bar_types = dict(bar_types)
         self._books = books
+
+    def account_raw(self, open_positions: Sequence[Position]) -> int:
+        """``account``'s reading in NautilusTrader's raw fixed-point integers: what the
+        market-time breakers judge at every bar without a Decimal (``to_decimal`` makes
+        one, exactly, when a mark moves)."""
+        account = self._account
+        if account is None:  # the venue's account, once it exists: the same object after
+            account = self._account = self._portfolio.account(self._venue)
+        money = account.balance_total(self._currency) if account is not None else None
+        raw: int = money.raw if money is not None else 0
+        for position in open_positions:
+            last = self.last_close(position.instrument_id)
+            if last is not None:
+                raw += position.unrealized_pnl(last).raw
+        return raw
+
+    def to_decimal(self, raw: int) -> Decimal:
+        """A raw amount of the account's currency as the Decimal ``Money.as_decimal``
+        gives (its precision's places)."""
+        return Decimal(raw).scaleb(-FIXED_PRECISION).quantize(self._quantum)
+
+    def to_raw(self, amount: Decimal) -> int:
+        return int(amount.scaleb(FIXED_PRECISION))
 
     def balance(self) -> Decimal:
         account = self._portfolio.account(self._venue)
         money = account.balance_total(self._currency) if account is not None else None
         return money.as_decimal() if money is not None else Decimal(0)
 
+    def mark(self, bar: Bar) -> None:
+        """Its instrument's last close, as the guard sees each bar (the cache's lookup by
+        bar type took a microsecond a bar)."""
+        self._closes[bar.bar_type.instrument_id] = bar.close
+
     def last_close(self, instrument_id: InstrumentId) -> Price | None:
+        close = self._closes.get(instrument_id)
+        if close is not None:
+            return close
         bar_type = self._bar_types.get(instrument_id)
         bar = self._cache.bar(bar_type) if bar_type is not None else None
         return bar.close if bar is not None else None

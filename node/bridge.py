@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import statistics
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
@@ -216,8 +216,11 @@ class Bridge(Actor):
         self._bars_received = bars_received
         self._recording = recording
         # Open orders as the snapshot shows them, each with its pipe encoding, kept
-        # up to date from the order events: a checkpoint does not rebuild them.
-        self._open_views: dict[str, tuple[OrderView, msgspec.Raw]] = {}
+        # up to date from the order events: a checkpoint does not rebuild them. An
+        # order's place is kept at its event; its view (None until then) is built when a
+        # snapshot needs it, from the orders an event changed since the last one.
+        self._open_views: dict[str, tuple[OrderView, msgspec.Raw] | None] = {}
+        self._stale_views: dict[str, ClientOrderId] = {}
 
     # ------------------------------------------------------------ lifecycle
 
@@ -266,7 +269,10 @@ class Bridge(Actor):
         self._send(payment)
 
     def _on_bar(self, bar: object) -> None:
-        if isinstance(bar, Bar) and bar.bar_type == self._bar_type:
+        # A live feed's bars count the cursor and date its fills (a replay's cursor and
+        # dates are its own): not compared in a replay, where every step's bar comes
+        # here and a BarType compares by its string.
+        if self._replay is None and isinstance(bar, Bar) and bar.bar_type == self._bar_type:
             self._bars_received += 1  # the cursor counts the first instrument's bars
             self._market_ns = bar.ts_event
         if self._recording and type(bar) is not Bar and isinstance(bar, Bar):
@@ -459,21 +465,36 @@ class Bridge(Actor):
 
     def _track_order(self, client_order_id: ClientOrderId) -> None:
         order = self.cache.order(client_order_id)
+        key = client_order_id.value
         if order is not None and order.is_open:
-            view = order_view(order)
-            self._open_views[client_order_id.value] = (view, encode_order(view))
+            # In its place among the open orders (a restore places them again in this
+            # order); the view is built by the next snapshot: one for an order's several
+            # events, none on a step's path.
+            self._open_views[key] = None
+            self._stale_views[key] = client_order_id
         else:
-            self._open_views.pop(client_order_id.value, None)
+            self._open_views.pop(key, None)
+            self._stale_views.pop(key, None)
 
-    def _open_orders(self) -> Iterable[tuple[OrderView, msgspec.Raw]]:
+    def _open_orders(self) -> list[tuple[OrderView, msgspec.Raw]]:
         """The kept views, rebuilt only when the cache holds orders no event showed
         the bridge (those already open when it subscribed, e.g. reconciled ones)."""
+        views = self._open_views
         # The cache's own index set: its size costs nothing (orders_open_count()
         # would build the list of orders).
-        if len(self._open_views) != len(self.cache.client_order_ids_open()):
-            views = (order_view(o) for o in self.cache.orders_open())
-            self._open_views = {v.client_order_id: (v, encode_order(v)) for v in views}
-        return self._open_views.values()
+        if len(views) != len(self.cache.client_order_ids_open()):
+            built = (order_view(o) for o in self.cache.orders_open())
+            self._open_views = views = {v.client_order_id: (v, encode_order(v)) for v in built}
+            self._stale_views.clear()
+        for key, client_order_id in self._stale_views.items():
+            order = self.cache.order(client_order_id)
+            if order is None:  # gone from the cache with no event: not shown
+                views.pop(key, None)
+            else:
+                view = order_view(order)
+                views[key] = (view, encode_order(view))
+        self._stale_views.clear()
+        return [kept for kept in views.values() if kept is not None]
 
     def _forward_order_event(self, event: object) -> None:
         match event:

@@ -178,7 +178,8 @@ class LockstepVenue(LiveSandbox):
                 for send in due:
                     send()
                     self._sent += 1
-            self._settle(ts)
+            if self._drained != self._sent:  # else there is nothing to settle
+                self._settle(ts)
         finally:
             self._stepping = False
 

@@ -35,13 +35,22 @@ class EquityMarks:
         self._day_end_ns = 0  # the current day's end: readings before it need no date
 
     def update(self, equity: Decimal, ts_ns: int) -> None:
-        if ts_ns >= self._day_end_ns or self.day_start is None:
-            day = datetime.fromtimestamp(ts_ns // 10**9, UTC).date().isoformat()
-            self._day_end_ns = (ts_ns // DAY_NS + 1) * DAY_NS
-            if self.day != day or self.day_start is None:
-                self.day, self.day_start = day, equity
+        if self.starts_day(ts_ns):
+            self.day_start = equity
         if self.peak is None or equity > self.peak:
             self.peak = equity
+
+    def starts_day(self, ts_ns: int) -> bool:
+        """Whether a reading at ``ts_ns`` starts a new UTC day (or the first one), whose
+        start the caller then sets; ``day`` moves on to it."""
+        if ts_ns < self._day_end_ns and self.day_start is not None:
+            return False
+        day = datetime.fromtimestamp(ts_ns // 10**9, UTC).date().isoformat()
+        self._day_end_ns = (ts_ns // DAY_NS + 1) * DAY_NS
+        if self.day != day or self.day_start is None:
+            self.day = day
+            return True
+        return False
 
     def rebaseline(self) -> None:
         self.peak = None
