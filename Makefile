@@ -54,8 +54,11 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The tests run on every core (pytest-xdist; two on the CI machine): most of a test's time
+# is a service or a node child waiting on its pace, its restarts or a timeout, and each
+# test keeps to its own temporary directory, database, ports and processes.
 test: lint test-tools
-	$(BIN)/python -m pytest -q -p no:cacheprovider $(ARGS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n auto --dist worksteal $(ARGS)
 	$(BIN)/python -m scripts.bench --quick
 
 bench: install
