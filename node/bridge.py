@@ -9,8 +9,9 @@ The bridge routes; the work is done by collaborators it owns, each with one job 
 each usable without a running node (the parity backtest uses the same ones):
 ``Books`` keeps the account's and each strategy's totals, ``Halting`` halts and
 resumes, ``Restorer`` brings a checkpoint back, ``MarketBreakers`` (a replay) judges
-the equity breakers at every bar on market time, ``node.views`` shows orders and
-positions as the protocol's views, ``node.funding`` settles funding.
+the equity breakers at every bar on market time, ``Snapshots`` shows the node's state
+as the protocol's snapshot (``node.views``: orders and positions as views),
+``node.funding`` settles funding.
 
 Once a second a timer on the loop sends a ``NodeReport`` (equity, the breakers'
 marks, the replay cursor, a counter of state changes and the age of the last bar):
@@ -50,8 +51,7 @@ from nautilus_trader.model.events import (
 from nautilus_trader.model.events import (
     OrderRejected as NtOrderRejected,
 )
-from nautilus_trader.model.identifiers import ClientId, ClientOrderId, InstrumentId
-from nautilus_trader.model.position import Position
+from nautilus_trader.model.identifiers import ClientId, InstrumentId
 from nautilus_trader.portfolio.base import PortfolioFacade
 from nautilus_trader.risk.engine import RiskEngine
 from nautilus_trader.trading.strategy import Strategy
@@ -65,9 +65,10 @@ from node.marks import EquityMarks
 from node.order_limits import HaltedStrategies, OrderLimits
 from node.replay import ReplayDataClient, bar_type_for
 from node.restore import Restorer
+from node.snapshots import Progress, Snapshots
 from node.strategies import TakesRiskLimits
 from node.venues import SeededFillModel
-from node.views import order_view, plain, position_view
+from node.views import plain
 from protocol import (
     BreakerSettings,
     EncodedSnapshotReply,
@@ -84,19 +85,14 @@ from protocol import (
     OrderView,
     Ping,
     Pong,
-    PositionView,
     Resume,
     RiskLimits,
     Snapshot,
     SnapshotRequest,
     Stop,
-    StrategyMark,
-    StrategyView,
     TradingState,
     TradingStateChanged,
     UpdateRisk,
-    encode_order,
-    encode_snapshot,
 )
 
 REPORT_EVERY = timedelta(seconds=1)
@@ -195,6 +191,19 @@ class Bridge(Actor):
                 self._send,
             )
         )
+        # What a checkpoint and a report show; it keeps each open order's view.
+        self.snapshots = Snapshots(
+            cache,
+            portfolio,
+            clock,
+            currency,
+            self._strategies,
+            self._instrument_ids,
+            self.books,
+            self.valuation,
+            self.halting,
+            self._marks,
+        )
         self._fills = fills  # the simulated venue's fill model (its draws are checkpointed)
         self._income = income  # binance-testnet: the venue's own funding record
         if income is not None:
@@ -215,12 +224,6 @@ class Bridge(Actor):
         self._bar_gaps: deque[float] = deque(maxlen=20)
         self._bars_received = bars_received
         self._recording = recording
-        # Open orders as the snapshot shows them, each with its pipe encoding, kept
-        # up to date from the order events: a checkpoint does not rebuild them. An
-        # order's place is kept at its event; its view (None until then) is built when a
-        # snapshot needs it, from the orders an event changed since the last one.
-        self._open_views: dict[str, tuple[OrderView, msgspec.Raw] | None] = {}
-        self._stale_views: dict[str, ClientOrderId] = {}
 
     # ------------------------------------------------------------ lifecycle
 
@@ -334,14 +337,15 @@ class Bridge(Actor):
 
     def report(self) -> NodeReport:
         now = self.clock.timestamp_ns()
-        balance, unrealized = self._balance(), self._unrealized()
+        snapshots = self.snapshots
+        balance, unrealized = snapshots.balance(), snapshots.unrealized()
         equity = balance + unrealized
         judged = self.guard is not None
         if not judged:  # the wall clock is market time: the marks follow the reports
             self._marks.update(equity, now)
         replay = self._replay
         return NodeReport(
-            strategies=self._strategy_marks(now, update=not judged),
+            strategies=snapshots.strategy_marks(now, update=not judged),
             equity=equity,
             balance=balance,
             ts_ns=now,
@@ -455,7 +459,7 @@ class Bridge(Actor):
         self._state_version += 1
         # After the forwarding: keeping the snapshot's view costs the fill nothing.
         if isinstance(event, OrderEvent):
-            self._track_order(event.client_order_id)
+            self.snapshots.track(event.client_order_id)
 
     def _on_position_event(self, event: object) -> None:
         self._state_version += 1
@@ -463,38 +467,8 @@ class Bridge(Actor):
             self.books.on_closed(event)
             self.halting.closed(event.position_id.value)
 
-    def _track_order(self, client_order_id: ClientOrderId) -> None:
-        order = self.cache.order(client_order_id)
-        key = client_order_id.value
-        if order is not None and order.is_open:
-            # In its place among the open orders (a restore places them again in this
-            # order); the view is built by the next snapshot: one for an order's several
-            # events, none on a step's path.
-            self._open_views[key] = None
-            self._stale_views[key] = client_order_id
-        else:
-            self._open_views.pop(key, None)
-            self._stale_views.pop(key, None)
-
     def _open_orders(self) -> list[tuple[OrderView, msgspec.Raw]]:
-        """The kept views, rebuilt only when the cache holds orders no event showed
-        the bridge (those already open when it subscribed, e.g. reconciled ones)."""
-        views = self._open_views
-        # The cache's own index set: its size costs nothing (orders_open_count()
-        # would build the list of orders).
-        if len(views) != len(self.cache.client_order_ids_open()):
-            built = (order_view(o) for o in self.cache.orders_open())
-            self._open_views = views = {v.client_order_id: (v, encode_order(v)) for v in built}
-            self._stale_views.clear()
-        for key, client_order_id in self._stale_views.items():
-            order = self.cache.order(client_order_id)
-            if order is None:  # gone from the cache with no event: not shown
-                views.pop(key, None)
-            else:
-                view = order_view(order)
-                views[key] = (view, encode_order(view))
-        self._stale_views.clear()
-        return [kept for kept in views.values() if kept is not None]
+        return self.snapshots.open_orders()
 
     def _forward_order_event(self, event: object) -> None:
         match event:
@@ -544,112 +518,19 @@ class Bridge(Actor):
 
     # ------------------------------------------------------------ snapshot
 
-    def _balance(self) -> Decimal:
-        return self.valuation.balance()
-
-    def _unrealized(self) -> Decimal:
-        total = Decimal(0)
-        for instrument_id in self._instrument_ids:
-            money = self.portfolio.unrealized_pnl(instrument_id)
-            if money is not None:
-                total += money.as_decimal()
-        return total
-
-    def snapshot(self) -> Snapshot:
-        orders = self._open_orders()
-        return replace(self._snapshot_without_orders(), open_orders=tuple(v for v, _ in orders))
-
-    def encoded_snapshot(self) -> bytes:
-        """The snapshot as ``protocol.wire`` bytes: the open orders' encodings are reused."""
-        raws = [raw for _, raw in self._open_orders()]
-        return encode_snapshot(self._snapshot_without_orders(), raws)
-
-    def _snapshot_without_orders(self) -> Snapshot:
-        balance = self._balance()
-        open_positions = self.cache.positions_open()
-        positions = self._position_views(open_positions)
-        unrealized = self._unrealized()
-        halting = self.halting
-        return Snapshot(
-            taken_at_ns=self.clock.timestamp_ns(),
-            trader_id=self.trader_id.value,
-            trading_state=halting.state,
-            currency=self._currency,
-            balance=balance,
-            equity=balance + unrealized,
-            realized_pnl=self.books.realized(open_positions),
-            unrealized_pnl=unrealized,
-            replay_cursor=self.cursor,
-            positions=positions,
-            orders_total=self._strategy.order_factory.get_client_order_id_count(),
-            replay_total=self._replay.total_bars if self._replay is not None else 0,
-            halt_reason=halting.reason if halting.state is not TradingState.ACTIVE else "",
-            equity_peak=self._marks.peak,
-            day=self._marks.day,
-            day_start_equity=self._marks.day_start,
+    def _progress(self) -> Progress:
+        replay = self._replay
+        return Progress(
+            cursor=self.cursor,
+            replay_total=replay.total_bars if replay is not None else 0,
             state_version=self._state_version,
             last_data_ns=self._last_data_ns,
-            strategies=self._strategy_views(positions),
-            funding=self.books.funding,
             fill_draws=self._fills.draws if self._fills is not None else 0,
         )
 
-    def _strategy_marks(self, now_ns: int, update: bool) -> tuple[StrategyMark, ...]:
-        """Each strategy's equity on its own capital against its own peak, for the
-        classifier's breakers (``update``: the wall clock moves the marks; a replay's
-        node moves them at every bar itself)."""
-        if len(self._strategies) < 2:
-            return ()  # one strategy: the account's breakers are its own
-        worth = self.valuation.strategies(self.cache.positions_open())
-        marks = []
-        for sid, book in self.books.by_strategy.items():
-            equity = worth[sid]
-            if update:
-                book.marks.update(equity, now_ns)
-            peak = book.marks.peak if book.marks.peak is not None else equity
-            marks.append(StrategyMark(sid, equity, peak, book.marks.day_start, book.capital))
-        return tuple(marks)
+    def snapshot(self) -> Snapshot:
+        return self.snapshots.snapshot(self.trader_id.value, self._progress())
 
-    def _position_views(self, open_positions: list[Position]) -> tuple[PositionView, ...]:
-        bases = self.books.position_realized_base
-        return tuple(
-            position_view(
-                p,
-                self.valuation.last_close(p.instrument_id),
-                bases.get(p.id.value, Decimal(0)),
-                self._price_precision(p.instrument_id),
-            )
-            for p in open_positions
-        )
-
-    def _price_precision(self, instrument_id: InstrumentId) -> int | None:
-        instrument = self.cache.instrument(instrument_id)
-        return None if instrument is None else int(instrument.price_precision)
-
-    def _strategy_views(self, positions: tuple[PositionView, ...]) -> tuple[StrategyView, ...]:
-        views = []
-        halted = self.halting.halted_strategies
-        worth = self.valuation.strategies(self.cache.positions_open())
-        for sid, strategy in self._strategies.items():
-            book = self.books.by_strategy[sid]
-            held = [p for p in positions if p.strategy_id == sid]
-            reason = halted.get(sid)
-            views.append(
-                StrategyView(
-                    strategy_id=sid,
-                    orders_total=strategy.order_factory.get_client_order_id_count(),
-                    fills=book.fills,
-                    realized_pnl=self.books.strategy_realized(sid, held),
-                    unrealized_pnl=sum((p.unrealized_pnl for p in held), Decimal(0)),
-                    fees=book.fees,
-                    trading_state=TradingState.ACTIVE if reason is None else TradingState.HALTED,
-                    halt_reason=reason or "",
-                    equity_peak=book.marks.peak,
-                    funding=book.funding,
-                    capital=book.capital,
-                    equity=worth[sid],
-                    day=book.marks.day,
-                    day_start_equity=book.marks.day_start,
-                )
-            )
-        return tuple(views)
+    def encoded_snapshot(self) -> bytes:
+        """The snapshot as ``protocol.wire`` bytes: the open orders' encodings are reused."""
+        return self.snapshots.encoded(self.trader_id.value, self._progress())

@@ -363,7 +363,7 @@ def _wait_for_resting_orders(node: pykka.ActorRef[pykka.Actor], timeout: float =
 def replay_throughput(quick: bool) -> list[Row]:
     """Lockstep replay beside BacktestEngine, in alternating rounds (the full run: 3) with
     the median taken: on 2 cores one round's replay rate swung between 0.94 and 1.24 x."""
-    bars, rounds = (3000, 1) if quick else (20000, 3)
+    bars, rounds = (3000, 3) if quick else (20000, 3)
     settings = NodeSettings(trader_id="BENCH-002", replay=ReplaySettings(speed=0.0, bars=bars))
     measured = [(_lockstep_rate(settings), backtest_rate(settings)) for _ in range(rounds)]
     ratios = sorted(rate / backtest for rate, backtest in measured)
