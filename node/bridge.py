@@ -234,10 +234,11 @@ class Bridge(Actor):
             self._loop = asyncio.get_running_loop()
         self.msgbus.subscribe(topic="events.order.*", handler=self._on_order_event)
         self.msgbus.subscribe(topic="events.position.*", handler=self._on_position_event)
-        for bar_type in self._bar_types.values():
-            self.msgbus.subscribe(topic=f"data.bars.{bar_type}", handler=self._on_bar)
-        if self.guard is not None:
-            self.guard.subscribe(self.msgbus, self._bar_types.values())
+        if self.guard is not None:  # the guard first, then the bridge's own look at it
+            self.guard.subscribe(self.msgbus, self._bar_types.values(), then=self._on_bar)
+        else:
+            for bar_type in self._bar_types.values():
+                self.msgbus.subscribe(topic=f"data.bars.{bar_type}", handler=self._on_bar)
         self.msgbus.subscribe(topic=FUNDING_TOPIC, handler=self._on_funding)
         if self._venue_funding is not None:
             for instrument_id in self._instrument_ids:
@@ -286,6 +287,15 @@ class Bridge(Actor):
         if self._last_bar_ns:
             self._bar_gaps.append((now - self._last_bar_ns) / 1e9)
         self._last_bar_ns = self._last_data_ns = now
+
+    def _made_at(self, ts_event: int, received: int) -> int:
+        """When a fill was made, on the wall clock, its latency's start: a live venue's
+        own stamp; in a replay (whose venue stamps market time) when its step began, or
+        now, between steps."""
+        replay = self._replay
+        if replay is None:
+            return ts_event
+        return replay.step_wall_ns if replay.in_step else received
 
     def _fill_bar(self, ts_ns: int) -> int:
         """The step a fill happened in: a replay's, by the venue's market time (as the
@@ -486,7 +496,7 @@ class Bridge(Actor):
                         quantity=event.last_qty.as_decimal(),
                         price=event.last_px.as_decimal(),
                         commission=event.commission.as_decimal(),
-                        ts_event=event.ts_event,
+                        ts_event=self._made_at(event.ts_event, received),
                         ts_bridge=received,
                         strategy_id=event.strategy_id.value,
                         bar=self._fill_bar(event.ts_event),

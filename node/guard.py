@@ -80,9 +80,25 @@ class MarketBreakers:
             risk.max_drawdown_pct, risk.daily_loss_limit_pct, breakers.realert_step_pct
         )
 
-    def subscribe(self, msgbus: MessageBus, bar_types: Iterable[BarType]) -> None:
+    def subscribe(
+        self,
+        msgbus: MessageBus,
+        bar_types: Iterable[BarType],
+        then: Callable[[object], None] | None = None,
+    ) -> None:
+        """``on_bar`` ahead of the strategies; ``then``: a handler of the same bars to
+        call right after it (one handler on the bus, not two: a bar's dispatch is a step's
+        cost)."""
+        handler = self.on_bar
+        if then is not None:
+
+            def judged(bar: object) -> None:
+                self.on_bar(bar)
+                then(bar)
+
+            handler = judged
         for bar_type in bar_types:
-            msgbus.subscribe(topic=f"data.bars.{bar_type}", handler=self.on_bar, priority=PRIORITY)
+            msgbus.subscribe(topic=f"data.bars.{bar_type}", handler=handler, priority=PRIORITY)
 
     def update(self, risk: RiskLimits, breakers: BreakerSettings) -> None:
         """A reload's limits, from the next bar on."""

@@ -376,6 +376,10 @@ class ReplayDataClient(LiveMarketDataClient):
         self.cursor = min(start_cursor, self._total)
         self.finished = self.cursor >= self._total
         self._task: asyncio.Task[None] | None = None
+        # When the step being played began, on the wall clock (its bars carry market
+        # time): what a fill's latency is measured from.
+        self.step_wall_ns = 0
+        self.in_step = False
         self._released = asyncio.Event()
         if not hold:  # else held until the host releases it: a restore comes first
             self._released.set()
@@ -420,16 +424,19 @@ class ReplayDataClient(LiveMarketDataClient):
         replay = self._replay
         interval = replay.bar_minutes * 60 / replay.speed if replay.speed > 0 else 0.0
         await self._released.wait()
-        venue, deliver, data = self._venue, self._handle_data, self._data
+        venue, deliver, data, clock = self._venue, self._handle_data, self._data, self._clock
         passed = time.monotonic()  # the loop's last pass
         while self.cursor < self._total:
             started = time.monotonic()
             cursor = self.cursor
+            self.step_wall_ns = clock.timestamp_ns()
+            self.in_step = True
             for bar in data.bars_at(cursor):
                 if venue is not None:
                     venue.step(bar, deliver, cursor)
                 else:
                     deliver(bar)
+            self.in_step = False
             self.cursor = cursor + 1
             if interval > 0:  # paced: the rest of the bar's wall-clock interval
                 await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))

@@ -132,6 +132,8 @@ class OrderFilled:
     quantity: Decimal
     price: Decimal
     commission: Decimal
+    # When the venue made the fill, on the wall clock (a replay's venue runs on market
+    # time: when the fill's step began); ``market_ns`` is its market time.
     ts_event: int
     # When the bridge in the node child got the fill from Nautilus (ns, wall clock):
     # ts_event -> ts_bridge is Nautilus's own latency, ts_bridge -> handled is ours.
