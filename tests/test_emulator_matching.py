@@ -1,10 +1,10 @@
 """The emulator's matching and accounting, on figures worked out by hand.
 
 The Binance emulator is only as good as its numbers: a client (Nautilus, ccxt) reconciles its
-own fills, fees, PnL and balances against them. These tests drive the matching engine
-directly, without a server, a socket or a clock, from a market whose touch the test sets.
-Unless a test says otherwise: BTCUSDT, bid 60000.0 / ask 60000.1, a 10000 USDT wallet at 20x,
-taker fee 0.04 %, maker fee 0.016 %.
+own fills, fees, PnL and balances against them. These tests drive the matching engine and the
+Algo Service directly, without a server, a socket or a clock, from a market whose touch the
+test sets. Unless a test says otherwise: BTCUSDT, bid 60000.0 / ask 60000.1, a 10000 USDT
+wallet at 20x, taker fee 0.04 %, maker fee 0.016 %.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from decimal import Decimal as D
 
 import pytest
 
+from tests.binance_emulator.algo import AlgoOrder, AlgoService, NewAlgo
 from tests.binance_emulator.errors import ApiError
 from tests.binance_emulator.events import (
     AccountUpdate,
+    AlgoUpdate,
     LeverageUpdate,
     OrderUpdate,
     TradeLite,
@@ -29,13 +31,15 @@ NOW = 1_700_000_000_000
 
 
 class Venue:
-    """A market and an engine on a fixed clock, with every user event kept."""
+    """A market, an engine and its Algo Service on a fixed clock, with every user event kept.
+    ``fill_first``: the chance a triggered order's fill is reported before ``FINISHED``."""
 
     def __init__(
         self,
         spec: SymbolSpec = SYMBOLS["BTCUSDT"],
         start: str = "60000",
         chunk: str | None = None,
+        fill_first: float = 1.0,
     ) -> None:
         self.now = NOW
         self.events: list[UserEvent] = []
@@ -45,6 +49,12 @@ class Venue:
             self.market,
             clock=self.clock,
             fill_chunk_qty=D(chunk) if chunk else None,
+            emit=self.events.append,
+        )
+        self.algos = AlgoService(
+            self.engine,
+            clock=self.clock,
+            fill_before_finished=fill_first,
             emit=self.events.append,
         )
 
@@ -73,13 +83,20 @@ class Venue:
         )
         return self.engine.orders[self.engine.place(request).order_id]
 
+    def conditional(self, side: str, type: str, qty: str, trigger: str = "0", **kw) -> AlgoOrder:
+        """A conditional order through the Algo Service; returns the live one."""
+        request = NewAlgo(side=side, type=type, quantity=D(qty), trigger_price=D(trigger), **kw)
+        return self.algos.orders[self.algos.place(request).algo_id]
+
     def move(self, bid: str) -> None:
         """The market moves: bid at ``bid``, ask a tick above, a trade at the bid (so the
-        mark is the bid), then resting orders are matched, as on a market tick."""
+        mark is the bid), then resting orders are matched and conditional orders triggered,
+        as on a market tick."""
         self.now += 1000
         self.market.jump(D(bid))
         self.market.print_trade(D(bid), D("0.001"), buyer_maker=True)
         self.engine.match_resting(self.now)
+        self.algos.check(self.now)
 
     def fills(self) -> list[tuple[str, D, D, D, bool]]:
         """(side, qty, price, commission, maker) of every fill."""
@@ -426,3 +443,231 @@ def test_another_symbol_trades_at_its_own_precision_and_floor():
     assert v.fills() == [("BUY", D("1.00"), D("150.0100"), D("0.06000400"), False)]
     with pytest.raises(ApiError):
         v.engine.set_leverage(101)  # SOLUSDT's first bracket allows 100x
+
+
+# Conditional orders: the Algo Service
+
+
+def kinds(events: list[UserEvent]) -> list[str]:
+    """Each event as ``ALGO <status>``, ``ORDER <execution type>``, ``LITE`` or ``ACCOUNT``."""
+    names = []
+    for e in events:
+        match e:
+            case AlgoUpdate():
+                names.append(f"ALGO {e.algo.status}")
+            case OrderUpdate():
+                names.append(f"ORDER {e.exec_type}")
+            case TradeLite():
+                names.append("LITE")
+            case AccountUpdate():
+                names.append("ACCOUNT")
+    return names
+
+
+@pytest.mark.parametrize(
+    ("fill_first", "reported"),
+    [
+        (1.0, ["LITE", "ACCOUNT", "ORDER TRADE", "ALGO FINISHED"]),
+        (0.0, ["ALGO FINISHED", "LITE", "ACCOUNT", "ORDER TRADE"]),
+    ],
+    ids=["fill-before-finished", "finished-before-fill"],
+)
+def test_a_protective_stop_waits_then_triggers_at_its_price_and_closes_the_long(
+    fill_first, reported
+):
+    v = Venue(fill_first=fill_first)
+    v.place("BUY", "0.010")  # long 0.010 at 60000.1, wallet 9999.7599996
+    stop = v.conditional("SELL", "STOP_MARKET", "0.010", "59000.0", reduce_only=True)
+    assert stop.status == "NEW" and v.engine.open_orders() == []
+    placed = len(v.events)
+
+    v.move("59000.1")  # the last price is a tick above the trigger: it waits
+    assert (stop.status, len(v.events)) == ("NEW", placed)
+    v.move("59000.0")  # reached: a market sell, at the bid
+
+    (child,) = [o for o in v.engine.orders.values() if o.side == "SELL"]
+    assert (child.type, child.client_order_id, child.reduce_only) == (
+        "MARKET",
+        stop.client_algo_id,
+        True,
+    )
+    assert (stop.status, stop.actual_order_id) == ("FINISHED", child.order_id)
+    assert kinds(v.events[placed:]) == [
+        "ALGO TRIGGERING",
+        "ALGO TRIGGERED",
+        "ORDER NEW",
+        *reported,
+    ]
+    triggered = v.events[placed + 1]
+    assert isinstance(triggered, AlgoUpdate) and triggered.algo.actual_order_id == child.order_id
+    finished = [e for e in v.events if isinstance(e, AlgoUpdate)][-1]
+    assert (finished.algo.executed_qty, finished.algo.avg_price) == (D("0.010"), D("59000.0"))
+    # realized 0.010 * (59000.0 - 60000.1) = -10.001; fee 0.010 * 59000.0 * 0.0004 = 0.236
+    assert v.fills()[-1] == ("SELL", D("0.010"), D("59000.0"), D("0.23600000"), False)
+    assert v.engine.position.amount == 0
+    assert v.engine.wallet == D("9999.7599996") - D("10.001") - D("0.236") == D("9989.5229996")
+
+
+@pytest.mark.parametrize(
+    ("order_type", "side", "trigger", "short_of_it"),
+    [
+        ("STOP_MARKET", "SELL", "59000.0", "59000.1"),
+        ("STOP_MARKET", "BUY", "61000.0", "60999.9"),
+        ("TAKE_PROFIT_MARKET", "SELL", "61000.0", "60999.9"),
+        ("TAKE_PROFIT_MARKET", "BUY", "59000.0", "59000.1"),
+    ],
+)
+def test_stops_trigger_on_the_way_against_take_profits_on_the_way_for(
+    order_type, side, trigger, short_of_it
+):
+    v = Venue()
+    algo = v.conditional(side, order_type, "0.010", trigger)
+
+    v.move(short_of_it)
+    assert algo.status == "NEW"
+    v.move(trigger)
+    assert algo.status == "FINISHED"
+    # a buy takes the ask (a tick above the bid), a sell the bid
+    price = D(trigger) + (D("0.1") if side == "BUY" else 0)
+    assert v.fills() == [
+        (side, D("0.010"), price, round(D("0.010") * price * D("0.0004"), 8), False)
+    ]
+
+
+def test_a_stop_limit_rests_its_limit_order_until_the_market_reaches_it():
+    v = Venue()
+    v.place("BUY", "0.010")
+    stop = v.conditional("SELL", "STOP", "0.010", "59000.0", price=D("59010.0"), reduce_only=True)
+
+    v.move("59000.0")  # triggered: a limit sell at 59010.0, above the bid - it rests
+    (child,) = v.engine.open_orders()
+    assert (child.type, child.price, child.client_order_id) == (
+        "LIMIT",
+        D("59010.0"),
+        stop.client_algo_id,
+    )
+    assert stop.status == "TRIGGERED"
+    v.move("59010.0")  # the bid reaches it: filled as maker, then FINISHED
+
+    # 0.010 * 59010.0 * 0.00016 = 0.094416
+    assert v.fills()[-1] == ("SELL", D("0.010"), D("59010.0"), D("0.09441600"), True)
+    assert stop.status == "FINISHED"
+    assert kinds(v.events)[-4:] == ["LITE", "ACCOUNT", "ORDER TRADE", "ALGO FINISHED"]
+
+
+def test_a_triggered_order_cancelled_at_the_order_endpoint_finishes_its_algo_order_unfilled():
+    v = Venue()
+    stop = v.conditional("SELL", "STOP", "0.010", "59000.0", price=D("59010.0"))
+    v.move("59000.0")
+    (child,) = v.engine.open_orders()
+
+    v.engine.cancel(child)
+
+    assert stop.status == "FINISHED"
+    finished = v.events[-1]
+    assert isinstance(finished, AlgoUpdate) and finished.algo.executed_qty == 0
+
+
+def test_a_reduce_only_stop_that_triggers_with_nothing_to_reduce_is_rejected():
+    v = Venue()
+    stop = v.conditional("SELL", "STOP_MARKET", "0.010", "59000.0", reduce_only=True)
+
+    v.move("59000.0")
+
+    assert (stop.status, stop.reason, stop.actual_order_id) == (
+        "REJECTED",
+        "ReduceOnly Order is rejected.",
+        None,
+    )
+    assert v.engine.orders == {} and v.fills() == []
+    assert kinds(v.events) == ["ALGO NEW", "ALGO TRIGGERING", "ALGO REJECTED"]
+
+
+def test_close_position_sells_the_whole_position_it_finds_at_the_trigger():
+    v = Venue()
+    v.place("BUY", "0.010")
+    stop = v.conditional("SELL", "STOP_MARKET", "0", "59000.0", close_position=True)
+    v.place("BUY", "0.005")  # the position grew after the stop was placed
+
+    v.move("59000.0")
+
+    assert stop.status == "FINISHED"
+    assert v.fills()[-1][:3] == ("SELL", D("0.015"), D("59000.0"))
+    assert v.engine.position.amount == 0
+
+
+def test_a_trailing_stop_follows_the_high_and_triggers_its_callback_below_it():
+    v = Venue()
+    v.place("BUY", "0.010")  # prints at the ask: the last price is 60000.1
+    trail = v.conditional("SELL", "TRAILING_STOP_MARKET", "0.010", callback_rate=D("1"))
+    assert (trail.activated, trail.extreme) == (True, D("60000.1"))
+
+    v.move("61000.0")  # a new high; 1 % below it: 61000.0 * 0.99 = 60390.0
+    v.move("60400.0")
+    assert (trail.status, trail.extreme) == ("NEW", D("61000.0"))
+    v.move("60390.0")
+
+    assert (trail.status, trail.trigger_price) == ("FINISHED", D("60390.0"))
+    assert v.fills()[-1][:3] == ("SELL", D("0.010"), D("60390.0"))
+
+
+def test_a_trailing_stop_with_an_activation_price_waits_for_it():
+    v = Venue()
+    trail = v.conditional(
+        "BUY", "TRAILING_STOP_MARKET", "0.010", callback_rate=D("0.5"), activate_price=D("59000.0")
+    )
+    v.move("59500.0")
+    assert not trail.activated
+    v.move("58000.0")  # activated below 59000.0, low 58000.0; 0.5 % above: 58290.0
+    v.move("58289.9")
+    assert (trail.activated, trail.extreme, trail.status) == (True, D("58000.0"), "NEW")
+    v.move("58290.0")
+    assert trail.status == "FINISHED"
+
+
+def test_a_conditional_order_that_would_trigger_at_once_is_refused():
+    v = Venue()
+    with pytest.raises(ApiError) as refused:
+        v.conditional("SELL", "STOP_MARKET", "0.010", "60000.0")  # last is 60000.0
+    assert (refused.value.code, refused.value.msg) == (-2021, "Order would immediately trigger.")
+    assert v.algos.orders == {} and v.events == []
+
+
+def test_at_most_200_conditional_orders_wait_and_their_client_ids_are_unique():
+    v = Venue()
+    for k in range(200):
+        v.conditional("SELL", "STOP_MARKET", "0.010", "50000.0", client_algo_id=f"s-{k}")
+    with pytest.raises(ApiError) as full:
+        v.conditional("SELL", "STOP_MARKET", "0.010", "50000.0")
+    assert full.value.code == -4045
+    v.algos.cancel(v.algos.orders[min(v.algos.orders)])
+    with pytest.raises(ApiError) as duplicate:
+        v.conditional("SELL", "STOP_MARKET", "0.010", "50000.0", client_algo_id="s-1")
+    assert duplicate.value.code == -4116
+    v.conditional("SELL", "STOP_MARKET", "0.010", "50000.0", client_algo_id="s-0")  # freed
+
+
+def test_regular_and_conditional_orders_have_separate_cancel_alls():
+    v = Venue()
+    limit = v.place("BUY", "0.010", "59000.0")
+    stop = v.conditional("SELL", "STOP_MARKET", "0.010", "58000.0")
+
+    v.engine.cancel_all()
+    assert (limit.status, stop.status) == ("CANCELED", "NEW")
+    limit = v.place("BUY", "0.010", "59000.0")
+    assert v.algos.cancel_all() == 1
+    assert (limit.status, stop.status) == ("NEW", "CANCELED")
+    assert kinds(v.events)[-1] == "ALGO CANCELED"
+
+
+def test_a_gtd_conditional_order_expires_when_its_date_passes():
+    v = Venue()
+    algo = v.conditional(
+        "SELL", "STOP_MARKET", "0.010", "58000.0", time_in_force="GTD", good_till_date=NOW + 700_000
+    )
+    v.move("59000.0")
+    assert algo.status == "NEW"
+    v.now += 700_000
+    v.move("59000.0")
+    assert algo.status == "EXPIRED"
+    assert kinds(v.events)[-1] == "ALGO EXPIRED"

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from .snapshots import FillSnapshot, OrderSnapshot, PositionSnapshot
+from .snapshots import AlgoSnapshot, FillSnapshot, OrderSnapshot, PositionSnapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,5 +54,13 @@ class LeverageUpdate:
     time_ms: int
 
 
-type UserEvent = OrderUpdate | TradeLite | AccountUpdate | LeverageUpdate
+@dataclass(frozen=True, slots=True)
+class AlgoUpdate:
+    """A conditional (algo) order changed status (``ALGO_UPDATE``)."""
+
+    algo: AlgoSnapshot
+    time_ms: int
+
+
+type UserEvent = OrderUpdate | TradeLite | AccountUpdate | LeverageUpdate | AlgoUpdate
 type EmitUser = Callable[[UserEvent], None]

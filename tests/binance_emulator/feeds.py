@@ -15,7 +15,14 @@ from decimal import Decimal
 from typing import Final
 
 from .clock import FUNDING_PERIOD_MS, Clock, next_funding_ms
-from .events import AccountUpdate, LeverageUpdate, OrderUpdate, TradeLite, UserEvent
+from .events import (
+    AccountUpdate,
+    AlgoUpdate,
+    LeverageUpdate,
+    OrderUpdate,
+    TradeLite,
+    UserEvent,
+)
 from .fmt import ZERO, JsonDict, fmt8
 from .klines import Kline
 from .market import Market, Trade
@@ -205,6 +212,45 @@ class UserFeed:
                     "T": now,
                     "ac": {"s": event.symbol, "l": event.leverage},
                 }
+            case AlgoUpdate():
+                return self._algo_update(event)
+
+    def _algo_update(self, event: AlgoUpdate) -> JsonDict:
+        """Binance's ``ALGO_UPDATE``: ``ai``/``ap``/``aq``/``act`` describe the order the
+        trigger placed (``""``/``"0"`` before it); ``rm`` says why it was rejected."""
+        spec, algo, now = self._spec, event.algo, event.time_ms
+        triggered = algo.actual_order_id is not None
+        data: JsonDict = {
+            "caid": algo.client_algo_id,
+            "aid": algo.algo_id,
+            "at": "CONDITIONAL",
+            "o": algo.type,
+            "s": spec.symbol,
+            "S": algo.side,
+            "ps": "BOTH",
+            "f": algo.time_in_force,
+            "q": spec.qty(algo.quantity) if algo.quantity else "0",
+            "X": algo.status,
+            "ai": str(algo.actual_order_id) if triggered else "",
+            "ap": spec.px(algo.avg_price) if algo.executed_qty else "0",
+            "aq": spec.qty(algo.executed_qty) if algo.executed_qty else "0",
+            "act": algo.actual_type if triggered else "0",
+            "tp": spec.px(algo.trigger_price) if algo.trigger_price else "0",
+            "p": spec.px(algo.price) if algo.price else "0",
+            "V": "EXPIRE_MAKER",
+            "wt": algo.working_type,
+            "pm": "NONE",
+            "cp": algo.close_position,
+            "pP": algo.price_protect,
+            "R": algo.reduce_only,
+            "tt": algo.trigger_time_ms,
+            "gtd": algo.good_till_date,
+        }
+        if algo.type == "TRAILING_STOP_MARKET":
+            data["cr"] = format(algo.callback_rate, "f")
+        if algo.reason:
+            data["rm"] = algo.reason
+        return {"e": "ALGO_UPDATE", "T": now, "E": now, "o": data}
 
     def _order_update(self, event: OrderUpdate) -> JsonDict:
         spec, order, fill, now = self._spec, event.order, event.fill, event.time_ms

@@ -16,7 +16,9 @@ realized PnL paid into the wallet at once. Reduce-only orders never fill past fl
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Final
@@ -164,6 +166,20 @@ class MatchingEngine:
         self._fill_chunk_qty = fill_chunk_qty
         self._clock = clock
         self._emit = emit
+        # Told when an order is done (filled, cancelled, expired): the Algo Service finishes
+        # the conditional order that placed it.
+        self.on_done: Callable[[Order], None] | None = None
+
+    @contextlib.contextmanager
+    def held_events(self) -> Iterator[list[UserEvent]]:
+        """What happens inside reports its events into the list instead of the stream: the
+        caller (the Algo Service, placing a triggered order) pushes them in its own order."""
+        held: list[UserEvent] = []
+        emit, self._emit = self._emit, held.append
+        try:
+            yield held
+        finally:
+            self._emit = emit
 
     # Reading the books
 
@@ -346,6 +362,7 @@ class MatchingEngine:
         order.status = "CANCELED"
         order.update_time_ms = now
         self._emit(self._order_update(order, "CANCELED", now))
+        self._done(order)
 
     def cancel_all(self) -> None:
         for order in self.open_orders():
@@ -436,6 +453,11 @@ class MatchingEngine:
         order.status = "EXPIRED"
         order.update_time_ms = now
         self._emit(self._order_update(order, "EXPIRED", now))
+        self._done(order)
+
+    def _done(self, order: Order) -> None:
+        if self.on_done is not None:
+            self.on_done(order)
 
     def _apply_position(self, signed_qty: Decimal, price: Decimal, now: int) -> Decimal:
         """Move the one-way position; returns the realized PnL of the fill.
@@ -496,6 +518,8 @@ class MatchingEngine:
         self._emit(TradeLite(order.snapshot(self.spec.symbol), fill))
         self._emit(self._account_update("ORDER", now))
         self._emit(self._order_update(order, "TRADE", now, fill))
+        if not order.is_open:
+            self._done(order)
 
     def _order_update(
         self, order: Order, exec_type: str, now: int, fill: FillSnapshot | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from .algo import MAX_OPEN_ALGO_ORDERS
 from .clock import Clock, next_funding_ms
 from .errors import ApiError, mandatory
 from .feeds import FUNDING_RATE
@@ -93,7 +94,7 @@ class MarketDataApi:
                     "stepSize": str(spec.step_size),
                 },
                 {"filterType": "MAX_NUM_ORDERS", "limit": 200},
-                {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": 10},
+                {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": MAX_OPEN_ALGO_ORDERS},
                 {"filterType": "MIN_NOTIONAL", "notional": str(spec.min_notional)},
                 {
                     "filterType": "PERCENT_PRICE",

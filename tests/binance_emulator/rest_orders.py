@@ -2,19 +2,19 @@
 
 This is where a request becomes an order: the parameters are read and checked against the
 symbol's filters in the order Binance checks them (so a bad request gets the code Binance would
-give), then the matching engine takes over. Conditional (algo) orders are answered as Binance
-answers them when there are none, or refused loudly.
+give), then the matching engine takes over. Conditional order types are refused here with
+-4120, as Binance refuses them since they moved to the Algo Service (:mod:`.rest_algo`).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import re
 import secrets
 from decimal import Decimal
 from typing import Final
 
+from .algo import ALGO_ORDER_TYPES
 from .clock import Clock
 from .errors import MSG_POST_ONLY, MSG_UNKNOWN_ORDER, ApiError, mandatory
 from .faults import Faults
@@ -25,11 +25,10 @@ from .rest import Params, Route, bool_param, decimal_param, int_param, symbol_pa
 from .snapshots import OrderSnapshot
 from .spec import SymbolSpec
 
-log = logging.getLogger(__name__)
-
 CLIENT_ORDER_ID_RE: Final = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
-CONDITIONAL_TYPES: Final = frozenset(
-    {"STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET"}
+MAX_BATCH_ORDERS: Final = 5
+MSG_USE_ALGO: Final = (
+    "Order type not supported for this endpoint. Please use the Algo Order API endpoints instead."
 )
 TIME_IN_FORCES: Final = frozenset({"GTC", "IOC", "FOK", "GTX", "GTD"})
 GTD_MIN_AHEAD_MS: Final = 600_000
@@ -92,13 +91,7 @@ class OrdersApi:
             Route("GET", "/fapi/v1/openOrders", self.open_orders, "SIGNED", 1),
             Route("GET", "/fapi/v1/allOrders", self.all_orders, "SIGNED", 5),
             Route("GET", "/fapi/v1/userTrades", self.user_trades, "SIGNED", 5),
-            # Algo (conditional) orders: none can exist here
-            Route("GET", "/fapi/v1/openAlgoOrders", lambda p: [], "SIGNED"),
-            Route("GET", "/fapi/v1/allAlgoOrders", lambda p: [], "SIGNED", 5),
-            Route("POST", "/fapi/v1/algoOrder", self.algo_unsupported, "SIGNED"),
-            Route("GET", "/fapi/v1/algoOrder", self.algo_missing, "SIGNED"),
-            Route("DELETE", "/fapi/v1/algoOrder", self.algo_missing, "SIGNED"),
-            Route("DELETE", "/fapi/v1/algoOpenOrders", self.cancel_all_algo, "SIGNED"),
+            Route("POST", "/fapi/v1/batchOrders", self.new_batch, "SIGNED", 5),
         ]
 
     def _symbol(self, params: Params, *, required: bool = True) -> str | None:
@@ -130,13 +123,8 @@ class OrdersApi:
         order_type = params.get("type", "").upper()
         if not order_type:
             raise mandatory("type")
-        if order_type in CONDITIONAL_TYPES:
-            raise ApiError(
-                400,
-                -4120,
-                "Order type not supported for this endpoint. "
-                "Please use the Algo Order API endpoints instead.",
-            )
+        if order_type in ALGO_ORDER_TYPES:
+            raise ApiError(400, -4120, MSG_USE_ALGO)
         if order_type not in ("MARKET", "LIMIT"):
             raise ApiError(400, -1116, "Invalid orderType.")
         position_side = params.get("positionSide", "BOTH").upper()
@@ -258,7 +246,34 @@ class OrdersApi:
         self._engine.cancel(order)
         return self._json(order)
 
+    def new_batch(self, params: Params) -> list[JsonDict]:
+        """``batchOrders``: up to five orders as a JSON list, each answered in its place
+        with the order or its error (a conditional type: -4120, as on ``/order``)."""
+        try:
+            items = json.loads(params.get("batchOrders") or "null")
+        except json.JSONDecodeError:
+            raise mandatory("batchOrders") from None
+        if not isinstance(items, list) or not items:
+            raise mandatory("batchOrders")
+        if len(items) > MAX_BATCH_ORDERS:
+            raise ApiError(400, -1130, "Data sent for parameter 'batchOrders' is not valid.")
+        results: list[JsonDict] = []
+        for item in items:
+            if not isinstance(item, dict):
+                results.append({"code": -1130, "msg": "Invalid data sent for a parameter."})
+                continue
+            order_params = {
+                str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in item.items()
+            }
+            try:
+                results.append(self.new_order(order_params))
+            except ApiError as refused:
+                results.append({"code": refused.code, "msg": refused.msg})
+        return results
+
     def cancel_all(self, params: Params) -> JsonDict:
+        """The regular orders only: conditional ones wait in the Algo Service, whose own
+        cancel-all is ``DELETE /fapi/v1/algoOpenOrders``."""
         self._symbol(params)
         self._engine.cancel_all()
         return {"code": 200, "msg": "The operation of cancel all open order is done."}
@@ -344,14 +359,3 @@ class OrdersApi:
             }
             for f in fills
         ]
-
-    def algo_unsupported(self, params: Params) -> JsonDict:
-        log.warning("BINANCE EMULATOR: algo (conditional) order requested but not emulated")
-        raise ApiError(400, -1000, "emulator: algo (conditional) orders are not supported")
-
-    def algo_missing(self, params: Params) -> JsonDict:
-        raise ApiError(400, -2013, "Order does not exist.")
-
-    def cancel_all_algo(self, params: Params) -> JsonDict:
-        self._symbol(params)
-        return {"code": 200, "msg": "The operation of cancel all open order is done."}

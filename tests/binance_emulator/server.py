@@ -22,6 +22,7 @@ from typing import Literal
 
 from aiohttp import web
 
+from .algo import AlgoService
 from .auth import Authenticator
 from .clock import now_ms
 from .errors import ApiError
@@ -34,9 +35,11 @@ from .market import Market
 from .matching import MatchingEngine
 from .rest import Route, parse_params
 from .rest_account import AccountApi
+from .rest_algo import AlgoOrdersApi
 from .rest_market import MarketDataApi
 from .rest_orders import OrdersApi
 from .snapshots import (
+    AlgoSnapshot,
     BalanceSnapshot,
     FillSnapshot,
     OrderSnapshot,
@@ -47,6 +50,9 @@ from .spec import SymbolSpec, spec_for
 from .streams import StreamHub
 
 log = logging.getLogger(__name__)
+
+ORDER_PATHS = frozenset({"/fapi/v1/order", "/fapi/v1/batchOrders", "/fapi/v1/algoOrder"})
+"""Where a reply carries the order-count headers."""
 
 
 class BinanceEmulator:
@@ -81,11 +87,14 @@ class BinanceEmulator:
         fill_chunk_qty: Decimal | None = None,
         funding_period_s: float = 8 * 3600,
         funding_rate: Decimal = Decimal("0.0001"),
+        fill_before_finished: float = 0.5,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
         """``funding_period_s``, ``funding_rate``: what ``@markPrice`` announces (a test
-        shortens the period to see a settlement)."""
+        shortens the period to see a settlement). ``fill_before_finished``: the chance that
+        a conditional order's triggered order reports its fill before the algo order's
+        ``FINISHED`` (else after it), drawn from ``seed``."""
         if not ipaddress.ip_address(host).is_loopback:
             raise ValueError(f"the emulator binds to loopback addresses only, not {host!r}")
         if kline_interval_s * 1000 < 50 or tick_interval_s <= 0:
@@ -117,6 +126,7 @@ class BinanceEmulator:
             funding_rate=f"{funding_rate:.8f}",
         )
         self._market.listener = self._feed
+        user_feed = UserFeed(spec, self._hub)
         self._engine = MatchingEngine(
             spec,
             self._market,
@@ -126,13 +136,21 @@ class BinanceEmulator:
             maker_fee=maker_fee,
             taker_fee=taker_fee,
             fill_chunk_qty=fill_chunk_qty,
-            emit=UserFeed(spec, self._hub),
+            emit=user_feed,
+        )
+        self._algos = AlgoService(
+            self._engine,
+            clock=now_ms,
+            seed=seed,
+            fill_before_finished=fill_before_finished,
+            emit=user_feed,
         )
         self._feed.on_funding = self._engine.settle_funding  # the venue settles funding
         apis = (
             MarketDataApi(spec, self._market, now_ms),
             AccountApi(spec, self._engine, self._hub, fee_tier=fee_tier),
             OrdersApi(spec, self._engine, self._limiter, self._faults, now_ms),
+            AlgoOrdersApi(spec, self._algos, self._limiter, now_ms),
         )
         self._routes: dict[tuple[str, str], Route] = {
             (route.method, route.path): route for api in apis for route in api.routes()
@@ -274,6 +292,16 @@ class BinanceEmulator:
         with self._lock:
             return [o.snapshot(self._spec.symbol) for o in self._engine.open_orders()]
 
+    def algo_orders(self) -> list[AlgoSnapshot]:
+        """Every conditional (algo) order, in the order they were placed."""
+        with self._lock:
+            return [self._algos.snapshot(a) for a in self._algos.orders.values()]
+
+    def open_algo_orders(self) -> list[AlgoSnapshot]:
+        """The conditional orders not done yet (NEW, TRIGGERING, TRIGGERED)."""
+        with self._lock:
+            return [self._algos.snapshot(a) for a in self._algos.open_orders()]
+
     def positions(self) -> list[PositionSnapshot]:
         """The symbol's position (one-way mode: one ``BOTH`` entry, amount 0 when flat)."""
         with self._lock:
@@ -330,7 +358,8 @@ class BinanceEmulator:
 
     def set_price(self, price: Decimal) -> None:
         """Jump the market to ``price`` (bid; ask one tick above) now: prints a trade, pushes
-        the book, fills resting orders it crosses; the random walk continues from there."""
+        the book, fills resting orders it crosses and triggers conditional orders it
+        reaches; the random walk continues from there."""
 
         def jump() -> None:
             with self._lock:
@@ -403,11 +432,13 @@ class BinanceEmulator:
     # The market's clock
 
     def _market_step(self, *, move: bool) -> None:
-        """One tick: move the book, print a trade, push book/kline/mark, match resting orders."""
+        """One tick: move the book, print a trade, push book/kline/mark, match resting orders,
+        trigger the conditional orders the price reached."""
         now = now_ms()
         self._market.walk(move=move)
         self._feed.tick(now)
         self._engine.match_resting(now)
+        self._algos.check(now)
 
     async def _market_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -496,7 +527,7 @@ class BinanceEmulator:
         now = now_ms()
         with self._lock:
             headers = {"X-MBX-USED-WEIGHT-1M": str(self._limiter.used_weight(now))}
-            if (method, path) == ("POST", "/fapi/v1/order"):
+            if method == "POST" and path in ORDER_PATHS:
                 headers["X-MBX-ORDER-COUNT-10S"] = str(self._limiter.order_count(now, 10_000))
                 headers["X-MBX-ORDER-COUNT-1M"] = str(self._limiter.order_count(now, 60_000))
         if isinstance(result, ApiError):

@@ -32,6 +32,45 @@ class OrderSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class AlgoSnapshot:
+    """A conditional order of the Algo Service, with what its triggered order did so far."""
+
+    algo_id: int
+    client_algo_id: str
+    symbol: str
+    side: str
+    type: str
+    """STOP_MARKET, TAKE_PROFIT_MARKET, STOP, TAKE_PROFIT or TRAILING_STOP_MARKET."""
+    time_in_force: str
+    quantity: Decimal
+    """Zero for a ``closePosition`` order (the position's size is taken when it triggers)."""
+    price: Decimal
+    """The triggered limit order's price (STOP, TAKE_PROFIT); zero otherwise."""
+    trigger_price: Decimal
+    """Zero for a trailing stop until it triggers."""
+    working_type: str
+    close_position: bool
+    price_protect: bool
+    reduce_only: bool
+    good_till_date: int
+    activate_price: Decimal
+    callback_rate: Decimal
+    status: str
+    """NEW, TRIGGERING, TRIGGERED, FINISHED, CANCELED, REJECTED or EXPIRED."""
+    create_time_ms: int
+    update_time_ms: int
+    trigger_time_ms: int
+    actual_order_id: int | None
+    """The order the trigger placed in the matching engine (TRIGGERED on)."""
+    actual_type: str
+    """That order's type (MARKET or LIMIT); empty before the trigger."""
+    executed_qty: Decimal
+    avg_price: Decimal
+    reason: str
+    """Why it was rejected, else empty."""
+
+
+@dataclass(frozen=True, slots=True)
 class PositionSnapshot:
     symbol: str
     position_side: str
