@@ -283,3 +283,79 @@ def test_a_wrong_secret_is_an_authentication_error(emulator):
     finally:
         ex.session.close()
     assert [r.code for r in emulator.requests()] == [None, -1022]
+
+
+def test_a_conditional_order_waits_in_the_algo_service_is_listed_triggers_and_cancels(
+    exchange, emulator
+):
+    """ccxt (>= 4.5.27) sends conditional linear-swap orders to ``/fapi/v1/algoOrder`` and
+    lists, fetches and cancels them there with ``trigger``: the emulator answers as the
+    Algo Service, and a trigger places the ordinary order that closes the position."""
+    exchange.create_order(SYMBOL, "market", "buy", SIZE)
+    stop = exchange.create_order(
+        SYMBOL, "market", "sell", SIZE, params={"stopLossPrice": 59000.0, "reduceOnly": True}
+    )
+    (algo,) = emulator.open_algo_orders()
+    assert (stop["id"], stop["clientOrderId"]) == (str(algo.algo_id), algo.client_algo_id)
+    assert (algo.type, algo.trigger_price, algo.reduce_only, algo.status) == (
+        "STOP_MARKET",
+        Decimal("59000.0"),
+        True,
+        "NEW",
+    )
+    assert (stop["status"], stop["triggerPrice"], stop["reduceOnly"]) == ("open", 59000.0, True)
+    (listed,) = exchange.fetch_open_orders(SYMBOL, params={"trigger": True})
+    assert (listed["id"], listed["amount"], listed["side"]) == (stop["id"], SIZE, "sell")
+    assert exchange.fetch_open_orders(SYMBOL) == [], "it waits outside the order book"
+
+    take = exchange.create_order(
+        SYMBOL, "market", "sell", SIZE, params={"takeProfitPrice": 61000.0, "reduceOnly": True}
+    )
+    assert emulator.open_algo_orders()[-1].type == "TAKE_PROFIT_MARKET"
+    exchange.cancel_order(take["id"], SYMBOL, params={"trigger": True})
+    assert exchange.fetch_order(take["id"], SYMBOL, params={"trigger": True})["status"] == (
+        "canceled"
+    )
+
+    emulator.set_price(Decimal("58999.9"))  # through the stop: a market sell closes the long
+    done = exchange.fetch_order(stop["id"], SYMBOL, params={"trigger": True})
+    assert done["status"] == "closed"
+    (fill,) = [f for f in emulator.fills() if f.side == "SELL"]
+    assert done["info"]["actualOrderId"] == str(fill.order_id)
+    assert fill.client_order_id == stop["clientOrderId"]
+    assert emulator.positions()[0].amount == 0
+    (trade,) = [t for t in exchange.fetch_my_trades(SYMBOL) if t["side"] == "sell"]
+    assert (trade["order"], dec(trade["price"])) == (str(fill.order_id), Decimal("58999.9"))
+    history = exchange.fetch_orders(SYMBOL, params={"trigger": True})
+    assert {o["id"]: o["status"] for o in history} == {stop["id"]: "closed", take["id"]: "canceled"}
+
+
+def test_regular_and_conditional_orders_cancel_apart_and_algo_errors_map(exchange, emulator):
+    bid, _ = emulator.book()
+    limit = exchange.create_order(SYMBOL, "limit", "buy", SIZE, float(bid - 500))
+    exchange.create_order(SYMBOL, "market", "buy", SIZE, params={"triggerPrice": 61000.0})
+
+    exchange.cancel_all_orders(SYMBOL)  # DELETE /fapi/v1/allOpenOrders: the book only
+    assert exchange.fetch_order(limit["id"], SYMBOL)["status"] == "canceled"
+    assert [a.status for a in emulator.algo_orders()] == ["NEW"]
+    exchange.cancel_all_orders(SYMBOL, params={"trigger": True})  # DELETE algoOpenOrders
+    assert [a.status for a in emulator.algo_orders()] == ["CANCELED"]
+
+    with pytest.raises(ccxt.InvalidOrder):  # -4120: conditional types left /fapi/v1/order
+        exchange.fapiPrivatePostOrder(
+            {
+                "symbol": "BTCUSDT",
+                "side": "SELL",
+                "type": "STOP_MARKET",
+                "quantity": "0.010",
+                "stopPrice": "59000",
+            }
+        )
+    with pytest.raises(ccxt.OrderImmediatelyFillable):  # -2021: already past the trigger
+        exchange.create_order(SYMBOL, "market", "buy", SIZE, params={"triggerPrice": 59000.0})
+    with pytest.raises(ccxt.OrderNotFound):  # -2011
+        exchange.cancel_order("123", SYMBOL, params={"trigger": True})
+    with pytest.raises(ccxt.OrderNotFound):  # -2013
+        exchange.fetch_order("123", SYMBOL, params={"trigger": True})
+    codes = [r.code for r in emulator.requests() if r.status != 200]
+    assert codes == [-4120, -2021, -2011, -2013]
