@@ -41,6 +41,7 @@ from nautilus_trader.config import (
     TradingNodeConfig,
 )
 from nautilus_trader.core import nautilus_pyo3
+from nautilus_trader.live.execution_engine import LiveExecutionEngine
 from nautilus_trader.live.node import TradingNode
 from nautilus_trader.model.data import Bar, BarType, QuoteTick, TradeTick
 from nautilus_trader.model.identifiers import InstrumentId
@@ -62,9 +63,10 @@ from node.order_limits import (
     install,
     limits_for,
 )
-from node.reconcile import compare_with_checkpoint
+from node.claims import claim_reconciled
+from node.reconcile import compare_with_checkpoint, owners_for
 from node.replay import ReplayData, ReplayDataClient, bar_type_for
-from node.strategies import WarmsUp, build_strategies
+from node.strategies import WarmsUp, build_strategies, instrument_of
 from node.venues import Clients, LiveSandbox, SeededFillModel, clients_for, fill_model
 from protocol import (
     ErrorRaised,
@@ -621,6 +623,8 @@ def _add_components(
     strategies = build_strategies(settings, bar_type)
     for strategy in strategies:
         node.trader.add_strategy(strategy)
+    if settings.mode is Mode.BINANCE_TESTNET:
+        _claim_reconciled(node, settings, strategies)
     if limits is not None:
         limits.assign(strategies)  # each entry's own limits, under its strategy's id
     kernel = node.kernel
@@ -661,13 +665,30 @@ def _add_components(
     return strategies, bridge
 
 
+def _claim_reconciled(
+    node: TradingNode, settings: NodeSettings, strategies: list[Strategy]
+) -> None:
+    """binance-testnet: what reconciliation brings back from the venue is its owner's -
+    an order its tag's strategy's, a position its instrument's strategy's, checked
+    against the last checkpoint (``node.reconcile``). After the strategies were added:
+    the trader gives a strategy without a tag its id there."""
+    engine = node.kernel.exec_engine
+    if not isinstance(engine, LiveExecutionEngine):
+        raise TypeError(f"binance-testnet needs a live execution engine, not {type(engine)}")
+    owned = [(s.id.value, instrument_of(s, settings.instrument_id)) for s in strategies]
+    claim_reconciled(engine, owners_for(settings.trader_id, owned, settings.restore))
+
+
 async def _restore(settings: NodeSettings, bridge: Bridge, pipe: _Pipe) -> Snapshot | None:
     """Bring the last checkpoint back before the first bar; the node's state after it."""
     if settings.restore is None:
         return None
     if settings.mode is Mode.BINANCE_TESTNET:
-        # The venue is the truth: Nautilus reconciled from it; report what differs.
+        # The venue is the truth: Nautilus reconciled from it, each order and position
+        # under its owner (``_claim_reconciled``); report what differs. The strategies'
+        # order id counters carry on from the checkpoint's, as after any restore.
         bridge.restore_marks(settings.restore)
+        bridge.restorer.continue_counters(settings.restore)
         venue = bridge.snapshot()
         differences = compare_with_checkpoint(settings.restore, venue)
         if differences:

@@ -75,10 +75,7 @@ class Restorer:
     ) -> str | None:
         """Rebuild ``snap``; None once the venue confirmed it all, else what is missing
         after ``timeout_s`` (trading on without the full state beats a crash loop)."""
-        self._first.order_factory.set_client_order_id_count(snap.orders_total)
-        for counted in snap.strategies:
-            if (strategy := self._strategies.get(counted.strategy_id)) is not None:
-                strategy.order_factory.set_client_order_id_count(counted.orders_total)
+        self.continue_counters(snap)
         venue: object = None
         for n, view in enumerate(snap.positions):
             fills = view.fills or (
@@ -120,6 +117,20 @@ class Restorer:
             f"{len(snap.positions)} position(s), {working} of {len(resting)} "
             f"order(s), balance {self._balance()} of {snap.balance}"
         )
+
+    def continue_counters(self, snap: Snapshot) -> None:
+        """Each strategy's order id counter carries on from the checkpoint's, so no id
+        is issued twice (never back: on a venue, the orders reconciliation brought back
+        under a strategy count already)."""
+        counts = {s.strategy_id: s.orders_total for s in snap.strategies}
+        if not counts:  # a single-strategy service's row counts the first's
+            counts = {self._first.id.value: snap.orders_total}
+        for strategy_id, count in counts.items():
+            strategy = self._strategies.get(strategy_id)
+            if strategy is None:
+                continue
+            factory = strategy.order_factory
+            factory.set_client_order_id_count(max(count, factory.get_client_order_id_count()))
 
     def _place_again(self, resting: OrderView) -> None:
         """A checkpoint's resting order, under its own client order id."""

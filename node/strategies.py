@@ -58,6 +58,13 @@ def build_strategies(settings: NodeSettings, bar_type: BarType) -> list[Strategy
     return [StrategyFactory.create(importable(entry)) for entry in entries]
 
 
+def instrument_of(strategy: Strategy, default: str) -> str:
+    """The instrument ``strategy`` trades: its config's ``instrument_id``
+    (NautilusTrader's convention), else the node's own (``default``)."""
+    named = getattr(strategy.config, "instrument_id", None)
+    return default if named is None else str(named)
+
+
 def bundled_entry(settings: NodeSettings, bar_type: BarType) -> StrategyEntry:
     config = EmaCrossConfig.for_settings(settings, bar_type)
     return StrategyEntry(
