@@ -75,11 +75,15 @@ class CliError(Exception):
         self.lines = lines
 
 
-def _load(args: argparse.Namespace, import_strategies: bool = True) -> ServiceConfig:
+def _load(
+    args: argparse.Namespace, import_strategies: bool = True, ask_venue: bool = False
+) -> ServiceConfig:
     """The config; ``import_strategies=False`` for the commands that only need its
-    database and trader (the strategies are checked when the service starts)."""
+    database and trader (the strategies are checked when the service starts);
+    ``ask_venue`` for those that start one or say it would start (``run``, ``config
+    check``): a Binance mode's instruments are checked with the venue."""
     try:
-        config = load_config(args.config, import_strategies=import_strategies)
+        config = load_config(args.config, import_strategies=import_strategies, ask_venue=ask_venue)
     except ConfigError as exc:
         raise CliError(
             EXIT_CONFIG,
@@ -107,7 +111,7 @@ def _report(args: argparse.Namespace, config: ServiceConfig) -> StatusReport | N
 def cmd_run(args: argparse.Namespace) -> int:
     early = EarlySignals()
     early.install()
-    config = _load(args)
+    config = _load(args, ask_venue=True)
     settings = config.settings.service
     configure_logging(settings.log_level, args.log_format or settings.log_format)
     try:
@@ -338,7 +342,7 @@ def cmd_report_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    config = _load(args)
+    config = _load(args, ask_venue=True)
     node = config.node
     strategies = (
         ", ".join(e.strategy_path for e in node.strategies)

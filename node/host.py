@@ -50,9 +50,9 @@ from nautilus_trader.persistence.config import StreamingConfig
 from nautilus_trader.trading.strategy import Strategy
 
 from node.bridge import Bridge
+from node.claims import claim_reconciled
 from node.funding import TOPIC as FUNDING_TOPIC
 from node.funding import VenueIncome, replay_funding
-from node.instruments import BUNDLED, make_instrument
 from node.lockstep import LockstepVenue, run_engines_inline
 from node.order_limits import (
     HaltedStrategies,
@@ -63,7 +63,6 @@ from node.order_limits import (
     install,
     limits_for,
 )
-from node.claims import claim_reconciled
 from node.reconcile import compare_with_checkpoint, owners_for
 from node.replay import ReplayData, ReplayDataClient, bar_type_for
 from node.strategies import WarmsUp, build_strategies, instrument_of
@@ -377,6 +376,7 @@ async def _serve_on(
     if run_task.done():
         run_task.result()  # surfaces the start-up failure
         raise RuntimeError("node stopped during start-up")
+    _instruments_loaded(node, settings, sandbox)
     restored = await _restore(settings, bridge, pipe)
     if settings.start_halted is not None:
         # The gate's record: halted until resumed, whatever the checkpoint says.
@@ -424,6 +424,34 @@ async def _serve_on(
     del network_logs
 
 
+def _instruments_loaded(
+    node: TradingNode, settings: NodeSettings, sandbox: SandboxExecutionClient | None
+) -> None:
+    """Every instrument the node trades is in its cache - in a Binance mode from the
+    venue's exchange info, each one (``node.venues``) - and in the simulated venue's,
+    or the node does not start: a strategy without its instrument trades nothing and
+    says so only in a log line (the bundled one stops). The loader refused a symbol the
+    venue does not list already; this holds when the venue changed since.
+
+    binance-sandbox's venue takes each instrument as the data client publishes it, from
+    the bus it subscribed to at connect; one it has not (a publication before it
+    listened) is added from the cache, where the instrument is at the fee tier."""
+    cache = node.kernel.cache
+    ids = [InstrumentId.from_str(i) for i in settings.instrument_ids]
+    missing = [i.value for i in ids if cache.instrument(i) is None]
+    if missing:
+        raise RuntimeError(
+            f"no instrument {', '.join(missing)} in the node: the venue's exchange info "
+            "did not give it (is it listed, and trading?)"
+        )
+    if sandbox is None:
+        return
+    exchange = sandbox.exchange
+    for instrument_id in ids:
+        if instrument_id not in exchange.instruments:
+            exchange.add_instrument(cache.instrument(instrument_id))
+
+
 def _warm_up(settings: NodeSettings, replay: ReplayDataClient, strategies: list[Strategy]) -> None:
     """Each strategy that can warms its indicators up on the bars before the cursor, so a
     restored replay does not re-trade an old cross."""
@@ -460,14 +488,6 @@ def _build_node(
         loop.remove_signal_handler(sig)
         signal.signal(sig, signal.SIG_IGN)
     clients.register(node, settings.mode)
-    if settings.mode is Mode.BINANCE_SANDBOX:
-        # The sandbox venue registers the instruments in the cache at connect, which
-        # may come before the Binance data client has loaded its own.
-        for instrument_id in settings.instrument_ids:
-            if instrument_id in BUNDLED or settings.spec(instrument_id) is not None:
-                node.kernel.cache.add_instrument(
-                    make_instrument(instrument_id, settings.instruments)
-                )
     node.build()
     _skip_trade_statistics(node)
     _report_failures(node, loop, pipe)

@@ -338,8 +338,12 @@ def clients_for(settings: NodeSettings) -> Clients:
         if settings.mode is Mode.BINANCE_TESTNET
         else BinanceEnvironment.LIVE
     )
+    # Every instrument the node trades, from the venue's exchange info (its tick, step,
+    # filters and fees); not all of them: a node loads what it trades. The loader has
+    # asked the venue that it lists each one (``supervisor.config.venue_problems``).
     provider = InstrumentProviderConfig(
-        load_all=False, load_ids=frozenset({InstrumentId.from_str(settings.instrument_id)})
+        load_all=False,
+        load_ids=frozenset(InstrumentId.from_str(i) for i in settings.instrument_ids),
     )
     data_config = BinanceDataClientConfig(
         account_type=BinanceAccountType.USDT_FUTURES,

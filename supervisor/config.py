@@ -19,6 +19,8 @@ import subprocess
 import sys
 import tomllib
 import typing
+import urllib.error
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -52,6 +54,17 @@ STRATEGIES = "strategies"  # the lists of tables: [[strategies]], [[instruments]
 INSTRUMENTS = "instruments"
 TABLE_ARRAYS: dict[str, type[BaseModel]] = {STRATEGIES: StrategyEntry, INSTRUMENTS: InstrumentSpec}
 STRATEGY_CHECK_TIMEOUT_S = 120.0
+VENUE_CHECK_TIMEOUT_S = 5.0
+EXCHANGE_INFO = "/fapi/v1/exchangeInfo"
+# The adapter's REST URL for each Binance mode when [binance] base_url_http is unset
+# (NautilusTrader 1.231, ``adapters/binance/common/urls.py``, USD-M futures: TESTNET is
+# Binance's demo trading); the supervisor never imports NautilusTrader to ask it.
+VENUE_REST = {
+    Mode.BINANCE_TESTNET: "https://demo-fapi.binance.com",
+    Mode.BINANCE_SANDBOX: "https://fapi.binance.com",
+}
+# The contract types NautilusTrader's Binance provider makes a perpetual of (``-PERP``).
+PERPETUALS = frozenset({"PERPETUAL", "PERPETUAL_DELIVERING", "TRADIFI_PERPETUAL"})
 
 
 class ConfigError(ValueError):
@@ -111,10 +124,13 @@ def build_config(
     source: str,
     env: Mapping[str, str],
     import_strategies: bool = True,
+    ask_venue: bool = False,
 ) -> ServiceConfig:
     """Validate already-parsed TOML (a file, or a preset composed into one).
     ``import_strategies=False``: the entries are not imported (``status``, ``halt``: an
-    operator's command needs the database, not the trader's code on its path)."""
+    operator's command needs the database, not the trader's code on its path).
+    ``ask_venue``: a Binance mode's instruments are checked against the venue's exchange
+    info (``venue_problems``: ``run`` and ``config check``)."""
     problems: list[str] = []
     sections: dict[str, BaseModel | tuple[BaseModel, ...]] = {}
     for name, body in data.items():
@@ -160,6 +176,14 @@ def build_config(
         }
     ):
         problems.extend(strategy_problems(settings))
+    if (
+        ask_venue
+        and not failed & {STRATEGIES, "instrument", "service", "binance"}
+        and not any(p.startswith(STRATEGIES) for p in problems)
+    ):
+        # Asked about entries that checked clean (each names what it will trade); a
+        # file with broken entries gets their problems without a round trip.
+        problems.extend(venue_problems(settings))
     chats = _chat_ids(env, problems)
     token = env.get(TELEGRAM_TOKEN_ENV, "")
     if token:
@@ -239,6 +263,90 @@ def check_strategy_entries(
     found = json.loads(lines[-1])
     assert isinstance(found, list)
     return [str(p) for p in found]
+
+
+class VenueUnreachable(Exception):
+    """The venue's exchange info could not be read."""
+
+
+def venue_problems(settings: Config, timeout_s: float = VENUE_CHECK_TIMEOUT_S) -> list[str]:
+    """Every instrument a Binance mode would trade that the venue does not list (or does
+    not trade), each naming where the config names it: ``instrument.id``, or the
+    ``[[strategies]]`` entry's ``config.instrument_id``. The node loads each one from the
+    same exchange info at connect (``node.venues``); one the venue lacks gave its
+    strategy no instrument and nothing failed loudly.
+
+    A venue that cannot be asked (``GET {base_url_http}/fapi/v1/exchangeInfo``, public,
+    within ``timeout_s``) is a problem too, not a warning: without its answer the loader
+    cannot tell, and a Binance session cannot run without that venue anyway - its node
+    connects to the same host, and loads every instrument from the same endpoint, before
+    it trades - so refusing costs no session that could have traded, while a warning
+    would start one that may trade nothing. ``run`` exits 2 with the reason; under
+    systemd (``Restart=on-failure``) it is started again once the venue answers."""
+    mode = settings.service.mode
+    if mode not in VENUE_REST:
+        return []
+    base = settings.binance.base_url_http or VENUE_REST[mode]
+    url = base.rstrip("/") + EXCHANGE_INFO
+    try:
+        symbols = _exchange_symbols(url, timeout_s)
+    except VenueUnreachable as exc:
+        return [
+            f"binance: cannot check the instruments with the venue (GET {url}): {exc}; "
+            f"a {mode.value} session needs the venue to start"
+        ]
+    problems: list[str] = []
+    named = [("instrument.id", settings.instrument.id)] + [
+        (f"{STRATEGIES}[{i}].config.instrument_id", iid)
+        for i, entry in enumerate(settings.strategies)
+        if isinstance(iid := entry.config.get("instrument_id"), str)
+    ]
+    for where, instrument_id in named:
+        problem = _unlisted(instrument_id, symbols)
+        if problem is not None:
+            problems.append(f"{where}: {instrument_id}: {problem} (GET {url})")
+    return problems
+
+
+def _exchange_symbols(url: str, timeout_s: float) -> dict[str, tuple[str, str]]:
+    """The venue's symbols: each one's contract type and status."""
+    # http(s) only: ``base_url_http`` is validated as one ([binance]).
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as reply:  # noqa: S310
+            body = json.loads(reply.read())
+    except urllib.error.HTTPError as exc:
+        raise VenueUnreachable(f"HTTP {exc.code} {exc.reason}") from None
+    except urllib.error.URLError as exc:
+        raise VenueUnreachable(str(exc.reason)) from None
+    except (OSError, ValueError) as exc:  # a timeout, a reset, a reply that is no JSON
+        raise VenueUnreachable(f"{type(exc).__name__}: {exc}") from None
+    listed = body.get("symbols") if isinstance(body, dict) else None
+    if not isinstance(listed, list):
+        raise VenueUnreachable("the reply lists no symbols")
+    return {
+        str(s["symbol"]): (str(s.get("contractType", "")), str(s.get("status", "")))
+        for s in listed
+        if isinstance(s, dict) and "symbol" in s
+    }
+
+
+def _unlisted(instrument_id: str, symbols: Mapping[str, tuple[str, str]]) -> str | None:
+    """Why the venue cannot give ``instrument_id`` (None: it can). A ``-PERP`` id is a
+    perpetual of its symbol, as NautilusTrader's Binance provider names them."""
+    symbol, _, venue = instrument_id.rpartition(".")
+    if venue != "BINANCE":
+        return f"not an instrument of Binance (venue {venue or 'none'})"
+    perpetual = symbol.endswith("-PERP")
+    found = symbols.get(symbol.removesuffix("-PERP"))
+    if found is None:
+        return "the venue does not list it"
+    contract, status = found
+    if perpetual and contract not in PERPETUALS:
+        return f"not a perpetual: the venue's {symbol.removesuffix('-PERP')} is {contract or '?'}"
+    if status != "TRADING":
+        return f"the venue lists it as {status or 'no status'}, not trading"
+    return None
 
 
 def validation_problems(prefix: str, model: type[BaseModel], exc: ValidationError) -> list[str]:
@@ -469,25 +577,30 @@ def parse_config(
     source: str,
     env: Mapping[str, str] | None = None,
     import_strategies: bool = True,
+    ask_venue: bool = False,
 ) -> ServiceConfig:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, [f"not valid TOML: {exc}"]) from None
-    return build_config(data, source, os.environ if env is None else env, import_strategies)
+    environment = os.environ if env is None else env
+    return build_config(data, source, environment, import_strategies, ask_venue)
 
 
 def load_config(
     path: Path | None = None,
     env: Mapping[str, str] | None = None,
     import_strategies: bool = True,
+    ask_venue: bool = False,
 ) -> ServiceConfig:
-    """Load ``path``, or the bundled offline replay example when ``path`` is None."""
+    """Load ``path``, or the bundled offline replay example when ``path`` is None.
+    ``ask_venue``: check a Binance mode's instruments with the venue (``run``, ``config
+    check``; not a SIGHUP reload, which changes no instrument)."""
     if path is None:
         bundled = f"<bundled {DEFAULT_CONFIG_NAME}>"
-        return parse_config(default_config_text(), bundled, env, import_strategies)
+        return parse_config(default_config_text(), bundled, env, import_strategies, ask_venue)
     try:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(str(path), [f"cannot read config file: {exc.strerror}"]) from None
-    return parse_config(text, str(path), env, import_strategies)
+    return parse_config(text, str(path), env, import_strategies, ask_venue)

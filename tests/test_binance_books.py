@@ -3,13 +3,23 @@ strategy names, in both Binance modes, against the loopback emulator."""
 
 from __future__ import annotations
 
+import socket
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from tests.binance_symbols import MultiSymbolEmulator
 from tests.service import ROOT, ServiceProcess, bars_of, cli, entry, events, wait_for
-from tests.test_binance_modes import emulator, env, status_position, venue_position, write
+from tests.test_binance_modes import (
+    KEY,
+    SECRET,
+    emulator,
+    env,
+    status_position,
+    venue_position,
+    write,
+)
 
 pytestmark = pytest.mark.node
 
@@ -110,3 +120,137 @@ def test_a_user_strategy_owns_its_book_after_a_testnet_restart_and_a_flatten_clo
         assert second.terminate() == 0
     finally:
         second.ensure_dead()
+
+
+# ---------------------------------------------------------------- every instrument
+
+SOL = "SOLUSDT-PERP.BINANCE"
+
+
+def ema_on(instrument_id: str, tag: str) -> str:
+    """The bundled EMA cross as a ``[[strategies]]`` entry on ``instrument_id``, quick to
+    cross on the emulator's 0.2 s bars."""
+    config = {
+        "instrument_id": instrument_id,
+        "bar_type": bars_of(instrument_id),
+        "order_id_tag": tag,
+        "strategy": {"fast_period": 3, "slow_period": 6},
+    }
+    return entry("EmaCross", config)
+
+
+def positions_by_instrument(report) -> dict[str, tuple[str, Decimal]]:
+    return {
+        p["instrument_id"]: (p["side"], Decimal(p["quantity"]))
+        for p in report["positions"]
+        if Decimal(p["quantity"]) != 0
+    }
+
+
+def venue_positions(emu: MultiSymbolEmulator) -> dict[str, tuple[str, Decimal]]:
+    return {
+        f"{p.symbol}-PERP.BINANCE": ("LONG" if p.amount > 0 else "SHORT", abs(p.amount))
+        for p in emu.positions()
+        if p.amount != 0
+    }
+
+
+@pytest.mark.parametrize("mode", ["binance-testnet", "binance-sandbox"])
+def test_strategies_on_btcusdt_and_solusdt_both_trade(tmp_path, mode):
+    """Before, the Binance clients loaded the first instrument only: the strategy on
+    SOLUSDT found no instrument, logged an error and stopped, and nothing failed. Now
+    every instrument a strategy names comes from the venue's exchange info, and both
+    trade - on the venue, or on the simulated one fed by the venue's market data."""
+    emu = MultiSymbolEmulator(KEY, SECRET, kline_interval_s=0.2, volatility=Decimal("0.0008"))
+    emu.start()
+    try:
+        trader = "TN2-001" if mode == "binance-testnet" else "SB2-001"
+        extra = ema_on(BTC, "101") + ema_on(SOL, "102")
+        config, db = write(tmp_path, emu, trader, mode, extra)
+        service = ServiceProcess(config, db, tmp_path, env=env())
+        try:
+
+            def both_traded(report) -> bool:
+                rows = {r["strategy_id"]: r["fills"] for r in report["strategies"]}
+                return rows.get("EmaCross-101", 0) > 0 and rows.get("EmaCross-102", 0) > 0
+
+            report = service.wait_status("fills of both strategies", both_traded, 60)
+            traded = {str(fill["instrument_id"]) for _, fill in events(db, "fill")}
+            assert traded == {BTC, SOL}
+            assert set(positions_by_instrument(report)) <= {BTC, SOL}
+            if mode == "binance-sandbox":
+                assert not emu.fills(), "the sandbox sent an order to the venue"
+            else:
+                assert emu.symbol_fills("BTCUSDT") and emu.symbol_fills("SOLUSDT")
+                # The venue's own step for each (SOL: 0.01).
+                assert all(f.qty % Decimal("0.01") == 0 for f in emu.symbol_fills("SOLUSDT"))
+                service.wait_status(
+                    "positions equal to the venue's, symbol by symbol",
+                    lambda r: positions_by_instrument(r) == venue_positions(emu),
+                    30,
+                )
+            assert service.terminate() == 0
+        finally:
+            service.ensure_dead()
+    finally:
+        emu.stop()
+
+
+def test_a_symbol_the_venue_does_not_list_is_refused_at_load_time_with_its_entry_named(
+    tmp_path, emulator
+):
+    """``config check`` (and ``run``) in a Binance mode asks the venue's exchange info
+    (``GET {base_url_http}/fapi/v1/exchangeInfo``) for every instrument the node would
+    trade, and names each entry whose symbol it does not list; a venue that cannot be
+    asked is a problem too (the session could not start without it)."""
+    unknown = "DOGEXUSDT-PERP.BINANCE"
+    extra = ema_on(BTC, "101") + ema_on(unknown, "102")
+    url = f"{emulator.http_url}/fapi/v1/exchangeInfo"
+    problem = f"strategies[1].config.instrument_id: {unknown}: the venue does not list it"
+    for mode in ("binance-testnet", "binance-sandbox"):
+        config, _ = write(tmp_path, emulator, "CHK-001", mode, extra)
+        done = cli("config", "check", "--config", str(config), cwd=tmp_path, env=env())
+        out = done.stdout + done.stderr
+        assert done.returncode == 2, out
+        assert f"{problem} (GET {url})" in out, out
+        assert "strategies[0]" not in out and "instrument.id" not in out, out
+
+    # ``run`` refuses it before anything starts.
+    config, db = write(tmp_path, emulator, "CHK-002", "binance-testnet", extra)
+    done = cli("run", "--config", str(config), cwd=tmp_path, env=env(), timeout=60)
+    assert done.returncode == 2 and problem in done.stderr, done.stdout + done.stderr
+    assert not db.exists(), "nothing started"
+
+    # A venue that does not answer: refused, with the endpoint and the reason.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    config, _ = write(tmp_path, emulator, "CHK-003", "binance-testnet", ema_on(BTC, "101"))
+    config.write_text(config.read_text().replace(emulator.http_url, f"http://127.0.0.1:{port}"))
+    done = cli("config", "check", "--config", str(config), cwd=tmp_path, env=env())
+    out = done.stdout + done.stderr
+    assert done.returncode == 2, out
+    assert (
+        f"binance: cannot check the instruments with the venue "
+        f"(GET http://127.0.0.1:{port}/fapi/v1/exchangeInfo)"
+    ) in out, out
+
+
+def test_why_the_venue_cannot_give_an_instrument():
+    """The loader's reading of the exchange info: listed, perpetual, trading."""
+    from supervisor.config import _unlisted as unlisted
+
+    symbols = {
+        "BTCUSDT": ("PERPETUAL", "TRADING"),
+        "ETHUSDT_260327": ("CURRENT_QUARTER", "TRADING"),
+        "LUNAUSDT": ("PERPETUAL", "SETTLING"),
+    }
+    assert unlisted(BTC, symbols) is None
+    assert unlisted("SOLUSDT-PERP.BINANCE", symbols) == "the venue does not list it"
+    assert unlisted("LUNAUSDT-PERP.BINANCE", symbols) == (
+        "the venue lists it as SETTLING, not trading"
+    )
+    assert unlisted("ETHUSDT_260327-PERP.BINANCE", symbols) == (
+        "not a perpetual: the venue's ETHUSDT_260327 is CURRENT_QUARTER"
+    )
+    assert unlisted("BTCUSDT-PERP.BYBIT", symbols) == "not an instrument of Binance (venue BYBIT)"
