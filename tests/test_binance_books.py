@@ -21,8 +21,6 @@ from tests.test_binance_modes import (
     write,
 )
 
-pytestmark = pytest.mark.node
-
 BTC = "BTCUSDT-PERP.BINANCE"
 PROBE = "BookProbe-051"
 _ = emulator  # the loopback Binance of tests.test_binance_modes (a fixture)
@@ -49,6 +47,52 @@ def user_env() -> dict[str, str]:
     return env(PYTHONPATH=str(ROOT))
 
 
+def test_whose_reconciled_orders_and_positions_are():
+    """The rules, without a venue: an order its tag's strategy's (this trader's tags
+    only), else the checkpoint's owner; a position its instrument's strategy's; and a
+    checkpoint compared owner by owner."""
+    from node.reconcile import compare_with_checkpoint, owners_for
+    from protocol import OrderView, PositionView, Snapshot, TradingState
+
+    def snap(owner: str, orders: tuple[str, ...]) -> Snapshot:
+        position = PositionView(
+            f"{BTC}-{owner}", BTC, "LONG", Decimal("0.010"), Decimal(60000), Decimal(0),
+            Decimal(0), strategy_id=owner,
+        )  # fmt: skip
+        views = tuple(
+            OrderView(o, BTC, "BUY", "LIMIT", Decimal("0.010"), Decimal(0), Decimal(42000),
+                      "ACCEPTED", strategy_id=owner)
+            for o in orders
+        )  # fmt: skip
+        return Snapshot(
+            1, "TN-001", TradingState.ACTIVE, "USDT", Decimal(10000), Decimal(10000),
+            Decimal(0), Decimal(0), 0, open_orders=views, positions=(position,),
+        )  # fmt: skip
+
+    uuid = "a8098c1a-f86e-11da-bd1a-00112444be1e"  # use_uuid_client_order_ids: no tag
+    checkpoint = snap(PROBE, ("O-20261207-061112-001-051-2", uuid))
+    owners = owners_for("TN-001", [(PROBE, BTC), ("EmaCross-002", SOL)], checkpoint)
+    assert owners.order("O-20261207-061112-001-051-7") == PROBE
+    assert owners.order("O-20261207-061112-001-002-1") == "EmaCross-002"
+    assert owners.order("O-20261207-061112-009-051-7") is None, "another trader's tag"
+    assert owners.order("O-20261207-061112-001-777-7") is None, "no strategy's tag"
+    assert owners.order(uuid) == PROBE, "the checkpoint had it under the probe"
+    assert owners.order("web_8cKx2") is None, "placed by hand at the venue"
+    assert owners.order(None) is None
+    assert owners.position(BTC) == PROBE and owners.position(SOL) == "EmaCross-002"
+    assert owners.position("ETHUSDT-PERP.BINANCE") is None
+
+    same = snap(PROBE, ("O-20261207-061112-001-051-2",))
+    assert compare_with_checkpoint(same, same) == []
+    external = snap("EXTERNAL", ("O-20261207-061112-001-051-2",))
+    assert compare_with_checkpoint(same, external) == [
+        f"position {BTC}: the checkpoint's is {PROBE}'s, the venue's reconciled as EXTERNAL's",
+        f"order O-20261207-061112-001-051-2: the checkpoint's is {PROBE}'s, the venue's "
+        "reconciled as EXTERNAL's",
+    ]
+
+
+@pytest.mark.node
 def test_a_user_strategy_owns_its_book_after_a_testnet_restart_and_a_flatten_closes_it(
     tmp_path, emulator
 ):
@@ -155,6 +199,7 @@ def venue_positions(emu: MultiSymbolEmulator) -> dict[str, tuple[str, Decimal]]:
     }
 
 
+@pytest.mark.node
 @pytest.mark.parametrize("mode", ["binance-testnet", "binance-sandbox"])
 def test_strategies_on_btcusdt_and_solusdt_both_trade(tmp_path, mode):
     """Before, the Binance clients loaded the first instrument only: the strategy on
