@@ -30,6 +30,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import sys
 from decimal import Decimal
 from pathlib import Path
@@ -54,7 +55,15 @@ from storage import (
     read_status,
 )
 from storage.lock import AlreadyRunning
-from supervisor.config import ConfigError, ServiceConfig, example_text, load_config, schema
+from supervisor.config import (
+    TESTNET_KEY_ENV,
+    ConfigError,
+    ServiceConfig,
+    example_text,
+    load_config,
+    schema,
+)
+from supervisor.endpoints import endpoints
 from supervisor.logs import configure as configure_logging
 from supervisor.runtime import EarlySignals, Watchdog, serve
 from supervisor.sdnotify import Notifier, watchdog_interval_s
@@ -353,6 +362,12 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         f"config {config.source}: ok (trader {node.trader_id}, mode {node.mode.value}, "
         f"{node.instrument_id}, {strategies}, db {config.db_path})"
     )
+    # The Binance modes: where a session will connect (the adapter's URLs for the
+    # environment, or the [binance] overrides).
+    secret = os.environ.get(TESTNET_KEY_ENV[1], "")
+    used = endpoints(node.mode, config.settings.binance, secret)
+    for line in used.lines() if used is not None else ():
+        print(f"  {line}")
     return EXIT_OK
 
 

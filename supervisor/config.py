@@ -42,6 +42,7 @@ from protocol import (
     file_sha256,
     traded_instruments,
 )
+from supervisor.endpoints import url_problems
 
 type TomlValue = str | int | float | bool | list[TomlValue] | dict[str, TomlValue]
 
@@ -179,10 +180,11 @@ def build_config(
     if (
         ask_venue
         and not failed & {STRATEGIES, "instrument", "service", "binance"}
-        and not any(p.startswith(STRATEGIES) for p in problems)
+        and not any(p.startswith((STRATEGIES, "binance.")) for p in problems)
     ):
         # Asked about entries that checked clean (each names what it will trade); a
-        # file with broken entries gets their problems without a round trip.
+        # file with broken entries gets their problems without a round trip, and one
+        # whose endpoint the mode refuses (``url_problems``) sends nothing there.
         problems.extend(venue_problems(settings))
     chats = _chat_ids(env, problems)
     token = env.get(TELEGRAM_TOKEN_ENV, "")
@@ -379,6 +381,8 @@ def _across_sections(settings: Config, failed: set[str], env: Mapping[str, str])
             for name in TESTNET_KEY_ENV
             if not env.get(name)
         )
+    if not failed & {"service", "binance"}:
+        problems.extend(url_problems(settings.service.mode, settings.binance))
     return problems
 
 

@@ -235,3 +235,102 @@ def test_a_replay_needs_a_definition_of_every_instrument_it_trades(tmp_path):
     assert list(caught.value.problems) == [
         "instruments[1].id: SOLUSDT-PERP.BINANCE is also instruments[0]'s"
     ]
+
+
+TESTNET_KEYS = {
+    "BINANCE_FUTURES_TESTNET_API_KEY": "k",
+    "BINANCE_FUTURES_TESTNET_API_SECRET": "s",
+}
+
+
+def binance(mode: str, **urls: str) -> str:
+    lines = "".join(f'{name} = "{url}"\n' for name, url in urls.items())
+    return f'[service]\nmode = "{mode}"\n[binance]\n{lines}'
+
+
+def test_testnet_refuses_a_mainnet_or_plain_text_endpoint_listing_every_one():
+    """binance-testnet sends its keys and orders: to the testnet or loopback only, and in
+    plain text to loopback only. Every problem is listed at once, each naming its field."""
+    text = binance(
+        "binance-testnet",
+        base_url_http="https://fapi.binance.com",
+        base_url_ws="ws://stream.binancefuture.com",
+        base_url_ws_stream="wss://fstream.binance.com/private",
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text + "[risk]\nmax_leverage = -1\n", "t.toml", env=TESTNET_KEYS)
+    problems = caught.value.problems
+    assert problems[0] == "risk.max_leverage: must be > 0, got -1"
+    assert list(problems[1:]) == [
+        "binance.base_url_http: binance-testnet connects only to Binance's futures testnet "
+        "(demo-fapi.binance.com, demo-fstream.binance.com, fstream.binancefuture.com, "
+        "stream.binancefuture.com, testnet.binancefuture.com) or to loopback, "
+        "not to https://fapi.binance.com",
+        "binance.base_url_ws: ws://stream.binancefuture.com is plain text, which only a "
+        "loopback endpoint may be (wss:// elsewhere)",
+        "binance.base_url_ws_stream: binance-testnet connects only to Binance's futures "
+        "testnet (demo-fapi.binance.com, demo-fstream.binance.com, fstream.binancefuture.com, "
+        "stream.binancefuture.com, testnet.binancefuture.com) or to loopback, "
+        "not to wss://fstream.binance.com",
+    ]
+    with pytest.raises(ConfigError, match=r"binance.base_url_http: http://10.0.0.5:8080 is plain"):
+        parse_config(
+            binance("binance-testnet", base_url_http="http://10.0.0.5:8080/fapi"),
+            "t.toml",
+            env=TESTNET_KEYS,
+        )
+    # Nor is a refused endpoint asked for its instruments (``run``, ``config check``).
+    with pytest.raises(ConfigError) as caught:
+        parse_config(
+            binance("binance-testnet", base_url_http="http://10.255.255.1:9"),
+            "t.toml",
+            env=TESTNET_KEYS,
+            ask_venue=True,
+        )
+    assert all(p.startswith("binance.base_url_http:") for p in caught.value.problems)
+
+
+def test_testnet_accepts_its_own_hosts_and_loopback_in_plain_text():
+    for urls in (
+        {
+            "base_url_http": "https://demo-fapi.binance.com",
+            "base_url_ws": "wss://stream.binancefuture.com",
+            "base_url_ws_stream": "wss://fstream.binancefuture.com",
+        },
+        {
+            "base_url_http": "http://127.0.0.1:8090",
+            "base_url_ws": "ws://localhost:8090",
+            "base_url_ws_stream": "ws://[::1]:8090",
+        },
+    ):
+        config = parse_config(binance("binance-testnet", **urls), "t.toml", env=TESTNET_KEYS)
+        assert config.settings.binance.base_url_http == urls["base_url_http"]
+
+
+def test_sandbox_reads_any_secure_endpoint_and_plain_text_only_on_loopback():
+    """binance-sandbox sends no keys: any https/wss host, the mainnet's included."""
+    parse_config(
+        binance(
+            "binance-sandbox",
+            base_url_http="https://fapi.binance.com",
+            base_url_ws="wss://data.example.net/market",
+        ),
+        "t.toml",
+        env={},
+    )
+    parse_config(binance("binance-sandbox", base_url_http="http://127.0.0.2:9"), "t.toml", env={})
+    with pytest.raises(ConfigError) as caught:
+        parse_config(
+            binance(
+                "binance-sandbox",
+                base_url_http="http://fapi.binance.com",
+                base_url_ws="ws://fstream.binance.com",
+            ),
+            "t.toml",
+            env={},
+        )
+    assert [p.split(":")[0] for p in caught.value.problems] == [
+        "binance.base_url_http",
+        "binance.base_url_ws",
+    ]
+    assert all("plain text" in p for p in caught.value.problems)
