@@ -88,6 +88,7 @@ ROUTES: dict[type, tuple[str, ...]] = {
     TradingStateChanged: ("checkpointer", "classifier", "gate", "metrics"),
     NodeReport: ("classifier", "checkpointer", "metrics"),
     ErrorRaised: ("classifier",),
+    OperationSucceeded: ("classifier",),  # an operation in the node worked (the income poll)
     ReconciliationDiff: ("checkpointer",),
     FundingPaid: ("checkpointer",),
     # The gate first: it records the node's own halt before the halt's OrdersCanceled,

@@ -96,7 +96,6 @@ from protocol import (
 )
 
 REPORT_EVERY = timedelta(seconds=1)
-INCOME_EVERY = 5  # reports between two polls of the venue's income history
 MIN_GAPS = 3  # bars seen before their own pace is trusted over the nominal one
 RECORDED_BARS = "recording.bars"
 
@@ -208,6 +207,7 @@ class Bridge(Actor):
         self._income = income  # binance-testnet: the venue's own funding record
         if income is not None:
             income.bar = lambda: self.cursor
+            income.report = send  # each poll's failure or success, for the classifier
         self._reports = 0
         self._loop: asyncio.AbstractEventLoop | None = None  # the node's, from on_start
         # binance-sandbox: the venue's funding, from its mark-price stream
@@ -240,7 +240,9 @@ class Bridge(Actor):
             for bar_type in self._bar_types.values():
                 self.msgbus.subscribe(topic=f"data.bars.{bar_type}", handler=self._on_bar)
         self.msgbus.subscribe(topic=FUNDING_TOPIC, handler=self._on_funding)
-        if self._venue_funding is not None:
+        if self._venue_funding is not None or self._income is not None:
+            # The venue's funding (binance-sandbox), or when it settles (binance-testnet:
+            # the income poll runs once after each settlement).
             for instrument_id in self._instrument_ids:
                 self.subscribe_data(
                     DataType(BinanceFuturesMarkPriceUpdate, {"instrument_id": instrument_id}),
@@ -258,8 +260,12 @@ class Bridge(Actor):
     def on_data(self, data: object) -> None:
         """The venue's mark-price updates (binance-sandbox), for its funding."""
         update = data.data if isinstance(data, CustomData) else data
-        if self._venue_funding is not None and isinstance(update, BinanceFuturesMarkPriceUpdate):
+        if not isinstance(update, BinanceFuturesMarkPriceUpdate):
+            return
+        if self._venue_funding is not None:
             self._venue_funding.on_update(update)
+        if self._income is not None:
+            self._income.on_mark_price(update.instrument_id.value, int(update.next_funding_ns))
 
     def _publish_funding(self, payment: FundingPaid) -> None:
         self.msgbus.publish(FUNDING_TOPIC, payment)
@@ -328,22 +334,12 @@ class Bridge(Actor):
         self._reports += 1
         income = self._income
         loop = self._loop
-        if (
-            income is not None
-            and loop is not None
-            and not income.polling
-            and self._reports % INCOME_EVERY == 0
-        ):
-            # A timer's callback may run off the loop: the poll goes onto it.
-            asyncio.run_coroutine_threadsafe(self._poll_income(income), loop)
-
-    async def _poll_income(self, income: VenueIncome) -> None:
-        try:
-            await income.poll(self.clock.timestamp_ns() // 1_000_000)
-        except Exception as exc:  # the classifier judges it (a timeout is transient)
-            self._send(
-                ErrorRaised("node.funding", type(exc).__name__, str(exc), operation="income")
-            )
+        now = self.clock.timestamp_ns()
+        if income is not None and loop is not None and income.due(now):
+            # Once at start and once after each settlement (``IncomeSchedule``). A
+            # timer's callback may run off the loop: the poll goes onto it.
+            income.polling = True
+            asyncio.run_coroutine_threadsafe(income.run(now), loop)
 
     def report(self) -> NodeReport:
         now = self.clock.timestamp_ns()

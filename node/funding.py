@@ -24,14 +24,16 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from bisect import bisect_left, bisect_right
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Protocol
 
 from nautilus_trader.adapters.binance.futures.types import BinanceFuturesMarkPriceUpdate
-from nautilus_trader.adapters.binance.http.client import BinanceHttpClient
 from nautilus_trader.backtest.config import SimulationModuleConfig
 from nautilus_trader.backtest.engine import SimulatedExchange
 from nautilus_trader.backtest.modules import SimulationModule
@@ -43,7 +45,7 @@ from nautilus_trader.model.objects import Money
 
 from node.bars import parse_time
 from node.replay import ReplayData
-from protocol import FundingPaid, SimulationSettings
+from protocol import ErrorRaised, FundingPaid, OperationSucceeded, SimulationSettings
 
 TOPIC = "funding.payments"
 
@@ -270,53 +272,202 @@ class MarkPriceFunding:
 
 
 INCOME_PATH = "/fapi/v1/income"
+INCOME_OPERATION = "income"  # its failures' retry budget at the classifier; a success clears it
+INCOME_WEIGHT = 30  # the endpoint's request weight (of the 2,400 a minute an IP may use)
+PAGE_LIMIT = 1000  # rows a page holds (Binance's maximum)
+MAX_PAGES = 10  # pages one poll reads at most (300 weight); the rest 5 s later
+MORE_AFTER_NS = 5 * 10**9
+LOOKBACK_MS = 10 * 60 * 1000  # a poll reads again this far before the last row it saw
+SEEN_MAX = 10_000  # ids remembered at most (only those within the lookback are needed)
+SETTLE_DELAY_NS = 30 * 10**9  # a poll waits this long after a settlement (a quarter
+# of the interval at most): the venue writes the settlement's rows in the meantime
+RETRY_FIRST_NS = 60 * 10**9  # a failed poll is tried again after 1, 2, 4, ... minutes:
+RETRY_MAX_NS = 30 * 60 * 10**9  # at most 4 failures in any 10 minutes, inside the classifier's
+# retry budget (5 in 600 s), so a venue that fails for a while costs no halt on its own
+INTERVAL_NS = 8 * NS_PER_HOUR  # Binance's settlements: every 8 h from 00:00 UTC
+
+
+class IncomeSchedule:
+    """When the income poll runs: once at start, then once after each funding settlement,
+    ``delay_ns`` after it. The settlements are the venue's: the next funding time its
+    mark-price stream announces for each instrument, or, with none announced, every 8 h
+    from 00:00 UTC. A failed poll is tried again after a backoff instead (the retry
+    reads whatever settled meanwhile), and a poll that left pages unread goes on 5 s
+    later. Times are the node clock's nanoseconds."""
+
+    def __init__(self, interval_ns: int = INTERVAL_NS) -> None:
+        self._interval_ns = interval_ns
+        self._announced: dict[str, int] = {}  # instrument -> the next settlement announced
+        self._periods: dict[str, int] = {}  # instrument -> between its last two settlements
+        self._pending: set[int] = set()  # announced settlements no poll has covered yet
+        self._covered_ns = 0  # every settlement up to here is read
+        self._retry_at: int | None = 0  # the start's poll: at once
+        self.failures = 0
+
+    def announce(self, instrument: str, next_ns: int) -> None:
+        """The venue's next settlement of ``instrument`` (its mark-price stream)."""
+        previous = self._announced.get(instrument)
+        if previous is not None and next_ns > previous:
+            self._periods[instrument] = next_ns - previous
+        self._announced[instrument] = next_ns
+        if next_ns > self._covered_ns:
+            self._pending.add(next_ns)  # kept when the stream announces the one after
+
+    @property
+    def delay_ns(self) -> int:
+        interval = min(self._periods.values(), default=self._interval_ns)
+        return min(SETTLE_DELAY_NS, interval // 4)
+
+    def next_settlement_ns(self) -> int:
+        grid = (self._covered_ns // self._interval_ns + 1) * self._interval_ns
+        return min(min(self._pending, default=grid), grid)
+
+    def start(self, since_ns: int) -> None:
+        """The node starts at ``since_ns``: what settled before is not its to record."""
+        self._covered_ns = max(self._covered_ns, since_ns)
+
+    def due_ns(self) -> int:
+        if self._retry_at is not None:
+            return self._retry_at
+        return self.next_settlement_ns() + self.delay_ns
+
+    def due(self, now_ns: int) -> bool:
+        return now_ns >= self.due_ns()
+
+    def succeeded(self, now_ns: int, more: bool = False) -> None:
+        """A poll at ``now_ns`` read everything up to then (``more``: a page is left)."""
+        self.failures = 0
+        self._covered_ns = max(self._covered_ns, now_ns - self.delay_ns)
+        self._pending = {t for t in self._pending if t > self._covered_ns}
+        self._retry_at = now_ns + MORE_AFTER_NS if more else None
+
+    def failed(self, now_ns: int) -> None:
+        self.failures += 1
+        self._retry_at = now_ns + min(RETRY_FIRST_NS << (self.failures - 1), RETRY_MAX_NS)
+
+
+class SignedClient(Protocol):
+    """What the poll needs of the adapter's ``BinanceHttpClient`` (a fake in the tests)."""
+
+    async def sign_request(
+        self,
+        http_method: HttpMethod,
+        url_path: str,
+        payload: dict[str, str] | None = None,
+        ratelimiter_keys: list[str] | None = None,
+    ) -> object: ...
+
+
+type IncomeReport = ErrorRaised | OperationSucceeded
 
 
 class VenueIncome:
     """binance-testnet: the funding the venue itself charged, from its income history
-    (``FUNDING_FEE`` rows), polled through the adapter's own signed HTTP client. The
+    (``FUNDING_FEE`` rows), read through the adapter's own signed HTTP client. The
     venue's balance holds it already (Nautilus reconciles it); this records each payment
     as a ``funding`` event and in the strategy's books. Rows from before this node
-    started are not recorded again."""
+    started are not recorded again.
+
+    It reads on ``schedule`` (once at start, once after each settlement), from the last
+    row it saw (less ``LOOKBACK_MS``, for a row the venue writes late) to now, page
+    after page of ``PAGE_LIMIT``; it remembers the ids of the rows within the lookback
+    only, at most ``SEEN_MAX``. Each poll reports to the classifier as operation
+    ``income``: a failure (``ErrorRaised``), or a success (``OperationSucceeded``),
+    which clears the failures' retry budget."""
 
     def __init__(
         self,
-        client: BinanceHttpClient,
+        client: SignedClient,
         owners: dict[str, tuple[str, str]],
         publish: Callable[[FundingPaid], None],
         bar: Callable[[], int],
         since_ms: int,
+        report: Callable[[IncomeReport], None] | None = None,
+        schedule: IncomeSchedule | None = None,
     ) -> None:
         """``owners``: venue symbol -> (instrument id, the strategy trading it)."""
         self._client = client
         self._owners = owners
         self._publish = publish
         self.bar = bar  # where in the session a payment falls (the bridge's cursor)
+        self.report: Callable[[IncomeReport], None] = report or (lambda _: None)
+        self.schedule = schedule or IncomeSchedule()
+        self.schedule.start(since_ms * 1_000_000)
         self._since_ms = since_ms
-        self._seen: set[int] = set()
+        self._last_ms = since_ms  # the time of the last row seen
+        self._seen: OrderedDict[int, int] = OrderedDict()  # tran id -> its row's time
         self.polling = False
+        self.requests = 0
 
-    async def poll(self, now_ms: int) -> int:
-        """Record the new payments; how many there were."""
+    def due(self, now_ns: int) -> bool:
+        return not self.polling and self.schedule.due(now_ns)
+
+    def on_mark_price(self, instrument: str, next_funding_ns: int) -> None:
+        if next_funding_ns > 0:
+            self.schedule.announce(instrument, next_funding_ns)
+
+    async def run(self, now_ns: int) -> int:
+        """One scheduled poll at ``now_ns``, reported; how many payments it recorded."""
         self.polling = True
         try:
-            payload = {
-                "incomeType": "FUNDING_FEE",
-                "startTime": str(self._since_ms),
-                "limit": "1000",
-                "timestamp": str(now_ms),
-            }
-            raw = await self._client.sign_request(HttpMethod.GET, INCOME_PATH, payload)
+            new, more = await self.poll(now_ns // 1_000_000)
+        except Exception as exc:  # the classifier judges it (a timeout is transient)
+            self.schedule.failed(now_ns)
+            self.report(
+                ErrorRaised(
+                    "node.funding",
+                    type(exc).__name__,
+                    str(exc),
+                    code=_http_code(exc),
+                    operation=INCOME_OPERATION,
+                )
+            )
+            return 0
         finally:
             self.polling = False
-        rows = json.loads(raw)
+        self.schedule.succeeded(now_ns, more)
+        self.report(OperationSucceeded(INCOME_OPERATION))
+        return new
+
+    async def poll(self, now_ms: int) -> tuple[int, bool]:
+        """Record the new payments up to ``now_ms``: how many, and whether pages are left."""
+        start = max(self._since_ms, self._last_ms - LOOKBACK_MS)
         new = 0
-        for row in rows if isinstance(rows, list) else []:
-            tran_id = int(row["tranId"])
+        for _ in range(MAX_PAGES):
+            rows = await self._page(start, now_ms)
+            new += self._record(rows)
+            if len(rows) < PAGE_LIMIT:
+                return new, False
+            last = max(int(str(row["time"])) for row in rows)
+            # The next page starts at the last row's time (inclusive: rows share a time);
+            # a full page all at one millisecond would repeat itself: step past it.
+            start = last if last > start else last + 1
+        return new, True
+
+    async def _page(self, start_ms: int, end_ms: int) -> list[dict[str, object]]:
+        payload = {
+            "incomeType": "FUNDING_FEE",
+            "startTime": str(start_ms),
+            "endTime": str(end_ms),
+            "limit": str(PAGE_LIMIT),
+            "timestamp": str(end_ms),
+        }
+        self.requests += 1
+        raw = await self._client.sign_request(HttpMethod.GET, INCOME_PATH, payload)
+        rows = json.loads(raw) if isinstance(raw, bytes | str) else None
+        if not isinstance(rows, list):
+            raise ValueError(f"{INCOME_PATH} answered no list: {str(rows)[:200]}")
+        return [row for row in rows if isinstance(row, dict)]
+
+    def _record(self, rows: list[dict[str, object]]) -> int:
+        new = 0
+        for row in rows:
+            tran_id, at_ms = int(str(row["tranId"])), int(str(row["time"]))
+            self._last_ms = max(self._last_ms, at_ms)
             owner = self._owners.get(str(row["symbol"]))
-            if tran_id in self._seen or owner is None:
+            if tran_id in self._seen or owner is None or at_ms < self._since_ms:
                 continue
-            self._seen.add(tran_id)
+            self._seen[tran_id] = at_ms
             new += 1
             self._publish(
                 FundingPaid(
@@ -327,7 +478,29 @@ class VenueIncome:
                     rate=Decimal(0),
                     amount=Decimal(str(row["income"])),
                     bar=self.bar(),
-                    settled_at_ns=int(row["time"]) * 1_000_000,
+                    settled_at_ns=at_ms * 1_000_000,
                 )
             )
+        self._forget()
         return new
+
+    def _forget(self) -> None:
+        """Keep the ids a later poll can read again (within the lookback), at most
+        ``SEEN_MAX``: the oldest go first."""
+        horizon = self._last_ms - LOOKBACK_MS
+        for tran_id, at_ms in list(self._seen.items()):
+            if at_ms < horizon or len(self._seen) > SEEN_MAX:
+                del self._seen[tran_id]
+
+    @property
+    def remembered(self) -> int:
+        return len(self._seen)
+
+
+def _http_code(exc: Exception) -> int | None:
+    """A Binance error's HTTP status when it is one the classifier knows (429, 418, 5xx)
+    and the body carries no Binance code of its own."""
+    status = getattr(exc, "status", None)
+    if not isinstance(status, int) or re.search(r"-[12]\d{3}", str(exc)):
+        return None
+    return status if status in (418, 429) or status >= 500 else None

@@ -16,6 +16,7 @@ from protocol.events import (
     NodeReport,
     NodeStarted,
     NodeStopped,
+    OperationSucceeded,
     OrderFilled,
     OrderRejected,
     OrdersCanceled,
@@ -51,6 +52,7 @@ NodeEvent = (
     | OrdersCanceled
     | TradingStateChanged
     | ErrorRaised
+    | OperationSucceeded
     | EncodedSnapshotReply
     | Pong
     | NodeReport
