@@ -67,7 +67,7 @@ from supervisor.endpoints import endpoints
 from supervisor.logs import configure as configure_logging
 from supervisor.runtime import EarlySignals, Watchdog, serve
 from supervisor.sdnotify import Notifier, watchdog_interval_s
-from supervisor.service import Service
+from supervisor.service import Service, refuse_if_running
 
 EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_NOT_RUNNING, EXIT_NO_RUN, EXIT_RUNNING = 0, 1, 2, 3, 4, 5
 
@@ -117,9 +117,30 @@ def _report(args: argparse.Namespace, config: ServiceConfig) -> StatusReport | N
         raise CliError(EXIT_ERROR, f"error: {exc}") from None
 
 
+def _refuse_a_second_session(args: argparse.Namespace) -> None:
+    """A second session of this trader on this database, or on these binance-testnet
+    keys, is refused (exit 5) before the venue is asked anything: the refusal does not
+    wait on a round trip, nor turn into a config problem while the venue is down. The
+    service takes the locks for good when it starts (``Service``); a config with
+    problems is left to the full load, which lists every one."""
+    try:
+        config = load_config(args.config, import_strategies=False)
+    except ConfigError:
+        return
+    if getattr(args, "db", None) is not None:
+        config = config.with_db(args.db)
+    try:
+        refuse_if_running(config)
+    except AlreadyRunning as exc:
+        raise CliError(EXIT_RUNNING, f"error: {exc}; refusing to start a second instance") from None
+    except StorageError as exc:
+        raise CliError(EXIT_ERROR, f"error: {exc}") from None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     early = EarlySignals()
     early.install()
+    _refuse_a_second_session(args)
     config = _load(args, ask_venue=True)
     settings = config.settings.service
     configure_logging(settings.log_level, args.log_format or settings.log_format)

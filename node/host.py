@@ -741,12 +741,18 @@ def run_node(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
     lock: InstanceLock | None = None
+    account: InstanceLock | None = None
     try:
         if settings.lock_path is not None:
             # One node per trader: a previous service's orphaned child (its parent was
             # SIGKILLed) stops itself within a second or two; wait for it, no longer.
             lock = InstanceLock(settings.lock_path, f"a node of {settings.trader_id}")
             lock.acquire(wait_s=NODE_LOCK_WAIT_S)
+        if settings.account_lock_path is not None:
+            # One node per testnet account, alike: another trader's orphaned child on
+            # the same keys (its service holds the account's own lock no more).
+            account = InstanceLock(settings.account_lock_path, "a node on this account")
+            account.acquire(wait_s=NODE_LOCK_WAIT_S)
         asyncio.run(_serve(conn, settings, started_at or time.monotonic(), bridge_type))
     except Exception as exc:
         with contextlib.suppress(OSError):

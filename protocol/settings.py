@@ -632,6 +632,7 @@ class NodeSettings:
     start_halt_mode: HaltMode = HaltMode.CANCEL  # and how it was made
     start_halted_strategies: tuple[tuple[str, str], ...] = ()  # (strategy id, reason)
     lock_path: Path | None = None  # held by the child while it trades (one node per trader)
+    account_lock_path: Path | None = None  # binance-testnet: and one node per venue account
     recording_path: Path | None = None  # where a binance mode records its market data
 
     def capitals(self) -> tuple[Decimal, ...]:

@@ -186,6 +186,7 @@ def sessions_table(launcher: Launcher, stale_after_s: float) -> None:
                 "fills": v["fills"],
                 "pid": v["pid"],
                 "exit code": v["exit_code"],
+                "exit reason": v["exit_line"] or NONE,
             }
             for v in views
         ],
@@ -397,6 +398,8 @@ def session_header(trader_id: str, launcher: Launcher, stale_after_s: float) -> 
         f"{origin}mode {view['mode'] or NONE} · preset {view['preset'] or NONE} · "
         f"pid {view['pid']} · heartbeat {NONE if age is None else f'{age:.1f}'} s ago"
     )
+    if view["exit_line"] is not None:
+        st.error(f"exit code {view['exit_code']}: {view['exit_line']}")
 
 
 def session_details(

@@ -39,6 +39,7 @@ from supervisor.config import ConfigError
 
 RUN_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "run_supervisor.py"
 LIVE_STATES = ("running", "halted", "starting", "unresponsive")
+EXIT_LINE_TAIL = 16_384  # bytes of a failed session's log searched for its last error line
 
 
 class LaunchError(RuntimeError):
@@ -65,6 +66,7 @@ class SessionView(TypedDict):
     strategies: list[StrategyRow]
     fills: int
     exit_code: int | None
+    exit_line: str | None  # a launched session that failed: the one line it ended with
     started_at: str | None
     registered: RegisteredStrategy | None  # the entry it runs, as it was at launch
 
@@ -100,6 +102,26 @@ def session_state(status: StatusReport | None, job: Job | None, alive: bool) -> 
     return "unresponsive"
 
 
+def exit_line(job: Job | None) -> str | None:
+    """Why a launched session ended with an error, in its command's own one line
+    (``error: ... refusing to start a second instance`` - exit 5, another session trades
+    these testnet keys - or a database it could not open): the last ``error:`` line of
+    its log, which holds the command's stderr. ``None`` while it runs or after exit 0."""
+    if job is None or job.exit_code is None or job.exit_code == 0:
+        return None
+    try:
+        with open(job.log_path, "rb") as log:
+            log.seek(0, os.SEEK_END)
+            log.seek(max(0, log.tell() - EXIT_LINE_TAIL))
+            tail = log.read().decode(errors="replace")
+    except OSError:
+        return None
+    for line in reversed(tail.splitlines()):
+        if line.startswith("error: "):
+            return line
+    return None
+
+
 def _view(status: StatusReport | None, job: Job | None, alive: bool) -> SessionView:
     trader_id = status["trader_id"] if status is not None else job.trader_id if job else "?"
     return SessionView(
@@ -120,6 +142,7 @@ def _view(status: StatusReport | None, job: Job | None, alive: bool) -> SessionV
         strategies=[] if status is None else status["strategies"],
         fills=0 if status is None else status["fills"],
         exit_code=None if job is None else job.exit_code,
+        exit_line=exit_line(job),
         started_at=(
             status["started_at"] if status is not None else job.launched_at if job else None
         ),

@@ -7,7 +7,8 @@ checkpoint has been taken while the node still answers.
 Child specs read the config through a ``LiveConfig`` when a child (re)starts, not
 a copy taken at start-up: a reload (SIGHUP) reaches the running actors as messages
 and every later restart of an actor as its settings. One service per trader and
-database: a second one is refused (``AlreadyRunning``) before it records anything.
+database, and one per binance-testnet account on the host: a second one is refused
+(``AlreadyRunning``) before it records anything.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -41,9 +43,15 @@ from protocol import (
     WhereIs,
 )
 from storage import ControlChannel, GateRow, RunInfo, StorageError, Store
-from storage.lock import InstanceLock, lock_path
+from storage.lock import InstanceLock, account_hash, account_lock_path, lock_path
 from storage.store import utc_now
-from supervisor.config import TELEGRAM_TOKEN_ENV, ConfigError, ServiceConfig, load_config
+from supervisor.config import (
+    TELEGRAM_TOKEN_ENV,
+    TESTNET_KEY_ENV,
+    ConfigError,
+    ServiceConfig,
+    load_config,
+)
 from supervisor.health import unresponsive
 from supervisor.spec import ChildSpec, Restart, SupervisorSpec
 from supervisor.supervisor import Supervisor
@@ -73,9 +81,13 @@ class LiveConfig:
 
 
 def service_spec(
-    config: ServiceConfig | LiveConfig, run: RunInfo, since_run: int = 0
+    config: ServiceConfig | LiveConfig,
+    run: RunInfo,
+    since_run: int = 0,
+    account_lock: Path | None = None,
 ) -> SupervisorSpec:
-    """The tree; ``since_run`` > 0 (a ``--fresh`` run) ignores earlier runs' checkpoints."""
+    """The tree; ``since_run`` > 0 (a ``--fresh`` run) ignores earlier runs' checkpoints;
+    ``account_lock``: the node's lock of its venue account (binance-testnet)."""
     live = config if isinstance(config, LiveConfig) else LiveConfig(config)
     first = live.get()
     db, sv = first.db_path, first.settings.supervisor
@@ -137,7 +149,11 @@ def service_spec(
                 "node",
                 lambda ctx: TradingNodeActor.start(
                     ctx,
-                    replace(live.get().node, lock_path=lock_path(db, run.trader_id, node=True)),
+                    replace(
+                        live.get().node,
+                        lock_path=lock_path(db, run.trader_id, node=True),
+                        account_lock_path=account_lock,
+                    ),
                     hang_timeout_s=live.get().settings.service.node_hang_timeout_s,
                 ),
                 Restart.PERMANENT,
@@ -166,6 +182,52 @@ def _checkpointer(
     )
 
 
+def account_lock_of(
+    config: ServiceConfig, node: bool = False, env: Mapping[str, str] | None = None
+) -> tuple[Path, str] | None:
+    """binance-testnet: the lock file of the account its keys trade, and the account's
+    hash (what a refusal names: never the key). ``None`` in the other modes, which trade
+    no account (binance-sandbox reads public data without keys)."""
+    if config.node.mode is not Mode.BINANCE_TESTNET:
+        return None
+    key = (os.environ if env is None else env).get(TESTNET_KEY_ENV[0], "")
+    if not key:
+        return None  # the loader refuses a binance-testnet config without its keys
+    return account_lock_path("binance-testnet", key, node=node, env=env), account_hash(key)
+
+
+def refuse_if_running(config: ServiceConfig) -> None:
+    """``AlreadyRunning`` if another session holds the service's locks - its trader's on
+    its database, or its binance-testnet account's - taken and dropped at once (a probe:
+    ``Service`` takes them for good)."""
+    trader_id = config.node.trader_id
+    InstanceLock(
+        lock_path(config.db_path, trader_id), f"trader {trader_id} on {config.db_path}"
+    ).acquire().release()
+    account = _lock_account(config, trader_id)
+    if account is not None:
+        account.release()
+
+
+def _lock_account(config: ServiceConfig, trader_id: str) -> InstanceLock | None:
+    account = account_lock_of(config)
+    if account is None:
+        return None
+    path, name = account
+    lock = InstanceLock(
+        path,
+        f"the binance-testnet account of {TESTNET_KEY_ENV[0]} (hash {name})",
+        busy="is already traded by another session",
+        holder=f"trader {trader_id} on {config.db_path.resolve()}",
+    )
+    try:
+        return lock.acquire()
+    except OSError as exc:
+        raise StorageError(
+            f"cannot take the account lock in {path.parent}: {exc.strerror or exc}"
+        ) from None
+
+
 class Service:
     """One run of the tree: opens the run record, starts, stops with a final checkpoint."""
 
@@ -180,7 +242,11 @@ class Service:
         self._lock = InstanceLock(
             lock_path(config.db_path, trader_id), f"trader {trader_id} on {config.db_path}"
         ).acquire()
+        self._account_lock: InstanceLock | None = None
         try:
+            # And a second session on the same venue account, whatever its trader and
+            # database (binance-testnet: the dashboard gives each launch a trader id).
+            self._account_lock = _lock_account(config, trader_id)
             self._store = Store(config.db_path)
             self.run = self._store.open_run(
                 trader_id, config.node.mode.value, os.getpid(), config.recorded()
@@ -189,9 +255,14 @@ class Service:
             if not restore:
                 self._start_fresh(trader_id)
         except BaseException:
-            self._lock.release()
+            self._release_locks()
             raise
         self.supervisor: pykka.ActorRef[Supervisor] | None = None
+
+    def _release_locks(self) -> None:
+        if self._account_lock is not None:
+            self._account_lock.release()
+        self._lock.release()
 
     @property
     def config(self) -> ServiceConfig:
@@ -225,7 +296,10 @@ class Service:
         log.warning("fresh start: earlier checkpoints are not restored%s", cleared)
 
     def start(self) -> None:
-        self.spec = service_spec(self.live, self.run, self._since_run)
+        account = account_lock_of(self.config, node=True)
+        self.spec = service_spec(
+            self.live, self.run, self._since_run, None if account is None else account[0]
+        )
         self.supervisor = Supervisor.start(self.spec, parent=self.events)
         log.info(
             "service started: trader %s, mode %s, run %d, db %s",
@@ -372,6 +446,6 @@ class Service:
             log.error("the run's end was not recorded: %s", exc)
         finally:
             self._store.close()
-            self._lock.release()
+            self._release_locks()
         log.info("service stopped: %s", reason)
         return result
