@@ -42,7 +42,7 @@ from protocol import (
     file_sha256,
     traded_instruments,
 )
-from supervisor.endpoints import url_problems
+from supervisor.endpoints import LIVE_REST, TESTNET_REST, url_problems
 
 type TomlValue = str | int | float | bool | list[TomlValue] | dict[str, TomlValue]
 
@@ -58,12 +58,8 @@ STRATEGY_CHECK_TIMEOUT_S = 120.0
 VENUE_CHECK_TIMEOUT_S = 5.0
 EXCHANGE_INFO = "/fapi/v1/exchangeInfo"
 # The adapter's REST URL for each Binance mode when [binance] base_url_http is unset
-# (NautilusTrader 1.231, ``adapters/binance/common/urls.py``, USD-M futures: TESTNET is
-# Binance's demo trading); the supervisor never imports NautilusTrader to ask it.
-VENUE_REST = {
-    Mode.BINANCE_TESTNET: "https://demo-fapi.binance.com",
-    Mode.BINANCE_SANDBOX: "https://fapi.binance.com",
-}
+# (written out in ``supervisor.endpoints``: the supervisor never imports NautilusTrader).
+VENUE_REST = {Mode.BINANCE_TESTNET: TESTNET_REST, Mode.BINANCE_SANDBOX: LIVE_REST}
 # The contract types NautilusTrader's Binance provider makes a perpetual of (``-PERP``).
 PERPETUALS = frozenset({"PERPETUAL", "PERPETUAL_DELIVERING", "TRADIFI_PERPETUAL"})
 
