@@ -73,6 +73,8 @@ class Market:
         self.trades: deque[Trade] = deque(maxlen=TAPE)
         self.klines = KlineSet(kline_interval_s)
         self.klines.ensure("1m", clock(), self.last)
+        self.hold_klines = False
+        """While set, trades go into the open klines but none closes (a paused market)."""
 
     @property
     def mark(self) -> Decimal:
@@ -111,9 +113,10 @@ class Market:
         self.book_update_id += 1
 
     def print_trade(self, price: Decimal, qty: Decimal, *, buyer_maker: bool) -> Trade:
-        """Put a trade on the tape (closing klines whose period ended first)."""
+        """Put a trade on the tape (closing klines whose period ended first, unless held)."""
         now = self._clock()
-        self.roll_klines(now)
+        if not self.hold_klines:
+            self.roll_klines(now)
         trade = Trade(self.next_trade_id(), price, qty, now, buyer_maker)
         self.trades.append(trade)
         self.last = price

@@ -416,9 +416,13 @@ class BinanceEmulator:
 
     def pause_market(self, paused: bool = True) -> None:
         """While paused the market is silent - no trade, book, kline or mark - with every
-        connection left open: a stalled feed, which no reconnect notices."""
+        connection left open: a stalled feed, which no reconnect notices. A test may still
+        move the price (:meth:`set_price`: its trade prints, orders fill, conditional orders
+        trigger), but no kline closes until the market resumes: a bar in the middle of a
+        steered move would hand a strategy a cross of its own."""
         with self._lock:
             self._faults.market_paused = paused
+            self._market.hold_klines = paused
 
     def clear_faults(self) -> None:
         with self._lock:
