@@ -57,9 +57,6 @@ starting_balance = "10000"
 [strategy]
 fast_period = 3
 slow_period = 6
-# The emulator has no conditional (algo) orders, which the venue now takes stops through:
-# the bundled strategy's protective stop would be refused there (-1000).
-protective_stop = false
 {extra}
 """
     )
@@ -177,7 +174,10 @@ def test_a_testnet_restart_reconciles_orders_and_positions_from_the_venue(tmp_pa
     finally:
         first.ensure_dead()
     position = venue_position(emulator)  # nothing trades while the service is down
-    resting = sorted(o.client_order_id for o in emulator.open_orders())
+    resting = sorted(
+        [o.client_order_id for o in emulator.open_orders()]
+        + [a.client_algo_id for a in emulator.open_algo_orders()]  # the protective stop
+    )
     assert position[0] != "FLAT" and len(resting) >= 2
 
     second = ServiceProcess(config, db, tmp_path, env=env())
