@@ -8,23 +8,21 @@ the triggering are :mod:`.algo`'s.
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal
 from typing import Final
 
 from .algo import ALGO_ORDER_TYPES, LIMIT_TYPES, AlgoService, NewAlgo
 from .clock import Clock
 from .errors import MSG_UNKNOWN_ORDER, ApiError, mandatory
+from .filters import CLIENT_ORDER_ID_RE, GTD_MIN_AHEAD_MS, check_price, check_quantity
 from .fmt import ZERO, JsonDict
 from .limits import RateLimiter
 from .rest import Params, Route, bool_param, decimal_param, int_param, symbol_param
 from .snapshots import AlgoSnapshot
 from .spec import SymbolSpec
 
-CLIENT_ALGO_ID_RE: Final = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
 ALGO_TIME_IN_FORCES: Final = frozenset({"GTC", "IOC", "FOK", "GTD", "GTE_GTC"})
 WORKING_TYPES: Final = frozenset({"CONTRACT_PRICE", "MARK_PRICE"})
-GTD_MIN_AHEAD_MS: Final = 600_000
 MIN_CALLBACK_RATE: Final = Decimal("0.1")
 MAX_CALLBACK_RATE: Final = Decimal(10)
 
@@ -174,7 +172,7 @@ class AlgoOrdersApi:
         if working_type not in WORKING_TYPES:
             raise invalid("workingType")
         client_id = params.get("clientAlgoId", "")
-        if client_id and not CLIENT_ALGO_ID_RE.match(client_id):
+        if client_id and not CLIENT_ORDER_ID_RE.match(client_id):
             raise ApiError(400, -4015, "Client order id is not valid.")
         good_till_date = 0
         if time_in_force == "GTD":
@@ -208,30 +206,13 @@ class AlgoOrdersApi:
 
     def _quantity(self, params: Params, order_type: str) -> Decimal:
         """LOT_SIZE (MARKET_LOT_SIZE for what triggers a market order)."""
-        spec = self._spec
         quantity = decimal_param(params, "quantity")
-        if quantity <= 0:
-            raise ApiError(400, -4003, "Quantity less than or equal to zero.")
-        if quantity % spec.step_size:
-            raise ApiError(400, -1111, "Precision is over the maximum defined for this asset.")
-        if quantity < spec.min_qty:
-            raise ApiError(400, -4004, "Quantity less than min quantity.")
-        max_qty = spec.max_qty if order_type in LIMIT_TYPES else spec.max_market_qty
-        if quantity > max_qty:
-            raise ApiError(400, -4005, "Quantity greater than max quantity.")
+        check_quantity(self._spec, quantity, market=order_type not in LIMIT_TYPES)
         return quantity
 
     def _check_price(self, price: Decimal) -> None:
         """PRICE_FILTER (the percent-price band applies to the order a trigger places)."""
-        spec = self._spec
-        if price <= 0:
-            raise ApiError(400, -4001, "Price less than 0.")
-        if price % spec.tick_size:
-            raise ApiError(400, -4014, "Price not increased by tick size.")
-        if price < spec.min_price:
-            raise ApiError(400, -4013, "Price less than min price.")
-        if price > spec.max_price:
-            raise ApiError(400, -4002, "Price greater than max price.")
+        check_price(self._spec, price)
 
     def query_algo_order(self, params: Params) -> JsonDict:
         algo = self._find(params)

@@ -9,7 +9,6 @@ give), then the matching engine takes over. Conditional order types are refused 
 from __future__ import annotations
 
 import json
-import re
 import secrets
 from decimal import Decimal
 from typing import Final
@@ -18,6 +17,7 @@ from .algo import ALGO_ORDER_TYPES
 from .clock import Clock
 from .errors import MSG_POST_ONLY, MSG_UNKNOWN_ORDER, ApiError, mandatory
 from .faults import Faults
+from .filters import CLIENT_ORDER_ID_RE, GTD_MIN_AHEAD_MS, check_price, check_quantity
 from .fmt import ZERO, JsonDict, fmt8
 from .limits import RateLimiter
 from .matching import MatchingEngine, NewOrder, Order
@@ -25,13 +25,11 @@ from .rest import Params, Route, bool_param, decimal_param, int_param, symbol_pa
 from .snapshots import OrderSnapshot
 from .spec import SymbolSpec
 
-CLIENT_ORDER_ID_RE: Final = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
 MAX_BATCH_ORDERS: Final = 5
 MSG_USE_ALGO: Final = (
     "Order type not supported for this endpoint. Please use the Algo Order API endpoints instead."
 )
 TIME_IN_FORCES: Final = frozenset({"GTC", "IOC", "FOK", "GTX", "GTD"})
-GTD_MIN_AHEAD_MS: Final = 600_000
 
 
 def order_json(spec: SymbolSpec, o: OrderSnapshot) -> JsonDict:
@@ -133,15 +131,7 @@ class OrdersApi:
         if bool_param(params, "closePosition"):
             raise ApiError(400, -1106, "Parameter 'closePosition' sent when not required.")
         quantity = decimal_param(params, "quantity")
-        if quantity <= 0:
-            raise ApiError(400, -4003, "Quantity less than or equal to zero.")
-        if quantity % spec.step_size:
-            raise ApiError(400, -1111, "Precision is over the maximum defined for this asset.")
-        if quantity < spec.min_qty:
-            raise ApiError(400, -4004, "Quantity less than min quantity.")
-        max_qty = spec.max_market_qty if order_type == "MARKET" else spec.max_qty
-        if quantity > max_qty:
-            raise ApiError(400, -4005, "Quantity greater than max quantity.")
+        check_quantity(spec, quantity, market=order_type == "MARKET")
         reduce_only = bool_param(params, "reduceOnly")
         client_id = params.get("newClientOrderId") or f"emu_{secrets.token_hex(8)}"
         if not CLIENT_ORDER_ID_RE.match(client_id):
@@ -200,14 +190,7 @@ class OrdersApi:
     def _check_limit_price(self, side: str, price: Decimal) -> None:
         """PRICE_FILTER, then PERCENT_PRICE against the mark."""
         spec = self._spec
-        if price <= 0:
-            raise ApiError(400, -4001, "Price less than 0.")
-        if price % spec.tick_size:
-            raise ApiError(400, -4014, "Price not increased by tick size.")
-        if price < spec.min_price:
-            raise ApiError(400, -4013, "Price less than min price.")
-        if price > spec.max_price:
-            raise ApiError(400, -4002, "Price greater than max price.")
+        check_price(spec, price)
         mark = self._market.mark
         if side == "BUY" and price > mark * spec.multiplier_up:
             cap = spec.px(mark * spec.multiplier_up)
