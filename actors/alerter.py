@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from actors.backoff import exponential_delay
 from actors.base import ChildContext, SupervisedActor, halt
 from actors.redact import redact
 from actors.telegram_types import (
@@ -52,6 +51,7 @@ from protocol import (
     TelegramSettings,
     TradingState,
     TradingStateChanged,
+    exponential_delay,
 )
 from storage import (
     DEFAULT_ROWS,

@@ -19,7 +19,6 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import replace
 
-from actors.backoff import exponential_delay
 from actors.base import ChildContext, SupervisedActor, halt
 from actors.breakers import CircuitBreakers, DataStale, Deepened, Trip
 from actors.redact import redact
@@ -43,6 +42,7 @@ from protocol import (
     TradingState,
     TradingStateChanged,
     UpdateBreakers,
+    exponential_delay,
 )
 
 log = logging.getLogger(__name__)

@@ -45,7 +45,13 @@ from nautilus_trader.model.objects import Money
 
 from node.bars import parse_time
 from node.replay import ReplayData
-from protocol import ErrorRaised, FundingPaid, OperationSucceeded, SimulationSettings
+from protocol import (
+    ErrorRaised,
+    FundingPaid,
+    OperationSucceeded,
+    SimulationSettings,
+    exponential_delay,
+)
 
 TOPIC = "funding.payments"
 
@@ -281,8 +287,8 @@ LOOKBACK_MS = 10 * 60 * 1000  # a poll reads again this far before the last row 
 SEEN_MAX = 10_000  # ids remembered at most (only those within the lookback are needed)
 SETTLE_DELAY_NS = 30 * 10**9  # a poll waits this long after a settlement (a quarter
 # of the interval at most): the venue writes the settlement's rows in the meantime
-RETRY_FIRST_NS = 60 * 10**9  # a failed poll is tried again after 1, 2, 4, ... minutes:
-RETRY_MAX_NS = 30 * 60 * 10**9  # at most 4 failures in any 10 minutes, inside the classifier's
+RETRY_FIRST_S = 60.0  # a failed poll is tried again after 1, 2, 4, ... minutes:
+RETRY_MAX_S = 30 * 60.0  # at most 4 failures in any 10 minutes, inside the classifier's
 # retry budget (5 in 600 s), so a venue that fails for a while costs no halt on its own
 INTERVAL_NS = 8 * NS_PER_HOUR  # Binance's settlements: every 8 h from 00:00 UTC
 
@@ -343,7 +349,8 @@ class IncomeSchedule:
 
     def failed(self, now_ns: int) -> None:
         self.failures += 1
-        self._retry_at = now_ns + min(RETRY_FIRST_NS << (self.failures - 1), RETRY_MAX_NS)
+        delay_s = exponential_delay(self.failures, RETRY_FIRST_S, RETRY_MAX_S)
+        self._retry_at = now_ns + int(delay_s * 10**9)
 
 
 class SignedClient(Protocol):

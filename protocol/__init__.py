@@ -9,6 +9,7 @@ wire codec encodes a snapshot for the pipe. Everything is exported here, eagerly
 
 from __future__ import annotations
 
+from protocol.backoff import exponential_delay
 from protocol.commands import (
     Beat,
     CheckpointFailed,
@@ -241,6 +242,7 @@ __all__ = [
     "decode_snapshot",
     "encode_order",
     "encode_snapshot",
+    "exponential_delay",
     "file_sha256",
     "traded_instruments",
 ]

@@ -1,5 +1,6 @@
 """Exponential backoff delays from tenacity's wait strategy, for code that schedules
-its own retries (a timer message) instead of blocking in a retry loop."""
+its own retries (a timer message, a node's next poll) instead of blocking in a retry
+loop. Here, at the bottom, so the actors, the supervisor and the node child share one."""
 
 from __future__ import annotations
 

@@ -20,7 +20,6 @@ from types import TracebackType
 
 import pykka
 
-from actors.backoff import exponential_delay
 from actors.base import ChildContext
 from protocol import (
     Alert,
@@ -42,6 +41,7 @@ from protocol import (
     Stop,
     SupervisorTerminated,
     WhereIs,
+    exponential_delay,
 )
 from supervisor.spec import ChildRef, ChildSpec, Restart, SupervisorSpec
 
