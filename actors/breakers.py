@@ -39,9 +39,7 @@ class CircuitBreakers:
         self._marks = EquityMarks()
         self._rejects = 0
         self._errors: deque[float] = deque()
-        self._equity = EquityBreaker(
-            risk.max_drawdown_pct, risk.daily_loss_limit_pct, settings.realert_step_pct
-        )
+        self._equity = EquityBreaker(risk, settings)
         self._data = DataWatch(settings)
         self.tripped: Trip | None = None
 
@@ -61,9 +59,7 @@ class CircuitBreakers:
         peak = self._marks.peak if peak is None else peak
         day_start = self._marks.day_start if day_start is None else day_start
         judge = self._equity
-        judge.max_drawdown_pct = self.risk.max_drawdown_pct
-        judge.daily_loss_limit_pct = self.risk.daily_loss_limit_pct
-        judge.realert_step_pct = self.settings.realert_step_pct
+        judge.limits(self.risk, self.settings)  # the classifier swaps them on a reload
         verdict = judge.judge(equity, peak, day_start, armed=self.tripped is None)
         if isinstance(verdict, Trip):
             self.tripped = verdict

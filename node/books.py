@@ -26,7 +26,7 @@ from nautilus_trader.cache.cache import Cache
 from nautilus_trader.model.data import Bar, BarType
 from nautilus_trader.model.events import OrderFilled, PositionClosed
 from nautilus_trader.model.identifiers import InstrumentId, Venue
-from nautilus_trader.model.objects import FIXED_PRECISION, Currency, Price
+from nautilus_trader.model.objects import FIXED_PRECISION, Currency, Money, Price
 from nautilus_trader.model.position import Position
 from nautilus_trader.portfolio.base import PortfolioFacade
 
@@ -183,10 +183,7 @@ class Valuation:
         """``account``'s reading in NautilusTrader's raw fixed-point integers: what the
         market-time breakers judge at every bar without a Decimal (``to_decimal`` makes
         one, exactly, when a mark moves)."""
-        account = self._account
-        if account is None:  # the venue's account, once it exists: the same object after
-            account = self._account = self._portfolio.account(self._venue)
-        money = account.balance_total(self._currency) if account is not None else None
+        money = self._balance_money()
         raw: int = money.raw if money is not None else 0
         for position in open_positions:
             last = self.last_close(position.instrument_id)
@@ -202,9 +199,14 @@ class Valuation:
     def to_raw(self, amount: Decimal) -> int:
         return int(amount.scaleb(FIXED_PRECISION))
 
+    def _balance_money(self) -> Money | None:
+        account = self._account
+        if account is None:  # the venue's account, once it exists: the same object after
+            account = self._account = self._portfolio.account(self._venue)
+        return account.balance_total(self._currency) if account is not None else None
+
     def balance(self) -> Decimal:
-        account = self._portfolio.account(self._venue)
-        money = account.balance_total(self._currency) if account is not None else None
+        money = self._balance_money()
         return money.as_decimal() if money is not None else Decimal(0)
 
     def mark(self, bar: Bar) -> None:
@@ -225,7 +227,7 @@ class Valuation:
         return position.unrealized_pnl(last).as_decimal() if last is not None else Decimal(0)
 
     def account(self, open_positions: Sequence[Position]) -> Decimal:
-        return self.balance() + sum((self.unrealized(p) for p in open_positions), Decimal(0))
+        return self.to_decimal(self.account_raw(open_positions))
 
     def strategies(self, open_positions: Sequence[Position]) -> dict[str, Decimal]:
         """Each strategy's equity on its own capital."""

@@ -81,7 +81,6 @@ from protocol import (
     NodeReport,
     OrderFilled,
     OrderRejected,
-    OrdersCanceled,
     OrderView,
     Ping,
     Pong,
@@ -150,15 +149,13 @@ class Bridge(Actor):
         }
         self._bar_type = self._bar_types[self._instrument_ids[0]]
         self._feed_sandbox = feed_sandbox
-        self._currency = currency
-        self._nt_cache = cache
         shares = list(capitals) or [Decimal(0)] * len(strategies)
         self.books = Books(dict(zip(self._strategies, shares, strict=True)))
         self.valuation = Valuation(
             cache, portfolio, self._venue, currency, self._bar_types, self.books
         )
         self.halting = Halting(
-            risk_engine, cache, self._strategies, halts, self._state_changed, self._halt_done
+            risk_engine, cache, self._strategies, halts, self._state_changed, self._send
         )
         self.restorer = Restorer(
             cache,
@@ -423,9 +420,6 @@ class Bridge(Actor):
             self._marks.rebaseline()
         elif (book := self.books.by_strategy.get(strategy_id)) is not None:
             book.marks.rebaseline()
-
-    def _halt_done(self, done: OrdersCanceled) -> None:
-        self._send(done)
 
     @property
     def trading_state(self) -> TradingState:

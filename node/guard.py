@@ -68,17 +68,11 @@ class MarketBreakers:
         self._step = step
         self._tell = tell
         self._mode = breakers.halt_mode
-        self._account = self._breaker(risk, breakers)
+        self._account = EquityBreaker(risk, breakers)
         self._raw = _RawMarks()
         self._limits = _ratios(risk)
         several = len(books.by_strategy) > 1
-        self._own = {sid: self._breaker(risk, breakers) for sid in books.by_strategy if several}
-
-    @staticmethod
-    def _breaker(risk: RiskLimits, breakers: BreakerSettings) -> EquityBreaker:
-        return EquityBreaker(
-            risk.max_drawdown_pct, risk.daily_loss_limit_pct, breakers.realert_step_pct
-        )
+        self._own = {sid: EquityBreaker(risk, breakers) for sid in books.by_strategy if several}
 
     def subscribe(
         self,
@@ -105,9 +99,7 @@ class MarketBreakers:
         self._mode = breakers.halt_mode
         self._limits = _ratios(risk)
         for judge in (self._account, *self._own.values()):
-            judge.max_drawdown_pct = risk.max_drawdown_pct
-            judge.daily_loss_limit_pct = risk.daily_loss_limit_pct
-            judge.realert_step_pct = breakers.realert_step_pct
+            judge.limits(risk, breakers)
 
     def reset(self, strategy_id: str | None = None) -> None:
         """A resume: the operator has reviewed the loss so far; the drawdown starts over."""

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from protocol import BreakerSettings, RiskLimits
+
 HUNDRED = Decimal(100)
 DAY_NS = 86_400 * 10**9
 
@@ -93,14 +95,16 @@ class EquityBreaker:
     strategy's on its own capital): trips once, then says so again at every further
     ``realert_step_pct`` while the loss deepens, until ``reset``."""
 
-    def __init__(
-        self, max_drawdown_pct: Decimal, daily_loss_limit_pct: Decimal, realert_step_pct: Decimal
-    ) -> None:
-        self.max_drawdown_pct = max_drawdown_pct
-        self.daily_loss_limit_pct = daily_loss_limit_pct
-        self.realert_step_pct = realert_step_pct
+    def __init__(self, risk: RiskLimits, breakers: BreakerSettings) -> None:
         self.tripped: Trip | None = None
         self._alerted_at: Decimal | None = None
+        self.limits(risk, breakers)
+
+    def limits(self, risk: RiskLimits, breakers: BreakerSettings) -> None:
+        """The user's limits (a reload's from the next reading on)."""
+        self.max_drawdown_pct = risk.max_drawdown_pct
+        self.daily_loss_limit_pct = risk.daily_loss_limit_pct
+        self.realert_step_pct = breakers.realert_step_pct
 
     def judge(
         self, equity: Decimal, peak: Decimal | None, day_start: Decimal | None, armed: bool = True

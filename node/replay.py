@@ -234,6 +234,12 @@ class Timeline:
             return self._times[step]
         return self._series[0].time_ns(step)
 
+    def rows_before(self, series: BarSeries, step: int) -> int:
+        """How many of ``series``' bars the replay has played before ``step``."""
+        if step >= self._length:
+            return len(series)
+        return series.rows_before(self.time_ns(step))
+
     def row(self, feed: int, step: int) -> int | None:
         """The row of feed ``feed`` played at ``step``; None: it has no bar then."""
         rows = self._rows[feed]
@@ -292,24 +298,15 @@ class ReplayData:
             return []
         feed, make = found
         series = feed.series
-        end = (
-            series.rows_before(self.timeline.time_ns(step))
-            if step < len(self.timeline)
-            else len(series)
-        )
+        end = self.timeline.rows_before(series, step)
         return [make(i, series.time_ns(i)) for i in range(max(0, end - count), end)]
 
     def played_until(self, cursor: int) -> dict[str, int]:
         """Each instrument's last bar before step ``cursor``: its market time."""
-        timeline = self.timeline
         last: dict[str, int] = {}
         for feed in self.feeds:
             series = feed.series
-            rows = (
-                series.rows_before(timeline.time_ns(cursor))
-                if cursor < len(timeline)
-                else len(series)
-            )
+            rows = self.timeline.rows_before(series, cursor)
             if rows > 0:
                 last[feed.instrument.id.value] = series.time_ns(rows - 1)
         return last
@@ -392,11 +389,6 @@ class ReplayDataClient(LiveMarketDataClient):
         """The ``count`` bars of ``bar_type`` before the cursor, at their market times,
         for warm-up."""
         return self._data.history(bar_type, self.cursor, count)
-
-    @property
-    def market_ns(self) -> int:
-        """The market time of the step being played (or the last one played)."""
-        return self.timeline.time_ns(max(0, min(self.cursor, self._total - 1)))
 
     @property
     def total_bars(self) -> int:

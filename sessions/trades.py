@@ -158,7 +158,7 @@ def _replay_chart(
         return _fills_only(instrument_id, fills, f"{instrument_id} is not in the replay")
     timeline = data.timeline
     steps = min(played.bars or 0, len(timeline))
-    total = series.rows_before(timeline.time_ns(steps)) if steps < len(timeline) else len(series)
+    total = timeline.rows_before(series, steps)
     start, stop = _window(total, cap, end)
     candles = tuple(
         Candle(i, series.time_ns(i), row.open, row.high, row.low, row.close)
