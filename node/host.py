@@ -546,8 +546,7 @@ def _venue_income(
     )
     owners: dict[str, tuple[str, str]] = {}
     for strategy in strategies:
-        named = getattr(strategy.config, "instrument_id", None)
-        instrument_id = InstrumentId.from_str(str(named or settings.instrument_id))
+        instrument_id = InstrumentId.from_str(instrument_of(strategy, settings.instrument_id))
         symbol = instrument_id.symbol.value.removesuffix("-PERP")
         owners.setdefault(symbol, (instrument_id.value, strategy.id.value))
     return VenueIncome(

@@ -51,6 +51,7 @@ class Move:
 
     cursor: int
     draws: int
+    peak: Decimal | None = None  # the breakers' equity peak
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,10 @@ class Venue(Recorder):
 
     def receive(self, message):
         match message:
-            case Move(cursor=cursor, draws=draws):
-                self.snapshot = replace(self.snapshot, replay_cursor=cursor, fill_draws=draws)
+            case Move(cursor=cursor, draws=draws, peak=peak):
+                self.snapshot = replace(
+                    self.snapshot, replay_cursor=cursor, fill_draws=draws, equity_peak=peak
+                )
                 return None
             case Answer(on=on):
                 self.answering = on
@@ -285,6 +288,39 @@ def test_the_cursor_never_moves_on_in_place_past_an_unsaved_fill_model_draw(tmp_
 
         report(90, 2)  # no new draw: in place again
         assert (last(db).replay_cursor, last(db).fill_draws) == (90, 2)
+    finally:
+        sup.stop(timeout=10)
+
+
+def test_the_cursor_never_moves_on_in_place_past_moved_equity_marks(tmp_path):
+    """The breakers' marks (a new equity peak, a new day's start) move without any order
+    or position event: a restore at an in-place cursor would resume the breakers from the
+    older marks and halt at another bar than the backtest."""
+    db = tmp_path / "marks.db"
+    sup = tree(db, Inbox(), QUIET)
+    try:
+        checkpointer = sup.ask(WhereIs("checkpointer"), timeout=5)
+        node = sup.ask(WhereIs("node"), timeout=5)
+        saved = Inbox()
+        checkpointer.tell(CheckpointNow(notify=saved))
+        saved.expect(CheckpointSaved)
+
+        def report(cursor: int, peak: Decimal | None) -> None:
+            node.ask(Move(cursor, 0, peak), timeout=5)
+            checkpointer.ask(
+                NodeReport(Decimal(1), Decimal(1), 0, replay_cursor=cursor, equity_peak=peak),
+                timeout=5,
+            )
+
+        report(50, None)  # the marks as checkpointed: the cursor moves on in place
+        assert (last(db).replay_cursor, last(db).equity_peak) == (50, None)
+
+        report(80, Decimal(105))  # a new peak on the way, nothing else changed
+        wait_for("the restore point at cursor 80", lambda: last(db).replay_cursor == 80, 5)
+        assert last(db).equity_peak == Decimal(105), "a restore at 80 resumes from the peak"
+
+        report(90, Decimal(105))  # the peak as checkpointed: in place again
+        assert (last(db).replay_cursor, last(db).equity_peak) == (90, Decimal(105))
     finally:
         sup.stop(timeout=10)
 
