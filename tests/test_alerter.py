@@ -201,7 +201,10 @@ def test_status_and_positions_show_each_strategy(tree, telegram):
                 ),
             ),
             strategies=(
-                StrategyView("Breakout-007", 5, 4, Decimal("-0.9"), Decimal("12"), Decimal("0.9")),
+                StrategyView(
+                    "Breakout-007", 5, 4, Decimal("-0.9"), Decimal("12"), Decimal("0.9"),
+                    capital=Decimal(50000), equity=Decimal("50011.1"),
+                ),
                 StrategyView("Breakout-008", 2, 1, Decimal("0"), Decimal("0"), Decimal("0.3")),
             ),
         ),
@@ -210,6 +213,7 @@ def test_status_and_positions_show_each_strategy(tree, telegram):
     telegram.push_command(CHAT, "/status")
     status = telegram.wait_for(lambda m: "Breakout-008" in m[1])[1]
     assert "Breakout-007: 4 fills, realized -0.9, unrealized 12, fees 0.9, 1 position(s)" in status
+    assert "0 open order(s), return +0.02% of its capital 50000.00" in status
     assert "Breakout-008: 1 fills, realized 0, unrealized 0, fees 0.3, 0 position(s)" in status
     telegram.push_command(CHAT, "/positions")
     assert "[Breakout-007]" in telegram.wait_for(lambda m: "LONG 0.05" in m[1])[1]

@@ -14,16 +14,17 @@ from nautilus_trader.model.data import Bar
 
 from node.bars import (
     SYNTHETIC_START_NS,
+    TIME_COLUMNS,
     BarSeries,
     BarSourceError,
     from_file,
     parse_time,
     synthetic,
 )
-from node.funding import FundingSchedule
+from node.funding import FundingFileError, FundingSchedule, read_rates
 from node.instruments import make_instrument
 from node.replay import BarMaker, Feed, ReplayData, bar_type_for, to_bar
-from protocol import InstrumentSpec, ReplaySettings
+from protocol import InstrumentSpec, ReplaySettings, SimulationSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL_BARS = ROOT / "tests" / "data" / "btc-perp-2022-01-1m.csv"
@@ -106,9 +107,10 @@ def test_times_read_alike_in_every_form_a_file_holds_them():
         parse_time("yesterday")
 
 
-def test_a_file_keeps_its_times_and_its_gaps(tmp_path):
+@pytest.mark.parametrize("column", TIME_COLUMNS)
+def test_a_file_keeps_its_times_and_its_gaps(tmp_path, column):
     stamps = ["2022-01-01 00:00", "2022-01-01 00:01", "2022-01-01 00:05", "2022-01-01 00:06"]
-    bars = from_file(_file(tmp_path / "g.csv", stamps), 1)
+    bars = from_file(_file(tmp_path / "g.csv", stamps, column), 1)
     assert [bars.time_ns(i) for i in range(4)] == [parse_time(t) for t in stamps]
     assert [(g.missing, g.describe()) for g in bars.gaps()] == [
         (3, "no bars from 2022-01-01 00:01:00 UTC to 2022-01-01 00:05:00 UTC (3 bar(s) missing)")
@@ -177,3 +179,24 @@ def test_funding_settles_at_the_venues_hours_and_at_a_history_files_own_times():
         (day + 16 * hour, Decimal("0.0001")),
     ]
     assert schedule.due(day, day + 7 * hour) == [(off, Decimal("0.02"))], "after, not at, a bar"
+
+
+def test_an_older_bar_rate_funding_file_settles_at_its_bars_times(tmp_path):
+    path = tmp_path / "old.csv"
+    path.write_text("bar,rate\n480,0.0001\n960,-0.0003\n")
+    start = parse_time("2022-01-01 00:00")
+    rates = read_rates(path, lambda bar: start + bar * 60 * 10**9)
+    assert rates == {
+        start + 480 * 60 * 10**9: Decimal("0.0001"),
+        start + 960 * 60 * 10**9: Decimal("-0.0003"),
+    }
+    bad = tmp_path / "bad.csv"
+    bad.write_text("time,rate\n1,0.1\n")
+    with pytest.raises(FundingFileError, match="expected columns fundingTime,fundingRate"):
+        read_rates(bad)
+
+
+@pytest.mark.parametrize("hours", [5, 7, 9])
+def test_a_funding_interval_that_does_not_divide_a_day_is_refused(hours):
+    with pytest.raises(ValueError, match="does not divide a day"):
+        SimulationSettings(funding_rate=Decimal("0.0001"), funding_interval_hours=hours)

@@ -112,6 +112,8 @@ def seed(db: Path, trader_id: str, equities: list[str], beat: bool = True) -> No
                         realized_pnl=Decimal("12.5"),
                         unrealized_pnl=Decimal("-3.25"),
                         fees=Decimal("0.75"),
+                        capital=Decimal(50000),
+                        equity=Decimal("51000.5"),
                     ),
                 ),
             ),
@@ -239,6 +241,7 @@ def test_session_page_charts_equity_and_drawdown_and_lists_orders_events_alerts(
     assert {"strategy_id": "EmaCross-000", "fills": 3, "fees": "0.75"}.items() <= frames[1][
         0
     ].items()
+    assert frames[1][0]["return on capital"] == "+2.00%", "its return on its own capital"
     assert {"client_order_id": "O-77"}.items() <= frames[2][0].items()
     assert frames[2][0]["price"] == "25000.5"
     assert frames[3][0]["kind"] == "fill"

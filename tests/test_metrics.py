@@ -109,6 +109,16 @@ def test_metrics_match_status_and_count_a_forced_restart(tmp_path: Path):
             float(Decimal(status["balance"])), abs=1e-6
         )
         assert total(samples, "paper_fills_total", **trader) == status["fills"] > 0
+        # The account's return on its starting balance, each strategy's on its own capital.
+        assert total(samples, "paper_return_ratio", **trader) == pytest.approx(
+            float(Decimal(status["account_return"])), abs=1e-9
+        )
+        for row in status["strategies"]:
+            own = {**trader, "strategy": row["strategy_id"]}
+            assert total(samples, "paper_strategy_capital", **own) == float(row["capital"])
+            assert total(samples, "paper_strategy_return_ratio", **own) == pytest.approx(
+                float(Decimal(row["return_on_capital"])), abs=1e-9
+            )
         assert total(samples, "paper_open_orders", **trader) == status["open_orders"]
         assert total(samples, "paper_positions", **trader) == len(status["positions"])
         assert total(samples, "paper_actor_restarts_total") == 0

@@ -127,6 +127,10 @@ def test_a_strategy_losing_a_fifth_of_its_own_capital_trips_its_own_breaker_alon
     assert rows[LOSER]["capital"] == "50000"
     assert Decimal(rows[LOSER]["return_on_capital"]) == loser_return
     assert Decimal(body["account_return"]) == -account_loss
+    text = cli("status", "--db", str(db), cwd=tmp_path, env=ENV).stdout
+    shown = f"return {loser_return * 100:+.2f}% of its capital 50000.00"
+    assert shown in text, text
+    assert f"({-account_loss * 100:+.2f}% on the start)" in text
     report = cli("report", "parity", "--db", str(db), "--json", cwd=tmp_path, env=ENV, timeout=120)
     assert report.returncode == 0, report.stdout + report.stderr
     parity = json.loads(report.stdout)
