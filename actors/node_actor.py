@@ -31,6 +31,7 @@ import pykka
 import tenacity
 
 from actors.base import ChildContext, SupervisedActor
+from actors.spawn import EnvProcess
 from actors.timer import Interval
 from node.entry import run as run_node
 from node.logscan import ErrorFilter, LogRecord, LogScanner
@@ -70,7 +71,9 @@ from protocol import (
     TradingState,
     TradingStateChanged,
     UpdateRisk,
+    child_environment,
     decode_snapshot,
+    node_secrets,
 )
 
 log = logging.getLogger(__name__)
@@ -206,7 +209,9 @@ class TradingNodeActor(SupervisedActor):
         ctx = multiprocessing.get_context("spawn")
         parent_end, child_end = ctx.Pipe(duplex=True)
         log_read, log_write = ctx.Pipe(duplex=False)
-        proc = ctx.Process(
+        # Strategy code runs in the child: it starts with no secret but its mode's.
+        proc = EnvProcess(
+            child_environment(os.environ, node_secrets(settings.mode)),
             target=self._spawn,
             args=(child_end, settings, log_write),
             name="node-host",

@@ -13,15 +13,8 @@ import os
 import threading
 from collections.abc import Iterable
 
-SECRET_ENV = (
-    "TELEGRAM_BOT_TOKEN",
-    "BINANCE_API_KEY",
-    "BINANCE_API_SECRET",
-    "BINANCE_FUTURES_TESTNET_API_KEY",
-    "BINANCE_FUTURES_TESTNET_API_SECRET",
-    "BINANCE_TESTNET_API_KEY",
-    "BINANCE_TESTNET_API_SECRET",
-)
+from protocol import SECRET_ENV
+
 MASK = "***"
 MIN_SECRET_LEN = 6  # shorter values would mask ordinary words
 

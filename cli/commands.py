@@ -41,7 +41,7 @@ from actors.redact import install as install_redaction
 from cli import registry
 from cli.report import ReportError, report_parity
 from cli.trades import report_stats, report_trades
-from protocol import CheckpointFailed, HaltMode
+from protocol import TESTNET_KEY_ENV, CheckpointFailed, HaltMode
 from storage import (
     DEFAULT_ROWS,
     Command,
@@ -56,7 +56,6 @@ from storage import (
 )
 from storage.lock import AlreadyRunning
 from supervisor.config import (
-    TESTNET_KEY_ENV,
     ConfigError,
     ServiceConfig,
     example_text,

@@ -74,6 +74,16 @@ from protocol.pipe import (
     SnapshotRequest,
 )
 from protocol.registry import REGISTERED_NAME, BacktestMetrics, RegisteredStrategy
+from protocol.secrets import (
+    SECRET_ENV,
+    TELEGRAM_CHATS_ENV,
+    TELEGRAM_TOKEN_ENV,
+    TESTNET_KEY_ENV,
+    child_environment,
+    is_secret,
+    node_secrets,
+    session_secrets,
+)
 from protocol.settings import (
     HTTP_URL,
     IMPORT_PATH,
@@ -141,7 +151,11 @@ __all__ = [
     "IMPORT_PATH",
     "MARKET",
     "REGISTERED_NAME",
+    "SECRET_ENV",
     "SUPPORTED_INSTRUMENTS",
+    "TELEGRAM_CHATS_ENV",
+    "TELEGRAM_TOKEN_ENV",
+    "TESTNET_KEY_ENV",
     "TRADER_ID_PATTERN",
     "WS_URL",
     "AccountSettings",
@@ -239,10 +253,14 @@ __all__ = [
     "UpdateBreakers",
     "UpdateRisk",
     "WhereIs",
+    "child_environment",
     "decode_snapshot",
     "encode_order",
     "encode_snapshot",
     "exponential_delay",
     "file_sha256",
+    "is_secret",
+    "node_secrets",
+    "session_secrets",
     "traded_instruments",
 ]

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypedDict
 
-from protocol import RegisteredStrategy
+from protocol import Mode, RegisteredStrategy, child_environment, session_secrets
 from sessions.presets import session_config_text, validate_preset
 from storage import (
     AppDatabase,
@@ -175,14 +175,17 @@ class Launcher:
     def launch(self, preset: str) -> Job:
         body = self._preset(preset)
         try:
-            validate_preset(preset, body, self.env)
+            config = validate_preset(preset, body, self.env)
         except ConfigError as exc:
             raise LaunchError(
                 f"preset {preset!r} is not valid: " + "; ".join(exc.problems)
             ) from None
         db = self.appdb.path.resolve()
         return self._start(
-            preset.upper(), preset, lambda tid: session_config_text(preset, body, tid, db)
+            preset.upper(),
+            preset,
+            lambda tid: session_config_text(preset, body, tid, db),
+            config.settings.service.mode,
         )
 
     def launch_registered(self, name: str, preset: str) -> Job:
@@ -198,7 +201,7 @@ class Launcher:
         body = self._preset(preset)
         entries = (registered.entry,)
         try:
-            validate_preset(preset, body, self.env, entries)
+            config = validate_preset(preset, body, self.env, entries)
         except ConfigError as exc:
             problems = [p.replace("strategies[0]", "strategy.entry") for p in exc.problems]
             raise LaunchError(
@@ -210,6 +213,7 @@ class Launcher:
             re.sub(r"[^A-Z0-9_]", "_", name.upper()),
             preset,
             lambda tid: session_config_text(preset, body, tid, db, entries, registered=name),
+            config.settings.service.mode,
             registered,
         )
 
@@ -224,10 +228,12 @@ class Launcher:
         prefix: str,
         preset: str,
         config_text: Callable[[str], str],
+        mode: Mode,
         registered: RegisteredStrategy | None = None,
     ) -> Job:
         """Start a session of a validated config (``config_text`` of its trader id) under
-        the next free ``<prefix>-NNN``, and record its job."""
+        the next free ``<prefix>-NNN``, and record its job. The session is given only the
+        secrets its ``mode`` needs (``protocol.session_secrets``)."""
         with self._lock:
             trader_id = self._next_trader_id(prefix)
             session_dir = self.state_dir / "sessions" / trader_id
@@ -240,7 +246,7 @@ class Launcher:
                 config_path.chmod(0o600)
             except OSError as exc:
                 raise LaunchError(f"cannot prepare {session_dir}: {exc.strerror}") from None
-            env = dict(self.env)
+            env = child_environment(self.env, session_secrets(mode))
             env["TMPDIR"] = str(tmp_dir)
             try:
                 with log_path.open("ab") as log:

@@ -9,12 +9,14 @@ on it.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from node import ParityJson
+from protocol import child_environment
 from sessions.launcher import RUN_SCRIPT
 
 REPORT_TIMEOUT_S = 600.0
@@ -35,6 +37,7 @@ def run_parity(
     try:
         done = subprocess.run(
             [*command, "--trader", trader_id],
+            env=child_environment(os.environ),  # the backtest runs strategy code: no secret
             capture_output=True,
             text=True,
             timeout=timeout_s,

@@ -32,6 +32,9 @@ from pydantic_core import ErrorDetails
 
 from protocol import (
     SUPPORTED_INSTRUMENTS,
+    TELEGRAM_CHATS_ENV,
+    TELEGRAM_TOKEN_ENV,
+    TESTNET_KEY_ENV,
     Config,
     InstrumentSpec,
     Mode,
@@ -39,6 +42,7 @@ from protocol import (
     RecordedSettings,
     StrategyEntry,
     TelegramSettings,
+    child_environment,
     file_sha256,
     traded_instruments,
 )
@@ -47,9 +51,6 @@ from supervisor.endpoints import LIVE_REST, TESTNET_REST, url_problems
 type TomlValue = str | int | float | bool | list[TomlValue] | dict[str, TomlValue]
 
 DEFAULT_CONFIG_NAME = "default.toml"
-TESTNET_KEY_ENV = ("BINANCE_FUTURES_TESTNET_API_KEY", "BINANCE_FUTURES_TESTNET_API_SECRET")
-TELEGRAM_TOKEN_ENV = "TELEGRAM_BOT_TOKEN"  # noqa: S105 (the name of the variable)
-TELEGRAM_CHATS_ENV = "TELEGRAM_CHAT_IDS"
 FROM_ENVIRONMENT = {("telegram", "chat_ids"): TELEGRAM_CHATS_ENV}
 STRATEGIES = "strategies"  # the lists of tables: [[strategies]], [[instruments]]
 INSTRUMENTS = "instruments"
@@ -247,6 +248,7 @@ def check_strategy_entries(
         done = subprocess.run(
             [sys.executable, "-m", "node.strategies"],
             input=json.dumps(request),
+            env=child_environment(os.environ),  # importing strategy code: no secret
             capture_output=True,
             text=True,
             timeout=STRATEGY_CHECK_TIMEOUT_S,

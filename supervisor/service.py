@@ -31,6 +31,8 @@ from actors.inbox import Inbox
 from actors.metrics import MetricsActor
 from actors.node_actor import TradingNodeActor
 from protocol import (
+    TELEGRAM_TOKEN_ENV,
+    TESTNET_KEY_ENV,
     Beat,
     CheckpointFailed,
     CheckpointSaved,
@@ -46,8 +48,6 @@ from storage import ControlChannel, GateRow, RunInfo, StorageError, Store
 from storage.lock import InstanceLock, account_hash, account_lock_path, lock_path
 from storage.store import utc_now
 from supervisor.config import (
-    TELEGRAM_TOKEN_ENV,
-    TESTNET_KEY_ENV,
     ConfigError,
     ServiceConfig,
     load_config,

@@ -1,0 +1,104 @@
+"""Secrets only where needed: strategy code finds no secret it was not given.
+
+The canary (``tests.canary_strategy``) is a trader's strategy that reports every
+secret-looking variable it can see, in ``os.environ`` and in ``/proc/self/environ``,
+from the config check's child that imports it and from the node child that runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from protocol import child_environment, node_secrets, session_secrets
+from tests.fake_telegram import FakeTelegram
+from tests.service import ROOT, ServiceProcess, bars_of, entry, wait_for, write_config
+
+pytestmark = pytest.mark.node
+
+TOKEN = "555000222:AACanaryFakeToken_for_tests"
+SECRETS = {
+    "TELEGRAM_BOT_TOKEN": TOKEN,
+    "TELEGRAM_CHAT_IDS": "4242",
+    "BINANCE_FUTURES_TESTNET_API_KEY": "canary-testnet-key-0001",
+    "BINANCE_FUTURES_TESTNET_API_SECRET": "canary-testnet-secret-0001",
+    "BINANCE_API_KEY": "canary-live-key-0001",
+    "AWS_SECRET_ACCESS_KEY": "an-operator-credential-0001",
+}
+
+
+@pytest.fixture
+def telegram() -> Iterator[FakeTelegram]:
+    fake = FakeTelegram(TOKEN).start()
+    yield fake
+    fake.stop()
+
+
+def canary(instrument_id: str = "BTCUSDT-PERP.BINANCE") -> str:
+    return entry(
+        "Canary",
+        {"instrument_id": instrument_id, "bar_type": bars_of(instrument_id), "lookback": 5},
+        module="tests.canary_strategy",
+    )
+
+
+def test_each_child_is_given_only_its_modes_secrets() -> None:
+    env = {"PATH": "/usr/bin", "HOME": "/home/x", "NOTIFY_SOCKET": "@sd", **SECRETS}
+    assert child_environment(env) == {"PATH": "/usr/bin", "HOME": "/home/x"}
+    replay = child_environment(env, node_secrets("replay"))
+    assert set(replay) == {"PATH", "HOME"}
+    testnet = child_environment(env, node_secrets("binance-testnet"))
+    assert set(testnet) == {
+        "PATH",
+        "HOME",
+        "BINANCE_FUTURES_TESTNET_API_KEY",
+        "BINANCE_FUTURES_TESTNET_API_SECRET",
+    }
+    session = child_environment(env, session_secrets("replay"))
+    assert set(session) == {"PATH", "HOME", "TELEGRAM_BOT_TOKEN", "TELEGRAM_CHAT_IDS"}
+    assert "BINANCE_FUTURES_TESTNET_API_KEY" in child_environment(
+        env, session_secrets("binance-testnet")
+    )
+
+
+def test_a_strategy_finds_no_secret_in_the_config_check_or_the_node(
+    tmp_path: Path, telegram: FakeTelegram
+) -> None:
+    found = tmp_path / "canary.jsonl"
+    section = (
+        f'[telegram]\napi_base = "{telegram.base_url}"\npump_interval_s = 0.2\n'
+        "poll_timeout_s = 1\nrequest_timeout_s = 3\nbackoff_max_s = 2\n"
+    )
+    config, db = write_config(
+        tmp_path, trader="CANARY-001", speed=3000, ladder=0, extra=section + canary()
+    )
+    env = {
+        **os.environ,
+        **SECRETS,
+        "PYTHONPATH": str(ROOT),
+        "PAPER_CANARY_FILE": str(found),
+    }
+    service = ServiceProcess(config, db, tmp_path, env=env)
+    try:
+
+        def lines() -> list[dict[str, object]]:
+            if not found.exists():
+                return []
+            return [json.loads(line) for line in found.read_text().splitlines()]
+
+        wait_for(
+            "the canary started in the node", lambda: any(r["where"] == "start" for r in lines())
+        )
+        assert service.terminate() == 0
+    finally:
+        service.ensure_dead()
+    reports = lines()
+    # The config check's child and the node child imported it; the node started it.
+    pids = {r["pid"] for r in reports}
+    assert len(pids) >= 2, reports
+    for report in reports:
+        assert report["environ"] == [] and report["proc"] == [], report
