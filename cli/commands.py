@@ -3,6 +3,8 @@ pandas out of the supervisor's process).
 
     paper-node run [--config PATH] [--db PATH] [--duration SECONDS] [--fresh]
     paper-node status [--config PATH] [--db PATH] [--json]
+    paper-node status --all [--config-dir DIR] [--state-root DIR] [--json]
+    paper-node metrics targets [--config-dir DIR] [--state-root DIR] [--output FILE]
     paper-node halt|resume|stop [--config PATH] [--db PATH] [--reason TEXT] [--strategy ID]
                            [--mode cancel|reduce|flatten]  (halt)
     paper-node events [--config PATH] [--db PATH] [--tail N] [--json]
@@ -21,7 +23,9 @@ could not be saved); 2 bad config or usage;
 (status with a stale heartbeat, a control command with nobody to carry it out);
 4 status, or a trades or stats report, found no run in the database; 5 this trader
 already runs on this database; 6 the parity report found the session and the backtest
-different.
+different; 7 ``status --all``: every trader is up but one is halted or degraded (its other
+codes are the worst trader's: 3 one down, 2 a config that does not load, 1 a database
+that cannot be read).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from pathlib import Path
 import anyio
 
 from actors.redact import install as install_redaction
-from cli import registry
+from cli import fleet, registry
 from cli.report import ReportError, report_parity
 from cli.trades import report_stats, report_trades
 from protocol import TESTNET_KEY_ENV, CheckpointFailed, HaltMode
@@ -264,6 +268,8 @@ def _status_table(report: StatusReport) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    if args.all:
+        return cmd_status_all(args)
     config = _load(args, import_strategies=False)
     report = _report(args, config)
     if report is None:
@@ -271,6 +277,56 @@ def cmd_status(args: argparse.Namespace) -> int:
         return EXIT_NO_RUN
     print(json.dumps(report, indent=2) if args.json else _status_table(report))
     return EXIT_NOT_RUNNING if report["state"] == "not_running" else EXIT_OK
+
+
+def _fleet(args: argparse.Namespace) -> list[fleet.Trader]:
+    try:
+        return fleet.find(args.config_dir, args.state_root)
+    except StorageError as exc:
+        raise CliError(EXIT_CONFIG, f"error: {exc}") from None
+
+
+def cmd_status_all(args: argparse.Namespace) -> int:
+    """One line per trader of the host; the exit code is the worst trader's."""
+    if args.config is not None or args.db is not None:
+        raise CliError(
+            EXIT_CONFIG, "status --all takes --config-dir or --state-root, not --config/--db"
+        )
+    rows = [fleet.row(trader) for trader in _fleet(args)]
+    if not rows:
+        print("no trader found", file=sys.stderr)
+        return EXIT_NO_RUN
+    print(fleet.as_json(rows) if args.json else fleet.table(rows))
+    return fleet.worst(rows)
+
+
+def cmd_metrics_targets(args: argparse.Namespace) -> int:
+    """A Prometheus file_sd file of the host's traders that serve /metrics."""
+    entries, skipped = fleet.targets(_fleet(args))
+    for line in skipped:
+        print(line, file=sys.stderr)
+    text = json.dumps(entries, indent=2) + "\n"
+    if args.output is None:
+        print(text, end="")
+    else:
+        fleet.write_atomically(args.output, text)
+        print(f"{len(entries)} target(s) written to {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _add_fleet_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--config-dir",
+        type=Path,
+        help=f"every *.toml here is a trader (default {fleet.DEFAULT_CONFIG_DIR}, with the "
+        f"template unit's databases under {fleet.DEFAULT_STATE_ROOT})",
+    )
+    command.add_argument(
+        "--state-root",
+        type=Path,
+        help="with --config-dir: <root>/<config name>/paper.db is each trader's database; "
+        "alone: every *.db under it, every trader in each",
+    )
 
 
 def cmd_control(args: argparse.Namespace) -> int:
@@ -539,7 +595,23 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("--config", type=Path)
     status.add_argument("--db", type=Path)
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument(
+        "--all",
+        action="store_true",
+        help="every trader of the host, one line each; exit: the worst trader's (0 all "
+        "running, 7 one halted or degraded, 3 one down, 2 a config, 1 a database unreadable)",
+    )
+    _add_fleet_options(status)
     status.set_defaults(func=cmd_status)
+
+    metrics = sub.add_parser("metrics", help="Prometheus tools")
+    metrics_sub = metrics.add_subparsers(dest="metrics_command", required=True)
+    targets = metrics_sub.add_parser(
+        "targets", help="a file_sd JSON of the host's traders that serve /metrics"
+    )
+    targets.add_argument("--output", type=Path, help="write here, atomically (default: stdout)")
+    _add_fleet_options(targets)
+    targets.set_defaults(func=cmd_metrics_targets)
 
     _add_report_parser(sub)
 
