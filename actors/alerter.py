@@ -7,12 +7,15 @@ count; a failed delivery stops the round (order is kept) and the next attempt
 waits a tenacity exponential backoff. Per-chat delivery is recorded, so a retry
 after a partial delivery sends nothing twice.
 
-Operator commands from allowed chats (/status, /positions, /halt, /resume,
-/checkpoint, /help) arrive as ``ChatCommand`` messages; the actor turns them into
-messages to its peers and replies when they confirm. The trade statistics (/profit,
-/daily, /trades, /balance, /performance) it reads from the database itself, read-only,
-and replies with ``storage.stats_text``'s sections: the text ``paper-node report
-trades|stats`` prints for the same database.
+Operator commands from allowed users in allowed chats (/status, /positions, /halt,
+/resume, /checkpoint, /help) arrive as ``ChatCommand`` messages; the actor turns them
+into messages to its peers and replies when they confirm. The two that move money,
+``/halt flatten`` (every position closed at market) and ``/resume`` (which lifts a
+breaker's halt too), are carried out only when the same user sends ``/confirm`` in the
+same chat within ``confirm_s``: a mistyped or forwarded command does nothing alone.
+The trade statistics (/profit, /daily, /trades, /balance, /performance) it reads from
+the database itself, read-only, and replies with ``storage.stats_text``'s sections: the
+text ``paper-node report trades|stats`` prints for the same database.
 """
 
 from __future__ import annotations
@@ -95,6 +98,7 @@ HELP = (
     "/halt STRATEGY_ID [reason] - only that strategy; the others trade on\n"
     "/resume - trade again; /resume STRATEGY_ID - that strategy only\n"
     "/checkpoint - take a checkpoint now\n"
+    "/confirm, /cancel - carry out or drop a /halt flatten or /resume\n"
     "/profit - round trips, win rate, PnL, fees, Sharpe, drawdown\n"
     f"/daily [n] - the last n days (default {DEFAULT_ROWS}, at most {MAX_DAYS})\n"
     f"/trades [n] - the last n round trips (default {DEFAULT_ROWS}, at most {MAX_TRADES})\n"
@@ -176,8 +180,12 @@ class AlerterActor(SupervisedActor):
         telegram: TelegramSettings | None = None,
         token: str | None = None,
         clock: Callable[[], float] = time.monotonic,
+        started_at: float | None = None,
     ) -> None:
+        """``started_at``: the service's start (unix seconds): chat commands sent before
+        it are dropped (None: now, this actor's start)."""
         super().__init__(ctx)
+        self._started_at = time.time() if started_at is None else started_at
         self._db_path = db_path
         self._trader_id = trader_id
         self._mode = mode
@@ -192,6 +200,7 @@ class AlerterActor(SupervisedActor):
         self._failures_told = 0  # of them, told to the metrics actor
         self._next_attempt = 0.0
         self._waiting: dict[type, list[tuple[int, float]]] = {}  # chat, deadline
+        self._unconfirmed: dict[tuple[int, int], tuple[ChatCommand, float]] = {}  # chat, user
         self._unsaved: list[tuple[Alert, str]] = []  # while the outbox refuses writes
         self._sent_unrecorded: dict[int, set[int]] = {}  # row id -> chats, not yet recorded
         self._held_complete: set[int] = set()
@@ -215,7 +224,7 @@ class AlerterActor(SupervisedActor):
         try:
             from actors.telegram import TelegramClient  # aiogram: only when Telegram is on
 
-            self._client = TelegramClient(self._token, self._telegram)
+            self._client = TelegramClient(self._token, self._telegram, self._started_at)
             self._client.start()
         finally:
             self.ctx.directory.tell(BusyFor(self.ctx.role, 0))
@@ -382,9 +391,24 @@ class AlerterActor(SupervisedActor):
 
     # ------------------------------------------------------------ chat commands
 
-    def _command(self, command: ChatCommand) -> None:
-        log.info("telegram command /%s from chat %d", command.command, command.chat_id)
+    def _command(self, command: ChatCommand, confirmed: bool = False) -> None:
+        log.info(
+            "telegram command /%s from user %d in chat %d",
+            command.command,
+            command.user_id,
+            command.chat_id,
+        )
         match command.command:
+            case "confirm":
+                self._confirm(command)
+            case "cancel":
+                dropped = self._unconfirmed.pop((command.chat_id, command.user_id), None)
+                self._reply(
+                    command.chat_id,
+                    "Nothing to cancel."
+                    if dropped is None
+                    else f"Cancelled: /{dropped[0].command} {dropped[0].args}".rstrip() + ".",
+                )
             case "help" | "start":
                 self._reply(command.chat_id, HELP)
             case "status":
@@ -397,7 +421,12 @@ class AlerterActor(SupervisedActor):
                 mode = HaltMode.CANCEL
                 if sid is None and word.lower() in tuple(HaltMode):
                     mode, rest = HaltMode(word.lower()), after.strip()
-                reason = f"telegram /halt from chat {command.chat_id}" + (
+                if mode is HaltMode.FLATTEN and not confirmed:
+                    self._ask_confirmation(
+                        command, f"Halt {self._trader_id} and close every position at market?"
+                    )
+                    return
+                reason = f"telegram /halt from user {command.user_id} in chat {command.chat_id}" + (
                     f": {rest}" if rest else ""
                 )
                 halt_one = Halt(
@@ -405,7 +434,7 @@ class AlerterActor(SupervisedActor):
                 )
                 self._ask_peer(command, "gate", halt_one)
             case "resume":
-                self._resume(command)
+                self._resume(command, confirmed)
             case "checkpoint":
                 self._ask_peer(
                     command, "checkpointer", CheckpointNow(notify=self.actor_ref), CheckpointSaved
@@ -432,7 +461,33 @@ class AlerterActor(SupervisedActor):
             return []
         return [str(s["strategy_id"]) for s in report["strategies"]] if report else []
 
-    def _resume(self, command: ChatCommand) -> None:
+    def _ask_confirmation(self, command: ChatCommand, question: str) -> None:
+        """Hold ``command`` until its sender's ``/confirm`` in the same chat (one per
+        sender and chat: a newer command replaces the one held)."""
+        wait_s = self._telegram.confirm_s if self._telegram is not None else 60
+        key = (command.chat_id, command.user_id)
+        self._unconfirmed[key] = (command, self._clock() + wait_s)
+        self._reply(
+            command.chat_id,
+            f"{question} Send /confirm within {wait_s} s to go ahead, /cancel to drop it.",
+        )
+
+    def _confirm(self, command: ChatCommand) -> None:
+        held = self._unconfirmed.pop((command.chat_id, command.user_id), None)
+        if held is None:
+            self._reply(command.chat_id, "Nothing to confirm: /confirm follows a /halt "
+                        "flatten or a /resume of yours in this chat.")  # fmt: skip
+            return
+        original, deadline = held
+        if self._clock() > deadline:
+            self._reply(
+                command.chat_id,
+                f"Too late: /{original.command} expired unconfirmed; send it again.",
+            )
+            return
+        self._command(original, confirmed=True)
+
+    def _resume(self, command: ChatCommand, confirmed: bool = False) -> None:
         """``/resume`` alone resumes the account, ``/resume ID`` one running strategy. A
         word that is no running strategy's id (a typo) is refused with the ids: resuming
         the account instead would lift a halt nobody asked to lift (a breaker's)."""
@@ -446,7 +501,16 @@ class AlerterActor(SupervisedActor):
                 "/resume alone resumes the account.",
             )
             return
-        reason = f"telegram /resume from chat {command.chat_id}"
+        if not confirmed:
+            what = (
+                f"Resume {word}: its orders pass again?"
+                if word
+                else f"Resume {self._trader_id}? This lifts the account's halt, a "
+                "breaker's too, and every strategy trades again."
+            )
+            self._ask_confirmation(command, what)
+            return
+        reason = f"telegram /resume from user {command.user_id} in chat {command.chat_id}"
         resume = Resume(reason, "telegram", notify=self.actor_ref, strategy_id=word or None)
         self._ask_peer(command, "gate", resume)
 

@@ -3,9 +3,10 @@
 aiogram needs asyncio while the actors are threads, so the client owns an anyio
 blocking portal (an asyncio loop in its own thread) and calls the bot through it:
 one ``Bot`` and one HTTP session for the client's whole life. Long polling for
-operator commands runs as a task on that loop and hands each allowed command to
-``on_command``; everything else is ignored and logged. Errors leave this module
-as ``TelegramUnavailable`` with the token redacted.
+operator commands runs as a task on that loop and hands each command ``Admission``
+takes (a listed user in a listed chat, addressed to this bot, sent after the
+service started) to ``on_command``; everything else is dropped with a log line.
+Errors leave this module as ``TelegramUnavailable`` with the token redacted.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from dataclasses import replace
 
 import anyio.from_thread
 from aiogram import Bot
@@ -24,17 +27,22 @@ from aiogram.exceptions import AiogramError
 from anyio.from_thread import BlockingPortal
 
 from actors.redact import add_secrets, redact
-from actors.telegram_types import ChatCommand, TelegramUnavailable, parse_command
+from actors.telegram_types import Admission, ChatCommand, TelegramUnavailable, parse_command
 from protocol import TelegramSettings
 
 log = logging.getLogger(__name__)
 
 
 class TelegramClient:
-    def __init__(self, token: str, settings: TelegramSettings) -> None:
+    def __init__(
+        self, token: str, settings: TelegramSettings, started_at: float | None = None
+    ) -> None:
+        """``started_at``: the service's start (unix seconds); a command sent earlier
+        (less ``max_update_age_s``) is dropped. None: this client's start."""
         add_secrets([token])
         self._token = token
         self._settings = settings
+        self._started_at = time.time() if started_at is None else started_at
         self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
         self._portal: BlockingPortal | None = None
         self._bot: Bot | None = None
@@ -85,10 +93,18 @@ class TelegramClient:
 
     async def _poll(self, bot: Bot, on_command: Callable[[ChatCommand], None]) -> None:
         offset: int | None = None
-        allowed = set(self._settings.chat_ids)
+        settings = self._settings
+        admission = Admission(
+            frozenset(settings.chat_ids),
+            frozenset(settings.user_ids),
+            self._started_at - settings.max_update_age_s,
+        )
         backoff = 1.0
         while not self._stopping:
             try:
+                if admission.bot_username is None:  # to tell /cmd@us from /cmd@other_bot
+                    me = await bot.get_me(request_timeout=int(settings.request_timeout_s))
+                    admission = replace(admission, bot_username=me.username or "")
                 updates = await bot.get_updates(
                     offset=offset,
                     timeout=self._settings.poll_timeout_s,
@@ -107,12 +123,17 @@ class TelegramClient:
                 if message is None or message.text is None:
                     continue
                 parsed = parse_command(message.text)
-                if message.chat.id not in allowed:
-                    log.warning("ignored a message from chat %s (not allowed)", message.chat.id)
+                if parsed is None:  # a group's talk: not ours to read
                     continue
-                if parsed is None:
+                user_id = None if message.from_user is None else message.from_user.id
+                sent_at = message.date.timestamp()
+                why = admission.refusal(message.chat.id, user_id, sent_at, parsed.bot)
+                if why is not None or user_id is None:
+                    log.warning(
+                        "ignored /%s from chat %s (%s)", parsed.command, message.chat.id, why
+                    )
                     continue
-                on_command(ChatCommand(message.chat.id, parsed[0], parsed[1]))
+                on_command(ChatCommand(message.chat.id, parsed.command, parsed.args, user_id))
 
     def _require(self) -> tuple[BlockingPortal, Bot]:
         if self._portal is None or self._bot is None:

@@ -501,9 +501,12 @@ class BreakerSettings(Section):
 
 
 class TelegramSettings(Section):
-    """Where alerts go. The token and the chat ids come from the environment
-    (``TELEGRAM_BOT_TOKEN``, ``TELEGRAM_CHAT_IDS``): without a token Telegram is off and
-    alerts stay in the outbox and the log."""
+    """Where alerts go, and who may command. The token, the chat ids and the user ids come
+    from the environment (``TELEGRAM_BOT_TOKEN``, ``TELEGRAM_CHAT_IDS``,
+    ``TELEGRAM_USER_IDS``): without a token Telegram is off and alerts stay in the outbox
+    and the log. A command counts only from a listed user in a listed chat (a group's
+    other members are refused), addressed to this bot, sent after the service started;
+    the two that move money (``/halt flatten``, ``/resume``) wait for ``/confirm``."""
 
     api_base: Annotated[
         str, Field(pattern=HTTP_URL, description="the Bot API server, an http(s) URL")
@@ -516,6 +519,20 @@ class TelegramSettings(Section):
     chat_ids: Annotated[
         tuple[int, ...], Field(description="from TELEGRAM_CHAT_IDS; never from the file")
     ] = ()
+    user_ids: Annotated[
+        tuple[int, ...],
+        Field(description="from TELEGRAM_USER_IDS: who may command, in those chats; "
+              "unset: the private chats' own users only; never from the file"),
+    ] = ()  # fmt: skip
+    max_update_age_s: Annotated[
+        int,
+        Field(ge=0, le=86_400, description="a command sent longer ago than this before "
+              "the service started (queued while it was down) is dropped"),
+    ] = 0  # fmt: skip
+    confirm_s: Annotated[
+        int, Field(ge=5, le=600, description="/halt flatten and /resume wait this long "
+                   "for /confirm")
+    ] = 60  # fmt: skip
 
 
 class BinanceSettings(Section):

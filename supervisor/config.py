@@ -51,7 +51,11 @@ from supervisor.endpoints import LIVE_REST, TESTNET_REST, url_problems
 type TomlValue = str | int | float | bool | list[TomlValue] | dict[str, TomlValue]
 
 DEFAULT_CONFIG_NAME = "default.toml"
-FROM_ENVIRONMENT = {("telegram", "chat_ids"): TELEGRAM_CHATS_ENV}
+TELEGRAM_USERS_ENV = "TELEGRAM_USER_IDS"
+FROM_ENVIRONMENT = {
+    ("telegram", "chat_ids"): TELEGRAM_CHATS_ENV,
+    ("telegram", "user_ids"): TELEGRAM_USERS_ENV,
+}
 STRATEGIES = "strategies"  # the lists of tables: [[strategies]], [[instruments]]
 INSTRUMENTS = "instruments"
 TABLE_ARRAYS: dict[str, type[BaseModel]] = {STRATEGIES: StrategyEntry, INSTRUMENTS: InstrumentSpec}
@@ -102,7 +106,7 @@ class ServiceConfig:
             path = replay.path.resolve()
             replay = replay.model_copy(update={"path": path})
             digest = file_sha256(path)
-        telegram = settings.telegram.model_copy(update={"chat_ids": ()})
+        telegram = settings.telegram.model_copy(update={"chat_ids": (), "user_ids": ()})
         kept = settings.model_copy(update={"replay": replay, "telegram": telegram})
         recording = self.node.recording_path
         return RecordedSettings(
@@ -183,7 +187,8 @@ def build_config(
         # file with broken entries gets their problems without a round trip, and one
         # whose endpoint the mode refuses (``url_problems``) sends nothing there.
         problems.extend(venue_problems(settings))
-    chats = _chat_ids(env, problems)
+    chats = _env_ids(TELEGRAM_CHATS_ENV, "chat", env, problems)
+    users = _env_ids(TELEGRAM_USERS_ENV, "user", env, problems)
     token = env.get(TELEGRAM_TOKEN_ENV, "")
     if token:
         if ":" not in token:
@@ -194,7 +199,9 @@ def build_config(
             )
     if problems:
         raise ConfigError(source, problems)
-    telegram = settings.telegram.model_copy(update={"chat_ids": tuple(chats)})
+    telegram = settings.telegram.model_copy(
+        update={"chat_ids": tuple(chats), "user_ids": tuple(users)}
+    )
     return ServiceConfig(
         settings=Config.model_validate({**dict(settings), "telegram": telegram}),
         source=source,
@@ -439,16 +446,17 @@ def _instrument_problems(settings: Config) -> list[str]:
     return problems
 
 
-def _chat_ids(env: Mapping[str, str], problems: list[str]) -> list[int]:
-    chat_ids: list[int] = []
-    for part in (p.strip() for p in env.get(TELEGRAM_CHATS_ENV, "").split(",")):
+def _env_ids(name: str, what: str, env: Mapping[str, str], problems: list[str]) -> list[int]:
+    """``TELEGRAM_CHAT_IDS``, ``TELEGRAM_USER_IDS``: comma-separated numeric ids."""
+    ids: list[int] = []
+    for part in (p.strip() for p in env.get(name, "").split(",")):
         if not part:
             continue
-        try:
-            chat_ids.append(int(part))
-        except ValueError:
-            problems.append(f"{TELEGRAM_CHATS_ENV}: {part!r} is not a numeric chat id")
-    return chat_ids
+        if not re.fullmatch(r"-?[0-9]{1,19}", part):  # Telegram's ids fit 64 bits
+            problems.append(f"{name}: {part[:24]!r} is not a numeric {what} id")
+            continue
+        ids.append(int(part))
+    return ids
 
 
 _FIELD_PREFIX = re.compile(r"^(\w+): (.*)$", re.DOTALL)

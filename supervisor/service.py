@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -91,6 +92,7 @@ def service_spec(
     live = config if isinstance(config, LiveConfig) else LiveConfig(config)
     first = live.get()
     db, sv = first.db_path, first.settings.supervisor
+    started_at = time.time()  # chat commands sent before it were meant for another run
     metrics = (
         (
             ChildSpec(
@@ -124,6 +126,7 @@ def service_spec(
                     run.mode,
                     telegram=live.get().telegram,
                     token=os.environ.get(TELEGRAM_TOKEN_ENV),
+                    started_at=started_at,
                 ),
                 Restart.PERMANENT,
             ),

@@ -57,16 +57,27 @@ class FakeTelegram:
     def up(self) -> None:
         asyncio.run_coroutine_threadsafe(self._start(self.port), self._loop).result(10)
 
-    def push_command(self, chat_id: int, text: str) -> None:
+    def push_command(
+        self, chat_id: int, text: str, user_id: int | None = None, date: int | None = None
+    ) -> None:
+        """A message in ``chat_id`` (a group's when negative) from ``user_id`` (the
+        private chat's own user by default), sent at ``date`` (unix seconds; now)."""
         with self._lock:
             self._updates.append(
                 {
                     "update_id": next(self._update_ids),
                     "message": {
                         "message_id": next(self._message_ids),
-                        "date": int(time.time()),
-                        "chat": {"id": chat_id, "type": "private"},
-                        "from": {"id": chat_id, "is_bot": False, "first_name": "op"},
+                        "date": int(time.time()) if date is None else date,
+                        "chat": {
+                            "id": chat_id,
+                            "type": "private" if chat_id > 0 else "supergroup",
+                        },
+                        "from": {
+                            "id": chat_id if user_id is None else user_id,
+                            "is_bot": False,
+                            "first_name": "op",
+                        },
                         "text": text,
                     },
                 }

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
 import sqlite3
 import time
 from decimal import Decimal
@@ -45,11 +47,14 @@ class FakeClock:
         return self.now
 
 
-def loopback_telegram(telegram: FakeTelegram) -> TelegramSettings:
+def loopback_telegram(
+    telegram: FakeTelegram, chat_ids: tuple[int, ...] = (CHAT,), user_ids: tuple[int, ...] = ()
+) -> TelegramSettings:
     """The alerter's settings against the loopback Bot API; the tests pump by message."""
     return TelegramSettings(
         api_base=telegram.base_url,
-        chat_ids=(CHAT,),
+        chat_ids=chat_ids,
+        user_ids=user_ids,
         pump_interval_s=3600,
         poll_timeout_s=1,
         request_timeout_s=2,
@@ -66,12 +71,18 @@ def telegram():
 
 @pytest.fixture
 def tree(tmp_path, telegram):
+    with start_tree(tmp_path, loopback_telegram(telegram)) as started:
+        yield started
+
+
+@contextlib.contextmanager
+def start_tree(tmp_path, settings: TelegramSettings):
+    """The alerter with the peers its chat commands reach, on a database of its own."""
     db = tmp_path / "alerts.db"
     store = Store(db)
     run = store.open_run("ALERT-001", "replay")
     store.close()
     inbox, clock = Inbox(), FakeClock()
-    settings = loopback_telegram(telegram)
     spec = SupervisorSpec(
         children=(
             ChildSpec(
@@ -93,8 +104,10 @@ def tree(tmp_path, telegram):
         )
     )
     sup = Supervisor.start(spec, parent=Inbox())
-    yield sup, inbox, clock, db
-    sup.stop(timeout=15)
+    try:
+        yield sup, inbox, clock, db
+    finally:
+        sup.stop(timeout=15)
 
 
 def alerter(sup):
@@ -177,6 +190,8 @@ def test_commands_from_an_allowed_chat_act_and_reply(tree, telegram):
     assert halt.source == "telegram" and "checking the feed" in halt.reason
 
     telegram.push_command(CHAT, "/resume")
+    telegram.wait_for(lambda m: "Send /confirm within 60 s" in m[1])
+    telegram.push_command(CHAT, "/confirm")
     telegram.wait_for(lambda m: m[1].startswith("Resumed"))
     inbox.expect(Recorded, where=lambda r: isinstance(r.message, Resume))
 
@@ -243,6 +258,8 @@ def test_halt_and_resume_name_one_strategy(tree, telegram):
     halt = inbox.expect(Recorded, where=lambda r: isinstance(r.message, Halt)).message
     assert halt.strategy_id == "Breakout-007" and halt.reason.endswith(": too many losses")
     telegram.push_command(CHAT, "/resume Breakout-007")
+    telegram.wait_for(lambda m: m[1].startswith("Resume Breakout-007: its orders pass again?"))
+    telegram.push_command(CHAT, "/confirm")
     telegram.wait_for(lambda m: m[1] == "Resumed Breakout-007: its orders pass again.")
     telegram.push_command(CHAT, "/halt Nobody-1 is odd")
     telegram.wait_for(lambda m: m[1].startswith("Halted: 1 open order(s)"))
@@ -282,7 +299,8 @@ def test_resume_of_a_word_that_is_no_running_strategy_is_refused(tree, telegram)
     settled(sup, "gate")
     assert not [r for r in inbox.seen if isinstance(r, Recorded) and isinstance(r.message, Resume)]
 
-    assert reply_to("/resume") == "Resumed: trading state ACTIVE."
+    assert reply_to("/resume").startswith("Resume ALERT-001? This lifts the account's halt")
+    assert reply_to("/confirm") == "Resumed: trading state ACTIVE."
     resume = inbox.expect(Recorded, where=lambda r: isinstance(r.message, Resume)).message
     assert resume.strategy_id is None
 
@@ -295,7 +313,7 @@ def test_commands_from_any_other_chat_are_ignored(tree, telegram, caplog):
     telegram.wait_for(lambda m: m[0] == CHAT and "/checkpoint" in m[1])
     assert not [m for m in telegram.sent() if m[0] == OTHER]
     assert not [r for r in inbox.seen if isinstance(r, Recorded) and isinstance(r.message, Halt)]
-    assert f"ignored a message from chat {OTHER}" in caplog.text
+    assert f"ignored /halt from chat {OTHER} (not allowed)" in caplog.text
 
 
 def test_the_token_appears_in_no_log_output_or_database(tmp_path, tree, telegram, caplog, capfd):
@@ -317,6 +335,93 @@ def test_the_token_appears_in_no_log_output_or_database(tmp_path, tree, telegram
     assert "***" in caplog.text
     for text in (caplog.text, out, err, dump, repr(alerter(sup))):
         assert TOKEN not in text
+
+
+GROUP, OPERATOR, MEMBER = -1005550001, 3003, 4004
+
+
+def no_halt_or_resume(sup, inbox: Inbox) -> None:
+    settled(sup, "gate")
+    assert not [
+        r for r in inbox.seen if isinstance(r, Recorded) and isinstance(r.message, Halt | Resume)
+    ]
+
+
+def test_in_a_group_only_listed_users_command_and_only_this_bots_commands(
+    tmp_path, telegram, caplog
+):
+    """A chat id allows a chat, not its members: in an allowed group a member who is not
+    in TELEGRAM_USER_IDS is refused; ``/halt@other_bot`` is another bot's command."""
+    caplog.set_level(logging.WARNING)
+    settings = loopback_telegram(telegram, chat_ids=(GROUP,), user_ids=(OPERATOR,))
+    with start_tree(tmp_path, settings) as (sup, inbox, _, _):
+        telegram.push_command(GROUP, "/halt flatten", user_id=MEMBER)
+        telegram.push_command(GROUP, "/halt", user_id=MEMBER)
+        telegram.push_command(GROUP, "/halt@other_bot", user_id=OPERATOR)
+        telegram.push_command(GROUP, "/help@fake_bot", user_id=OPERATOR)  # ours: answered
+        telegram.wait_for(lambda m: m[0] == GROUP and "/checkpoint" in m[1])
+        no_halt_or_resume(sup, inbox)
+        assert len(telegram.sent()) == 1, telegram.sent()
+        assert f"ignored /halt from chat {GROUP} (user {MEMBER} is not in TELEGRAM_USER_IDS)" in (
+            caplog.text
+        )
+        assert "(addressed to @other_bot, not to this bot)" in caplog.text
+
+        telegram.push_command(GROUP, "/halt@Fake_Bot checking", user_id=OPERATOR)
+        telegram.wait_for(lambda m: m[1].startswith("Halted: 1 open order(s) cancelled"))
+        halt = inbox.expect(Recorded, where=lambda r: isinstance(r.message, Halt)).message
+        assert f"from user {OPERATOR} in chat {GROUP}: checking" in halt.reason
+
+
+def test_without_user_ids_a_private_chats_own_user_commands_and_a_groups_members_do_not(
+    tmp_path, telegram
+):
+    settings = loopback_telegram(telegram, chat_ids=(CHAT, GROUP))
+    with start_tree(tmp_path, settings) as (sup, inbox, _, _):
+        telegram.push_command(GROUP, "/halt", user_id=MEMBER)  # a member with no chat of its own
+        telegram.push_command(CHAT, "/help")
+        telegram.wait_for(lambda m: m[0] == CHAT and "/checkpoint" in m[1])
+        no_halt_or_resume(sup, inbox)
+
+
+def test_a_command_queued_while_the_service_was_down_is_dropped(tmp_path, telegram, caplog):
+    """Telegram keeps a bot's updates 24 h: a /halt flatten sent an hour before the
+    service started is logged and dropped, not carried out now."""
+    caplog.set_level(logging.WARNING)
+    telegram.push_command(CHAT, "/halt flatten", date=int(time.time()) - 3600)
+    telegram.push_command(CHAT, "/resume", date=int(time.time()) - 3600)
+    with start_tree(tmp_path, loopback_telegram(telegram)) as (sup, inbox, _, _):
+        telegram.push_command(CHAT, "/help")
+        telegram.wait_for(lambda m: "/checkpoint" in m[1])
+        no_halt_or_resume(sup, inbox)
+        assert len(telegram.sent()) == 1, telegram.sent()
+    assert re.search(
+        r"ignored /halt from chat 1001 \(sent 36\d\d s before the service", caplog.text
+    )
+
+
+def test_resume_and_halt_flatten_wait_for_their_senders_confirm(tree, telegram):
+    sup, inbox, clock, _ = tree
+
+    def reply_to(text: str) -> str:
+        before = len(telegram.sent())
+        telegram.push_command(CHAT, text)
+        telegram.wait_for(lambda _: len(telegram.sent()) > before)
+        return telegram.sent()[before][1]
+
+    prompt = reply_to("/halt flatten closing up")
+    assert prompt.startswith("Halt ALERT-001 and close every position at market? Send /confirm")
+    assert reply_to("/cancel") == "Cancelled: /halt flatten closing up."
+    assert reply_to("/confirm").startswith("Nothing to confirm")
+    assert reply_to("/resume").startswith("Resume ALERT-001?")
+    clock.now += 61  # past confirm_s
+    assert reply_to("/confirm").startswith("Too late: /resume expired unconfirmed")
+    no_halt_or_resume(sup, inbox)
+
+    reply_to("/halt flatten closing up")
+    assert reply_to("/confirm").startswith("Halted: 1 open order(s) cancelled")
+    halt = inbox.expect(Recorded, where=lambda r: isinstance(r.message, Halt)).message
+    assert halt.mode == "flatten" and halt.reason.endswith(": closing up")
 
 
 def row(n: int, title: str, text: str, severity: str = "critical", at: str = "") -> OutboxRow:

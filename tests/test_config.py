@@ -192,6 +192,15 @@ def test_chat_ids_come_from_the_environment_only():
         parse_config("[telegram]\nchat_ids = [1]\n", "t.toml", env={})
 
 
+def test_user_ids_come_from_the_environment_and_are_numbers():
+    with pytest.raises(ConfigError, match=r"telegram\.user_ids: comes from the environment"):
+        parse_config("[telegram]\nuser_ids = [1]\n", "t.toml", env={})
+    with pytest.raises(ConfigError, match=r"TELEGRAM_USER_IDS: 'bob' is not a numeric user id"):
+        parse_config("", "t.toml", env={"TELEGRAM_USER_IDS": "12, bob"})
+    env = {"TELEGRAM_CHAT_IDS": "-1001234", "TELEGRAM_USER_IDS": "12,34"}
+    assert parse_config("", "t.toml", env=env).settings.telegram.user_ids == (12, 34)
+
+
 def test_a_replay_needs_a_definition_of_every_instrument_it_trades(tmp_path):
     """Any USDT-M perpetual: a replay builds it from [[instruments]]; the Binance modes
     read it from the venue, so there the definition is not needed."""
