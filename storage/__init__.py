@@ -2,7 +2,13 @@
 
 from storage.appdb import AppDatabase
 from storage.codec import snapshot_from_json, to_json
-from storage.control import Command, CommandStatus, ControlChannel, ControlRequest
+from storage.control import (
+    PENDING_TTL_S,
+    Command,
+    CommandStatus,
+    ControlChannel,
+    ControlRequest,
+)
 from storage.errors import NoCheckpoint, NoRun, SchemaError, StorageError
 from storage.jobs import Job
 from storage.lock import AlreadyRunning, InstanceLock, lock_path
@@ -41,6 +47,7 @@ __all__ = [
     "DEFAULT_ROWS",
     "MAX_DAYS",
     "MAX_TRADES",
+    "PENDING_TTL_S",
     "SCHEMA_VERSION",
     "AlertRow",
     "AlreadyRegistered",

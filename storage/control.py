@@ -4,6 +4,11 @@ The CLI (and later the dashboard) queues ``halt``, ``resume`` or ``stop`` for a
 trader; the running service picks pending commands up, carries them out through
 the actor tree, and writes back the outcome. Going through the database means
 every control path is the same one, works without a socket, and leaves a record.
+
+A command is for now: one the service never picked up (it was down, or it was
+another trader's database) expires after ``PENDING_TTL_S`` instead of being carried
+out by whichever run starts next - a day-old ``stop`` used to stop the next start.
+The CLI and the dashboard stop waiting for an answer well before that.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 
@@ -20,6 +26,8 @@ import sqlite_utils
 from storage.errors import StorageError
 from storage.store import connect, utc_now
 from storage.txn import write_transaction
+
+PENDING_TTL_S = 60.0  # past the CLI's (30 s) and the dashboard's (20 s) wait for an answer
 
 
 class Command(StrEnum):
@@ -45,6 +53,7 @@ class ControlRequest:
     result: str | None
     strategy_id: str | None = None  # a halt or resume of one strategy
     mode: str | None = None  # a halt's (protocol.HaltMode); None: the service's configured one
+    requested_at: str = ""  # ISO 8601, UTC
 
 
 def _row(row: dict[str, object]) -> ControlRequest:
@@ -57,6 +66,7 @@ def _row(row: dict[str, object]) -> ControlRequest:
         result=None if row["result"] is None else str(row["result"]),
         strategy_id=None if row.get("strategy_id") is None else str(row["strategy_id"]),
         mode=None if row.get("mode") is None else str(row["mode"]),
+        requested_at=str(row.get("requested_at") or ""),
     )
 
 
@@ -146,6 +156,36 @@ class ControlChannel:
                 return [_row(r) for r in rows]
         except sqlite3.Error as exc:
             raise StorageError(f"reading control requests failed on {self.path}: {exc}") from exc
+
+    def expire(self, trader_id: str, max_age_s: float = PENDING_TTL_S) -> list[ControlRequest]:
+        """Fail ``trader_id``'s pending commands requested more than ``max_age_s`` ago
+        (never picked up: nothing was done); the ones expired, for the log."""
+        cutoff = (datetime.now(UTC) - timedelta(seconds=max_age_s)).isoformat(
+            timespec="milliseconds"
+        )
+        result = (
+            f"expired: not picked up within {max_age_s:g} s of its request (the service "
+            "was not running); nothing was done"
+        )
+        try:
+            with self._lock, write_transaction(self.db):
+                rows = [
+                    _row(r)
+                    for r in self.db.query(
+                        "SELECT * FROM control WHERE trader_id = ? AND status = 'pending' "
+                        "AND requested_at < ? ORDER BY id",
+                        [trader_id, cutoff],
+                    )
+                ]
+                for row in rows:
+                    self.db.table("control").update(
+                        row.id,
+                        {"status": CommandStatus.FAILED.value, "result": result,
+                         "acked_at": utc_now()},
+                    )  # fmt: skip
+        except sqlite3.Error as exc:
+            raise StorageError(f"expiring control requests failed on {self.path}: {exc}") from exc
+        return rows
 
     def ack(self, request_id: int, status: CommandStatus, result: str) -> None:
         try:

@@ -174,6 +174,15 @@ class ControlServer:
             channel.close()
 
     async def _step(self, channel: ControlChannel) -> None:
+        expired = await anyio.to_thread.run_sync(channel.expire, self.service.trader_id)
+        for request in expired:
+            log.warning(
+                "operator %s #%d of %s expired unseen (%s): not carried out",
+                request.command,
+                request.id,
+                request.requested_at,
+                request.reason,
+            )
         pending = await anyio.to_thread.run_sync(channel.pending, self.service.trader_id)
         for request in pending:
             await self._start(channel, request)

@@ -4,13 +4,21 @@ and nothing on the loop that blocks it."""
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime, timedelta
 
 import anyio
 import pytest
 
 from actors.inbox import Inbox
-from protocol import ConfigReloaded, ErrorRaised, OperationSucceeded
-from storage import ControlChannel, ControlRequest, StorageError
+from protocol import ConfigReloaded, ErrorRaised, Halt, OperationSucceeded
+from storage import (
+    PENDING_TTL_S,
+    Command,
+    CommandStatus,
+    ControlChannel,
+    ControlRequest,
+    StorageError,
+)
 from supervisor.runtime import ControlServer, StopOutcome
 
 pytestmark = pytest.mark.anyio
@@ -32,6 +40,9 @@ class FlakyChannel:
         self.polls += 1
         if self.polls in self.failing:
             raise StorageError("reading control requests failed: database is locked")
+        return []
+
+    def expire(self, trader_id: str) -> list[ControlRequest]:
         return []
 
     def close(self) -> None:
@@ -111,3 +122,30 @@ async def test_reporting_an_error_does_not_block_the_loop():
                 await anyio.sleep(0.01)
             tg.cancel_scope.cancel()
     assert handle.released_in_time == [True], "the loop ran while the report was pending"
+
+
+async def test_a_command_the_service_never_picked_up_expires_instead_of_running_now(tmp_path):
+    """A ``stop`` queued while no service ran (a day ago, or a minute) used to stop the
+    next start; it fails as expired, and a command queued now is carried out."""
+    channel = ControlChannel(tmp_path / "ctl.db")
+    stale = channel.submit("CTL-001", Command.STOP, "queued while the service was down")
+    old = (datetime.now(UTC) - timedelta(seconds=PENDING_TTL_S + 1)).isoformat()
+    channel.db.execute("UPDATE control SET requested_at = ? WHERE id = ?", [old, stale])
+    channel.db.conn.commit()
+    fresh = channel.submit("CTL-001", Command.HALT, "now")
+    stops: list[StopOutcome] = []
+    handle = Handle(channel)  # type: ignore[arg-type]
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ControlServer(handle, stops.append).run)
+            while not handle.told:
+                await anyio.sleep(0.05)
+            tg.cancel_scope.cancel()
+    channel = ControlChannel(tmp_path / "ctl.db")  # the server closed its own
+    expired = channel.get(stale)
+    assert expired.status is CommandStatus.FAILED and expired.result is not None
+    assert expired.result.startswith(f"expired: not picked up within {PENDING_TTL_S:g} s")
+    assert not stops
+    [(role, message)] = handle.told
+    assert role == "gate" and isinstance(message, Halt) and message.reason == "now"
+    assert channel.get(fresh).status is CommandStatus.ACCEPTED
