@@ -31,6 +31,12 @@ HTTP_URL = r"^https?://[^\s]+$"
 WS_URL = r"^wss?://[^\s]+$"
 IMPORT_PATH = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+# Upper bounds every count, interval and amount has (see ``Section``).
+DAY_S = 86_400.0
+MAX_BARS = 2_000_000  # a synthetic walk: ~4 years of 1-minute bars
+MAX_SEED = 2**32 - 1  # numpy's and Nautilus's seeds are 32-bit
+MAX_PRICE = Decimal("1e9")
+MAX_MONEY = Decimal("1e12")
 
 
 class Mode(StrEnum):
@@ -56,9 +62,14 @@ class Escalation(StrEnum):
 
 
 class Section(BaseModel):
-    """A config section: frozen, no unknown keys, floats read as the decimal they show."""
+    """A config section: frozen, no unknown keys, floats read as the decimal they show.
+    No ``inf`` or ``nan`` anywhere (an infinite interval silently stopped its timer), and
+    every number has an upper bound (a preset's ``bars = 10**9`` cost the dashboard
+    hours of CPU and ~40 GB)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", use_enum_values=False, allow_inf_nan=False
+    )
 
 
 class ServiceSettings(Section):
@@ -72,12 +83,15 @@ class ServiceSettings(Section):
         Path, Field(description="the SQLite file, relative to the working directory")
     ] = Path("state/paper.db")
     checkpoint_interval_s: Annotated[
-        float, Field(gt=0, description="a checkpoint at least this often (and after fills)")
+        float,
+        Field(gt=0, le=DAY_S, description="a checkpoint at least this often (and after fills)"),
     ] = 60.0
     heartbeat_interval_s: Annotated[
-        float, Field(gt=0, description="the heartbeat row and the systemd watchdog")
+        float, Field(gt=0, le=3600, description="the heartbeat row and the systemd watchdog")
     ] = 5.0
-    keep_checkpoints: Annotated[int, Field(ge=1, description="the last N checkpoints")] = 1000
+    keep_checkpoints: Annotated[
+        int, Field(ge=1, le=1_000_000, description="the last N checkpoints")
+    ] = 1000
     keep_hourly_h: Annotated[
         int, Field(ge=0, le=24 * 365, description="and the first of every hour, this long")
     ] = 48
@@ -93,16 +107,20 @@ class ServiceSettings(Section):
     keep_commands_d: Annotated[
         int, Field(ge=1, le=3650, description="answered operator commands")
     ] = 30
-    retention_sweep_s: Annotated[float, Field(gt=0, description="how often old rows go")] = 3600.0
+    retention_sweep_s: Annotated[
+        float, Field(gt=0, le=DAY_S, description="how often old rows go")
+    ] = 3600.0
     snapshot_timeout_s: Annotated[
-        float, Field(gt=0, description="a snapshot the node has not sent by then is given up")
+        float,
+        Field(gt=0, le=3600, description="a snapshot the node has not sent by then is given up"),
     ] = 10.0
     halt_after_failed_intervals: Annotated[
         int,
         Field(ge=1, le=1000, description="halt when no checkpoint succeeded this many intervals"),
     ] = 3
     node_hang_timeout_s: Annotated[
-        float, Field(gt=0, description="a node child silent this long is killed and restarted")
+        float,
+        Field(gt=0, le=3600, description="a node child silent this long is killed and restarted"),
     ] = 15.0
     node_purge_interval_mins: Annotated[
         int, Field(ge=1, le=10_000, description="how often the node's cache is purged")
@@ -163,7 +181,8 @@ class InstrumentSpec(Section):
         Decimal | None, Field(ge=0, le=Decimal("0.01"), description="a fraction")
     ] = None
     start_price: Annotated[
-        Decimal | None, Field(gt=0, description="replay, synthetic: the walk's first price")
+        Decimal | None,
+        Field(gt=0, le=MAX_PRICE, description="replay, synthetic: the walk's first price"),
     ] = None
     replay_path: Annotated[
         Path | None, Field(description="replay, source = file: this instrument's OHLCV file")
@@ -190,7 +209,7 @@ class InstrumentSpec(Section):
 
 class AccountSettings(Section):
     starting_balance: Annotated[
-        Decimal, Field(gt=0, description="the paper account's starting balance")
+        Decimal, Field(gt=0, le=MAX_MONEY, description="the paper account's starting balance")
     ] = Decimal("100000")
     currency: Annotated[
         str, Field(pattern=r"^[A-Z]{3,5}$", description="a currency code such as USDT")
@@ -218,7 +237,7 @@ class SimulationSettings(Section):
               "trade price a bar shows: a market (or triggered stop) order fills a tick worse; "
               "a limit order never fills worse than its price"),
     ] = Decimal("0.5")  # fmt: skip
-    seed: Annotated[int, Field(ge=0, description="the fill model's random seed")] = 42
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED, description="the fill model's random seed")] = 42
     funding_rate: Annotated[
         Decimal | None,
         Field(ge=Decimal("-0.05"), le=Decimal("0.05"), description="replay: the funding rate "
@@ -301,13 +320,17 @@ class ReplaySettings(Section):
     path: Annotated[
         Path | None, Field(description="with source = file: a .csv or .parquet OHLCV file")
     ] = None
-    seed: Annotated[int, Field(ge=0, description="the synthetic walk's seed")] = 7
-    bars: Annotated[int, Field(ge=1, description="the synthetic walk's length")] = 50_000
-    bar_minutes: Annotated[int, Field(ge=1, le=1440, description="minutes a bar")] = 1
-    speed: Annotated[float, Field(ge=0, description="x real time; 0 = as fast as possible")] = 240.0
-    start_price: Annotated[Decimal, Field(gt=0, description="the walk's first price")] = Decimal(
-        "60000"
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED, description="the synthetic walk's seed")] = 7
+    bars: Annotated[int, Field(ge=1, le=MAX_BARS, description="the synthetic walk's length")] = (
+        50_000
     )
+    bar_minutes: Annotated[int, Field(ge=1, le=1440, description="minutes a bar")] = 1
+    speed: Annotated[
+        float, Field(ge=0, le=1_000_000, description="x real time; 0 = as fast as possible")
+    ] = 240.0
+    start_price: Annotated[
+        Decimal, Field(gt=0, le=MAX_PRICE, description="the walk's first price")
+    ] = Decimal("60000")
     volatility: Annotated[
         Decimal, Field(gt=0, le=Decimal("0.5"), description="the walk's volatility a bar")
     ] = Decimal("0.002")
@@ -335,8 +358,8 @@ class ReplaySettings(Section):
 
 class StrategySettings(Section):
     name: Annotated[Literal["ema_cross"], Field(description="the bundled strategy")] = "ema_cross"
-    fast_period: Annotated[int, Field(ge=2, description="the fast EMA's period")] = 10
-    slow_period: Annotated[int, Field(ge=3, description="the slow EMA's period")] = 30
+    fast_period: Annotated[int, Field(ge=2, le=10_000, description="the fast EMA's period")] = 10
+    slow_period: Annotated[int, Field(ge=3, le=10_000, description="the slow EMA's period")] = 30
     ladder_orders: Annotated[
         int, Field(ge=0, le=20, description="limit orders rested to add on each cross")
     ] = 0
@@ -378,7 +401,7 @@ class StrategyEntry(Section):
     ] = {}
     max_notional_per_order: Annotated[
         Decimal | None,
-        Field(gt=0, description="the node denies this strategy's orders opening more "
+        Field(gt=0, le=MAX_MONEY, description="the node denies this strategy's orders opening more "
               "notional than this (beside risk.max_notional_per_order)"),
     ] = None  # fmt: skip
     max_leverage: Annotated[
@@ -388,7 +411,7 @@ class StrategyEntry(Section):
     ] = None  # fmt: skip
     capital: Annotated[
         Decimal | None,
-        Field(gt=0, description="the capital this strategy trades with, out of the "
+        Field(gt=0, le=MAX_MONEY, description="the capital this strategy trades with, out of the "
               "account's: its equity, drawdown, daily loss and return are of it; none: an "
               "even share of what the other entries leave of account.starting_balance"),
     ] = None  # fmt: skip
@@ -407,7 +430,7 @@ class SizingSettings(Section):
         Decimal, Field(gt=0, le=Decimal("0.99"), description="kelly: the win rate")
     ] = Decimal("0.55")
     payoff_ratio: Annotated[
-        Decimal, Field(gt=0, description="kelly: average win / average loss")
+        Decimal, Field(gt=0, le=1000, description="kelly: average win / average loss")
     ] = Decimal("1.5")
     kelly_fraction: Annotated[
         Decimal, Field(gt=0, le=1, description="kelly: the fraction of f* used")
@@ -446,6 +469,7 @@ class RiskLimits(Section):
         Decimal | None,
         Field(
             gt=0,
+            le=MAX_MONEY,
             description="the node denies any order whose opening part is above this "
             "notional (quote currency), whichever strategy sent it; none: no such limit",
         ),
@@ -471,7 +495,9 @@ class BreakerSettings(Section):
     max_errors: Annotated[
         int, Field(ge=1, le=100_000, description="errors within error_window_s")
     ] = 20
-    error_window_s: Annotated[float, Field(gt=0, description="the error rate's window")] = 60.0
+    error_window_s: Annotated[
+        float, Field(gt=0, le=DAY_S, description="the error rate's window")
+    ] = 60.0
     realert_step_pct: Annotated[
         Decimal,
         Field(gt=0, le=100, description="after a trip, alert again each time the loss deepens "
@@ -512,10 +538,12 @@ class TelegramSettings(Section):
         str, Field(pattern=HTTP_URL, description="the Bot API server, an http(s) URL")
     ] = "https://api.telegram.org"
     commands: Annotated[bool, Field(description="/status /positions /halt /resume ...")] = True
-    pump_interval_s: Annotated[float, Field(gt=0, description="delivery rounds")] = 1.0
+    pump_interval_s: Annotated[float, Field(gt=0, le=3600, description="delivery rounds")] = 1.0
     poll_timeout_s: Annotated[int, Field(ge=0, le=50, description="long polling")] = 20
-    request_timeout_s: Annotated[float, Field(gt=0, description="one request, at most")] = 10.0
-    backoff_max_s: Annotated[float, Field(gt=0, description="while Telegram fails")] = 60.0
+    request_timeout_s: Annotated[float, Field(gt=0, le=600, description="one request, at most")] = (
+        10.0
+    )
+    backoff_max_s: Annotated[float, Field(gt=0, le=3600, description="while Telegram fails")] = 60.0
     chat_ids: Annotated[
         tuple[int, ...], Field(description="from TELEGRAM_CHAT_IDS; never from the file")
     ] = ()
@@ -562,7 +590,7 @@ class MetricsSettings(Section):
     port: Annotated[int, Field(ge=1, le=65535, description="the port to listen on")] = 9477
     checkpoint_stale_s: Annotated[
         float | None,
-        Field(gt=0, description="/readyz: no checkpoint for this long is not ready "
+        Field(gt=0, le=DAY_S, description="/readyz: no checkpoint for this long is not ready "
               "(default: 2 checkpoint intervals + 30 s)"),
     ] = None  # fmt: skip
 
@@ -574,9 +602,15 @@ class SupervisionSettings(Section):
     max_restarts: Annotated[
         int, Field(ge=0, le=1000, description="restarts tolerated within period_s")
     ] = 5
-    period_s: Annotated[float, Field(gt=0, description="the restart intensity's window")] = 60.0
-    backoff_initial_s: Annotated[float, Field(ge=0, description="the first restart's delay")] = 0.5
-    backoff_max_s: Annotated[float, Field(ge=0, description="the longest restart delay")] = 10.0
+    period_s: Annotated[
+        float, Field(gt=0, le=DAY_S, description="the restart intensity's window")
+    ] = 60.0
+    backoff_initial_s: Annotated[
+        float, Field(ge=0, le=3600, description="the first restart's delay")
+    ] = 0.5
+    backoff_max_s: Annotated[
+        float, Field(ge=0, le=3600, description="the longest restart delay")
+    ] = 10.0
     escalation: Annotated[Escalation, Field(description="halt_and_stop | halt_and_continue")] = (
         Escalation.HALT_AND_STOP
     )

@@ -29,6 +29,8 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from storage.errors import StorageError
+
 LOCK_DIR_ENV = "PAPER_NODE_LOCK_DIR"
 
 
@@ -89,9 +91,16 @@ class InstanceLock:
         self._fd: int | None = None
 
     def acquire(self, wait_s: float = 0.0) -> InstanceLock:
-        """Take the lock, waiting up to ``wait_s``; ``AlreadyRunning`` if it stays taken."""
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        """Take the lock, waiting up to ``wait_s``; ``AlreadyRunning`` if it stays taken,
+        ``StorageError`` (one line) if the file cannot be made (a directory the service
+        may not write: it was a 20-line ``PermissionError`` traceback)."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot create the lock file {self.path}: {exc.strerror or exc}"
+            ) from None
         deadline = time.monotonic() + wait_s
         while True:
             try:

@@ -51,6 +51,7 @@ from supervisor.endpoints import LIVE_REST, TESTNET_REST, url_problems
 type TomlValue = str | int | float | bool | list[TomlValue] | dict[str, TomlValue]
 
 DEFAULT_CONFIG_NAME = "default.toml"
+MAX_CONFIG_BYTES = 1024 * 1024  # a config is a few KiB; a bigger file is a mistake
 TELEGRAM_USERS_ENV = "TELEGRAM_USER_IDS"
 FROM_ENVIRONMENT = {
     ("telegram", "chat_ids"): TELEGRAM_CHATS_ENV,
@@ -593,6 +594,10 @@ def parse_config(
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, [f"not valid TOML: {exc}"]) from None
+    except ValueError as exc:  # an integer past Python's 4,300-digit conversion limit
+        raise ConfigError(source, [f"not a usable TOML file: {exc}"]) from None
+    except RecursionError:
+        raise ConfigError(source, ["not a usable TOML file: nested too deeply"]) from None
     environment = os.environ if env is None else env
     return build_config(data, source, environment, import_strategies, ask_venue)
 
@@ -610,7 +615,16 @@ def load_config(
         bundled = f"<bundled {DEFAULT_CONFIG_NAME}>"
         return parse_config(default_config_text(), bundled, env, import_strategies, ask_venue)
     try:
-        text = path.read_text()
+        with path.open("rb") as file:
+            raw = file.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError(str(path), [f"cannot read config file: {exc.strerror}"]) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(str(path), [f"larger than {MAX_CONFIG_BYTES // 1024} KiB: not a config"])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            str(path), [f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at offset {exc.start}"]
+        ) from None
     return parse_config(text, str(path), env, import_strategies, ask_venue)

@@ -370,6 +370,12 @@ class Service:
             fresh = load_config(self.config_path)
         except ConfigError as exc:
             result = ConfigReloaded(False, "rejected, old limits kept: " + "; ".join(exc.problems))
+        except Exception as exc:  # whatever the file does, it never stops a trading service
+            log.exception("reload: the config could not be read")
+            first = (str(exc).splitlines() or [""])[0]
+            result = ConfigReloaded(
+                False, f"rejected, old limits kept: {type(exc).__name__}: {first}"
+            )
         else:
             before = self.config.settings
             after = fresh.settings
