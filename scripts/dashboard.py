@@ -777,7 +777,9 @@ def preset_form(appdb: AppDatabase, env: dict[str, str]) -> None:
     if saved:
         new_body: PresetBody = {}
         for f in PRESET_FIELDS:
-            new_body.setdefault(f.section, {})[f.key] = from_text(f, texts[f.path])
+            value = from_text(f, texts[f.path])
+            if value is not None:  # an optional limit left empty: not set
+                new_body.setdefault(f.section, {})[f.key] = value
         try:
             check_preset(name, new_body, env)
         except ConfigError as exc:

@@ -18,6 +18,8 @@ import enum
 import json
 import re
 import tomllib
+import types
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -73,6 +75,8 @@ PRESET_PATHS: tuple[str, ...] = (
     "risk.max_leverage",
     "risk.max_drawdown_pct",
     "risk.daily_loss_limit_pct",
+    "risk.max_notional_per_order",
+    "risk.leverage_limit",
     "breakers.max_consecutive_rejects",
     "breakers.max_errors",
     "breakers.error_window_s",
@@ -90,6 +94,7 @@ class PresetField:
     kind: str  # "choice" | "int" | "decimal" | "float" | "text"
     choices: tuple[str, ...] = ()
     default: PresetValue | None = None
+    optional: bool = False  # None is a value (no such limit): an empty field leaves it out
 
     @property
     def label(self) -> str:
@@ -121,6 +126,10 @@ def preset_field(path: str) -> PresetField:
     section, key = path.split(".")
     declared = _section(section).model_fields[key]
     annotation: object = declared.annotation
+    args = typing.get_args(annotation)
+    optional = isinstance(annotation, types.UnionType) and type(None) in args
+    if optional:  # ``Decimal | None``: the field's kind is its other member's
+        annotation = next(a for a in args if a is not type(None))
     choices = choices_of(annotation)
     kind = (
         "choice"
@@ -140,6 +149,7 @@ def preset_field(path: str) -> PresetField:
         kind,
         choices,
         _toml_default(declared.default),
+        optional,
     )
 
 
@@ -155,10 +165,13 @@ PRESET_FIELDS: tuple[PresetField, ...] = tuple(preset_field(path) for path in PR
 FIELDS_BY_PATH = {f.path: f for f in PRESET_FIELDS}
 
 
-def from_text(field: PresetField, text: str) -> PresetValue:
+def from_text(field: PresetField, text: str) -> PresetValue | None:
     """The page's text as a TOML value; text that is not a number stays text, so the
-    loader reports it against the field instead of the page guessing."""
+    loader reports it against the field instead of the page guessing. An optional
+    field left empty is None: not in the preset (no such limit)."""
     raw = text.strip()
+    if field.optional and not raw:
+        return None
     if field.kind == "int":
         try:
             return int(raw)
@@ -220,15 +233,18 @@ def _toml_data(value: object, path: str, problems: list[str]) -> TomlValue | Non
 
 
 def strategy_tables(entries: Sequence[StrategyEntry], problems: list[str]) -> list[TomlValue]:
-    """``entries`` as ``[[strategies]]`` tables, each problem added to ``problems``."""
+    """``entries`` as ``[[strategies]]`` tables, each problem added to ``problems``.
+    Every field the entry sets is written, from its declaration: a registered entry's
+    own limits (``max_notional_per_order``, ``max_leverage``) and ``capital`` were once
+    left out, so a session launched from the registry ran without them."""
     tables: list[TomlValue] = []
     for i, entry in enumerate(entries):
-        config = _toml_data(entry.config, f"{STRATEGIES}[{i}].config", problems)
-        table: dict[str, TomlValue] = {
-            "strategy_path": entry.strategy_path,
-            "config_path": entry.config_path,
-            "config": {} if config is None else config,
-        }
+        table: dict[str, TomlValue] = {}
+        for key, value in entry.model_dump(mode="json", exclude_none=True).items():
+            data = _toml_data(value, f"{STRATEGIES}[{i}].{key}", problems)  # Decimal: str
+            if data is not None:
+                table[key] = data
+        table.setdefault("config", {})
         tables.append(table)
     return tables
 
