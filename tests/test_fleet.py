@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.service import ServiceProcess, cli, wait_for, write_config
-from tests.test_metrics import free_port, metrics_section, probe
+from tests.test_deploy import declared_labels, missing, shipped_uses
+from tests.test_metrics import free_port, get, metrics_section, probe
 
 pytestmark = pytest.mark.node
 
@@ -41,6 +43,10 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         root, "FLEET-B", speed=0, replay=KEEP_RUNNING, extra=metrics_section(ports["FLEET-B"]),
         name="b",
     )  # fmt: skip
+    for config in (config_a, config_b):  # a heartbeat that a loaded machine keeps fresh
+        config.write_text(
+            config.read_text().replace("heartbeat_interval_s = 0.5", "heartbeat_interval_s = 2")
+        )
     config_c, db_c = write_config(
         root, "FLEET-C", speed=0, replay="bars = 300\nstop_when_done = true", name="c"
     )
@@ -143,3 +149,21 @@ def test_metrics_targets_writes_a_file_sd_of_the_traders_that_serve_metrics(
     # From the state root alone, the runs' recorded settings give the same endpoints.
     listed = cli("metrics", "targets", "--state-root", str(fleet.root), cwd=fleet.root)
     assert [e["targets"] for e in json.loads(listed.stdout)] == [e["targets"] for e in entries]
+
+
+def test_the_board_and_the_rules_use_only_what_a_live_scrape_has(fleet: Fleet):
+    """Every metric and label of deploy/grafana and deploy/prometheus, against FLEET-A's
+    /metrics (a metric renamed in actors/metrics.py fails here, not on someone's board)."""
+    code, text = get(fleet.ports["FLEET-A"], "/metrics")
+    assert code == 200
+    scrape: dict[str, set[str]] = {}
+    for family in text_string_to_metric_families(text):
+        scrape.setdefault(family.name, set())
+        if family.type == "counter":  # a labelled counter before its first event: no sample
+            scrape.setdefault(f"{family.name}_total", set())
+        for sample in family.samples:
+            scrape.setdefault(sample.name, set()).update(sample.labels)
+            scrape[family.name].update(sample.labels)
+    uses = shipped_uses()
+    assert missing(uses, scrape, declared_labels()) == [], sorted(scrape)
+    assert {"paper_equity", "paper_ready", "paper_fills_total"} <= uses.metrics
