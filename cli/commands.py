@@ -11,10 +11,14 @@ pandas out of the supervisor's process).
     paper-node report parity [--config PATH] [--db PATH] [--trader ID] [--json]
     paper-node report trades [--config PATH] [--db PATH] [--trader ID] [--n N] [--json]
     paper-node report stats [--config PATH] [--db PATH] [--trader ID] [--days N] [--json]
+    paper-node report readiness [--config PATH] [--db PATH] [--trader ID] [--strategy NAME]
+                                [--json]
     paper-node config check [--config PATH]
     paper-node config schema | example
     paper-node strategies add NAME --strategy-path P --config-path P
                           [--strategy-config JSON|@FILE] [--metrics JSON|@FILE] [--replace]
+                          [--returns CSV] [--trade-returns CSV] [--trials N]
+                          [--slippage-bps B] [--fee-bps B] [--funding-bps-per-day B]
     paper-node strategies list [--json]
 
 Exit codes: 0 success; 1 runtime or storage error (``run``: also a final checkpoint that
@@ -43,6 +47,7 @@ import anyio
 
 from actors.redact import install as install_redaction
 from cli import fleet, registry
+from cli.readiness import report_readiness
 from cli.report import ReportError, report_parity
 from cli.trades import report_stats, report_trades
 from protocol import TESTNET_KEY_ENV, CheckpointFailed, HaltMode
@@ -141,6 +146,9 @@ def _refuse_a_second_session(args: argparse.Namespace) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    # Everything the service and its node child create - the database, its WAL and SHM,
+    # lock files, recordings, directories - is its user's alone (positions, alert texts).
+    os.umask(0o077)
     early = EarlySignals()
     early.install()
     _refuse_a_second_session(args)
@@ -428,6 +436,21 @@ def cmd_report_stats(args: argparse.Namespace) -> int:
 
 def cmd_config_check(args: argparse.Namespace) -> int:
     config = _load(args, ask_venue=True)
+def cmd_report_readiness(args: argparse.Namespace) -> int:
+    """Each strategy's go-live verdict: READY, NOT YET (what is missing) or NO (why)."""
+    config = _load(args, import_strategies=False)
+    settings = config.settings.readiness
+    try:
+        print(
+            report_readiness(
+                config.db_path, _trader(args, config), settings, args.strategy, args.json
+            )
+        )
+    except ReportError as exc:
+        raise CliError(exc.code, f"error: {exc}") from None
+    return EXIT_OK
+
+
     node = config.node
     strategies = (
         ", ".join(e.strategy_path for e in node.strategies)
@@ -505,6 +528,30 @@ def _add_strategies_parser(sub: _Subparsers) -> None:
     add.add_argument("--replace", action="store_true", help="overwrite an entry of that name")
     listed = strategies_sub.add_parser("list", help="the registered strategies")
     listed.add_argument("--json", action="store_true", help="machine-readable output")
+    add.add_argument(
+        "--returns",
+        metavar="CSV",
+        help="the backtest's daily returns (a 'return' column of fractions, oldest first)",
+    )
+    add.add_argument(
+        "--trade-returns",
+        metavar="CSV",
+        help="its returns a round trip (the PnL over the capital), likewise",
+    )
+    add.add_argument("--trials", type=int, help="configurations tried before this one (DSR)")
+    add.add_argument(
+        "--trials-sharpe-variance",
+        type=Decimal,
+        metavar="V",
+        help="variance of the trials' daily Sharpe ratios (DSR; default: the estimator's own)",
+    )
+    add.add_argument("--slippage-bps", type=Decimal, help="the backtest's slippage a fill")
+    add.add_argument("--fee-bps", type=Decimal, help="the backtest's fees, bps of notional")
+    add.add_argument(
+        "--funding-bps-per-day",
+        type=Decimal,
+        help="the backtest's funding a day, bps of the notional held",
+    )
     for command, func in ((add, cmd_strategies_add), (listed, cmd_strategies_list)):
         command.add_argument("--config", type=Path)
         command.add_argument("--db", type=Path)
@@ -538,7 +585,16 @@ def _add_report_parser(sub: _Subparsers) -> None:
         help=f"the last N days (default {DEFAULT_ROWS}; --json has them all)",
     )
     stats.set_defaults(func=cmd_report_stats)
-    for command in (trades, stats):
+    ready = report_sub.add_parser(
+        "readiness", help="go live? READY, NOT YET (what is missing) or NO (which test failed)"
+    )
+    ready.add_argument(
+        "--strategy",
+        metavar="NAME",
+        help="judge against this registry entry (default: the entry the session was launched from)",
+    )
+    ready.set_defaults(func=cmd_report_readiness)
+    for command in (trades, stats, ready):
         command.add_argument("--config", type=Path)
         command.add_argument("--db", type=Path)
         command.add_argument("--trader", help="the session's trader id (default: the latest run's)")

@@ -8,8 +8,9 @@ before it is paper-traded; the entry is checked the way a config's ``[[strategie
 from __future__ import annotations
 
 import argparse
+import csv
 import json
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -49,9 +50,58 @@ def _json_argument(flag: str, value: str | None) -> JsonObject:
     return {str(k): v for k, v in data.items()}
 
 
+RETURN_COLUMN = "return"
+
+
+def _returns_csv(flag: str, value: str | None) -> list[Decimal]:
+    """A return series from a CSV file with a ``return`` column (fractions, 0.01 = 1 %,
+    oldest first; other columns such as a date are ignored)."""
+    if value is None:
+        return []
+    path = Path(value.removeprefix("@"))
+    try:
+        with path.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            if RETURN_COLUMN not in (reader.fieldnames or []):
+                raise RegistryError([f"{flag}: {path} has no {RETURN_COLUMN!r} column"])
+            out: list[Decimal] = []
+            for line, row in enumerate(reader, start=2):
+                text = (row.get(RETURN_COLUMN) or "").strip()
+                try:
+                    number = Decimal(text)
+                except InvalidOperation:
+                    raise RegistryError(
+                        [f"{flag}: {path}:{line}: {text!r} is not a number"]
+                    ) from None
+                if not number.is_finite() or number <= -1:
+                    raise RegistryError(
+                        [f"{flag}: {path}:{line}: {text} is not a return (a fraction > -1)"]
+                    )
+                out.append(number)
+    except OSError as exc:
+        raise RegistryError([f"{flag}: cannot read {path}: {exc.strerror}"]) from None
+    return out
+
+
+def _evidence(args: argparse.Namespace) -> JsonObject:
+    fills = {
+        "slippage_bps": args.slippage_bps,
+        "fee_bps": args.fee_bps,
+        "funding_bps_per_day": args.funding_bps_per_day,
+    }
+    return {
+        "daily_returns": _returns_csv("--returns", args.returns),
+        "trade_returns": _returns_csv("--trade-returns", args.trade_returns),
+        "trials": args.trials,
+        "trials_sharpe_variance": args.trials_sharpe_variance,
+        "fills": {k: v for k, v in fills.items() if v is not None},
+    }
+
+
 def add(args: argparse.Namespace, db_path: Path) -> RegisteredStrategy:
     config = _json_argument("--strategy-config", args.strategy_config)
     metrics = _json_argument("--metrics", args.metrics)
+    evidence = _evidence(args)
     try:
         strategy = RegisteredStrategy.model_validate(
             {
@@ -62,6 +112,7 @@ def add(args: argparse.Namespace, db_path: Path) -> RegisteredStrategy:
                     "config": config,
                 },
                 "metrics": metrics,
+                "evidence": evidence,
             }
         )
     except ValidationError as exc:
@@ -91,7 +142,7 @@ def as_json(entries: list[RegisteredStrategy]) -> str:
 def table(entries: list[RegisteredStrategy]) -> str:
     if not entries:
         return "no strategy registered"
-    rows = [("name", "strategy", "sharpe", "max dd %", "trades", "registered")]
+    rows = [("name", "strategy", "sharpe", "max dd %", "trades", "days", "trials", "registered")]
     for e in entries:
         m = e.metrics
         rows.append(
@@ -101,6 +152,8 @@ def table(entries: list[RegisteredStrategy]) -> str:
                 "-" if m.sharpe is None else f"{m.sharpe:.2f}",
                 "-" if m.max_drawdown_pct is None else f"{m.max_drawdown_pct:.1f}",
                 "-" if m.trade_count is None else str(m.trade_count),
+                str(len(e.evidence.daily_returns)) if e.evidence.daily_returns else "-",
+                "-" if e.evidence.trials is None else str(e.evidence.trials),
                 e.registered_at,
             )
         )

@@ -73,7 +73,13 @@ from protocol.pipe import (
     NodeEvent,
     SnapshotRequest,
 )
-from protocol.registry import REGISTERED_NAME, BacktestMetrics, RegisteredStrategy
+from protocol.registry import (
+    REGISTERED_NAME,
+    BacktestEvidence,
+    BacktestMetrics,
+    FillAssumptions,
+    RegisteredStrategy,
+)
 from protocol.secrets import (
     SECRET_ENV,
     TELEGRAM_CHATS_ENV,
@@ -102,6 +108,7 @@ from protocol.settings import (
     Mode,
     NodeSettings,
     RecordedSettings,
+    ReadinessSettings,
     ReplaySettings,
     RestartStrategy,
     RiskLimits,
@@ -163,6 +170,7 @@ __all__ = [
     "AlerterStats",
     "BacktestMetrics",
     "Beat",
+    "BacktestEvidence",
     "BinanceSettings",
     "BreakerSettings",
     "BreakerTripped",
@@ -188,6 +196,7 @@ __all__ = [
     "FundingPaid",
     "GateQuery",
     "GateState",
+    "FillAssumptions",
     "Halt",
     "HaltAt",
     "HaltMode",
@@ -224,6 +233,7 @@ __all__ = [
     "RecordedSettings",
     "RegisteredStrategy",
     "ReplayFinished",
+    "ReadinessSettings",
     "ReplaySettings",
     "RestartChild",
     "RestartStrategy",

@@ -44,10 +44,60 @@ class BacktestMetrics(BaseModel):
     ] = None
 
 
+class FillAssumptions(BaseModel):
+    """What the backtest assumed of its fills: the readiness report sets the paper
+    session's slippage and fees beside these (None: the backtest did not say)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    slippage_bps: Annotated[
+        Decimal | None,
+        Field(ge=0, description="a market fill's slippage against its decision price, bps"),
+    ] = None
+    fee_bps: Annotated[
+        Decimal | None, Field(ge=0, description="fees a fill pays, bps of its notional")
+    ] = None
+    funding_bps_per_day: Annotated[
+        Decimal | None,
+        Field(description="funding paid a day, bps of the notional held (< 0: received)"),
+    ] = None
+
+
+class BacktestEvidence(BaseModel):
+    """The backtest's own return series and how it was chosen: what the readiness
+    report's statistics need (the metrics above are single figures and cannot give a
+    distribution). Returns are fractions of the strategy's capital (0.01 = 1 %)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    daily_returns: Annotated[
+        tuple[Decimal, ...], Field(description="one a UTC day, oldest first")
+    ] = ()
+    trade_returns: Annotated[
+        tuple[Decimal, ...], Field(description="one a round trip (its PnL over the capital)")
+    ] = ()
+    trials: Annotated[
+        int | None,
+        Field(ge=1, description="configurations tried before this one was chosen (DSR)"),
+    ] = None
+    trials_sharpe_variance: Annotated[
+        Decimal | None,
+        Field(
+            gt=0,
+            description="variance of the trials' daily (not annualized) Sharpe ratios; "
+            "unset: the Sharpe estimator's own variance",
+        ),
+    ] = None
+    fills: FillAssumptions = FillAssumptions()
+
+
 class RegisteredStrategy(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: Annotated[str, Field(pattern=REGISTERED_NAME, description="the registry's key")]
     entry: StrategyEntry
     metrics: BacktestMetrics = BacktestMetrics()
+    # An entry registered before the readiness report has none: it reads with the
+    # defaults (no series, no trials), and the report says what is missing.
+    evidence: BacktestEvidence = BacktestEvidence()
     registered_at: str = ""

@@ -628,6 +628,54 @@ class Config(Section):
     strategies: tuple[StrategyEntry, ...] = ()
     instruments: tuple[InstrumentSpec, ...] = ()
     sizing: SizingSettings = field(default_factory=SizingSettings)
+class ReadinessSettings(Section):
+    """The go-live verdict's thresholds (``paper-node report readiness``); each default
+    is argued in docs/readiness.md."""
+
+    confidence: Annotated[
+        float, Field(gt=0.5, lt=1, description="PSR(0) and the MinTRL confidence level")
+    ] = 0.95
+    min_round_trips: Annotated[
+        int, Field(ge=1, description="round trips a paper session needs before a verdict")
+    ] = 30
+    min_dsr: Annotated[
+        float, Field(gt=0, lt=1, description="the backtest's deflated Sharpe ratio, at least")
+    ] = 0.95
+    cone_sigmas: Annotated[
+        float, Field(gt=0, description="the bootstrap cone's half-width, standard deviations")
+    ] = 2.0
+    drawdown_percentile: Annotated[
+        float, Field(gt=50, lt=100, description="paper max drawdown within this percentile")
+    ] = 95.0
+    bootstrap_samples: Annotated[
+        int, Field(ge=100, le=100_000, description="bootstrap paths for the cone and drawdown")
+    ] = 2000
+    bootstrap_seed: Annotated[int, Field(ge=0, description="the bootstrap's seed")] = 0
+    test_alpha: Annotated[
+        float, Field(gt=0, lt=0.5, description="the two-sample test's significance level")
+    ] = 0.05
+    max_effect: Annotated[
+        float,
+        Field(gt=0, le=1, description="largest rank-biserial effect, paper worse than backtest"),
+    ] = 0.3
+    slippage_tolerance_bps: Annotated[
+        float, Field(ge=0, description="median slippage above the backtest's assumption, bps")
+    ] = 2.0
+    max_reject_rate: Annotated[
+        float, Field(ge=0, le=1, description="rejected or denied orders per order sent")
+    ] = 0.02
+    max_cost_ratio: Annotated[
+        float, Field(gt=0, description="fees and funding paid over the backtest's assumption")
+    ] = 1.5
+    max_restarts: Annotated[
+        int, Field(ge=0, description="node restarts (crashes, redeploys) a session may have")
+    ] = 5
+    max_gaps: Annotated[int, Field(ge=0, description="market-data gaps a session may have")] = 0
+    max_halts: Annotated[
+        int, Field(ge=0, description="halts by a breaker or an error a session may have")
+    ] = 0
+
+
     risk: RiskLimits = field(default_factory=RiskLimits)
     breakers: BreakerSettings = BreakerSettings()
     telegram: TelegramSettings = TelegramSettings()
@@ -667,6 +715,7 @@ class NodeSettings:
     account: AccountSettings = field(default_factory=AccountSettings)
     replay: ReplaySettings = field(default_factory=ReplaySettings)
     simulation: SimulationSettings = field(default_factory=SimulationSettings)
+    readiness: ReadinessSettings = ReadinessSettings()
     strategy: StrategySettings = field(default_factory=StrategySettings)
     strategies: tuple[StrategyEntry, ...] = ()  # the trader's own; none: the bundled one
     instruments: tuple[InstrumentSpec, ...] = ()  # [[instruments]]: definitions, replay data

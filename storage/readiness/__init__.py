@@ -1,0 +1,47 @@
+"""The go-live readiness report: statistics (``stats``), a session's evidence
+(``evidence``), the criteria and verdict (``verdict``), its text and JSON (``report``)."""
+
+from storage.readiness.evidence import PaperEvidence, SessionEvidence, SessionOps, read_evidence
+from storage.readiness.report import (
+    ReadinessJson,
+    SessionReadiness,
+    judge_session,
+    read_readiness,
+    readiness_json,
+    readiness_of,
+    readiness_text,
+    verdict_line,
+)
+from storage.readiness.verdict import (
+    STATUS_VALUE,
+    VERDICT_VALUE,
+    ConeView,
+    Criterion,
+    Status,
+    StrategyReadiness,
+    Verdict,
+    judge,
+)
+
+__all__ = [
+    "STATUS_VALUE",
+    "VERDICT_VALUE",
+    "ConeView",
+    "Criterion",
+    "PaperEvidence",
+    "ReadinessJson",
+    "SessionEvidence",
+    "SessionOps",
+    "SessionReadiness",
+    "Status",
+    "StrategyReadiness",
+    "Verdict",
+    "judge",
+    "judge_session",
+    "read_evidence",
+    "read_readiness",
+    "readiness_json",
+    "readiness_of",
+    "readiness_text",
+    "verdict_line",
+]
