@@ -146,9 +146,6 @@ def _refuse_a_second_session(args: argparse.Namespace) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    # Everything the service and its node child create - the database, its WAL and SHM,
-    # lock files, recordings, directories - is its user's alone (positions, alert texts).
-    os.umask(0o077)
     early = EarlySignals()
     early.install()
     _refuse_a_second_session(args)
@@ -434,8 +431,6 @@ def cmd_report_stats(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_config_check(args: argparse.Namespace) -> int:
-    config = _load(args, ask_venue=True)
 def cmd_report_readiness(args: argparse.Namespace) -> int:
     """Each strategy's go-live verdict: READY, NOT YET (what is missing) or NO (why)."""
     config = _load(args, import_strategies=False)
@@ -451,6 +446,8 @@ def cmd_report_readiness(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_config_check(args: argparse.Namespace) -> int:
+    config = _load(args, ask_venue=True)
     node = config.node
     strategies = (
         ", ".join(e.strategy_path for e in node.strategies)
@@ -526,8 +523,6 @@ def _add_strategies_parser(sub: _Subparsers) -> None:
     add.add_argument("--strategy-config", help="its config: a JSON object, or @file.json")
     add.add_argument("--metrics", help="backtest metrics: a JSON object, or @file.json")
     add.add_argument("--replace", action="store_true", help="overwrite an entry of that name")
-    listed = strategies_sub.add_parser("list", help="the registered strategies")
-    listed.add_argument("--json", action="store_true", help="machine-readable output")
     add.add_argument(
         "--returns",
         metavar="CSV",
@@ -552,6 +547,8 @@ def _add_strategies_parser(sub: _Subparsers) -> None:
         type=Decimal,
         help="the backtest's funding a day, bps of the notional held",
     )
+    listed = strategies_sub.add_parser("list", help="the registered strategies")
+    listed.add_argument("--json", action="store_true", help="machine-readable output")
     for command, func in ((add, cmd_strategies_add), (listed, cmd_strategies_list)):
         command.add_argument("--config", type=Path)
         command.add_argument("--db", type=Path)

@@ -595,39 +595,6 @@ class MetricsSettings(Section):
     ] = None  # fmt: skip
 
 
-class SupervisionSettings(Section):
-    strategy: Annotated[RestartStrategy, Field(description="one_for_one | rest_for_one")] = (
-        RestartStrategy.ONE_FOR_ONE
-    )
-    max_restarts: Annotated[
-        int, Field(ge=0, le=1000, description="restarts tolerated within period_s")
-    ] = 5
-    period_s: Annotated[
-        float, Field(gt=0, le=DAY_S, description="the restart intensity's window")
-    ] = 60.0
-    backoff_initial_s: Annotated[
-        float, Field(ge=0, le=3600, description="the first restart's delay")
-    ] = 0.5
-    backoff_max_s: Annotated[
-        float, Field(ge=0, le=3600, description="the longest restart delay")
-    ] = 10.0
-    escalation: Annotated[Escalation, Field(description="halt_and_stop | halt_and_continue")] = (
-        Escalation.HALT_AND_STOP
-    )
-
-
-class Config(Section):
-    """The whole file. Rules across sections (and the environment) are the loader's."""
-
-    service: ServiceSettings = ServiceSettings()
-    instrument: InstrumentSettings = InstrumentSettings()
-    account: AccountSettings = field(default_factory=AccountSettings)
-    replay: ReplaySettings = field(default_factory=ReplaySettings)
-    simulation: SimulationSettings = SimulationSettings()
-    strategy: StrategySettings = field(default_factory=StrategySettings)
-    strategies: tuple[StrategyEntry, ...] = ()
-    instruments: tuple[InstrumentSpec, ...] = ()
-    sizing: SizingSettings = field(default_factory=SizingSettings)
 class ReadinessSettings(Section):
     """The go-live verdict's thresholds (``paper-node report readiness``); each default
     is argued in docs/readiness.md."""
@@ -676,12 +643,46 @@ class ReadinessSettings(Section):
     ] = 0
 
 
+class SupervisionSettings(Section):
+    strategy: Annotated[RestartStrategy, Field(description="one_for_one | rest_for_one")] = (
+        RestartStrategy.ONE_FOR_ONE
+    )
+    max_restarts: Annotated[
+        int, Field(ge=0, le=1000, description="restarts tolerated within period_s")
+    ] = 5
+    period_s: Annotated[
+        float, Field(gt=0, le=DAY_S, description="the restart intensity's window")
+    ] = 60.0
+    backoff_initial_s: Annotated[
+        float, Field(ge=0, le=3600, description="the first restart's delay")
+    ] = 0.5
+    backoff_max_s: Annotated[
+        float, Field(ge=0, le=3600, description="the longest restart delay")
+    ] = 10.0
+    escalation: Annotated[Escalation, Field(description="halt_and_stop | halt_and_continue")] = (
+        Escalation.HALT_AND_STOP
+    )
+
+
+class Config(Section):
+    """The whole file. Rules across sections (and the environment) are the loader's."""
+
+    service: ServiceSettings = ServiceSettings()
+    instrument: InstrumentSettings = InstrumentSettings()
+    account: AccountSettings = field(default_factory=AccountSettings)
+    replay: ReplaySettings = field(default_factory=ReplaySettings)
+    simulation: SimulationSettings = SimulationSettings()
+    strategy: StrategySettings = field(default_factory=StrategySettings)
+    strategies: tuple[StrategyEntry, ...] = ()
+    instruments: tuple[InstrumentSpec, ...] = ()
+    sizing: SizingSettings = field(default_factory=SizingSettings)
     risk: RiskLimits = field(default_factory=RiskLimits)
     breakers: BreakerSettings = BreakerSettings()
     telegram: TelegramSettings = TelegramSettings()
     binance: BinanceSettings = field(default_factory=BinanceSettings)
     supervisor: SupervisionSettings = SupervisionSettings()
     metrics: MetricsSettings = MetricsSettings()
+    readiness: ReadinessSettings = ReadinessSettings()
 
 
 class RecordedSettings(BaseModel):
@@ -715,7 +716,6 @@ class NodeSettings:
     account: AccountSettings = field(default_factory=AccountSettings)
     replay: ReplaySettings = field(default_factory=ReplaySettings)
     simulation: SimulationSettings = field(default_factory=SimulationSettings)
-    readiness: ReadinessSettings = ReadinessSettings()
     strategy: StrategySettings = field(default_factory=StrategySettings)
     strategies: tuple[StrategyEntry, ...] = ()  # the trader's own; none: the bundled one
     instruments: tuple[InstrumentSpec, ...] = ()  # [[instruments]]: definitions, replay data
