@@ -140,6 +140,12 @@ class ServiceSettings(Section):
         Field(description="binance modes: record the bars and trades the node receives "
               "(recordings/<trader> beside the database) for the parity report"),
     ] = True  # fmt: skip
+    progress_every_s: Annotated[
+        float,
+        Field(ge=0, le=3600, description="a status line this often, and a summary on stop, "
+              "when the service writes to a terminal (never under systemd, NOTIFY_SOCKET "
+              "set, or into a pipe or the journal); 0: none"),
+    ] = 10.0  # fmt: skip
 
 
 class InstrumentSettings(Section):
