@@ -11,7 +11,7 @@ ARGS   ?=
 DB     ?= state/paper.db
 PORT   ?= 8501
 
-.PHONY: install run status dashboard test-tools test lint bench bench-strategies bench-metrics chaos clean
+.PHONY: install install-prod run status dashboard test-tools test lint bench bench-strategies bench-metrics chaos clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,12 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# make install-prod - the service's own dependencies, no dev tools: what a host runs
+#              (the README's systemd install). Editable, so scripts/ runs from the checkout.
+install-prod: | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
 
 run: install
 	$(BIN)/paper-node run $(ARGS)

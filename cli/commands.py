@@ -73,6 +73,7 @@ from supervisor.config import (
 )
 from supervisor.endpoints import endpoints
 from supervisor.logs import configure as configure_logging
+from supervisor.progress import Progress, wanted
 from supervisor.runtime import EarlySignals, Watchdog, serve
 from supervisor.sdnotify import Notifier, watchdog_interval_s
 from supervisor.service import Service, refuse_if_running
@@ -163,11 +164,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     notifier = Notifier()
     interval = watchdog_interval_s(settings.heartbeat_interval_s)
     watchdog = Watchdog(service, notifier, interval, deadline_s=min(interval, 5.0))
+    progress = _progress_for(args, config)
     service.start()
     # Whatever ends the runtime - a stop, or a bug in it - the tree stops with it: no
     # actor and no node child may go on trading without the process that owns them.
+    watchers = () if progress is None else (progress.run,)
     try:
-        outcome = anyio.run(serve, service, args.duration, early, watchdog, backend="trio")
+        outcome = anyio.run(
+            serve, service, args.duration, early, watchdog, watchers, backend="trio"
+        )
     except BaseException as exc:
         log.critical("runtime failed, stopping the service: %r", exc, exc_info=True)
         notifier.stopping("stopping: runtime failure")
@@ -181,6 +186,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     notifier.stopping(f"stopping: {outcome.reason}")
     final = service.stop(outcome.reason)
     notifier.close()
+    if progress is not None:
+        print(progress.summary(outcome.reason), flush=True)
     if not outcome.graceful:
         return EXIT_NOT_RUNNING
     if isinstance(final, CheckpointFailed):
@@ -191,6 +198,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         return EXIT_ERROR
     return EXIT_OK
+
+
+def _progress_for(args: argparse.Namespace, config: ServiceConfig) -> Progress | None:
+    """Status lines and a stop summary for a person at a terminal (not under systemd)."""
+    settings = config.settings.service
+    if not wanted(settings.progress_every_s, sys.stdout):
+        return None
+    given = "".join(
+        f" --{name} {value}" for name in ("config", "db") if (value := getattr(args, name))
+    )
+    return Progress(
+        config.db_path,
+        config.node.trader_id,
+        settings.progress_every_s,
+        stale_after_s=3 * settings.heartbeat_interval_s,
+        out=sys.stdout,
+        next_args=given,
+    )
 
 
 def _duration(text: str) -> float:

@@ -57,7 +57,6 @@ from protocol.health import (
     Health,
     Liveness,
     QueryHealth,
-    ReadinessFigures,
 )
 from protocol.mailbox import (
     Mailbox,
@@ -230,7 +229,6 @@ __all__ = [
     "QueryBusy",
     "QueryHealth",
     "QueryState",
-    "ReadinessFigures",
     "ReadinessSettings",
     "ReconciliationDiff",
     "RecordedSettings",

@@ -140,6 +140,12 @@ class ServiceSettings(Section):
         Field(description="binance modes: record the bars and trades the node receives "
               "(recordings/<trader> beside the database) for the parity report"),
     ] = True  # fmt: skip
+    progress_every_s: Annotated[
+        float,
+        Field(ge=0, le=3600, description="a status line this often, and a summary on stop, "
+              "when the service writes to a terminal (never under systemd, NOTIFY_SOCKET "
+              "set, or into a pipe or the journal); 0: none"),
+    ] = 10.0  # fmt: skip
 
 
 class InstrumentSettings(Section):
@@ -598,20 +604,6 @@ class MetricsSettings(Section):
 class ReadinessSettings(Section):
     """The go-live verdict's thresholds (``paper-node report readiness``); each default
     is argued in docs/readiness.md."""
-
-    registered: Annotated[
-        str | None,
-        Field(
-            pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$",
-            description="the registry entry this session is judged against (unset: the "
-            "entry a dashboard launch ran)",
-        ),
-    ] = None
-    check_interval_s: Annotated[
-        float,
-        Field(ge=0, le=DAY_S, description="judge every this often: metrics, an alert on a "
-              "verdict change (0: never)"),
-    ] = 600.0  # fmt: skip
 
     confidence: Annotated[
         float, Field(gt=0.5, lt=1, description="PSR(0) and the MinTRL confidence level")

@@ -22,7 +22,7 @@ import sys
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TypedDict
+from typing import BinaryIO, TypedDict
 
 from protocol import Mode, RegisteredStrategy, child_environment, session_secrets
 from sessions.presets import session_config_text, validate_preset
@@ -150,6 +150,11 @@ def _view(status: StatusReport | None, job: Job | None, alive: bool) -> SessionV
     )
 
 
+def _private(path: Path, flags: int) -> BinaryIO:
+    """``path`` opened for writing, created owner-only (0600) if it is new."""
+    return os.fdopen(os.open(path, flags | os.O_CREAT, 0o600), "wb")
+
+
 class Launcher:
     """Starts sessions from presets and reaps the ones this process started.
 
@@ -241,15 +246,18 @@ class Launcher:
             log_path = session_dir / "service.log"
             tmp_dir = session_dir / "tmp"
             try:
-                tmp_dir.mkdir(parents=True)
-                config_path.write_text(config_text(trader_id))
-                config_path.chmod(0o600)
+                # Owner-only: the config names the strategy and limits, the log its trades.
+                self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+                for directory in (self.state_dir / "sessions", session_dir, tmp_dir):
+                    directory.mkdir(mode=0o700, exist_ok=directory != session_dir)
+                with _private(config_path, os.O_WRONLY | os.O_TRUNC) as file:
+                    file.write(config_text(trader_id).encode())
             except OSError as exc:
                 raise LaunchError(f"cannot prepare {session_dir}: {exc.strerror}") from None
             env = child_environment(self.env, session_secrets(mode))
             env["TMPDIR"] = str(tmp_dir)
             try:
-                with log_path.open("ab") as log:
+                with _private(log_path, os.O_WRONLY | os.O_APPEND) as log:
                     child = subprocess.Popen(
                         [self.python, str(RUN_SCRIPT), "run", "--config", str(config_path)],
                         cwd=session_dir,

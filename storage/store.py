@@ -103,7 +103,10 @@ def connect(
 ) -> sqlite_utils.Database:
     """Open (creating if needed) and migrate the database; WAL for concurrent readers."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Owner-only from the start, whoever opens it first (a CLI command, the dashboard):
+        # SQLite gives the WAL and SHM files the database file's mode.
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
         conn = sqlite3.connect(str(path), timeout=timeout_s, check_same_thread=check_same_thread)
         db = sqlite_utils.Database(conn)
         # Switching a new file to WAL takes an exclusive lock that SQLite may refuse at

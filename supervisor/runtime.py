@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Protocol
@@ -269,8 +269,10 @@ async def serve(
     duration_s: float | None,
     early: EarlySignals | None = None,
     watchdog: Watchdog | None = None,
+    watchers: Sequence[Callable[[], Coroutine[None, None, None]]] = (),
 ) -> StopOutcome:
-    """Run until a signal, the end of ``duration_s``, an escalation or an operator stop."""
+    """Run until a signal, the end of ``duration_s``, an escalation or an operator stop;
+    ``watchers`` run beside it until then (the progress lines in a terminal)."""
     outcome: list[StopOutcome] = []
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
         if early is not None and early.received:
@@ -311,4 +313,6 @@ async def serve(
                 tg.start_soon(watchdog.run)
             if duration_s is not None:
                 tg.start_soon(on_duration, duration_s)
+            for watcher in watchers:
+                tg.start_soon(watcher)
     return outcome[0] if outcome else StopOutcome("stopped", True)

@@ -1,9 +1,12 @@
 """Bad input gets one clear line: refused at start, refused by a running service's SIGHUP
-(which trades on with its old settings), never a traceback or a stopped service."""
+(which trades on with its old settings), never a traceback or a stopped service. The
+service run also checks that what ``run`` creates is owner-only."""
 
 from __future__ import annotations
 
+import os
 import signal
+import stat
 from pathlib import Path
 
 import pytest
@@ -89,7 +92,11 @@ def test_run_on_a_database_it_cannot_create_says_so_in_one_line(tmp_path: Path) 
 def test_sighup_refuses_every_bad_file_and_the_service_trades_on(tmp_path: Path) -> None:
     config, db = write_config(tmp_path, trader="HUP-BAD", speed=300)
     good = config.read_bytes()
-    service = ServiceProcess(config, db, tmp_path)
+    old_umask = os.umask(0o022)  # an ordinary login's: the service sets its own
+    try:
+        service = ServiceProcess(config, db, tmp_path)
+    finally:
+        os.umask(old_umask)
     try:
         service.wait_status("a fill", lambda r: r["fills"] > 0)
         bad_files = [NOT_UTF8, HUGE_INT, DEEP, good + b"\n[replay]\nbars = 1000000000\n"]
@@ -107,6 +114,10 @@ def test_sighup_refuses_every_bad_file_and_the_service_trades_on(tmp_path: Path)
             assert "old limits kept" in str(last["detail"]), last
         fills = service.status()
         assert fills is not None
+        # What the service created is its user's alone (the test's umask is 022).
+        created = {p.name: stat.filemode(p.stat().st_mode) for p in tmp_path.glob(f"{db.name}*")}
+        assert {"svc.db", "svc.db-wal", "svc.db-shm", "svc.db.HUP-BAD.lock"} <= set(created)
+        assert set(created.values()) == {"-rw-------"}, created
         service.wait_status("trading on", lambda r: r["fills"] > fills["fills"])
         config.write_bytes(good + b'\n[risk]\nrisk_per_trade = "0.005"\n')
         service.proc.send_signal(signal.SIGHUP)

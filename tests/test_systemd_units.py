@@ -76,7 +76,11 @@ def test_an_instance_reads_its_own_config_and_keeps_its_own_state():
     assert unit[("Service", "ReadWritePaths")] == ["/var/lib/paper-node/BTC-01"]
     # The account locks stay where the single unit's service user has them (its home).
     assert "paper-node/.local/state/paper-node/accounts" in unit[("Service", "StateDirectory")][0]
-    assert "-/etc/paper-node/secrets.env" in unit[("Service", "EnvironmentFile")]
+    # The shared secrets file must exist (a "-" would hide a missing one); its own is optional.
+    assert unit[("Service", "EnvironmentFile")] == [
+        "/etc/paper-node/secrets.env",
+        "-/etc/paper-node/BTC-01.env",
+    ]
     text = TEMPLATE.read_text()
     assert "TOKEN" not in text and "SECRET" not in text
 
