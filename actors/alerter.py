@@ -15,7 +15,11 @@ breaker's halt too), are carried out only when the same user sends ``/confirm`` 
 same chat within ``confirm_s``: a mistyped or forwarded command does nothing alone.
 The trade statistics (/profit, /daily, /trades, /balance, /performance) it reads from
 the database itself, read-only, and replies with ``storage.stats_text``'s sections: the
-text ``paper-node report trades|stats`` prints for the same database.
+text ``paper-node report trades|stats`` prints for the same database. ``/readiness``
+replies with ``paper-node report readiness``'s text; every ``[readiness]
+check_interval_s`` the actor judges the session itself, tells the metrics actor each
+criterion and raises an alert when a strategy's verdict changes (the first judgement
+after a start only records the verdicts: a change while the service was down is not seen).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from actors.base import ChildContext, SupervisedActor, halt
 from actors.redact import redact
@@ -49,6 +54,8 @@ from protocol import (
     HaltMode,
     NotConfirmed,
     OrdersCanceled,
+    ReadinessFigures,
+    ReadinessSettings,
     Resume,
     Severity,
     TelegramSettings,
@@ -76,6 +83,9 @@ from storage import (
 )
 from storage.store import utc_now
 
+if TYPE_CHECKING:  # numpy and scipy are imported only when a readiness report is made
+    from storage.readiness import SessionReadiness
+
 log = logging.getLogger(__name__)
 
 ROLE = "alerter"
@@ -83,6 +93,7 @@ LEASE_MARGIN_S = 2.0  # beyond the request timeout, before a blocked send counts
 START_LEASE_S = 30.0  # importing aiogram and building the bot
 REPLY_TIMEOUT_S = 30.0  # a chat command's confirmation (the gate's own limit is 20 s)
 STATS_LEASE_S = 30.0  # reading a session's trade statistics for a chat command
+READINESS_LEASE_S = 60.0  # judging a session's readiness (a bootstrap, the bars of a replay)
 
 _LEVELS = {
     Severity.INFO: logging.INFO,
@@ -104,6 +115,7 @@ HELP = (
     f"/trades [n] - the last n round trips (default {DEFAULT_ROWS}, at most {MAX_TRADES})\n"
     "/balance - starting balance, balance, each strategy's net PnL\n"
     "/performance - each strategy's statistics\n"
+    "/readiness - go live? each strategy's verdict, criteria and what is missing\n"
     "/help - this list"
 )
 STATS_COMMANDS = ("profit", "daily", "trades", "balance", "performance")
@@ -112,6 +124,11 @@ STATS_COMMANDS = ("profit", "daily", "trades", "balance", "performance")
 @dataclass(frozen=True, slots=True)
 class PumpOutbox:
     """Deliver what is pending (the pump's timer tick)."""
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeReadiness:
+    """Judge the session's readiness now (the readiness timer's tick)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,10 +198,14 @@ class AlerterActor(SupervisedActor):
         token: str | None = None,
         clock: Callable[[], float] = time.monotonic,
         started_at: float | None = None,
+        readiness: ReadinessSettings | None = None,
     ) -> None:
         """``started_at``: the service's start (unix seconds): chat commands sent before
         it are dropped (None: now, this actor's start)."""
         super().__init__(ctx)
+        self._readiness = readiness or ReadinessSettings()
+        self._readiness_timer: Interval | None = None
+        self._verdicts: dict[str, str] = {}  # strategy -> its last verdict line
         self._started_at = time.time() if started_at is None else started_at
         self._db_path = db_path
         self._trader_id = trader_id
@@ -214,6 +235,10 @@ class AlerterActor(SupervisedActor):
 
     def started(self) -> None:
         self._store = Store(self._db_path, timeout_s=1.0)
+        if self._readiness.check_interval_s > 0:
+            self._readiness_timer = Interval(
+                self._readiness.check_interval_s, self.actor_ref, JudgeReadiness, "readiness"
+            )
         if self._telegram is None or not self._token:
             log.info("telegram not configured: alerts go to the outbox and the log only")
             return
@@ -237,6 +262,8 @@ class AlerterActor(SupervisedActor):
     def stopped(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        if self._readiness_timer is not None:
+            self._readiness_timer.cancel()
         if self._client is not None:
             self._client.close()
         if self._store is not None:
@@ -250,6 +277,8 @@ class AlerterActor(SupervisedActor):
                 self._queue(message)
             case PumpOutbox():
                 return self._pump()
+            case JudgeReadiness():
+                self._judge_readiness()
             case ChatCommand():
                 self._command(message)
             case OrdersCanceled(strategy_id=None):
@@ -441,6 +470,8 @@ class AlerterActor(SupervisedActor):
                 )
             case name if name in STATS_COMMANDS:
                 self._reply(command.chat_id, self._stats_text(command))
+            case "readiness":
+                self._reply(command.chat_id, self._readiness_reply(command))
             case _:
                 self._reply(command.chat_id, f"Unknown command /{command.command}.\n{HELP}")
 
@@ -636,6 +667,61 @@ class AlerterActor(SupervisedActor):
                 return performance_text(report)
             case _:
                 return profit_text(report)
+
+    def _judged(self) -> SessionReadiness:
+        """The session's readiness report, read on this thread under a lease (a long
+        session's bootstrap and a replay's bars take a while)."""
+        from node.readiness import session_readiness  # numpy/scipy: only when asked
+
+        self.ctx.directory.tell(BusyFor(self.ctx.role, READINESS_LEASE_S))
+        try:
+            return session_readiness(self._db_path, self._trader_id, self._readiness)
+        finally:
+            self.ctx.directory.tell(BusyFor(self.ctx.role, 0))
+
+    def _readiness_reply(self, command: ChatCommand) -> str:
+        try:
+            no_argument(command.command, command.args)
+        except BadArgument as exc:
+            return str(exc)
+        from storage.readiness import readiness_text
+
+        try:
+            return readiness_text(self._judged())
+        except NoRun:
+            return f"No run of {self._trader_id} recorded yet: nothing to judge."
+        except StorageError as exc:
+            log.warning("/readiness: unavailable: %s", exc)
+            return f"Readiness unavailable: {redact(str(exc))}"
+
+    def _judge_readiness(self) -> None:
+        """The periodic judgement: figures for the metrics actor, an alert for each
+        strategy whose verdict changed since the last one."""
+        from storage.readiness import STATUS_VALUE, VERDICT_VALUE, verdict_line
+
+        try:
+            report = self._judged()
+        except StorageError as exc:  # NoRun included: nothing has traded yet
+            log.info("readiness not judged: %s", exc)
+            return
+        values: list[tuple[str, str, float]] = []
+        for s in report.strategies:
+            values.append((s.strategy_id, "verdict", VERDICT_VALUE[s.verdict]))
+            values.extend((s.strategy_id, c.key, STATUS_VALUE[c.status]) for c in s.criteria)
+            before = self._verdicts.get(s.strategy_id)
+            self._verdicts[s.strategy_id] = s.verdict.value
+            if before is not None and before != s.verdict.value:
+                severity = Severity.WARNING if s.verdict.value == "NO" else Severity.INFO
+                self._queue(
+                    Alert(
+                        severity,
+                        f"Readiness {before} -> {s.verdict.value}",
+                        verdict_line(s),
+                        key=f"readiness:{s.strategy_id}",
+                    )
+                )
+        if self.peers.has("metrics"):
+            self.peers.tell("metrics", ReadinessFigures(tuple(values)))
 
     def _positions_text(self) -> str:
         if self._store is None:

@@ -9,7 +9,8 @@ and ``/healthz`` judge. It never asks a peer: a slow scrape cannot slow trading,
 with metrics off the actor does not exist (nobody is told, nothing is counted).
 
 Labels stay bounded: the trader (one per service), the strategies of the config, the
-roles of the tree, the classifier's three decision kinds, the breakers' names.
+roles of the tree, the classifier's three decision kinds, the breakers' names, the
+readiness report's criteria (a fixed list).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from protocol import (
     OrderFilled,
     OrderRejected,
     QueryHealth,
+    ReadinessFigures,
     Snapshot,
     TradingState,
     TradingStateChanged,
@@ -121,6 +123,13 @@ class ServiceMetrics:
         )
         self.s_halted = Gauge(
             "paper_strategy_halted", "1 while the strategy is halted on its own", ts, registry=r
+        )
+        self.readiness = Gauge(
+            "paper_readiness",
+            "The readiness report: criterion verdict 2 READY, 1 NOT YET, 0 NO; the others 2 "
+            "pass, 1 wait, 0 fail, -1 not applicable",
+            ("trader", "strategy", "criterion"),
+            registry=r,
         )
         self.fills = Counter("paper_fills", "Fills", ts, registry=r)
         self.rejects = Counter("paper_rejects", "Orders the venue rejected", ts, registry=r)
@@ -288,6 +297,9 @@ class MetricsActor(SupervisedActor):
                 self.m.errors.labels(t, kind.value).inc()
             case CircuitBreakerTripped(breaker=breaker):
                 self.m.breaker_trips.labels(t, breaker).inc()
+            case ReadinessFigures(values=values):
+                for strategy, criterion, value in values:
+                    self.m.readiness.labels(t, strategy, criterion).set(value)
             case AlerterStats(pending=pending, telegram_failures=new):
                 self.m.outbox.labels(t).set(pending)
                 self.m.telegram_failures.labels(t).inc(new)

@@ -147,6 +147,9 @@ def _refuse_a_second_session(args: argparse.Namespace) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    # Everything the service and its node child create - the database, its WAL and SHM,
+    # lock files, recordings, directories - is its user's alone (positions, alert texts).
+    os.umask(0o077)
     early = EarlySignals()
     early.install()
     _refuse_a_second_session(args)

@@ -3,9 +3,8 @@
 It imports nothing heavy before it has kept pandas out of this process: the supervisor
 never uses pandas, but sqlite-utils imports it when present (~100 MB of the
 supervisor's memory). Only the node child (a spawn process that may import the module
-that started it, and never calls ``main``), ``report parity``, which runs a backtest,
-and ``report readiness``, which builds a replay's bars, need pandas for NautilusTrader
-(``report trades|stats`` read the database only).
+that started it, and never calls ``main``) and ``report parity``, which runs a backtest,
+need pandas for NautilusTrader (``report trades|stats`` read the database only).
 """
 
 from __future__ import annotations
@@ -15,8 +14,7 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else argv
-    # a backtest, a replay's bars: NautilusTrader needs pandas
-    if words[:2] not in (["report", "parity"], ["report", "readiness"]):
+    if words[:2] != ["report", "parity"]:  # it runs a backtest: NautilusTrader needs pandas
         sys.modules.setdefault("pandas", None)  # type: ignore[arg-type]
     from cli.commands import main as run_command
 

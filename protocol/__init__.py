@@ -57,6 +57,7 @@ from protocol.health import (
     Health,
     Liveness,
     QueryHealth,
+    ReadinessFigures,
 )
 from protocol.mailbox import (
     Mailbox,
@@ -229,6 +230,7 @@ __all__ = [
     "QueryBusy",
     "QueryHealth",
     "QueryState",
+    "ReadinessFigures",
     "ReadinessSettings",
     "ReconciliationDiff",
     "RecordedSettings",

@@ -56,3 +56,12 @@ class Health:
     health_reasons: tuple[str, ...]
     ready_reasons: tuple[str, ...]
     recovering: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ReadinessFigures:
+    """The alerter's periodic readiness verdict, for ``paper_readiness{strategy,
+    criterion}``: each (strategy, criterion, value), the criterion ``verdict`` 2 READY,
+    1 NOT YET, 0 NO; the others 2 pass, 1 wait, 0 fail, -1 not applicable."""
+
+    values: tuple[tuple[str, str, float], ...]

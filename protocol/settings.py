@@ -605,6 +605,20 @@ class ReadinessSettings(Section):
     """The go-live verdict's thresholds (``paper-node report readiness``); each default
     is argued in docs/readiness.md."""
 
+    registered: Annotated[
+        str | None,
+        Field(
+            pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$",
+            description="the registry entry this session is judged against (unset: the "
+            "entry a dashboard launch ran)",
+        ),
+    ] = None
+    check_interval_s: Annotated[
+        float,
+        Field(ge=0, le=DAY_S, description="judge every this often: metrics, an alert on a "
+              "verdict change (0: never)"),
+    ] = 600.0  # fmt: skip
+
     confidence: Annotated[
         float, Field(gt=0.5, lt=1, description="PSR(0) and the MinTRL confidence level")
     ] = 0.95

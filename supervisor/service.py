@@ -127,6 +127,7 @@ def service_spec(
                     telegram=live.get().telegram,
                     token=os.environ.get(TELEGRAM_TOKEN_ENV),
                     started_at=started_at,
+                    readiness=live.get().settings.readiness,
                 ),
                 Restart.PERMANENT,
             ),

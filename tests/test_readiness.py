@@ -10,17 +10,31 @@ import json
 import math
 import os
 import random
+import shutil
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 
 import pytest
 
+from actors.alerter import AlerterActor
+from actors.inbox import Inbox
+from actors.metrics import MetricsActor
 from cli.readiness import report_readiness
-from protocol import ReadinessSettings, RegisteredStrategy
+from protocol import (
+    BreakerSettings,
+    MetricsSettings,
+    ReadinessSettings,
+    RegisteredStrategy,
+    WhereIs,
+)
 from storage.store import connect
-from tests.service import ROOT, ServiceProcess, cli, entry, write_config
+from supervisor import ChildSpec, Supervisor, SupervisorSpec
+from tests.fake_telegram import FakeTelegram
+from tests.service import ROOT, ServiceProcess, cli, entry, query, wait_for, write_config
+from tests.test_alerter import CHAT, TOKEN, loopback_telegram
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 BTC = "BTCUSDT-PERP.BINANCE"
@@ -152,8 +166,11 @@ def criteria(strategy: dict[str, object]) -> dict[str, dict[str, object]]:
     return {str(c["key"]): c for c in listed}
 
 
-@pytest.mark.node
-def test_ready_no_and_not_yet_from_the_same_backtest(tmp_path):
+@pytest.fixture(scope="module")
+def sessions(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """One registry entry and the three sessions judged against it, in one database:
+    (its directory, the database)."""
+    tmp_path = tmp_path_factory.mktemp("readiness")
     db = tmp_path / "paper.db"
     # The backtest: 10 stretches of 30 days of the same process, each from 60,000.
     daily, trades = [], []
@@ -215,7 +232,12 @@ def test_ready_no_and_not_yet_from_the_same_backtest(tmp_path):
     finally:
         for service in services.values():
             service.ensure_dead()
+    return tmp_path, db
 
+
+@pytest.mark.node
+def test_ready_no_and_not_yet_from_the_same_backtest(sessions):
+    tmp_path, db = sessions
     ready = readiness(tmp_path, db, "READY-001")
     assert ready["verdict"] == "READY", ready["reasons"]
     assert ready["registered"] == "cycle-v1"
@@ -260,6 +282,103 @@ def test_ready_no_and_not_yet_from_the_same_backtest(tmp_path):
     ).stdout
     assert "Cycle-000: NOT YET" in text or ": NOT YET" in text
     assert "needs 20 more round trips" in text and "Bailey & López de Prado 2012" in text
+
+
+@pytest.fixture
+def telegram() -> Iterator[FakeTelegram]:
+    fake = FakeTelegram(TOKEN).start()
+    yield fake
+    fake.stop()
+
+
+def sample(actor: object, **labels: str) -> float | None:
+    registry = actor.proxy().m.get().registry  # type: ignore[attr-defined]
+    return registry.get_sample_value("paper_readiness", {"trader": "READY-001", **labels})
+
+
+@pytest.mark.node
+def test_telegram_metrics_and_an_alert_when_the_verdict_changes(sessions, telegram, tmp_path):
+    """/readiness replies with the CLI's text; the periodic judgement sets
+    paper_readiness; a breaker's halt landing in the ledger turns READY into NO, and the
+    alerter raises the change."""
+    _, original = sessions
+    db = tmp_path / "copy.db"
+    shutil.copyfile(original, db)  # the alerter's store opens it read-write
+    text = cli(
+        "report",
+        "readiness",
+        "--db",
+        str(db),
+        "--trader",
+        "READY-001",
+        "--strategy",
+        "cycle-v1",
+        cwd=tmp_path,
+        env=ENV,
+    ).stdout.rstrip("\n")
+    assert len(text) < 4000, "one Telegram message"
+    settings = ReadinessSettings(registered="cycle-v1", check_interval_s=0.3)
+    spec = SupervisorSpec(
+        children=(
+            ChildSpec(
+                "metrics",
+                lambda ctx: MetricsActor.start(
+                    ctx, "READY-001", MetricsSettings(), BreakerSettings(), 1.0, 0.5
+                ),
+            ),
+            ChildSpec(
+                "alerter",
+                lambda ctx: AlerterActor.start(
+                    ctx,
+                    db,
+                    "READY-001",
+                    "replay",
+                    telegram=loopback_telegram(telegram),
+                    token=TOKEN,
+                    readiness=settings,
+                ),
+            ),
+        )
+    )
+    sup = Supervisor.start(spec, parent=Inbox())
+    try:
+        before = len(telegram.sent())
+        telegram.push_command(CHAT, "/readiness")
+        telegram.wait_for(lambda _: len(telegram.sent()) > before)
+        assert telegram.sent()[before] == (CHAT, text)
+        metrics = sup.ask(WhereIs("metrics"), timeout=5)
+        wait_for(
+            "the verdict's metric",
+            lambda: sample(metrics, strategy="Cycle-000", criterion="verdict") == 2.0,
+        )
+        assert sample(metrics, strategy="Cycle-000", criterion="psr") == 2.0
+        assert sample(metrics, strategy="Cycle-000", criterion="stops") == -1.0
+        run = query(db, "SELECT max(id) AS id FROM runs WHERE trader_id = 'READY-001'")[0]["id"]
+        conn = sqlite3.connect(db)
+        conn.execute(
+            "INSERT INTO ledger (event_id, run_id, trader_id, at, kind, state, reason, source) "
+            "VALUES (0, ?, 'READY-001', '2024-02-09T00:00:00+00:00', 'trading_state', "
+            "'HALTED', 'daily loss limit', 'breaker')",
+            [run],
+        )
+        conn.commit()
+        conn.close()
+        wait_for(
+            "the verdict's change",
+            lambda: sample(metrics, strategy="Cycle-000", criterion="verdict") == 0.0,
+        )
+        alerts = wait_for(
+            "its alert",
+            lambda: query(
+                db, "SELECT severity, title, text FROM alert_outbox WHERE key LIKE 'readiness:%'"
+            ),
+        )
+        assert [(a["severity"], a["title"]) for a in alerts] == [
+            ("warning", "Readiness READY -> NO")
+        ]
+        assert "Halts not asked for: daily loss limit (breaker)" in alerts[0]["text"]
+    finally:
+        sup.stop(timeout=10)
 
 
 def test_an_entry_of_the_previous_shape_reads_with_no_evidence(tmp_path):
