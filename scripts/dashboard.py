@@ -1,7 +1,18 @@
 """Operator dashboard: launch, watch and control paper-trading sessions.
 
     make dashboard                     # http://127.0.0.1:8501, database state/paper.db
-    streamlit run scripts/dashboard.py -- --db PATH [--stale-after SECONDS]
+    streamlit run scripts/dashboard.py --server.address 127.0.0.1 -- --db PATH \
+        [--stale-after SECONDS]
+
+Whoever reaches its port can halt, resume, stop and launch sessions, so it serves
+loopback only (``.streamlit/config.toml``, read from the directory ``streamlit run``
+starts in, says 127.0.0.1; reach it from elsewhere through an SSH tunnel), and with
+``PAPER_DASHBOARD_TOKEN`` set every browser session logs in first. Another address
+without a token, a token shorter than 16 characters, or a ``Host`` that is neither
+loopback nor in ``PAPER_DASHBOARD_HOSTS`` gets one line and no page
+(``sessions.access``). Controls that move money - resume, stop, a strategy's resume,
+launching a binance-testnet session - ask for confirmation; the sessions it keeps
+running and the parity reports it runs at once are capped.
 
 Everything goes through the service database: sessions and their checkpoints
 are read with the read-only queries in ``storage``; halt, resume and stop are
@@ -21,6 +32,8 @@ import argparse
 import json
 import os
 import sys
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from decimal import Decimal, InvalidOperation
@@ -29,8 +42,15 @@ from pathlib import Path
 import altair as alt
 import streamlit as st
 
-from protocol import MARKET, BacktestMetrics, RegisteredStrategy
-from sessions.launcher import Launcher, LaunchError, SessionView
+from protocol import MARKET, BacktestMetrics, Mode, RegisteredStrategy
+from sessions.access import (
+    TOKEN_ENV,
+    allowed_hosts,
+    bind_refusal,
+    host_refusal,
+    token_matches,
+)
+from sessions.launcher import LIVE_STATES, Launcher, LaunchError, SessionView
 from sessions.parity import ParityOutcome, run_parity
 from sessions.presets import PRESET_FIELDS, PresetField, default_preset, from_text
 from sessions.presets import validate_preset as check_preset
@@ -50,6 +70,7 @@ from storage import (
     Command,
     CommandStatus,
     EquityPoint,
+    Job,
     PresetBody,
     StorageError,
     StrategyRow,
@@ -57,6 +78,11 @@ from storage import (
 from supervisor.config import ConfigError
 
 DB_ENV = "PAPER_NODE_DB"
+MAX_SESSIONS_ENV = "PAPER_DASHBOARD_MAX_SESSIONS"
+MAX_SESSIONS = 4  # live sessions launched from here at once; each is a whole service
+PARITY_RUNS = 1  # parity reports at once: each runs a BacktestEngine in a child process
+LOGGED_IN = "_dashboard_logged_in"  # no widget has this key: only the login sets it
+WRONG_TOKEN_DELAY_S = 1.0
 NEW_PRESET = "(new preset)"
 PAGES = ("Sessions", "Session", "Trades", "Registry", "Presets & launch")
 ACK_TIMEOUT_S = 20.0
@@ -99,6 +125,103 @@ def app_database(path: str) -> AppDatabase:
 @st.cache_resource
 def job_launcher(path: str) -> Launcher:
     return Launcher(app_database(path), Path(path).parent)
+
+
+@st.cache_resource
+def parity_slots() -> threading.BoundedSemaphore:
+    """The parity reports running now, across every browser session of this process."""
+    return threading.BoundedSemaphore(PARITY_RUNS)
+
+
+@st.cache_resource
+def launch_lock() -> threading.Lock:
+    """Counting the live sessions and launching one more is one step for all browsers."""
+    return threading.Lock()
+
+
+# ---------------------------------------------------------------- who may use it
+
+
+@st.cache_resource
+def tell_the_terminal(line: str) -> None:
+    """A refusal goes to the server's terminal once, beside the page that shows it."""
+    print(f"dashboard: {line}", file=sys.stderr, flush=True)
+
+
+def admitted() -> bool:
+    """The address, Host and login rules (``sessions.access``), before any page: a
+    refusal or the login form is all a browser gets until they pass."""
+    token = os.environ.get(TOKEN_ENV, "")
+    address = st.get_option("server.address")
+    refusal = bind_refusal(None if address is None else str(address), token) or host_refusal(
+        st.context.headers.get("Host"), allowed_hosts(os.environ)
+    )
+    if refusal is not None:
+        tell_the_terminal(refusal)
+        st.error(refusal)
+        return False
+    if not token or st.session_state.get(LOGGED_IN) is True:
+        return True
+    st.title("Paper trading: log in")
+    with st.form("login"):
+        given = st.text_input(
+            "Dashboard token", type="password", key="login_token", help=f"{TOKEN_ENV}"
+        )
+        submitted = st.form_submit_button("Log in", key="login", type="primary")
+    if submitted:
+        if token_matches(given, token):
+            st.session_state[LOGGED_IN] = True
+            st.rerun()
+        time.sleep(WRONG_TOKEN_DELAY_S)  # this browser session's guesses, one a second
+        st.error("Wrong token.")
+    return False
+
+
+def confirmation(key: str, question: str, label: str) -> str | None:
+    """A held action (``st.session_state[key]``, e.g. the strategy it names) with its
+    question, Confirm and Cancel; the held value on the run Confirm was pressed."""
+    held = st.session_state.get(key)
+    if not isinstance(held, str):
+        return None
+    st.warning(question)
+    yes, no = st.columns(2)
+    if yes.button(label, key=f"{key}_yes", type="primary"):
+        st.session_state.pop(key, None)
+        return held
+    if no.button("Cancel", key=f"{key}_no"):
+        st.session_state.pop(key, None)
+        st.rerun()
+    return None
+
+
+def session_cap() -> int:
+    """``PAPER_DASHBOARD_MAX_SESSIONS`` (1 to 64), else ``MAX_SESSIONS``."""
+    raw = os.environ.get(MAX_SESSIONS_ENV, "").strip()
+    if raw.isascii() and raw.isdigit() and 1 <= int(raw) <= 64:
+        return int(raw)
+    return MAX_SESSIONS
+
+
+def testnet_preset(appdb: AppDatabase, preset: str) -> bool:
+    body = appdb.load_preset(preset) or {}
+    return body.get("service", {}).get("mode") == Mode.BINANCE_TESTNET.value
+
+
+def capped_launch(launcher: Launcher, start: Callable[[], Job]) -> Job:
+    """``start`` unless this dashboard already keeps ``session_cap()`` sessions live."""
+    with launch_lock():
+        live_count = sum(
+            1
+            for v in launcher.sessions(stale_after_s=60)
+            if v["pid"] is not None and v["state"] in LIVE_STATES
+        )
+        cap = session_cap()
+        if live_count >= cap:
+            raise LaunchError(
+                f"not launched: {live_count} sessions launched from this dashboard are "
+                f"live, the most it keeps at once ({MAX_SESSIONS_ENV}); stop one first"
+            )
+        return start()
 
 
 # ---------------------------------------------------------------- formatting
@@ -244,20 +367,28 @@ def strategy_controls(appdb: AppDatabase, view: SessionView) -> None:
     picked = left.selectbox("Strategy", list(strategies), key="strategy_pick")
     chosen = strategies.get(str(picked))
     halted = chosen is not None and chosen["trading_state"] == "HALTED"
-    for col, command, enabled in (
-        (halt_col, Command.HALT, live and chosen is not None and not halted),
-        (resume_col, Command.RESUME, live and halted),
+    reason = str(st.session_state.get("control_reason") or "from the dashboard")
+    if halt_col.button(
+        "Halt strategy",
+        key="strategy_halt",
+        disabled=not (live and chosen is not None and not halted),
     ):
-        if col.button(
-            f"{command.value.capitalize()} strategy",
-            key=f"strategy_{command.value}",
-            disabled=not enabled,
-        ):
-            reason = st.session_state.get("control_reason") or "from the dashboard"
-            st.session_state["strategy_result"] = run_command(
-                appdb, view["trader_id"], command, str(reason), strategy_id=str(picked)
-            )
-            st.rerun()
+        st.session_state["strategy_result"] = run_command(
+            appdb, view["trader_id"], Command.HALT, reason, strategy_id=str(picked)
+        )
+        st.rerun()
+    if resume_col.button("Resume strategy", key="strategy_resume", disabled=not (live and halted)):
+        st.session_state["strategy_confirm"] = str(picked)  # resuming lets it trade: ask
+        st.session_state.pop("strategy_result", None)
+    held = st.session_state.get("strategy_confirm")
+    resumed = confirmation(
+        "strategy_confirm", f"Resume {held}? Its orders pass again.", "Confirm resume"
+    )
+    if resumed is not None:
+        st.session_state["strategy_result"] = run_command(
+            appdb, view["trader_id"], Command.RESUME, reason, strategy_id=resumed
+        )
+        st.rerun()
     result = st.session_state.get("strategy_result")
     if isinstance(result, tuple) and len(result) == 2:
         ok, text = result
@@ -324,8 +455,18 @@ def parity_panel(db: Path, trader_id: str) -> None:
     st.subheader("Parity with the backtest")
     key = f"parity:{trader_id}"
     if st.button("Run the parity report", key=f"run-{key}"):
-        with st.spinner("Running BacktestEngine on the bars the session played..."):
-            st.session_state[key] = run_parity(db, trader_id)
+        slots = parity_slots()
+        if not slots.acquire(blocking=False):
+            st.warning(
+                f"{PARITY_RUNS} parity report(s) already running on this dashboard (the "
+                "most at once); try again when it is done."
+            )
+            return
+        try:
+            with st.spinner("Running BacktestEngine on the bars the session played..."):
+                st.session_state[key] = run_parity(db, trader_id)
+        finally:
+            slots.release()
     outcome: ParityOutcome | None = st.session_state.get(key)
     if outcome is None:
         st.caption(
@@ -696,12 +837,19 @@ def registry_row(entry: RegisteredStrategy, sessions: list[str]) -> dict[str, st
         name: NONE if (value := getattr(entry.metrics, name)) is None else str(value)
         for name in BacktestMetrics.model_fields
     }
+    evidence = entry.evidence
+    fills = evidence.fills
     return {
         "name": entry.name,
         "strategy_path": entry.entry.strategy_path,
         "config_path": entry.entry.config_path,
         "config": json.dumps(entry.entry.config, sort_keys=True),
         **metrics,
+        "daily returns": str(len(evidence.daily_returns)),
+        "trade returns": str(len(evidence.trade_returns)),
+        "trials": NONE if evidence.trials is None else str(evidence.trials),
+        "slippage bps": NONE if fills.slippage_bps is None else str(fills.slippage_bps),
+        "fee bps": NONE if fills.fee_bps is None else str(fills.fee_bps),
         "registered": entry.registered_at,
         "sessions": ", ".join(sorted(sessions)) or NONE,
     }
@@ -724,14 +872,33 @@ def registry_launch(appdb: AppDatabase, launcher: Launcher, names: list[str]) ->
     cols = st.columns(2)
     name = cols[0].selectbox("Registered strategy", names, key="registry_pick")
     preset = cols[1].selectbox("Preset", presets, key="registry_preset")
+    go: tuple[str, str] | None = None
     if (
         st.button("Launch paper session", key="registry_launch", type="primary")
         and name is not None
         and preset is not None
     ):
+        if testnet_preset(appdb, preset):  # it trades with this dashboard's keys: ask
+            st.session_state["registry_confirm"] = json.dumps([name, preset])
+        else:
+            go = (name, preset)
+    held = st.session_state.get("registry_confirm")
+    if isinstance(held, str):
+        held_name, held_preset = json.loads(held)
+        confirmed = confirmation(
+            "registry_confirm",
+            f"{held_name} with preset {held_preset!r} is a binance-testnet session: it "
+            "trades on the testnet account with the API keys in this dashboard's "
+            "environment. Launch it?",
+            "Confirm launch",
+        )
+        if confirmed is not None:
+            go = (str(held_name), str(held_preset))
+    if go is not None:
+        name, preset = go
         try:
             with st.spinner(f"Checking {name} where it will run…"):
-                job = launcher.launch_registered(name, preset)
+                job = capped_launch(launcher, lambda: launcher.launch_registered(*go))
         except (LaunchError, StorageError) as exc:
             st.error(str(exc))
         else:
@@ -828,9 +995,24 @@ def launch_panel(appdb: AppDatabase, launcher: Launcher) -> None:
         st.info("Save a preset first.")
         return
     preset = st.selectbox("Preset", names, key="launch_preset")
+    go: str | None = None
     if st.button("Launch session", key="launch", type="primary") and preset is not None:
+        if testnet_preset(appdb, preset):  # it trades with this dashboard's keys: ask
+            st.session_state["launch_confirm"] = preset
+        else:
+            go = preset
+    held = st.session_state.get("launch_confirm")
+    confirmed = confirmation(
+        "launch_confirm",
+        f"Preset {held!r} is a binance-testnet session: it trades on the testnet account "
+        "with the API keys in this dashboard's environment. Launch it?",
+        "Confirm launch",
+    )
+    go = confirmed if confirmed is not None else go
+    if go is not None:
+        preset = go
         try:
-            job = launcher.launch(preset)
+            job = capped_launch(launcher, lambda: launcher.launch(go))
         except (LaunchError, StorageError) as exc:
             st.error(str(exc))
         else:
@@ -846,6 +1028,8 @@ def launch_panel(appdb: AppDatabase, launcher: Launcher) -> None:
 
 def main() -> None:
     st.set_page_config(page_title="Paper trading", layout="wide")
+    if not admitted():
+        return
     args = options(sys.argv[1:])
     db_path = str(args.db.resolve())
     try:
@@ -864,6 +1048,9 @@ def main() -> None:
     page = st.sidebar.radio("Page", PAGES, key="page")
     st.sidebar.toggle(f"Auto-refresh every {REFRESH_S:.0f} s", value=True, key="auto_refresh")
     st.sidebar.caption(f"database {db_path}")
+    if os.environ.get(TOKEN_ENV) and st.sidebar.button("Log out", key="logout"):
+        st.session_state.clear()
+        st.rerun()
     try:
         if page == "Sessions":
             sessions_page(launcher, args.stale_after)

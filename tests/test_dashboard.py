@@ -13,6 +13,8 @@ import os
 import shutil
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 import tomllib
 import uuid
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
+from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 
 from protocol import (
@@ -32,6 +35,7 @@ from protocol import (
     StrategyView,
     TradingState,
 )
+from sessions.access import TOKEN_ENV
 from sessions.launcher import Launcher, LaunchError, session_state
 from sessions.presets import default_preset, validate_preset
 from storage import AppDatabase, Job, StatusReport, StorageError, Store, register
@@ -52,11 +56,19 @@ from tests.service import (
 
 APP = str(ROOT / "scripts" / "dashboard.py")
 SECRET = "dashboard-test-secret-value-7f3a"
+DASHBOARD_TOKEN = "apptest-dashboard-token-5c1e9"
+LOGGED_IN = "_dashboard_logged_in"
 
 
-def app(db: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+def app(db: Path, monkeypatch: pytest.MonkeyPatch, logged_in: bool = True) -> AppTest:
+    """The dashboard over ``db`` with a login token set; ``logged_in``: this browser
+    session has passed the login (the login itself is tested on its own)."""
     monkeypatch.setenv("PAPER_NODE_DB", str(db))
-    return AppTest.from_file(APP, default_timeout=60)
+    monkeypatch.setenv(TOKEN_ENV, DASHBOARD_TOKEN)
+    at = AppTest.from_file(APP, default_timeout=60)
+    if logged_in:
+        at.session_state[LOGGED_IN] = True
+    return at
 
 
 def goto(at: AppTest, page: str) -> AppTest:
@@ -270,6 +282,64 @@ def test_one_database_connection_serves_every_page_and_browser_session(
     assert opened == [str(db)]
 
 
+# ---------------------------------------------------------------- login
+
+
+def test_without_a_login_only_the_login_form_shows_and_the_right_token_opens_the_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "paper.db"
+    seed(db, "LOGIN-001", ["100000", "100100"])
+    at = app(db, monkeypatch, logged_in=False)
+    at.query_params["page"] = "Session"
+    at.query_params["trader"] = "LOGIN-001"
+    at.run()
+    assert not at.exception
+    assert [b.key for b in at.button] == ["login"]  # no control, no page, no sidebar
+    assert not at.sidebar.radio and not at.dataframe and "LOGIN-001" not in texts(at)
+
+    at.text_input(key="login_token").input(DASHBOARD_TOKEN[:-1] + "x")
+    at.button(key="login").click().run()
+    assert "Wrong token." in texts(at)
+    assert [b.key for b in at.button] == ["login"]
+
+    at.text_input(key="login_token").input(DASHBOARD_TOKEN)
+    at.button(key="login").click().run()
+    assert not at.exception
+    assert not at.button(key="control_halt").disabled  # the session page, as before
+    assert "LOGIN-001" in at.title[0].value
+
+
+@pytest.mark.parametrize(
+    ("address", "where"),
+    [(None, "every interface (no server.address)"), ("0.0.0.0", "address 0.0.0.0")],
+)
+def test_another_address_than_loopback_without_a_login_is_refused_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, address: str | None, where: str
+) -> None:
+    """Streamlit with no ``server.address`` (started away from the repository's
+    .streamlit/config.toml, which says 127.0.0.1) listens on every interface: without a
+    token there is no page, only the refusal."""
+    db = tmp_path / "paper.db"
+    seed(db, "OPEN-001", ["100000"])
+    at = app(db, monkeypatch)
+    monkeypatch.delenv(TOKEN_ENV)
+    configured = st_config.get_option("server.address")
+    st_config.set_option("server.address", address)
+    try:
+        at.run()
+    finally:
+        st_config.set_option("server.address", configured)
+    [error] = at.error
+    assert error.value.startswith(
+        f"refusing to serve the dashboard on {where} without a login: set {TOKEN_ENV}"
+    )
+    assert not at.button and not at.sidebar.radio and not at.dataframe
+
+    at.run()  # on loopback (the repository's config) it serves without a login
+    assert not at.error and at.sidebar.radio(key="page").value == "Sessions"
+
+
 # ---------------------------------------------------------------- presets
 
 
@@ -414,7 +484,9 @@ def test_a_strategy_is_halted_and_resumed_alone_from_its_buttons(
         assert report["state"] == "running", "the account trades on"
         at.run()
         assert not at.button(key="strategy_resume").disabled
-        at.button(key="strategy_resume").click().run(timeout=60)
+        at.button(key="strategy_resume").click().run()
+        assert "Resume EmaCross-002? Its orders pass again." in texts(at)
+        at.button(key="strategy_confirm_yes").click().run(timeout=60)
         assert "resume done: EmaCross-002 resumed" in texts(at), texts(at)
         history = AppDatabase(db).control_history("CTL-002")
         assert [(h["command"], h["status"]) for h in history] == [
@@ -436,6 +508,48 @@ def state_dir() -> Iterator[Path]:
     path.mkdir(parents=True)
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+def test_launches_are_capped_and_a_testnet_launch_asks_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each launch is a whole service: past PAPER_DASHBOARD_MAX_SESSIONS live ones the
+    dashboard launches no more; a binance-testnet preset trades with the dashboard's
+    keys, so its launch waits for a confirmation."""
+    db = tmp_path / "paper.db"
+    appdb = AppDatabase(db)
+    appdb.save_preset("swing", default_preset())
+    testnet = default_preset()
+    testnet["service"]["mode"] = "binance-testnet"
+    appdb.save_preset("tn", testnet)
+    # A live launched session, as the job table and /proc see one.
+    live = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)", "run_supervisor.py"]
+    )
+    try:
+        appdb.record_launch("SWING-001", "swing", live.pid, tmp_path / "c", tmp_path / "l")
+        monkeypatch.setenv("PAPER_DASHBOARD_MAX_SESSIONS", "1")
+        at = goto(app(db, monkeypatch).run(), "Presets & launch")
+        at.selectbox(key="launch_preset").set_value("swing")
+        at.button(key="launch").click().run()
+        assert (
+            "not launched: 1 sessions launched from this dashboard are live, the most it "
+            "keeps at once (PAPER_DASHBOARD_MAX_SESSIONS); stop one first"
+        ) in texts(at)
+
+        at.selectbox(key="launch_preset").set_value("tn")
+        at.button(key="launch").click().run()
+        assert "Preset 'tn' is a binance-testnet session" in texts(at)
+        assert not at.error, "nothing launched before the confirmation"
+        at.button(key="launch_confirm_no").click().run()
+        assert "binance-testnet" not in texts(at)
+        at.button(key="launch").click().run()
+        at.button(key="launch_confirm_yes").click().run()
+        assert "not launched: 1 sessions" in texts(at)  # confirmed: on to the cap
+        assert [j.trader_id for j in appdb.jobs()] == ["SWING-001"]
+    finally:
+        live.kill()
+        live.wait()
 
 
 def test_a_session_launched_from_a_preset_trades_writes_nothing_to_tmp_and_shows_a_crash(

@@ -1,4 +1,5 @@
-"""The dashboard served for real on loopback and loaded in headless Chromium.
+"""The dashboard served for real on loopback and loaded in headless Chromium, behind its
+login (``PAPER_DASHBOARD_TOKEN``): an operator types the token into the form first.
 
 The screenshot of a session page (equity curve and drawdown) is kept in
 ``test-artifacts/dashboard-session.png`` for a human to look at.
@@ -7,7 +8,9 @@ The screenshot of a session page (equity curve and drawdown) is kept in
 from __future__ import annotations
 
 import contextlib
+import json
 import math
+import os
 import socket
 import subprocess
 import sys
@@ -17,12 +20,37 @@ from pathlib import Path
 
 import pytest
 
+from sessions.access import TOKEN_ENV
 from tests.browser import Browser
-from tests.service import ROOT, wait_for
+from tests.service import ROOT, query, wait_for
 from tests.test_dashboard import seed
 
 ARTIFACT = ROOT / "test-artifacts" / "dashboard-session.png"
 CHART = '[data-testid="stVegaLiteChart"]'
+TOKEN = "browser-dashboard-token-8d2f41c7"
+PASSWORD = "document.querySelector('input[type=\"password\"]')"
+BUTTONS = (
+    "JSON.stringify(Array.from(document.querySelectorAll('button[data-testid^=\"stBaseButton\"]'))"
+    ".map(b => b.innerText.trim()).filter(t => t))"
+)
+
+
+def type_token(browser: Browser, token: str) -> None:
+    """Type ``token`` into the login form and press its button, as an operator does."""
+    browser.wait_until(f"!!{PASSWORD}", timeout=60)
+    browser.evaluate(f"{PASSWORD}.focus(); {PASSWORD}.select()")
+    browser.call("Input.insertText", {"text": token})
+    browser.evaluate(
+        "Array.from(document.querySelectorAll('button'))"
+        ".find(b => b.innerText.trim() === 'Log in').click()"
+    )
+
+
+def login(browser: Browser, url: str, token: str = TOKEN) -> None:
+    """Open ``url`` and log in; the page asked for follows."""
+    browser.navigate(url)
+    type_token(browser, token)
+    browser.wait_until(f"!{PASSWORD}", timeout=60)
 
 
 def free_port() -> int:
@@ -56,6 +84,7 @@ def serve(db: Path, tmp_path: Path) -> Iterator[str]:
             "--", "--db", str(db),
         ],
         cwd=tmp_path,
+        env={**os.environ, TOKEN_ENV: TOKEN},
         stdout=log,
         stderr=subprocess.STDOUT,
     )  # fmt: skip
@@ -92,7 +121,20 @@ def test_session_page_renders_its_equity_curve_in_headless_chromium(
 ) -> None:
     base, db = served
     with Browser(tmp_path / "chromium-profile") as browser:
+        # Not logged in: the login form and nothing else, whatever page the URL names.
         browser.navigate(f"{base}/?page=Session&trader=SHOT-001")
+        browser.wait_until(f"!!{PASSWORD}", timeout=60)
+        assert json.loads(str(browser.evaluate(BUTTONS))) == ["Log in"]
+        text = browser.evaluate("document.body.innerText")
+        assert isinstance(text, str) and "SHOT-001" not in text and "Halt" not in text
+        assert browser.evaluate("document.querySelector('[data-testid=\"stSidebar\"]')") is None
+        type_token(browser, TOKEN[:-1])
+        browser.wait_until("document.body.innerText.includes('Wrong token.')", timeout=30)
+        assert json.loads(str(browser.evaluate(BUTTONS))) == ["Log in"]
+        assert query(db, "SELECT count(*) AS n FROM control")[0]["n"] == 0
+
+        # Logged in: the page the URL named, as before.
+        type_token(browser, TOKEN)
         browser.wait_until(
             f"document.querySelectorAll('{CHART}').length >= 2 && "
             f"Array.from(document.querySelectorAll('{CHART}')).every("
@@ -104,6 +146,9 @@ def test_session_page_renders_its_equity_curve_in_headless_chromium(
         assert isinstance(text, str)
         assert "SHOT-001" in text and "Equity curve" in text and "Drawdown" in text
         assert "running" in text
+        assert {"Halt", "Resume", "Stop", "Log out"} <= set(
+            json.loads(str(browser.evaluate(BUTTONS)))
+        )
         png = browser.screenshot(ARTIFACT)
 
         # the page follows the session by itself: a new checkpoint shows up without a reload

@@ -26,7 +26,7 @@ from storage import AppDatabase, Store, read_trade_report
 from tests.browser import Browser
 from tests.service import ROOT, ServiceProcess, entry, query, write_config
 from tests.test_dashboard import BAR_TYPE, app, frame, registered, seed
-from tests.test_dashboard_browser import serve
+from tests.test_dashboard_browser import login, serve
 
 pytestmark = pytest.mark.node
 
@@ -228,7 +228,7 @@ def test_the_trades_page_draws_the_bars_and_fills_in_headless_chromium(
     candles, fills = played_bars(traded), len(fill_events(traded))
     trips = len(read_trade_report(traded, TRADER)["round_trips"])
     with serve(traded, tmp_path) as base, Browser(tmp_path / "chromium", height=2500) as browser:
-        browser.navigate(f"{base}/?page=Trades&trader={TRADER}")
+        login(browser, f"{base}/?page=Trades&trader={TRADER}")
         marks = f"document.querySelectorAll('{CHART} svg g.role-mark')"
         browser.wait_until(
             f"{marks}.length >= 3 && "
