@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from storage import PENDING_TTL_S, Command, ControlChannel
 from tests.fake_telegram import FakeTelegram
 from tests.service import ServiceProcess, cli, query, write_config
 
@@ -34,10 +37,20 @@ def telegram_section(fake: FakeTelegram) -> str:
 
 
 def test_a_cli_halt_reaches_telegram_and_the_token_reaches_no_log(tmp_path, telegram):
+    """Also what waited while the service was down is not carried out at its start: a
+    /halt flatten sent an hour earlier (Telegram keeps it) and a stop queued in the
+    control table; and /resume waits for /confirm."""
     config, db = write_config(tmp_path, trader="TG-001", extra=telegram_section(telegram))
+    telegram.push_command(CHAT, "/halt flatten", date=int(time.time()) - 3600)
+    channel = ControlChannel(db)
+    stale = channel.submit("TG-001", Command.STOP, "queued while the service was down")
+    old = (datetime.now(UTC) - timedelta(seconds=PENDING_TTL_S + 5)).isoformat()
+    channel.db.execute("UPDATE control SET requested_at = ? WHERE id = ?", [old, stale])
+    channel.db.conn.commit()
     service = ServiceProcess(config, db, tmp_path, env=telegram_env())
     try:
         service.wait_status("a fill", lambda r: r["fills"] > 0)
+        assert channel.get(stale).result.startswith("expired: not picked up within")
         halted = cli("halt", "--config", str(config), "--reason", "phone test", cwd=tmp_path)
         assert halted.returncode == 0, halted.stderr
         chat, text = telegram.wait_for(lambda m: "Trading halted" in m[1])
@@ -45,11 +58,21 @@ def test_a_cli_halt_reaches_telegram_and_the_token_reaches_no_log(tmp_path, tele
 
         telegram.push_command(CHAT, "/status")
         telegram.wait_for(lambda m: "TG-001 (replay): halted" in m[1])
+        telegram.push_command(CHAT, "/resume")
+        telegram.wait_for(lambda m: "Send /confirm within 60 s" in m[1])
+        assert service.wait_status("halted", lambda r: r["state"] == "halted")
+        telegram.push_command(CHAT, "/confirm")
+        telegram.wait_for(lambda m: m[1] == "Resumed: trading state ACTIVE.")
+        service.wait_status("running again", lambda r: r["state"] == "running")
         assert service.terminate() == 0
     finally:
+        channel.close()
         service.ensure_dead()
     log = service.log_path.read_text()
     assert TOKEN not in log
+    assert f"ignored /halt from chat {CHAT} (sent 36" in log
+    assert "telegram /halt" not in log, "the hour-old /halt flatten was carried out"
+    assert "operator stop #1 of" in log and "expired unseen" in log
     dump = "\n".join(str(tuple(r)) for r in query(db, "SELECT * FROM alert_outbox"))
     dump += "\n".join(str(tuple(r)) for r in query(db, "SELECT * FROM events"))
     assert TOKEN not in dump
