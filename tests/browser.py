@@ -39,7 +39,6 @@ CHROMIUM_FLAGS = (
     "--disable-extensions",
     "--no-first-run",
     "--no-default-browser-check",
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
     "--remote-debugging-address=127.0.0.1",
     "--remote-debugging-port=0",
 )
@@ -57,7 +56,15 @@ def chromium_path() -> str | None:
 class Browser:
     """One headless Chromium with one page, controlled over CDP."""
 
-    def __init__(self, profile_dir: Path, width: int = 1400, height: int = 1800) -> None:
+    def __init__(
+        self,
+        profile_dir: Path,
+        width: int = 1400,
+        height: int = 1800,
+        loopback_names: tuple[str, ...] = (),
+    ) -> None:
+        """``loopback_names``: host names that resolve to 127.0.0.1 (as a DNS-rebinding
+        site's would); every other name but loopback is unresolvable."""
         binary = chromium_path()
         if binary is None:
             raise RuntimeError(
@@ -68,6 +75,9 @@ class Browser:
             [
                 binary,
                 *CHROMIUM_FLAGS,
+                "--host-resolver-rules="
+                + "".join(f"MAP {name} 127.0.0.1, " for name in loopback_names)
+                + "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
                 f"--user-data-dir={profile_dir}",
                 f"--window-size={width},{height}",
                 "about:blank",

@@ -120,7 +120,7 @@ def test_session_page_renders_its_equity_curve_in_headless_chromium(
     served: tuple[str, Path], tmp_path: Path
 ) -> None:
     base, db = served
-    with Browser(tmp_path / "chromium-profile") as browser:
+    with Browser(tmp_path / "chromium-profile", loopback_names=("rebound.example",)) as browser:
         # Not logged in: the login form and nothing else, whatever page the URL names.
         browser.navigate(f"{base}/?page=Session&trader=SHOT-001")
         browser.wait_until(f"!!{PASSWORD}", timeout=60)
@@ -154,5 +154,14 @@ def test_session_page_renders_its_equity_curve_in_headless_chromium(
         # the page follows the session by itself: a new checkpoint shows up without a reload
         seed(db, "SHOT-001", ["123456.78"])
         browser.wait_until("document.body.innerText.includes('123,456.78')", timeout=30)
+
+        # DNS rebinding: another site's name pointed at 127.0.0.1 gets one line, no page.
+        browser.navigate(base.replace("127.0.0.1", "rebound.example"))
+        browser.wait_until(
+            "document.body.innerText.includes(\"does not answer to host 'rebound.example'\")",
+            timeout=60,
+        )
+        assert browser.evaluate(f"!{PASSWORD}") is True
+        assert json.loads(str(browser.evaluate(BUTTONS))) == []
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(png) > 20_000, "a page with two charts is not a near-blank image"
