@@ -8,6 +8,7 @@ strategy (the promotion record) with a preset.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -550,6 +551,10 @@ def test_launches_are_capped_and_a_testnet_launch_asks_first(
     finally:
         live.kill()
         live.wait()
+        for job in appdb.jobs():  # a launch the cap failed to stop: no process left behind
+            if job.pid != live.pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(job.pid, signal.SIGKILL)
 
 
 def test_a_session_launched_from_a_preset_trades_writes_nothing_to_tmp_and_shows_a_crash(
