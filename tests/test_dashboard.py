@@ -16,6 +16,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 import uuid
@@ -911,6 +912,45 @@ def test_the_parity_panel_sets_the_session_beside_the_backtest(
     rows = {r[""]: (r["session"], r["backtest"]) for r in table}
     assert rows["fills"][0] == rows["fills"][1] and int(rows["fills"][0]) > 100
     assert rows["balance USDT"][0] == rows["balance USDT"][1]
+
+
+def test_one_parity_report_runs_at_a_time_across_browser_sessions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each report runs a BacktestEngine in a child: a second browser asking while one
+    runs is told to wait, not given a second child."""
+    import sessions.parity
+
+    db = tmp_path / "paper.db"
+    seed(db, "PAR-CAP", ["100000"])
+    entered, release = threading.Event(), threading.Event()
+    calls: list[str] = []
+
+    def held_report(path: Path, trader_id: str) -> sessions.parity.ParityOutcome:
+        calls.append(trader_id)
+        entered.set()
+        release.wait(30)
+        return sessions.parity.ParityOutcome(None, "held by the test")
+
+    monkeypatch.setattr(sessions.parity, "run_parity", held_report)
+    first, second = app(db, monkeypatch), app(db, monkeypatch)
+    for at in (first, second):
+        at.query_params["page"] = "Session"
+        at.query_params["trader"] = "PAR-CAP"
+        at.run()
+    running = threading.Thread(
+        target=lambda: first.button(key="run-parity:PAR-CAP").click().run(timeout=60)
+    )
+    running.start()
+    try:
+        assert entered.wait(30)
+        second.button(key="run-parity:PAR-CAP").click().run()
+        assert "1 parity report(s) already running on this dashboard" in texts(second)
+    finally:
+        release.set()
+        running.join(60)
+    assert calls == ["PAR-CAP"]
+    assert "No parity report: held by the test" in texts(first)
 
 
 def test_the_parity_panel_says_why_there_is_no_report(
