@@ -42,7 +42,8 @@ from pathlib import Path
 import altair as alt
 import streamlit as st
 
-from protocol import MARKET, BacktestMetrics, Mode, RegisteredStrategy
+from node.readiness import session_readiness
+from protocol import MARKET, BacktestMetrics, Mode, ReadinessSettings, RegisteredStrategy
 from sessions.access import (
     TOKEN_ENV,
     allowed_hosts,
@@ -75,6 +76,7 @@ from storage import (
     StorageError,
     StrategyRow,
 )
+from storage.readiness import ConeView, StrategyReadiness
 from supervisor.config import ConfigError
 
 DB_ENV = "PAPER_NODE_DB"
@@ -84,7 +86,7 @@ PARITY_RUNS = 1  # parity reports at once: each runs a BacktestEngine in a child
 LOGGED_IN = "_dashboard_logged_in"  # no widget has this key: only the login sets it
 WRONG_TOKEN_DELAY_S = 1.0
 NEW_PRESET = "(new preset)"
-PAGES = ("Sessions", "Session", "Trades", "Registry", "Presets & launch")
+PAGES = ("Sessions", "Session", "Trades", "Readiness", "Registry", "Presets & launch")
 ACK_TIMEOUT_S = 20.0
 REFRESH_S = 5.0
 NONE = "-"
@@ -809,6 +811,98 @@ def log_tail(path: Path, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:]) or "(empty)"
 
 
+# ---------------------------------------------------------------- readiness
+
+VERDICT_COLORS = {"READY": "green", "NOT YET": "orange", "NO": "red"}
+OWN_ENTRY = "(the entry it was launched from)"
+
+
+def readiness_page(appdb: AppDatabase, launcher: Launcher, stale_after_s: float) -> None:
+    """``paper-node report readiness`` for the chosen session: each strategy's verdict,
+    its reasons, the backtest's bootstrap cone with the paper curve inside, and every
+    criterion with its figure, threshold and source (judged when the page is drawn)."""
+    view = pick_session(launcher, stale_after_s)
+    if view is None:
+        return
+    trader_id = view["trader_id"]
+    st.title(f"Readiness: {trader_id}")
+    names = [e.name for e in appdb.registry()]
+    launched = view["registered"]
+    choices = [OWN_ENTRY, *names]
+    index = 1 + names.index(launched.name) if launched and launched.name in names else 0
+    chosen = st.selectbox("Judge against the registry entry", choices, index=index)
+    strategy = None if chosen == OWN_ENTRY else str(chosen)
+    try:
+        report = session_readiness(appdb.path, trader_id, ReadinessSettings(), strategy)
+    except StorageError as exc:
+        st.info(f"No readiness report yet: {exc}")
+        return
+    if not report.strategies:
+        st.info("No strategy has traded yet: NOT YET.")
+    for judged in report.strategies:
+        readiness_section(judged)
+    st.caption(
+        "Thresholds are the [readiness] defaults; `paper-node report readiness --config` "
+        "judges with a config's. What each criterion means and what the verdict does not "
+        "promise: docs/readiness.md."
+    )
+
+
+def readiness_section(judged: StrategyReadiness) -> None:
+    verdict = judged.verdict.value
+    against = judged.registered or "no registry entry"
+    st.subheader(f"{judged.strategy_id}: :{VERDICT_COLORS[verdict]}[{verdict}]")
+    st.caption(f"against {against}")
+    for reason in judged.reasons:
+        st.markdown(f"- {reason}")
+    if judged.cone is not None:
+        cone_chart(judged.cone)
+    st.table(  # HTML, not a canvas: the figures are text a reader can copy
+        [
+            {
+                "group": c.group,
+                "criterion": c.title,
+                "figure": "—" if c.figure is None else f"{c.figure:.4g}",
+                "threshold": markdown_safe(c.threshold),
+                "status": c.status.value,
+                "detail": markdown_safe(c.detail),
+                "source": markdown_safe(c.source),
+            }
+            for c in judged.criteria
+        ]
+    )
+
+
+def markdown_safe(text: str) -> str:
+    """A cell of ``st.table`` is markdown: ">= 11" would quote, "-" would be a bullet."""
+    if text == NONE:
+        return "—"
+    return text.replace(">=", "≥").replace("<=", "≤")
+
+
+def cone_chart(cone: ConeView) -> None:
+    """The backtest's bootstrap cone over the paper days (a band from its lower to its
+    upper edge, its mean dashed) and the paper's cumulative return as a line. SVG, so a
+    test can find the band and the line."""
+    rows = [
+        {"day": day, "lower": lo * 100, "upper": hi * 100, "mean": mu * 100, "paper": p * 100}
+        for day, lo, hi, mu, p in zip(
+            cone.days, cone.lower, cone.upper, cone.mean, cone.paper, strict=True
+        )
+    ]
+    base = alt.Chart(alt.InlineData(values=rows))
+    x = alt.X("day:T", title="paper day (UTC)")
+    band = base.mark_area(opacity=0.25, color="#1565c0").encode(
+        x=x, y=alt.Y("lower:Q", title="cumulative return %"), y2="upper:Q"
+    )
+    mean = base.mark_line(strokeDash=[4, 3], color="#1565c0").encode(x=x, y="mean:Q")
+    paper = base.mark_line(strokeWidth=2, color="#ff8f00", point=True).encode(
+        x=x, y="paper:Q", tooltip=["day:T", "paper:Q", "lower:Q", "upper:Q"]
+    )
+    st.altair_chart((band + mean + paper).properties(height=320), width="stretch", theme=None)
+    st.caption("Blue band: the backtest's bootstrap cone; dashed: its mean; orange: paper.")
+
+
 # ---------------------------------------------------------------- the strategy registry
 
 
@@ -1058,6 +1152,8 @@ def main() -> None:
             session_page(appdb, launcher, args.stale_after)
         elif page == "Trades":
             trades_page(appdb, launcher, args.stale_after)
+        elif page == "Readiness":
+            readiness_page(appdb, launcher, args.stale_after)
         elif page == "Registry":
             registry_page(appdb, launcher, args.stale_after)
         else:

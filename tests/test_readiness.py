@@ -5,13 +5,18 @@ days and round trips still needed) - and judged by `paper-node report readiness`
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
 import os
 import random
 import shutil
+import socket
 import sqlite3
+import subprocess
+import sys
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -32,6 +37,7 @@ from protocol import (
 )
 from storage.store import connect
 from supervisor import ChildSpec, Supervisor, SupervisorSpec
+from tests.browser import Browser
 from tests.fake_telegram import FakeTelegram
 from tests.service import ROOT, ServiceProcess, cli, entry, query, wait_for, write_config
 from tests.test_alerter import CHAT, TOKEN, loopback_telegram
@@ -166,11 +172,8 @@ def criteria(strategy: dict[str, object]) -> dict[str, dict[str, object]]:
     return {str(c["key"]): c for c in listed}
 
 
-@pytest.fixture(scope="module")
-def sessions(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """One registry entry and the three sessions judged against it, in one database:
-    (its directory, the database)."""
-    tmp_path = tmp_path_factory.mktemp("readiness")
+def register_and_trade(tmp_path: Path) -> Path:
+    """One registry entry and the three sessions judged against it, in one database."""
     db = tmp_path / "paper.db"
     # The backtest: 10 stretches of 30 days of the same process, each from 60,000.
     daily, trades = [], []
@@ -232,12 +235,19 @@ def sessions(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     finally:
         for service in services.values():
             service.ensure_dead()
-    return tmp_path, db
+    return db
 
 
 @pytest.mark.node
-def test_ready_no_and_not_yet_from_the_same_backtest(sessions):
-    tmp_path, db = sessions
+def test_ready_no_and_not_yet_then_telegram_metrics_alert_and_dashboard(tmp_path, telegram):
+    """The three sessions run once (each a whole service): every front end reads them."""
+    db = register_and_trade(tmp_path)
+    verdicts(tmp_path, db)
+    telegram_metrics_and_alert(db, telegram, tmp_path / "alerter")
+    readiness_page(db, tmp_path / "dashboard")
+
+
+def verdicts(tmp_path: Path, db: Path) -> None:
     ready = readiness(tmp_path, db, "READY-001")
     assert ready["verdict"] == "READY", ready["reasons"]
     assert ready["registered"] == "cycle-v1"
@@ -296,12 +306,11 @@ def sample(actor: object, **labels: str) -> float | None:
     return registry.get_sample_value("paper_readiness", {"trader": "READY-001", **labels})
 
 
-@pytest.mark.node
-def test_telegram_metrics_and_an_alert_when_the_verdict_changes(sessions, telegram, tmp_path):
+def telegram_metrics_and_alert(original: Path, telegram: FakeTelegram, tmp_path: Path) -> None:
     """/readiness replies with the CLI's text; the periodic judgement sets
     paper_readiness; a breaker's halt landing in the ledger turns READY into NO, and the
     alerter raises the change."""
-    _, original = sessions
+    tmp_path.mkdir()
     db = tmp_path / "copy.db"
     shutil.copyfile(original, db)  # the alerter's store opens it read-write
     text = cli(
@@ -381,6 +390,109 @@ def test_telegram_metrics_and_an_alert_when_the_verdict_changes(sessions, telegr
         sup.stop(timeout=10)
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def dashboard(db: Path, tmp_path: Path) -> Iterator[str]:
+    """``streamlit run`` of the dashboard on a loopback port over ``db``; its base URL."""
+    port = free_port()
+    env = {k: v for k, v in ENV.items() if k != "PAPER_DASHBOARD_TOKEN"}
+    with (tmp_path / "streamlit.log").open("w") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                str(ROOT / "scripts" / "dashboard.py"),
+                "--server.address",
+                "127.0.0.1",
+                "--server.port",
+                str(port),
+                "--server.headless",
+                "true",
+                "--server.fileWatcherType",
+                "none",
+                "--browser.gatherUsageStats",
+                "false",
+                "--",
+                "--db",
+                str(db),
+            ],
+            cwd=tmp_path,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_for("streamlit serving", lambda: proc.poll() is None and up(base), 60)
+            yield base
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def up(base: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as reply:
+            return reply.read().strip() == b"ok"
+    except OSError:
+        return False
+
+
+def readiness_page(original: Path, tmp_path: Path) -> None:
+    """READY-001 as launched from the registry: the page judges it against its entry,
+    draws the cone (a band, its mean) with the paper curve, and lists every criterion."""
+    tmp_path.mkdir()
+    db = tmp_path / "copy.db"
+    shutil.copyfile(original, db)
+    (entry_row,) = query(db, "SELECT body FROM strategies WHERE name = 'cycle-v1'")
+    conn = sqlite3.connect(db)
+    conn.execute(
+        "INSERT INTO jobs (trader_id, preset, pid, config_path, log_path, launched_at, "
+        "registered) VALUES ('READY-001', 'p', 1, 'c.toml', 'l.log', '2026-12-01', ?)",
+        [entry_row["body"]],
+    )
+    conn.commit()
+    conn.close()
+    expected = judged(original, "READY-001")
+    chart = '[data-testid="stVegaLiteChart"]'
+    with dashboard(db, tmp_path) as base, Browser(tmp_path / "chromium", height=2600) as browser:
+        browser.navigate(f"{base}/?page=Readiness&trader=READY-001")
+        marks = f"document.querySelectorAll('{chart} svg g.role-mark')"
+        browser.wait_until(
+            f"{marks}.length >= 3 && document.body.innerText.includes('Cycle-000: READY')",
+            timeout=90,
+        )
+        drawn = json.loads(
+            str(
+                browser.evaluate(
+                    f"JSON.stringify(Array.from({marks}).map("
+                    "g => g.getAttribute('aria-roledescription')))"
+                )
+            )
+        )
+        assert drawn[0] == "area mark container" and drawn.count("line mark container") == 2
+        text = browser.evaluate("document.body.innerText")
+        assert isinstance(text, str)
+        assert "Readiness: READY-001" in text and "against cycle-v1" in text
+        for c in criteria(expected).values():
+            assert str(c["title"]) in text
+            if c["figure"] is not None:
+                assert f"{c['figure']:.4g}" in text, c
+        png = browser.screenshot(ROOT / "test-artifacts" / "dashboard-readiness.png")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+
+
 def test_an_entry_of_the_previous_shape_reads_with_no_evidence(tmp_path):
     """A registry entry written before the readiness fields keeps reading: no series, no
     trials, and the report says what is missing."""
@@ -408,3 +520,10 @@ def test_an_entry_of_the_previous_shape_reads_with_no_evidence(tmp_path):
     )
     assert listed[0]["metrics"]["sharpe"] == "1.2"
     assert listed[0]["evidence"]["daily_returns"] == [] and listed[0]["evidence"]["trials"] is None
+    unknown = cli(
+        "report", "readiness", "--db", str(db), "--strategy", "nope", cwd=tmp_path, env=ENV
+    )
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip().splitlines() == [
+        "error: no registered strategy 'nope' (paper-node strategies list)"
+    ]
