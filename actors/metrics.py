@@ -16,6 +16,7 @@ readiness report's criteria (a fixed list).
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -57,6 +58,9 @@ from protocol import (
 log = logging.getLogger(__name__)
 
 ROLE = "metrics"
+# "telegram /halt from user 123456789 in chat -100123": /readyz answers whoever reaches
+# its port, so the reason it shows names neither the person nor the chat.
+TELEGRAM_ID = re.compile(r"\b(user|chat) -?\d+")
 RECOVERY_S = 60.0  # a crashed role's restart: the longest backoff (10 s) and a slow start
 REPORT_STALE_S = 5.0  # the node reports every second: five missed is a node not trading
 PROBE_ASK_S = 2.0
@@ -180,6 +184,11 @@ class ServiceMetrics:
         )
         self.ready = Gauge("paper_ready", "1 while /readyz says ready", t, registry=r)
         self.healthy = Gauge("paper_healthy", "1 while /healthz says healthy", t, registry=r)
+
+
+def without_ids(reason: str) -> str:
+    """``reason`` with every Telegram user and chat id replaced by ``<id>``."""
+    return TELEGRAM_ID.sub(r"\1 <id>", reason)
 
 
 class MetricsActor(SupervisedActor):
@@ -332,7 +341,7 @@ class MetricsActor(SupervisedActor):
     def _set_state(self, state: TradingState, reason: str) -> None:
         self._state_known = True
         halted = state is not TradingState.ACTIVE
-        self._halt_reason = f"{state.value}: {reason}" if halted else None
+        self._halt_reason = f"{state.value}: {without_ids(reason)}" if halted else None
         self.m.halted.labels(self.trader_id).set(1 if halted else 0)
 
     def _strategy_series(self, sid: str) -> None:

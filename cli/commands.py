@@ -47,6 +47,7 @@ import anyio
 
 from actors.redact import install as install_redaction
 from cli import fleet, registry
+from cli.printable import printable, printable_lines
 from cli.readiness import report_readiness
 from cli.report import ReportError, report_parity
 from cli.trades import report_stats, report_trades
@@ -308,7 +309,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if report is None:
         print(f"no run recorded in {config.db_path}", file=sys.stderr)
         return EXIT_NO_RUN
-    print(json.dumps(report, indent=2) if args.json else _status_table(report))
+    print(json.dumps(report, indent=2) if args.json else printable_lines(_status_table(report)))
     return EXIT_NOT_RUNNING if report["state"] == "not_running" else EXIT_OK
 
 
@@ -416,7 +417,7 @@ def cmd_events(args: argparse.Namespace) -> int:
     else:
         for event in events:
             details = " ".join(f"{k}={v}" for k, v in event["payload"].items())
-            print(f"{event['at']} #{event['id']} {event['kind']:<16} {details}")
+            print(printable(f"{event['at']} #{event['id']} {event['kind']:<16} {details}"))
     return EXIT_OK
 
 

@@ -53,6 +53,7 @@ from sessions.access import (
 )
 from sessions.launcher import LIVE_STATES, Launcher, LaunchError, SessionView
 from sessions.parity import ParityOutcome, run_parity
+from sessions.plain import literal
 from sessions.presets import PRESET_FIELDS, PresetField, default_preset, from_text
 from sessions.presets import validate_preset as check_preset
 from sessions.promotion import compare, paper_results
@@ -358,7 +359,7 @@ def control_panel(appdb: AppDatabase, view: SessionView) -> None:
     result = st.session_state.get("control_result")
     if isinstance(result, tuple) and len(result) == 2:
         ok, text = result
-        (st.success if ok else st.error)(str(text))
+        (st.success if ok else st.error)(literal(str(text)))
 
 
 def strategy_controls(appdb: AppDatabase, view: SessionView) -> None:
@@ -394,7 +395,7 @@ def strategy_controls(appdb: AppDatabase, view: SessionView) -> None:
     result = st.session_state.get("strategy_result")
     if isinstance(result, tuple) and len(result) == 2:
         ok, text = result
-        (st.success if ok else st.error)(str(text))
+        (st.success if ok else st.error)(literal(str(text)))
 
 
 def run_command(
@@ -508,11 +509,11 @@ def parity_panel(db: Path, trader_id: str) -> None:
         where = "" if halt["bar"] is None else f" at bar {halt['bar']}"
         if halt["source"] == MARKET:
             alike = "as the backtest did" if report["halts_equal"] else "unlike the backtest"
-            st.info(f"A breaker halted the session{where} ({halt['reason']}), {alike}.")
+            st.info(f"A breaker halted the session{where} ({literal(halt['reason'])}), {alike}.")
         else:
             st.info(
-                f"Halted{where} during the session ({halt['reason']}): a backtest does not "
-                "halt for that."
+                f"Halted{where} during the session ({literal(halt['reason'])}): a backtest "
+                "does not halt for that."
             )
     for note in report["notes"]:
         st.caption(note)
@@ -542,7 +543,7 @@ def session_header(trader_id: str, launcher: Launcher, stale_after_s: float) -> 
         f"pid {view['pid']} · heartbeat {NONE if age is None else f'{age:.1f}'} s ago"
     )
     if view["exit_line"] is not None:
-        st.error(f"exit code {view['exit_code']}: {view['exit_line']}")
+        st.error(f"exit code {view['exit_code']}: {literal(view['exit_line'])}")
 
 
 def session_details(
@@ -854,7 +855,7 @@ def readiness_section(judged: StrategyReadiness) -> None:
     st.subheader(f"{judged.strategy_id}: :{VERDICT_COLORS[verdict]}[{verdict}]")
     st.caption(f"against {against}")
     for reason in judged.reasons:
-        st.markdown(f"- {reason}")
+        st.markdown(f"- {literal(reason)}")
     if judged.cone is not None:
         cone_chart(judged.cone)
     st.table(  # HTML, not a canvas: the figures are text a reader can copy

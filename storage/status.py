@@ -83,7 +83,10 @@ def open_readonly(path: Path) -> sqlite3.Connection:
     if not path.is_file():
         raise StorageError(f"no database at {path} (has the service run with this --db?)")
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
+        # A URI, escaped: a '#' or '?' in the path would end it, dropping mode=ro and
+        # opening (creating) another file read-write.
+        uri = f"{path.resolve().as_uri()}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, timeout=5.0)
         conn.row_factory = sqlite3.Row
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
         conn.execute("SELECT 1 FROM runs LIMIT 1")
