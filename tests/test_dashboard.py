@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -147,8 +148,10 @@ def fresh_cache() -> Iterator[None]:
 
 
 def texts(at: AppTest) -> str:
+    """The page's messages as a reader sees them: text from outside is shown as text,
+    its Markdown characters backslash-escaped in the element (``sessions.plain``)."""
     parts = [e.value for e in (*at.error, *at.success, *at.warning, *at.info)]
-    return "\n".join(str(p) for p in parts)
+    return re.sub(r"\\([^\w\s])", r"\1", "\n".join(str(p) for p in parts))
 
 
 def frame(at: AppTest, first_column: str) -> list[dict[str, object]]:
