@@ -23,6 +23,7 @@ import statistics
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -230,60 +231,149 @@ def synthetic(settings: ReplaySettings, price_decimals: int = 1) -> BarSeries:
 def from_file(path: Path, price_decimals: int = 1, bar_minutes: int = 1) -> BarSeries:
     """Read OHLCV columns and, when the file has one, its bar times (the first of
     ``TIME_COLUMNS``: each bar's open, strictly increasing, ``bar_minutes`` apart but for
-    gaps). Without one, the bars are one bar length apart from a UTC midnight."""
+    gaps). Without one, the bars are one bar length apart from a UTC midnight.
+
+    The file is streamed (a CSV row at a time, a Parquet file a batch at a time) into the
+    series' arrays; a bad row stops the load with one ``BarSourceError`` line naming the
+    row and the column (a row too short or too long, a field that is not a finite
+    number or is too long to be one, a price past ``MAX_VALUE``)."""
     if not path.is_file():
         raise BarSourceError(f"replay file not found: {path}")
     quantum = Decimal(1).scaleb(-price_decimals)
-    rows: list[dict[str, object]]
-    if path.suffix.lower() == ".parquet":
-        import pyarrow.parquet as pq
-
-        table = pq.read_table(path)
-        names = list(table.column_names)
-        missing = [c for c in COLUMNS if c not in names]
-        if missing:
-            raise BarSourceError(f"{path}: missing columns {missing}")
-        wanted = [c for c in (*COLUMNS, *TIME_COLUMNS) if c in names]
-        columns = {c: table.column(c).to_pylist() for c in wanted}
-        rows = [{c: columns[c][i] for c in wanted} for i in range(table.num_rows)]
-    else:
-        with path.open(newline="") as handle:
-            reader = csv.DictReader(handle)
-            names = list(reader.fieldnames or [])
-            missing = [c for c in COLUMNS if c not in names]
-            if missing:
-                raise BarSourceError(f"{path}: missing columns {missing}")
-            rows = list(reader)
-    time_column = next((c for c in TIME_COLUMNS if c in names), None)
+    volume_quantum = Decimal(1).scaleb(-VOLUME_DECIMALS)
     bar_ns = bar_minutes * NS_PER_MINUTE
     bars = BarSeries(price_decimals, bar_ns)
     last: int | None = None
-    for line, row in enumerate(rows, start=2):
-        try:
-            o, h, lo, c = (Decimal(str(row[k])).quantize(quantum) for k in COLUMNS[:4])
-            v = Decimal(str(row["volume"])).quantize(Decimal("0.001"))
-        except ArithmeticError as exc:
-            raise BarSourceError(f"{path}:{line}: not a number ({exc})") from None
-        if not lo <= min(o, c) <= max(o, c) <= h:
-            raise BarSourceError(f"{path}:{line}: high/low do not contain open/close")
-        ts: int | None = None
-        if time_column is not None:
+    with _rows(path) as (names, rows):
+        missing = [c for c in COLUMNS if c not in names]
+        if missing:
+            raise BarSourceError(f"{path}: missing columns {missing}")
+        time_column = next((c for c in TIME_COLUMNS if c in names), None)
+        for where, row in rows:
+            o, h, lo, c = (_number(where, k, row[k], quantum) for k in COLUMNS[:4])
+            v = _number(where, "volume", row["volume"], volume_quantum)
+            if not lo <= min(o, c) <= max(o, c) <= h:
+                raise BarSourceError(f"{where}: high/low do not contain open/close")
+            ts: int | None = None
+            if time_column is not None:
+                ts = _time(where, time_column, row[time_column])
+                if last is not None and ts - last < bar_ns:
+                    raise BarSourceError(
+                        f"{where}: {time_column} {iso(ts)} is less than one bar "
+                        f"({bar_minutes} min) after the previous bar's {iso(last)}: bars "
+                        "must be in time order, one bar length apart or more"
+                    )
+                last = ts
+            if len(bars) >= MAX_FILE_BARS:
+                raise BarSourceError(f"{where}: more than {MAX_FILE_BARS:,} bars")
             try:
-                ts = parse_time(row[time_column])
-            except ValueError as exc:
-                raise BarSourceError(f"{path}:{line}: {time_column}: {exc}") from None
-            if last is not None and ts - last < bar_ns:
-                raise BarSourceError(
-                    f"{path}:{line}: {time_column} {iso(ts)} is less than one bar "
-                    f"({bar_minutes} min) after the previous bar's {iso(last)}: bars must be "
-                    "in time order, one bar length apart or more"
-                )
-            last = ts
-        bars.append(Ohlcv(o, h, lo, c, v), ts)
+                bars.append(Ohlcv(o, h, lo, c, v), ts)
+            except OverflowError:
+                raise BarSourceError(f"{where}: a price too large for its tick") from None
     if not len(bars):
         raise BarSourceError(f"{path}: no bars")
     _check_spacing(bars, path, bar_minutes)
     return bars
+
+
+MAX_FIELD_CHARS = 40  # a price or a timestamp; a longer field is not one
+MAX_VALUE = Decimal(10) ** 12
+MAX_FILE_BARS = 10_000_000  # 400 MB of arrays: ~19 years of 1-minute bars
+PARQUET_BATCH = 65_536
+
+type Row = dict[str, object]
+
+
+@contextmanager
+def _rows(path: Path) -> Iterator[tuple[list[str], Iterator[tuple[str, Row]]]]:
+    """The file's column names and its rows, each with where it is (``path:line`` for a
+    CSV, ``path: row N`` for Parquet), read as they are used."""
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            parquet = pq.ParquetFile(path)
+        except Exception as exc:  # pyarrow's errors are its own classes
+            raise BarSourceError(f"{path}: not a Parquet file: {exc}") from None
+        names = list(parquet.schema_arrow.names)
+        yield names, _parquet_rows(path, parquet, names)
+        return
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        try:
+            names = [n.strip() for n in next(reader, [])]
+        except UnicodeDecodeError as exc:  # decoded a block at a time: no line to name
+            raise BarSourceError(f"{path}: {_reason(exc)}") from None
+        except csv.Error as exc:
+            raise BarSourceError(f"{path}:1: {_reason(exc)}") from None
+        yield names, _csv_rows(path, reader, names)
+
+
+def _csv_rows(
+    path: Path, reader: Iterator[list[str]], names: list[str]
+) -> Iterator[tuple[str, Row]]:
+    line = 1
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except UnicodeDecodeError as exc:
+            raise BarSourceError(f"{path}: {_reason(exc)}") from None
+        except csv.Error as exc:
+            raise BarSourceError(f"{path}:{line + 1}: {_reason(exc)}") from None
+        line = reader.line_num  # type: ignore[attr-defined]
+        if not record:
+            continue
+        if len(record) != len(names):
+            raise BarSourceError(
+                f"{path}:{line}: {len(record)} fields, but the header names {len(names)}"
+            )
+        yield f"{path}:{line}", dict(zip(names, record, strict=True))
+
+
+def _parquet_rows(path: Path, parquet: object, names: list[str]) -> Iterator[tuple[str, Row]]:
+    wanted = [c for c in (*COLUMNS, *TIME_COLUMNS) if c in names]
+    number = 0
+    for batch in parquet.iter_batches(batch_size=PARQUET_BATCH, columns=wanted):  # type: ignore[attr-defined]
+        columns = {c: batch.column(c).to_pylist() for c in wanted}
+        for i in range(batch.num_rows):
+            number += 1
+            yield f"{path}: row {number}", {c: columns[c][i] for c in wanted}
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x})"
+    return str(exc)  # csv's own: "field larger than field limit (131072)"
+
+
+def _number(where: str, column: str, value: object, quantum: Decimal) -> Decimal:
+    text = "" if value is None else str(value).strip()
+    if len(text) > MAX_FIELD_CHARS:
+        raise BarSourceError(f"{where}: {column}: a field of {len(text):,} characters")
+    try:
+        number = Decimal(text)
+    except ArithmeticError:
+        raise BarSourceError(f"{where}: {column}: not a number: {text!r}") from None
+    if not number.is_finite():
+        raise BarSourceError(f"{where}: {column}: not a finite number: {text!r}")
+    if not 0 <= number < MAX_VALUE:
+        raise BarSourceError(f"{where}: {column}: {text} is out of range [0, {MAX_VALUE:,})")
+    return number.quantize(quantum)
+
+
+def _time(where: str, column: str, value: object) -> int:
+    text = "" if value is None else str(value)
+    if len(text.strip()) > MAX_FIELD_CHARS:
+        raise BarSourceError(f"{where}: {column}: a field of {len(text):,} characters")
+    try:
+        ts = parse_time(value)
+    except (ValueError, ArithmeticError, OverflowError) as exc:
+        raise BarSourceError(f"{where}: {column}: {exc}") from None
+    if not 0 <= ts < 2**63:
+        raise BarSourceError(f"{where}: {column}: {text!r} is not a time since 1970")
+    return ts
 
 
 def _check_spacing(bars: BarSeries, path: Path, bar_minutes: int) -> None:
