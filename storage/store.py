@@ -106,7 +106,13 @@ def connect(
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         # Owner-only from the start, whoever opens it first (a CLI command, the dashboard):
         # SQLite gives the WAL and SHM files the database file's mode.
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        # Only a file that does not exist yet: closing any descriptor of an open database
+        # file drops every lock this process holds on it (POSIX), under SQLite's own
+        # connections (with it on every open, a halted service wrote no checkpoint and no
+        # heartbeat after its halt: tests/test_fleet.py, failing on 5678efa).
+        if not path.exists():
+            with contextlib.suppress(FileExistsError):  # another made it first: its mode stands
+                os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
         conn = sqlite3.connect(str(path), timeout=timeout_s, check_same_thread=check_same_thread)
         db = sqlite_utils.Database(conn)
         # Switching a new file to WAL takes an exclusive lock that SQLite may refuse at
