@@ -14,7 +14,7 @@ import logging
 import socket
 import threading
 from collections.abc import Callable, Iterable
-from socketserver import ThreadingMixIn
+from concurrent.futures import ThreadPoolExecutor
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
@@ -24,12 +24,49 @@ from protocol import Health
 
 log = logging.getLogger(__name__)
 
-HealthSource = Callable[[], Health | None]  # None: the actor did not answer in time
+WORKERS = 4  # a scrape takes milliseconds; Prometheus and a probe or two at once
+MAX_PENDING = 32  # connections served or waiting; more are closed at once
+HealthSource = Callable[[], Health | None]
+type Request = socket.socket | tuple[bytes, socket.socket]  # None: the actor did not answer in time
 
 
-class _Server(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
+class _Server(WSGIServer):
+    """Requests on a small pool of threads, not one thread a connection.
+
+    The server runs inside the trading process, so whoever reaches the port must not be
+    able to make it start threads: 300 idle connections made 300 threads (each waiting
+    forever) with ``ThreadingMixIn``. Now ``WORKERS`` threads serve; a connection waits
+    for one while fewer than ``MAX_PENDING`` do and is closed otherwise; a client silent
+    for ``_QuietHandler.timeout`` seconds is dropped."""
+
     allow_reuse_address = True  # a restarted actor binds its port again at once
+
+    def server_activate(self) -> None:
+        super().server_activate()
+        self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="metrics-http")
+        self._slots = threading.BoundedSemaphore(MAX_PENDING)
+
+    def process_request(self, request: Request, client_address: object) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)  # too many waiting: this one is refused
+            return
+        self._pool.submit(self._serve, request, client_address)
+
+    def _serve(self, request: Request, client_address: object) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+            self._slots.release()
+
+    def handle_error(self, request: Request, client_address: object) -> None:
+        log.debug("metrics: a request from %s failed", client_address, exc_info=True)
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 class _Server6(_Server):
@@ -37,6 +74,8 @@ class _Server6(_Server):
 
 
 class _QuietHandler(WSGIRequestHandler):
+    timeout = 5.0  # seconds a client may stay silent (socketserver sets it on the socket)
+
     def log_message(self, format: str, *args: object) -> None:
         pass  # a scrape a second is not worth a log line
 
