@@ -21,6 +21,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TypedDict
 
+from protocol import TESTNET_KEY_ENV
 from storage import StorageError, read_status
 from storage.fleet import RecordedTrader, recorded_traders
 from supervisor.config import ConfigError, load_config
@@ -68,6 +69,11 @@ class Trader:
     problem: str | None = None  # its config did not load
 
 
+# A trader's status needs its database, not its keys: the keys a Binance mode needs are its
+# service's (this user may not have them), so their presence is not checked here.
+_WITHOUT_KEYS = {**os.environ, **dict.fromkeys(TESTNET_KEY_ENV, "unused")}
+
+
 def from_configs(config_dir: Path, state_root: Path | None) -> list[Trader]:
     """Each ``*.toml`` of ``config_dir``, by name; a config that does not load is a row
     saying so (the others are still listed)."""
@@ -77,7 +83,7 @@ def from_configs(config_dir: Path, state_root: Path | None) -> list[Trader]:
     for path in sorted(config_dir.glob("*.toml")):
         db = state_root / path.stem / DB_NAME if state_root is not None else None
         try:
-            config = load_config(path, import_strategies=False)
+            config = load_config(path, env=_WITHOUT_KEYS, import_strategies=False)
         except ConfigError as exc:
             problem = f"config: {'; '.join(exc.problems)}"
             traders.append(Trader(path.stem, db or path, None, 0.0, None, None, problem))

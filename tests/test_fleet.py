@@ -122,6 +122,12 @@ def test_status_all_exit_codes_running_halted_and_a_bad_config(fleet: Fleet, tmp
     assert status_all(fleet, "--config-dir", str(up))[0] == 0
     shutil.copy(fleet.root / "b.toml", up / "b.toml")
     assert status_all(fleet, "--config-dir", str(up))[0] == 7  # one halted, none down
+    # A binance-testnet trader is listed without its keys in this environment (never run here)
+    (up / "t.toml").write_text('[service]\ntrader_id = "TEST-01"\nmode = "binance-testnet"\n'
+                               f'db_path = "{tmp_path / 't.db'}"\n')  # fmt: skip
+    code, out, _ = status_all(fleet, "--config-dir", str(up), "--json")
+    assert code == 3 and json.loads(out)[-1]["state"] == "no_run", out
+    (up / "t.toml").unlink()
     (up / "z.toml").write_text("[service]\nheartbeat_interval_s = -1\n")
     code, out, _ = status_all(fleet, "--config-dir", str(up))
     assert code == 2, out
