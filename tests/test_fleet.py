@@ -1,6 +1,6 @@
 """Many traders on one host, seen as an operator sees them: ``status --all`` over a config
 directory and a state root, ``metrics targets`` for Prometheus, and the shipped rules and
-board checked against a live scrape. One fleet of three real services serves every test
+board checked against a live scrape. One fleet of three real services serves every check
 here: FLEET-A running (with /metrics), FLEET-B halted (with /metrics), FLEET-C stopped after
 its replay (metrics off)."""
 
@@ -31,9 +31,10 @@ class Fleet:
     running: ServiceProcess
 
 
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    root = tmp_path_factory.mktemp("fleet")
+@pytest.fixture
+def fleet(tmp_path: Path) -> Iterator[Fleet]:
+    root = tmp_path / "fleet"
+    root.mkdir()
     ports = {"FLEET-A": free_port(), "FLEET-B": free_port()}
     config_a, db_a = write_config(
         root, "FLEET-A", speed=0, replay=KEEP_RUNNING, extra=metrics_section(ports["FLEET-A"]),
@@ -70,12 +71,21 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
             service.ensure_dead()
 
 
+def test_a_fleet_of_three_traders(fleet: Fleet, tmp_path: Path):
+    """One fleet for every check (three services are the expensive part): the checks run in
+    turn, each named for what it shows."""
+    status_all_lists_every_trader_with_the_worst_exit_code(fleet)
+    status_all_exit_codes_running_halted_and_a_bad_config(fleet, tmp_path / "codes")
+    metrics_targets_writes_a_file_sd_of_the_traders_that_serve_metrics(fleet, tmp_path / "sd")
+    the_board_and_the_rules_use_only_what_a_live_scrape_has(fleet)
+
+
 def status_all(fleet: Fleet, *options: str) -> tuple[int, str, str]:
     done = cli("status", "--all", *options, cwd=fleet.root)
     return done.returncode, done.stdout, done.stderr
 
 
-def test_status_all_lists_every_trader_with_the_worst_exit_code(fleet: Fleet):
+def status_all_lists_every_trader_with_the_worst_exit_code(fleet: Fleet) -> None:
     code, out, err = status_all(fleet, "--config-dir", str(fleet.root), "--json")
     assert code == 3, err  # FLEET-C is down: the worst of running (0), halted (7), stopped (3)
     rows = {r["trader_id"]: r for r in json.loads(out)}
@@ -115,9 +125,9 @@ def test_status_all_lists_every_trader_with_the_worst_exit_code(fleet: Fleet):
     }
 
 
-def test_status_all_exit_codes_running_halted_and_a_bad_config(fleet: Fleet, tmp_path: Path):
+def status_all_exit_codes_running_halted_and_a_bad_config(fleet: Fleet, tmp_path: Path) -> None:
     up = tmp_path / "up"
-    up.mkdir()
+    up.mkdir(parents=True)
     shutil.copy(fleet.root / "a.toml", up / "a.toml")
     assert status_all(fleet, "--config-dir", str(up))[0] == 0
     shutil.copy(fleet.root / "b.toml", up / "b.toml")
@@ -136,9 +146,9 @@ def test_status_all_exit_codes_running_halted_and_a_bad_config(fleet: Fleet, tmp
     assert code == 2 and "no config directory" in err
 
 
-def test_metrics_targets_writes_a_file_sd_of_the_traders_that_serve_metrics(
+def metrics_targets_writes_a_file_sd_of_the_traders_that_serve_metrics(
     fleet: Fleet, tmp_path: Path
-):
+) -> None:
     out = tmp_path / "sd" / "paper-node.json"
     done = cli("metrics", "targets", "--config-dir", str(fleet.root), "--output", str(out),
                cwd=fleet.root)  # fmt: skip
@@ -157,7 +167,7 @@ def test_metrics_targets_writes_a_file_sd_of_the_traders_that_serve_metrics(
     assert [e["targets"] for e in json.loads(listed.stdout)] == [e["targets"] for e in entries]
 
 
-def test_the_board_and_the_rules_use_only_what_a_live_scrape_has(fleet: Fleet):
+def the_board_and_the_rules_use_only_what_a_live_scrape_has(fleet: Fleet) -> None:
     """Every metric and label of deploy/grafana and deploy/prometheus, against FLEET-A's
     /metrics (a metric renamed in actors/metrics.py fails here, not on someone's board)."""
     code, text = get(fleet.ports["FLEET-A"], "/metrics")
