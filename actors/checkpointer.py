@@ -85,7 +85,7 @@ from protocol import (
     TradingState,
     TradingStateChanged,
 )
-from storage import RunInfo, StorageError, Store
+from storage import RunInfo, StorageError, Store, cap_output_log, prune_recordings, recordings_of
 from storage.store import ns_to_iso, utc_now
 
 log = logging.getLogger(__name__)
@@ -431,6 +431,27 @@ class CheckpointerActor(SupervisedActor):
                 swept.alerts,
                 swept.commands,
             )
+        self._sweep_files()
+
+    def _sweep_files(self) -> None:
+        """The recordings and the log file beside the database (``storage.housekeeping``)."""
+        policy = self._retention
+        try:
+            pruned = prune_recordings(
+                recordings_of(self._db_path, self._run.trader_id),
+                policy.keep_recordings_d,
+                policy.max_recordings_mb * 2**20,
+            )
+        except OSError as exc:
+            log.warning("retention: recordings not pruned: %s", exc)
+        else:
+            if pruned.runs:
+                log.info(
+                    "retention: removed %d recorded run(s), %d bytes", pruned.runs, pruned.bytes
+                )
+        dropped = cap_output_log(policy.max_log_mb * 2**20)
+        if dropped:
+            log.info("retention: the log file kept its last half (%d bytes removed)", dropped)
 
     def _check_staleness(self) -> None:
         if self._failing_since is None:

@@ -107,6 +107,21 @@ class ServiceSettings(Section):
     keep_commands_d: Annotated[
         int, Field(ge=1, le=3650, description="answered operator commands")
     ] = 30
+    keep_recordings_d: Annotated[
+        int,
+        Field(ge=1, le=3650, description="binance modes: a node run's market-data recording "
+              "last written longer ago than this is deleted (the parity report needs it)"),
+    ] = 30  # fmt: skip
+    max_recordings_mb: Annotated[
+        int,
+        Field(ge=1, le=10_000_000, description="and the oldest recordings go while all of "
+              "this trader's take more (the one being written stays)"),
+    ] = 10_240  # fmt: skip
+    max_log_mb: Annotated[
+        int,
+        Field(ge=1, le=100_000, description="when the service's output is a file (a "
+              "dashboard launch's service.log, run > file), it keeps its last half past this"),
+    ] = 100  # fmt: skip
     retention_sweep_s: Annotated[
         float, Field(gt=0, le=DAY_S, description="how often old rows go")
     ] = 3600.0

@@ -10,6 +10,7 @@ from storage.control import (
     ControlRequest,
 )
 from storage.errors import NoCheckpoint, NoRun, SchemaError, StorageError
+from storage.housekeeping import Pruned, cap_output_log, prune_recordings, recordings_of
 from storage.jobs import Job
 from storage.lock import AlreadyRunning, InstanceLock, lock_path
 from storage.played import Played
@@ -73,6 +74,7 @@ __all__ = [
     "PositionRow",
     "PresetBody",
     "PresetValue",
+    "Pruned",
     "RoundTrip",
     "RunInfo",
     "SchemaError",
@@ -87,6 +89,7 @@ __all__ = [
     "TradeReport",
     "TripRow",
     "balance_text",
+    "cap_output_log",
     "capital_return",
     "daily_text",
     "lock_path",
@@ -94,11 +97,13 @@ __all__ = [
     "percent",
     "performance_text",
     "profit_text",
+    "prune_recordings",
     "read_events",
     "read_registry",
     "read_session",
     "read_status",
     "read_trade_report",
+    "recordings_of",
     "register",
     "retention_bound",
     "round_trips",
