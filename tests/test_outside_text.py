@@ -3,13 +3,17 @@ reason naming a Telegram user and chat, escape sequences and Markdown in a reaso
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+import pytest
 
 from protocol import TradingState, TradingStateChanged
 from sessions.plain import literal
-from storage import Store
+from storage import AppDatabase, Store
 from storage.status import open_readonly
 from tests.service import cli
+from tests.test_dashboard import app, seed
 from tests.test_metrics_actor import health, metrics  # noqa: F401 (the fixture)
 
 
@@ -51,3 +55,23 @@ def test_markdown_in_a_reason_is_shown_as_written() -> None:
     assert shown == (
         r"\*\*urgent\*\* \[see\]\(http\:\/\/evil\.example\) \:red\[halt\] \$x\$ second line"
     )
+
+
+def test_the_dashboard_shows_a_sessions_exit_line_as_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "paper.db"
+    seed(db, "EXIT-001", ["100000", "100100"])
+    log = tmp_path / "service.log"
+    log.write_text("error: cannot open **urgent** [the backup](http://evil.example) :red[now]\n")
+    appdb = AppDatabase(db)
+    appdb.record_launch("EXIT-001", "swing", os.getpid(), tmp_path / "config.toml", log)
+    appdb.record_exit("EXIT-001", 1)
+    appdb.close()
+    at = app(db, monkeypatch)
+    at.query_params["page"] = "Session"
+    at.query_params["trader"] = "EXIT-001"
+    at.run()
+    assert not at.exception
+    (shown,) = [e.value for e in at.error if "exit code 1" in e.value]
+    assert r"\*\*urgent\*\* \[the backup\]\(http\:\/\/evil\.example\) \:red\[now\]" in shown
