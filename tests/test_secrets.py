@@ -15,8 +15,11 @@ from pathlib import Path
 import pytest
 
 from protocol import child_environment, node_secrets, session_secrets
+from tests.binance_emulator import BinanceEmulator
 from tests.fake_telegram import FakeTelegram
 from tests.service import ROOT, ServiceProcess, bars_of, entry, wait_for, write_config
+from tests.test_binance_modes import emulator, write  # noqa: F401 (the fixture)
+from tests.test_binance_modes import env as binance_env
 
 pytestmark = pytest.mark.node
 
@@ -102,3 +105,36 @@ def test_a_strategy_finds_no_secret_in_the_config_check_or_the_node(
     assert len(pids) >= 2, reports
     for report in reports:
         assert report["environ"] == [] and report["proc"] == [], report
+
+
+def test_in_binance_testnet_the_strategy_finds_the_testnet_keys_only(
+    tmp_path: Path,
+    telegram: FakeTelegram,
+    emulator: BinanceEmulator,  # noqa: F811 (the fixture)
+) -> None:
+    """The node trades with the testnet keys, so its strategy code can see them; never the
+    Telegram token nor any other credential of the service's environment."""
+    found = tmp_path / "canary.jsonl"
+    section = f'[telegram]\napi_base = "{telegram.base_url}"\n'
+    config, db = write(tmp_path, emulator, "CANARY-TN", "binance-testnet", extra=section + canary())
+    environment = binance_env(
+        **{k: v for k, v in SECRETS.items() if not k.startswith("BINANCE_FUTURES_TESTNET")},
+        PYTHONPATH=str(ROOT),
+        PAPER_CANARY_FILE=str(found),
+    )
+    service = ServiceProcess(config, db, tmp_path, env=environment)
+    try:
+        wait_for(
+            "the canary started in the node",
+            lambda: found.exists() and '"start"' in found.read_text(),
+            timeout=90,
+        )
+        assert service.terminate() == 0
+    finally:
+        service.ensure_dead()
+    reports = [json.loads(line) for line in found.read_text().splitlines()]
+    keys = ["BINANCE_FUTURES_TESTNET_API_KEY", "BINANCE_FUTURES_TESTNET_API_SECRET"]
+    (started,) = [r for r in reports if r["where"] == "start"]
+    assert started["environ"] == keys and started["proc"] == keys, started
+    checks = [r for r in reports if r["pid"] != started["pid"]]
+    assert checks and all(r["environ"] == [] and r["proc"] == [] for r in checks), checks
