@@ -75,17 +75,21 @@ def test_a_file_that_cannot_be_read_as_a_config_is_one_line(
     assert len(problems) == 1 and said in problems[0] and "\n" not in problems[0], problems
 
 
-def test_run_on_a_database_it_cannot_create_says_so_in_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["not-a-directory", "sysfs"])
+def test_run_on_a_database_it_cannot_create_says_so_in_one_line(tmp_path: Path, where: str) -> None:
     """The instance lock file beside the database is the first thing ``run`` creates;
-    where it cannot (here the database's directory is a file: as root, a directory
-    without write permission cannot be shown), ``run`` says why in one line."""
+    where it cannot - the database's directory is a file, or /sys, where even root may
+    not create a file (PermissionError, as in a directory the service may not write) -
+    ``run`` says why in one line."""
     config, _ = write_config(tmp_path)
     (tmp_path / "not-a-dir").write_text("")
-    done = cli("run", "--config", str(config), "--db", str(tmp_path / "not-a-dir" / "p.db"),
-               cwd=tmp_path)  # fmt: skip
+    db = tmp_path / "not-a-dir" / "p.db" if where == "not-a-directory" else Path("/sys/p.db")
+    done = cli("run", "--config", str(config), "--db", str(db), cwd=tmp_path)
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 1, done.stderr
     assert len(lines) == 1 and lines[0].startswith("error: cannot create the lock file"), lines
+    if where == "sysfs":
+        assert lines[0].endswith(": Permission denied"), lines
 
 
 @pytest.mark.node
