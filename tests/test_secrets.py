@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from protocol import child_environment, node_secrets, session_secrets
+from sessions.parity import run_parity
 from tests.binance_emulator import BinanceEmulator
 from tests.fake_telegram import FakeTelegram
 from tests.service import ROOT, ServiceProcess, bars_of, entry, wait_for, write_config
@@ -68,8 +69,8 @@ def test_each_child_is_given_only_its_modes_secrets() -> None:
     )
 
 
-def test_a_strategy_finds_no_secret_in_the_config_check_or_the_node(
-    tmp_path: Path, telegram: FakeTelegram
+def test_a_strategy_finds_no_secret_in_the_config_check_the_node_or_the_parity_backtest(
+    tmp_path: Path, telegram: FakeTelegram, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     found = tmp_path / "canary.jsonl"
     section = (
@@ -99,10 +100,17 @@ def test_a_strategy_finds_no_secret_in_the_config_check_or_the_node(
         assert service.terminate() == 0
     finally:
         service.ensure_dead()
+    # The dashboard's parity report runs the backtest (the strategy's code again) in a
+    # child of a process that holds the secrets.
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    outcome = run_parity(db, "CANARY-001")
+    assert outcome.report is not None, outcome.error
     reports = lines()
-    # The config check's child and the node child imported it; the node started it.
+    # The config check's child, the node child and the backtest imported it; the node
+    # and the backtest started it.
     pids = {r["pid"] for r in reports}
-    assert len(pids) >= 2, reports
+    assert len(pids) >= 3 and sum(r["where"] == "start" for r in reports) >= 2, reports
     for report in reports:
         assert report["environ"] == [] and report["proc"] == [], report
 
