@@ -24,7 +24,7 @@ def test_the_unit_declares_notify_watchdog_restart_secrets_and_hardening():
         "Type=notify",
         "WatchdogSec=",
         "Restart=on-failure",
-        "EnvironmentFile=-/etc/paper-node/secrets.env",
+        "EnvironmentFile=/etc/paper-node/secrets.env",  # required: no "-" to hide it missing
         "NoNewPrivileges=yes",
         "ProtectSystem=strict",
         "ReadWritePaths=/var/lib/paper-node",

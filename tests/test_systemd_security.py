@@ -17,6 +17,8 @@ UNITS = ROOT / "scripts" / "systemd"
 README = ROOT / "README.md"
 MAX_EXPOSURE = 3.0
 
+# (systemd-analyze verify of the single unit: tests/test_service_ops.py; of the template:
+# tests/test_systemd_units.py.)
 needs_systemd_analyze = pytest.mark.skipif(
     shutil.which("systemd-analyze") is None, reason="no systemd-analyze"
 )
@@ -41,23 +43,6 @@ def test_the_shipped_units_are_hardened(tmp_path: Path, name: str) -> None:
     unit = tmp_path / name.replace("@.", "@BTC-01.")
     unit.write_text((UNITS / name).read_text())
     assert exposure(unit) <= MAX_EXPOSURE
-
-
-@needs_systemd_analyze
-def test_systemd_analyze_verify_accepts_the_single_unit(tmp_path: Path) -> None:
-    unit = tmp_path / "paper-node.service"
-    unit.write_text(
-        (UNITS / "paper-node.service").read_text().replace("/opt/paper-node", str(ROOT))
-    )
-    done = subprocess.run(
-        ["systemd-analyze", "verify", str(unit)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "paper-node.service" not in done.stderr, done.stderr
 
 
 def test_the_readme_install_runs_as_written() -> None:
