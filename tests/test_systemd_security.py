@@ -45,22 +45,33 @@ def test_the_shipped_units_are_hardened(tmp_path: Path, name: str) -> None:
     assert exposure(unit) <= MAX_EXPOSURE
 
 
-def test_the_readme_install_runs_as_written() -> None:
+def install_blocks() -> list[str]:
+    """Every ```sh block of the README and the operator manual that installs the service
+    (the one with ``useradd``): wherever the docs keep it, each copy must work."""
+    pages = [README, ROOT / "docs" / "operator" / "install.md"]
+    texts = [page.read_text() for page in pages if page.exists()]
+    return [
+        block.split("```")[0]
+        for text in texts
+        for block in text.split("```sh\n")[1:]
+        if "useradd" in block.split("```")[0]
+    ]
+
+
+def test_the_documented_install_runs_as_written() -> None:
     unit = (UNITS / "paper-node.service").read_text()
     assert "EnvironmentFile=/etc/paper-node/secrets.env" in unit
     assert "EnvironmentFile=-" not in unit
-    text = README.read_text()
-    start = text.index("## Running under systemd")
-    install = text[text.index("```sh", start) : text.index("```\n", text.index("```sh", start) + 5)]
-    assert "useradd --system --user-group" in install
-    assert "make install-prod" in install  # the service's dependencies, no dev extras
-    # The config directory and file readable by the service's group; the secrets file
-    # read by systemd (root) only, and created, empty if Telegram and keys are unused.
-    assert "install -d -m 0750 -g paper /etc/paper-node" in install
-    assert "install -m 0640 -g paper scripts/systemd/paper.toml /etc/paper-node/paper.toml" in (
-        install
-    )
-    assert "install -m 0600 /dev/null /etc/paper-node/secrets.env" in install
+    blocks = install_blocks()
+    assert blocks
+    for install in blocks:
+        assert "useradd --system --user-group" in install
+        assert "make install-prod" in install  # the service's dependencies, no dev extras
+        # The config directory and file readable by the service's group; the secrets file
+        # read by systemd (root) only, and created, empty if Telegram and keys are unused.
+        assert "install -d -m 0750 -g paper /etc/paper-node" in install
+        assert "install -m 0640 -g paper scripts/systemd/paper.toml /etc/paper-node/" in install
+        assert "install -m 0600 /dev/null /etc/paper-node/secrets.env" in install
     makefile = (ROOT / "Makefile").read_text()
     target = makefile[makefile.index("install-prod:") :].split("\n\n")[0]
     assert "pip install" in target and "[dev]" not in target
