@@ -53,6 +53,7 @@ from actors.timer import Interval
 from protocol import (
     Alert,
     Beat,
+    CaughtUp,
     CheckpointFailed,
     CheckpointLookup,
     CheckpointNow,
@@ -106,6 +107,7 @@ EVENT_KINDS: dict[type, str] = {
     ConfigReloaded: "config_reloaded",
     ReconciliationDiff: "reconcile_diff",
     FundingPaid: "funding",
+    CaughtUp: "catch_up",
     Decision: "error",
 }
 
@@ -257,15 +259,9 @@ class CheckpointerActor(SupervisedActor):
                 self._beat()
                 self._request(False, None, coalesce=True)
             case NodeStarted():
-                restored = message.restored
-                halted = message.trading_state is not TradingState.ACTIVE
-                self._state = "halted" if halted else "running"
-                self._event(message)
-                if restored is not None:
-                    self._record_restore(message, restored)
-                self._beat()
-                self._resend()
-                self._request(False, None, coalesce=True)
+                self._started(message)
+            case CaughtUp():
+                self._caught_up(message)
             case OrderFilled() | OrdersCanceled() | FundingPaid():  # the books moved
                 self._event(message)
                 self._request(False, None, coalesce=True)
@@ -499,6 +495,24 @@ class CheckpointerActor(SupervisedActor):
             restored.replay_cursor,
             restored.trading_state.value,
         )
+
+    def _started(self, started: NodeStarted) -> None:
+        halted = started.trading_state is not TradingState.ACTIVE
+        self._state = "halted" if halted else "running"
+        self._event(started)
+        if started.restored is not None:
+            self._record_restore(started, started.restored)
+        self._beat()
+        self._resend()
+        self._request(False, None, coalesce=True)
+
+    def _caught_up(self, caught: CaughtUp) -> None:
+        """A restart played the market it missed (its fills came as fills): recorded, the
+        part not played as a ``gap`` too, and a checkpoint past it."""
+        self._event(caught)
+        if caught.gap:
+            self._event(caught, kind="gap")
+        self._request(False, None, coalesce=True)
 
     def _event(self, message: object, kind: str | None = None) -> None:
         """Append to the log; while the database refuses, keep events in order in memory."""

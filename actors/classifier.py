@@ -26,6 +26,7 @@ from protocol import (
     Alert,
     BreakerSettings,
     BreakerTripped,
+    CaughtUp,
     CircuitBreakerTripped,
     Decision,
     DecisionKind,
@@ -44,6 +45,7 @@ from protocol import (
     UpdateBreakers,
     exponential_delay,
 )
+from storage import span
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +221,8 @@ class ClassifierActor(SupervisedActor):
                 self._report(message)
             case BreakerTripped():
                 self._node_tripped(message)
+            case CaughtUp():
+                self._caught_up(message)
             case NodeStarted(strategy_ids=ids):
                 # One strategy: the account's breakers are its own.
                 for sid in ids if len(ids) > 1 else ():
@@ -327,6 +331,32 @@ class ClassifierActor(SupervisedActor):
         self.peers.tell("checkpointer", tripped)
         self.peers.tell("metrics", tripped)
         self._trip_alert(trip.breaker, trip.detail, strategy_id, mode)
+
+    def _caught_up(self, caught: CaughtUp) -> None:
+        """A restart's catch-up: logged; a gap it left (longer than ``catch_up_max``, or
+        history the venue could not serve) alerted - the paper record misses that market."""
+        played = (
+            f"played {span((caught.to_ns - caught.from_ns - caught.skipped_ns) / 1e9)} of market "
+            f"({caught.trades} trades, {caught.bars} bars, {caught.fills} fills, "
+            f"{caught.settlements} settlements) in {caught.took_s:.1f} s"
+        )
+        if not caught.gap:
+            log.info("caught up after the restart: %s", played)
+            return
+        why = caught.failure or "longer than [simulation] catch_up_max"
+        gap = span(caught.skipped_ns / 1e9)
+        log.warning("gap of %s not played after the restart (%s)", gap, why)
+        self.peers.tell(
+            "alerter",
+            Alert(
+                Severity.WARNING,
+                "Market gap not replayed",
+                f"{gap} of the market while the service was down was not "
+                f"played ({why}); {played}. Fills, stops and funding in that gap are missing "
+                "from the paper record; trading goes on live.",
+                key="gap",
+            ),
+        )
 
     def _node_tripped(self, trip: BreakerTripped) -> None:
         """A breaker the node judged on market time: it has halted already and the gate

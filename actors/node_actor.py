@@ -38,6 +38,7 @@ from node.logscan import ErrorFilter, LogRecord, LogScanner
 from protocol import (
     Alert,
     BreakerTripped,
+    CaughtUp,
     CheckpointLookup,
     EncodedSnapshotReply,
     ErrorRaised,
@@ -94,6 +95,7 @@ ROUTES: dict[type, tuple[str, ...]] = {
     OperationSucceeded: ("classifier",),  # an operation in the node worked (the income poll)
     ReconciliationDiff: ("checkpointer",),
     FundingPaid: ("checkpointer",),
+    CaughtUp: ("checkpointer", "classifier"),  # recorded; a gap alerted
     # The gate first: it records the node's own halt before the halt's OrdersCanceled,
     # which follows it down the pipe, reaches it.
     BreakerTripped: ("gate", "classifier"),

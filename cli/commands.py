@@ -60,6 +60,7 @@ from storage import (
     StatusReport,
     StorageError,
     capital_return,
+    catch_up_text,
     percent,
     read_events,
     read_status,
@@ -284,6 +285,7 @@ def _status_table(report: StatusReport) -> str:
         ("market data", _age(report["data_age_s"])),
     ]
     lines = [f"{name:<22} {value}" for name, value in rows]
+    lines.extend(f"{'catch-up':<22} {catch_up_text(c)}" for c in report["catch_ups"][:1])
     for p in report["positions"]:
         lines.append(
             f"{'position':<22} {p['instrument_id']} {p['side']} {p['quantity']} "

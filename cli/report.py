@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from node import Parity, as_json, compare, render
 from protocol import Mode, NodeSettings, RecordedSettings, file_sha256
-from storage import SessionRecord, StorageError, read_session
+from storage import SessionRecord, StorageError, catch_up_text, read_catch_ups, read_session
 
 EXIT_EQUAL, EXIT_ERROR, EXIT_USAGE, EXIT_DIFFERENT = 0, 1, 2, 6
 
@@ -105,7 +105,11 @@ def parity(db: Path, trader_id: str | None) -> tuple[Parity, SessionRecord]:
             backtest = run_backtest_on_recording(played.settings, played.recording)
         except RecordingError as exc:
             raise ReportError(EXIT_ERROR, str(exc)) from None
-        record = replace(record, notes=(*record.notes, LIVE_NOTE))
+        caught = [
+            f"after a restart, {catch_up_text(c)}"
+            for c in reversed(read_catch_ups(db, record.trader_id))
+        ]
+        record = replace(record, notes=(*record.notes, LIVE_NOTE, *caught))
     return replace(compare(record.outcome, backtest, record.from_bar), ideal=ideal), record
 
 

@@ -87,13 +87,16 @@ def run_backtest_on_recording(settings: NodeSettings, path: Path) -> Outcome:
         raise RecordingError(f"no market data recording at {path}")
     catalog = ParquetDataCatalog(str(path))
     instruments: list[Instrument] = []
-    data: dict[tuple[str, int, str], Data] = {}  # the same data written twice counts once
+    data: dict[tuple[str, str, int], Data] = {}  # the same data written twice counts once
     for run in sorted(catalog.list_live_runs()):
         for item in catalog.read_live_run(run):
             if isinstance(item, Instrument):
                 instruments.append(item)
             elif isinstance(item, Bar | QuoteTick | TradeTick):
-                data[(type(item).__name__, item.ts_init, repr(item))] = item
+                # A restart's catch-up plays again the trades and bars its crashed node
+                # had received after its last checkpoint: one trade by its id, one bar by
+                # its close, the later copy (what the session's state came from) kept.
+                data[_identity(item)] = item
     chosen: list[Instrument] = []
     for instrument_id in settings.instrument_ids:
         wanted = InstrumentId.from_str(instrument_id)
@@ -107,6 +110,14 @@ def run_backtest_on_recording(settings: NodeSettings, path: Path) -> Outcome:
     venue = sandbox_config(settings)
     venue = SandboxExecutionClientConfig(**{**venue.dict(), "bar_execution": False})
     return _run(settings, chosen, ordered, venue, played=None)
+
+
+def _identity(item: Bar | QuoteTick | TradeTick) -> tuple[str, str, int]:
+    if isinstance(item, TradeTick):
+        return ("trade", f"{item.instrument_id}/{item.trade_id}", 0)
+    if isinstance(item, Bar):
+        return ("bar", str(item.bar_type), int(item.ts_event))
+    return ("quote", repr(item), int(item.ts_init))
 
 
 def _run(

@@ -37,7 +37,7 @@ from nautilus_trader.common.actor import Actor
 from nautilus_trader.common.component import Clock, TimeEvent
 from nautilus_trader.config import ActorConfig
 from nautilus_trader.execution.engine import ExecutionEngine
-from nautilus_trader.model.data import Bar, CustomData, DataType
+from nautilus_trader.model.data import Bar, CustomData, DataType, TradeTick
 from nautilus_trader.model.events import (
     OrderCanceled as NtOrderCanceled,
 )
@@ -57,6 +57,7 @@ from nautilus_trader.risk.engine import RiskEngine
 from nautilus_trader.trading.strategy import Strategy
 
 from node.books import Books, Valuation
+from node.catchup import FeedMarks
 from node.funding import TOPIC as FUNDING_TOPIC
 from node.funding import MarkPriceFunding, VenueIncome
 from node.guard import MarketBreakers
@@ -71,6 +72,7 @@ from node.venues import SeededFillModel
 from node.views import plain
 from protocol import (
     BreakerSettings,
+    DataMark,
     EncodedSnapshotReply,
     ErrorRaised,
     FundingPaid,
@@ -125,6 +127,7 @@ class Bridge(Actor):
         bars_received: int = 0,
         recording: bool = False,
         breakers: tuple[RiskLimits, BreakerSettings] | None = None,
+        data_marks: Sequence[DataMark] = (),
     ) -> None:
         """``capitals``: each strategy's, in ``strategies``' order (none: the account's
         balance for each). ``bars_received``: on a live feed, the bars this session
@@ -132,7 +135,8 @@ class Bridge(Actor):
         across restarts. ``recording``: the node records its market data
         (``node.host``). ``breakers``: the limits of the equity breakers this node
         judges itself, at every bar (a replay: ``node.guard``); None: the classifier
-        judges them from the reports."""
+        judges them from the reports. ``data_marks``: a live feed's position at the
+        checkpoint restored (kept until the feed moves it)."""
         super().__init__(ActorConfig(component_id="BRIDGE"))
         self._send = send
         self._request_stop = request_stop
@@ -208,7 +212,7 @@ class Bridge(Actor):
         self._reports = 0
         self._loop: asyncio.AbstractEventLoop | None = None  # the node's, from on_start
         # binance-sandbox: the venue's funding, from its mark-price stream
-        self._venue_funding = (
+        self.venue_funding = (
             None
             if funding_venue is None
             else MarkPriceFunding(funding_venue, self._publish_funding, lambda: self.cursor)
@@ -221,6 +225,10 @@ class Bridge(Actor):
         self._bar_gaps: deque[float] = deque(maxlen=20)
         self._bars_received = bars_received
         self._recording = recording
+        self.feed_marks = FeedMarks(data_marks)  # a live feed's last trade and bar
+        # A restart's catch-up plays history (``node.catchup``): its bars come as fast as
+        # the node takes them, which is not the feed's pace (``data_interval_s``).
+        self.catching_up = False
 
     # ------------------------------------------------------------ lifecycle
 
@@ -237,7 +245,7 @@ class Bridge(Actor):
             for bar_type in self._bar_types.values():
                 self.msgbus.subscribe(topic=f"data.bars.{bar_type}", handler=self._on_bar)
         self.msgbus.subscribe(topic=FUNDING_TOPIC, handler=self._on_funding)
-        if self._venue_funding is not None or self._income is not None:
+        if self.venue_funding is not None or self._income is not None:
             # The venue's funding (binance-sandbox), or when it settles (binance-testnet:
             # the income poll runs once after each settlement).
             for instrument_id in self._instrument_ids:
@@ -259,8 +267,8 @@ class Bridge(Actor):
         update = data.data if isinstance(data, CustomData) else data
         if not isinstance(update, BinanceFuturesMarkPriceUpdate):
             return
-        if self._venue_funding is not None:
-            self._venue_funding.on_update(update)
+        if self.venue_funding is not None:
+            self.venue_funding.on_update(update)
         if self._income is not None:
             self._income.on_mark_price(update.instrument_id.value, int(update.next_funding_ns))
 
@@ -279,17 +287,24 @@ class Bridge(Actor):
         # A live feed's bars count the cursor and date its fills (a replay's cursor and
         # dates are its own): not compared in a replay, where every step's bar comes
         # here and a BarType compares by its string.
-        if self._replay is None and isinstance(bar, Bar) and bar.bar_type == self._bar_type:
-            self._bars_received += 1  # the cursor counts the first instrument's bars
-            self._market_ns = bar.ts_event
+        if self._replay is None and isinstance(bar, Bar):
+            self.feed_marks.bar(bar)
+            if bar.bar_type == self._bar_type:
+                self._bars_received += 1  # the cursor counts the first instrument's bars
+                self._market_ns = bar.ts_event
         if self._recording and type(bar) is not Bar and isinstance(bar, Bar):
             # A venue's own bar type (BinanceBar) has no Arrow schema, so the recorder
             # skips it: it records the plain bar, published where no strategy listens.
             self.msgbus.publish(RECORDED_BARS, plain(bar))
         now = self.clock.timestamp_ns()
-        if self._last_bar_ns:
+        if self._last_bar_ns and not self.catching_up:
             self._bar_gaps.append((now - self._last_bar_ns) / 1e9)
         self._last_bar_ns = self._last_data_ns = now
+
+    def on_trade_tick(self, tick: TradeTick) -> None:
+        """A live feed's trade (binance-sandbox, or a recording session): its id and time
+        are where a restart's catch-up begins."""
+        self.feed_marks.trade(tick)
 
     def _made_at(self, ts_event: int, received: int) -> int:
         """When a fill was made, on the wall clock, its latency's start: a live venue's
@@ -526,6 +541,7 @@ class Bridge(Actor):
             state_version=self._state_version,
             last_data_ns=self._last_data_ns,
             fill_draws=self._fills.draws if self._fills is not None else 0,
+            data_marks=self.feed_marks.marks() if replay is None else (),
         )
 
     def snapshot(self) -> Snapshot:

@@ -251,8 +251,8 @@ class MarkPriceFunding:
     """binance-sandbox: the venue's own funding, from its mark-price stream. Each update
     announces the rate and the next settlement time; the first update at or after that
     time settles it, at that update's mark, on the sandbox's positions. A settlement
-    that falls while the node is down is not charged (nothing announced it to this
-    node); none is charged twice."""
+    that falls while the node is down is charged by the restart's catch-up, at the
+    venue's recorded rate and mark (``settle``); none is charged twice."""
 
     def __init__(
         self,
@@ -264,17 +264,27 @@ class MarkPriceFunding:
         self._publish = publish
         self._bar = bar  # the bars received: where in the session a payment falls
         self._pending: dict[str, tuple[Decimal, int]] = {}  # instrument -> (rate, at ns)
+        self._settled: dict[str, int] = {}  # instrument -> its last settlement charged
 
     def on_update(self, update: BinanceFuturesMarkPriceUpdate) -> None:
         key = update.instrument_id.value
         pending = self._pending.get(key)
         if pending is not None and update.ts_event >= pending[1]:
             rate, at_ns = pending
-            mark = Decimal(update.mark.as_decimal())
-            iid = update.instrument_id
-            for payment in charge(self._exchange, iid, mark, rate, self._bar(), at_ns):
-                self._publish(payment)
+            self.settle(key, rate, Decimal(update.mark.as_decimal()), at_ns)
         self._pending[key] = (Decimal(update.funding_rate), int(update.next_funding_ns))
+
+    def settle(self, instrument_id: str, rate: Decimal, mark: Decimal, at_ns: int) -> int:
+        """Charge the settlement at ``at_ns`` once (a catch-up's and the stream's are
+        the same settlement); how many positions paid."""
+        if at_ns <= self._settled.get(instrument_id, 0):
+            return 0
+        self._settled[instrument_id] = at_ns
+        iid = InstrumentId.from_str(instrument_id)
+        paid = charge(self._exchange, iid, mark, rate, self._bar(), at_ns)
+        for payment in paid:
+            self._publish(payment)
+        return len(paid)
 
 
 INCOME_PATH = "/fapi/v1/income"

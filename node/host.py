@@ -43,16 +43,18 @@ from nautilus_trader.config import (
 from nautilus_trader.core import nautilus_pyo3
 from nautilus_trader.live.execution_engine import LiveExecutionEngine
 from nautilus_trader.live.node import TradingNode
-from nautilus_trader.model.data import Bar, BarType, QuoteTick, TradeTick
+from nautilus_trader.model.data import Bar, QuoteTick, TradeTick
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.instruments import CryptoPerpetual
 from nautilus_trader.persistence.config import StreamingConfig
 from nautilus_trader.trading.strategy import Strategy
 
 from node.bridge import Bridge
+from node.catchup import PlayedMarks, Seam
 from node.claims import claim_reconciled
 from node.funding import TOPIC as FUNDING_TOPIC
 from node.funding import VenueIncome, replay_funding
+from node.live_start import bar_type_of, go_live, install_seam
 from node.lockstep import LockstepVenue, run_engines_inline
 from node.order_limits import (
     HaltedStrategies,
@@ -356,6 +358,7 @@ async def _serve_on(
     network_logs = _log_network_clients(settings)
     data = ReplayData.of(settings) if settings.mode is Mode.REPLAY else None
     node, sandbox, halts, limits = _build_node(settings, loop, pipe, data)
+    seam = install_seam(node, settings)  # a Binance node's live feed, held until it is live
     replay = _add_replay(node, settings, loop, sandbox, data)
     strategies, bridge = _add_components(
         node, settings, pipe, request_stop, replay, bridge_type, halts, limits, sandbox
@@ -413,6 +416,7 @@ async def _serve_on(
     if replay is not None:
         replay.release()
     threading.Thread(target=read_commands, name="node-pipe-reader", daemon=True).start()
+    await _go_live(node, settings, bridge, strategies, seam, pipe)
 
     stop_wait = loop.create_task(stop_requested.wait())
     await asyncio.wait({run_task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
@@ -422,6 +426,29 @@ async def _serve_on(
     reason = stop_reason[0] if stop_reason else "node stopped by itself"
     pipe.send(NodeStopped(reason, _final_snapshot(bridge, pipe)))
     del network_logs
+
+
+async def _go_live(
+    node: TradingNode,
+    settings: NodeSettings,
+    bridge: Bridge,
+    strategies: list[Strategy],
+    seam: Seam | None,
+    pipe: _Pipe,
+) -> None:
+    """A Binance node's warm-up and a restart's catch-up (``node.live_start``), then the
+    live feed; whatever goes wrong there is reported and the feed opened all the same."""
+    if seam is None:
+        return
+    try:
+        caught = await go_live(node, settings, bridge, strategies, seam)
+    except Exception as exc:
+        pipe.send(ErrorRaised("node.catchup", type(exc).__name__, f"catch-up: {exc}"))
+        if seam.holding:
+            seam.release(PlayedMarks())
+        return
+    if caught is not None:
+        pipe.send(caught)
 
 
 def _instruments_loaded(
@@ -457,11 +484,8 @@ def _warm_up(settings: NodeSettings, replay: ReplayDataClient, strategies: list[
     restored replay does not re-trade an old cross."""
     primary = bar_type_for(settings.instrument_id, settings.replay.bar_minutes)
     for strategy in strategies:
-        # Its own bars (a config's bar_type, NautilusTrader's convention).
-        own = getattr(strategy.config, "bar_type", None)
-        bar_type = primary if own is None else BarType.from_str(str(own))
         if isinstance(strategy, WarmsUp):
-            strategy.warm_up(replay.history(WARM_UP_BARS, bar_type))
+            strategy.warm_up(replay.history(WARM_UP_BARS, bar_type_of(strategy, primary)))
 
 
 def _final_snapshot(bridge: Bridge, pipe: _Pipe) -> bytes | None:
@@ -679,6 +703,7 @@ def _add_components(
         data_interval_s=_data_interval_s(settings),
         bars_received=settings.start_cursor if replay is None else 0,
         recording=settings.recording_path is not None,
+        data_marks=settings.restore.data_marks if settings.restore is not None else (),
     )
     node.trader.add_actor(bridge)
     return strategies, bridge

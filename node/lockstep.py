@@ -113,9 +113,8 @@ class LockstepVenue(LiveSandbox):
         self._sent = 0  # commands handed to the venue
         self._drained = 0  # of which the venue has processed
         self._stepping = False
-        self._latency_ns = latency_ns
+        self._latency_ns = latency_ns  # held here, not by the exchange: ``_route``
         self._step_ns = 0  # the market time of the bar being stepped
-        self._held: list[tuple[int, Callable[[], None]]] = []  # (due market time, send)
 
     def connect(self) -> None:
         """The instruments, no market data subscription: the replay hands bars in."""
@@ -123,26 +122,6 @@ class LockstepVenue(LiveSandbox):
             self.exchange.add_instrument(instrument)
         self._client._set_connected(True)
         self._set_connected(True)
-
-    # ------------------------------------------------------------ commands in
-
-    def submit_order(self, command: object) -> None:
-        self._route(lambda: self._client.submit_order(command))
-
-    def submit_order_list(self, command: object) -> None:
-        self._route(lambda: self._client.submit_order_list(command))
-
-    def modify_order(self, command: object) -> None:
-        self._route(lambda: self._client.modify_order(command))
-
-    def cancel_order(self, command: object) -> None:
-        self._route(lambda: self._client.cancel_order(command))
-
-    def cancel_all_orders(self, command: object) -> None:
-        self._route(lambda: self._client.cancel_all_orders(command))
-
-    def batch_cancel_orders(self, command: object) -> None:
-        self._route(lambda: self._client.batch_cancel_orders(command))
 
     def _route(self, send: Callable[[], None]) -> None:
         """A command to the venue. With latency, one a strategy sends in a step arrives at

@@ -29,6 +29,7 @@ from node.halting import Halting
 from node.marks import EquityMarks
 from node.views import order_view, position_view
 from protocol import (
+    DataMark,
     OrderView,
     PositionView,
     Snapshot,
@@ -50,6 +51,7 @@ class Progress:
     state_version: int
     last_data_ns: int
     fill_draws: int
+    data_marks: tuple[DataMark, ...] = ()
 
 
 class Snapshots:
@@ -193,6 +195,7 @@ class Snapshots:
             strategies=self._strategy_views(positions),
             funding=self._books.funding,
             fill_draws=progress.fill_draws,
+            data_marks=progress.data_marks,
         )
 
     def _position_views(self, open_positions: list[Position]) -> tuple[PositionView, ...]:

@@ -31,12 +31,13 @@ from nautilus_trader.adapters.sandbox.config import SandboxExecutionClientConfig
 from nautilus_trader.adapters.sandbox.execution import SandboxExecutionClient
 from nautilus_trader.backtest.engine import SimulatedExchange
 from nautilus_trader.backtest.execution_client import BacktestExecClient
-from nautilus_trader.backtest.models import FillModel, LatencyModel, MakerTakerFeeModel
+from nautilus_trader.backtest.models import FillModel, MakerTakerFeeModel
 from nautilus_trader.backtest.modules import SimulationModule
 from nautilus_trader.cache.cache import Cache
 from nautilus_trader.common.component import LiveClock, MessageBus, TestClock
 from nautilus_trader.common.providers import InstrumentProvider
 from nautilus_trader.config import InstrumentProviderConfig
+from nautilus_trader.core.data import Data
 from nautilus_trader.live.execution_client import LiveExecutionClient
 from nautilus_trader.live.node import TradingNode
 from nautilus_trader.model.enums import (
@@ -260,17 +261,18 @@ class LiveSandbox(SandboxExecutionClient):
     (``use_message_queue=False``, read-only once built): the exchange processes a command
     the moment it is sent, whatever latency model is set on it (tried: with
     ``set_latency_model(LatencyModel(1 s))`` a market order still filled at the last
-    quote before it was sent). This one is the same client with the exchange built with
-    the queue and a ``LatencyModel`` when there is a latency: a command then waits in the
-    exchange's in-flight queue until ``process(ts)`` reaches its send time (its
-    ``ts_init``) + the latency, and the sandbox calls ``process`` with each market data's
-    ``ts_init`` (the wall clock when it came: the market's time here) after the exchange
-    has taken that data. So an order reaches the venue - and fills - at the first market
-    data at or after sent + latency, as in ``BacktestEngine`` with the same latency model
-    on the recorded data (the parity backtest). Submit, modify and cancel wait alike; the
-    order is SUBMITTED at once (the client reports it, the venue has not seen it). With no
-    market data there is no market time: nothing arrives until data comes again. Without
-    latency a command is processed at once, as Nautilus's sandbox does."""
+    quote before it was sent). This one builds the exchange with the queue when there is
+    a latency, and holds each command itself until the market's time - the ``ts_init``
+    of the market data the venue processes, the wall clock when it came live, the trade's
+    own time in a restart's catch-up (``node.catchup``) - reaches the market time it was
+    sent at + the latency: the command then reaches the venue after the first market
+    data at or after that time, as in ``BacktestEngine`` with the same latency model on
+    the recorded data (the parity backtest). Market time, not the node's clock: a
+    catch-up plays the past, where the node's clock is ahead of every trade. Submit,
+    modify and cancel wait alike; the order is SUBMITTED at once (the client reports it,
+    the venue has not seen it). With no market data there is no market time: nothing
+    arrives until data comes again. Without latency a command is processed at once, as
+    Nautilus's sandbox does."""
 
     def __init__(
         self,
@@ -307,6 +309,10 @@ class LiveSandbox(SandboxExecutionClient):
             config=None,
         )
         self._set_account_id(AccountId(f"{config.venue}-001"))
+        self._latency_ns = latency_ns
+        self._market_ns = 0  # the last market data's time, as the venue took it
+        self._market_at = 0  # when it came, on the node's clock
+        self._held: list[tuple[int, Callable[[], None]]] = []  # (due market time, send)
         self.exchange = SimulatedExchange(
             venue=venue,
             modules=modules or [],
@@ -316,7 +322,7 @@ class LiveSandbox(SandboxExecutionClient):
             clock=self.test_clock,
             fill_model=fill_model or FillModel(),
             fee_model=MakerTakerFeeModel(),
-            latency_model=LatencyModel(base_latency_nanos=latency_ns) if latency_ns else None,
+            latency_model=None,
             use_message_queue=latency_ns > 0 if message_queue is None else message_queue,
             **options,
         )
@@ -325,6 +331,52 @@ class LiveSandbox(SandboxExecutionClient):
         )
         self.exchange.register_client(self._client)
         self.exchange.initialize_account()
+
+    # ------------------------------------------------------------ commands in
+
+    def submit_order(self, command: object) -> None:
+        self._route(lambda: self._client.submit_order(command))
+
+    def submit_order_list(self, command: object) -> None:
+        self._route(lambda: self._client.submit_order_list(command))
+
+    def modify_order(self, command: object) -> None:
+        self._route(lambda: self._client.modify_order(command))
+
+    def cancel_order(self, command: object) -> None:
+        self._route(lambda: self._client.cancel_order(command))
+
+    def cancel_all_orders(self, command: object) -> None:
+        self._route(lambda: self._client.cancel_all_orders(command))
+
+    def batch_cancel_orders(self, command: object) -> None:
+        self._route(lambda: self._client.batch_cancel_orders(command))
+
+    def _route(self, send: Callable[[], None]) -> None:
+        """A command to the venue: at once, or after the latency in market time - the
+        last market data's time plus what the node's clock ran since it came (live, the
+        command's own time; in a catch-up, the trade's it answers)."""
+        if self._latency_ns:
+            since = max(0, self._clock.timestamp_ns() - self._market_at) if self._market_at else 0
+            self._held.append((self._market_ns + since + self._latency_ns, send))
+        else:
+            send()
+
+    def on_data(self, data: Data) -> None:
+        """The venue takes the market data, then the commands due by its time arrive and
+        are processed against it."""
+        super().on_data(data)
+        if not self._latency_ns:
+            return
+        ts = data.ts_init
+        if ts >= self._market_ns:
+            self._market_ns, self._market_at = ts, self._clock.timestamp_ns()
+        if self._held and self._held[0][0] <= ts:
+            due = [send for at, send in self._held if at <= ts]
+            self._held = [(at, send) for at, send in self._held if at > ts]
+            for send in due:
+                send()
+            self.exchange.process(ts)
 
 
 def clients_for(settings: NodeSettings) -> Clients:

@@ -34,6 +34,7 @@ from protocol.commands import (
 from protocol.events import (
     Alert,
     BreakerTripped,
+    CaughtUp,
     CircuitBreakerTripped,
     Decision,
     DecisionKind,
@@ -126,6 +127,7 @@ from protocol.settings import (
     traded_instruments,
 )
 from protocol.state import (
+    DataMark,
     HaltMode,
     OrderView,
     PositionFill,
@@ -176,6 +178,7 @@ __all__ = [
     "BreakerSettings",
     "BreakerTripped",
     "BusyFor",
+    "CaughtUp",
     "CheckpointFailed",
     "CheckpointLookup",
     "CheckpointNow",
@@ -186,6 +189,7 @@ __all__ = [
     "CircuitBreakerTripped",
     "Config",
     "ConfigReloaded",
+    "DataMark",
     "Decision",
     "DecisionKind",
     "EncodedSnapshotReply",

@@ -216,6 +216,33 @@ class FundingPaid:
 
 
 @dataclass(frozen=True, slots=True)
+class CaughtUp:
+    """A restarted live-data node played the market it missed (``node.catchup``): the
+    venue's history from its checkpoint's last data (``from_ns``, market time) to where
+    the live feed took over (``to_ns``), with what it played and how long that took
+    (``took_s``, wall time). ``skipped_ns``: the part of the gap not played - longer than
+    ``catch_up_max``, or the venue could not serve it (``failure``); ``warmed_bars``: the
+    bars the strategies' indicators were warmed up on before."""
+
+    from_ns: int
+    to_ns: int
+    trades: int = 0
+    bars: int = 0
+    fills: int = 0
+    settlements: int = 0
+    took_s: float = 0.0
+    skipped_ns: int = 0
+    failure: str = ""
+    warmed_bars: int = 0
+    mode: str = "binance-sandbox"
+
+    @property
+    def gap(self) -> bool:
+        """Some of the market the node missed was not played: a gap in its record."""
+        return self.skipped_ns > 0 or bool(self.failure)
+
+
+@dataclass(frozen=True, slots=True)
 class StrategyMark:
     """One strategy's equity (its capital plus its PnL and funding) and its peak and day's
     start, which the node keeps and checkpoints: what its own breakers read."""

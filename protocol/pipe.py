@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from protocol.commands import Halt, Resume, UpdateRisk
 from protocol.events import (
     BreakerTripped,
+    CaughtUp,
     ErrorRaised,
     FundingPaid,
     NodeReport,
@@ -59,4 +60,5 @@ NodeEvent = (
     | ReconciliationDiff
     | FundingPaid
     | BreakerTripped
+    | CaughtUp
 )

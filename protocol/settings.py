@@ -13,6 +13,7 @@ from (the sections it needs plus its start state), pickled through the spawn con
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -20,7 +21,15 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, JsonValue, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    IPvAnyAddress,
+    JsonValue,
+    model_validator,
+)
 
 from protocol.state import HaltMode, Snapshot
 
@@ -37,6 +46,21 @@ MAX_BARS = 2_000_000  # a synthetic walk: ~4 years of 1-minute bars
 MAX_SEED = 2**32 - 1  # numpy's and Nautilus's seeds are 32-bit
 MAX_PRICE = Decimal("1e9")
 MAX_MONEY = Decimal("1e12")
+DURATION = re.compile(
+    r"^\s*(?:(\d{1,7})d)?\s*(?:(\d{1,7})h)?\s*(?:(\d{1,7})m)?\s*(?:(\d{1,9})s)?\s*$"
+)
+
+
+def duration_s(value: object) -> object:
+    """A duration as seconds: a whole number of seconds, or text such as 90s, 45m, 1h30m,
+    2d; anything else is left for the field's own type check to refuse."""
+    if isinstance(value, str):
+        match = DURATION.match(value)
+        if match is None or not any(match.groups()):
+            raise ValueError(f"{value!r} is not a duration (e.g. 90s, 45m, 1h30m, 2d)")
+        days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+        return days * 86_400 + hours * 3600 + minutes * 60 + seconds
+    return value
 
 
 class Mode(StrEnum):
@@ -300,6 +324,14 @@ class SimulationSettings(Section):
         Field(description="binance-sandbox: charge the venue's funding, from its mark-price "
               "stream, on the simulated positions"),
     ] = True  # fmt: skip
+    catch_up_max: Annotated[
+        int,
+        BeforeValidator(duration_s),
+        Field(ge=0, le=7 * int(DAY_S), description="binance-sandbox: after a restart, the "
+              "market the node missed is played from the venue's history before it goes "
+              "live, at most this much of it (a duration: 90s, 45m, 1h, 2d; 0: none); a "
+              "longer gap plays its last part and is recorded as a gap"),
+    ] = 3600  # fmt: skip
     funding_interval_hours: Annotated[
         int,
         Field(ge=1, le=24, description="replay: hours between settlements, from 00:00 UTC "

@@ -75,6 +75,19 @@ class PositionView:
 
 
 @dataclass(frozen=True, slots=True)
+class DataMark:
+    """Where a live feed stood for one instrument: its last trade (the venue's aggregate
+    trade id and its market time) and its last bar's close. A restarted binance-sandbox
+    node replays the venue's history from here (``node.catchup``), so no trade is played
+    twice and none is missed."""
+
+    instrument_id: str
+    trade_id: int = 0
+    trade_ns: int = 0
+    bar_ns: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class StrategyView:
     """One strategy's share of the account, so several in one node can be told apart and
     each restored as it was: its order id counter, fills, realized PnL (after fees, as
@@ -132,3 +145,4 @@ class Snapshot:
     strategies: tuple[StrategyView, ...] = ()  # () in a single-strategy service's rows
     funding: Decimal = Decimal(0)  # the account's funding so far (in the balance already)
     fill_draws: int = 0  # the simulated venue's fill model: its draws so far (a restore skips them)
+    data_marks: tuple[DataMark, ...] = ()  # a live feed's position, per instrument

@@ -34,12 +34,16 @@ from storage.stats_text import (
     trades_text,
 )
 from storage.status import (
+    CatchUpRow,
     EventRow,
     PositionRow,
     StatusReport,
     StrategyRow,
+    catch_up_text,
+    read_catch_ups,
     read_events,
     read_status,
+    span,
 )
 from storage.store import GateRow, OutboxRow, RunInfo, Store, Swept, retention_bound
 from storage.trades import Fill, FundingPayment, RoundTrip, TradeBook, round_trips
@@ -54,6 +58,7 @@ __all__ = [
     "AlreadyRegistered",
     "AlreadyRunning",
     "AppDatabase",
+    "CatchUpRow",
     "Command",
     "CommandStatus",
     "ControlChannel",
@@ -91,6 +96,7 @@ __all__ = [
     "balance_text",
     "cap_output_log",
     "capital_return",
+    "catch_up_text",
     "daily_text",
     "lock_path",
     "migrate",
@@ -98,6 +104,7 @@ __all__ = [
     "performance_text",
     "profit_text",
     "prune_recordings",
+    "read_catch_ups",
     "read_events",
     "read_registry",
     "read_session",
@@ -108,6 +115,7 @@ __all__ = [
     "retention_bound",
     "round_trips",
     "snapshot_from_json",
+    "span",
     "stats_text",
     "to_json",
     "trade_report",

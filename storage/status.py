@@ -27,6 +27,24 @@ class PositionRow(TypedDict):
     unrealized_pnl: str
 
 
+class CatchUpRow(TypedDict):
+    """A restart's catch-up (``protocol.CaughtUp``): the market span it played, what it
+    played, how long it took, and the gap it left (seconds of market; why)."""
+
+    at: str
+    mode: str
+    from_ns: int
+    to_ns: int
+    trades: int
+    bars: int
+    fills: int
+    settlements: int
+    took_s: float
+    gap_s: float
+    failure: str
+    warmed_bars: int
+
+
 class StrategyRow(TypedDict):
     """One strategy's share of the account (``protocol.StrategyView``), from the latest
     checkpoint; the report's top-level figures stay the account's totals."""
@@ -76,6 +94,8 @@ class StatusReport(TypedDict):
     # (equity - starting balance) / starting balance, a fraction; None on a venue's
     # account (binance-testnet: its balance is the venue's, not a starting balance's)
     account_return: str | None
+    catch_ups: list[CatchUpRow]  # the last restarts' catch-ups, newest first
+    gaps: int  # catch-ups that left part of the missed market unplayed, ever
 
 
 def open_readonly(path: Path) -> sqlite3.Connection:
@@ -220,7 +240,77 @@ def status_of(
         funding=funding,
         strategies=strategies,
         account_return=_account_return(run, col("equity")),
+        catch_ups=catch_ups_of(conn, tid),
+        gaps=_event_count(conn, tid, "gap"),
     )
+
+
+CATCH_UPS_SHOWN = 5
+
+
+def read_catch_ups(path: Path, trader_id: str, limit: int = 100) -> list[CatchUpRow]:
+    """The catch-ups of ``trader_id``'s restarts, newest first."""
+    conn = open_readonly(path)
+    try:
+        return catch_ups_of(conn, trader_id, limit)
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot read catch-ups from {path}: {exc}") from exc
+    finally:
+        conn.close()
+
+
+def span(seconds: float) -> str:
+    """A span of market time in words: 45 s, 12 min, 3.5 h."""
+    if seconds < 120:
+        return f"{max(0.0, seconds):.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def catch_up_text(c: CatchUpRow) -> str:
+    """A restart's catch-up in a line: what it played, in how long, and any gap left."""
+    played_s = max(0, c["to_ns"] - c["from_ns"]) / 1e9 - c["gap_s"]
+    line = (
+        f"{c['at']}: {span(played_s)} of market played in {c['took_s']:.1f} s "
+        f"({c['trades']} trades, {c['bars']} bars, {c['fills']} fills, "
+        f"{c['settlements']} funding settlements; {c['warmed_bars']} warm-up bars)"
+    )
+    if c["gap_s"] > 0 or c["failure"]:
+        why = c["failure"] or "longer than catch_up_max"
+        line += f"; GAP of {span(c['gap_s'])} not played ({why})"
+    return line
+
+
+def catch_ups_of(
+    conn: sqlite3.Connection, trader_id: str, limit: int = CATCH_UPS_SHOWN
+) -> list[CatchUpRow]:
+    """The last ``limit`` catch-ups of ``trader_id``, newest first."""
+    rows = conn.execute(
+        "SELECT at, payload FROM events WHERE trader_id = ? AND kind = 'catch_up' "
+        "ORDER BY id DESC LIMIT ?",
+        [trader_id, limit],
+    ).fetchall()
+    found: list[CatchUpRow] = []
+    for row in rows:
+        p = json.loads(row["payload"])
+        found.append(
+            CatchUpRow(
+                at=str(row["at"]),
+                mode=str(p.get("mode", "")),
+                from_ns=int(p.get("from_ns", 0)),
+                to_ns=int(p.get("to_ns", 0)),
+                trades=int(p.get("trades", 0)),
+                bars=int(p.get("bars", 0)),
+                fills=int(p.get("fills", 0)),
+                settlements=int(p.get("settlements", 0)),
+                took_s=float(p.get("took_s", 0.0)),
+                gap_s=int(p.get("skipped_ns", 0)) / 1e9,
+                failure=str(p.get("failure", "")),
+                warmed_bars=int(p.get("warmed_bars", 0)),
+            )
+        )
+    return found
 
 
 def _account_return(run: sqlite3.Row, equity: str | None) -> str | None:

@@ -16,12 +16,13 @@ The parts, one job each:
 - :mod:`.auth` and :mod:`.limits`: API key (``X-MBX-APIKEY``), HMAC-SHA256 ``signature``,
   ``timestamp``/``recvWindow``; request weight and order count windows;
 - :mod:`.rest_market`, :mod:`.rest_account`, :mod:`.rest_orders`, :mod:`.rest_algo`: the REST
-  endpoints (exchange info, book, trades, klines, tickers; account, positions, leverage, margin
-  type, position mode, listenKey; orders MARKET and LIMIT GTC/IOC/FOK/GTX/GTD: new, batch new,
-  query, modify, cancel, cancel all, batch cancel, open and all orders, user trades - the
-  conditional types refused there with -4120; the Algo Service's conditional orders: new,
-  query, cancel, open, all, cancel all). Unknown paths are logged loudly and answered with
-  HTTP 404;
+  endpoints (exchange info, book, trades, aggregate trades, klines and funding rate history with
+  Binance's paging - the tape, klines and settlements the streams carried -, tickers; account,
+  positions, leverage, margin type, position mode, listenKey; orders MARKET and LIMIT
+  GTC/IOC/FOK/GTX/GTD: new, batch new, query, modify, cancel, cancel all, batch cancel, open and
+  all orders, user trades - the conditional types refused there with -4120; the Algo Service's
+  conditional orders: new, query, cancel, open, all, cancel all). Unknown paths are logged
+  loudly and answered with HTTP 404;
 - :mod:`.matching` (with :mod:`.market` and :mod:`.klines`) and :mod:`.algo`: the venue's rules
   as pure state changes: the seeded random-walk market, order matching, fills, the one-way
   position, fees, realized PnL, the wallet and the margin figures; conditional orders waiting
@@ -35,6 +36,7 @@ The parts, one job each:
 - :mod:`.faults`: :meth:`BinanceEmulator.drop_websockets`, :meth:`~BinanceEmulator.rate_limit`,
   :meth:`~BinanceEmulator.invalid_key`, :meth:`~BinanceEmulator.timestamp_error`,
   :meth:`~BinanceEmulator.slow`, :meth:`~BinanceEmulator.reject_orders`,
+  :meth:`~BinanceEmulator.history_down` (the history endpoints fail),
   :meth:`~BinanceEmulator.expire_listen_key`;
 - :mod:`.spec`: the symbol's filters and precision (BTCUSDT by default; SOLUSDT known too).
 

@@ -28,6 +28,11 @@ class Faults:
     reject_msg: str = "Margin is insufficient."
     market_paused: bool = False
     """The market publishes nothing (connections stay open): a stalled feed."""
+    history_down: bool = False
+    """The history endpoints (aggTrades, klines, fundingRate) answer HTTP 503 -1001: a venue
+    that streams but cannot serve its past."""
+    history_failures: int = 0
+    """The next this many history requests fail so, then they answer again."""
 
     def reset(self) -> None:
         """Back to no faults (in place: the parts that consult it keep this instance)."""
@@ -46,6 +51,12 @@ class Faults:
             self.timestamp_errors -= 1
             return True
         return False
+
+    def take_history_failure(self) -> ApiError | None:
+        if self.history_down or self.history_failures > 0:
+            self.history_failures = max(0, self.history_failures - 1)
+            return ApiError(503, -1001, "Internal error; unable to process your request.")
+        return None
 
     def take_reject(self) -> ApiError | None:
         if self.rejects > 0:

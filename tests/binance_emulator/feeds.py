@@ -86,6 +86,8 @@ class MarketFeed:
         self._next_funding_ms = 0  # the settlement the mark stream announces
         # Called at each settlement (rate, mark, time), under the server's lock.
         self.on_funding: Callable[[Decimal, Decimal, int], object] | None = None
+        # Every settlement so far (time ms, rate, mark): ``/fapi/v1/fundingRate``'s rows.
+        self.settlements: list[tuple[int, Decimal, Decimal]] = []
 
     def stream(self, suffix: str) -> str:
         return f"{self._spec.symbol.lower()}@{suffix}"
@@ -165,8 +167,11 @@ class MarketFeed:
 
     def _mark(self, now: int) -> None:
         due = self._next_funding_ms
-        if due and now >= due and self.on_funding is not None:
-            self.on_funding(Decimal(self._funding_rate), self._market.mark, due)
+        if due and now >= due:
+            rate, at_mark = Decimal(self._funding_rate), self._market.mark
+            self.settlements.append((due, rate, at_mark))
+            if self.on_funding is not None:
+                self.on_funding(rate, at_mark, due)
         self._next_funding_ms = next_funding_ms(now, self._funding_period_ms)
         if now - self._last_mark_push_ms < MARK_PUSH_MS:
             return

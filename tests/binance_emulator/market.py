@@ -57,7 +57,13 @@ class Market:
         seed: int = 7,
         volatility: Decimal = Decimal("0.0002"),
         kline_interval_s: float = 1.0,
+        tape: int = TAPE,
+        min_size_steps: int = 1,
     ) -> None:
+        """``tape``: the trades kept for the REST history (a test of a long gap keeps more);
+        ``min_size_steps``: the least size of a trade and of the touch, in lot steps (a
+        test whose orders must never outsize the book sets it above theirs)."""
+        self._min_steps = max(1, min_size_steps)
         self._spec = spec
         self._clock = clock
         self._rng = random.Random(seed)
@@ -70,7 +76,7 @@ class Market:
         self.ask_qty = spec.step_size * 1000
         self.book_update_id = 1_000_000
         self._trade_seq = 5_000_000
-        self.trades: deque[Trade] = deque(maxlen=TAPE)
+        self.trades: deque[Trade] = deque(maxlen=tape)
         self.klines = KlineSet(kline_interval_s)
         self.klines.ensure("1m", clock(), self.last)
         self.hold_klines = False
@@ -104,10 +110,11 @@ class Market:
             ticks = round(self._rng.gauss(0.0, sigma)) if sigma > 0 else 0
             self.bid = max(self._spec.min_price, self.bid + tick * ticks)
             self.ask = self.bid + tick
-        self.bid_qty = step * self._rng.randint(1, 5000)
-        self.ask_qty = step * self._rng.randint(1, 5000)
+        least = self._min_steps
+        self.bid_qty = step * self._rng.randint(least, max(least, 5000))
+        self.ask_qty = step * self._rng.randint(least, max(least, 5000))
         buyer_is_taker = self._rng.random() < 0.5
-        qty = step * self._rng.randint(1, 500)
+        qty = step * self._rng.randint(least, max(least, 500))
         price = self.ask if buyer_is_taker else self.bid
         self.print_trade(price, qty, buyer_maker=not buyer_is_taker)
         self.book_update_id += 1

@@ -7,11 +7,14 @@ same market the streams carry, in Binance's shapes.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from decimal import Decimal
 from typing import Final
 
 from .algo import MAX_OPEN_ALGO_ORDERS
 from .clock import Clock, next_funding_ms
 from .errors import ApiError, mandatory
+from .faults import Faults
 from .feeds import FUNDING_RATE
 from .fmt import ZERO, JsonDict, fmt8
 from .klines import KLINE_MINUTES, Kline
@@ -23,11 +26,25 @@ from .spec import QUOTE_ASSET, SymbolSpec
 DEPTH_LIMITS: Final = (5, 10, 20, 50, 100, 500, 1000)
 
 
+type Settlements = Callable[[], Sequence[tuple[int, Decimal, Decimal]]]
+
+
 class MarketDataApi:
-    def __init__(self, spec: SymbolSpec, market: Market, clock: Clock) -> None:
+    def __init__(
+        self,
+        spec: SymbolSpec,
+        market: Market,
+        clock: Clock,
+        faults: Faults | None = None,
+        settlements: Settlements = lambda: (),
+    ) -> None:
+        """``settlements``: the funding settled so far (time ms, rate, mark), oldest first;
+        ``faults``: where the history endpoints learn they should fail."""
         self._spec = spec
         self._market = market
         self._clock = clock
+        self._faults = faults or Faults()
+        self._settlements = settlements
 
     def routes(self) -> list[Route]:
         return [
@@ -37,13 +54,49 @@ class MarketDataApi:
             Route("GET", "/fapi/v1/depth", self.depth, "NONE", 5),
             Route("GET", "/fapi/v1/trades", self.trades, "NONE", 5),
             Route("GET", "/fapi/v1/historicalTrades", self.trades, "NONE", 20),
-            Route("GET", "/fapi/v1/aggTrades", self.agg_trades, "NONE", 20),
-            Route("GET", "/fapi/v1/klines", self.klines, "NONE", 2),
+            Route("GET", "/fapi/v1/aggTrades", self._history(self.agg_trades), "NONE", 20),
+            Route("GET", "/fapi/v1/klines", self._history(self.klines), "NONE", 2),
+            Route("GET", "/fapi/v1/fundingRate", self._history(self.funding_rate), "NONE", 1),
             Route("GET", "/fapi/v1/ticker/price", self.ticker_price, "NONE"),
             Route("GET", "/fapi/v2/ticker/price", self.ticker_price, "NONE"),
             Route("GET", "/fapi/v1/ticker/bookTicker", self.book_ticker, "NONE", 2),
             Route("GET", "/fapi/v1/ticker/24hr", self.ticker_24hr, "NONE"),
             Route("GET", "/fapi/v1/premiumIndex", self.premium_index, "NONE"),
+        ]
+
+    def _history[T](self, handler: Callable[[Params], T]) -> Callable[[Params], T]:
+        """A history endpoint, failing while the test says the venue cannot serve its past."""
+
+        def answer(params: Params) -> T:
+            failure = self._faults.take_history_failure()
+            if failure is not None:
+                raise failure
+            return handler(params)
+
+        return answer
+
+    def funding_rate(self, params: Params) -> list[JsonDict]:
+        """``/fapi/v1/fundingRate``: the settlements in [startTime, endTime], oldest first,
+        ``limit`` (default 100, at most 1000) of them: from startTime on when it is given,
+        else the latest."""
+        self._symbol(params)
+        limit = min(int_param(params, "limit", 100) or 100, 1000)
+        start = int_param(params, "startTime")
+        end = int_param(params, "endTime")
+        rows = [
+            (at, rate, mark)
+            for at, rate, mark in self._settlements()
+            if (start is None or at >= start) and (end is None or at <= end)
+        ]
+        rows = rows[:limit] if start is not None else rows[-limit:]
+        return [
+            {
+                "symbol": self._spec.symbol,
+                "fundingTime": at,
+                "fundingRate": f"{rate:.8f}",
+                "markPrice": fmt8(mark),
+            }
+            for at, rate, mark in rows
         ]
 
     def _symbol(self, params: Params, *, required: bool = True) -> str | None:

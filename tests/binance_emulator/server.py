@@ -88,13 +88,19 @@ class BinanceEmulator:
         funding_period_s: float = 8 * 3600,
         funding_rate: Decimal = Decimal("0.0001"),
         fill_before_finished: float = 0.5,
+        tape: int = 5000,
+        trades_per_tick: int = 1,
+        min_size_steps: int = 1,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
         """``funding_period_s``, ``funding_rate``: what ``@markPrice`` announces (a test
         shortens the period to see a settlement). ``fill_before_finished``: the chance that
         a conditional order's triggered order reports its fill before the algo order's
-        ``FINISHED`` (else after it), drawn from ``seed``."""
+        ``FINISHED`` (else after it), drawn from ``seed``. ``tape``: the trades the history
+        endpoints keep; ``trades_per_tick``: the trades each market tick prints (a busy
+        market's density, for a benchmark of a long gap); ``min_size_steps``: the least size
+        of a trade and of the touch, in lot steps."""
         if not ipaddress.ip_address(host).is_loopback:
             raise ValueError(f"the emulator binds to loopback addresses only, not {host!r}")
         if kline_interval_s * 1000 < 50 or tick_interval_s <= 0:
@@ -115,7 +121,10 @@ class BinanceEmulator:
             seed=seed,
             volatility=volatility,
             kline_interval_s=kline_interval_s,
+            tape=tape,
+            min_size_steps=min_size_steps,
         )
+        self._trades_per_tick = max(1, trades_per_tick)
         self._hub = StreamHub(self._lock, self._journal, now_ms, self._on_subscribe)
         self._feed = MarketFeed(
             spec,
@@ -147,7 +156,7 @@ class BinanceEmulator:
         )
         self._feed.on_funding = self._engine.settle_funding  # the venue settles funding
         apis = (
-            MarketDataApi(spec, self._market, now_ms),
+            MarketDataApi(spec, self._market, now_ms, self._faults, lambda: self._feed.settlements),
             AccountApi(spec, self._engine, self._hub, fee_tier=fee_tier),
             OrdersApi(spec, self._engine, self._limiter, self._faults, now_ms),
             AlgoOrdersApi(spec, self._algos, self._limiter, now_ms),
@@ -424,6 +433,19 @@ class BinanceEmulator:
             self._faults.market_paused = paused
             self._market.hold_klines = paused
 
+    def history_down(self, down: bool = True, *, failures: int = 0) -> None:
+        """The history endpoints (``aggTrades``, ``klines``, ``fundingRate``) answer HTTP 503
+        -1001 while ``down``, or for the next ``failures`` requests: a venue that streams
+        its present but cannot serve its past."""
+        with self._lock:
+            self._faults.history_down = down
+            self._faults.history_failures = failures
+
+    def funding_history(self) -> list[tuple[int, Decimal, Decimal]]:
+        """Every settlement so far: (time ms, rate, mark)."""
+        with self._lock:
+            return list(self._feed.settlements)
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.reset()
@@ -439,7 +461,8 @@ class BinanceEmulator:
         """One tick: move the book, print a trade, push book/kline/mark, match resting orders,
         trigger the conditional orders the price reached."""
         now = now_ms()
-        self._market.walk(move=move)
+        for n in range(self._trades_per_tick):
+            self._market.walk(move=move and n == 0)
         self._feed.tick(now)
         self._engine.match_resting(now)
         self._algos.check(now)
