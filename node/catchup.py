@@ -259,6 +259,7 @@ class CatchUp:
             fills=self.fills,
             settlements=self._settlements,
             took_s=time.monotonic() - started,
+            waited_s=self._history.budget.waited_s,
             skipped_ns=skipped_ns,
             failure=failure,
         )

@@ -30,6 +30,7 @@ from nautilus_trader.model.data import Bar, BarType, QuoteTick, TradeTick
 from nautilus_trader.model.identifiers import ClientId, InstrumentId
 from nautilus_trader.trading.strategy import Strategy
 
+from node.batched_recording import BatchedRecording
 from node.bridge import Bridge
 from node.catchup import CatchUp, Plan, PlayedMarks, Seam, implied_touch
 from node.history import HistoryUnavailable, Settlement, VenueHistory
@@ -211,6 +212,7 @@ async def _catch_up(
         return None if instrument is None else implied_touch(tick, instrument.price_increment)
 
     queues = Queues(node)
+    recording = BatchedRecording(node.kernel.msgbus, node.kernel.writer)
     player = CatchUp(
         plan,
         history,
@@ -229,6 +231,7 @@ async def _catch_up(
     finally:
         bridge.catching_up = False
         queues.close()
+        recording.close()
         with contextlib.suppress(Exception):
             msgbus.unsubscribe(topic="events.order.*", handler=player.on_order_event)
 

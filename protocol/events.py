@@ -220,7 +220,8 @@ class CaughtUp:
     """A restarted live-data node played the market it missed (``node.catchup``): the
     venue's history from its checkpoint's last data (``from_ns``, market time) to where
     the live feed took over (``to_ns``), with what it played and how long that took
-    (``took_s``, wall time). ``skipped_ns``: the part of the gap not played - longer than
+    (``took_s``, wall time, ``waited_s`` of it within the venue's request weight limit).
+    ``skipped_ns``: the part of the gap not played - longer than
     ``catch_up_max``, or the venue could not serve it (``failure``); ``warmed_bars``: the
     bars the strategies' indicators were warmed up on before."""
 
@@ -235,6 +236,7 @@ class CaughtUp:
     failure: str = ""
     warmed_bars: int = 0
     mode: str = "binance-sandbox"
+    waited_s: float = 0.0  # of ``took_s``: waiting for the venue's request weight budget
 
     @property
     def gap(self) -> bool:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.binance_emulator import BinanceEmulator
-from tests.service import ServiceProcess, cli, events, query, wait_for
+from tests.service import ServiceProcess, cli, events, last_checkpoint_of, query, wait_for
 
 pytestmark = pytest.mark.node
 
@@ -188,6 +188,13 @@ def test_a_testnet_restart_reconciles_orders_and_positions_from_the_venue(tmp_pa
         snap = restored[0]["snapshot"]
         assert [(p["side"], Decimal(p["quantity"])) for p in snap["positions"]] == [position]
         assert sorted(o["client_order_id"] for o in snap["open_orders"]) == resting
+        # Issue 25: the venue did the matching meanwhile; the strategy's indicators are
+        # warmed up on the venue's klines of the session's bars, up to now, before the
+        # live feed goes on (its first live bar would otherwise start them over).
+        ((_, warmed),) = wait_for("the warm-up", lambda: events(db, "catch_up") or None, 30)
+        assert warmed["mode"] == "binance-testnet" and warmed["trades"] == 0, warmed
+        cursor = last_checkpoint_of(db, "TN-003")["replay_cursor"]
+        assert 6 <= warmed["warmed_bars"] <= int(str(cursor)) + 60, (warmed, cursor)
         second.wait_status("status equal to the venue", matches_venue(emulator), 60)
         assert second.terminate() == 0
     finally:

@@ -441,6 +441,12 @@ class BinanceEmulator:
             self._faults.history_down = down
             self._faults.history_failures = failures
 
+    def set_trades_per_tick(self, n: int) -> None:
+        """How many trades each market tick prints from now on (a benchmark's busy gap,
+        then a live feed at its usual pace)."""
+        with self._lock:
+            self._trades_per_tick = max(1, n)
+
     def funding_history(self) -> list[tuple[int, Decimal, Decimal]]:
         """Every settlement so far: (time ms, rate, mark)."""
         with self._lock:
