@@ -69,6 +69,7 @@ from sessions.trades import (
 )
 from storage import (
     AppDatabase,
+    CatchUpRow,
     Command,
     CommandStatus,
     EquityPoint,
@@ -76,6 +77,7 @@ from storage import (
     PresetBody,
     StorageError,
     StrategyRow,
+    span,
 )
 from storage.readiness import ConeView, StrategyReadiness
 from supervisor.config import ConfigError
@@ -546,6 +548,22 @@ def session_header(trader_id: str, launcher: Launcher, stale_after_s: float) -> 
         st.error(f"exit code {view['exit_code']}: {literal(view['exit_line'])}")
 
 
+def catch_up_row(c: CatchUpRow) -> dict[str, str]:
+    """A restart's catch-up as a table row: what it played, how long, and the gap left."""
+    played_s = max(0, c["to_ns"] - c["from_ns"]) / 1e9 - c["gap_s"]
+    return {
+        "at": c["at"],
+        "market played": span(played_s),
+        "trades": str(c["trades"]),
+        "bars": str(c["bars"]),
+        "fills": str(c["fills"]),
+        "settlements": str(c["settlements"]),
+        "took": f"{c['took_s']:.1f} s",
+        "gap left": span(c["gap_s"]) if c["gap_s"] > 0 or c["failure"] else "none",
+        "why": c["failure"],
+    }
+
+
 def session_details(
     appdb: AppDatabase, launcher: Launcher, trader_id: str, stale_after_s: float
 ) -> None:
@@ -574,6 +592,9 @@ def session_details(
     else:
         st.info("No checkpoint yet.")
 
+    if view["catch_ups"]:  # a restarted binance-sandbox session played what it missed
+        st.subheader("Catch-ups after restarts")
+        st.dataframe([catch_up_row(c) for c in view["catch_ups"]], hide_index=True)
     st.subheader("Positions")
     positions = [dict(p) for p in view["positions"]]
     st.dataframe(positions or [{"positions": "none"}], hide_index=True)

@@ -28,6 +28,7 @@ from protocol import Mode, RegisteredStrategy, child_environment, session_secret
 from sessions.presets import session_config_text, validate_preset
 from storage import (
     AppDatabase,
+    CatchUpRow,
     Job,
     PositionRow,
     PresetBody,
@@ -69,6 +70,7 @@ class SessionView(TypedDict):
     exit_line: str | None  # a launched session that failed: the one line it ended with
     started_at: str | None
     registered: RegisteredStrategy | None  # the entry it runs, as it was at launch
+    catch_ups: list[CatchUpRow]  # its restarts' catch-ups (binance modes), newest first
 
 
 def pid_alive(pid: int) -> bool:
@@ -147,6 +149,7 @@ def _view(status: StatusReport | None, job: Job | None, alive: bool) -> SessionV
             status["started_at"] if status is not None else job.launched_at if job else None
         ),
         registered=None if job is None else job.registered,
+        catch_ups=[] if status is None else status["catch_ups"],
     )
 
 

@@ -78,6 +78,50 @@ def goto(at: AppTest, page: str) -> AppTest:
     return at.sidebar.radio(key="page").set_value(page).run()
 
 
+def test_the_session_page_shows_each_restarts_catch_up_and_the_gap_it_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 25: a binance-sandbox session's catch-ups, as status and report parity show
+    them: the market played, what it held, how long it took, and a gap with its reason."""
+    db = tmp_path / "paper.db"
+    seed(db, "CU-DASH", ["10000", "10010"])
+    store = Store(db)
+    run = store.open_run("CU-DASH", "binance-sandbox")
+    minute = 60 * 10**9
+    store.append_event(
+        run,
+        "catch_up",
+        {"from_ns": 0, "to_ns": 50 * minute, "trades": 4321, "bars": 50, "fills": 3,
+         "settlements": 1, "took_s": 1.25, "skipped_ns": 0, "failure": "", "warmed_bars": 40,
+         "mode": "binance-sandbox"},
+    )  # fmt: skip
+    store.append_event(
+        run,
+        "catch_up",
+        {"from_ns": 0, "to_ns": 10 * minute, "trades": 0, "bars": 0, "fills": 0,
+         "settlements": 0, "took_s": 7.5, "skipped_ns": 10 * minute,
+         "failure": "klines: HTTP 503 unable to process (4 tries)", "warmed_bars": 0,
+         "mode": "binance-sandbox"},
+    )  # fmt: skip
+    store.beat(run, "running")
+    store.close()
+
+    at = app(db, monkeypatch)
+    at.query_params["page"] = "Session"
+    at.query_params["trader"] = "CU-DASH"
+    at.run()
+
+    assert not at.exception
+    (rows,) = [
+        f.value.to_dict("records") for f in at.dataframe if "market played" in f.value.columns
+    ]
+    assert [(r["trades"], r["fills"], r["took"], r["gap left"]) for r in rows] == [
+        ("0", "0", "7.5 s", "10 min"),
+        ("4321", "3", "1.2 s", "none"),
+    ]
+    assert "HTTP 503" in str(rows[0]["why"])
+
+
 def seed(db: Path, trader_id: str, equities: list[str], beat: bool = True) -> None:
     store = Store(db)
     run = store.open_run(trader_id, "replay")
@@ -823,7 +867,7 @@ def _status(state: str, heartbeat: bool = True) -> StatusReport:
         last_checkpoint_at=None, checkpoints=0, trading_state=None, currency=None, balance=None,
         equity=None, realized_pnl=None, unrealized_pnl=None, open_orders=0, positions=[],
         fills=0, rejects=0, replay_cursor=None, replay_total=None, data_age_s=None,
-        strategies=[], funding=None, account_return=None,
+        strategies=[], funding=None, account_return=None, catch_ups=[], gaps=0,
     )  # fmt: skip
 
 
