@@ -39,6 +39,48 @@ def test_dsr_is_the_2014_papers_numerical_example():
     assert dsr(sharpe, 1250, -3.0, 10.0, trials=1)[0] == psr(sharpe, 1250, -3.0, 10.0)
 
 
+def test_min_trl_is_the_2012_papers_appendix_example():
+    """Bailey & López de Prado (2012), "The Sharpe Ratio Efficient Frontier", Appendix
+    A.3: monthly Sharpe 2/sqrt(12) against 1/sqrt(12), skewness -0.72, kurtosis 5.78, 95 %:
+    "MinTRL = 59.895 months" (about 4.99 years). The paper's text is not in this tree; the
+    figures are as an independent implementation's tests quote them, and reproduce here."""
+    assert min_trl(2 / math.sqrt(12), -0.72, 5.78, 1 / math.sqrt(12), 0.95) == pytest.approx(
+        59.895, abs=5e-4
+    )
+
+
+def test_min_trl_is_the_2012_papers_daily_example():
+    """Ibid., section 5 (on its figure 8): with normal daily returns, 2.73 years are needed
+    before an annualized Sharpe ratio of 2 can be called above 1 at 95 %."""
+    for days in (250, 252):
+        needed = min_trl(2 / math.sqrt(days), 0.0, 3.0, 1 / math.sqrt(days), 0.95)
+        assert needed / days == pytest.approx(2.73, abs=5e-3)
+
+
+@pytest.mark.parametrize(
+    ("sharpe", "skew", "kurtosis", "std_error", "years_0", "years_half"),
+    [
+        (0.7079, -0.2250, 2.9570, 0.1028, 0.7152, 1.0804),  # the max-PSR portfolio
+        (0.8183, -1.4455, 7.0497, 0.1550, 1.1593, 1.6695),  # the max-Sharpe portfolio
+    ],
+)
+def test_psr_and_min_trl_are_the_2012_papers_portfolio_table(
+    sharpe, skew, kurtosis, std_error, years_0, years_half
+):
+    """Ibid., the table "Stats of Max PSR and Max SR portfolios" (134 monthly returns):
+    the Sharpe ratio's standard error, MinTRL in years against 0 and against an annualized
+    0.5, and PSR(0.5 annualized) = 0.99999 for the max-Sharpe portfolio - to the printed
+    decimals (1e-4: the inputs are printed to four decimals too)."""
+    n, half = 134, 0.5 / math.sqrt(12)
+    # PSR's z is (SR - SR*) / the standard error: read it back where z is about 1.
+    z = statistics.NormalDist().inv_cdf(psr(sharpe, n, skew, kurtosis, sharpe - 0.1))
+    assert 0.1 / z == pytest.approx(std_error, abs=5e-5)
+    assert min_trl(sharpe, skew, kurtosis, 0.0, 0.95) / 12 == pytest.approx(years_0, abs=1e-4)
+    assert min_trl(sharpe, skew, kurtosis, half, 0.95) / 12 == pytest.approx(years_half, abs=1e-4)
+    if sharpe == 0.8183:
+        assert psr(sharpe, n, skew, kurtosis, half) == pytest.approx(0.99999, abs=5e-6)
+
+
 def test_psr_by_hand():
     """SR 0.1 a day over 401 normal days: z = 0.1 x sqrt(400) / sqrt(1 + 2/4 x 0.01)
     = 1.99502; the normal table gives 0.97698 between 1.99 (0.97670) and 2.00 (0.97725)."""
