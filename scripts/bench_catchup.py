@@ -1,16 +1,16 @@
 """Benchmark of a binance-sandbox restart's catch-up (``node.catchup``) on a busy market.
 
-A session trades the loopback Binance emulator's market, is SIGKILLed and stays down for
-a gap of ``gap_bars`` bars, then starts again (the feed back at ten trades a second):
-the figures are how fast the catch-up plays the gap (bars - market minutes - per wall second, and trades per second) and how
-long the restart takes from the service's start to the node trading live (its
-``catch_up`` event), beside the node's own start (its ``node_started`` startup) as the
-floor. Time is compressed as the emulator compresses it: a "1m" bar lasts a second, so a
-60-bar gap - an hour of one-minute bars - takes a minute of wall time to happen, with
-``trades_per_bar`` trades in each bar (BTCUSDT's perpetual prints about 1,000-2,000
-aggregate trades a minute). The catch-up reads the tape at the venue's page size
-(1,000 trades a request) within its weight budget, so a real venue's hour costs what the
-emulator's does here, but for the network's round trips.
+A session trades the loopback Binance emulator's market, is SIGKILLed and stays down for a
+gap of ``gap_bars`` bars, then starts again (the feed back at ten trades a second): the
+figures are how fast the catch-up plays the gap (bars - market minutes - per wall second,
+and trades per second) and how long the restart takes from the service's start to the node
+trading live (its ``catch_up`` event), beside the node's own start (its ``node_started``
+startup) as the floor. Time is compressed as the emulator compresses it: a "1m" bar lasts
+a second, so a 60-bar gap - an hour of one-minute bars - takes a minute of wall time to
+happen, with ``trades_per_bar`` trades in each bar (BTCUSDT's perpetual prints about
+1,000-2,000 aggregate trades a minute). The catch-up reads the tape at the venue's page
+size (1,000 trades a request) within its weight budget, so a real venue's hour costs what
+the emulator's does here, but for the network's round trips.
 
 Run: ``.venv/bin/python -m scripts.bench_catchup [--gap-bars 60] [--trades-per-bar 1000]``
 (writes ``test-artifacts/bench-catchup.json``).
