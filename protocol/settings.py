@@ -708,6 +708,10 @@ class ReadinessSettings(Section):
     max_halts: Annotated[
         int, Field(ge=0, description="halts by a breaker or an error a session may have")
     ] = 0
+    max_unprotected_s: Annotated[
+        float,
+        Field(ge=0, description="longest an open position may be seen without its stop, s"),
+    ] = 60.0
 
 
 class SupervisionSettings(Section):

@@ -6,7 +6,8 @@ units a research pipeline registers its backtest's series in. The execution and
 operations figures come from the ledger (fills, node starts, trading states: kept past
 retention) and the event log (rejects, reconciliation differences, and the ``gap`` /
 ``catch_up`` events of a live session's downtime where the service writes them: an
-older database has none, and counts zero).
+older database has none, and counts zero). Whether open positions had their stops comes
+from the checkpoints (``stops``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from decimal import Decimal
 from protocol import RegisteredStrategy
 from storage.errors import NoRun, StorageError
 from storage.played import session_ledger
+from storage.readiness.stops import StopCoverage, coverage, read_snapshots
 from storage.registry import parse_registered
 from storage.session import latest_trader, session_start
 from storage.stats import _capitals, _start, daily_balances, daily_returns
@@ -56,6 +58,7 @@ class PaperEvidence:
     fees: Decimal  # > 0: paid
     funding: Decimal  # < 0: paid
     halts: tuple[str, ...]  # "reason (source)" of each halt not asked for by an operator
+    stops: StopCoverage  # its open positions' stops, as the checkpoints saw them
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +97,7 @@ def read_evidence(conn: sqlite3.Connection, trader_id: str | None = None) -> Ses
     )
     rejects = _events(conn, trader, first_run, "reject")
     halts = _halts(conn, trader, first_run)
+    snapshots = read_snapshots(conn, trader, first_run)
     strategies: list[PaperEvidence] = []
     for name in names:
         capital = capitals.get(name, start)
@@ -125,6 +129,7 @@ def read_evidence(conn: sqlite3.Connection, trader_id: str | None = None) -> Ses
                 fees=sum((f.commission for f in own_fills), ZERO),
                 funding=sum((t.funding for t in trips), ZERO),
                 halts=tuple(h for sid, h in halts if sid in (name, None)),
+                stops=coverage(snapshots, name, len(names) == 1),
             )
         )
     node_starts = conn.execute(

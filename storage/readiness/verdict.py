@@ -103,7 +103,7 @@ META: dict[str, tuple[str, str, str]] = {
     "gaps": ("operations", "Market-data gaps", "the event log (gap, catch_up)"),
     "halts": ("operations", "Halts not asked for", "the ledger's trading states"),
     "reconcile": ("operations", "Reconciliation differences", "the event log"),
-    "stops": ("operations", "Open positions protected by a stop", "-"),
+    "stops": ("operations", "Open positions protected by a stop", "the checkpoints"),
 }
 NO_SERIES = "the registry entry has no daily returns (strategies add --returns)"
 NO_ENTRY = "no registry entry for this strategy (report readiness --strategy NAME)"
@@ -437,11 +437,26 @@ def _operations(
             0,
             f"{ops.reconcile_differences} difference(s) after restarts",
         ),
-        _c(
-            "stops",
-            None,
-            "-",
-            Status.NA,
-            "not measured: the ledger does not record a position's stop orders",
-        ),
+        _stops(paper, settings),
     ]
+
+
+def _stops(paper: PaperEvidence, settings: ReadinessSettings) -> Criterion:
+    """Judged on the longest span a position was seen without its stop (the share of
+    checkpoints protected is the figure): a checkpoint can fall between an entry's fill
+    and its stop's acknowledgement, so one bare checkpoint is not a failure by itself."""
+    cover, limit = paper.stops, settings.max_unprotected_s
+    threshold = f"unprotected <= {limit:g} s"
+    if not cover.placed_stops:
+        return _c("stops", None, "-", Status.NA, "the strategy placed no stop")
+    share = cover.share
+    if share is None:
+        return _c("stops", None, threshold, Status.NA, "no checkpoint saw an open position")
+    ok = cover.longest_unprotected_s <= limit
+    detail = (
+        f"{cover.protected} of {cover.open_checkpoints} checkpoints with an open position "
+        f"protected; longest unprotected {cover.longest_unprotected_s:.1f} s"
+    )
+    if not ok:
+        detail += f", longer by {cover.longest_unprotected_s - limit:.1f} s"
+    return _c("stops", share, threshold, Status.PASS if ok else Status.FAIL, detail)
