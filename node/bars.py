@@ -228,7 +228,9 @@ def synthetic(settings: ReplaySettings, price_decimals: int = 1) -> BarSeries:
     return bars
 
 
-def from_file(path: Path, price_decimals: int = 1, bar_minutes: int = 1) -> BarSeries:
+def from_file(
+    path: Path, price_decimals: int = 1, bar_minutes: int = 1, limit: int | None = None
+) -> BarSeries:
     """Read OHLCV columns and, when the file has one, its bar times (the first of
     ``TIME_COLUMNS``: each bar's open, strictly increasing, ``bar_minutes`` apart but for
     gaps). Without one, the bars are one bar length apart from a UTC midnight.
@@ -236,7 +238,8 @@ def from_file(path: Path, price_decimals: int = 1, bar_minutes: int = 1) -> BarS
     The file is streamed (a CSV row at a time, a Parquet file a batch at a time) into the
     series' arrays; a bad row stops the load with one ``BarSourceError`` line naming the
     row and the column (a row too short or too long, a field that is not a finite
-    number or is too long to be one, a price past ``MAX_VALUE``)."""
+    number or is too long to be one, a price past ``MAX_VALUE``). ``limit``: the first
+    rows only (what a session played, for its chart), the rest of the file unread."""
     if not path.is_file():
         raise BarSourceError(f"replay file not found: {path}")
     quantum = Decimal(1).scaleb(-price_decimals)
@@ -250,6 +253,8 @@ def from_file(path: Path, price_decimals: int = 1, bar_minutes: int = 1) -> BarS
             raise BarSourceError(f"{path}: missing columns {missing}")
         time_column = next((c for c in TIME_COLUMNS if c in names), None)
         for where, row in rows:
+            if limit is not None and len(bars) >= limit:
+                break
             o, h, lo, c = (_number(where, k, row[k], quantum) for k in COLUMNS[:4])
             v = _number(where, "volume", row["volume"], volume_quantum)
             if not lo <= min(o, c) <= max(o, c) <= h:
@@ -390,9 +395,13 @@ def _check_spacing(bars: BarSeries, path: Path, bar_minutes: int) -> None:
         )
 
 
-def load(settings: ReplaySettings, price_decimals: int = 1) -> BarSeries:
+def load(settings: ReplaySettings, price_decimals: int = 1, limit: int | None = None) -> BarSeries:
+    """The series ``settings`` describe; ``limit``: its first rows only (the same rows: a
+    walk's next step does not depend on its length, a file is read in order)."""
     if settings.source == "synthetic":
+        if limit is not None and limit < settings.bars:
+            settings = settings.model_copy(update={"bars": limit})
         return synthetic(settings, price_decimals)
     if settings.path is None:
         raise BarSourceError("replay source 'file' needs replay.path")
-    return from_file(settings.path, price_decimals, settings.bar_minutes)
+    return from_file(settings.path, price_decimals, settings.bar_minutes, limit)

@@ -176,8 +176,10 @@ def series_settings(settings: NodeSettings, index: int, instrument_id: str) -> R
     return replay.model_copy(update={"seed": replay.seed + SEED_STEP * index, "start_price": start})
 
 
-def feeds_for(settings: NodeSettings) -> list[Feed]:
-    """Every instrument the node trades, with the bars a replay plays for it."""
+def feeds_for(settings: NodeSettings, limit: int | None = None) -> list[Feed]:
+    """Every instrument the node trades, with the bars a replay plays for it (``limit``:
+    each feed's first rows only - the ones the first ``limit`` steps can play, since a
+    step plays at least one feed's next row)."""
     feeds = []
     for index, instrument_id in enumerate(settings.instrument_ids):
         simulation = settings.simulation
@@ -191,7 +193,7 @@ def feeds_for(settings: NodeSettings) -> list[Feed]:
             Feed(
                 instrument,
                 bar_type_for(instrument_id, replay.bar_minutes),
-                load(replay, instrument.price_precision),
+                load(replay, instrument.price_precision, limit),
             )
         )
     return feeds
@@ -268,8 +270,10 @@ class ReplayData:
         self._makers = tuple(BarMaker(f.instrument, f.bar_type, f.series) for f in self.feeds)
 
     @classmethod
-    def of(cls, settings: NodeSettings) -> ReplayData:
-        return cls(feeds_for(settings))
+    def of(cls, settings: NodeSettings, steps: int | None = None) -> ReplayData:
+        """``steps``: only the first steps (a session's chart of what it played); the
+        timeline's first ``steps`` times and rows are the whole series' ones."""
+        return cls(feeds_for(settings, steps))
 
     def bars_at(self, step: int) -> list[Bar]:
         """The bars a step plays, stamped with its market time, in the feeds' order."""

@@ -51,6 +51,7 @@ from sessions.access import (
     host_refusal,
     token_matches,
 )
+from sessions.chart import child_chart
 from sessions.launcher import LIVE_STATES, Launcher, LaunchError, SessionView
 from sessions.parity import ParityOutcome, run_parity
 from sessions.plain import literal
@@ -64,7 +65,6 @@ from sessions.trades import (
     open_rows,
     plot_rows,
     stats_rows,
-    trade_chart,
     trip_rows,
 )
 from storage import (
@@ -694,10 +694,12 @@ def trades_details(
     instrument = (
         st.selectbox("Instrument", names, key="trades_instrument") if len(names) > 1 else names[0]
     )
-    chart = trade_chart(played, str(instrument))
+    # Built in a child with a time limit, from the bars the session played only.
+    chart = child_chart(played, str(instrument))
     if chart.total > CAP:  # a window of the bars; the last ones unless moved
         end = st.slider("Last bar drawn", CAP, chart.total, chart.total, step=100)
-        chart = trade_chart(played, str(instrument), end=end)
+        if end != chart.total:
+            chart = child_chart(played, str(instrument), end=end)
     st.subheader(f"Bars and fills: {chart.instrument_id}")
     candle_chart(chart)
     for note in chart.notes:

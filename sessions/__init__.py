@@ -4,12 +4,14 @@ A wing beside the service, above it: the dashboard imports this package, the ser
 never does. ``presets`` turns the editable config fields into a form and a preset into a
 session's config file; ``launcher`` starts a session as a background job (from a preset,
 or from a registered strategy with a preset) and tells its state from its process and
-its heartbeat; ``parity`` runs a session's parity report; ``promotion`` sets a session's
+its heartbeat; ``parity`` runs a session's parity report; ``chart`` builds a session's
+Trades chart in a child with a time limit; ``promotion`` sets a session's
 paper results beside the backtest metrics its strategy was registered with.
 """
 
 from __future__ import annotations
 
+from sessions.chart import CHART_TIMEOUT_S, child_chart
 from sessions.launcher import Launcher, LaunchError, SessionView, session_state
 from sessions.parity import ParityOutcome, run_parity
 from sessions.presets import (
@@ -24,6 +26,7 @@ from sessions.presets import (
 from sessions.promotion import MetricRow, PaperResults, compare, paper_results
 
 __all__ = [
+    "CHART_TIMEOUT_S",
     "PRESET_FIELDS",
     "LaunchError",
     "Launcher",
@@ -32,6 +35,7 @@ __all__ = [
     "ParityOutcome",
     "PresetField",
     "SessionView",
+    "child_chart",
     "compare",
     "default_preset",
     "from_text",

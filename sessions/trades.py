@@ -4,12 +4,14 @@ trade statistics beside the backtest metrics of the strategy it was launched fro
 The database keeps a session's fills, not its bars. A replay's bars are rebuilt from
 the settings its last run recorded (``node.replay.feeds_for``: the series the node
 played, the one the parity report backtests), up to the last checkpoint's cursor - the
-bars played. A binance session's bars are its market-data recording
-(``service.record_market_data``, Nautilus's own stream); without one the page marks the
-fills alone and says why. Both load NautilusTrader (the instrument's tick; the
-recording's reader), so the imports are made here when a chart is asked for, not when
-the dashboard starts, and each set of bars is kept (``functools.lru_cache``) so a page
-that redraws itself every few seconds does not rebuild 50,000 bars each time.
+bars played, and only those are built (``played_steps``: a preset's configured length may
+be millions of bars the session never reached). A binance session's bars are its
+market-data recording (``service.record_market_data``, Nautilus's own stream); without
+one the page marks the fills alone and says why. Both load NautilusTrader (the
+instrument's tick; the recording's reader), so the imports are made here when a chart is
+asked for, not when the dashboard starts. The dashboard runs ``trade_chart`` in a child
+with a time limit (``sessions.chart``) and keeps its answer, so a page that redraws
+itself every few seconds does not rebuild 50,000 bars each time.
 
 Bars are drawn at their market time: a recording's as the feed stamped them, a replay's
 at its series' time (``node.bars``: a file's own timestamps, or one bar length apart from
@@ -149,15 +151,18 @@ def _replay_chart(
                 f"the replay file {replay.path} has changed since the session played it: "
                 "its bars are not the session's any more",
             )
+    steps = played_steps(played)
+    if steps == 0:
+        return TradeChart(instrument_id, (), (), 0, 0, ())
     try:
-        data = replay_data(played.settings or "")
+        data = replay_data(played.settings or "", steps)
     except (BarSourceError, ValueError) as exc:
         return _fills_only(instrument_id, fills, f"the replay's bars cannot be rebuilt: {exc}")
     series = next((f.series for f in data.feeds if f.instrument.id.value == instrument_id), None)
     if series is None:
         return _fills_only(instrument_id, fills, f"{instrument_id} is not in the replay")
     timeline = data.timeline
-    steps = min(played.bars or 0, len(timeline))
+    steps = min(steps, len(timeline))
     total = timeline.rows_before(series, steps)
     start, stop = _window(total, cap, end)
     candles = tuple(
@@ -186,14 +191,23 @@ def _left_out(hidden: int, start: int, stop: int, total: int) -> tuple[str, ...]
     )
 
 
+def played_steps(played: Played) -> int:
+    """The steps the session played: its last checkpoint's cursor (its fills are cut
+    there), or past its last fill's step before the first checkpoint - never the
+    configured length, which may be millions of bars the session never reached."""
+    if played.bars is not None:
+        return played.bars
+    return max((f.bar + 1 for f in played.fills if f.bar is not None), default=0)
+
+
 @functools.lru_cache(maxsize=2)
-def replay_data(settings_json: str) -> ReplayData:
-    """The session's series and timeline as its node played them (NautilusTrader for the
-    instruments' ticks: imported here, on the first chart)."""
+def replay_data(settings_json: str, steps: int) -> ReplayData:
+    """The session's series and timeline as its node played them, its first ``steps``
+    only (NautilusTrader for the instruments' ticks: imported here, on the first chart)."""
     from node.replay import ReplayData
 
     config = RecordedSettings.model_validate_json(settings_json).config
-    return ReplayData.of(NodeSettings.of(config))
+    return ReplayData.of(NodeSettings.of(config), steps)
 
 
 def _recorded_chart(

@@ -18,6 +18,7 @@ from node.bars import (
     BarSeries,
     BarSourceError,
     from_file,
+    load,
     parse_time,
     synthetic,
 )
@@ -200,3 +201,40 @@ def test_an_older_bar_rate_funding_file_settles_at_its_bars_times(tmp_path):
 def test_a_funding_interval_that_does_not_divide_a_day_is_refused(hours):
     with pytest.raises(ValueError, match="does not divide a day"):
         SimulationSettings(funding_rate=Decimal("0.0001"), funding_interval_hours=hours)
+
+
+def test_the_first_steps_of_a_replay_are_built_without_the_rest(tmp_path):
+    """A session's chart builds only the steps it played (``limit``): the same rows as
+    the whole series' first ones - a walk's, and two files' with different gaps on one
+    timeline - and a file's rows past the limit are not read."""
+    walk = ReplaySettings(bars=400, seed=3)
+    whole, first = load(walk), load(walk, limit=40)
+    assert [first.ticks(i) for i in range(len(first))] == [whole.ticks(i) for i in range(40)]
+
+    btc = make_instrument("BTCUSDT-PERP.BINANCE", ())
+    eth = make_instrument("ETHUSDT-PERP.BINANCE", ())
+    a = _file(tmp_path / "a.csv", [f"2022-01-01 00:{m:02}" for m in range(40) if m != 4])
+    b = _file(tmp_path / "b.csv", [f"2022-01-01 00:{m:02}" for m in (1, 2, 3, 4, 10, 11, 12)])
+    with b.open("a") as tail:
+        tail.write("2022-01-01 00:50,100,nan,99,100.5,1\n")  # unread within the limit
+
+    def feeds(limit: int | None) -> ReplayData:
+        return ReplayData(
+            [
+                Feed(btc, bar_type_for(btc.id.value, 1), from_file(a, 1, limit=limit)),
+                Feed(eth, bar_type_for(eth.id.value, 1), from_file(b, 2, limit=limit)),
+            ]
+        )
+
+    with pytest.raises(BarSourceError, match="not a finite number"):
+        feeds(None)
+    steps = 6
+    part = feeds(steps)
+    whole_a = from_file(a, 1)
+    assert len(part.feeds[0].series) == steps < len(whole_a)
+    full_times = sorted(
+        {whole_a.time_ns(i) for i in range(len(whole_a))}
+        | set(map(parse_time, [f"2022-01-01 00:{m:02}" for m in (1, 2, 3, 4, 10, 11, 12)]))
+    )
+    assert [part.timeline.time_ns(s) for s in range(steps)] == full_times[:steps]
+    assert [len(part.bars_at(s)) for s in range(steps)] == [1, 2, 2, 2, 1, 1]

@@ -12,15 +12,20 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import time
+from contextlib import closing
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 import streamlit as st
+from pyarrow import ipc
 
+from node import BarSeries
 from protocol import Snapshot, TradingState
+from protocol.settings import MAX_BARS
 from sessions.trades import BACKTEST, instruments, trade_chart
 from storage import AppDatabase, Store, read_trade_report
 from tests.browser import Browser
@@ -252,3 +257,78 @@ def test_the_trades_page_draws_the_bars_and_fills_in_headless_chromium(
         assert "market time (UTC)" in text
         png = browser.screenshot(ARTIFACT)
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def huge(traded: Path, tmp_path: Path) -> Path:
+    """The session's database as if its preset had asked for ``MAX_BARS`` bars: it played
+    ``BARS`` of them (its checkpoint's cursor) before it stopped."""
+    db = tmp_path / "huge.db"
+    with closing(sqlite3.connect(traded)) as src, closing(sqlite3.connect(db)) as dst:
+        src.backup(dst)
+        for run_id, text in dst.execute("SELECT id, settings FROM runs").fetchall():
+            settings = json.loads(text)
+            settings["config"]["replay"]["bars"] = MAX_BARS
+            dst.execute("UPDATE runs SET settings = ? WHERE id = ?", [json.dumps(settings), run_id])
+        dst.commit()
+    return db
+
+
+@pytest.fixture
+def rows_built(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the bar rows this (the dashboard's) process builds; past ``10 * BARS`` it
+    refuses, so a page building the configured series fails at once, not in minutes."""
+    built: list[int] = []
+    append = BarSeries.append_ticks
+
+    def counted(self: BarSeries, *row: int) -> None:
+        built.append(1)
+        if len(built) > 10 * BARS:
+            raise RuntimeError("the dashboard built bars the session never played")
+        append(self, *row)
+
+    monkeypatch.setattr(BarSeries, "append_ticks", counted)
+    return built
+
+
+def test_a_session_of_a_huge_preset_is_charted_from_the_bars_it_played_in_a_child(
+    huge: Path, rows_built: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 27: ``bars = 2000000`` in a preset made the Trades page build the whole walk
+    in the dashboard's process. Now the chart is built in a child, from the bars the
+    session played: the page builds no bar itself and draws them all."""
+    total = played_bars(huge)
+    at = app(huge, monkeypatch)
+    at.query_params["page"] = "Trades"
+    at.query_params["trader"] = TRADER
+    started = time.monotonic()
+    at.run()
+    took = time.monotonic() - started
+    assert not at.exception, at.exception
+    assert rows_built == [], "the dashboard's process built bars"
+    assert not [c.value for c in at.caption if "not drawn" in c.value]
+    (chart,) = at.get("vega_lite_chart")  # its candles' and its fills' rows
+    drawn = sorted(ipc.open_stream(d.data.data).read_all().num_rows for d in chart.proto.datasets)
+    assert drawn == [len(fill_events(huge)), total]
+    assert len(frame(at, "closed")) == len(read_trade_report(huge, TRADER)["round_trips"]) > 3
+    assert took < 30, f"the page took {took:.1f} s"
+
+    # What the child runs builds the bars played, not the preset's two million.
+    played = AppDatabase(huge).played(TRADER)
+    assert played is not None
+    direct = trade_chart(played, instruments(played)[0])
+    assert (direct.total, len(direct.candles), len(rows_built)) == (total, total, total)
+
+
+def test_a_chart_out_of_time_is_one_line_and_the_trades_still_show(
+    huge: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sessions.chart.CHART_TIMEOUT_S", 0.01)
+    at = app(huge, monkeypatch)
+    at.query_params["page"] = "Trades"
+    at.query_params["trader"] = TRADER
+    at.run()
+    assert not at.exception, at.exception
+    notes = [c.value for c in at.caption if "not drawn" in c.value]
+    assert notes == ["the bars were not drawn: building them took longer than 0.01 s"]
+    assert len(frame(at, "closed")) == len(read_trade_report(huge, TRADER)["round_trips"]) > 3
