@@ -42,7 +42,15 @@ from node.order_limits import HaltedStrategies, install, limits_for
 from node.replay import Feed, ReplayData, bar_type_for
 from node.strategies import build_strategies
 from node.venues import fill_model, sandbox_config, venue_options
-from protocol import HaltAt, NodeSettings, Outcome, Trade, TradingState, TradingStateChanged
+from protocol import (
+    BarMark,
+    HaltAt,
+    NodeSettings,
+    Outcome,
+    Trade,
+    TradingState,
+    TradingStateChanged,
+)
 
 
 def run_backtest(
@@ -173,16 +181,16 @@ def _run(
             _guard(engine, settings, venue, strategies, halts, books, played, halted)
         trades: list[Trade] = []
         closed: list[Decimal] = []
-        bars_given = [0]
+        marks: list[BarMark] = []  # the bars given, so far: a fill's bar is their count
 
-        def on_bar(bar: object) -> None:
-            bars_given[0] += 1
+        def on_bar(bar: Bar) -> None:
+            marks.append(BarMark(int(bar.ts_event), bar.close.as_decimal()))
 
         def on_fill(event: object) -> None:
             if isinstance(event, OrderFilled):
                 trades.append(
                     Trade(
-                        bar=bars_given[0]
+                        bar=len(marks)
                         if played is None
                         else played.timeline.step_at(event.ts_event),
                         side=event.order_side.name,
@@ -220,10 +228,11 @@ def _run(
             fees=sum((t.commission for t in trades), Decimal(0)),
             balance=balance.as_decimal() if balance is not None else Decimal(0),
             currency=currency,
-            bars=bars_given[0] if played is None else steps,
+            bars=len(marks) if played is None else steps,
             elapsed_s=elapsed,
             closed_pnls=tuple(closed),
             halts=tuple(halted),
+            marks=tuple(marks),
         )
     finally:
         engine.dispose()

@@ -21,6 +21,7 @@ from node.bars import BarSeries, BarSourceError, load
 from protocol import Mode, NodeSettings, ReadinessSettings, RecordedSettings, RegisteredStrategy
 from storage import StorageError, read_registry, read_session
 from storage.readiness import PaperEvidence, SessionReadiness, read_readiness
+from storage.readiness.market import MarketParity
 from storage.readiness.report import SlippageOf
 
 BPS = 10_000
@@ -87,10 +88,17 @@ def registered_entry(db: Path, name: str | None) -> RegisteredStrategy | None:
 
 
 def session_readiness(
-    db: Path, trader_id: str | None, settings: ReadinessSettings, strategy: str | None = None
+    db: Path,
+    trader_id: str | None,
+    settings: ReadinessSettings,
+    strategy: str | None = None,
+    market: MarketParity | str | None = None,
 ) -> SessionReadiness:
     """The session's report, judged against the registry entry ``strategy`` (else the
-    settings' ``registered``, else the entry the session was launched from). Raises
-    ``NoRun`` without a run, ``NotRegistered``, or ``StorageError``."""
+    settings' ``registered``, else the entry the session was launched from). ``market``:
+    a live-feed session beside the backtest of its recording, which only the CLI runs
+    (None here: the criterion says where to see it). Raises ``NoRun`` without a run,
+    ``NotRegistered``, or ``StorageError``."""
     entry = registered_entry(db, strategy or settings.registered)
-    return read_readiness(db, trader_id, settings, entry, replay_slippage(db, trader_id))
+    slippage = replay_slippage(db, trader_id)
+    return read_readiness(db, trader_id, settings, entry, slippage, market)

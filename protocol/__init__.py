@@ -65,6 +65,7 @@ from protocol.mailbox import (
 )
 from protocol.parity import (
     MARKET,
+    BarMark,
     HaltAt,
     Outcome,
     Trade,
@@ -173,6 +174,7 @@ __all__ = [
     "AlerterStats",
     "BacktestEvidence",
     "BacktestMetrics",
+    "BarMark",
     "Beat",
     "BinanceSettings",
     "BreakerSettings",

@@ -44,6 +44,15 @@ MARKET = "market"
 
 
 @dataclass(frozen=True, slots=True)
+class BarMark:
+    """A bar given to the strategy: its close time (epoch ns) and close price. A
+    backtest's, so both sides of a parity report can be valued at the same prices."""
+
+    ts_ns: int
+    close: Decimal
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """A run's trades over bars ``[0, bars)`` and where it ended."""
 
@@ -58,3 +67,4 @@ class Outcome:
     # backtest's; in closing order): trade statistics are checked against these.
     closed_pnls: tuple[Decimal, ...] = ()
     halts: tuple[HaltAt, ...] = ()  # the breakers' halts, in order
+    marks: tuple[BarMark, ...] = ()  # a backtest's bars as given, in order (() a session's)

@@ -712,6 +712,19 @@ class ReadinessSettings(Section):
         float,
         Field(ge=0, description="longest an open position may be seen without its stop, s"),
     ] = 60.0
+    min_returns_correlation: Annotated[
+        float,
+        Field(ge=-1, le=1, description="paper vs backtest daily returns, Pearson, at least"),
+    ] = 0.8
+    max_annual_dtw: Annotated[
+        float, Field(ge=0, description="paper vs backtest annualized returns DTW, at most")
+    ] = 0.2
+    min_match_rate: Annotated[
+        float, Field(ge=0, le=1, description="paper fills matched in the backtest, at least")
+    ] = 0.9
+    max_fill_price_bps: Annotated[
+        float, Field(ge=0, description="matched fills' median price difference, bps, at most")
+    ] = 5.0
 
 
 class SupervisionSettings(Section):

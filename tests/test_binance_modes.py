@@ -293,6 +293,23 @@ def test_a_binance_session_records_its_market_and_reports_parity_on_it(tmp_path,
     assert report["backtest"]["fills"] > 0, "the backtest traded on the recorded market"
     assert any("paper-vs-backtest gap" in note for note in report["notes"])
 
+    # Issue 26: report readiness runs the same backtest and reconciles as QuantConnect
+    # does - fills matched and priced now, the daily returns once there are days.
+    done = cli("report", "readiness", "--db", str(db), "--json", cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    (strategy,) = json.loads(done.stdout)["strategies"]
+    market = {c["key"]: c for c in strategy["criteria"] if c["group"] == "market"}
+    why = market.get("parity", {}).get("detail")
+    assert set(market) == {"correlation", "dtw", "trade_match", "fill_price"}, why
+    assert market["correlation"]["status"] == "wait"
+    assert market["correlation"]["detail"] == "needs 4 more days of returns beside the backtest"
+    match = market["trade_match"]
+    assert (
+        f"of {len(fills)} paper and {report['backtest']['fills']} backtest fills" in match["detail"]
+    )
+    assert 0 < match["figure"] <= 1
+    assert market["fill_price"]["figure"] is not None
+
 
 @pytest.mark.parametrize("mode", ["binance-testnet", "binance-sandbox"])
 def test_any_usdt_perpetual_the_venue_lists_trades(tmp_path, mode):

@@ -2,6 +2,7 @@
 (``evidence``), the criteria and verdict (``verdict``), its text and JSON (``report``)."""
 
 from storage.readiness.evidence import PaperEvidence, SessionEvidence, SessionOps, read_evidence
+from storage.readiness.market import MarketParity, market_parity
 from storage.readiness.report import (
     ReadinessJson,
     SessionReadiness,
@@ -12,6 +13,7 @@ from storage.readiness.report import (
     readiness_text,
     verdict_line,
 )
+from storage.readiness.stops import StopCoverage
 from storage.readiness.verdict import (
     STATUS_VALUE,
     VERDICT_VALUE,
@@ -28,16 +30,19 @@ __all__ = [
     "VERDICT_VALUE",
     "ConeView",
     "Criterion",
+    "MarketParity",
     "PaperEvidence",
     "ReadinessJson",
     "SessionEvidence",
     "SessionOps",
     "SessionReadiness",
     "Status",
+    "StopCoverage",
     "StrategyReadiness",
     "Verdict",
     "judge",
     "judge_session",
+    "market_parity",
     "read_evidence",
     "read_readiness",
     "readiness_json",

@@ -22,6 +22,7 @@ from typing import TypedDict
 from protocol import ReadinessSettings, RegisteredStrategy
 from storage.errors import StorageError
 from storage.readiness.evidence import PaperEvidence, SessionEvidence, read_evidence
+from storage.readiness.market import MarketParity
 from storage.readiness.verdict import StrategyReadiness, judge
 from storage.status import open_readonly
 
@@ -47,7 +48,9 @@ def judge_session(
     settings: ReadinessSettings,
     entry: RegisteredStrategy | None = None,
     slippage_of: SlippageOf | None = None,
+    market: MarketParity | str | None = None,
 ) -> SessionReadiness:
+    """``market``: the session beside the backtest of its recording (or why not run)."""
     chosen = entry or evidence.registered
     alone = len(evidence.strategies) == 1
     judged: list[StrategyReadiness] = []
@@ -65,6 +68,7 @@ def judge_session(
                 None if mine is None else mine.name,
                 settings,
                 None if slippage_of is None else slippage_of(paper),
+                market,
             )
         )
     return SessionReadiness(evidence.ops.trader_id, evidence.ops.mode, tuple(judged))
@@ -76,9 +80,10 @@ def readiness_of(
     settings: ReadinessSettings,
     entry: RegisteredStrategy | None = None,
     slippage_of: SlippageOf | None = None,
+    market: MarketParity | str | None = None,
 ) -> SessionReadiness:
     """The report on a connection the caller holds (the dashboard's)."""
-    return judge_session(read_evidence(conn, trader_id), settings, entry, slippage_of)
+    return judge_session(read_evidence(conn, trader_id), settings, entry, slippage_of, market)
 
 
 def read_readiness(
@@ -87,12 +92,13 @@ def read_readiness(
     settings: ReadinessSettings,
     entry: RegisteredStrategy | None = None,
     slippage_of: SlippageOf | None = None,
+    market: MarketParity | str | None = None,
 ) -> SessionReadiness:
     """The report of ``trader_id``'s session (the latest run's when None). Raises
     ``NoRun`` without a run, ``StorageError`` when the database cannot be read."""
     conn = open_readonly(path)
     try:
-        return readiness_of(conn, trader_id, settings, entry, slippage_of)
+        return readiness_of(conn, trader_id, settings, entry, slippage_of, market)
     except sqlite3.Error as exc:
         raise StorageError(f"cannot read the readiness evidence from {path}: {exc}") from exc
     finally:

@@ -17,6 +17,13 @@
   returns) with its effect size, the rank-biserial correlation (Kerby 2014): the share of
   (paper, backtest) pairs where paper is higher minus the share where it is lower.
 
+- Reconciliation of paper against the backtest of the same window: QuantConnect's two
+  scores (docs/readiness.md cites the definition): the Pearson correlation of the two
+  daily-return series, and their DTW distance (tslearn's ``dtw``: the square root of the
+  least sum of squared differences along a warping path, a Sakoe-Chiba band of radius 3)
+  annualized as ``|(1 + DTW / n) ** 252 - 1|``. DTW is dtaidistance's (``window`` 4 is
+  that band: it allows ``|i - j| < 4``).
+
 Every Sharpe ratio here is per observation (not annualized): the papers' formulas are.
 Returns are ratios, not money, so they are floats (numpy); the normal distribution is
 scipy's.
@@ -29,6 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from dtaidistance import dtw
 from numpy.typing import NDArray
 from scipy import stats
 
@@ -184,3 +192,28 @@ def two_sample(paper: Sequence[float] | Floats, backtest: Sequence[float] | Floa
     result = stats.mannwhitneyu(a, b, alternative="two-sided")
     u = float(result.statistic)
     return TwoSample(u=u, p_value=float(result.pvalue), effect=2.0 * u / (len(a) * len(b)) - 1.0)
+
+
+DTW_RADIUS = 3  # QuantConnect's Sakoe-Chiba band
+DTW_PERIODS = 252  # QuantConnect compounds the mean daily distance over 252 days
+
+
+def returns_correlation(a: Sequence[float] | Floats, b: Sequence[float] | Floats) -> float | None:
+    """Pearson's correlation; None when either series does not vary (or is shorter
+    than 2)."""
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if len(x) < 2 or float(x.std()) == 0 or float(y.std()) == 0:
+        return None
+    return float(stats.pearsonr(x, y).statistic)
+
+
+def dtw_distance(a: Sequence[float] | Floats, b: Sequence[float] | Floats) -> float:
+    """sqrt(min over warping paths in the band of the sum of squared differences)."""
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(dtw.distance(x, y, window=DTW_RADIUS + 1, use_c=True))
+
+
+def annualized_dtw(a: Sequence[float] | Floats, b: Sequence[float] | Floats) -> float:
+    """QuantConnect's annualized returns DTW of two daily-return series of one length."""
+    raw = dtw_distance(a, b)
+    return abs((1.0 + raw / len(a)) ** DTW_PERIODS - 1.0)

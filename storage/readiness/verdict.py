@@ -23,6 +23,7 @@ import numpy as np
 from protocol import BacktestEvidence, ReadinessSettings
 from storage.readiness import stats
 from storage.readiness.evidence import PaperEvidence, SessionOps
+from storage.readiness.market import MarketParity
 
 
 class Status(StrEnum):
@@ -46,6 +47,8 @@ PSR_2012 = "Bailey & López de Prado 2012, The Sharpe Ratio Efficient Frontier"
 DSR_2014 = "Bailey & López de Prado 2014, The Deflated Sharpe Ratio"
 PYFOLIO = "pyfolio forecast_cone_bootstrap (returns resampled with replacement)"
 MIN_TEST_SAMPLE = 10  # returns a side before the two-sample test is asked
+MIN_MARKET_DAYS = 5  # daily returns a side before their correlation and DTW are judged
+QUANTCONNECT = "QuantConnect reconciliation (live vs out-of-sample backtest)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +98,11 @@ META: dict[str, tuple[str, str, str]] = {
         "Returns: Mann-Whitney U with its rank-biserial effect",
         "Mann-Whitney U; rank-biserial correlation (Kerby 2014)",
     ),
-    "parity": ("market", "Parity with the backtest of the same data", "QuantConnect"),
+    "parity": ("market", "Parity with the backtest of the same data", QUANTCONNECT),
+    "correlation": ("market", "Returns correlation with the backtest", QUANTCONNECT),
+    "dtw": ("market", "Annualized returns DTW distance", QUANTCONNECT),
+    "trade_match": ("market", "Fills matched in the backtest", "report parity's fills"),
+    "fill_price": ("market", "Matched fills' price difference", "report parity's fills"),
     "slippage": ("execution", "Slippage against the decision price", "the ledger's fills"),
     "rejects": ("execution", "Rejected and denied orders", "the event log"),
     "costs": ("execution", "Fees and funding against the assumption", "the ledger"),
@@ -143,9 +150,11 @@ def judge(
     registered: str | None,
     settings: ReadinessSettings,
     decision_slippage_bps: Sequence[float] | None = None,
+    market: MarketParity | str | None = None,
 ) -> StrategyReadiness:
     """The verdict on one strategy. ``decision_slippage_bps``: each market fill's price
-    against its decision price (bps, > 0 worse), where the caller can tell."""
+    against its decision price (bps, > 0 worse), where the caller can tell. ``market``:
+    a live-feed session beside the backtest of its recording, or why it was not run."""
     evidence = backtest or BacktestEvidence()
     daily = [float(v) for v in evidence.daily_returns]
     bt = stats.moments(daily)
@@ -162,7 +171,7 @@ def judge(
         *_skill(case),
         *consistency,
         _returns_test(case),
-        _market(ops),
+        *_market(ops, market, settings),
         *_execution(case, decision_slippage_bps),
         *_operations(paper, ops, settings),
     ]
@@ -345,17 +354,86 @@ def _cumulative(returns: Sequence[float]) -> list[float]:
     return out
 
 
-def _market(ops: SessionOps) -> Criterion:
+def _market(
+    ops: SessionOps, market: MarketParity | str | None, settings: ReadinessSettings
+) -> list[Criterion]:
     """QuantConnect's reconciliation figures need the session's recording replayed in a
-    backtest (``paper-node report parity``); this report does not run one."""
+    backtest, which only ``paper-node report readiness`` runs (it imports NautilusTrader;
+    the supervisor's Telegram and alerter do not)."""
     if ops.mode == "replay":
         detail = "a replay has no venue to differ from: its parity is exact by construction"
-    else:
-        detail = (
-            "not computed here: `paper-node report parity` replays the session's recording "
-            "through the backtest of the same data"
+        return [_c("parity", None, "-", Status.NA, detail)]
+    if not isinstance(market, MarketParity):
+        detail = market or (
+            "not computed here: `paper-node report readiness` runs the backtest of the "
+            "session's recording and shows these figures"
         )
-    return _c("parity", None, "-", Status.NA, detail)
+        return [_c("parity", None, "-", Status.NA, detail)]
+    return [*_returns_parity(market, settings), *_fills_parity(market, settings)]
+
+
+def _returns_parity(m: MarketParity, settings: ReadinessSettings) -> list[Criterion]:
+    floor, ceiling = settings.min_returns_correlation, settings.max_annual_dtw
+    corr_t, dtw_t = f">= {floor:g}", f"<= {ceiling:g}"
+    if m.days < MIN_MARKET_DAYS:
+        why = f"needs {MIN_MARKET_DAYS - m.days} more days of returns beside the backtest"
+        return [
+            _c("correlation", m.correlation, corr_t, Status.WAIT, why),
+            _c("dtw", m.dtw, dtw_t, Status.WAIT, why),
+        ]
+    if m.correlation is None:
+        corr = _c("correlation", None, corr_t, Status.NA, "a side's returns do not vary")
+    else:
+        ok = m.correlation >= floor
+        corr = _c(
+            "correlation",
+            m.correlation,
+            corr_t,
+            Status.PASS if ok else Status.FAIL,
+            f"{m.correlation:.3f} over {m.days} days"
+            + ("" if ok else f", below by {floor - m.correlation:.3f}"),
+        )
+    value = m.dtw or 0.0
+    ok = value <= ceiling
+    dtw = _c(
+        "dtw",
+        value,
+        dtw_t,
+        Status.PASS if ok else Status.FAIL,
+        f"{_pct(value)} a year over {m.days} days"
+        + ("" if ok else f", above by {(value - ceiling) * 100:.2f} points"),
+    )
+    return [corr, dtw]
+
+
+def _fills_parity(m: MarketParity, settings: ReadinessSettings) -> list[Criterion]:
+    rate, floor = m.match_rate, settings.min_match_rate
+    counts = f"{m.matched} of {m.session_fills} paper and {m.backtest_fills} backtest fills"
+    if rate is None:
+        match = _c("trade_match", None, f">= {floor:g}", Status.WAIT, "no fill on either side")
+    else:
+        ok = rate >= floor
+        match = _c(
+            "trade_match",
+            rate,
+            f">= {floor:g}",
+            Status.PASS if ok else Status.FAIL,
+            counts + ("" if ok else f": below by {floor - rate:.3f}"),
+        )
+    limit, bps = settings.max_fill_price_bps, m.median_price_bps
+    if bps is None:
+        price = _c("fill_price", None, f"<= {limit:g} bps", Status.NA, "no fill matched")
+    else:
+        ok = bps <= limit
+        price = _c(
+            "fill_price",
+            bps,
+            f"<= {limit:g} bps",
+            Status.PASS if ok else Status.FAIL,
+            f"median {bps:+.2f} bps (> 0: paper worse) over {m.matched} matched fills"
+            + ("" if ok else f", above by {bps - limit:.2f} bps"),
+        )
+    return [match, price]
 
 
 def _execution(case: _Case, slippage: Sequence[float] | None) -> list[Criterion]:
