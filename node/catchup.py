@@ -31,7 +31,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol
@@ -292,8 +293,7 @@ class CatchUp:
                 await self._history.settlements(instrument_id, start // NS_PER_MS + 1, end_ms)
             )
         pending = _Timeline(bars, settlements)
-        for instrument_id in plan.instruments:
-            await self._play_trades(instrument_id, starts, floor_ns, pending)
+        await self._play_trades(starts, floor_ns, pending)
         # What closed or settled after the first reads: until the live feed's first bar
         # (which the seam lets through) or now.
         late_ms = self._now_ns() // NS_PER_MS
@@ -309,36 +309,38 @@ class CatchUp:
         await self._play_until(pending, None)
 
     async def _play_trades(
-        self,
-        instrument_id: InstrumentId,
-        starts: Mapping[str, int],
-        floor_ns: int,
-        pending: _Timeline,
+        self, starts: Mapping[str, int], floor_ns: int, pending: _Timeline
     ) -> None:
-        """The gap's trades of one instrument, until the history read after the live feed's
-        first trade came (it holds every trade before that one), or until the feed stayed
-        quiet for ``seam_wait_s``."""
+        """The gap's trades of every instrument, merged in market time (a strategy on one
+        instrument may act on another's bar), each instrument's until the history read
+        after the live feed's first trade of it came (that read holds every trade before
+        it), or until its feed stayed quiet for ``seam_wait_s``."""
+        deadline = time.monotonic() + self._seam_wait_s
+        tapes = [self._tape(i, starts, floor_ns) for i in self._plan.instruments]
+        while True:
+            for tape in tapes:
+                if not tape.ticks and not tape.done:
+                    await tape.refill(deadline)
+            waiting = [t for t in tapes if t.ticks]
+            if not waiting:
+                return
+            tape = min(waiting, key=lambda t: t.ticks[0].ts_event)
+            tick = tape.ticks.popleft()
+            trade_id = int(tick.trade_id.value)
+            if trade_id <= self.played.trade_ids.get(tape.key, 0):
+                continue
+            await self._play_until(pending, tick.ts_event)
+            self._play_trade(tick, trade_id)
+            await self._settle()
+
+    def _tape(self, instrument_id: InstrumentId, starts: Mapping[str, int], floor_ns: int) -> _Tape:
         key = instrument_id.value
         mark = self._plan.marks.get(key)
         resume = starts[key]
         bounded = resume < floor_ns
         after_id = None if (mark is None or not mark.trade_id or bounded) else mark.trade_id
         start_ms = max(resume, floor_ns) // NS_PER_MS + 1
-        deadline = time.monotonic() + self._seam_wait_s
-        while True:
-            live_came = self._seam.first_live_trade(key) is not None
-            async for page in self._history.trades(instrument_id, after_id, start_ms):
-                for tick in page:
-                    trade_id = int(tick.trade_id.value)
-                    if trade_id <= self.played.trade_ids.get(key, 0):
-                        continue
-                    await self._play_until(pending, tick.ts_event)
-                    self._play_trade(tick, trade_id)
-                    await self._settle()
-            if live_came or time.monotonic() > deadline:
-                return
-            await asyncio.sleep(SEAM_POLL_S)
-            after_id = self.played.trade_ids.get(key) or after_id
+        return _Tape(instrument_id, self._history, self._seam, self.played, after_id, start_ms)
 
     def _play_trade(self, tick: TradeTick, trade_id: int) -> None:
         key = tick.instrument_id.value
@@ -376,6 +378,52 @@ class CatchUp:
                 return
             await asyncio.sleep(0)
         raise RuntimeError(f"the engines did not settle in {DRAIN_ROUNDS} loop passes")
+
+
+class _Tape:
+    """One instrument's trades in the gap, a page at a time: read again from the last one
+    played while the live feed has not shown a trade yet (the tape then may not reach it)."""
+
+    def __init__(
+        self,
+        instrument_id: InstrumentId,
+        history: VenueHistory,
+        seam: Seam,
+        played: PlayedMarks,
+        after_id: int | None,
+        start_ms: int,
+    ) -> None:
+        self.key = instrument_id.value
+        self._instrument_id = instrument_id
+        self._history = history
+        self._seam = seam
+        self._played = played
+        self._after_id = after_id
+        self._start_ms = start_ms
+        self._pages: AsyncIterator[list[TradeTick]] | None = None
+        self._live_came = False
+        self.ticks: deque[TradeTick] = deque()
+        self.done = False
+
+    async def refill(self, deadline: float) -> None:
+        """The next page; at the tape's end, done if the read began after the live feed's
+        first trade (or past ``deadline``), else a new read after a pause."""
+        while not self.ticks and not self.done:
+            if self._pages is None:
+                self._live_came = self._seam.first_live_trade(self.key) is not None
+                self._pages = self._history.trades(
+                    self._instrument_id, self._after_id, self._start_ms
+                )
+            page = await anext(self._pages, None)
+            if page is not None:
+                self.ticks.extend(page)
+                return
+            self._pages = None
+            if self._live_came or time.monotonic() > deadline:
+                self.done = True
+                return
+            await asyncio.sleep(SEAM_POLL_S)
+            self._after_id = self._played.trade_ids.get(self.key) or self._after_id
 
 
 def implied_touch(tick: TradeTick, increment: Price) -> QuoteTick:

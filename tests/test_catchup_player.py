@@ -1,0 +1,244 @@
+"""The catch-up player (``node.catchup``) on its own, with the venue's history, the live
+feed and the node's engines injected: the order it plays the gap in, the seam, the bound
+and a history that fails. (``tests/test_catch_up.py`` drives whole services.)"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from nautilus_trader.model.data import Bar, BarType, QuoteTick, TradeTick
+from nautilus_trader.model.enums import AggressorSide
+from nautilus_trader.model.identifiers import InstrumentId, TradeId
+from nautilus_trader.model.objects import Price, Quantity
+
+from node.catchup import CatchUp, Plan, Seam, implied_touch
+from node.history import HistoryUnavailable, Settlement, WeightBudget
+from protocol import DataMark
+
+BTC = InstrumentId.from_str("BTCUSDT-PERP.BINANCE")
+SOL = InstrumentId.from_str("SOLUSDT-PERP.BINANCE")
+S = 1_000_000_000
+T0 = 1_700_000_000 * S
+
+
+def trade(instrument: InstrumentId, trade_id: int, at_s: float, price: str = "100.0") -> TradeTick:
+    ts = T0 + int(at_s * S)
+    return TradeTick(
+        instrument,
+        Price.from_str(price),
+        Quantity.from_str("1.000"),
+        AggressorSide.SELLER,
+        TradeId(str(trade_id)),
+        ts,
+        ts,
+    )
+
+
+def bar(instrument: InstrumentId, close_s: float) -> Bar:
+    ts = T0 + int(close_s * S)
+    price = Price.from_str("100.0")
+    return Bar(
+        BarType.from_str(f"{instrument}-1-MINUTE-LAST-EXTERNAL"),
+        price,
+        price,
+        price,
+        price,
+        Quantity.from_str("1.000"),
+        ts,
+        ts,
+    )
+
+
+@dataclass
+class FakeHistory:
+    """The venue's past: each instrument's tape, bars and settlements; ``fail`` raises."""
+
+    tapes: dict[str, list[TradeTick]]
+    closed: list[Bar] = field(default_factory=list)
+    settled: list[Settlement] = field(default_factory=list)
+    fail: bool = False
+    budget: WeightBudget = field(default_factory=WeightBudget)
+    page: int = 2
+
+    def _check(self) -> None:
+        if self.fail:
+            raise HistoryUnavailable("klines: HTTP 503 unable to process (4 tries)")
+
+    async def trades(
+        self, instrument_id: InstrumentId, after_id: int | None, start_ms: int | None
+    ) -> AsyncIterator[list[TradeTick]]:
+        self._check()
+        tape = [
+            t
+            for t in self.tapes.get(instrument_id.value, [])
+            if (after_id is None or int(t.trade_id.value) > after_id)
+            and (start_ms is None or after_id is not None or t.ts_event // 1_000_000 >= start_ms)
+        ]
+        for i in range(0, len(tape), self.page):
+            yield tape[i : i + self.page]
+
+    async def bars(self, bar_type: BarType, start_ms: int, end_ms: int) -> list[Bar]:
+        self._check()
+        return [
+            b
+            for b in self.closed
+            if b.bar_type == bar_type and start_ms <= b.ts_event // 1_000_000 <= end_ms
+        ]
+
+    async def settlements(
+        self, instrument_id: InstrumentId, start_ms: int, end_ms: int
+    ) -> list[Settlement]:
+        self._check()
+        return [
+            s
+            for s in self.settled
+            if s.instrument_id == instrument_id.value and start_ms <= s.at_ns // 1_000_000 <= end_ms
+        ]
+
+
+class Source:
+    """The Binance data client's output, as the seam wraps it: what reached the engine."""
+
+    def __init__(self) -> None:
+        self.forwarded: list[object] = []
+
+    def _handle_data(self, data: object) -> None:
+        self.forwarded.append(data)
+
+
+class Idle:
+    def queued(self) -> int:
+        return 0
+
+
+def run_catch_up(
+    history: FakeHistory,
+    marks: dict[str, DataMark],
+    now_s: float,
+    live: list[object] = (),  # type: ignore[assignment]
+    max_s: int = 3600,
+) -> tuple[list[object], list[Settlement], object, Source]:
+    source = Source()
+    seam = Seam(source)  # type: ignore[arg-type]
+    for data in live:
+        source._handle_data(data)  # the live feed meanwhile: held
+    played: list[object] = []
+    charged: list[Settlement] = []
+
+    def charge(settlement: Settlement) -> int:
+        charged.append(settlement)
+        return 1
+
+    plan = Plan(
+        instruments=[BTC, SOL],
+        bar_types=[bar(BTC, 0).bar_type, bar(SOL, 0).bar_type],
+        marks=marks,
+        last_data_ns=T0,
+        max_ns=max_s * S,
+    )
+    player = CatchUp(
+        plan,
+        history,  # type: ignore[arg-type]
+        seam,
+        played.append,
+        Idle(),
+        charge,
+        now_ns=lambda: T0 + int(now_s * S),
+        seam_wait_s=0.0,
+        touch=lambda t: implied_touch(t, Price.from_str("0.1")),
+    )
+    caught = asyncio.run(player.run())
+    return played, charged, caught, source
+
+
+def describe(items: list[object]) -> list[str]:
+    out = []
+    for item in items:
+        if isinstance(item, TradeTick):
+            out.append(f"T{item.instrument_id.symbol.value[:3]}{item.trade_id}")
+        elif isinstance(item, Bar):
+            out.append(
+                f"B{item.bar_type.instrument_id.symbol.value[:3]}@{(item.ts_event - T0) // S}"
+            )
+        elif isinstance(item, QuoteTick):
+            out.append("Q")
+    return out
+
+
+def marks_at(btc_id: int, sol_id: int) -> dict[str, DataMark]:
+    return {
+        BTC.value: DataMark(BTC.value, btc_id, T0, T0),
+        SOL.value: DataMark(SOL.value, sol_id, T0, T0),
+    }
+
+
+def test_two_instruments_play_in_market_time_with_their_bars_and_settlements_once():
+    history = FakeHistory(
+        tapes={
+            BTC.value: [
+                trade(BTC, 10, 0),
+                trade(BTC, 11, 5),
+                trade(BTC, 12, 60),
+                trade(BTC, 13, 70),
+            ],
+            SOL.value: [trade(SOL, 500, 1), trade(SOL, 501, 3), trade(SOL, 502, 65)],
+        },
+        closed=[bar(BTC, 60), bar(SOL, 60)],
+        settled=[Settlement(BTC.value, T0 + 62 * S, Decimal("0.0001"), Decimal("100"))],
+    )
+    played, charged, caught, _ = run_catch_up(history, marks_at(10, 499), now_s=80)
+    kinds = [d for d in describe(played) if d != "Q"]
+    # BTC 10 was the checkpoint's last trade: not again; a trade at a bar's close belongs
+    # to the bar's period (it plays first); the settlement at 62 s once, after the bars.
+    assert kinds == [
+        "TSOL500", "TSOL501", "TBTC11", "TBTC12", "BBTC@60", "BSOL@60", "TSOL502", "TBTC13",
+    ]  # fmt: skip
+    # each trade after the touch it implies: a seller hit the bid at its price
+    first_quote = played[0]
+    assert isinstance(first_quote, QuoteTick) and str(first_quote.bid_price) == "100.0"
+    assert str(first_quote.ask_price) == "100.1"
+    assert [s.at_ns for s in charged] == [T0 + 62 * S]
+    assert (caught.trades, caught.bars, caught.settlements, caught.skipped_ns) == (6, 2, 1, 0)
+
+
+def test_the_seam_lets_through_only_what_the_gap_did_not_play():
+    history = FakeHistory(tapes={BTC.value: [trade(BTC, 11, 5), trade(BTC, 12, 6)], SOL.value: []})
+    late_quote = QuoteTick(
+        BTC, Price.from_str("100.0"), Price.from_str("100.1"), Quantity.from_str("1.000"),
+        Quantity.from_str("1.000"), T0 + 9 * S, T0 + 9 * S,
+    )  # fmt: skip
+    early_quote = QuoteTick(
+        BTC, Price.from_str("99.0"), Price.from_str("99.1"), Quantity.from_str("1.000"),
+        Quantity.from_str("1.000"), T0 + 2 * S, T0 + 2 * S,
+    )  # fmt: skip
+    live = [early_quote, trade(BTC, 12, 6), trade(BTC, 13, 8), late_quote]
+    _, _, caught, source = run_catch_up(history, marks_at(10, 0), now_s=10, live=live)
+    # trade 12 was played from history, trade 13 was not; the quote older than the last
+    # trade played is stale, the later one goes on
+    assert source.forwarded == [trade(BTC, 13, 8), late_quote]
+    assert caught.trades == 2
+
+
+def test_a_gap_longer_than_the_bound_plays_its_last_part_and_says_how_much_was_left():
+    history = FakeHistory(
+        tapes={
+            BTC.value: [trade(BTC, 11, 100), trade(BTC, 12, 3500), trade(BTC, 13, 3590)],
+            SOL.value: [],
+        },
+    )
+    played, _, caught, _ = run_catch_up(history, marks_at(10, 0), now_s=3600, max_s=600)
+    assert [d for d in describe(played) if d != "Q"] == ["TBTC12", "TBTC13"]
+    assert caught.skipped_ns == 3000 * S and caught.gap and not caught.failure
+
+
+def test_a_history_the_venue_cannot_serve_leaves_the_gap_and_opens_the_feed():
+    history = FakeHistory(tapes={BTC.value: [trade(BTC, 11, 5)], SOL.value: []}, fail=True)
+    played, _, caught, source = run_catch_up(
+        history, marks_at(10, 0), now_s=30, live=[trade(BTC, 40, 29)]
+    )
+    assert played == [] and "HTTP 503" in caught.failure and caught.gap
+    assert caught.skipped_ns >= 29 * S
+    assert source.forwarded == [trade(BTC, 40, 29)], "trading goes on from the live feed"
