@@ -1,7 +1,8 @@
 # make run   - install into .venv (python3.12) and run the service in the default
 #              offline replay mode (no keys, no network); Ctrl-C stops it gracefully.
 # make test  - install with dev tools (and Debian's chromium and strace for tests) and run
-#              lint, types, the whole test suite and the quick benchmark.
+#              lint, types, the Prometheus rules (promtool), the docs site (mkdocs
+#              --strict), the whole test suite and the quick benchmark.
 # make dashboard - the operator dashboard on http://127.0.0.1:8501 (DB=state/paper.db).
 PYTHON ?= python3.12
 VENV   := .venv
@@ -11,7 +12,7 @@ ARGS   ?=
 DB     ?= state/paper.db
 PORT   ?= 8501
 
-.PHONY: install install-prod run status dashboard test-tools test lint bench bench-strategies bench-metrics chaos clean
+.PHONY: install install-prod run status dashboard test-tools test lint deploy-check docs bench bench-strategies bench-metrics chaos clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +26,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 # make install-prod - the service's own dependencies, no dev tools: what a host runs
-#              (the README's systemd install). Editable, so scripts/ runs from the checkout.
+#              (docs/operator/install.md). Editable, so scripts/ runs from the checkout.
 install-prod: | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e .
@@ -63,9 +64,21 @@ lint: install
 # The tests run on every core (pytest-xdist; two on the CI machine): most of a test's time
 # is a service or a node child waiting on its pace, its restarts or a timeout, and each
 # test keeps to its own temporary directory, database, ports and processes.
-test: lint test-tools
+test: lint test-tools deploy-check docs
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n auto --dist worksteal $(ARGS)
 	$(BIN)/python -m scripts.bench --quick
+
+# The shipped Prometheus rules: syntax, and each alert firing and not firing (promtool from
+# Debian's prometheus package, which test-tools installs).
+deploy-check: test-tools
+	promtool check rules deploy/prometheus/*.rules.yml deploy/prometheus/*.recording.yml
+	promtool test rules deploy/prometheus/tests/*.test.yml
+
+# The documentation site (docs/, MkDocs with the Material theme); --strict fails on a broken
+# link or anchor, or a nav entry without its page. The config and metrics references are
+# generated from the code by a hook (scripts/mkdocs_hooks.py).
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
 
 bench: install
 	$(BIN)/python -m scripts.bench

@@ -4,12 +4,19 @@ lists every setting with its type, default and bounds."""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import annotated_types
+import pytest
 
 from protocol.settings import Config
 from scripts import config_reference, metrics_reference
+from tests.service import ROOT
 
 
 def rows_by_section(page: str) -> dict[str, dict[str, list[str]]]:
@@ -51,3 +58,17 @@ def test_the_metrics_reference_lists_every_declared_metric():
     names = [row[0] for row in metrics_reference.rows()]
     assert "paper_fills_total" in names and "paper_checkpoint_write_seconds" in names
     assert all(f"| `{name}` |" in metrics_reference.markdown() for name in names)
+
+
+@pytest.mark.skipif(shutil.which("mkdocs", path=str(Path(sys.executable).parent)) is None,
+                    reason="no mkdocs (the dev extra)")  # fmt: skip
+def test_the_site_builds_strictly(tmp_path: Path):
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "mkdocs"), "build", "--strict", "--quiet",
+         "--site-dir", str(tmp_path / "site")],
+        cwd=ROOT, capture_output=True, text=True, check=False, timeout=120,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    config = (tmp_path / "site" / "reference" / "config" / "index.html").read_text()
+    assert "progress_every_s" in config and "checkpoint_interval_s" in config

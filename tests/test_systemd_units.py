@@ -100,3 +100,30 @@ def test_systemd_analyze_verify_accepts_an_instance(tmp_path: Path):
     )
     assert done.returncode == 0, done.stderr
     assert "paper-node@" not in done.stderr, done.stderr
+
+
+def install_block(page: Path) -> list[str]:
+    """The first ```sh block of a docs page, as lines without comments."""
+    text = page.read_text()
+    start = text.index("```sh\n") + len("```sh\n")
+    block = text[start : text.index("```", start)]
+    return [line.split("#")[0].strip() for line in block.splitlines() if line.split("#")[0].strip()]
+
+
+def test_the_fleet_install_is_the_single_units_with_the_template():
+    """The operator manual's install works as written for both units: the template's page
+    sets the host up with the single unit's lines, then one config and one enable a trader."""
+    docs = ROOT / "docs" / "operator"
+    single, fleet = install_block(docs / "install.md"), install_block(docs / "fleet.md")
+    host = [
+        line for line in single if "paper-node.service" not in line and "paper.toml" not in line
+    ]
+    host = [line for line in host if not line.startswith(("systemctl", "sudo systemctl"))]
+    assert host and all(line in fleet for line in host), (host, fleet)
+    assert "sudo cp scripts/systemd/paper-node@.service /etc/systemd/system/" in fleet
+    config = next(line for line in fleet if "/etc/paper-node/BTC-01.toml" in line)
+    assert config.startswith("sudo install -m 0640 -g paper scripts/systemd/paper.toml")
+    assert "sudo systemctl enable --now paper-node@BTC-01" in fleet
+    # The instance reads the config the page installs, as the rendered unit says.
+    (exec_start,) = directives(render("BTC-01"))[("Service", "ExecStart")]
+    assert "--config /etc/paper-node/BTC-01.toml" in exec_start
