@@ -51,7 +51,6 @@ NS_PER_MS = 1_000_000
 SEAM_WAIT_S = 10.0  # how long the catch-up waits for the live feed's first trade
 SEAM_POLL_S = 0.25  # between two reads of the tape's end while it waits
 DRAIN_ROUNDS = 10_000  # loop passes to settle one item's consequences, at most
-YIELD_EVERY = 500  # items between two passes of the loop when nothing else is queued
 
 
 class DataSource(Protocol):

@@ -54,7 +54,7 @@ from node.catchup import PlayedMarks, Seam
 from node.claims import claim_reconciled
 from node.funding import TOPIC as FUNDING_TOPIC
 from node.funding import VenueIncome, replay_funding
-from node.live_start import bar_type_of, go_live, install_seam
+from node.live_start import WARM_UP_BARS, bar_type_of, go_live, install_seam
 from node.lockstep import LockstepVenue, run_engines_inline
 from node.order_limits import (
     HaltedStrategies,
@@ -86,7 +86,6 @@ from storage.lock import InstanceLock
 
 STARTUP_POLL_S = 0.02
 PIPE_DRAIN_S = 5.0
-WARM_UP_BARS = 500
 NODE_LOCK_WAIT_S = 10.0
 ROLE = "node"
 

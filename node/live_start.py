@@ -41,7 +41,7 @@ from protocol import CaughtUp, DataMark, Mode, NodeSettings
 
 log = logging.getLogger(__name__)
 
-WARM_UP_BARS = 500
+WARM_UP_BARS = 500  # a strategy's warm-up, from a replay's series or the venue's klines
 NS_PER_MS = 1_000_000
 NS_PER_S = 1_000_000_000
 
@@ -207,9 +207,16 @@ async def _catch_up(
             settlement.instrument_id, settlement.rate, settlement.mark, settlement.at_ns
         )
 
+    # Each instrument's tick, looked up once, not at every trade of the gap.
+    increments = {
+        i.value: instrument.price_increment
+        for i in plan.instruments
+        if (instrument := cache.instrument(i)) is not None
+    }
+
     def touch(tick: TradeTick) -> QuoteTick | None:
-        instrument = cache.instrument(tick.instrument_id)
-        return None if instrument is None else implied_touch(tick, instrument.price_increment)
+        increment = increments.get(tick.instrument_id.value)
+        return None if increment is None else implied_touch(tick, increment)
 
     queues = Queues(node)
     recording = BatchedRecording(node.kernel.msgbus, node.kernel.writer)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import TypedDict
@@ -143,14 +144,19 @@ def _event_count(conn: sqlite3.Connection, trader_id: str, kind: str) -> int:
     return 0 if row is None else int(row[0])
 
 
-def read_status(path: Path, trader_id: str | None, stale_after_s: float) -> StatusReport | None:
+def _read[T](path: Path, what: str, read: Callable[[sqlite3.Connection], T]) -> T:
+    """``read`` on a read-only connection to ``path``; a database error names ``what``."""
     conn = open_readonly(path)
     try:
-        return status_of(conn, trader_id, stale_after_s)
+        return read(conn)
     except sqlite3.Error as exc:
-        raise StorageError(f"cannot read status from {path}: {exc}") from exc
+        raise StorageError(f"cannot read {what} from {path}: {exc}") from exc
     finally:
         conn.close()
+
+
+def read_status(path: Path, trader_id: str | None, stale_after_s: float) -> StatusReport | None:
+    return _read(path, "status", lambda conn: status_of(conn, trader_id, stale_after_s))
 
 
 def status_of(
@@ -250,13 +256,7 @@ CATCH_UPS_SHOWN = 5
 
 def read_catch_ups(path: Path, trader_id: str, limit: int = 100) -> list[CatchUpRow]:
     """The catch-ups of ``trader_id``'s restarts, newest first."""
-    conn = open_readonly(path)
-    try:
-        return catch_ups_of(conn, trader_id, limit)
-    except sqlite3.Error as exc:
-        raise StorageError(f"cannot read catch-ups from {path}: {exc}") from exc
-    finally:
-        conn.close()
+    return _read(path, "catch-ups", lambda conn: catch_ups_of(conn, trader_id, limit))
 
 
 def span(seconds: float) -> str:
@@ -372,18 +372,17 @@ class EventRow(TypedDict):
 
 def read_events(path: Path, trader_id: str | None, tail: int) -> list[EventRow]:
     """The last ``tail`` events, oldest first (of the latest run's trader by default)."""
-    conn = open_readonly(path)
-    try:
-        if trader_id is None:
+
+    def read(conn: sqlite3.Connection) -> list[EventRow]:
+        trader = trader_id
+        if trader is None:
             run = conn.execute("SELECT trader_id FROM runs ORDER BY id DESC LIMIT 1").fetchone()
             if run is None:
                 return []
-            trader_id = str(run["trader_id"])
-        return events_of(conn, trader_id, tail)
-    except sqlite3.Error as exc:
-        raise StorageError(f"cannot read events from {path}: {exc}") from exc
-    finally:
-        conn.close()
+            trader = str(run["trader_id"])
+        return events_of(conn, trader, tail)
+
+    return _read(path, "events", read)
 
 
 def events_of(conn: sqlite3.Connection, trader_id: str, tail: int) -> list[EventRow]:

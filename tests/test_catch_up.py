@@ -287,7 +287,8 @@ def test_a_gap_the_venue_cannot_serve_is_recorded_alerted_and_shown_and_trading_
         time.sleep(5)  # the market trades on while the service is down
         service = ServiceProcess(path, db, path.parent, env=env())
         ((_, gap),) = wait_for("the gap", lambda: events(db, "gap") or None, 90)
-        assert gap["failure"] and "503" in str(gap["failure"]), gap
+        assert "503" in str(gap["failure"]) and "(4 tries)" in str(gap["failure"]), gap
+        assert "waited_s" in gap, "the time spent within the venue's weight limit is said"
         assert gap["trades"] == 0 and gap["skipped_ns"] >= 4 * 10**9, gap
         (alert,) = wait_for(
             "the gap's alert",
@@ -300,6 +301,8 @@ def test_a_gap_the_venue_cannot_serve_is_recorded_alerted_and_shown_and_trading_
         service.wait_status("trading on", lambda r: r["fills"] > before["fills"], 90)
         shown = cli("status", "--db", str(db), cwd=path.parent, timeout=60)
         assert "GAP of" in shown.stdout and "503" in shown.stdout, shown.stdout
+        listed = json.loads(cli("status", "--db", str(db), "--json", cwd=path.parent).stdout)
+        assert listed["gaps"] == 1 and listed["catch_ups"][0]["failure"], listed["catch_ups"]
         emulator.history_down(False)
         assert service.terminate() == 0
     finally:

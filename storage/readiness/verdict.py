@@ -2,7 +2,7 @@
 READY, NOT YET (what is still missing) or NO (which test failed, by how much).
 
 A criterion passes, fails, waits (not enough evidence yet, or the registry entry lacks
-what it needs) or does not apply. Any failure makes the verdict NO; else any wait makes
+what it needs) or does not apply. One failure makes the verdict NO; else one wait makes
 it NOT YET; else READY. A test that needs a track record long enough to mean something
 (PSR) waits until MinTRL is reached rather than failing on a few noisy days; the tests
 that already mean something on a short record (the cone, the drawdown, the two-sample
