@@ -61,6 +61,8 @@ from storage import (
     StorageError,
     capital_return,
     catch_up_text,
+    held,
+    lock_path,
     percent,
     read_events,
     read_status,
@@ -365,11 +367,20 @@ def _add_fleet_options(command: argparse.ArgumentParser) -> None:
     )
 
 
+def _carries_out(report: StatusReport, config: ServiceConfig) -> bool:
+    """Whether a service is there to carry a command out: a fresh heartbeat, or - while
+    the heartbeat is late, as it is while the node child is replaced - the trader's
+    instance lock held by a live process. An operator's halt is sent exactly then."""
+    if report["state"] in ("running", "halted", "starting"):
+        return True
+    return report["state"] == "not_running" and held(lock_path(config.db_path, report["trader_id"]))
+
+
 def cmd_control(args: argparse.Namespace) -> int:
     """halt | resume | stop: queue the command for the running service, wait for its ack."""
     config = _load(args, import_strategies=False)
     report = _report(args, config)
-    if report is None or report["state"] not in ("running", "halted", "starting"):
+    if report is None or not _carries_out(report, config):
         state = "no run recorded" if report is None else report["state"]
         print(f"service is not running ({state}); nothing sent", file=sys.stderr)
         return EXIT_NOT_RUNNING

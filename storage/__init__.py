@@ -12,7 +12,7 @@ from storage.control import (
 from storage.errors import NoCheckpoint, NoRun, SchemaError, StorageError
 from storage.housekeeping import Pruned, cap_output_log, prune_recordings, recordings_of
 from storage.jobs import Job
-from storage.lock import AlreadyRunning, InstanceLock, lock_path
+from storage.lock import AlreadyRunning, InstanceLock, held, lock_path
 from storage.played import Played
 from storage.presets import PresetBody, PresetValue
 from storage.queries import AlertRow, ControlRow, EquityPoint
@@ -98,6 +98,7 @@ __all__ = [
     "capital_return",
     "catch_up_text",
     "daily_text",
+    "held",
     "lock_path",
     "migrate",
     "percent",

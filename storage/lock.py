@@ -127,6 +127,25 @@ class InstanceLock:
             self._fd = None
 
 
+def held(path: Path) -> bool:
+    """Whether a live process holds the lock at ``path``: a shared probe that fails only
+    while someone holds it exclusively. The heartbeat says a service is healthy; this
+    says it is alive (its heartbeat pauses while its node child is replaced, and it
+    still carries out the commands queued for it). A free lock is taken and dropped at
+    once, as ``refuse_if_running``'s probe does; a starting service waits that out."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False  # no file: nobody ever took it here
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # drops a probe's shared lock
+    return False
+
+
 def _holder(fd: int) -> str:
     try:
         text = os.pread(fd, 512, 0).decode(errors="replace").strip()

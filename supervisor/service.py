@@ -232,6 +232,9 @@ def _lock_account(config: ServiceConfig, trader_id: str) -> InstanceLock | None:
         ) from None
 
 
+PROBE_WAIT_S = 0.5  # a CLI's probe of the lock (``held``) holds it for a moment
+
+
 class Service:
     """One run of the tree: opens the run record, starts, stops with a final checkpoint."""
 
@@ -245,7 +248,7 @@ class Service:
         # Before anything is recorded: a second service of this trader is refused.
         self._lock = InstanceLock(
             lock_path(config.db_path, trader_id), f"trader {trader_id} on {config.db_path}"
-        ).acquire()
+        ).acquire(wait_s=PROBE_WAIT_S)
         self._account_lock: InstanceLock | None = None
         try:
             # And a second session on the same venue account, whatever its trader and

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import random
+import signal
+import subprocess
 import time
 
 import pytest
 
+from storage import read_status
 from tests.service import (
+    CLI,
     ServiceProcess,
     alive,
     cli,
@@ -74,6 +79,43 @@ def test_control_commands_refuse_when_the_service_is_not_running(tmp_path):
     config, _ = write_config(tmp_path, trader="IDLE-001")
     done = cli("halt", "--config", str(config), cwd=tmp_path)
     assert done.returncode == 1 and "no database" in done.stderr
+
+
+def test_a_halt_reaches_a_running_service_whose_heartbeat_is_late(tmp_path):
+    """The heartbeat is written only when every actor answers, so it goes stale while the
+    node child is being replaced (or the host stalls the service). The service still runs
+    and picks the command up: an operator's halt, sent exactly then, must not be refused
+    as "not running" (chaos seeds 152370 and 19125 lost it that way)."""
+    config, db = write_config(tmp_path, trader="LATE-001")
+    service = ServiceProcess(config, db, tmp_path)
+    try:
+        service.wait_status("resting orders", lambda r: r["open_orders"] > 0)
+        os.kill(service.proc.pid, signal.SIGSTOP)  # no heartbeat for a while
+        try:
+            wait_for(
+                "a stale heartbeat",
+                lambda: read_status(db, "LATE-001", stale_after_s=1.5)["state"] == "not_running",
+            )
+            halt = subprocess.Popen(
+                [*CLI, "halt", "--config", str(config), "--reason", "late heartbeat"],
+                cwd=tmp_path,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            try:
+                wait_for("the halt queued", lambda: query(db, "SELECT id FROM control"), 20)
+            finally:
+                os.kill(service.proc.pid, signal.SIGCONT)
+            out, err = halt.communicate(timeout=60)
+        finally:
+            os.kill(service.proc.pid, signal.SIGCONT)
+        assert halt.returncode == 0, out + err
+        assert "halted:" in out
+        report = service.wait_status("halted", lambda r: r["trading_state"] == "HALTED")
+        assert report["open_orders"] == 0
+    finally:
+        service.ensure_dead()
 
 
 def _comparable(snapshot: dict[str, object]) -> dict[str, object]:
