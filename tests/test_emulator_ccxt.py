@@ -153,6 +153,40 @@ def test_ohlcv_are_the_klines_of_the_emulators_trades(exchange, emulator):
     assert dec(min(c[3] for c in candles)) <= min(prices) + Decimal("0.1")
 
 
+def test_a_paused_and_steered_market_keeps_every_trade_inside_its_klines_period(exchange, emulator):
+    """A paused market holds its klines while a test steers the price (no bar closes in
+    the middle of the move), but the tape stays Binance's: every trade lies in the period
+    of the kline that holds it. A kline that held trades stamped after its close time made
+    a restarted session's catch-up, which plays a bar at its close, show a strategy the
+    close before the trades that made it."""
+    emulator.pause_market(True)
+    steered = [Decimal("60100.0"), Decimal("60700.0"), Decimal("60400.0")]
+    try:
+        for price in steered:
+            emulator.set_price(price)
+            time.sleep(0.08)  # past a kline's 50 ms: the held kline's period ends
+    finally:
+        emulator.pause_market(False)
+    emulator.set_price(Decimal("60500.0"))  # the market goes on: the held kline closes
+    time.sleep(0.12)
+
+    candles = exchange.fetch_ohlcv(SYMBOL, "1m", limit=100)
+    trades = exchange.fetch_trades(SYMBOL, limit=100)
+    period = 50  # ms: the fixture's "1m"
+    for opened, o, h, low, c, _ in candles[:-1]:  # the last is still open
+        inside = [dec(t["price"]) for t in trades if opened <= t["timestamp"] < opened + period]
+        if not inside:
+            continue
+        # (the emulator opens a kline at the last price, as a quiet period's would be)
+        span = [dec(o), *inside]
+        assert (dec(h), dec(low), dec(c)) == (max(span), min(span), inside[-1]), (
+            opened,
+            [(t["timestamp"], t["price"]) for t in trades],
+        )
+    held = [t for t in trades if dec(t["price"]) in {Decimal("60700.0"), Decimal("60700.1")}]
+    assert held, "the steered trades are on the tape"
+
+
 def test_balance_before_and_after_a_trade(exchange, emulator):
     usdt = exchange.fetch_balance()["USDT"]
     assert (dec(usdt["total"]), dec(usdt["free"]), dec(usdt["used"])) == (

@@ -105,6 +105,10 @@ class KlineSet:
             self.current[interval] = _new(interval, start, kline.duration_ms, open_price)
         return closed
 
+    def open_until(self, default: int) -> int:
+        """The last millisecond every open kline still covers (``default`` with none)."""
+        return min((k.close_time for k in self.current.values()), default=default)
+
     def add(self, trade: Trade) -> None:
         for kline in self.current.values():
             kline.add(trade)

@@ -120,9 +120,17 @@ class Market:
         self.book_update_id += 1
 
     def print_trade(self, price: Decimal, qty: Decimal, *, buyer_maker: bool) -> Trade:
-        """Put a trade on the tape (closing klines whose period ended first, unless held)."""
+        """Put a trade on the tape (closing klines whose period ended first, unless held).
+
+        While klines are held, the market's time stands still at the end of the open
+        kline: a trade printed then is stamped inside the period of the kline that holds
+        it, as every trade of a Binance kline is. Stamped at the wall clock, a steered
+        move lay after its kline's close time, and a client that plays history in market
+        time (a restarted session's catch-up) saw the bar's close before its trades."""
         now = self._clock()
-        if not self.hold_klines:
+        if self.hold_klines:
+            now = min(now, self.klines.open_until(now))
+        else:
             self.roll_klines(now)
         trade = Trade(self.next_trade_id(), price, qty, now, buyer_maker)
         self.trades.append(trade)
