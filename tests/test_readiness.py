@@ -469,8 +469,13 @@ def readiness_page(original: Path, tmp_path: Path) -> None:
     with dashboard(db, tmp_path) as base, Browser(tmp_path / "chromium", height=2600) as browser:
         browser.navigate(f"{base}/?page=Readiness&trader=READY-001")
         marks = f"document.querySelectorAll('{chart} svg g.role-mark')"
+        # Streamlit draws the page a part at a time: the criteria table may come after
+        # the chart and the verdict, so the wait is for every part the test reads.
+        titles = json.dumps(
+            ["Cycle-000: READY", *(str(c["title"]) for c in criteria(expected).values())]
+        )
         browser.wait_until(
-            f"{marks}.length >= 3 && document.body.innerText.includes('Cycle-000: READY')",
+            f"{marks}.length >= 3 && {titles}.every(t => document.body.innerText.includes(t))",
             timeout=90,
         )
         drawn = json.loads(
