@@ -48,7 +48,6 @@ import anyio
 from actors.redact import install as install_redaction
 from cli import fleet, registry
 from cli.printable import printable, printable_lines
-from cli.readiness import report_readiness
 from cli.report import ReportError, report_parity
 from cli.trades import report_stats, report_trades
 from protocol import TESTNET_KEY_ENV, CheckpointFailed, HaltMode
@@ -475,6 +474,10 @@ def cmd_report_stats(args: argparse.Namespace) -> int:
 
 def cmd_report_readiness(args: argparse.Namespace) -> int:
     """Each strategy's go-live verdict: READY, NOT YET (what is missing) or NO (why)."""
+    # Here, not at the top: the statistics (numpy, scipy, dtaidistance) are ~50 MB and
+    # a second of import that every other command - ``run`` above all - would carry.
+    from cli.readiness import report_readiness
+
     config = _load(args, import_strategies=False)
     settings = config.settings.readiness
     try:

@@ -19,6 +19,15 @@ def main(argv: list[str] | None = None) -> int:
     # These run a backtest: NautilusTrader needs pandas.
     if words[:2] not in (["report", "parity"], ["report", "readiness"]):
         sys.modules.setdefault("pandas", None)  # type: ignore[arg-type]
+        # sqlite-utils imports numpy at its own import when it can (to store numpy
+        # values, which we never pass): ~10 MB of the supervisor's memory. Held off for
+        # that import only: a readiness report asked on Telegram still imports it.
+        if "numpy" not in sys.modules:
+            sys.modules["numpy"] = None  # type: ignore[assignment]
+            try:
+                import sqlite_utils  # noqa: F401
+            finally:
+                del sys.modules["numpy"]
     from cli.commands import main as run_command
 
     return run_command(argv)

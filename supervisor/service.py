@@ -29,7 +29,6 @@ from actors.checkpointer import CheckpointerActor
 from actors.classifier import ClassifierActor
 from actors.gate import GateActor
 from actors.inbox import Inbox
-from actors.metrics import MetricsActor
 from actors.node_actor import TradingNodeActor
 from protocol import (
     TELEGRAM_TOKEN_ENV,
@@ -93,6 +92,9 @@ def service_spec(
     first = live.get()
     db, sv = first.db_path, first.settings.supervisor
     started_at = time.time()  # chat commands sent before it were meant for another run
+    if first.settings.metrics.enabled:
+        # Only then: prometheus-client and the probe server are the metrics' alone.
+        from actors.metrics import MetricsActor
     metrics = (
         (
             ChildSpec(

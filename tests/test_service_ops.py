@@ -165,3 +165,24 @@ def test_no_secret_reaches_a_file_the_database_or_the_logs(tmp_path):
         for name, value in secrets.items():
             if name != "TELEGRAM_CHAT_IDS":
                 assert value.encode() not in data, f"{name} found in {path}"
+
+
+def test_the_supervisor_process_loads_no_numerics_nor_nautilus(tmp_path):
+    """The supervisor holds the tree, not the trading: NautilusTrader lives in the node
+    child, and numpy, scipy and pandas only in the commands that compute (a parity or
+    readiness report). Each costs the process memory it keeps for weeks (the readiness
+    statistics, imported at the top of the command line, had doubled its RSS to 129 MB).
+    Checked from outside, in the process's own memory map."""
+    config, db = write_config(tmp_path, trader="LEAN-001")
+    service = ServiceProcess(config, db, tmp_path)
+    try:
+        service.wait_status("a fill", lambda r: r["fills"] > 0)
+        maps = Path(f"/proc/{service.proc.pid}/maps").read_text()
+    finally:
+        service.ensure_dead()
+    loaded = {
+        line.split()[-1] for line in maps.splitlines() if line.endswith(".so") or ".so." in line
+    }
+    heavy = ("/numpy/", "/scipy/", "/pandas/", "/pyarrow/", "/nautilus_trader/", "/dtaidistance/")
+    assert not [path for path in loaded if any(part in path for part in heavy)]
+    assert any("/_sqlite3" in path for path in loaded)  # the map is the supervisor's own
