@@ -411,12 +411,15 @@ class ClassifierActor(SupervisedActor):
 
     def _act(self, decision: Decision) -> None:
         error = decision.error
+        mode = self.breakers.settings.halt_mode
+        if decision.kind is DecisionKind.FATAL:
+            # The halt first: the redaction and the log line (a write to the journal or
+            # a file) wait, the operator's brake does not.
+            halt(self.peers, Halt(reason=f"fatal: {decision.reason}", source=ROLE, mode=mode))
         summary = redact(f"{error.source}: {error.error_type}: {error.message}")
         match decision.kind:
             case DecisionKind.FATAL:
                 log.critical("fatal error (%s) - halting: %s", decision.reason, summary)
-                mode = self.breakers.settings.halt_mode
-                halt(self.peers, Halt(reason=f"fatal: {decision.reason}", source=ROLE, mode=mode))
                 self.peers.tell(
                     "alerter",
                     Alert(
