@@ -31,10 +31,10 @@ import pykka
 import tenacity
 
 from actors.base import ChildContext, SupervisedActor
-from actors.spawn import EnvProcess
 from actors.timer import Interval
 from node.entry import run as run_node
 from node.logscan import ErrorFilter, LogRecord, LogScanner
+from node.spawn import EnvProcess
 from protocol import (
     Alert,
     BreakerTripped,
