@@ -92,3 +92,17 @@ def test_sending_to_a_parent_that_does_not_read_never_blocks_the_loop() -> None:
     pipe.drain(30.0)
     reader.join(30.0)
     assert received == messages, "in order, none lost"
+
+
+def test_a_partly_sent_frame_leaves_the_rest_of_each_piece_in_order() -> None:
+    """The node pipe sends a frame's header and pickle as two pieces in one call; the
+    kernel may take any number of bytes of them, the header's only part included."""
+    from node.host import _header, _unsent
+
+    header, payload = _header(5), b"abcde"
+    assert len(header) == 4
+    for sent in range(len(header) + len(payload) + 1):
+        left = _unsent([header, payload], sent)
+        assert b"".join(bytes(p) for p in left) == (header + payload)[sent:]
+    assert _unsent([header, payload], 0) == [header, payload]
+    assert _header(0x80000000)[:4] == b"\xff\xff\xff\xff"  # the long form for huge frames
