@@ -327,6 +327,8 @@ class CatchUp:
             tick = tape.ticks.popleft()
             trade_id = int(tick.trade_id.value)
             if trade_id <= self.played.trade_ids.get(tape.key, 0):
+                if trade_id == tape.resumes_at:
+                    self._market_before(tick)
                 continue
             await self._play_until(pending, tick.ts_event)
             self._play_trade(tick, trade_id)
@@ -337,9 +339,24 @@ class CatchUp:
         mark = self._plan.marks.get(key)
         resume = starts[key]
         bounded = resume < floor_ns
-        after_id = None if (mark is None or not mark.trade_id or bounded) else mark.trade_id
+        resumes_at = None if (mark is None or not mark.trade_id or bounded) else mark.trade_id
+        # From the checkpoint's own last trade (played already): see ``_market_before``.
+        after_id = None if resumes_at is None else resumes_at - 1
         start_ms = max(resume, floor_ns) // NS_PER_MS + 1
-        return _Tape(instrument_id, self._history, self._seam, self.played, after_id, start_ms)
+        tape = _Tape(instrument_id, self._history, self._seam, self.played, after_id, start_ms)
+        tape.resumes_at = resumes_at
+        return tape
+
+    def _market_before(self, tick: TradeTick) -> None:
+        """The checkpoint's last trade, read again: not played twice, but the touch it
+        implies is where the market stood when the session stopped. The restarted
+        simulated venue knew no market at all, so an order a strategy sent on a bar of
+        the gap that closed before the gap's first trade (a quiet market's kline) was
+        rejected with "no market" where the session, never stopped, had filled it."""
+        touch = self._touch(tick)
+        if touch is not None:
+            self._deliver(touch)
+        self._last_price[tick.instrument_id.value] = tick.price.as_decimal()
 
     def _play_trade(self, tick: TradeTick, trade_id: int) -> None:
         key = tick.instrument_id.value
@@ -401,6 +418,7 @@ class _Tape:
         self._start_ms = start_ms
         self._pages: AsyncIterator[list[TradeTick]] | None = None
         self._live_came = False
+        self.resumes_at: int | None = None  # the checkpoint's last trade id, read again
         self.ticks: deque[TradeTick] = deque()
         self.done = False
 

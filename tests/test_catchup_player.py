@@ -242,3 +242,21 @@ def test_a_history_the_venue_cannot_serve_leaves_the_gap_and_opens_the_feed():
     assert played == [] and "HTTP 503" in caught.failure and caught.gap
     assert caught.skipped_ns >= 29 * S
     assert source.forwarded == [trade(BTC, 40, 29)], "trading goes on from the live feed"
+
+
+def test_the_venue_learns_where_the_market_stood_before_the_gaps_first_bar():
+    """A quiet market: the gap's first bar closed before its first trade. The restarted
+    simulated venue knew no market, so an order sent on that bar was rejected ("no
+    market") where the session, never stopped, had filled it. The checkpoint's last
+    trade is read again, not played: only the touch it implies goes first."""
+    history = FakeHistory(
+        tapes={BTC.value: [trade(BTC, 10, 0, "101.0"), trade(BTC, 11, 40)], SOL.value: []},
+        closed=[bar(BTC, 30)],
+    )
+    played, _, caught, _ = run_catch_up(history, marks_at(10, 0), now_s=50)
+    assert describe(played) == ["Q", "BBTC@30", "Q", "TBTC11"]
+    first = played[0]
+    assert isinstance(first, QuoteTick) and first.instrument_id == BTC
+    assert (str(first.bid_price), str(first.ask_price)) == ("101.0", "101.1")
+    assert first.ts_event == T0  # the checkpoint's last trade's time, not the gap's
+    assert caught.trades == 1  # trade 10 is not played twice
