@@ -40,6 +40,7 @@ class _Server(WSGIServer):
     for ``_QuietHandler.timeout`` seconds is dropped."""
 
     allow_reuse_address = True  # a restarted actor binds its port again at once
+    request_queue_size = 128  # a burst of connections waits in the backlog, not on SYN retries
 
     def server_activate(self) -> None:
         super().server_activate()
