@@ -328,7 +328,7 @@ class CatchUp:
             trade_id = int(tick.trade_id.value)
             if trade_id <= self.played.trade_ids.get(tape.key, 0):
                 if trade_id == tape.resumes_at:
-                    self._market_before(tick)
+                    self._show_touch(tick)  # see ``_tape``
                 continue
             await self._play_until(pending, tick.ts_event)
             self._play_trade(tick, trade_id)
@@ -339,20 +339,19 @@ class CatchUp:
         mark = self._plan.marks.get(key)
         resume = starts[key]
         bounded = resume < floor_ns
+        # The tape starts at the checkpoint's own last trade: read again, not played
+        # twice, its touch is where the market stood when the session stopped. The
+        # restarted simulated venue knew no market at all, so an order a strategy sent
+        # on a bar of the gap that closed before the gap's first trade (a quiet market's
+        # kline) was rejected with "no market" where the session, never stopped, had
+        # filled it.
         resumes_at = None if (mark is None or not mark.trade_id or bounded) else mark.trade_id
-        # From the checkpoint's own last trade (played already): see ``_market_before``.
-        after_id = None if resumes_at is None else resumes_at - 1
         start_ms = max(resume, floor_ns) // NS_PER_MS + 1
-        tape = _Tape(instrument_id, self._history, self._seam, self.played, after_id, start_ms)
-        tape.resumes_at = resumes_at
-        return tape
+        return _Tape(instrument_id, self._history, self._seam, self.played, resumes_at, start_ms)
 
-    def _market_before(self, tick: TradeTick) -> None:
-        """The checkpoint's last trade, read again: not played twice, but the touch it
-        implies is where the market stood when the session stopped. The restarted
-        simulated venue knew no market at all, so an order a strategy sent on a bar of
-        the gap that closed before the gap's first trade (a quiet market's kline) was
-        rejected with "no market" where the session, never stopped, had filled it."""
+    def _show_touch(self, tick: TradeTick) -> None:
+        """The top of book ``tick`` implies, to the simulated venue; its price is the
+        last one a settlement without a mark is charged at."""
         touch = self._touch(tick)
         if touch is not None:
             self._deliver(touch)
@@ -360,14 +359,11 @@ class CatchUp:
 
     def _play_trade(self, tick: TradeTick, trade_id: int) -> None:
         key = tick.instrument_id.value
-        touch = self._touch(tick)
-        if touch is not None:
-            self._deliver(touch)
+        self._show_touch(tick)
         self._deliver(tick)
         self._trades += 1
         self.played.trade_ids[key] = max(trade_id, self.played.trade_ids.get(key, 0))
         self.played.trade_ns[key] = tick.ts_event
-        self._last_price[key] = tick.price.as_decimal()
 
     async def _play_until(self, pending: _Timeline, ts_ns: int | None) -> None:
         """Every bar and settlement due before the trade at ``ts_ns`` (None: all)."""
@@ -406,19 +402,21 @@ class _Tape:
         history: VenueHistory,
         seam: Seam,
         played: PlayedMarks,
-        after_id: int | None,
+        resumes_at: int | None,
         start_ms: int,
     ) -> None:
+        """``resumes_at``: the checkpoint's last trade id, where the tape starts (None:
+        from ``start_ms``)."""
         self.key = instrument_id.value
         self._instrument_id = instrument_id
         self._history = history
         self._seam = seam
         self._played = played
-        self._after_id = after_id
+        self.resumes_at = resumes_at
+        self._after_id = None if resumes_at is None else resumes_at - 1
         self._start_ms = start_ms
         self._pages: AsyncIterator[list[TradeTick]] | None = None
         self._live_came = False
-        self.resumes_at: int | None = None  # the checkpoint's last trade id, read again
         self.ticks: deque[TradeTick] = deque()
         self.done = False
 
