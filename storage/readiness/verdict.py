@@ -122,6 +122,14 @@ def _c(key: str, figure: float | None, threshold: str, status: Status, detail: s
     return Criterion(key, group, title, value, threshold, source, status, detail)
 
 
+def _judged(
+    key: str, figure: float, threshold: str, ok: bool, detail: str, shortfall: str = ""
+) -> Criterion:
+    """PASS or FAIL by ``ok``; a failure's detail ends with by how much (``shortfall``)."""
+    status = Status.PASS if ok else Status.FAIL
+    return _c(key, figure, threshold, status, detail if ok else detail + shortfall)
+
+
 def _pct(x: float) -> str:
     return f"{x * 100:.2f} %"
 
@@ -258,14 +266,13 @@ def _skill(case: _Case) -> list[Criterion]:
         value, sr0 = stats.dsr(
             bt.sharpe, bt.n, bt.skew, bt.kurtosis, trials, None if spread is None else float(spread)
         )
-        ok = value >= floor
-        dsr = _c(
+        dsr = _judged(
             "dsr",
             value,
             f">= {floor}",
-            Status.PASS if ok else Status.FAIL,
-            f"DSR {value:.3f} after {trials} trials (SR0 {sr0:.4f} a day)"
-            + ("" if ok else f", short by {floor - value:.3f}"),
+            value >= floor,
+            f"DSR {value:.3f} after {trials} trials (SR0 {sr0:.4f} a day)",
+            f", short by {floor - value:.3f}",
         )
     return [psr, dsr]
 
@@ -297,14 +304,13 @@ def _consistency(case: _Case) -> tuple[list[Criterion], ConeView | None]:
     cone = _c("cone", end, f">= {_pct(low)}", status, detail)
     limit = float(np.percentile(stats.max_drawdowns(paths), settings.drawdown_percentile))
     dd = stats.max_drawdown(curve)
-    ok = dd <= limit
-    drawdown = _c(
+    drawdown = _judged(
         "drawdown",
         dd,
         f"<= {_pct(limit)} (p{settings.drawdown_percentile:g})",
-        Status.PASS if ok else Status.FAIL,
-        f"paper max drawdown {_pct(dd)}"
-        + ("" if ok else f", deeper by {(dd - limit) * 100:.2f} points"),
+        dd <= limit,
+        f"paper max drawdown {_pct(dd)}",
+        f", deeper by {(dd - limit) * 100:.2f} points",
     )
     return [cone, drawdown], view
 
@@ -384,24 +390,22 @@ def _returns_parity(m: MarketParity, settings: ReadinessSettings) -> list[Criter
     if m.correlation is None:
         corr = _c("correlation", None, corr_t, Status.NA, "a side's returns do not vary")
     else:
-        ok = m.correlation >= floor
-        corr = _c(
+        corr = _judged(
             "correlation",
             m.correlation,
             corr_t,
-            Status.PASS if ok else Status.FAIL,
-            f"{m.correlation:.3f} over {m.days} days"
-            + ("" if ok else f", below by {floor - m.correlation:.3f}"),
+            m.correlation >= floor,
+            f"{m.correlation:.3f} over {m.days} days",
+            f", below by {floor - m.correlation:.3f}",
         )
     value = m.dtw or 0.0
-    ok = value <= ceiling
-    dtw = _c(
+    dtw = _judged(
         "dtw",
         value,
         dtw_t,
-        Status.PASS if ok else Status.FAIL,
-        f"{_pct(value)} a year over {m.days} days"
-        + ("" if ok else f", above by {(value - ceiling) * 100:.2f} points"),
+        value <= ceiling,
+        f"{_pct(value)} a year over {m.days} days",
+        f", above by {(value - ceiling) * 100:.2f} points",
     )
     return [corr, dtw]
 
@@ -412,26 +416,25 @@ def _fills_parity(m: MarketParity, settings: ReadinessSettings) -> list[Criterio
     if rate is None:
         match = _c("trade_match", None, f">= {floor:g}", Status.WAIT, "no fill on either side")
     else:
-        ok = rate >= floor
-        match = _c(
+        match = _judged(
             "trade_match",
             rate,
             f">= {floor:g}",
-            Status.PASS if ok else Status.FAIL,
-            counts + ("" if ok else f": below by {floor - rate:.3f}"),
+            rate >= floor,
+            counts,
+            f": below by {floor - rate:.3f}",
         )
     limit, bps = settings.max_fill_price_bps, m.median_price_bps
     if bps is None:
         price = _c("fill_price", None, f"<= {limit:g} bps", Status.NA, "no fill matched")
     else:
-        ok = bps <= limit
-        price = _c(
+        price = _judged(
             "fill_price",
             bps,
             f"<= {limit:g} bps",
-            Status.PASS if ok else Status.FAIL,
-            f"median {bps:+.2f} bps (> 0: paper worse) over {m.matched} matched fills"
-            + ("" if ok else f", above by {bps - limit:.2f} bps"),
+            bps <= limit,
+            f"median {bps:+.2f} bps (> 0: paper worse) over {m.matched} matched fills",
+            f", above by {bps - limit:.2f} bps",
         )
     return [match, price]
 
@@ -444,26 +447,25 @@ def _execution(case: _Case, slippage: Sequence[float] | None) -> list[Criterion]
     else:
         median = statistics.median(slippage)
         limit = float(fills.slippage_bps or 0) + settings.slippage_tolerance_bps
-        ok = median <= limit
         out.append(
-            _c(
+            _judged(
                 "slippage",
                 median,
                 f"<= {limit:g} bps (assumed {fills.slippage_bps or 0} + "
                 f"{settings.slippage_tolerance_bps:g})",
-                Status.PASS if ok else Status.FAIL,
-                f"median {median:.2f} bps over {len(slippage)} market fills"
-                + ("" if ok else f", above by {median - limit:.2f} bps"),
+                median <= limit,
+                f"median {median:.2f} bps over {len(slippage)} market fills",
+                f", above by {median - limit:.2f} bps",
             )
         )
     refused = paper.rejected + paper.denied
     rate = refused / paper.orders if paper.orders else 0.0
     out.append(
-        _c(
+        _judged(
             "rejects",
             rate,
             f"<= {settings.max_reject_rate:g}",
-            Status.PASS if rate <= settings.max_reject_rate else Status.FAIL,
+            rate <= settings.max_reject_rate,
             f"{paper.rejected} rejected, {paper.denied} denied of {paper.orders} orders",
         )
     )
@@ -476,15 +478,15 @@ def _execution(case: _Case, slippage: Sequence[float] | None) -> list[Criterion]
     # Funding counts only where the backtest assumed some (else it is not comparable).
     actual = paper.fees - (paper.funding if fills.funding_bps_per_day is not None else 0)
     ratio = float(actual / assumed) if assumed else math.inf
-    ok = ratio <= settings.max_cost_ratio
     out.append(
-        _c(
+        _judged(
             "costs",
             ratio,
             f"<= {settings.max_cost_ratio:g} x assumed",
-            Status.PASS if ok else Status.FAIL,
+            ratio <= settings.max_cost_ratio,
             f"paid {actual:.2f} against {assumed:.2f} assumed ({fills.fee_bps} bps of "
-            f"{notional:.2f} traded)" + ("" if ok else f", {ratio:.2f} x"),
+            f"{notional:.2f} traded)",
+            f", {ratio:.2f} x",
         )
     )
     return out
@@ -494,9 +496,7 @@ def _operations(
     paper: PaperEvidence, ops: SessionOps, settings: ReadinessSettings
 ) -> list[Criterion]:
     def at_most(key: str, figure: int, limit: int, detail: str) -> Criterion:
-        return _c(
-            key, figure, f"<= {limit}", Status.PASS if figure <= limit else Status.FAIL, detail
-        )
+        return _judged(key, figure, f"<= {limit}", figure <= limit, detail)
 
     return [
         at_most("restarts", ops.restarts, settings.max_restarts, f"{ops.restarts} restart(s)"),
@@ -530,11 +530,13 @@ def _stops(paper: PaperEvidence, settings: ReadinessSettings) -> Criterion:
     share = cover.share
     if share is None:
         return _c("stops", None, threshold, Status.NA, "no checkpoint saw an open position")
-    ok = cover.longest_unprotected_s <= limit
-    detail = (
+    longest = cover.longest_unprotected_s
+    return _judged(
+        "stops",
+        share,
+        threshold,
+        longest <= limit,
         f"{cover.protected} of {cover.open_checkpoints} checkpoints with an open position "
-        f"protected; longest unprotected {cover.longest_unprotected_s:.1f} s"
+        f"protected; longest unprotected {longest:.1f} s",
+        f", longer by {longest - limit:.1f} s",
     )
-    if not ok:
-        detail += f", longer by {cover.longest_unprotected_s - limit:.1f} s"
-    return _c("stops", share, threshold, Status.PASS if ok else Status.FAIL, detail)
