@@ -30,10 +30,11 @@ def market(db: Path, trader_id: str | None) -> MarketParity | str | None:
     """A live-feed session beside the backtest of its recording; None for a replay (or no
     session: the report says so), the reason as text when the backtest cannot run."""
     try:
-        played = session_settings(read_session(db, trader_id))
+        record = read_session(db, trader_id)
+        played = session_settings(record)
         if played.recording is None:
             return None
-        result, _ = parity(db, trader_id)
+        result, _ = parity(db, trader_id, record)
     except (ReportError, StorageError, ImportError, OSError, ValueError) as exc:
         # The market criteria are one part of the report: the rest stands without them.
         return f"not computed: {exc}"

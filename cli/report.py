@@ -81,11 +81,15 @@ def session_settings(record: SessionRecord) -> Played:
     return Played(NodeSettings.of(config))
 
 
-def parity(db: Path, trader_id: str | None) -> tuple[Parity, SessionRecord]:
-    try:
-        record = read_session(db, trader_id)
-    except StorageError as exc:
-        raise ReportError(EXIT_ERROR, str(exc)) from None
+def parity(
+    db: Path, trader_id: str | None, record: SessionRecord | None = None
+) -> tuple[Parity, SessionRecord]:
+    """The session (``record`` when the caller has read it already) beside its backtest."""
+    if record is None:
+        try:
+            record = read_session(db, trader_id)
+        except StorageError as exc:
+            raise ReportError(EXIT_ERROR, str(exc)) from None
     played = session_settings(record)
     # NautilusTrader: this command's own import
     from node.backtest import RecordingError, run_backtest, run_backtest_on_recording
