@@ -52,6 +52,9 @@ from protocol import (
     TradingStateChanged,
 )
 
+# The parity backtest prints only errors: its strategies' INFO lines are not even built.
+LOG_LEVEL = "ERROR"
+
 
 def run_backtest(
     settings: NodeSettings,
@@ -141,10 +144,12 @@ def _run(
     replay's timeline (``played``), the step it filled in, from its time; on recorded
     data, the bars given to the strategy before it, as the session's bridge counts them."""
     bar_type = bar_type_for(settings.instrument_id, settings.replay.bar_minutes)
-    strategies = build_strategies(settings, bar_type)
+    strategies = build_strategies(settings, bar_type, log_level=LOG_LEVEL)
     books = Books(dict(zip((s.id.value for s in strategies), settings.capitals(), strict=True)))
     engine = BacktestEngine(
-        BacktestEngineConfig(trader_id=settings.trader_id, logging=LoggingConfig(log_level="ERROR"))
+        BacktestEngineConfig(
+            trader_id=settings.trader_id, logging=LoggingConfig(log_level=LOG_LEVEL)
+        )
     )
     try:
         module = (

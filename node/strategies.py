@@ -25,6 +25,7 @@ from nautilus_trader.config import ImportableStrategyConfig, StrategyConfig
 from nautilus_trader.model.data import Bar, BarType
 from nautilus_trader.trading.config import StrategyFactory
 from nautilus_trader.trading.strategy import Strategy
+from pydantic import JsonValue
 
 from node.replay import bar_type_for
 from node.strategy import EmaCrossConfig
@@ -51,11 +52,31 @@ class WarmsUp(Protocol):
 BUNDLED = ("node.strategy:EmaCross", "node.strategy:EmaCrossConfig")
 
 
-def build_strategies(settings: NodeSettings, bar_type: BarType) -> list[Strategy]:
+def build_strategies(
+    settings: NodeSettings, bar_type: BarType, log_level: str | None = None
+) -> list[Strategy]:
     """The strategies of ``settings``: its entries, or the bundled EMA cross built the
-    same way, by import path, from ``[strategy]``, ``[sizing]`` and ``[risk]``."""
+    same way, by import path, from ``[strategy]``, ``[sizing]`` and ``[risk]``.
+
+    ``log_level``: the level their node logs at (the node's own by default). Above INFO
+    a strategy's per-event and per-command INFO lines are never printed, yet NautilusTrader
+    formats each one first (an order's whole repr, for every event of every strategy):
+    unless the trader's config asks for them, they are switched off. Warnings (a denied or
+    rejected order) are logged either way."""
     entries = settings.strategies or (bundled_entry(settings, bar_type),)
+    if not logs_info(settings.log_level if log_level is None else log_level):
+        entries = tuple(_unlogged(entry) for entry in entries)
     return [StrategyFactory.create(importable(entry)) for entry in entries]
+
+
+def logs_info(log_level: str) -> bool:
+    """Whether a NautilusTrader logger at ``log_level`` prints its INFO lines."""
+    return log_level.upper() in ("TRACE", "DEBUG", "INFO")
+
+
+def _unlogged(entry: StrategyEntry) -> StrategyEntry:
+    quiet: dict[str, JsonValue] = {"log_events": False, "log_commands": False}
+    return entry.model_copy(update={"config": quiet | dict(entry.config)})
 
 
 def instrument_of(strategy: Strategy, default: str) -> str:

@@ -112,3 +112,22 @@ def test_status_of_an_empty_or_missing_database_is_a_clear_error(tmp_path):
     done = cli("status", "--db", str(tmp_path / "none.db"), cwd=tmp_path)
     assert done.returncode == 1
     assert "no database at" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("level", ["INFO", "WARNING"])
+def test_the_node_log_shows_each_order_event_exactly_when_its_level_prints_them(tmp_path, level):
+    """Above INFO the strategies' event lines and the portfolio's account line are not
+    even formatted (issue 29: they cost a fifth of each order event); at INFO an operator
+    still reads every one of them."""
+    config = tmp_path / "fast.toml"
+    config.write_text(
+        f'[service]\ntrader_id = "LOGS-001"\nnode_log_level = "{level}"\n'
+        f'db_path = "{tmp_path / "fast.db"}"\n'
+        "[replay]\nspeed = 0\nbars = 1500\n"
+    )
+    done = cli("run", "--config", str(config), "--duration", "5", cwd=tmp_path, timeout=90)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert read_status(tmp_path / "fast.db", "LOGS-001", 15)["fills"] > 0
+    shown = level == "INFO"
+    for line in ("<--[EVT] OrderFilled", "[CMD]--> [Risk] SubmitOrder", "Updated AccountState"):
+        assert (line in done.stderr) is shown, f"{line!r} at {level}"
