@@ -83,6 +83,7 @@ from protocol import (
     NodeStopped,
     ReconciliationDiff,
     Snapshot,
+    pin_process,
 )
 from storage.lock import InstanceLock
 
@@ -815,6 +816,8 @@ def run_node(
     bridge_type: type[Bridge] = Bridge,
 ) -> None:
     """Spawn target: serve until told to stop; a start-up failure is reported, exit 1."""
+    if settings.cpus:  # its own CPUs, the supervisor's threads on the others
+        pin_process(settings.cpus)
     keep_large_buffers()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)

@@ -31,6 +31,7 @@ from protocol.commands import (
     UpdateBreakers,
     UpdateRisk,
 )
+from protocol.cpus import pin_process, supervisor_cpus, usable_cpus
 from protocol.events import (
     Alert,
     BreakerTripped,
@@ -279,6 +280,9 @@ __all__ = [
     "file_sha256",
     "is_secret",
     "node_secrets",
+    "pin_process",
     "session_secrets",
+    "supervisor_cpus",
     "traded_instruments",
+    "usable_cpus",
 ]

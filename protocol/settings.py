@@ -31,6 +31,7 @@ from pydantic import (
     model_validator,
 )
 
+from protocol.cpus import supervisor_cpus
 from protocol.state import HaltMode, Snapshot
 
 SUPPORTED_INSTRUMENTS = ("BTCUSDT-PERP.BINANCE", "ETHUSDT-PERP.BINANCE")  # bundled definitions
@@ -185,6 +186,18 @@ class ServiceSettings(Section):
               "when the service writes to a terminal (never under systemd, NOTIFY_SOCKET "
               "set, or into a pipe or the journal); 0: none"),
     ] = 10.0  # fmt: skip
+    node_cpus: Annotated[
+        tuple[Annotated[int, Field(ge=0)], ...],
+        Field(description="CPUs the node child runs on alone, the supervisor on the rest "
+              "(e.g. [1] on a 2-core host running one service); none: both anywhere. "
+              "Give each service on a host its own"),
+    ] = ()  # fmt: skip
+
+    @model_validator(mode="after")
+    def _node_cpus_leave_the_supervisor_one(self) -> Self:
+        if self.node_cpus:
+            supervisor_cpus(self.node_cpus)  # its ValueError names what cannot be
+        return self
 
 
 class InstrumentSettings(Section):
@@ -808,6 +821,7 @@ class NodeSettings:
     breakers: BreakerSettings = field(default_factory=BreakerSettings)
     binance: BinanceSettings = field(default_factory=BinanceSettings)
     log_level: str = "WARNING"
+    cpus: tuple[int, ...] = ()  # the node child's own CPUs ([service] node_cpus); none: any
     purge_interval_mins: int = 10
     purge_buffer_mins: int = 60
     start_cursor: int = 0
@@ -859,6 +873,7 @@ class NodeSettings:
             breakers=config.breakers,
             binance=config.binance,
             log_level=service.node_log_level,
+            cpus=service.node_cpus,
             purge_interval_mins=service.node_purge_interval_mins,
             purge_buffer_mins=service.node_purge_buffer_mins,
             recording_path=recording_path(config),

@@ -576,6 +576,8 @@ def _toml(value: object) -> str:
         value = value.value
     if isinstance(value, int | float):
         return repr(value)
+    if isinstance(value, tuple):  # a TOML array
+        return f"[{', '.join(_toml(item) for item in value)}]"
     return json.dumps(str(value))  # Decimal and Path as strings: exact, and valid TOML
 
 

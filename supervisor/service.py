@@ -43,6 +43,8 @@ from protocol import (
     UpdateBreakers,
     UpdateRisk,
     WhereIs,
+    pin_process,
+    supervisor_cpus,
 )
 from storage import ControlChannel, GateRow, RunInfo, StorageError, Store
 from storage.lock import InstanceLock, account_hash, account_lock_path, lock_path
@@ -309,6 +311,10 @@ class Service:
         self.spec = service_spec(
             self.live, self.run, self._since_run, None if account is None else account[0]
         )
+        node_cpus = self.config.settings.service.node_cpus
+        if node_cpus:  # before the tree: its threads inherit the supervisor's CPUs
+            pin_process(supervisor_cpus(node_cpus))
+            log.info("node child on CPU %s, the supervisor on the others", node_cpus)
         self.supervisor = Supervisor.start(self.spec, parent=self.events)
         log.info(
             "service started: trader %s, mode %s, run %d, db %s",
