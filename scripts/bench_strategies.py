@@ -1,7 +1,8 @@
 """Benchmark: one node running 1, 5 and 20 strategies (issue 16).
 
     python -m scripts.bench_strategies [--counts 1,5,20] [--bars N] [--speed X]
-                                       [--stall-seconds S] [--out PATH]
+                                       [--stall-seconds S] [--split K] [--no-pin]
+                                       [--out PATH]
 
 Each count is the bundled EMA cross named by import path ``count`` times in
 ``[[strategies]]`` (``node.strategy:EmaCross``, its own ``order_id_tag``, slightly
@@ -15,6 +16,12 @@ one does), all on the default instrument, synthetic bars played at 50 bars/s (sp
   bars are played;
 - in a probed child of its own (``bench_stall``), played to the same bar and trading
   on: how long a checkpoint's snapshot (build + send) blocks the node's event loop.
+
+Then the most strategies once more, dealt over ``--split`` node children (2 by default)
+side by side, each under its own tree with its own account: the fill latency of the
+alternative to one node holding them all (issue 29), beside the one node's. And once
+more in one node with ``[service] node_cpus`` as on a host running one service: the
+node child on a CPU of its own, this process's tree on the others (``--no-pin``: not).
 
 The classifier and its circuit breakers are the service's defaults: a count whose
 strategies trip one is halted as the service would be, and its rows say so (rejects,
@@ -37,7 +44,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import TypedDict, override
@@ -63,6 +70,9 @@ from protocol import (
     TradingState,
     TradingStateChanged,
     WhereIs,
+    pin_process,
+    supervisor_cpus,
+    usable_cpus,
 )
 from scripts import bench_latency, bench_stall
 from scripts.bench_common import ROOT, SCRATCH, Row, Stage, pct, print_rows
@@ -115,6 +125,8 @@ class Plan:
     bars: int = 1200
     speed: float = SPEED
     stall_seconds: float = 3.0
+    split: int = 2  # the most strategies also over this many node children (0: not)
+    pin: bool = True  # the most strategies also with the node child on a CPU of its own
 
     @property
     def bars_per_s(self) -> float:
@@ -291,16 +303,19 @@ class TreeRun:
     halts: list[str]
 
 
-def under_the_tree(count: int, plan: Plan, work: Path) -> TreeRun:
-    """``plan.bars`` bars through a node with ``count`` strategies under the actor tree."""
+def under_the_tree(
+    count: int, plan: Plan, work: Path, settings: NodeSettings | None = None
+) -> TreeRun:
+    """``plan.bars`` bars through a node with ``count`` strategies under the actor tree
+    (``settings``: that node's, if not the count's own)."""
     bars = plan.bars
-    settings = node_settings(count, bars, plan.speed)
-    db = work / f"strategies-{count}.db"
+    settings = settings or node_settings(count, bars, plan.speed)
+    db = work / f"strategies-{settings.trader_id}.db"
     store = Store(db)
     run = store.open_run(settings.trader_id, settings.mode.value)
     store.close()
     inbox, events, trace, log = Inbox(), Inbox(), bench_latency.FillTrace(), CheckpointLog()
-    fill_trace = work / f"fills-{count}.txt"
+    fill_trace = work / f"fills-{settings.trader_id}.txt"
 
     def start_checkpointer(ctx: ChildContext) -> pykka.ActorRef[TimedCheckpointer]:
         return TimedCheckpointer.start(ctx, inbox, log, db, run)
@@ -441,6 +456,9 @@ def strategy_scaling(plan: Plan = Plan(), figures: list[Scaling] | None = None) 
     work = Path(tempfile.mkdtemp(prefix="strategies-", dir=ROOT / "test-artifacts"))
     try:
         measured = [one_count(n, plan, work) for n in sorted(plan.counts)]
+        most = max(plan.counts)
+        split = split_over_children(most, plan.split, plan, work) if plan.split > 1 else None
+        pinned = on_its_own_cpu(most, plan, work) if plan.pin else None
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if figures is not None:
@@ -450,6 +468,10 @@ def strategy_scaling(plan: Plan = Plan(), figures: list[Scaling] | None = None) 
     for m in measured:
         rows += _rows(m, base, bars)
     top = measured[-1].figures
+    if split is not None:
+        rows.append(_split_row(split, top))
+    if pinned is not None:
+        rows.append(_pinned_row(most, pinned, top))
     if top is base:
         return rows  # one count: no ratio
     ratio = top["rss_mb"] / base["rss_mb"]
@@ -460,6 +482,101 @@ def strategy_scaling(plan: Plan = Plan(), figures: list[Scaling] | None = None) 
                    f"at start {top['rss_start_mb']:.0f} / {base['rss_start_mb']:.0f} MB")
     )  # fmt: skip
     return rows
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """``count`` strategies spread over ``children`` nodes, each under its own tree."""
+
+    count: int
+    children: int
+    fills: list[float]
+    ours: list[float]
+    rss_mb: list[float]
+    halts: list[str]
+
+
+def split_over_children(count: int, children: int, plan: Plan, work: Path) -> Split:
+    """The alternative to one node holding every strategy: the same ``count`` strategies
+    dealt round-robin to ``children`` node children (each with its own account, its own
+    pipe and checkpointer), played side by side: each node's events wait behind its own
+    strategies' only, and the machine's cores share the work."""
+    entries = strategy_entries(count)
+    runs: dict[int, TreeRun] = {}
+    failed: list[BaseException] = []
+
+    def one(k: int) -> None:
+        settings = replace(
+            node_settings(count, plan.bars, plan.speed),
+            trader_id=f"BENCH-P{k + 1:03d}",
+            strategies=entries[k::children],
+        )
+        try:
+            runs[k] = under_the_tree(count, plan, work, settings)
+        except BaseException as exc:  # reported by the caller's thread
+            failed.append(exc)
+
+    threads = [threading.Thread(target=one, args=(k,)) for k in range(children)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failed:
+        raise failed[0]
+    return Split(
+        count=count,
+        children=children,
+        fills=[ms for run in runs.values() for ms in run.fills.total],
+        ours=[ms for run in runs.values() for ms in run.fills.ours],
+        rss_mb=[run.rss_mb for run in runs.values()],
+        halts=[halt for run in runs.values() for halt in run.halts],
+    )
+
+
+def on_its_own_cpu(count: int, plan: Plan, work: Path) -> TreeRun | None:
+    """``count`` strategies in one node again, with ``[service] node_cpus`` set as on a
+    host running one service: the node child on the last CPU, this process (the
+    supervisor's tree) on the others. None on a single CPU."""
+    usable = usable_cpus()
+    if len(usable) < 2:
+        return None
+    node_cpu = (max(usable),)
+    settings = replace(
+        node_settings(count, plan.bars, plan.speed), trader_id=f"BENCH-C{count:03d}", cpus=node_cpu
+    )
+    pin_process(supervisor_cpus(node_cpu))
+    try:
+        return under_the_tree(count, plan, work, settings)
+    finally:
+        pin_process(usable)
+
+
+def _pinned_row(count: int, run: TreeRun, one: Scaling) -> Row:
+    fills, ours = run.fills.total, run.fills.ours
+    stages = "; ".join(f"{name.split(' (')[0]} p99 {pct(xs, 0.99):.2f}" for name, xs in
+                       run.fills.stages if xs)  # fmt: skip
+    return Row(
+        name=f"{_label(count)}, node child on its own CPU: fill -> parent actor, p99",
+        value=pct(fills, 0.99), unit="ms", target="-", ok=None,
+        anchor=f"unpinned {one['fill_p99_ms']:.1f} ms; p50 {pct(fills, 0.5):.2f} ms of "
+               f"{len(fills)} fills; our part p50 / p99 {pct(ours, 0.5):.2f} / "
+               f"{pct(ours, 0.99):.2f} ms (unpinned {one['ours_p99_ms']:.2f}): {stages}",
+    )  # fmt: skip
+
+
+def _split_row(split: Split, one: Scaling) -> Row:
+    p99 = pct(split.fills, 0.99)
+    halts = f"; {len(split.halts)} halts" if split.halts else ""
+    return Row(
+        name=f"{_label(split.count)} over {split.children} node children: fill -> parent "
+             "actor, p99",
+        value=p99, unit="ms", target="-", ok=None,
+        anchor=f"one node {one['fill_p99_ms']:.1f} ms; p50 {pct(split.fills, 0.5):.2f} ms of "
+               f"{len(split.fills)} fills, our part p50 / p99 {pct(split.ours, 0.5):.2f} / "
+               f"{pct(split.ours, 0.99):.2f} ms; node RSS "
+               f"{' + '.join(f'{mb:.0f}' for mb in split.rss_mb)} MB (one node "
+               f"{one['rss_mb']:.0f}); each child its own account{halts}",
+    )  # fmt: skip
 
 
 def _label(count: int) -> str:
@@ -516,6 +633,11 @@ def main() -> int:
                         help="x real time (default 3000: 50 bars/s, as bench_latency)")  # fmt: skip
     parser.add_argument("--stall-seconds", type=float, default=3.0,
                         help="each loop-probe window (default 3)")  # fmt: skip
+    parser.add_argument("--split", type=int, default=2,
+                        help="the most strategies also over this many node children "
+                             "(default 2; 0 or 1: not)")  # fmt: skip
+    parser.add_argument("--no-pin", action="store_true",
+                        help="skip the run with the node child on a CPU of its own")  # fmt: skip
     parser.add_argument(
         "--out", type=Path, default=ROOT / "test-artifacts" / "bench-strategies.json"
     )
@@ -523,7 +645,7 @@ def main() -> int:
     counts = tuple(int(c) for c in str(args.counts).split(","))
     if not counts or min(counts) < 1 or args.bars < 100 or args.speed <= 0:
         parser.error("counts must be positive, --bars at least 100 and --speed above 0")
-    plan = Plan(counts, args.bars, args.speed, args.stall_seconds)
+    plan = Plan(counts, args.bars, args.speed, args.stall_seconds, args.split, not args.no_pin)
     (ROOT / "test-artifacts").mkdir(exist_ok=True)
     SCRATCH.mkdir(exist_ok=True)
     figures: list[Scaling] = []
