@@ -37,6 +37,17 @@ def retention_bound(retention: ServiceSettings) -> int:
 
 
 DEFAULT_RETENTION = ServiceSettings()
+# A checkpoint's row and an event's, each one prepared statement: sqlite-utils' insert
+# looks the table's columns up and builds its query on every call, ~0.1 ms of a 0.3 ms
+# checkpoint write, and a fill arriving meanwhile waits in the checkpointer's mailbox.
+_INSERT_CHECKPOINT = (
+    "INSERT INTO checkpoints (run_id, trader_id, taken_at, saved_at, final, trading_state,"
+    " currency, balance, equity, realized_pnl, unrealized_pnl, open_orders, positions,"
+    " replay_cursor, snapshot) VALUES (:run_id, :trader_id, :taken_at, :saved_at, :final,"
+    " :trading_state, :currency, :balance, :equity, :realized_pnl, :unrealized_pnl,"
+    " :open_orders, :positions, :replay_cursor, :snapshot)"
+)
+_INSERT_EVENT = "INSERT INTO events (run_id, trader_id, at, kind, payload) VALUES (?, ?, ?, ?, ?)"
 _KEEP_FIRST_OF_HOUR = (
     " AND id NOT IN (SELECT min(id) FROM checkpoints WHERE trader_id = :t"
     " AND taken_at > :hour_cutoff GROUP BY substr(taken_at, 1, 13))"
@@ -220,9 +231,8 @@ class Store:
         }
         try:
             with write_transaction(self.db):
-                table = self.db.table("checkpoints")
-                table.insert(row)
-                checkpoint_id = int(table.last_pk)  # type: ignore[arg-type]
+                cursor = self.db.execute(_INSERT_CHECKPOINT, row)
+                checkpoint_id = int(cursor.lastrowid)  # type: ignore[arg-type]
                 self._trim(run.trader_id, snapshot.taken_at_ns, retention)
         except sqlite3.Error as exc:
             raise self._fail("writing a checkpoint", exc) from exc
@@ -419,18 +429,12 @@ class Store:
         made of (``storage.ledger``: fills, funding, ...), its ledger row."""
         try:
             with write_transaction(self.db):
-                events = self.db.table("events")
-                events.insert(
-                    {
-                        "run_id": run.run_id,
-                        "trader_id": run.trader_id,
-                        "at": at or utc_now(),
-                        "kind": kind,
-                        "payload": to_json(payload),
-                    }
+                cursor = self.db.execute(
+                    _INSERT_EVENT,
+                    [run.run_id, run.trader_id, at or utc_now(), kind, to_json(payload)],
                 )
                 if kind in ledger.KINDS:  # kept when retention sweeps the event
-                    self.db.execute(ledger.RECORD, [events.last_rowid])
+                    self.db.execute(ledger.RECORD, [cursor.lastrowid])
                 # Totals outlive the events' retention (``status`` shows them).
                 self.db.execute(
                     "INSERT INTO event_counts (trader_id, kind, n) VALUES (?, ?, 1) "
