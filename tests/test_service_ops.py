@@ -188,8 +188,9 @@ def test_the_supervisor_process_loads_no_numerics_nor_nautilus(tmp_path):
     assert any("/_sqlite3" in path for path in loaded)  # the map is the supervisor's own
 
 
-def _cpus_of(pid: int) -> dict[int, str]:
-    """Each thread of ``pid``: the CPUs it may run on (``Cpus_allowed_list``)."""
+def _cpus_of(pid: int) -> dict[int, frozenset[int]]:
+    """Each thread of ``pid``: the CPUs it may run on (``Cpus_allowed_list``, which the
+    kernel writes as ranges: "0-2,4")."""
     allowed: dict[int, str] = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
@@ -197,7 +198,11 @@ def _cpus_of(pid: int) -> dict[int, str]:
         except FileNotFoundError:  # a thread that ended meanwhile
             continue
         line = next(x for x in status.splitlines() if x.startswith("Cpus_allowed_list:"))
-        allowed[int(task.name)] = line.split(":", 1)[1].strip()
+        cpus: set[int] = set()
+        for part in line.split(":", 1)[1].strip().split(","):
+            first, _, last = part.partition("-")
+            cpus.update(range(int(first), int(last or first) + 1))
+        allowed[int(task.name)] = frozenset(cpus)
     return allowed
 
 
@@ -220,9 +225,8 @@ def test_node_cpus_give_the_node_child_its_own_cpu_and_the_supervisor_the_others
         supervisor, node = _cpus_of(service.proc.pid), _cpus_of(node_pid)
     finally:
         service.ensure_dead()
-    assert set(node.values()) == {str(node_cpu)}, node
-    expected = ",".join(map(str, rest)) if len(rest) < 3 else f"{rest[0]}-{rest[-1]}"
-    assert set(supervisor.values()) == {expected}, supervisor
+    assert set(node.values()) == {frozenset([node_cpu])}, node
+    assert set(supervisor.values()) == {frozenset(rest)}, supervisor
     assert len(node) > 3 and len(supervisor) > 3  # the threads, not only the main one
 
     # Every CPU to the node leaves the supervisor none: refused before anything starts.
@@ -230,3 +234,8 @@ def test_node_cpus_give_the_node_child_its_own_cpu_and_the_supervisor_the_others
     done = cli("config", "check", "--config", str(config), cwd=tmp_path)
     assert done.returncode == 2
     assert "leave at least one for the supervisor" in done.stderr, done.stderr
+    # A CPU the service may not run on (systemd's CPUAffinity=, or not in the machine).
+    config.write_text(text.replace(f"node_cpus = [{node_cpu}]", f"node_cpus = [{usable[-1] + 1}]"))
+    done = cli("config", "check", "--config", str(config), cwd=tmp_path)
+    assert done.returncode == 2
+    assert f"CPU {usable[-1] + 1} is not one this service may run on" in done.stderr, done.stderr
