@@ -259,6 +259,11 @@ class Scaling(TypedDict):
     probe_max_without_ms: float
 
 
+def _quantile(xs: list[float], at: float) -> float:
+    """``pct``, or NaN for a run that had none (a node halted before its first fill)."""
+    return pct(xs, at) if xs else float("nan")
+
+
 def rss_mb(pid: int) -> float:
     status = Path(f"/proc/{pid}/status").read_text()
     kb = next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))
@@ -402,10 +407,6 @@ def one_count(count: int, plan: Plan, work: Path) -> Measured:
     last = tree.writes[-1] if tree.writes else Written(0.0, 0, 0, 0, 0, False)
     halted_at = [w.cursor for w in tree.writes if w.halted]
     nan = float("nan")
-
-    def q(xs: list[float], at: float) -> float:
-        return pct(xs, at) if xs else nan
-
     scaling = Scaling(
         strategies=count,
         bars=plan.bars,
@@ -414,17 +415,17 @@ def one_count(count: int, plan: Plan, work: Path) -> Measured:
         rss_mb=tree.rss_mb,
         rss_probed_mb=stall.rss_mb,
         fills=len(fills.total),
-        fill_p50_ms=q(fills.total, 0.5),
-        fill_p99_ms=q(fills.total, 0.99),
-        ours_p50_ms=q(fills.ours, 0.5),
-        ours_p99_ms=q(fills.ours, 0.99),
+        fill_p50_ms=_quantile(fills.total, 0.5),
+        fill_p99_ms=_quantile(fills.total, 0.99),
+        ours_p50_ms=_quantile(fills.ours, 0.5),
+        ours_p99_ms=_quantile(fills.ours, 0.99),
         rejects=tree.rejects,
         errors=tree.errors[:10],
         halts=tree.halts,
         halted_at_bar=min(halted_at, default=None),
         writes=len(writes),
-        write_p50_ms=q(writes, 0.5),
-        write_p99_ms=q(writes, 0.99),
+        write_p50_ms=_quantile(writes, 0.5),
+        write_p99_ms=_quantile(writes, 0.99),
         write_max_ms=max(writes, default=nan),
         open_orders=last.open_orders,
         positions=last.positions,
@@ -434,7 +435,7 @@ def one_count(count: int, plan: Plan, work: Path) -> Measured:
         net_notional=net,
         equity=float(tree.played.equity),
         snapshot_kb=tree.snapshot_kb,
-        stall_p50_ms=q(stall.stalls, 0.5),
+        stall_p50_ms=_quantile(stall.stalls, 0.5),
         stall_max_ms=max(stall.stalls, default=nan),
         probe_max_ms=max(stall.lag, default=nan),
         probe_max_without_ms=max(stall.baseline, default=nan),
@@ -457,7 +458,9 @@ def strategy_scaling(plan: Plan = Plan(), figures: list[Scaling] | None = None) 
     try:
         measured = [one_count(n, plan, work) for n in sorted(plan.counts)]
         most = max(plan.counts)
-        split = split_over_children(most, plan.split, plan, work) if plan.split > 1 else None
+        # (a child with no strategy of its own would run the bundled one)
+        splits = 1 < plan.split <= most
+        split = split_over_children(most, plan.split, plan, work) if splits else None
         pinned = on_its_own_cpu(most, plan, work) if plan.pin else None
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -553,27 +556,27 @@ def on_its_own_cpu(count: int, plan: Plan, work: Path) -> TreeRun | None:
 
 def _pinned_row(count: int, run: TreeRun, one: Scaling) -> Row:
     fills, ours = run.fills.total, run.fills.ours
-    stages = "; ".join(f"{name.split(' (')[0]} p99 {pct(xs, 0.99):.2f}" for name, xs in
+    stages = "; ".join(f"{name.split(' (')[0]} p99 {_quantile(xs, 0.99):.2f}" for name, xs in
                        run.fills.stages if xs)  # fmt: skip
     return Row(
         name=f"{_label(count)}, node child on its own CPU: fill -> parent actor, p99",
-        value=pct(fills, 0.99), unit="ms", target="-", ok=None,
-        anchor=f"unpinned {one['fill_p99_ms']:.1f} ms; p50 {pct(fills, 0.5):.2f} ms of "
-               f"{len(fills)} fills; our part p50 / p99 {pct(ours, 0.5):.2f} / "
-               f"{pct(ours, 0.99):.2f} ms (unpinned {one['ours_p99_ms']:.2f}): {stages}",
+        value=_quantile(fills, 0.99), unit="ms", target="-", ok=None,
+        anchor=f"unpinned {one['fill_p99_ms']:.1f} ms; p50 {_quantile(fills, 0.5):.2f} ms of "
+               f"{len(fills)} fills; our part p50 / p99 {_quantile(ours, 0.5):.2f} / "
+               f"{_quantile(ours, 0.99):.2f} ms (unpinned {one['ours_p99_ms']:.2f}): {stages}",
     )  # fmt: skip
 
 
 def _split_row(split: Split, one: Scaling) -> Row:
-    p99 = pct(split.fills, 0.99)
+    p99 = _quantile(split.fills, 0.99)
     halts = f"; {len(split.halts)} halts" if split.halts else ""
     return Row(
         name=f"{_label(split.count)} over {split.children} node children: fill -> parent "
              "actor, p99",
         value=p99, unit="ms", target="-", ok=None,
-        anchor=f"one node {one['fill_p99_ms']:.1f} ms; p50 {pct(split.fills, 0.5):.2f} ms of "
-               f"{len(split.fills)} fills, our part p50 / p99 {pct(split.ours, 0.5):.2f} / "
-               f"{pct(split.ours, 0.99):.2f} ms; node RSS "
+        anchor=f"one node {one['fill_p99_ms']:.1f} ms; p50 {_quantile(split.fills, 0.5):.2f} ms of "
+               f"{len(split.fills)} fills, our part p50 / p99 {_quantile(split.ours, 0.5):.2f} / "
+               f"{_quantile(split.ours, 0.99):.2f} ms; node RSS "
                f"{' + '.join(f'{mb:.0f}' for mb in split.rss_mb)} MB (one node "
                f"{one['rss_mb']:.0f}); each child its own account{halts}",
     )  # fmt: skip
