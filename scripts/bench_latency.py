@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import queue
 import signal
 import statistics
 import subprocess
@@ -33,7 +32,7 @@ from actors.base import ChildContext, SupervisedActor
 from actors.classifier import ClassifierActor
 from actors.gate import GateActor
 from actors.inbox import Inbox
-from actors.node_actor import PumpFn, TradingNodeActor, pump_pipe
+from actors.node_actor import Courier, PumpFn, TradingNodeActor, pump_pipe
 from protocol import (
     CheckpointLookup,
     ChildExited,
@@ -79,7 +78,6 @@ class FillTrace:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.received: dict[str, int] = {}  # unpickled by the node actor's pipe thread
-        self.routed: dict[str, int] = {}  # the node actor's handler starts on it
 
     def stamp(self, where: dict[str, int], message: object) -> None:
         if isinstance(message, OrderFilled):
@@ -105,21 +103,15 @@ def traced_pump(trace: FillTrace) -> PumpFn:
     """The node actor's pipe thread, unchanged, reading through a stamping pipe end."""
     pump = pump_pipe
 
-    def run(
-        conn: Connection[NodeCommand, NodeEvent],
-        proc: BaseProcess,
-        ref: pykka.ActorRef[TradingNodeActor],
-        late: queue.SimpleQueue[object],
-    ) -> None:
+    def run(conn: Connection[NodeCommand, NodeEvent], proc: BaseProcess, courier: Courier) -> None:
         stamping = cast("Connection[NodeCommand, NodeEvent]", _StampingConn(conn, trace))
-        pump(stamping, proc, ref, late)
+        pump(stamping, proc, courier)
 
     return run
 
 
 class TracedNodeActor(TradingNodeActor):
-    """The node actor with a traced child and a stamping pipe reader (its seams), which
-    also stamps when its handler starts on a fill."""
+    """The node actor with a traced child and a stamping pipe reader (its seams)."""
 
     def __init__(
         self, ctx: ChildContext, settings: NodeSettings, trace: FillTrace, fill_trace: Path
@@ -131,11 +123,6 @@ class TracedNodeActor(TradingNodeActor):
             spawn=functools.partial(bench_node.run_traced, str(fill_trace)),
             pump=traced_pump(trace),
         )
-        self._trace = trace
-
-    def receive(self, message: object) -> object:
-        self._trace.stamp(self._trace.routed, message)
-        return super().receive(message)
 
 
 def node_tree(
@@ -301,7 +288,6 @@ def collect_fills(inbox: Inbox, trace: FillTrace, fill_trace: Path, seconds: flo
     fills = [(at, f) for at, f in fills if f.trade_id in made]
     created = [made[f.trade_id] for _, f in fills]
     received = [trace.received.get(f.trade_id, 0) for _, f in fills]
-    routed = [trace.routed.get(f.trade_id, 0) for _, f in fills]
 
     def ms(pairs: list[tuple[int, int]]) -> list[float]:
         return [(b - a) / 1e6 for a, b in pairs]
@@ -313,10 +299,8 @@ def collect_fills(inbox: Inbox, trace: FillTrace, fill_trace: Path, seconds: flo
          ms([(c, f.ts_bridge) for c, (_, f) in zip(created, fills, strict=True)])),
         ("bridge -> parent pipe thread (message, pickle, pipe, unpickle)",
          ms([(f.ts_bridge, r) for r, (_, f) in zip(received, fills, strict=True)])),
-        ("pipe thread -> node actor handler (pykka tell)",
-         ms(list(zip(received, routed, strict=True)))),
-        ("node actor -> checkpointer handled (route + pykka tell)",
-         ms([(o, at) for o, (at, _) in zip(routed, fills, strict=True)])),
+        ("pipe thread -> checkpointer handled (route + pykka tell)",
+         ms([(r, at) for r, (at, _) in zip(received, fills, strict=True)])),
     ]  # fmt: skip
     return FillTimes(
         total=ms([(f.ts_event, at) for at, f in fills]),
@@ -346,7 +330,7 @@ def fill_rows(times: FillTimes) -> list[Row]:
             anchor=f"p50 {pct(from_fill, 0.5):.2f} ms; fill reaching Nautilus's exec engine"),
         Row(name="bridge -> parent actor, p99 (our part)", value=ours_p99, unit="ms",
             target="<= 2 ms", ok=ours_p99 <= 2.0,
-            anchor=f"p50 {pct(ours, 0.5):.2f} ms; pipe + pipe thread + 2 mailboxes"),
+            anchor=f"p50 {pct(ours, 0.5):.2f} ms; pipe + pipe thread + 1 mailbox"),
     ]  # fmt: skip
 
 
