@@ -224,6 +224,7 @@ class ClassifierActor(SupervisedActor):
             case CaughtUp():
                 self._caught_up(message)
             case NodeStarted(strategy_ids=ids):
+                self.peers.resolve("gate")  # a fatal error's halt goes there, at once
                 # One strategy: the account's breakers are its own.
                 for sid in ids if len(ids) > 1 else ():
                     self._own_breakers(sid)

@@ -185,6 +185,7 @@ class GateActor(SupervisedActor):
                         ),
                     )
             case NodeStarted(restored=restored, strategy_ids=strategy_ids):
+                self.peers.resolve("node")  # a new node actor: the next halt goes there
                 self._known = strategy_ids
                 # A node that starts ACTIVE while a resume waits: the resume holds.
                 active = self._state.state == TradingState.ACTIVE.value
