@@ -12,7 +12,7 @@ ARGS   ?=
 DB     ?= state/paper.db
 PORT   ?= 8501
 
-.PHONY: install install-prod run status dashboard test-tools test lint deploy-check docs bench bench-strategies bench-metrics chaos clean
+.PHONY: install install-prod run status dashboard test-tools test lint deploy-check docs bench bench-strategies bench-beside bench-metrics chaos clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -89,6 +89,10 @@ bench: install
 # One node with 1, 5 and 20 strategies (part of `make bench`; about 4 minutes alone).
 bench-strategies: install
 	$(BIN)/python -m scripts.bench_strategies $(ARGS)
+
+# The hot paths beside a worktree of cbd79ba, alternating rounds (part of `make bench`).
+bench-beside: install
+	$(BIN)/python -m scripts.bench_beside $(ARGS)
 
 bench-metrics: install
 	$(BIN)/python -m scripts.bench_metrics $(ARGS)

@@ -6,7 +6,9 @@ One module a section: messaging (``bench_messaging``), a real node under the act
 (``bench_latency``), the checkpoint's loop stall (``bench_stall``), storage and memory
 (``bench_storage``), the service as a process and the parity report (``bench_service``),
 1, 5 and 20 strategies in one node (``bench_strategies``: the full run only; alone with
-``python -m scripts.bench_strategies``).
+``python -m scripts.bench_strategies``), and the hot paths beside cbd79ba's, alternating
+rounds of a worktree of it and of today's (``bench_beside``: the full run only; alone
+with ``python -m scripts.bench_beside``).
 
 Writes a JSON report (default test-artifacts/bench.json) and prints a table. These
 machines are noisy, so ratios measured in the same run (the project's actor layer
@@ -24,6 +26,7 @@ import sys
 from pathlib import Path
 
 from scripts import (
+    bench_beside,
     bench_latency,
     bench_messaging,
     bench_metrics,
@@ -69,6 +72,9 @@ def _run(args: argparse.Namespace) -> int:
     )
     if not args.quick:  # about 4 minutes: `make bench-strategies` runs it alone
         rows += bench_strategies.strategy_scaling()
+        # about 3 minutes a round of each side: `make bench-beside` runs it alone
+        beside, _ = bench_beside.beside_base(rounds=3)
+        rows += beside
     machine = {"cpus": os.cpu_count(), "python": sys.version.split()[0], "quick": args.quick}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"machine": machine, "rows": rows}, indent=2))
