@@ -3,9 +3,10 @@
 Measured with 20 strategies on a 2-core host (issue 29): while the node child works
 through a busy bar on one core, the scheduler wakes the supervisor's threads on that
 same core - the pipe reader that takes a fill waits behind the node for its time slice
-(our part of a fill, bridge to checkpointer: p99 median 7.8 ms, 2.4 ms on separate
-cores), and the node is pre-empted by the supervisor's threads in turn (a fill's whole
-latency, bar to parent: p99 median 90 ms, 80 ms). Disjoint CPU sets end both. Off by
+(our part of a fill, bridge to checkpointer: p99 median 7.75 ms, 1.66 ms on separate
+cores, 5 runs each), and the node is pre-empted by the supervisor's threads in turn (a
+fill's whole latency, bar to parent: p99 median 67.6 ms, 63.7 ms). Disjoint CPU sets
+end both. Off by
 default: several services on one host each naming the same CPU would pile every node
 onto it.
 
