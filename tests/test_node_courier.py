@@ -23,18 +23,17 @@ from protocol import (
     NodeStarted,
     OrderFilled,
     OrdersCanceled,
-    Pong,
     WhereIs,
 )
 from supervisor import ChildSpec, Supervisor, SupervisorSpec
-from tests.helpers import Recorded, Recorder
+from tests.helpers import Recorded, Recorder, settled
 
 PEERS = ("checkpointer", "classifier", "metrics", "gate", "node")
-FROM_THE_CHILD = (OrderFilled, OrdersCanceled, NodeStarted, EncodedSnapshotReply, Pong)
+FROM_THE_CHILD = (OrderFilled, OrdersCanceled, NodeStarted, EncodedSnapshotReply)
 
 
 @pytest.fixture
-def tree() -> Iterator[tuple[Courier, Inbox]]:
+def tree() -> Iterator[tuple[Courier, Inbox, pykka.ActorRef[Supervisor]]]:
     inbox = Inbox()
     spec = SupervisorSpec(
         children=tuple(
@@ -46,15 +45,15 @@ def tree() -> Iterator[tuple[Courier, Inbox]]:
     assert isinstance(node, pykka.ActorRef)
     ctx = ChildContext(role="node", directory=sup, roles=frozenset(PEERS))
     try:
-        yield Courier(ctx, node), inbox  # type: ignore[arg-type]  # a recorder as the node
+        yield Courier(ctx, node), inbox, sup  # type: ignore[arg-type]  # a recorder as the node
     finally:
         sup.stop(timeout=10)
 
 
-def who_got(inbox: Inbox, marker: int) -> dict[str, list[object]]:
-    """Each role's messages up to the node's ``Pong(marker)``: the courier tells in
-    order, and each mailbox is FIFO, so a message the node was given precedes it."""
-    inbox.expect(Recorded, 5, lambda r: r.role == "node" and r.message == Pong("courier", marker))
+def who_got(sup: pykka.ActorRef[Supervisor], inbox: Inbox) -> dict[str, list[object]]:
+    """Each role's messages from the child so far. ``settled`` pings every role: its
+    Pong queues behind what the courier told it, so all of that is recorded."""
+    settled(sup, *PEERS)
     got: dict[str, list[object]] = {role: [] for role in PEERS}
     for record in inbox.seen:  # the tree's own news (ChildStarted) aside
         if isinstance(record, Recorded) and isinstance(record.message, FROM_THE_CHILD):
@@ -63,35 +62,33 @@ def who_got(inbox: Inbox, marker: int) -> dict[str, list[object]]:
 
 
 def test_a_fill_goes_straight_to_its_peers_and_not_through_the_node_actor(tree):
-    courier, inbox = tree
+    courier, inbox, sup = tree
     fill = OrderFilled("O-1", "T-1", "BTCUSDT-PERP.BINANCE", "BUY", Decimal("0.1"),
                        Decimal("50000.1"), Decimal("0.5"), ts_event=1)  # fmt: skip
     cancelled = OrdersCanceled(("O-2",))
     courier.deliver(fill)
     courier.deliver(cancelled)
-    courier.deliver(Pong("courier", 1))
-    got = who_got(inbox, 1)
+    got = who_got(sup, inbox)
     assert got["checkpointer"] == [fill, cancelled]
     assert got["classifier"] == [fill] and got["metrics"] == [fill]
     assert got["gate"] == [cancelled]
-    assert got["node"] == []  # Pong(1) itself was consumed by the wait
+    assert got["node"] == []
 
 
 def test_what_the_node_actor_acts_on_reaches_it_after_its_peers(tree):
-    courier, inbox = tree
+    courier, inbox, sup = tree
     started = NodeStarted(pid=1, trader_id="T-1", instrument_id="X", replay_cursor=0)
     reply = EncodedSnapshotReply(request_id=3, data=b"x")
     courier.deliver(started)
     courier.deliver(reply)
-    courier.deliver(Pong("courier", 2))
-    got = who_got(inbox, 2)
+    got = who_got(sup, inbox)
     assert got["node"] == [started, reply]
     for role in ("checkpointer", "gate", "classifier", "metrics"):
         assert got[role] == [started]
 
 
 def test_an_error_the_child_logs_reaches_the_classifier(tree):
-    courier, inbox = tree
+    courier, inbox, _ = tree
     read_end, write_end = multiprocessing.Pipe(duplex=False)
     reader = threading.Thread(target=_read_logs, args=(read_end, courier), daemon=True)
     reader.start()
