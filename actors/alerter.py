@@ -123,7 +123,10 @@ STATS_COMMANDS = ("profit", "daily", "trades", "balance", "performance")
 
 @dataclass(frozen=True, slots=True)
 class PumpOutbox:
-    """Deliver what is pending (the pump's timer tick)."""
+    """Deliver what is pending (the pump's timer tick). ``last``: the stop's last round,
+    tried at once whatever the backoff says - no later round will come."""
+
+    last: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,8 +278,8 @@ class AlerterActor(SupervisedActor):
         match message:
             case Alert():
                 self._queue(message)
-            case PumpOutbox():
-                return self._pump()
+            case PumpOutbox(last=last):
+                return self._pump(now=last)
             case JudgeReadiness():
                 self._judge_readiness()
             case ChatCommand():
@@ -331,12 +334,13 @@ class AlerterActor(SupervisedActor):
 
     # ------------------------------------------------------------ delivery
 
-    def _pump(self) -> int:
-        """Deliver pending alerts in order; returns how many rows were delivered."""
+    def _pump(self, now: bool = False) -> int:
+        """Deliver pending alerts in order; returns how many rows were delivered.
+        ``now``: without waiting for the backoff's next attempt."""
         self._expire_waiting()
         self._save()
         try:
-            return self._deliver()
+            return self._deliver(now)
         except StorageError as exc:  # the outbox is unreadable or unwritable for now
             log.error("alert delivery paused: %s", exc)
             return 0
@@ -355,11 +359,11 @@ class AlerterActor(SupervisedActor):
         self._failures_told = self.failed_deliveries
         self.peers.tell("metrics", AlerterStats(pending, new))
 
-    def _deliver(self) -> int:
+    def _deliver(self, now: bool = False) -> int:
         client, store, settings = self._client, self._store, self._telegram
         if client is None or store is None or settings is None:
             return 0
-        if self._clock() < self._next_attempt:
+        if not now and self._clock() < self._next_attempt:
             return 0
         self._record_held(store)
         delivered = 0

@@ -422,7 +422,7 @@ class Service:
     def drain_outbox(self, timeout_s: float) -> None:
         """One last delivery round before the alerter stops, bounded by ``timeout_s``."""
         try:
-            self.ask("alerter", PumpOutbox(), timeout_s)
+            self.ask("alerter", PumpOutbox(last=True), timeout_s)
         except TimeoutError as exc:
             log.warning("outbox not drained: %s", exc)
 

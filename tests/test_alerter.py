@@ -508,3 +508,18 @@ def test_the_metrics_actor_hears_the_backlog_and_each_failed_delivery(tmp_path, 
         assert told() == AlerterStats(pending=0, telegram_failures=0)
     finally:
         sup.stop(timeout=15)
+
+
+def test_the_stops_last_delivery_round_does_not_wait_out_the_backoff(tree, telegram):
+    """An outage just over when the service stops: the stop's last round delivers what
+    is pending at once, instead of finding the backoff not yet due and leaving the
+    alerts for a start that may never come (seen in the chaos test)."""
+    sup, _, clock, _ = tree
+    telegram.down()
+    alerter(sup).tell(Alert(Severity.CRITICAL, "during an outage", "x"))
+    assert pump(sup) == 0  # refused: the backoff starts
+    telegram.up()
+    clock.now += 0.1  # well inside the backoff
+    assert pump(sup) == 0, "the timer's round still waits out the backoff"
+    assert alerter(sup).ask(PumpOutbox(last=True), timeout=30) == 1
+    assert any("during an outage" in text for _, text in telegram.sent())
