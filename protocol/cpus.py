@@ -6,9 +6,8 @@ same core - the pipe reader that takes a fill waits behind the node for its time
 (our part of a fill, bridge to checkpointer: p99 median 7.75 ms, 1.66 ms on separate
 cores, 5 runs each), and the node is pre-empted by the supervisor's threads in turn (a
 fill's whole latency, bar to parent: p99 median 67.6 ms, 63.7 ms). Disjoint CPU sets
-end both. Off by
-default: several services on one host each naming the same CPU would pile every node
-onto it.
+end both. Off by default: several services on one host each naming the same CPU would
+pile every node onto it.
 
 Linux sets affinity per thread and a new thread inherits its creator's, so a process is
 pinned by pinning each of its threads that exist now.

@@ -332,7 +332,7 @@ class Store:
     def set_gate(self, trader_id: str, row: GateRow) -> None:
         try:
             with write_transaction(self.db):
-                self.db.conn.execute(
+                self.db.execute(
                     _UPSERT_GATE, (trader_id, row.state, row.reason, row.source, row.at, row.mode)
                 )
         except sqlite3.Error as exc:
@@ -360,7 +360,7 @@ class Store:
     def set_strategy_gate(self, trader_id: str, strategy_id: str, row: GateRow) -> None:
         try:
             with write_transaction(self.db):
-                self.db.conn.execute(
+                self.db.execute(
                     _UPSERT_STRATEGY_GATE,
                     (trader_id, strategy_id, row.state, row.reason, row.source, row.at),
                 )
