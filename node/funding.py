@@ -39,7 +39,7 @@ from nautilus_trader.backtest.engine import SimulatedExchange
 from nautilus_trader.backtest.modules import SimulationModule
 from nautilus_trader.core.data import Data
 from nautilus_trader.core.nautilus_pyo3 import HttpMethod
-from nautilus_trader.model.data import Bar
+from nautilus_trader.model.data import Bar, QuoteTick, TradeTick
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.objects import Money
 
@@ -249,9 +249,14 @@ def charge(
 
 class MarkPriceFunding:
     """binance-sandbox: the venue's own funding, from its mark-price stream. Each update
-    announces the rate and the next settlement time; the first update at or after that
-    time settles it, at that update's mark, on the sandbox's positions. A settlement
-    that falls while the node is down is charged by the restart's catch-up, at the
+    announces the rate and the next settlement time. The venue charges the position held
+    at that time, so the first market datum at or after it (a trade or a quote, seen
+    before the sandbox matches it: ``on_market``) settles it at the last mark, or the
+    first mark update at or after it does at its own mark, whichever comes first. The
+    next mark push comes up to 3 s later on Binance's stream: settling there charged
+    whatever the trades in between had filled, where the restart's catch-up (which plays
+    the settlement before the first trade after it) charged the position of the time. A
+    settlement that falls while the node is down is charged by that catch-up, at the
     venue's recorded rate and mark (``settle``); none is charged twice."""
 
     def __init__(
@@ -263,16 +268,29 @@ class MarkPriceFunding:
         self._exchange = exchange
         self._publish = publish
         self._bar = bar  # the bars received: where in the session a payment falls
-        self._pending: dict[str, tuple[Decimal, int]] = {}  # instrument -> (rate, at ns)
+        # instrument -> (rate, at ns, the last mark): the settlement the stream announced
+        self._pending: dict[str, tuple[Decimal, int, Decimal]] = {}
         self._settled: dict[str, int] = {}  # instrument -> its last settlement charged
 
     def on_update(self, update: BinanceFuturesMarkPriceUpdate) -> None:
         key = update.instrument_id.value
+        mark = Decimal(update.mark.as_decimal())
         pending = self._pending.get(key)
         if pending is not None and update.ts_event >= pending[1]:
-            rate, at_ns = pending
-            self.settle(key, rate, Decimal(update.mark.as_decimal()), at_ns)
-        self._pending[key] = (Decimal(update.funding_rate), int(update.next_funding_ns))
+            rate, at_ns, _ = pending
+            self.settle(key, rate, mark, at_ns)
+        self._pending[key] = (Decimal(update.funding_rate), int(update.next_funding_ns), mark)
+
+    def on_market(self, data: object) -> None:
+        """A trade or a quote on its way to the sandbox's matching: one at or past the
+        announced settlement settles it first, on the positions held before it."""
+        if not isinstance(data, TradeTick | QuoteTick):
+            return
+        key = data.instrument_id.value
+        pending = self._pending.get(key)
+        if pending is not None and data.ts_event >= pending[1]:
+            rate, at_ns, mark = pending
+            self.settle(key, rate, mark, at_ns)
 
     def settle(self, instrument_id: str, rate: Decimal, mark: Decimal, at_ns: int) -> int:
         """Charge the settlement at ``at_ns`` once (a catch-up's and the stream's are

@@ -11,8 +11,9 @@ as A's. What the live feed itself makes different is bounded, not hidden:
   decided (as a backtest fills it), the last trade's price (at the bid or the ask): the
   same side and quantity, the average price within ``SLACK`` of A's - the market's moves
   in a few of its steps (about a tick each here) and the one-tick spread;
-- A charges funding at the first mark-price update after a settlement, B's catch-up at
-  the venue's recorded mark of the settlement: within 1 % of each other;
+- A charges funding at the last mark-price update before a settlement (or the first
+  after it), B's catch-up at the venue's recorded mark of the settlement, both on the
+  position held at its time: within 1 % of each other;
 - the balance differs by what those make: at most a tick per unit traded, plus the fees
   on it, plus the funding difference.
 """

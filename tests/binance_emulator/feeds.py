@@ -75,12 +75,14 @@ class MarketFeed:
         clock: Clock,
         funding_period_ms: int = FUNDING_PERIOD_MS,
         funding_rate: str = FUNDING_RATE,
+        mark_push_ms: int = MARK_PUSH_MS,
     ) -> None:
         self._spec = spec
         self._market = market
         self._hub = hub
         self._clock = clock
         self._last_mark_push_ms = 0
+        self._mark_push_ms = mark_push_ms
         self._funding_period_ms = funding_period_ms
         self._funding_rate = funding_rate
         self._next_funding_ms = 0  # the settlement the mark stream announces
@@ -173,7 +175,7 @@ class MarketFeed:
             if self.on_funding is not None:
                 self.on_funding(rate, at_mark, due)
         self._next_funding_ms = next_funding_ms(now, self._funding_period_ms)
-        if now - self._last_mark_push_ms < MARK_PUSH_MS:
+        if now - self._last_mark_push_ms < self._mark_push_ms:
             return
         self._last_mark_push_ms = now
         mark = fmt8(self._market.mark)

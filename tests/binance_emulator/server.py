@@ -87,6 +87,7 @@ class BinanceEmulator:
         fill_chunk_qty: Decimal | None = None,
         funding_period_s: float = 8 * 3600,
         funding_rate: Decimal = Decimal("0.0001"),
+        mark_push_s: float = 1.0,
         fill_before_finished: float = 0.5,
         tape: int = 5000,
         trades_per_tick: int = 1,
@@ -95,7 +96,8 @@ class BinanceEmulator:
         port: int = 0,
     ) -> None:
         """``funding_period_s``, ``funding_rate``: what ``@markPrice`` announces (a test
-        shortens the period to see a settlement). ``fill_before_finished``: the chance that
+        shortens the period to see a settlement); ``mark_push_s``: how often it pushes at
+        most (Binance: 3 s, or 1 s on ``@markPrice@1s``). ``fill_before_finished``: the chance that
         a conditional order's triggered order reports its fill before the algo order's
         ``FINISHED`` (else after it), drawn from ``seed``. ``tape``: the trades the history
         endpoints keep; ``trades_per_tick``: the trades each market tick prints (a busy
@@ -133,6 +135,7 @@ class BinanceEmulator:
             now_ms,
             funding_period_ms=int(funding_period_s * 1000),
             funding_rate=f"{funding_rate:.8f}",
+            mark_push_ms=int(mark_push_s * 1000),
         )
         self._market.listener = self._feed
         user_feed = UserFeed(spec, self._hub)
