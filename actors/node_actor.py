@@ -77,6 +77,7 @@ from protocol import (
     child_environment,
     decode_snapshot,
     node_secrets,
+    started_wide,
 )
 
 log = logging.getLogger(__name__)
@@ -215,7 +216,8 @@ class TradingNodeActor(SupervisedActor):
             name="node-host",
             daemon=True,
         )
-        proc.start()
+        with started_wide():  # not the supervisor's one CPU (protocol.cpus)
+            proc.start()
         child_end.close()
         log_write.close()
         self._proc, self._conn = proc, parent_end

@@ -31,7 +31,14 @@ from protocol.commands import (
     UpdateBreakers,
     UpdateRisk,
 )
-from protocol.cpus import pin_process, supervisor_cpus, usable_cpus
+from protocol.cpus import (
+    pin_process,
+    place_supervisor,
+    started_wide,
+    supervisor_cpus,
+    unplace_supervisor,
+    usable_cpus,
+)
 from protocol.events import (
     Alert,
     BreakerTripped,
@@ -281,8 +288,11 @@ __all__ = [
     "is_secret",
     "node_secrets",
     "pin_process",
+    "place_supervisor",
     "session_secrets",
+    "started_wide",
     "supervisor_cpus",
     "traded_instruments",
+    "unplace_supervisor",
     "usable_cpus",
 ]

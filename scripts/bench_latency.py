@@ -52,6 +52,8 @@ from protocol import (
     TakeSnapshot,
     TradingState,
     WhereIs,
+    place_supervisor,
+    unplace_supervisor,
 )
 from scripts import bench_node
 from scripts.bench_common import ROOT, SCRATCH, Row, Stage, pct
@@ -179,6 +181,7 @@ def node_figures(quick: bool) -> list[Row]:
     # stamps each fill reaching its exec engine, and the stamping pipe reader.
     tmp = tempfile.TemporaryDirectory(dir=ROOT / "test-artifacts")
     fill_trace = Path(tmp.name) / "fills.txt"
+    place_supervisor(settings.cpus)  # as the service does before its tree
     sup = node_tree(settings, inbox, events, (trace, fill_trace))
     rows: list[Row] = []
     try:
@@ -250,6 +253,7 @@ def node_figures(quick: bool) -> list[Row]:
         )
     finally:
         sup.stop(timeout=60)
+        unplace_supervisor()
         tmp.cleanup()
     return rows  # fmt: skip
 

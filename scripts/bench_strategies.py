@@ -70,8 +70,8 @@ from protocol import (
     TradingState,
     TradingStateChanged,
     WhereIs,
-    pin_process,
-    supervisor_cpus,
+    place_supervisor,
+    unplace_supervisor,
     usable_cpus,
 )
 from scripts import bench_latency, bench_stall
@@ -309,10 +309,11 @@ class TreeRun:
 
 
 def under_the_tree(
-    count: int, plan: Plan, work: Path, settings: NodeSettings | None = None
+    count: int, plan: Plan, work: Path, settings: NodeSettings | None = None, place: bool = True
 ) -> TreeRun:
     """``plan.bars`` bars through a node with ``count`` strategies under the actor tree
-    (``settings``: that node's, if not the count's own)."""
+    (``settings``: that node's, if not the count's own), this process placed on a CPU as
+    the service places itself (``place``: here; else the caller did, once for all trees)."""
     bars = plan.bars
     settings = settings or node_settings(count, bars, plan.speed)
     db = work / f"strategies-{settings.trader_id}.db"
@@ -325,6 +326,8 @@ def under_the_tree(
     def start_checkpointer(ctx: ChildContext) -> pykka.ActorRef[TimedCheckpointer]:
         return TimedCheckpointer.start(ctx, inbox, log, db, run)
 
+    if place:
+        place_supervisor(settings.cpus)  # as the service does before its tree
     sup = bench_latency.node_tree(
         settings, inbox, events, (trace, fill_trace), checkpointer=start_checkpointer
     )
@@ -343,6 +346,8 @@ def under_the_tree(
         snapshot_kb = _last_snapshot_kb(db)
     finally:
         sup.stop(timeout=60)
+        if place:
+            unplace_supervisor()
     return TreeRun(
         rss_start, rss, fills, played, writes, snapshot_kb, log.rejects, log.errors, log.halts
     )
@@ -515,15 +520,19 @@ def split_over_children(count: int, children: int, plan: Plan, work: Path) -> Sp
             strategies=entries[k::children],
         )
         try:
-            runs[k] = under_the_tree(count, plan, work, settings)
+            runs[k] = under_the_tree(count, plan, work, settings, place=False)
         except BaseException as exc:  # reported by the caller's thread
             failed.append(exc)
 
+    place_supervisor()  # one process holds every tree here: placed once
     threads = [threading.Thread(target=one, args=(k,)) for k in range(children)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        unplace_supervisor()
     if failed:
         raise failed[0]
     return Split(
@@ -539,7 +548,7 @@ def split_over_children(count: int, children: int, plan: Plan, work: Path) -> Sp
 def on_its_own_cpu(count: int, plan: Plan, work: Path) -> TreeRun | None:
     """``count`` strategies in one node again, with ``[service] node_cpus`` set as on a
     host running one service: the node child on the last CPU, this process (the
-    supervisor's tree) on the others. None on a single CPU."""
+    supervisor's tree) on one of the others. None on a single CPU."""
     usable = usable_cpus()
     if len(usable) < 2:
         return None
@@ -547,11 +556,7 @@ def on_its_own_cpu(count: int, plan: Plan, work: Path) -> TreeRun | None:
     settings = replace(
         node_settings(count, plan.bars, plan.speed), trader_id=f"BENCH-C{count:03d}", cpus=node_cpu
     )
-    pin_process(supervisor_cpus(node_cpu))
-    try:
-        return under_the_tree(count, plan, work, settings)
-    finally:
-        pin_process(usable)
+    return under_the_tree(count, plan, work, settings)
 
 
 def _pinned_row(count: int, run: TreeRun, one: Scaling) -> Row:

@@ -43,8 +43,7 @@ from protocol import (
     UpdateBreakers,
     UpdateRisk,
     WhereIs,
-    pin_process,
-    supervisor_cpus,
+    place_supervisor,
 )
 from storage import ControlChannel, GateRow, RunInfo, StorageError, Store
 from storage.lock import InstanceLock, account_hash, account_lock_path, lock_path
@@ -312,9 +311,11 @@ class Service:
             self.live, self.run, self._since_run, None if account is None else account[0]
         )
         node_cpus = self.config.settings.service.node_cpus
-        if node_cpus:  # before the tree: its threads inherit the supervisor's CPUs
-            pin_process(supervisor_cpus(node_cpus))
-            log.info("node child on CPU %s, the supervisor on the others", node_cpus)
+        # Before the tree: its threads inherit the supervisor's one CPU (the node child
+        # gets every other, or node_cpus).
+        home = place_supervisor(node_cpus)
+        if node_cpus:
+            log.info("node child on CPU %s, the supervisor on CPU %d", node_cpus, home)
         self.supervisor = Supervisor.start(self.spec, parent=self.events)
         log.info(
             "service started: trader %s, mode %s, run %d, db %s",
