@@ -4,6 +4,7 @@ Binance clients against the loopback Binance emulator."""
 from __future__ import annotations
 
 import os
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -173,11 +174,22 @@ def test_a_testnet_restart_reconciles_orders_and_positions_from_the_venue(tmp_pa
         first.kill()
     finally:
         first.ensure_dead()
-    position = venue_position(emulator)  # nothing trades while the service is down
-    resting = sorted(
-        [o.client_order_id for o in emulator.open_orders()]
-        + [a.client_algo_id for a in emulator.open_algo_orders()]  # the protective stop
-    )
+    # Nothing trades while the service is down: the market holds still (its moves could
+    # fill a resting order or trigger the stop), and an order the killed node had sent
+    # has reached the venue once two reads of it agree.
+    emulator.pause_market(True)
+
+    def venue_state() -> tuple[tuple[str, Decimal], list[str]]:
+        resting = [o.client_order_id for o in emulator.open_orders()]
+        stops = [a.client_algo_id for a in emulator.open_algo_orders()]  # the protective stop
+        return venue_position(emulator), sorted(resting + stops)
+
+    def settled() -> tuple[tuple[str, Decimal], list[str]] | None:
+        before = venue_state()
+        time.sleep(0.5)
+        return before if venue_state() == before else None
+
+    position, resting = wait_for("the venue at rest", settled, 10)
     assert position[0] != "FLAT" and len(resting) >= 2
 
     second = ServiceProcess(config, db, tmp_path, env=env())
@@ -185,6 +197,7 @@ def test_a_testnet_restart_reconciles_orders_and_positions_from_the_venue(tmp_pa
         restored = wait_for(
             "restore event", lambda: [p for r, p in events(db, "restored") if r == 2], 90
         )
+        emulator.pause_market(False)
         snap = restored[0]["snapshot"]
         assert [(p["side"], Decimal(p["quantity"])) for p in snap["positions"]] == [position]
         assert sorted(o["client_order_id"] for o in snap["open_orders"]) == resting
