@@ -77,7 +77,7 @@ from protocol import (
     child_environment,
     decode_snapshot,
     node_secrets,
-    started_wide,
+    starting_node_child,
 )
 
 log = logging.getLogger(__name__)
@@ -216,7 +216,7 @@ class TradingNodeActor(SupervisedActor):
             name="node-host",
             daemon=True,
         )
-        with started_wide():  # not the supervisor's one CPU (protocol.cpus)
+        with starting_node_child():  # off the supervisor's CPU (protocol.cpus)
             proc.start()
         child_end.close()
         log_write.close()

@@ -1,24 +1,22 @@
 """Which CPUs the node child and the supervisor run on.
 
-The supervisor's threads share one CPU (``place_supervisor``, at every start). On this VM
-an idle vCPU halts, and a thread woken on another CPU than its waker starts 0.6-1.0 ms
-later (cpuidle haltpoll, guest_halt_poll_ns=0): a fill's hop from the pipe thread to the
-checkpointer's mailbox landed there for about one fill in three, and our part of a fill
-(bridge to checkpointer, one strategy) read p99 1.6-1.7 ms; with the supervisor's threads
-on one CPU that hop is a switch on the same core, p99 0.8-1.0 ms (issue 29). The
-supervisor is one Python process whose threads take turns holding the GIL, so a second
-CPU gave it little. Which CPU: one of those it may use, by its pid, so that services on
-one host spread out. Processes it starts get every CPU it had (``started_wide``): the
-node child runs anywhere, or on ``[service] node_cpus``.
+The supervisor's threads share one CPU and the node child runs on the others
+(``place_supervisor``, at every start; one of the CPUs the service may use, chosen by
+its pid, so the services of a host spread out). Two things on this 2-vCPU VM (issue 29):
 
-``node_cpus`` measured with 20 strategies on a 2-core host: while the node child works
-through a busy bar on one core, the scheduler wakes the supervisor's threads on that
-same core - the pipe reader that takes a fill waits behind the node for its time slice
-(our part of a fill, bridge to checkpointer: p99 median 7.75 ms, 1.66 ms on separate
-cores, 5 runs each), and the node is pre-empted by the supervisor's threads in turn (a
-fill's whole latency, bar to parent: p99 median 67.6 ms, 63.7 ms). Disjoint CPU sets
-end both. Off by default: several services on one host each naming the same CPU would
-pile every node onto it.
+- An idle vCPU halts (cpuidle haltpoll, guest_halt_poll_ns=0), and a thread woken on
+  another CPU than its waker starts 0.6-1.0 ms later: a fill's hop from the pipe thread
+  to the checkpointer's mailbox landed there for about one fill in three, our part of a
+  fill (bridge to checkpointer, one strategy) p99 1.6-1.7 ms. On one CPU that hop is a
+  switch on the same core: p99 0.6-1.5 ms over 10 runs of 30 s.
+- While a busy node child (20 strategies) works through a bar on the supervisor's core,
+  the pipe reader that takes a fill waits behind it for its time slice: our part p99
+  4.6-10.7 ms with the child anywhere, 1.8-4.7 ms on the other core (4 runs each).
+
+The supervisor is one Python process whose threads take turns holding the GIL, and the
+node child one whose strategies do: a CPU each is what each can use. ``[service]
+node_cpus`` names the child's CPUs instead (the supervisor then on one of the rest).
+On a single CPU both share it.
 
 Linux sets affinity per thread and a new thread (or process) inherits its creator's, so
 a process is pinned by pinning each of its threads that exist now.
@@ -31,9 +29,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 __all__ = [
+    "node_child_cpus",
     "pin_process",
     "place_supervisor",
-    "started_wide",
+    "starting_node_child",
     "supervisor_cpus",
     "unplace_supervisor",
     "usable_cpus",
@@ -42,9 +41,10 @@ __all__ = [
 
 class _Placement:
     """The CPUs this process could use before ``place_supervisor`` took one (None: not
-    placed): what the processes it starts get. Affinity is process state, so this is."""
+    placed), and the one it took. Affinity is process state, so this is."""
 
     wide: frozenset[int] | None = None
+    home: int | None = None
 
 
 _placed = _Placement()
@@ -92,6 +92,7 @@ def place_supervisor(node_cpus: tuple[int, ...] = (), pid: int | None = None) ->
     choices = sorted(supervisor_cpus(node_cpus) if node_cpus else usable_cpus())
     _placed.wide = usable_cpus()
     home = choices[(os.getpid() if pid is None else pid) % len(choices)]
+    _placed.home = home
     pin_process(frozenset({home}))
     return home
 
@@ -101,19 +102,26 @@ def unplace_supervisor() -> None:
     benchmark that measures the service's placement, then goes on)."""
     if _placed.wide is not None:
         pin_process(_placed.wide)
-        _placed.wide = None
+    _placed.wide = _placed.home = None
+
+
+def node_child_cpus() -> frozenset[int]:
+    """Where a node child without ``node_cpus`` runs: every CPU the service may use but
+    the supervisor's (all of them on a single CPU, or when this process is not placed)."""
+    usable = usable_cpus()
+    home = _placed.home
+    return usable - {home} if home is not None and len(usable) > 1 else usable
 
 
 @contextmanager
-def started_wide() -> Iterator[None]:
-    """A process started inside this block gets every CPU the supervisor had before it
-    took one (it inherits its starting thread's): this thread widens, then returns."""
-    wide = _placed.wide
-    if wide is None:
+def starting_node_child() -> Iterator[None]:
+    """A process started inside this block runs on ``node_child_cpus()`` (it inherits
+    its starting thread's CPUs): this thread moves there, then back."""
+    if _placed.home is None:
         yield
         return
     own = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, wide)
+    os.sched_setaffinity(0, node_child_cpus())
     try:
         yield
     finally:

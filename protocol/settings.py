@@ -188,9 +188,9 @@ class ServiceSettings(Section):
     ] = 10.0  # fmt: skip
     node_cpus: Annotated[
         tuple[Annotated[int, Field(ge=0)], ...],
-        Field(description="CPUs the node child runs on alone, the supervisor on the rest "
-              "(e.g. [1] on a 2-core host running one service); none: both anywhere. "
-              "Give each service on a host its own"),
+        Field(description="CPUs the node child runs on alone, the supervisor on one of the "
+              "rest (e.g. [1] on a 2-core host running one service); none: the supervisor "
+              "on one CPU chosen by its pid, the node child on the others"),
     ] = ()  # fmt: skip
 
     @model_validator(mode="after")

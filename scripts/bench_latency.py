@@ -57,7 +57,7 @@ from protocol import (
 )
 from scripts import bench_node
 from scripts.bench_common import ROOT, SCRATCH, Row, Stage, pct
-from supervisor import ChildRef, ChildSpec, Supervisor, SupervisorSpec
+from supervisor import ChildRef, ChildSpec, Supervisor, SupervisorSpec, freeze_heap
 
 
 class Stamp(SupervisedActor):
@@ -183,6 +183,7 @@ def node_figures(quick: bool) -> list[Row]:
     fill_trace = Path(tmp.name) / "fills.txt"
     place_supervisor(settings.cpus)  # as the service does before its tree
     sup = node_tree(settings, inbox, events, (trace, fill_trace))
+    freeze_heap()  # as the service does once its tree is built
     rows: list[Row] = []
     try:
         _, started = arrived(inbox, NodeStarted)

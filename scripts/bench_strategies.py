@@ -77,6 +77,7 @@ from protocol import (
 from scripts import bench_latency, bench_stall
 from scripts.bench_common import ROOT, SCRATCH, Row, Stage, pct, print_rows
 from storage import RunInfo, Store
+from supervisor import freeze_heap
 
 SPEED = 3000.0  # x real time: 50 one-minute bars a second, as the latency bench plays
 INSTRUMENT = NodeSettings().instrument_id
@@ -331,6 +332,7 @@ def under_the_tree(
     sup = bench_latency.node_tree(
         settings, inbox, events, (trace, fill_trace), checkpointer=start_checkpointer
     )
+    freeze_heap()  # as the service does once its tree is built
     try:
         _, started = bench_latency.arrived(inbox, NodeStarted, 120)
         assert isinstance(started, NodeStarted)

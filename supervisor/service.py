@@ -54,6 +54,7 @@ from supervisor.config import (
     load_config,
 )
 from supervisor.health import unresponsive
+from supervisor.heap import freeze_heap
 from supervisor.spec import ChildSpec, Restart, SupervisorSpec
 from supervisor.supervisor import Supervisor
 
@@ -317,6 +318,7 @@ class Service:
         if node_cpus:
             log.info("node child on CPU %s, the supervisor on CPU %d", node_cpus, home)
         self.supervisor = Supervisor.start(self.spec, parent=self.events)
+        freeze_heap()  # the tree is built: a full collection walks only what comes next
         log.info(
             "service started: trader %s, mode %s, run %d, db %s",
             self.run.trader_id,
