@@ -190,8 +190,14 @@ class ServiceSettings(Section):
         tuple[Annotated[int, Field(ge=0)], ...],
         Field(description="CPUs the node child runs on alone, the supervisor on one of the "
               "rest (e.g. [1] on a 2-core host running one service); none: the supervisor "
-              "on one CPU chosen by its pid, the node child on the others"),
+              "on one CPU chosen by its pid, the node child on the others (split_cpus)"),
     ] = ()  # fmt: skip
+    split_cpus: Annotated[
+        bool,
+        Field(description="the supervisor's threads on one CPU, the node child on the "
+              "others (or node_cpus); false without node_cpus: both anywhere, balanced by "
+              "the scheduler (many busy nodes on few cores)"),
+    ] = True  # fmt: skip
 
     @model_validator(mode="after")
     def _node_cpus_leave_the_supervisor_one(self) -> Self:

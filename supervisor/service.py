@@ -311,12 +311,12 @@ class Service:
         self.spec = service_spec(
             self.live, self.run, self._since_run, None if account is None else account[0]
         )
-        node_cpus = self.config.settings.service.node_cpus
-        # Before the tree: its threads inherit the supervisor's one CPU (the node child
-        # gets every other, or node_cpus).
-        home = place_supervisor(node_cpus)
-        if node_cpus:
-            log.info("node child on CPU %s, the supervisor on CPU %d", node_cpus, home)
+        service = self.config.settings.service
+        if service.split_cpus or service.node_cpus:
+            # Before the tree: its threads inherit the supervisor's one CPU (the node
+            # child gets the others, or node_cpus).
+            home = place_supervisor(service.node_cpus)
+            log.info("the supervisor on CPU %d, the node child on the others", home)
         self.supervisor = Supervisor.start(self.spec, parent=self.events)
         freeze_heap()  # the tree is built: a full collection walks only what comes next
         log.info(

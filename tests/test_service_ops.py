@@ -214,20 +214,23 @@ def test_the_supervisor_freezes_its_start_up_heap(tmp_path):
     with the GIL held, and every fill or halt that met one waited for it (our part of a
     fill p99 up to 33 ms with 20 strategies). Once its tree is built, what the process
     holds is frozen: a full collection walks only what came after. In this process, so
-    its placement and its freeze are undone after."""
+    with ``split_cpus = false``, which leaves its CPUs as they were (and is read here)."""
     db = tmp_path / "heap.db"
     path = tmp_path / "heap.toml"
-    path.write_text(f'[service]\ntrader_id = "HEAP-001"\ndb_path = "{db}"\n')
+    path.write_text(f'[service]\ntrader_id = "HEAP-001"\ndb_path = "{db}"\nsplit_cpus = false\n')
+    cpus = os.sched_getaffinity(0)
     gc.unfreeze()
     service = Service(load_config(path, import_strategies=False), restore=False)
     try:
         service.start()
         frozen = gc.get_freeze_count()
+        placed = os.sched_getaffinity(0)
     finally:
         service.stop("test: heap read")
-        unplace_supervisor()
+        unplace_supervisor()  # in case it did place this process
         gc.unfreeze()
     assert frozen > 10_000, frozen
+    assert placed == cpus
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to split")
