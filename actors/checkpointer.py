@@ -88,6 +88,7 @@ from protocol import (
 )
 from storage import RunInfo, StorageError, Store, cap_output_log, prune_recordings, recordings_of
 from storage.store import ns_to_iso, utc_now
+from storage.wal import BACKSTOP_PAGES, WAL_EVERY_S, WalKeeper
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +153,7 @@ class CheckpointerActor(SupervisedActor):
         db_pragmas: tuple[str, ...] = (),
         since_run: int = 0,
         clock: Callable[[], float] = time.monotonic,
+        wal_every_s: float = WAL_EVERY_S,
     ) -> None:
         """``service`` holds the intervals and the retention policy; with ``beats`` the
         checkpointer writes the heartbeat on its own timer (the service's runtime beats
@@ -170,6 +172,7 @@ class CheckpointerActor(SupervisedActor):
         self._sweep_interval_s = service.retention_sweep_s
         self._clock = clock
         self._store: Store | None = None
+        self._wal = WalKeeper(db_path, wal_every_s)
         self._timers: list[Interval] = []
         self._requests: dict[int, _Request] = {}
         self._next_id = 0
@@ -188,8 +191,12 @@ class CheckpointerActor(SupervisedActor):
 
     def started(self) -> None:
         self._store = Store(self._db_path, timeout_s=self._busy_timeout_s)
+        # The WAL is folded by the keeper's thread, not on a checkpoint's commit
+        # (storage.wal); this connection only past the backstop.
+        self._store.db.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
         for pragma in self._db_pragmas:
             self._store.db.execute(f"PRAGMA {pragma}")
+        self._wal.start()
         found = self._store.last_checkpoint(self._run.trader_id, self._since_run)
         if found is not None:
             self._last_id, self._last = found
@@ -213,6 +220,7 @@ class CheckpointerActor(SupervisedActor):
     def stopped(self) -> None:
         for timer in self._timers:
             timer.cancel()
+        self._wal.stop()
         if self._store is not None:
             self._store.close()
 

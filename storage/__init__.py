@@ -47,13 +47,16 @@ from storage.status import (
 )
 from storage.store import GateRow, OutboxRow, RunInfo, Store, Swept, retention_bound
 from storage.trades import Fill, FundingPayment, RoundTrip, TradeBook, round_trips
+from storage.wal import BACKSTOP_PAGES, WAL_EVERY_S, WalKeeper
 
 __all__ = [
+    "BACKSTOP_PAGES",
     "DEFAULT_ROWS",
     "MAX_DAYS",
     "MAX_TRADES",
     "PENDING_TTL_S",
     "SCHEMA_VERSION",
+    "WAL_EVERY_S",
     "AlertRow",
     "AlreadyRegistered",
     "AlreadyRunning",
@@ -93,6 +96,7 @@ __all__ = [
     "TradeBook",
     "TradeReport",
     "TripRow",
+    "WalKeeper",
     "balance_text",
     "cap_output_log",
     "capital_return",

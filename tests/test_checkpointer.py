@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -15,9 +16,12 @@ from protocol import (
     CheckpointNow,
     CheckpointSaved,
     ErrorRaised,
+    FinalSnapshot,
     NodeReport,
     NodeStarted,
     OrderFilled,
+    OrderView,
+    QueryState,
     ServiceSettings,
     TakeSnapshot,
     WhereIs,
@@ -193,3 +197,57 @@ def test_the_cursor_moves_on_in_place_while_nothing_else_changed(setup):
     changed = NodeReport(Decimal(1), Decimal(1), 0, replay_cursor=90, state_version=1)
     checkpointer.ask(changed, timeout=5)
     assert read_status(db, "TEST-001", 60)["replay_cursor"] == 50, "a changed state waits"
+
+
+def _wal_tree(db, run, wal_every_s: float):
+    spec = SupervisorSpec(
+        children=(
+            ChildSpec(
+                "checkpointer",
+                lambda ctx: CheckpointerActor.start(ctx, db, run, QUIET, wal_every_s=wal_every_s),
+            ),
+        )
+    )
+    sup = Supervisor.start(spec, parent=Inbox())
+    return sup, sup.ask(WhereIs("checkpointer"), timeout=5)
+
+
+def test_a_checkpoint_write_never_folds_the_wal_its_keeper_does(tmp_path):
+    """Issue 29: SQLite folded the WAL into the database on the commit that took it past
+    1,000 pages - a checkpoint write of 5-7 ms instead of 0.5, once in a few hundred,
+    and the fills that reached the checkpointer meanwhile waited for it. The checkpointer's
+    commits now leave the WAL alone (up to a backstop); a keeper thread folds it."""
+    db = tmp_path / "wal.db"
+    store = Store(db)
+    run = store.open_run("TEST-001", "replay")
+    store.close()
+    orders = tuple(
+        OrderView(f"O-{i}", "BTCUSDT-PERP.BINANCE", "BUY", "LIMIT", Decimal("0.010"),
+                  Decimal(0), Decimal(42000 + i), "ACCEPTED")
+        for i in range(2000)
+    )  # fmt: skip
+    big = snapshot(open_orders=orders)  # ~80 pages of JSON a checkpoint
+    wal = db.with_name(db.name + "-wal")
+
+    sup, checkpointer = _wal_tree(db, run, wal_every_s=3600)  # its keeper waits an hour
+    try:
+        for i in range(20):
+            checkpointer.tell(FinalSnapshot(replace(big, replay_cursor=i)))
+        checkpointer.ask(QueryState(), timeout=30)  # after the 20 writes
+        assert wal.stat().st_size > 5 * 1024 * 1024  # past 1,000 pages, and not folded
+        assert db.stat().st_size < 1024 * 1024, "a commit folded the WAL"
+    finally:
+        sup.stop(timeout=10)
+
+    sup, checkpointer = _wal_tree(db, run, wal_every_s=0.05)
+    try:
+        for i in range(20):
+            checkpointer.tell(FinalSnapshot(replace(big, replay_cursor=100 + i)))
+        checkpointer.ask(QueryState(), timeout=30)
+        start = db.stat().st_size
+        deadline = time.monotonic() + 10
+        while db.stat().st_size <= max(start, 4 * 1024 * 1024) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert db.stat().st_size > 4 * 1024 * 1024, "the keeper folded the WAL"
+    finally:
+        sup.stop(timeout=10)
