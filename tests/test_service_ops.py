@@ -209,6 +209,19 @@ def _cpus_of(pid: int) -> dict[int, frozenset[int]]:
     return allowed
 
 
+def _cpus_while_trading(
+    config: Path, db: Path, cwd: Path
+) -> tuple[dict[int, frozenset[int]], dict[int, frozenset[int]]]:
+    """The CPUs of each thread of the supervisor and of its node child, after a fill."""
+    service = ServiceProcess(config, db, cwd)
+    try:
+        service.wait_status("a fill", lambda r: r["fills"] > 0)
+        node_pid = int(events(db, "node_started")[-1][1]["pid"])
+        return _cpus_of(service.proc.pid), _cpus_of(node_pid)
+    finally:
+        service.ensure_dead()
+
+
 def test_the_supervisor_freezes_its_start_up_heap(tmp_path):
     """Issue 29: a full collection of the supervisor's 88k start-up objects took 27-44 ms
     with the GIL held, and every fill or halt that met one waited for it (our part of a
@@ -243,13 +256,7 @@ def test_the_supervisors_threads_share_one_cpu_and_the_node_child_has_the_others
     on the others (it would inherit the supervisor's). Read from outside, every thread."""
     usable = frozenset(os.sched_getaffinity(0))
     config, db = write_config(tmp_path, trader="PIN-002")
-    service = ServiceProcess(config, db, tmp_path)
-    try:
-        service.wait_status("a fill", lambda r: r["fills"] > 0)
-        node_pid = int(events(db, "node_started")[-1][1]["pid"])
-        supervisor, node = _cpus_of(service.proc.pid), _cpus_of(node_pid)
-    finally:
-        service.ensure_dead()
+    supervisor, node = _cpus_while_trading(config, db, tmp_path)
     (home,) = set(supervisor.values())
     assert len(home) == 1 and home <= usable, supervisor
     assert set(node.values()) == {usable - home}, node
@@ -268,13 +275,7 @@ def test_node_cpus_give_the_node_child_its_own_cpu_and_the_supervisor_the_others
         'node_log_level = "ERROR"', f'node_log_level = "ERROR"\nnode_cpus = [{node_cpu}]'
     )
     config.write_text(text)
-    service = ServiceProcess(config, db, tmp_path)
-    try:
-        service.wait_status("a fill", lambda r: r["fills"] > 0)
-        node_pid = int(events(db, "node_started")[-1][1]["pid"])
-        supervisor, node = _cpus_of(service.proc.pid), _cpus_of(node_pid)
-    finally:
-        service.ensure_dead()
+    supervisor, node = _cpus_while_trading(config, db, tmp_path)
     assert set(node.values()) == {frozenset([node_cpu])}, node
     (home,) = set(supervisor.values())  # one of the others, all its threads on it
     assert len(home) == 1 and home <= frozenset(rest), supervisor
