@@ -32,7 +32,6 @@ from protocol.commands import (
     UpdateRisk,
 )
 from protocol.cpus import (
-    node_child_cpus,
     pin_process,
     place_supervisor,
     starting_node_child,
@@ -287,7 +286,6 @@ __all__ = [
     "exponential_delay",
     "file_sha256",
     "is_secret",
-    "node_child_cpus",
     "node_secrets",
     "pin_process",
     "place_supervisor",

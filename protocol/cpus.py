@@ -29,7 +29,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 __all__ = [
-    "node_child_cpus",
     "pin_process",
     "place_supervisor",
     "starting_node_child",
@@ -85,13 +84,13 @@ def pin_process(cpus: frozenset[int] | tuple[int, ...]) -> None:
             continue
 
 
-def place_supervisor(node_cpus: tuple[int, ...] = (), pid: int | None = None) -> int:
+def place_supervisor(node_cpus: tuple[int, ...] = ()) -> int:
     """Every thread of this process, and every thread they start, onto one CPU: one of
-    those it may use (less ``node_cpus``), chosen by ``pid`` (this process's); that CPU.
+    those it may use (less ``node_cpus``), chosen by its pid; that CPU.
     Again after ``unplace_supervisor`` or a second time, it chooses among the same CPUs."""
     choices = sorted(supervisor_cpus(node_cpus) if node_cpus else usable_cpus())
     _placed.wide = usable_cpus()
-    home = choices[(os.getpid() if pid is None else pid) % len(choices)]
+    home = choices[os.getpid() % len(choices)]
     _placed.home = home
     pin_process(frozenset({home}))
     return home
@@ -105,7 +104,7 @@ def unplace_supervisor() -> None:
     _placed.wide = _placed.home = None
 
 
-def node_child_cpus() -> frozenset[int]:
+def _node_child_cpus() -> frozenset[int]:
     """Where a node child without ``node_cpus`` runs: every CPU the service may use but
     the supervisor's (all of them on a single CPU, or when this process is not placed)."""
     usable = usable_cpus()
@@ -115,13 +114,13 @@ def node_child_cpus() -> frozenset[int]:
 
 @contextmanager
 def starting_node_child() -> Iterator[None]:
-    """A process started inside this block runs on ``node_child_cpus()`` (it inherits
+    """A process started inside this block runs on ``_node_child_cpus()`` (it inherits
     its starting thread's CPUs): this thread moves there, then back."""
     if _placed.home is None:
         yield
         return
     own = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, node_child_cpus())
+    os.sched_setaffinity(0, _node_child_cpus())
     try:
         yield
     finally:

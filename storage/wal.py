@@ -37,7 +37,6 @@ class WalKeeper:
         self._every_s = every_s
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="wal-keeper", daemon=True)
-        self.folds = 0  # successful folds, for the tests
 
     def start(self) -> None:
         self._thread.start()
@@ -63,7 +62,6 @@ class WalKeeper:
                         log.warning("folding the WAL of %s failed: %s", self._path, exc)
                     failing = True
                     continue
-                self.folds += 1
                 if failing:
                     log.info("folding the WAL of %s works again", self._path)
                 failing = False

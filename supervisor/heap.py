@@ -18,8 +18,6 @@ import gc
 __all__ = ["freeze_heap"]
 
 
-def freeze_heap() -> int:
-    """Every object this process holds now, out of the collector's sight for good; how
-    many are frozen in all."""
+def freeze_heap() -> None:
+    """Every object this process holds now, out of the collector's sight for good."""
     gc.freeze()
-    return gc.get_freeze_count()
