@@ -247,11 +247,13 @@ class Bridge(Actor):
         self.msgbus.subscribe(topic=FUNDING_TOPIC, handler=self._on_funding)
         if self.venue_funding is not None:
             # Before the sandbox's exec client matches a trade or a quote (it listens on
-            # ``data.*.<venue>.*`` at priority 0): a settlement it passes is charged first.
+            # ``data.*.<venue>.*`` at priority 0), and before the strategies see a bar: a
+            # settlement it passes is charged first.
             venue = self._instrument_ids[0].venue.value
-            self.msgbus.subscribe(
-                topic=f"data.*.{venue}.*", handler=self.venue_funding.on_market, priority=10
-            )
+            for topic in (f"data.*.{venue}.*", "data.bars.*"):
+                self.msgbus.subscribe(
+                    topic=topic, handler=self.venue_funding.on_market, priority=10
+                )
         if self.venue_funding is not None or self._income is not None:
             # The venue's funding (binance-sandbox), or when it settles (binance-testnet:
             # the income poll runs once after each settlement).

@@ -51,6 +51,8 @@ NS_PER_MS = 1_000_000
 SEAM_WAIT_S = 10.0  # how long the catch-up waits for the live feed's first trade
 SEAM_POLL_S = 0.25  # between two reads of the tape's end while it waits
 DRAIN_ROUNDS = 10_000  # loop passes to settle one item's consequences, at most
+# Within one millisecond (``_Timeline``): its trades, a settlement at its end, its bar.
+_TRADE, _SETTLEMENT, _BAR = 0, 1, 2
 
 
 class DataSource(Protocol):
@@ -463,8 +465,15 @@ def implied_touch(tick: TradeTick, increment: Price) -> QuoteTick:
 
 
 class _Timeline:
-    """The gap's bars and settlements, in market time: a bar at its close, a settlement
-    at its time (after a bar closing at the same time, as the live feed brings them)."""
+    """The gap's bars and settlements, in market time, as the live feed brings them.
+
+    Binance stamps a kline with its period's last millisecond (``closeTime``) and settles
+    funding at the period's end, the next millisecond. Within a millisecond: its trades
+    first, then a settlement at its end (charged on the positions held through the
+    period), then the bar closing in it, which reaches a strategy only once the period
+    ended - an order it sends fills after the settlement. A trade at the settlement's
+    own millisecond comes after it (the live feed's first trade at or past a settlement
+    settles it first: ``node.funding.MarkPriceFunding``)."""
 
     def __init__(self, bars: Iterable[Bar], settlements: Iterable[Settlement]) -> None:
         self._items: list[tuple[int, int, Bar | Settlement]] = []
@@ -472,20 +481,19 @@ class _Timeline:
         self.add_settlements(settlements)
 
     def add_bars(self, bars: Iterable[Bar]) -> None:
-        self._add((int(b.ts_event), 0, b) for b in bars)
+        self._add((int(b.ts_event), _BAR, b) for b in bars)
 
     def add_settlements(self, settlements: Iterable[Settlement]) -> None:
-        self._add((s.at_ns, 1, s) for s in settlements)
+        self._add((s.at_ns - NS_PER_MS, _SETTLEMENT, s) for s in settlements)
 
     def _add(self, rows: Iterable[tuple[int, int, Bar | Settlement]]) -> None:
         self._items = sorted([*self._items, *rows], key=lambda row: (row[0], row[1]))
 
     def until(self, ts_ns: int | None) -> list[Bar | Settlement]:
-        """The items before ``ts_ns`` (a trade at a bar's close time belongs to the bar's
-        period, so it plays first), taken off the timeline."""
+        """The items before a trade at ``ts_ns`` (None: all), taken off the timeline."""
         n = 0
-        for at, _, _ in self._items:
-            if ts_ns is not None and at >= ts_ns:
+        for at, rank, _ in self._items:
+            if ts_ns is not None and (at, rank) >= (ts_ns, _TRADE):
                 break
             n += 1
         if not n:

@@ -247,12 +247,16 @@ def charge(
     return paid
 
 
+KLINE_END_NS = 10**6  # a Binance kline's period ends a millisecond after its closeTime
+
+
 class MarkPriceFunding:
     """binance-sandbox: the venue's own funding, from its mark-price stream. Each update
     announces the rate and the next settlement time. The venue charges the position held
     at that time, so the first market datum at or after it (a trade or a quote, seen
-    before the sandbox matches it: ``on_market``) settles it at the last mark, or the
-    first mark update at or after it does at its own mark, whichever comes first. The
+    before the sandbox matches it, or the bar of the period it ends, seen before the
+    strategies act on it: ``on_market``) settles it at the last mark, or the first mark
+    update at or after it does at its own mark, whichever comes first. The
     next mark push comes up to 3 s later on Binance's stream: settling there charged
     whatever the trades in between had filled, where the restart's catch-up (which plays
     the settlement before the first trade after it) charged the position of the time. A
@@ -282,13 +286,19 @@ class MarkPriceFunding:
         self._pending[key] = (Decimal(update.funding_rate), int(update.next_funding_ns), mark)
 
     def on_market(self, data: object) -> None:
-        """A trade or a quote on its way to the sandbox's matching: one at or past the
-        announced settlement settles it first, on the positions held before it."""
-        if not isinstance(data, TradeTick | QuoteTick):
+        """A trade, a quote or a bar on its way to the sandbox's matching or to the
+        strategies: one at or past the announced settlement settles it first, on the
+        positions held before it. A bar is past it when its period ends there: Binance
+        stamps a kline with the period's last millisecond, and the strategies see it only
+        after the period (an order on it fills after the settlement)."""
+        if isinstance(data, Bar):
+            key, ts = data.bar_type.instrument_id.value, data.ts_event + KLINE_END_NS
+        elif isinstance(data, TradeTick | QuoteTick):
+            key, ts = data.instrument_id.value, data.ts_event
+        else:
             return
-        key = data.instrument_id.value
         pending = self._pending.get(key)
-        if pending is not None and data.ts_event >= pending[1]:
+        if pending is not None and ts >= pending[1]:
             rate, at_ns, mark = pending
             self.settle(key, rate, mark, at_ns)
 

@@ -402,12 +402,28 @@ def test_sandbox_charges_the_venues_funding_at_its_settlement_time(tmp_path):
 AMBIGUOUS_NS = 50_000_000  # a fill this soon after a settlement may be of a trade before it
 
 
-def signed_fills(db: Path) -> list[tuple[int, Decimal]]:
-    """The session's fills as (when the sandbox made it, signed quantity)."""
+KLINE_END_NS = 1_000_000  # a kline's period ends a millisecond after its closeTime
+
+
+def signed_fills(db: Path) -> list[tuple[int, int, Decimal]]:
+    """The session's fills as (when the sandbox stamped it - its last market datum's
+    time -, the close time of the last bar the strategies had seen, signed quantity)."""
     return [
-        (int(str(f["ts_event"])), Decimal(str(f["quantity"])) * (1 if f["side"] == "BUY" else -1))
+        (
+            int(str(f["ts_event"])),
+            int(str(f["market_ns"])),
+            Decimal(str(f["quantity"])) * (1 if f["side"] == "BUY" else -1),
+        )
         for _, f in events(db, "fill")
     ]
+
+
+def before(at: int, ts: int, bar_ns: int) -> bool:
+    """A fill the venue made before the settlement at ``at``: stamped before it, and not
+    of an order decided on the bar of the period the settlement ends - a kline reaches
+    the strategies only after its period, so on the venue its orders come after the
+    settlement (the sandbox stamps such a fill with the period's last trade's time)."""
+    return ts < at and bar_ns + KLINE_END_NS < at
 
 
 def test_sandbox_funding_is_on_the_position_held_at_the_settlement_not_at_the_next_mark(
@@ -417,7 +433,10 @@ def test_sandbox_funding_is_on_the_position_held_at_the_settlement_not_at_the_ne
     it at the first mark-price push after it (up to 1.5 s later here, 3 s on Binance's
     plain stream), on whatever the trades in between had filled by then: a restarted
     session's catch-up, which plays a settlement before the first trade after it, then
-    paid another amount, or another sign, than the session never stopped."""
+    paid another amount, or another sign, than the session never stopped. An order
+    decided on the bar of the period a settlement ends (every settlement here: bars of
+    0.2 s, settlements every 2 s) reaches the venue after it, as that bar arrives only
+    once the period is over: the position before it pays."""
     emu = BinanceEmulator(
         KEY,
         SECRET,
@@ -452,11 +471,13 @@ def test_sandbox_funding_is_on_the_position_held_at_the_settlement_not_at_the_ne
                 out = []
                 for ms, _, _ in emu.funding_history():
                     at = ms * 1_000_000
-                    if at < first or any(at <= ts < at + AMBIGUOUS_NS for ts, _ in fills):
+                    if at < first or any(at <= ts < at + AMBIGUOUS_NS for ts, _, _ in fills):
                         continue
-                    held = sum((q for ts, q in fills if ts < at), Decimal(0))
+                    held = sum((q for ts, bar, q in fills if before(at, ts, bar)), Decimal(0))
                     charged = Decimal(str(paid[at]["quantity"])) if at in paid else Decimal(0)
-                    moved = any(at < ts <= at + 1_500_000_000 for ts, _ in fills)
+                    moved = any(
+                        not before(at, ts, bar) and ts <= at + 1_500_000_000 for ts, bar, _ in fills
+                    )
                     out.append((at, held, charged, moved))
                 return out if sum(1 for *_, moved in out if moved) >= 2 else None
 

@@ -159,6 +159,14 @@ def funding(db: Path) -> list[Decimal]:
     return [Decimal(str(p["amount"])) for _, p in events(db, "funding")]
 
 
+def funding_told(db: Path) -> list[tuple[object, ...]]:
+    """Each payment as a failure message shows it: when, on what, at what mark."""
+    return [
+        (p["settled_at_ns"], p["quantity"], p["mark"], p["amount"], p["bar"])
+        for _, p in events(db, "funding")
+    ]
+
+
 def position_in_feed(db: Path, trader: str) -> tuple[int, int]:
     """The last trade id and the bars a session has taken, as its last checkpoint says."""
     snap = last_checkpoint_of(db, trader)
@@ -253,9 +261,10 @@ def test_a_restarted_sandbox_session_plays_its_downtime_and_ends_as_the_uninterr
         assert (a_side, a_qty) == (b_side, b_qty), (a_orders, b_orders)
         assert abs(a_px - b_px) <= SLACK, (a_orders, b_orders)
     a_funding, b_funding = funding(a_db), funding(b_db)
-    assert len(a_funding) == len(b_funding) >= 3, (a_funding, b_funding)
+    told = (funding_told(a_db), funding_told(b_db), events(a_db, "fill"), events(b_db, "fill"))
+    assert len(a_funding) == len(b_funding) >= 3, told
     for x, y in zip(a_funding, b_funding, strict=True):
-        assert abs(x - y) <= abs(x) / 100, (a_funding, b_funding)
+        assert abs(x - y) <= abs(x) / 100, told
     # The seam: B's recording holds every trade A's does - the gap's from the history,
     # those after it from the live feed - so none was missed (the parity report of B
     # replays what B played).

@@ -37,8 +37,8 @@ def trade(instrument: InstrumentId, trade_id: int, at_s: float, price: str = "10
     )
 
 
-def bar(instrument: InstrumentId, close_s: float) -> Bar:
-    ts = T0 + int(close_s * S)
+def bar(instrument: InstrumentId, close_s: float, less_ns: int = 0) -> Bar:
+    ts = T0 + int(close_s * S) - less_ns
     price = Price.from_str("100.0")
     return Bar(
         BarType.from_str(f"{instrument}-1-MINUTE-LAST-EXTERNAL"),
@@ -130,6 +130,7 @@ def run_catch_up(
 
     def charge(settlement: Settlement) -> int:
         charged.append(settlement)
+        played.append(settlement)  # where it fell among what reached the engines
         return 1
 
     plan = Plan(
@@ -165,6 +166,8 @@ def describe(items: list[object]) -> list[str]:
             )
         elif isinstance(item, QuoteTick):
             out.append("Q")
+        elif isinstance(item, Settlement):
+            out.append(f"S@{(item.at_ns - T0) // S}")
     return out
 
 
@@ -194,7 +197,8 @@ def test_two_instruments_play_in_market_time_with_their_bars_and_settlements_onc
     # BTC 10 was the checkpoint's last trade: not again; a trade at a bar's close belongs
     # to the bar's period (it plays first); the settlement at 62 s once, after the bars.
     assert kinds == [
-        "TSOL500", "TSOL501", "TBTC11", "TBTC12", "BBTC@60", "BSOL@60", "TSOL502", "TBTC13",
+        "TSOL500", "TSOL501", "TBTC11", "TBTC12", "BBTC@60", "BSOL@60", "S@62", "TSOL502",
+        "TBTC13",
     ]  # fmt: skip
     # each trade after the touch it implies: a seller hit the bid at its price
     first_quote = played[0]
@@ -202,6 +206,29 @@ def test_two_instruments_play_in_market_time_with_their_bars_and_settlements_onc
     assert str(first_quote.ask_price) == "100.1"
     assert [s.at_ns for s in charged] == [T0 + 62 * S]
     assert (caught.trades, caught.bars, caught.settlements, caught.skipped_ns) == (6, 2, 1, 0)
+
+
+def test_a_settlement_at_a_bars_end_is_charged_before_the_bar_and_a_trade_at_its_time():
+    """Binance stamps a kline with its period's last millisecond and settles funding at
+    the period's end, the next one: the bar reaches a strategy only after the period
+    ended, so an order it sends fills after the settlement, on which the position held
+    before it pays (as the live session's does); a trade at the settlement's millisecond
+    is after it too (the live feed's first trade at or past a settlement settles it
+    first). A trade of the period's last millisecond is before it."""
+    ms = S // 1000
+    history = FakeHistory(
+        tapes={
+            BTC.value: [trade(BTC, 11, 59.999), trade(BTC, 12, 60), trade(BTC, 13, 61)],
+            SOL.value: [],
+        },
+        closed=[bar(BTC, 60, less_ns=ms)],  # closeTime: T0 + 59.999 s
+        settled=[Settlement(BTC.value, T0 + 60 * S, Decimal("0.0001"), Decimal("100"))],
+    )
+    played, charged, caught, _ = run_catch_up(history, marks_at(10, 499), now_s=80)
+    kinds = [d for d in describe(played) if d != "Q"]
+    assert (caught.trades, caught.bars, caught.settlements) == (3, 1, 1)
+    assert kinds == ["TBTC11", "S@60", "BBTC@59", "TBTC12", "TBTC13"], kinds
+    assert [s.at_ns for s in charged] == [T0 + 60 * S]
 
 
 def test_the_seam_lets_through_only_what_the_gap_did_not_play():
