@@ -21,7 +21,10 @@ last bar) to the live feed:
   bars by close time, quotes older than the last trade played), and the feed goes on.
 
 The history goes on until it meets the first live trade held (so the seam has no hole
-even if the live subscription came late), bounded by ``catch_up_max``: a longer gap
+even if the live subscription came late), and its settlements until the live mark-price
+stream's first update held (which announces only the next one: a settlement between the
+history's first read and that update was charged by neither side), bounded by
+``catch_up_max``: a longer gap
 plays its last part. A venue that cannot serve its history leaves the rest of the gap
 unplayed; either way the ``CaughtUp`` event says what was and was not played.
 """
@@ -37,6 +40,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol
 
+from nautilus_trader.adapters.binance.futures.types import BinanceFuturesMarkPriceUpdate
 from nautilus_trader.core.data import Data
 from nautilus_trader.model.data import Bar, BarType, CustomData, QuoteTick, TradeTick
 from nautilus_trader.model.enums import AggressorSide
@@ -105,13 +109,26 @@ class Seam:
         self._forward: Callable[[Data], None] = source._handle_data
         self.held: list[Data] = []
         self.holding = True
+        # instrument -> the time of the first mark-price update held (see ``first_mark_ns``)
+        self._first_marks: dict[str, int] = {}
         source._handle_data = self._take  # type: ignore[method-assign]
 
     def _take(self, data: Data) -> None:
         if self.holding and isinstance(data, HELD):
             self.held.append(data)
+            if isinstance(data, CustomData) and isinstance(
+                data.data, BinanceFuturesMarkPriceUpdate
+            ):
+                update = data.data
+                self._first_marks.setdefault(update.instrument_id.value, int(update.ts_event))
             return
         self._forward(data)
+
+    def first_mark_ns(self, instrument_id: str) -> int | None:
+        """The venue time of the live mark-price stream's first update held: it announces
+        the settlement after it, so the live side charges those and the catch-up every
+        one up to it."""
+        return self._first_marks.get(instrument_id)
 
     def first_live_trade(self, instrument_id: str) -> int | None:
         for data in self.held:
@@ -189,6 +206,9 @@ class Plan:
     marks: Mapping[str, DataMark]
     last_data_ns: int  # the checkpoint's last bar's arrival: a start without marks
     max_ns: int
+    # The node takes the venue's mark-price stream (its funding): the live feed's first
+    # update says from when on the stream announces the settlements.
+    mark_stream: bool = False
 
 
 class CatchUp:
@@ -224,6 +244,11 @@ class CatchUp:
         self._bars = 0
         self._settlements = 0
         self._last_price: dict[str, Decimal] = {}
+        # How far the history was read (ms): each bar type's bars, each instrument's
+        # settlements, by key; and the time the timeline holds everything up to (a bar
+        # type's bars past the live feed's first bar of it are the feed's).
+        self._read_to: dict[str, int] = {}
+        self._horizon_ms = 0
 
     def on_order_event(self, event: object) -> None:
         if isinstance(event, OrderFilled):
@@ -276,47 +301,69 @@ class CatchUp:
         self, starts: Mapping[str, int], floor_ns: int, begin_ns: int, now_ns: int
     ) -> None:
         plan = self._plan
-        end_ms = now_ns // NS_PER_MS
+        deadline = time.monotonic() + self._seam_wait_s
         # The bars that closed and the settlements that fell in the gap so far; the
-        # trades page by page, merged with them in market time.
-        bars: list[Bar] = []
+        # trades page by page, merged with them in market time; before a trade past
+        # what was read, what closed or settled up to it (``_extend``).
         for bar_type in plan.bar_types:
             key = bar_type.instrument_id.value
             after = max(starts.get(key, begin_ns), floor_ns)
             bar_mark = plan.marks.get(key)
             if bar_mark is not None and bar_mark.bar_ns:
                 after = max(bar_mark.bar_ns, floor_ns)
-            bars.extend(await self._history.bars(bar_type, after // NS_PER_MS + 1, end_ms))
-        settlements: list[Settlement] = []
+            self._read_to[str(bar_type)] = after // NS_PER_MS
         for instrument_id in plan.instruments:
             start = max(starts[instrument_id.value], floor_ns)
-            settlements.extend(
-                await self._history.settlements(instrument_id, start // NS_PER_MS + 1, end_ms)
-            )
-        pending = _Timeline(bars, settlements)
-        await self._play_trades(starts, floor_ns, pending)
-        # What closed or settled after the first reads: until the live feed's first bar
-        # (which the seam lets through) or now.
-        late_ms = self._now_ns() // NS_PER_MS
-        for bar_type in plan.bar_types:
-            first_live = self._seam.first_live_bar_ns(bar_type)
-            upto = late_ms if first_live is None else first_live // NS_PER_MS - 1
-            if upto > end_ms:
-                pending.add_bars(await self._history.bars(bar_type, end_ms + 1, upto))
-        if late_ms > end_ms:
-            for instrument_id in plan.instruments:
-                late = await self._history.settlements(instrument_id, end_ms + 1, late_ms)
-                pending.add_settlements(late)
+            self._read_to[instrument_id.value] = start // NS_PER_MS
+        pending = _Timeline((), ())
+        await self._extend(pending, now_ns // NS_PER_MS, to_live_bar=False)
+        await self._play_trades(starts, floor_ns, pending, deadline)
+        # The rest: what closed until the live feed's first bar (which the seam lets
+        # through) or now, what settled until the live mark stream's first update (the
+        # settlements after it are the live side's: it announces them) or now.
+        marks_ns = await self._first_marks_ns(deadline)
+        await self._extend(pending, max(self._now_ns(), marks_ns) // NS_PER_MS)
         await self._play_until(pending, None)
 
+    async def _extend(self, pending: _Timeline, upto_ms: int, *, to_live_bar: bool = True) -> None:
+        """Onto the timeline: the bars that closed and the settlements that fell up to
+        ``upto_ms`` and were not read yet; each bar type's only until the live feed's
+        first bar of it (``to_live_bar``), which the seam lets through."""
+        self._horizon_ms = max(self._horizon_ms, upto_ms)
+        for bar_type in self._plan.bar_types:
+            key = str(bar_type)
+            first_live = self._seam.first_live_bar_ns(bar_type) if to_live_bar else None
+            upto = upto_ms if first_live is None else min(upto_ms, first_live // NS_PER_MS - 1)
+            if upto > self._read_to[key]:
+                pending.add_bars(await self._history.bars(bar_type, self._read_to[key] + 1, upto))
+                self._read_to[key] = upto
+        for instrument_id in self._plan.instruments:
+            key = instrument_id.value
+            if upto_ms > self._read_to[key]:
+                pending.add_settlements(
+                    await self._history.settlements(instrument_id, self._read_to[key] + 1, upto_ms)
+                )
+                self._read_to[key] = upto_ms
+
+    async def _first_marks_ns(self, deadline: float) -> int:
+        """The latest of the live mark stream's first updates (0: the node takes no mark
+        stream, or none came by ``deadline``)."""
+        if not self._plan.mark_stream:
+            return 0
+        keys = [i.value for i in self._plan.instruments]
+        while True:
+            firsts = [self._seam.first_mark_ns(key) for key in keys]
+            if all(f is not None for f in firsts) or time.monotonic() > deadline:
+                return max((f for f in firsts if f is not None), default=0)
+            await asyncio.sleep(SEAM_POLL_S)
+
     async def _play_trades(
-        self, starts: Mapping[str, int], floor_ns: int, pending: _Timeline
+        self, starts: Mapping[str, int], floor_ns: int, pending: _Timeline, deadline: float
     ) -> None:
         """The gap's trades of every instrument, merged in market time (a strategy on one
         instrument may act on another's bar), each instrument's until the history read
         after the live feed's first trade of it came (that read holds every trade before
-        it), or until its feed stayed quiet for ``seam_wait_s``."""
-        deadline = time.monotonic() + self._seam_wait_s
+        it), or until its feed stayed quiet until ``deadline``."""
         tapes = [self._tape(i, starts, floor_ns) for i in self._plan.instruments]
         while True:
             for tape in tapes:
@@ -332,6 +379,9 @@ class CatchUp:
                 if trade_id == tape.resumes_at:
                     self._show_touch(tick)  # see ``_tape``
                 continue
+            if tick.ts_event // NS_PER_MS > self._horizon_ms:
+                now_ms = max(self._now_ns(), tick.ts_event) // NS_PER_MS
+                await self._extend(pending, now_ms)
             await self._play_until(pending, tick.ts_event)
             self._play_trade(tick, trade_id)
             await self._settle()

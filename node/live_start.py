@@ -183,6 +183,7 @@ async def go_live(
             marks=marks,
             last_data_ns=last_data_ns,
             max_ns=settings.simulation.catch_up_max * NS_PER_S,
+            mark_stream=bridge.venue_funding is not None,
         )
         caught = await _catch_up(node, bridge, plan, history, seam)
     return replace(

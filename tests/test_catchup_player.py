@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from nautilus_trader.model.data import Bar, BarType, QuoteTick, TradeTick
+from nautilus_trader.adapters.binance.futures.types import BinanceFuturesMarkPriceUpdate
+from nautilus_trader.model.data import Bar, BarType, CustomData, DataType, QuoteTick, TradeTick
 from nautilus_trader.model.enums import AggressorSide
 from nautilus_trader.model.identifiers import InstrumentId, TradeId
 from nautilus_trader.model.objects import Price, Quantity
@@ -120,6 +121,7 @@ def run_catch_up(
     now_s: float,
     live: list[object] = (),  # type: ignore[assignment]
     max_s: int = 3600,
+    mark_stream: bool = False,
 ) -> tuple[list[object], list[Settlement], object, Source]:
     source = Source()
     seam = Seam(source)  # type: ignore[arg-type]
@@ -139,6 +141,7 @@ def run_catch_up(
         marks=marks,
         last_data_ns=T0,
         max_ns=max_s * S,
+        mark_stream=mark_stream,
     )
     player = CatchUp(
         plan,
@@ -229,6 +232,42 @@ def test_a_settlement_at_a_bars_end_is_charged_before_the_bar_and_a_trade_at_its
     assert (caught.trades, caught.bars, caught.settlements) == (3, 1, 1)
     assert kinds == ["TBTC11", "S@60", "BBTC@59", "TBTC12", "TBTC13"], kinds
     assert [s.at_ns for s in charged] == [T0 + 60 * S]
+
+
+def mark_update(instrument: InstrumentId, at_s: float, next_s: float) -> CustomData:
+    """The live mark-price stream's update at ``at_s``, announcing the settlement at
+    ``next_s`` (as the Binance data client hands it on)."""
+    px = Price.from_str("100.0")
+    at, following = T0 + int(at_s * S), T0 + int(next_s * S)
+    update = BinanceFuturesMarkPriceUpdate(
+        instrument, px, px, px, Decimal("0.0001"), following, at, at
+    )
+    metadata = {"instrument_id": instrument}
+    return CustomData(DataType(BinanceFuturesMarkPriceUpdate, metadata), update)
+
+
+def test_a_settlement_after_the_history_was_read_and_before_the_first_live_mark_is_charged():
+    """The restart reads the gap's settlements up to its start (80 s); one falls at 85 s,
+    before the live mark-price stream's first update reaches the node (86 s), which
+    announces only the next one (100 s). Neither side charged it: the restarted session
+    missed a payment the uninterrupted one made. The catch-up now reads the settlements
+    up to the first live mark update, and plays each before the gap's trades after it."""
+    history = FakeHistory(
+        tapes={
+            BTC.value: [trade(BTC, 11, 83), trade(BTC, 12, 86), trade(BTC, 13, 87)],
+            SOL.value: [],
+        },
+        settled=[Settlement(BTC.value, T0 + 85 * S, Decimal("0.0001"), Decimal("100"))],
+    )
+    live = [mark_update(BTC, 86, 100), trade(BTC, 13, 87), mark_update(SOL, 86, 100)]
+    played, charged, caught, source = run_catch_up(
+        history, marks_at(10, 499), now_s=80, live=live, mark_stream=True
+    )
+    kinds = [d for d in describe(played) if d != "Q"]
+    assert kinds == ["TBTC11", "S@85", "TBTC12", "TBTC13"], kinds
+    assert [s.at_ns for s in charged] == [T0 + 85 * S]
+    assert caught.settlements == 1
+    assert source.forwarded[0] is live[0], "the mark update goes on, announcing 100 s"
 
 
 def test_the_seam_lets_through_only_what_the_gap_did_not_play():
