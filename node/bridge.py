@@ -215,7 +215,12 @@ class Bridge(Actor):
         self.venue_funding = (
             None
             if funding_venue is None
-            else MarkPriceFunding(funding_venue, self._publish_funding, lambda: self.cursor)
+            else MarkPriceFunding(
+                funding_venue,
+                self._publish_funding,
+                lambda: self.cursor,
+                {m.instrument_id: m.settled_ns for m in data_marks if m.settled_ns},
+            )
         )
         self._state_version = 0  # +1 for every order, position or trading-state change
         self._data_interval_s = data_interval_s
@@ -550,8 +555,12 @@ class Bridge(Actor):
             state_version=self._state_version,
             last_data_ns=self._last_data_ns,
             fill_draws=self._fills.draws if self._fills is not None else 0,
-            data_marks=self.feed_marks.marks() if replay is None else (),
+            data_marks=self._data_marks() if replay is None else (),
         )
+
+    def _data_marks(self) -> tuple[DataMark, ...]:
+        funding = self.venue_funding
+        return self.feed_marks.marks(None if funding is None else funding.settled)
 
     def snapshot(self) -> Snapshot:
         return self.snapshots.snapshot(self.trader_id.value, self._progress())

@@ -24,9 +24,9 @@ The history goes on until it meets the first live trade held (so the seam has no
 even if the live subscription came late), and its settlements until the live mark-price
 stream's first update held (which announces only the next one: a settlement between the
 history's first read and that update was charged by neither side), bounded by
-``catch_up_max``: a longer gap
-plays its last part. A venue that cannot serve its history leaves the rest of the gap
-unplayed; either way the ``CaughtUp`` event says what was and was not played.
+``catch_up_max``: a longer gap plays its last part. A venue that cannot serve its history
+leaves the rest of the gap unplayed; either way the ``CaughtUp`` event says what was and
+was not played.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ SEAM_WAIT_S = 10.0  # how long the catch-up waits for the live feed's first trad
 SEAM_POLL_S = 0.25  # between two reads of the tape's end while it waits
 DRAIN_ROUNDS = 10_000  # loop passes to settle one item's consequences, at most
 # Within one millisecond (``_Timeline``): its trades, a settlement at its end, its bar.
-_TRADE, _SETTLEMENT, _BAR = 0, 1, 2
+_SETTLEMENT, _BAR = 1, 2
 
 
 class DataSource(Protocol):
@@ -73,9 +73,12 @@ class FeedMarks:
     def __init__(self, restored: Sequence[DataMark] = ()) -> None:
         self._trades: dict[str, tuple[int, int]] = {}
         self._bars: dict[str, int] = {}
+        self._settled: dict[str, int] = {}  # the restored last settlement charged
         for mark in restored:
             self._trades[mark.instrument_id] = (mark.trade_id, mark.trade_ns)
             self._bars[mark.instrument_id] = mark.bar_ns
+            if mark.settled_ns:
+                self._settled[mark.instrument_id] = mark.settled_ns
 
     def trade(self, tick: TradeTick) -> None:
         try:
@@ -90,10 +93,20 @@ class FeedMarks:
         key = bar.bar_type.instrument_id.value
         self._bars[key] = max(self._bars.get(key, 0), bar.ts_event)
 
-    def marks(self) -> tuple[DataMark, ...]:
-        keys = sorted(set(self._trades) | set(self._bars))
+    def marks(self, settled: Mapping[str, int] | None = None) -> tuple[DataMark, ...]:
+        """``settled``: the last settlement each instrument's funding charged since."""
+        last = dict(self._settled)
+        for key, at_ns in (settled or {}).items():
+            last[key] = max(at_ns, last.get(key, 0))
+        keys = sorted(set(self._trades) | set(self._bars) | set(last))
         return tuple(
-            DataMark(k, *self._trades.get(k, (0, 0)), bar_ns=self._bars.get(k, 0)) for k in keys
+            DataMark(
+                k,
+                *self._trades.get(k, (0, 0)),
+                bar_ns=self._bars.get(k, 0),
+                settled_ns=last.get(k, 0),
+            )
+            for k in keys
         )
 
 
@@ -313,23 +326,37 @@ class CatchUp:
                 after = max(bar_mark.bar_ns, floor_ns)
             self._read_to[str(bar_type)] = after // NS_PER_MS
         for instrument_id in plan.instruments:
-            start = max(starts[instrument_id.value], floor_ns)
-            self._read_to[instrument_id.value] = start // NS_PER_MS
+            key = instrument_id.value
+            start = max(starts[key], floor_ns)
+            mark = plan.marks.get(key)
+            if mark is not None:  # not a settlement already charged before the restart
+                start = max(start, mark.settled_ns)
+            self._read_to[key] = start // NS_PER_MS
         pending = _Timeline((), ())
         await self._extend(pending, now_ns // NS_PER_MS, to_live_bar=False)
         await self._play_trades(starts, floor_ns, pending, deadline)
         # The rest: what closed until the live feed's first bar (which the seam lets
-        # through) or now, what settled until the live mark stream's first update (the
-        # settlements after it are the live side's: it announces them) or now.
+        # through) or now; what settled until the live mark stream's first update (those
+        # after it are the live side's: it announces them, and charges each before the
+        # first trade past it), or now without one.
         marks_ns = await self._first_marks_ns(deadline)
-        await self._extend(pending, max(self._now_ns(), marks_ns) // NS_PER_MS)
+        now_ms = self._now_ns() // NS_PER_MS
+        await self._extend(pending, now_ms, settled_ms=marks_ns // NS_PER_MS or now_ms)
         await self._play_until(pending, None)
 
-    async def _extend(self, pending: _Timeline, upto_ms: int, *, to_live_bar: bool = True) -> None:
+    async def _extend(
+        self,
+        pending: _Timeline,
+        upto_ms: int,
+        *,
+        to_live_bar: bool = True,
+        settled_ms: int | None = None,
+    ) -> None:
         """Onto the timeline: the bars that closed and the settlements that fell up to
-        ``upto_ms`` and were not read yet; each bar type's only until the live feed's
-        first bar of it (``to_live_bar``), which the seam lets through."""
-        self._horizon_ms = max(self._horizon_ms, upto_ms)
+        ``upto_ms`` (the settlements: ``settled_ms``, when given) and were not read yet;
+        each bar type's only until the live feed's first bar of it (``to_live_bar``),
+        which the seam lets through."""
+        settled_ms = upto_ms if settled_ms is None else settled_ms
         for bar_type in self._plan.bar_types:
             key = str(bar_type)
             first_live = self._seam.first_live_bar_ns(bar_type) if to_live_bar else None
@@ -339,11 +366,12 @@ class CatchUp:
                 self._read_to[key] = upto
         for instrument_id in self._plan.instruments:
             key = instrument_id.value
-            if upto_ms > self._read_to[key]:
-                pending.add_settlements(
-                    await self._history.settlements(instrument_id, self._read_to[key] + 1, upto_ms)
-                )
-                self._read_to[key] = upto_ms
+            if settled_ms > self._read_to[key]:
+                start_ms = self._read_to[key] + 1
+                found = await self._history.settlements(instrument_id, start_ms, settled_ms)
+                pending.add_settlements(found)
+                self._read_to[key] = settled_ms
+        self._horizon_ms = max(self._horizon_ms, upto_ms)
 
     async def _first_marks_ns(self, deadline: float) -> int:
         """The latest of the live mark stream's first updates (0: the node takes no mark
@@ -542,8 +570,8 @@ class _Timeline:
     def until(self, ts_ns: int | None) -> list[Bar | Settlement]:
         """The items before a trade at ``ts_ns`` (None: all), taken off the timeline."""
         n = 0
-        for at, rank, _ in self._items:
-            if ts_ns is not None and (at, rank) >= (ts_ns, _TRADE):
+        for at, _, _ in self._items:
+            if ts_ns is not None and at >= ts_ns:  # a trade comes first in its millisecond
                 break
             n += 1
         if not n:

@@ -27,7 +27,7 @@ import json
 import re
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -268,13 +268,22 @@ class MarkPriceFunding:
         exchange: SimulatedExchange,
         publish: Callable[[FundingPaid], None],
         bar: Callable[[], int],
+        settled: Mapping[str, int] | None = None,
     ) -> None:
+        """``settled``: each instrument's last settlement charged before this node (a
+        checkpoint's data marks): none is charged again."""
         self._exchange = exchange
         self._publish = publish
         self._bar = bar  # the bars received: where in the session a payment falls
         # instrument -> (rate, at ns, the last mark): the settlement the stream announced
         self._pending: dict[str, tuple[Decimal, int, Decimal]] = {}
-        self._settled: dict[str, int] = {}  # instrument -> its last settlement charged
+        # instrument -> its last settlement charged
+        self._settled: dict[str, int] = dict(settled or {})
+
+    @property
+    def settled(self) -> Mapping[str, int]:
+        """Each instrument's last settlement charged (a checkpoint keeps them)."""
+        return self._settled
 
     def on_update(self, update: BinanceFuturesMarkPriceUpdate) -> None:
         key = update.instrument_id.value

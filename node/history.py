@@ -43,6 +43,7 @@ WEIGHT_PER_MINUTE = 2000
 ATTEMPTS = 4  # per request: fewer than the classifier's transient budget (5 in 600 s)
 FUNDING_PATH = "/fapi/v1/fundingRate"
 NS_PER_MS = 1_000_000
+MS_PER_S = 1000
 
 
 class HistoryUnavailable(RuntimeError):
@@ -268,7 +269,12 @@ class VenueHistory:
             )
             rows = _funding_rows(raw)
             for at_ms, rate, mark in rows:
-                found.append(Settlement(instrument_id.value, at_ms * NS_PER_MS, rate, mark))
+                # The venue settles on the second its mark stream announced; a row's
+                # fundingTime may carry a few milliseconds past it. The settlement's time
+                # is the second: the same settlement as the live side charged (never
+                # twice), ordered before the bar of the period it ends.
+                at_ns = (at_ms - at_ms % MS_PER_S) * NS_PER_MS
+                found.append(Settlement(instrument_id.value, at_ns, rate, mark))
             if len(rows) < FUNDING_PAGE:
                 break
             start = rows[-1][0] + 1

@@ -77,7 +77,8 @@ class PositionView:
 @dataclass(frozen=True, slots=True)
 class DataMark:
     """Where a live feed stood for one instrument: its last trade (the venue's aggregate
-    trade id and its market time) and its last bar's close. A restarted binance-sandbox
+    trade id and its market time), its last bar's close and its last funding settlement
+    charged. A restarted binance-sandbox
     node replays the venue's history from here (``node.catchup``), so no trade is played
     twice and none is missed."""
 
@@ -85,6 +86,11 @@ class DataMark:
     trade_id: int = 0
     trade_ns: int = 0
     bar_ns: int = 0
+    # binance-sandbox: the last funding settlement charged. The bar of the period a
+    # settlement ends charges it (``node.funding``) before any trade past it comes, so
+    # the marks above can lie before a settlement already paid: the catch-up after a
+    # kill then would charge it again.
+    settled_ns: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from nautilus_trader.model.enums import AggressorSide
 from nautilus_trader.model.identifiers import InstrumentId, TradeId
 from nautilus_trader.model.objects import Price, Quantity
 
-from node.catchup import CatchUp, Plan, Seam, implied_touch
+from node.catchup import CatchUp, FeedMarks, Plan, Seam, implied_touch
 from node.history import HistoryUnavailable, Settlement, WeightBudget
 from protocol import DataMark
 
@@ -247,11 +247,34 @@ def mark_update(instrument: InstrumentId, at_s: float, next_s: float) -> CustomD
 
 
 def test_a_settlement_after_the_history_was_read_and_before_the_first_live_mark_is_charged():
-    """The restart reads the gap's settlements up to its start (80 s); one falls at 85 s,
-    before the live mark-price stream's first update reaches the node (86 s), which
-    announces only the next one (100 s). Neither side charged it: the restarted session
-    missed a payment the uninterrupted one made. The catch-up now reads the settlements
-    up to the first live mark update, and plays each before the gap's trades after it."""
+    """The restart reads the gap's settlements up to its start (80 s) and its trades up to
+    the live feed's first (82 s); one settles at 85 s, before the live mark-price stream's
+    first update reaches the node (86 s), which announces only the next one (100 s).
+    Neither side charged it: the restarted session missed a payment the uninterrupted one
+    made. The catch-up now reads the settlements up to the first live mark update."""
+    history = FakeHistory(
+        tapes={BTC.value: [trade(BTC, 11, 81), trade(BTC, 12, 82)], SOL.value: []},
+        settled=[
+            Settlement(BTC.value, T0 + 85 * S, Decimal("0.0001"), Decimal("100")),
+            Settlement(BTC.value, T0 + 100 * S, Decimal("0.0001"), Decimal("100")),
+        ],
+    )
+    live = [trade(BTC, 12, 82), mark_update(BTC, 86, 100), mark_update(SOL, 86, 100)]
+    played, charged, caught, source = run_catch_up(
+        history, marks_at(10, 499), now_s=80, live=live, mark_stream=True
+    )
+    kinds = [d for d in describe(played) if d != "Q"]
+    assert kinds == ["TBTC11", "TBTC12", "S@85"], kinds
+    assert [s.at_ns for s in charged] == [T0 + 85 * S], "100 s is the live side's"
+    assert caught.settlements == 1
+    assert source.forwarded == live[1:], "the mark updates go on, announcing 100 s"
+
+
+def test_a_settlement_past_the_first_read_plays_before_the_gaps_trades_after_it():
+    """The history's first read ends at the restart's start (80 s); the gap's trades go on
+    past it (its tape is read page by page until the live feed's first trade). A
+    settlement at 85 s was charged after every trade of the gap, on the position the
+    last of them left: now what settled up to a trade past the read is read first."""
     history = FakeHistory(
         tapes={
             BTC.value: [trade(BTC, 11, 83), trade(BTC, 12, 86), trade(BTC, 13, 87)],
@@ -259,15 +282,38 @@ def test_a_settlement_after_the_history_was_read_and_before_the_first_live_mark_
         },
         settled=[Settlement(BTC.value, T0 + 85 * S, Decimal("0.0001"), Decimal("100"))],
     )
-    live = [mark_update(BTC, 86, 100), trade(BTC, 13, 87), mark_update(SOL, 86, 100)]
-    played, charged, caught, source = run_catch_up(
-        history, marks_at(10, 499), now_s=80, live=live, mark_stream=True
+    played, charged, _, _ = run_catch_up(
+        history, marks_at(10, 499), now_s=80, live=[trade(BTC, 13, 87)]
     )
     kinds = [d for d in describe(played) if d != "Q"]
     assert kinds == ["TBTC11", "S@85", "TBTC12", "TBTC13"], kinds
     assert [s.at_ns for s in charged] == [T0 + 85 * S]
+
+
+def test_a_settlement_charged_before_the_kill_is_not_charged_again():
+    """The bar of the period a settlement ends charges it (``node.funding``) before any
+    trade past it: a checkpoint taken then has its last trade and bar before the
+    settlement, and a restart from there read the settlement again and charged it twice.
+    The checkpoint's marks hold the last settlement charged; the catch-up goes on after
+    it, and the feed's marks carry it into the next checkpoint."""
+    ms = S // 1000
+    mark = DataMark(BTC.value, 10, T0 + 59 * S, T0 + 60 * S - ms, settled_ns=T0 + 60 * S)
+    rate, px = Decimal("0.0001"), Decimal("100")
+    history = FakeHistory(
+        tapes={BTC.value: [trade(BTC, 11, 61), trade(BTC, 12, 121)], SOL.value: []},
+        settled=[
+            Settlement(BTC.value, T0 + 60 * S, rate, px),
+            Settlement(BTC.value, T0 + 120 * S, rate, px),
+        ],
+    )
+    _, charged, caught, _ = run_catch_up(history, {BTC.value: mark}, now_s=130)
+    assert [s.at_ns for s in charged] == [T0 + 120 * S]
     assert caught.settlements == 1
-    assert source.forwarded[0] is live[0], "the mark update goes on, announcing 100 s"
+    kept = FeedMarks([mark]).marks({BTC.value: T0 + 120 * S, SOL.value: T0 + 120 * S})
+    assert [(m.instrument_id, m.trade_id, m.settled_ns) for m in kept] == [
+        (BTC.value, 10, T0 + 120 * S),
+        (SOL.value, 0, T0 + 120 * S),
+    ]
 
 
 def test_the_seam_lets_through_only_what_the_gap_did_not_play():

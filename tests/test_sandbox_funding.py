@@ -5,6 +5,8 @@ position a settlement charges when the strategies act around it. (The emulator's
 
 from __future__ import annotations
 
+import asyncio
+import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -17,6 +19,7 @@ from nautilus_trader.model.objects import Money, Price, Quantity
 from nautilus_trader.test_kit.providers import TestInstrumentProvider
 
 from node.funding import MarkPriceFunding
+from node.history import VenueHistory
 from protocol import FundingPaid
 
 PERP = TestInstrumentProvider.btcusdt_perp_binance()
@@ -76,9 +79,12 @@ def trade(at_ns: int) -> TradeTick:
     return TradeTick(PERP.id, px, size, AggressorSide.BUYER, TradeId("1"), at_ns, at_ns)
 
 
-def sandbox(held: Held) -> tuple[MarkPriceFunding, list[FundingPaid]]:
+def sandbox(
+    held: Held, settled: dict[str, int] | None = None
+) -> tuple[MarkPriceFunding, list[FundingPaid]]:
     paid: list[FundingPaid] = []
-    funding = MarkPriceFunding(Venue([held]), paid.append, lambda: 0)  # type: ignore[arg-type]
+    venue = Venue([held])
+    funding = MarkPriceFunding(venue, paid.append, lambda: 0, settled)  # type: ignore[arg-type]
     funding.on_update(announced(SETTLES, SETTLES - 3 * S))
     return funding, paid
 
@@ -106,3 +112,46 @@ def test_a_bar_of_an_earlier_period_leaves_the_settlement_pending():
     assert paid == []
     funding.on_market(trade(SETTLES))  # a trade at the settlement's millisecond
     assert [p.quantity for p in paid] == [Decimal("0.004")]
+
+
+def test_a_settlement_charged_before_a_restart_is_not_charged_again():
+    """A restored node knows the last settlement its checkpoint says was charged: neither
+    the catch-up's charge of it nor the live feed's next trade pays it twice."""
+    held = Held(Decimal("0.004"))
+    funding, paid = sandbox(held, settled={str(PERP.id): SETTLES})
+    assert funding.settle(str(PERP.id), Decimal("0.0001"), Decimal("50000"), SETTLES) == 0
+    funding.on_market(trade(SETTLES + 5 * MS))
+    assert paid == []
+    assert funding.settled == {str(PERP.id): SETTLES}
+
+
+class FundingHistory:
+    """The venue's ``/fapi/v1/fundingRate`` rows, as its HTTP client returns them."""
+
+    def __init__(self, rows: list[dict[str, object]]) -> None:
+        self.rows = rows
+
+    async def send_request(
+        self,
+        http_method: object,
+        url_path: str,
+        payload: dict[str, str] | None = None,
+        ratelimiter_keys: list[str] | None = None,
+    ) -> bytes:
+        return json.dumps(self.rows).encode()
+
+
+def test_a_recorded_settlement_a_few_ms_past_its_second_is_the_settlement_on_the_second():
+    """The live side charged the settlement at the time the mark stream announced (on
+    the second); the venue's record of it may say a few milliseconds later. Taken as
+    such, the restart's catch-up charged it again (the checkpoint's last one is earlier)
+    and ordered it after the bar of the period it ends."""
+    row_ms = SETTLES // MS + 3
+    rows = [{"fundingTime": row_ms, "fundingRate": "0.00010000", "markPrice": "50000.0"}]
+    history = VenueHistory(None, FundingHistory(rows))  # type: ignore[arg-type]
+    (settled,) = asyncio.run(history.settlements(PERP.id, row_ms - 10, row_ms + 10))
+    assert settled.at_ns == SETTLES
+    held = Held(Decimal("0.004"))
+    funding, paid = sandbox(held, settled={str(PERP.id): SETTLES})
+    assert funding.settle(settled.instrument_id, settled.rate, settled.mark, settled.at_ns) == 0
+    assert paid == []
