@@ -86,9 +86,18 @@ from protocol import (
     TradingState,
     TradingStateChanged,
 )
-from storage import RunInfo, StorageError, Store, cap_output_log, prune_recordings, recordings_of
+from storage import (
+    BACKSTOP_PAGES,
+    WAL_EVERY_S,
+    RunInfo,
+    StorageError,
+    Store,
+    WalKeeper,
+    cap_output_log,
+    prune_recordings,
+    recordings_of,
+)
 from storage.store import ns_to_iso, utc_now
-from storage.wal import BACKSTOP_PAGES, WAL_EVERY_S, WalKeeper
 
 log = logging.getLogger(__name__)
 

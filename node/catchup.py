@@ -48,6 +48,7 @@ from nautilus_trader.model.events import OrderFilled
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.objects import Price
 
+from node.funding import KLINE_END_NS
 from node.history import HistoryUnavailable, Settlement, VenueHistory
 from protocol import CaughtUp, DataMark
 
@@ -73,12 +74,9 @@ class FeedMarks:
     def __init__(self, restored: Sequence[DataMark] = ()) -> None:
         self._trades: dict[str, tuple[int, int]] = {}
         self._bars: dict[str, int] = {}
-        self._settled: dict[str, int] = {}  # the restored last settlement charged
         for mark in restored:
             self._trades[mark.instrument_id] = (mark.trade_id, mark.trade_ns)
             self._bars[mark.instrument_id] = mark.bar_ns
-            if mark.settled_ns:
-                self._settled[mark.instrument_id] = mark.settled_ns
 
     def trade(self, tick: TradeTick) -> None:
         try:
@@ -94,10 +92,9 @@ class FeedMarks:
         self._bars[key] = max(self._bars.get(key, 0), bar.ts_event)
 
     def marks(self, settled: Mapping[str, int] | None = None) -> tuple[DataMark, ...]:
-        """``settled``: the last settlement each instrument's funding charged since."""
-        last = dict(self._settled)
-        for key, at_ns in (settled or {}).items():
-            last[key] = max(at_ns, last.get(key, 0))
+        """``settled``: the last settlement each instrument's funding charged (the
+        funding's own record, which starts from the restored marks')."""
+        last = settled or {}
         keys = sorted(set(self._trades) | set(self._bars) | set(last))
         return tuple(
             DataMark(
@@ -562,7 +559,8 @@ class _Timeline:
         self._add((int(b.ts_event), _BAR, b) for b in bars)
 
     def add_settlements(self, settlements: Iterable[Settlement]) -> None:
-        self._add((s.at_ns - NS_PER_MS, _SETTLEMENT, s) for s in settlements)
+        # at the close of the bar of the period it ends, before that bar
+        self._add((s.at_ns - KLINE_END_NS, _SETTLEMENT, s) for s in settlements)
 
     def _add(self, rows: Iterable[tuple[int, int, Bar | Settlement]]) -> None:
         self._items = sorted([*self._items, *rows], key=lambda row: (row[0], row[1]))
